@@ -1,0 +1,35 @@
+import os
+
+# Tests never touch the network: hub downloads fail fast instead of hanging.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "grocery_sample"
+SHARED_GROCERY = REPO.parent / "shared" / "datasets" / "grocery_store"
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture
+def tiny_data_kwargs() -> dict:
+    """The committed sample at a tiny size: fast enough for unit and end-to-end tests on CPU."""
+    return dict(train=str(SAMPLE / "train.txt"), val=str(SAMPLE / "val.txt"), classes=str(SAMPLE / "classes.csv"),
+                input_size=32, batch_size=16, num_workers=0, train_preset="light")

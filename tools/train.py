@@ -1,0 +1,19 @@
+#!/usr/bin/env python
+"""Train a model from YAML configs.
+
+    python tools/train.py --config configs/classification/grocery_resnet10t.yaml
+    python tools/train.py --config configs/classification/grocery_resnet10t.yaml --resume last
+    python tools/train.py --config configs/classification/demo.yaml --print_config
+
+Every key can be overridden on the command line (``--trainer.max_epochs 5 --data.batch_size 32``).
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from vision.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    main()

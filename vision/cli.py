@@ -1,0 +1,111 @@
+"""LightningCLI for every task: configs are YAML files in ``configs/`` (repeat ``--config`` to layer them).
+
+Data properties are linked into the model at instantiation (the number of classes, class
+names, the coarse table and the eval preprocessing), so an experiment file never repeats them.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+from vision.data.datamodule import ClassificationDataModule
+from vision.tasks.classification import ClassificationModule
+from vision.training import AtomicCheckpointIO
+
+# links shared by every task module: (datamodule property, model init arg)
+_LINKS = [
+    ("data.num_classes", "model.num_classes"),
+    ("data.num_coarse_classes", "model.num_coarse_classes"),
+    ("data.class_names", "model.class_names"),
+    ("data.coarse_names", "model.coarse_names"),
+    ("data.fine_to_coarse", "model.fine_to_coarse"),
+    ("data.preprocessing_dict", "model.preprocessing"),
+]
+
+
+def trainer_defaults() -> dict:
+    """Defaults that suit the users: any accelerator, mixed precision on GPU, safe checkpoints."""
+    return {
+        "accelerator": "auto",
+        "devices": "auto",
+        "precision": "16-mixed" if torch.cuda.is_available() else "32-true",
+        "plugins": [AtomicCheckpointIO()],
+    }
+
+
+class VisionCLI(LightningCLI):
+    """``tools/train.py``: fit, then (with ``--zoo_name``) evaluate and save the model to the zoo."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for source, target in _LINKS:
+            parser.link_arguments(source, target, apply_on="instantiate")
+        parser.add_argument("--resume", type=str | None, default=None,
+                            help="'last' to continue from <run>/checkpoints/last.ckpt, or a checkpoint path")
+        parser.add_argument("--zoo_name", type=str | None, default=None,
+                            help="after training, save the (EMA) weights to the zoo under this name")
+        parser.add_argument("--zoo_dir", type=str | None, default=None, help="zoo folder (default: weights/)")
+        parser.add_argument("--zoo_half", type=bool, default=False, help="store zoo weights as float16")
+        parser.add_argument("--zoo_notes", type=str, default="", help="free text stored in the model card")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({
+            "checkpoint.filename": "epoch{epoch:03d}",
+            "checkpoint.auto_insert_metric_name": False,
+            "checkpoint.save_last": True,
+            # Lightning writes last.ckpt only when a top-k checkpoint is written in the same step, so
+            # "top-1 by recency" (monitor=None) is what keeps last.ckpt current after every epoch for --resume.
+            "checkpoint.save_top_k": 1,
+            "checkpoint.monitor": None,
+            "checkpoint.every_n_epochs": 1,
+        })
+
+    def before_instantiate_classes(self) -> None:
+        pl.seed_everything(self.config.get("seed", 0), workers=True)
+
+
+def checkpoint_dir(trainer: pl.Trainer) -> Path:
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.dirpath:
+            return Path(cb.dirpath)
+    return Path(trainer.default_root_dir) / "checkpoints"
+
+
+def resolve_resume(resume: str | None, trainer: pl.Trainer) -> str | None:
+    if not resume:
+        return None
+    if resume == "last":
+        last = checkpoint_dir(trainer) / "last.ckpt"
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume last: no checkpoint at {last}; start without --resume")
+        return str(last)
+    if not Path(resume).is_file():
+        raise FileNotFoundError(f"--resume: checkpoint {resume} not found")
+    return resume
+
+
+def main(args: list[str] | None = None) -> VisionCLI:
+    argv = sys.argv[1:] if args is None else args
+    cli = VisionCLI(ClassificationModule, ClassificationDataModule, run=False, args=argv,
+                    trainer_defaults=trainer_defaults(), save_config_kwargs={"overwrite": True},
+                    parser_kwargs={"default_env": False})
+    cfg = cli.config
+    trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    ckpt = resolve_resume(cfg.get("resume"), trainer)
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    if cfg.get("zoo_name") and trainer.is_global_zero:
+        from vision.zoo import classifier_card, save_model
+
+        results = trainer.validate(model, datamodule=data, verbose=False)[0]
+        metrics = {k.split("/", 1)[1]: round(float(v), 4) for k, v in results.items() if k.startswith("val/")}
+        card = classifier_card(cfg.zoo_name, dict(model.hparams), metrics={f"val_{k}": v for k, v in metrics.items()},
+                               command="python tools/train.py " + shlex.join(argv), notes=cfg.get("zoo_notes", ""))
+        card = save_model(model.eval_model, card, cfg.get("zoo_dir"), half=cfg.get("zoo_half", False))
+        print(f"saved {card.name} to the zoo: {card.file} sha256={card.sha256[:12]} metrics={card.metrics}")
+    return cli

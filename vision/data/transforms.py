@@ -1,0 +1,125 @@
+"""Albumentations pipelines: named train presets and the one eval transform.
+
+The eval transform is built only from a :class:`Preprocessing` record, which is stored with
+every trained model, so training-time validation, ``tools/eval.py``, ``tools/predict.py`` and
+the inference API all preprocess identically (timm's ``resolve_model_data_config`` idea).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+# albumentations checks PyPI for a newer version at import time; we run offline.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+from albumentations.pytorch import ToTensorV2  # noqa: E402
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
+                   "area": cv2.INTER_AREA}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Everything inference needs to reproduce eval preprocessing exactly.
+
+    Eval = resize the shorter side to ``round(input_size / crop_pct)``, centre-crop
+    ``input_size``, scale to [0, 1], normalise with ``mean``/``std``.
+    """
+
+    input_size: int = 224
+    crop_pct: float = 0.875
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.input_size < 8:
+            raise ValueError(f"preprocessing.input_size must be >= 8, got {self.input_size}")
+        if not 0.1 <= self.crop_pct <= 1.0:
+            raise ValueError(f"preprocessing.crop_pct must be in [0.1, 1], got {self.crop_pct}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"preprocessing.mean/std need 3 values each and std > 0, got {self.mean} / {self.std}")
+        if self.interpolation not in _INTERPOLATIONS:
+            raise ValueError(f"preprocessing.interpolation must be one of {sorted(_INTERPOLATIONS)}, "
+                             f"got {self.interpolation!r}")
+        # tuples, so records read back from JSON compare equal to the originals
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+    @property
+    def resize_size(self) -> int:
+        return int(round(self.input_size / self.crop_pct))
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown preprocessing field(s) {sorted(unknown)}")
+        return cls(**d)
+
+
+def _finish(pre: Preprocessing) -> list:
+    return [A.Normalize(mean=pre.mean, std=pre.std, max_pixel_value=255.0), ToTensorV2()]
+
+
+def build_eval_transform(pre: Preprocessing) -> A.Compose:
+    """The eval/inference transform: HxWx3 uint8 RGB -> normalised CHW float tensor."""
+    interp = _INTERPOLATIONS[pre.interpolation]
+    return A.Compose([
+        A.SmallestMaxSize(max_size=pre.resize_size, interpolation=interp),
+        A.CenterCrop(height=pre.input_size, width=pre.input_size),
+        *_finish(pre),
+    ])
+
+
+def _light(pre: Preprocessing) -> list:
+    size = (pre.input_size, pre.input_size)
+    return [A.RandomResizedCrop(size=size, scale=(0.35, 1.0)), A.HorizontalFlip()]
+
+
+def _standard(pre: Preprocessing) -> list:
+    # the "plain" ImageNet recipe: RRC + flip + colour jitter
+    size = (pre.input_size, pre.input_size)
+    return [A.RandomResizedCrop(size=size, scale=(0.08, 1.0)), A.HorizontalFlip(),
+            A.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0)]
+
+
+def _fine_grained(pre: Preprocessing) -> list:
+    # Products differ by colour (apple varieties, carton brands), so hue is left alone;
+    # crops stay large enough to keep the label visible; photo-like degradations model phone shots.
+    size = (pre.input_size, pre.input_size)
+    return [
+        A.RandomResizedCrop(size=size, scale=(0.25, 1.0), ratio=(0.75, 1.333)),
+        A.HorizontalFlip(),
+        A.Affine(rotate=(-15, 15), p=0.3),
+        A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.2, hue=0.0, p=0.8),
+        A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.ImageCompression(quality_range=(40, 90)),
+                 A.GaussNoise(std_range=(0.02, 0.08))], p=0.3),
+    ]
+
+
+TRAIN_PRESETS: dict[str, Callable[[Preprocessing], list]] = {
+    "none": lambda pre: [],
+    "light": _light,
+    "standard": _standard,
+    "fine_grained": _fine_grained,
+}
+
+
+def build_train_transform(preset: str, pre: Preprocessing) -> A.Compose:
+    """A named training pipeline; ``"none"`` gives the eval transform (useful for debugging)."""
+    if preset not in TRAIN_PRESETS:
+        raise ValueError(f"unknown train preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
+    ops = TRAIN_PRESETS[preset](pre)
+    if not ops:
+        return build_eval_transform(pre)
+    return A.Compose([*ops, *_finish(pre)])

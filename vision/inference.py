@@ -1,0 +1,75 @@
+"""Python inference API for classifiers: images in (any size, mode or container), top-k out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vision.data.io import load_image
+from vision.data.transforms import build_eval_transform
+from vision.zoo import load_model
+
+ImageInput = str | Path | Image.Image | np.ndarray | torch.Tensor
+
+
+def to_rgb_array(image: ImageInput) -> np.ndarray:
+    """Any supported image input -> HxWx3 uint8 RGB. Tensors are CHW (uint8, or float in [0, 1])."""
+    if isinstance(image, torch.Tensor):
+        t = image.detach().cpu()
+        if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
+            raise TypeError(f"image tensor must be CHW with 1, 3 or 4 channels, got shape {tuple(t.shape)}")
+        image = t.permute(1, 2, 0).numpy()
+    return load_image(image)
+
+
+class ImageClassifier:
+    """Top-k classification with a zoo model; preprocessing comes from the model's card.
+
+    Example::
+
+        clf = ImageClassifier.from_pretrained("grocery_resnet10t")
+        clf.predict(["photo.jpg"], topk=3)[0]["topk"][0]   # {'label': 'Oatly-Oat-Milk', 'index': 52, 'score': 0.91}
+    """
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None):
+        if not hasattr(model, "card"):
+            raise TypeError("model has no .card; load it with vision.load_model")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.card = model.card
+        self.transform = build_eval_transform(self.card.data_config)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: str | None = None) -> "ImageClassifier":
+        return cls(load_model(name_or_path), device)
+
+    def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        return torch.stack([self.transform(image=to_rgb_array(im))["image"] for im in images])
+
+    @torch.inference_mode()
+    def logits(self, images: Sequence[ImageInput], batch_size: int = 32) -> torch.Tensor:
+        out = [self.model(self.preprocess(images[i:i + batch_size]).to(self.device)).float().cpu()
+               for i in range(0, len(images), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, self.model.num_classes)
+
+    def predict(self, images: Sequence[ImageInput] | ImageInput, topk: int = 5, batch_size: int = 32
+                ) -> list[dict[str, Any]]:
+        """One dict per image: ``topk`` (label, index, score) and, when the model has coarse classes,
+        ``coarse`` (the coarse class of the top fine prediction)."""
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        probs = self.logits(images, batch_size).softmax(-1)
+        k = min(topk, probs.shape[1])
+        scores, indices = probs.topk(k, dim=-1)
+        names, coarse_names, f2c = self.card.class_names, self.card.coarse_names, self.card.fine_to_coarse
+        results = []
+        for s_row, i_row in zip(scores.tolist(), indices.tolist()):
+            item = {"topk": [{"label": names[i], "index": i, "score": round(s, 6)} for s, i in zip(s_row, i_row)]}
+            if coarse_names and f2c:
+                item["coarse"] = coarse_names[f2c[i_row[0]]]
+            results.append(item)
+        return results

@@ -1,0 +1,6 @@
+from vision.zoo.card import ModelCard
+from vision.zoo.registry import (ZooError, build_model, classifier_card, default_zoo_dir, list_models, load_model,
+                                 read_card, read_manifest, save_model)
+
+__all__ = ["ModelCard", "ZooError", "build_model", "classifier_card", "default_zoo_dir", "list_models", "load_model",
+           "read_card", "read_manifest", "save_model"]
