@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from vision.data.datamodule import ClassificationDataModule
 from vision.tasks.classification import ClassificationModule
-from vision.training import AtomicCheckpointIO
 
 # links shared by every task module: (datamodule property, model init arg)
 _LINKS = [
@@ -30,13 +29,19 @@ _LINKS = [
 ]
 
 
+def _default_precision() -> str:
+    if not torch.cuda.is_available():
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
 def trainer_defaults() -> dict:
     """Defaults that suit the users: any accelerator, mixed precision on GPU, safe checkpoints."""
     return {
         "accelerator": "auto",
         "devices": "auto",
-        "precision": "16-mixed" if torch.cuda.is_available() else "32-true",
-        "plugins": [AtomicCheckpointIO()],
+        "precision": _default_precision(),
+        "plugins": [{"class_path": "vision.training.AtomicCheckpointIO"}],
     }
 
 
@@ -53,7 +58,6 @@ class VisionCLI(LightningCLI):
         parser.add_argument("--zoo_dir", type=str | None, default=None, help="zoo folder (default: weights/)")
         parser.add_argument("--zoo_half", type=bool, default=False, help="store zoo weights as float16")
         parser.add_argument("--zoo_notes", type=str, default="", help="free text stored in the model card")
-        parser.add_argument("--seed", type=int, default=0)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.filename": "epoch{epoch:03d}",
@@ -65,9 +69,6 @@ class VisionCLI(LightningCLI):
             "checkpoint.monitor": None,
             "checkpoint.every_n_epochs": 1,
         })
-
-    def before_instantiate_classes(self) -> None:
-        pl.seed_everything(self.config.get("seed", 0), workers=True)
 
 
 def checkpoint_dir(trainer: pl.Trainer) -> Path:
@@ -91,21 +92,31 @@ def resolve_resume(resume: str | None, trainer: pl.Trainer) -> str | None:
 
 
 def main(args: list[str] | None = None) -> VisionCLI:
+    """Entry point of ``tools/train.py``; ``args`` replaces ``sys.argv[1:]`` (for tests and notebooks)."""
     argv = sys.argv[1:] if args is None else args
-    cli = VisionCLI(ClassificationModule, ClassificationDataModule, run=False, args=argv,
-                    trainer_defaults=trainer_defaults(), save_config_kwargs={"overwrite": True},
-                    parser_kwargs={"default_env": False})
+    cli = VisionCLI(ClassificationModule, ClassificationDataModule, run=False, args=args,
+                    trainer_defaults=trainer_defaults(), seed_everything_default=0,
+                    save_config_kwargs={"overwrite": True}, parser_kwargs={"default_env": False})
     cfg = cli.config
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     ckpt = resolve_resume(cfg.get("resume"), trainer)
     trainer.fit(model, datamodule=data, ckpt_path=ckpt, weights_only=True)
-    if cfg.get("zoo_name") and trainer.is_global_zero:
-        from vision.zoo import classifier_card, save_model
+    if cfg.get("zoo_name"):
+        save_to_zoo(cli, argv)
+    return cli
 
-        results = trainer.validate(model, datamodule=data, verbose=False)[0]
-        metrics = {k.split("/", 1)[1]: round(float(v), 4) for k, v in results.items() if k.startswith("val/")}
-        card = classifier_card(cfg.zoo_name, dict(model.hparams), metrics={f"val_{k}": v for k, v in metrics.items()},
-                               command="python tools/train.py " + shlex.join(argv), notes=cfg.get("zoo_notes", ""))
+
+def save_to_zoo(cli: VisionCLI, argv: list[str]) -> None:
+    """Validate the final (EMA) weights and write them with their card to the zoo."""
+    from vision.zoo import classifier_card, save_model
+
+    cfg, trainer, model = cli.config, cli.trainer, cli.model
+    # every rank validates (the metrics all-reduce), only rank 0 writes
+    results = trainer.validate(model, datamodule=cli.datamodule, verbose=False)[0]
+    if trainer.is_global_zero:
+        metrics = {f"val_{k.split('/', 1)[1]}": round(float(v), 4) for k, v in results.items()
+                   if k.startswith("val/")}
+        card = classifier_card(cfg.zoo_name, dict(model.hparams), metrics=metrics, notes=cfg.get("zoo_notes", ""),
+                               command="python tools/train.py " + shlex.join(argv))
         card = save_model(model.eval_model, card, cfg.get("zoo_dir"), half=cfg.get("zoo_half", False))
         print(f"saved {card.name} to the zoo: {card.file} sha256={card.sha256[:12]} metrics={card.metrics}")
-    return cli
