@@ -15,17 +15,16 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-from vision.data.datamodule import ClassificationDataModule
-from vision.tasks.classification import ClassificationModule
 
-# links shared by every task module: (datamodule property, model init arg)
+# (datamodule property, model init arg) linked at instantiation; a task module that lacks an
+# argument simply does not receive it, so one list serves every task
 _LINKS = [
-    ("data.num_classes", "model.num_classes"),
-    ("data.num_coarse_classes", "model.num_coarse_classes"),
-    ("data.class_names", "model.class_names"),
-    ("data.coarse_names", "model.coarse_names"),
-    ("data.fine_to_coarse", "model.fine_to_coarse"),
-    ("data.preprocessing_dict", "model.preprocessing"),
+    ("data.num_classes", "model.init_args.num_classes"),
+    ("data.num_coarse_classes", "model.init_args.num_coarse_classes"),
+    ("data.class_names", "model.init_args.class_names"),
+    ("data.coarse_names", "model.init_args.coarse_names"),
+    ("data.fine_to_coarse", "model.init_args.fine_to_coarse"),
+    ("data.preprocessing_dict", "model.init_args.preprocessing"),
 ]
 
 
@@ -46,7 +45,12 @@ def trainer_defaults() -> dict:
 
 
 class VisionCLI(LightningCLI):
-    """``tools/train.py``: fit, then (with ``--zoo_name``) evaluate and save the model to the zoo."""
+    """``tools/train.py``: fit, then (with ``--zoo_name``) evaluate and save the model to the zoo.
+
+    ``model`` and ``data`` are any LightningModule / LightningDataModule given by ``class_path``
+    (the task table lives in the configs); a task module offers ``eval_model`` and ``model_card``
+    to be saved to the zoo.
+    """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for source, target in _LINKS:
@@ -94,7 +98,8 @@ def resolve_resume(resume: str | None, trainer: pl.Trainer) -> str | None:
 def main(args: list[str] | None = None) -> VisionCLI:
     """Entry point of ``tools/train.py``; ``args`` replaces ``sys.argv[1:]`` (for tests and notebooks)."""
     argv = sys.argv[1:] if args is None else args
-    cli = VisionCLI(ClassificationModule, ClassificationDataModule, run=False, args=args,
+    cli = VisionCLI(pl.LightningModule, pl.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                    run=False, args=args,
                     trainer_defaults=trainer_defaults(), seed_everything_default=0,
                     save_config_kwargs={"overwrite": True}, parser_kwargs={"default_env": False})
     cfg = cli.config
@@ -108,7 +113,7 @@ def main(args: list[str] | None = None) -> VisionCLI:
 
 def save_to_zoo(cli: VisionCLI, argv: list[str]) -> None:
     """Validate the final (EMA) weights and write them with their card to the zoo."""
-    from vision.zoo import classifier_card, save_model
+    from vision.zoo import save_model
 
     cfg, trainer, model = cli.config, cli.trainer, cli.model
     # every rank validates (the metrics all-reduce), only rank 0 writes
@@ -116,7 +121,7 @@ def save_to_zoo(cli: VisionCLI, argv: list[str]) -> None:
     if trainer.is_global_zero:
         metrics = {f"val_{k.split('/', 1)[1]}": round(float(v), 4) for k, v in results.items()
                    if k.startswith("val/")}
-        card = classifier_card(cfg.zoo_name, dict(model.hparams), metrics=metrics, notes=cfg.get("zoo_notes", ""),
-                               command="python tools/train.py " + shlex.join(argv))
+        card = model.model_card(cfg.zoo_name, metrics=metrics, notes=cfg.get("zoo_notes", ""),
+                                command="python tools/train.py " + shlex.join(argv))
         card = save_model(model.eval_model, card, cfg.get("zoo_dir"), half=cfg.get("zoo_half", False))
         print(f"saved {card.name} to the zoo: {card.file} sha256={card.sha256[:12]} metrics={card.metrics}")

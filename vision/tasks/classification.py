@@ -9,10 +9,9 @@ auxiliary task.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
@@ -25,7 +24,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from vision.models.classifier import ProductClassifier
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from vision.zoo import ModelCard
+
 
 
 def _default_optimizer(params):
@@ -217,6 +218,12 @@ class ClassificationModule(pl.LightningModule):
         else:
             scheduler = cosine
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def model_card(self, name: str, **extra) -> "ModelCard":
+        """The zoo card for :attr:`eval_model` (see ``vision.zoo.save_model``)."""
+        from vision.zoo import classifier_card
+
+        return classifier_card(name, dict(self.hparams), **extra)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vision_task"] = "classification"
