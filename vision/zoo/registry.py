@@ -46,7 +46,14 @@ def _build_classifier(card: ModelCard) -> nn.Module:
     return ProductClassifier(card.architecture, cfg["num_classes"], cfg.get("num_coarse_classes"), pretrained=False)
 
 
-TASK_BUILDERS: dict[str, Callable[[ModelCard], nn.Module]] = {"classification": _build_classifier}
+def _build_detector(card: ModelCard) -> nn.Module:
+    from vision.models.detector import build_detection_model
+
+    return build_detection_model(card.config["yaml"], card.config["num_classes"], card.class_names or None)
+
+
+TASK_BUILDERS: dict[str, Callable[[ModelCard], nn.Module]] = {"classification": _build_classifier,
+                                                              "detection": _build_detector}
 
 
 def build_model(card: ModelCard) -> nn.Module:
@@ -192,10 +199,15 @@ def _from_lightning_checkpoint(path: Path) -> tuple[nn.Module, ModelCard]:
         raise ZooError(f"checkpoint {path} not found")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     task = ckpt.get("vision_task")
-    if task != "classification":
+    if task not in ("classification", "detection"):
         raise ZooError(f"{path}: not a vision checkpoint with a known task (vision_task={task!r})")
     hp = ckpt["hyper_parameters"]
-    card = classifier_card(path.stem, hp)
+    if task == "detection":
+        from vision.tasks.detection import detection_card
+
+        card = detection_card(path.stem, hp)
+    else:
+        card = classifier_card(path.stem, hp)
     model = build_model(card)
     prefix = "ema.module." if any(k.startswith("ema.module.") for k in ckpt["state_dict"]) else "model."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}

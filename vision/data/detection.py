@@ -1,0 +1,210 @@
+"""YOLO-format detection data (ultralytics ``data.yaml``) for Lightning, with ultralytics' own augmentation.
+
+Example::
+
+    dm = YoloDataModule("data/logo_sample/data.yaml", imgsz=320, batch_size=16)
+    dm.setup("fit"); batch = next(iter(dm.train_dataloader()))   # ultralytics' collated dict
+
+``check_yolo_labels`` runs first and names every malformed label line (file:line); those lines are
+dropped (ultralytics itself would drop the whole file), or raise with ``strict_labels=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytorch_lightning as pl
+import yaml as pyyaml
+from torch.utils.data import DataLoader
+
+from vision import ultralytics_compat as ulc
+
+STRIDE = 32
+
+
+class LabelError(ValueError):
+    """Malformed YOLO label lines (raised by ``check_yolo_labels(strict=True)``)."""
+
+
+@dataclass
+class LabelCheck:
+    """What ``check_yolo_labels`` found: ``issues`` as ``"file:line: reason"``, cleaned text of bad files."""
+
+    files: int = 0
+    boxes: int = 0
+    backgrounds: int = 0
+    issues: list[str] = field(default_factory=list)
+    cleaned: dict[Path, str] = field(default_factory=dict)
+
+
+def check_yolo_labels(label_dir: str | os.PathLike, num_classes: int, strict: bool = False) -> LabelCheck:
+    """Check every ``*.txt`` under ``label_dir``: 5 fields, class id in ``[0, num_classes)``, coords in [0, 1].
+
+    Each bad line is reported as ``path:line: reason`` (one warning) and left out of ``cleaned``;
+    empty files count as backgrounds. ``strict=True`` raises :class:`LabelError` instead.
+    """
+    report = LabelCheck()
+    for path in sorted(Path(label_dir).rglob("*.txt")):
+        report.files += 1
+        good, bad = [], False
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            reason = _label_line_problem(line.split(), num_classes)
+            if reason:
+                report.issues.append(f"{path}:{number}: {reason}")
+                bad = True
+            else:
+                good.append(line.strip())
+        report.boxes += len(good)
+        report.backgrounds += not good
+        if bad:
+            report.cleaned[path] = "".join(f"{line}\n" for line in good)
+    if report.issues:
+        message = f"{len(report.issues)} malformed label line(s) in {label_dir}:\n  " + "\n  ".join(report.issues)
+        if strict:
+            raise LabelError(message)
+        warnings.warn(message + "\n(these lines are skipped)", stacklevel=2)
+    return report
+
+
+def _label_line_problem(fields: list[str], num_classes: int) -> str | None:
+    if len(fields) != 5:
+        return f"expected 5 fields 'class x y w h', got {len(fields)}"
+    try:
+        cls, *coords = (float(v) for v in fields)
+    except ValueError:
+        return f"non-numeric field in {' '.join(fields)!r}"
+    if cls != int(cls) or not 0 <= cls < num_classes:
+        return f"class id {fields[0]} out of range [0, {num_classes})"
+    if not all(0.0 <= c <= 1.0 for c in coords):
+        return f"coordinates {' '.join(fields[1:])} outside [0, 1]"
+    if coords[2] <= 0 or coords[3] <= 0:
+        return f"non-positive box size {fields[3]} x {fields[4]}"
+    return None
+
+
+def read_data_yaml(path: str | os.PathLike) -> dict:
+    """An ultralytics ``data.yaml`` with ``path`` resolved (relative or absent: against the yaml's folder)."""
+    path = Path(path)
+    data = pyyaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    names = data.get("names")
+    if isinstance(names, list):
+        names = dict(enumerate(names))
+    if not isinstance(names, dict) or not names:
+        raise ValueError(f"{path}: 'names' must be a non-empty list or mapping")
+    data["names"] = {int(k): str(v) for k, v in names.items()}
+    data["nc"] = len(data["names"])
+    root = Path(data.get("path") or ".")
+    data["path"] = str(root if root.is_absolute() else (path.parent / root).resolve())
+    for split in ("train", "val"):
+        if split not in data:
+            raise ValueError(f"{path}: missing '{split}'")
+        data[split] = str(Path(data["path"]) / data[split])
+    data.setdefault("channels", 3)
+    return data
+
+
+class YoloDataModule(pl.LightningDataModule):
+    """Train/val loaders over ultralytics' ``YOLODataset`` (mosaic, random affine, HSV, flips from ultralytics).
+
+    The switches map onto ultralytics hyper-parameters; ``False``/0 turns an augmentation off.
+    """
+
+    def __init__(self, data_yaml: str, imgsz: int = 640, batch_size: int = 16, num_workers: int = 2,
+                 mosaic: float = 1.0, random_affine: bool = True, hsv: bool = True, fliplr: float = 0.5,
+                 flipud: float = 0.0, strict_labels: bool = False):
+        super().__init__()
+        if imgsz % STRIDE:
+            raise ValueError(f"imgsz must be a multiple of {STRIDE}, got {imgsz}")
+        self.data_yaml, self.imgsz, self.batch_size, self.num_workers = data_yaml, imgsz, batch_size, num_workers
+        self.augment = dict(mosaic=mosaic, random_affine=random_affine, hsv=hsv, fliplr=fliplr, flipud=flipud)
+        self.strict_labels = strict_labels
+        self.data = read_data_yaml(data_yaml)
+        self.datasets: dict = {}
+        self._cleaned_dir: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return self.data["nc"]
+
+    @property
+    def class_names(self) -> list[str]:
+        return [self.data["names"][i] for i in range(self.num_classes)]
+
+    @property
+    def preprocessing_dict(self) -> dict:
+        from vision.tasks.detection import yolo_preprocessing
+
+        return yolo_preprocessing(self.imgsz)
+
+    def hyperparameters(self):
+        """ultralytics' default hyper-parameters with our switches applied."""
+        hyp = ulc.default_hyperparameters()
+        a = self.augment
+        hyp.task, hyp.imgsz, hyp.rect, hyp.cache = "detect", self.imgsz, False, False
+        hyp.single_cls, hyp.classes = False, None
+        hyp.mosaic, hyp.mixup, hyp.cutmix, hyp.copy_paste = float(a["mosaic"]), 0.0, 0.0, 0.0
+        hyp.fliplr, hyp.flipud = float(a["fliplr"]), float(a["flipud"])
+        if not a["random_affine"]:
+            hyp.degrees = hyp.translate = hyp.scale = hyp.shear = hyp.perspective = 0.0
+        if not a["hsv"]:
+            hyp.hsv_h = hyp.hsv_s = hyp.hsv_v = 0.0
+        return hyp
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in ("train", "val"):
+            if split in self.datasets:
+                continue
+            images = self._checked_images_dir(split)
+            self.datasets[split] = ulc.build_yolo_dataset(
+                self.hyperparameters(), str(images), self.batch_size, self.data,
+                mode="train" if split == "train" else "val", stride=STRIDE, fraction=1.0)
+
+    def _checked_images_dir(self, split: str) -> Path:
+        """The split's image folder, or a mirror whose labels have the malformed lines removed."""
+        images = Path(self.data[split])
+        labels = _labels_dir(images)
+        if not labels.is_dir():
+            return images  # no labels at all: every image is a background
+        report = check_yolo_labels(labels, self.num_classes, strict=self.strict_labels)
+        if not report.cleaned:
+            return images
+        # ultralytics finds labels by replacing 'images' with 'labels' in each image path, so mirror both
+        if self._cleaned_dir is None:
+            self._cleaned_dir = tempfile.TemporaryDirectory(prefix="vision-yolo-labels-")
+        root = Path(self._cleaned_dir.name) / split
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "images" / images.name).symlink_to(images.resolve(), target_is_directory=True)
+        for path in labels.rglob("*.txt"):
+            target = root / "labels" / images.name / path.relative_to(labels)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(report.cleaned.get(path, path.read_text(encoding="utf-8", errors="replace")))
+        return root / "images" / images.name
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          collate_fn=type(dataset).collate_fn, persistent_workers=self.num_workers > 0,
+                          drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+
+def _labels_dir(images: Path) -> Path:
+    """``.../images/train`` -> ``.../labels/train`` (the last ``images`` component, as ultralytics does)."""
+    parts = list(images.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            return Path(*parts)
+    return images
+
