@@ -32,7 +32,7 @@ class ImageClassifier:
     Example::
 
         clf = ImageClassifier.from_pretrained("grocery_resnet10t")
-        clf.predict(["photo.jpg"], topk=3)[0]["topk"][0]   # {'label': 'Oatly-Oat-Milk', 'index': 52, 'score': 0.91}
+        clf.predict(["photo.jpg"], topk=3)[0]["topk"][0]   # {'label': 'Oatly-Oat-Milk', 'index': 45, 'score': 0.48}
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None):
