@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
-from vision.data.io import IMG_EXTENSIONS, ImageLoadError, load_image  # noqa: E402
+from vision.data.io import ImageLoadError, list_images, load_image  # noqa: E402
 from vision.inference import ImageClassifier  # noqa: E402
 
 
@@ -26,7 +26,7 @@ def collect_images(inputs: list[Path]) -> list[Path]:
     files = []
     for item in inputs:
         if item.is_dir():
-            files += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+            files += list_images(item)
         elif item.is_file():
             files.append(item)
         else:

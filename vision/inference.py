@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +24,11 @@ def to_rgb_array(image: ImageInput) -> np.ndarray:
             raise TypeError(f"image tensor must be CHW with 1, 3 or 4 channels, got shape {tuple(t.shape)}")
         image = t.permute(1, 2, 0).numpy()
     return load_image(image)
+
+
+def to_batch(images: Sequence[ImageInput], transform: Callable) -> torch.Tensor:
+    """Images of any size and mode -> one NCHW float batch through an eval ``transform``."""
+    return torch.stack([transform(image=to_rgb_array(im))["image"] for im in images])
 
 
 class ImageClassifier:
@@ -48,7 +53,7 @@ class ImageClassifier:
         return cls(load_model(name_or_path), device)
 
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        return torch.stack([self.transform(image=to_rgb_array(im))["image"] for im in images])
+        return to_batch(images, self.transform)
 
     @torch.inference_mode()
     def logits(self, images: Sequence[ImageInput], batch_size: int = 32) -> torch.Tensor:

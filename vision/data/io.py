@@ -30,6 +30,7 @@ __all__ = [
     "ImageLoadError",
     "ImageTooLargeError",
     "find_unreadable",
+    "list_images",
     "load_image",
     "verify_image",
 ]
@@ -86,6 +87,13 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int 
         return _decode_path(os.fspath(source), max_pixels, draft_size, convert=True)
     raise TypeError(f"unsupported image source of type {type(source).__name__}; "
                     "expected a path, a PIL.Image.Image or a numpy array")
+
+
+def list_images(folder) -> list:
+    """Image files under ``folder`` (recursive, by extension), sorted."""
+    from pathlib import Path
+
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
 
 
 def verify_image(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:

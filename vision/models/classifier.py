@@ -51,3 +51,19 @@ class ProductClassifier(nn.Module):
     def reset_classifier(self, num_classes: int, num_coarse_classes: int | None = None) -> None:
         self.head = nn.Linear(self.num_features, num_classes)
         self.coarse_head = nn.Linear(self.num_features, num_coarse_classes) if num_coarse_classes else None
+
+
+class PooledFeatures(nn.Module):
+    """Wraps a timm-interface model so ``forward`` returns pooled backbone features (``pre_logits``).
+
+    Used by ONNX export (``output="features"``) and by :class:`vision.features.FeatureExtractor`, so both
+    backends compute the same thing.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.num_features = model.num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
