@@ -98,3 +98,15 @@ def test_atomic_checkpoint_io_keeps_the_old_file_when_saving_fails(tmp_path, mon
     monkeypatch.undo()
     assert io.load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+
+def test_zero_warmup_starts_at_full_lr_with_the_same_scheduler_shape(tiny_data_kwargs, monkeypatch):
+    # the scheduler is a SequentialLR either way, so checkpoints resume across warmup settings
+    dm = ClassificationDataModule(**tiny_data_kwargs)
+    module = _module(dm, warmup_epochs=0, optimizer=lambda p: torch.optim.SGD(p, lr=0.5))
+    monkeypatch.setattr(pl.Trainer, "estimated_stepping_batches", property(lambda self: 10))
+    module.trainer = pl.Trainer(max_epochs=2, logger=False)
+    config = module.configure_optimizers()
+    assert type(config["lr_scheduler"]["scheduler"]).__name__ == "SequentialLR"
+    assert config["optimizer"].param_groups[0]["lr"] == pytest.approx(0.5)

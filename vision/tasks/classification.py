@@ -209,14 +209,16 @@ class ClassificationModule(pl.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         steps_per_epoch = total / max(1, self.trainer.max_epochs or 1)
         warmup = min(total - 1, int(round(self.hparams.warmup_epochs * steps_per_epoch)))
+        # Always the same SequentialLR shape (a no-op ramp when warmup is 0), so a checkpoint's
+        # scheduler state loads whatever the resumed run's warmup works out to.
+        ramp_steps = max(1, warmup)
+        base_lr = optimizer.param_groups[0]["lr"]  # read before the ramp scales it down
+        ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01 if warmup > 0 else 1.0,
+                                                 total_iters=ramp_steps)
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, total - warmup),
-            eta_min=optimizer.param_groups[0]["lr"] * self.hparams.min_lr_ratio)
-        if warmup > 0:
-            ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
-            scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
-        else:
-            scheduler = cosine
+            optimizer, T_max=max(1, total - ramp_steps),
+            eta_min=base_lr * self.hparams.min_lr_ratio)
+        scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[ramp_steps])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def model_card(self, name: str, **extra) -> "ModelCard":
