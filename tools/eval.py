@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pytorch_lightning as pl  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from vision.data.datasets import ClassTable, LabeledImages, ManifestError, read_manifest, scan_image_folder  # noqa: E402
+from vision.data.datasets import ClassTable, LabeledImages, ManifestError, Sample, read_manifest, scan_image_folder  # noqa: E402,E501
 from vision.data.transforms import build_eval_transform  # noqa: E402
 from vision.tasks.classification import ClassificationModule  # noqa: E402
 from vision.zoo import load_model  # noqa: E402
@@ -50,7 +50,7 @@ def read_split(data: Path, root: Path | None, table: ClassTable, classes_file: P
         unknown = [n for n in folder_table.names if n not in table.names]
         if unknown:
             raise ManifestError(f"{data}: class folders {unknown[:5]} are not classes of the model")
-        return [type(s)(s.path, table.names.index(folder_table.names[s.label])) for s in samples]
+        return [Sample(s.path, table.names.index(folder_table.names[s.label])) for s in samples]
     return read_manifest(data, root, table)
 
 

@@ -8,7 +8,7 @@ the inference API all preprocess identically (timm's ``resolve_model_data_config
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 # albumentations checks PyPI for a newer version at import time; we run offline.

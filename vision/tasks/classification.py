@@ -9,7 +9,6 @@ auxiliary task.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,6 @@ from vision.models.classifier import ProductClassifier
 
 if TYPE_CHECKING:
     from vision.zoo import ModelCard
-
 
 
 def _default_optimizer(params):

@@ -199,15 +199,9 @@ def _from_lightning_checkpoint(path: Path) -> tuple[nn.Module, ModelCard]:
         raise ZooError(f"checkpoint {path} not found")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     task = ckpt.get("vision_task")
-    if task not in ("classification", "detection"):
+    if task not in CHECKPOINT_CARDS:
         raise ZooError(f"{path}: not a vision checkpoint with a known task (vision_task={task!r})")
-    hp = ckpt["hyper_parameters"]
-    if task == "detection":
-        from vision.tasks.detection import detection_card
-
-        card = detection_card(path.stem, hp)
-    else:
-        card = classifier_card(path.stem, hp)
+    card = CHECKPOINT_CARDS[task](path.stem, ckpt["hyper_parameters"])
     model = build_model(card)
     prefix = "ema.module." if any(k.startswith("ema.module.") for k in ckpt["state_dict"]) else "model."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
@@ -227,3 +221,14 @@ def classifier_card(name: str, hparams: dict, **extra) -> ModelCard:
         preprocessing=hparams.get("preprocessing") or Preprocessing().to_dict(),
         class_names=list(hparams.get("class_names") or [str(i) for i in range(hparams["num_classes"])]),
         coarse_names=hparams.get("coarse_names"), fine_to_coarse=hparams.get("fine_to_coarse"), **extra)
+
+
+def _detection_card(name: str, hparams: dict, **extra) -> ModelCard:
+    from vision.tasks.detection import detection_card  # imports ultralytics: only when needed
+
+    return detection_card(name, hparams, **extra)
+
+
+# task -> card from a Lightning checkpoint's hyper-parameters (the counterpart of TASK_BUILDERS)
+CHECKPOINT_CARDS: dict[str, Callable[..., ModelCard]] = {"classification": classifier_card,
+                                                         "detection": _detection_card}
