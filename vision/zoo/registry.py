@@ -52,8 +52,15 @@ def _build_detector(card: ModelCard) -> nn.Module:
     return build_detection_model(card.config["yaml"], card.config["num_classes"], card.class_names or None)
 
 
+def _build_embedder(card: ModelCard) -> nn.Module:
+    from vision.models.embedder import EmbeddingNet
+
+    return EmbeddingNet(card.architecture, card.config["embedding_size"], pretrained=False)
+
+
 TASK_BUILDERS: dict[str, Callable[[ModelCard], nn.Module]] = {"classification": _build_classifier,
-                                                              "detection": _build_detector}
+                                                              "detection": _build_detector,
+                                                              "embedding": _build_embedder}
 
 
 def build_model(card: ModelCard) -> nn.Module:
@@ -229,6 +236,13 @@ def _detection_card(name: str, hparams: dict, **extra) -> ModelCard:
     return detection_card(name, hparams, **extra)
 
 
+def _embedding_card(name: str, hparams: dict, **extra) -> ModelCard:
+    from vision.tasks.brand import embedding_card
+
+    return embedding_card(name, hparams, **extra)
+
+
 # task -> card from a Lightning checkpoint's hyper-parameters (the counterpart of TASK_BUILDERS)
 CHECKPOINT_CARDS: dict[str, Callable[..., ModelCard]] = {"classification": classifier_card,
-                                                         "detection": _detection_card}
+                                                         "detection": _detection_card,
+                                                         "embedding": _embedding_card}

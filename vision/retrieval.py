@@ -1,0 +1,79 @@
+"""Inner-product nearest-neighbour search (faiss) and retrieval metrics for unit-norm embeddings.
+
+Embeddings are L2-normalised, so inner product is cosine similarity; every index here uses it (pytorch-metric-
+learning's default k-NN is L2, which is why its AccuracyCalculator gets an inner-product faiss k-NN here).
+
+Example::
+
+    index = build_index(gallery_vectors, kind="hnsw")
+    scores, ids = index.search(query_vectors, 5)
+    retrieval_metrics(queries, query_labels, gallery, gallery_labels)   # {'recall@1': ..., 'map@r': ...}
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import faiss
+import numpy as np
+
+INDEX_KINDS = ("flat", "hnsw")
+
+
+def as_vectors(x, dim: int | None = None, what: str = "vectors") -> np.ndarray:
+    """``x`` as a C-contiguous float32 ``(N, D)`` array (faiss' only input), checking ``D`` against ``dim``."""
+    array = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    if array.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D (N, D) array, got shape {array.shape}")
+    if dim is not None and array.shape[1] != dim:
+        raise ValueError(f"{what} have dimension {array.shape[1]}, expected {dim}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} contain NaN or infinite values")
+    return array
+
+
+def build_index(vectors, kind: str = "flat", hnsw_m: int = 32, ef_construction: int = 80,
+                ef_search: int = 64) -> faiss.Index:
+    """An inner-product faiss index holding ``vectors``: exact ``flat`` (IndexFlatIP) or approximate ``hnsw``."""
+    vectors = as_vectors(vectors)
+    dim = vectors.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        index.hnsw.efSearch = ef_search
+    else:
+        raise ValueError(f"unknown index kind {kind!r}; choose one of {INDEX_KINDS}")
+    if len(vectors):
+        index.add(vectors)
+    return index
+
+
+def retrieval_metrics(query, query_labels: Sequence[int], reference, reference_labels: Sequence[int],
+                      ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Recall@k (a correct reference among the ``k`` nearest), precision@1 and MAP@R of queries against references.
+
+    Precision@1 and MAP@R come from pytorch-metric-learning's ``AccuracyCalculator`` with an exact inner-product
+    faiss k-NN; recall@k is computed from the same kind of search.
+    """
+    import torch
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from pytorch_metric_learning.utils.inference import FaissKNN
+
+    query, reference = as_vectors(query, what="queries"), as_vectors(reference, what="references")
+    q_labels, r_labels = np.asarray(query_labels), np.asarray(reference_labels)
+    if len(query) == 0 or len(reference) == 0:
+        raise ValueError("retrieval metrics need at least one query and one reference")
+    k = min(max(ks), len(reference))
+    _, ids = build_index(reference).search(query, k)
+    hits = r_labels[ids] == q_labels[:, None]
+    metrics = {f"recall@{kk}": float(hits[:, :kk].any(1).mean()) for kk in ks if kk <= k}
+    knn = FaissKNN(index_init_fn=faiss.IndexFlatIP)
+    calculator = AccuracyCalculator(include=("precision_at_1", "mean_average_precision_at_r"),
+                                    k="max_bin_count", knn_func=knn)
+    acc = calculator.get_accuracy(torch.from_numpy(query), torch.from_numpy(q_labels),
+                                  torch.from_numpy(reference), torch.from_numpy(r_labels), ref_includes_query=False)
+    metrics["precision@1"] = float(acc["precision_at_1"])
+    metrics["map@r"] = float(acc["mean_average_precision_at_r"])
+    return metrics

@@ -1,0 +1,181 @@
+"""LightningModule for brand embeddings by metric learning (pytorch-metric-learning losses and miners).
+
+Validation embeds the gallery and query images of brands never seen in training and reports recall@1/5,
+precision@1 and MAP@R of queries against the gallery (:func:`vision.retrieval.retrieval_metrics`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import OptimizerCallable
+from timm.utils import ModelEmaV3
+
+from vision.models.embedder import EmbeddingNet
+from vision.tasks.classification import warmup_cosine_schedule
+
+if TYPE_CHECKING:
+    from vision.zoo import ModelCard
+
+
+def _default_optimizer(params):
+    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
+
+
+def build_loss(name: str, num_classes: int, embedding_size: int, **kwargs) -> torch.nn.Module:
+    """A pytorch-metric-learning loss by class name; ``num_classes``/``embedding_size`` go to losses that own
+    weights (ArcFace, SubCenterArcFace, CosFace, ProxyAnchor, NormalizedSoftmax, ...) and not to pair losses."""
+    from pytorch_metric_learning import losses
+
+    cls = _pml_class(losses, name, "loss")
+    if _accepts(cls, "num_classes"):
+        kwargs = {"num_classes": num_classes, "embedding_size": embedding_size, **kwargs}
+    return cls(**kwargs)
+
+
+def build_miner(name: str | None, **kwargs) -> torch.nn.Module | None:
+    """A pytorch-metric-learning miner by class name (``MultiSimilarityMiner``, ...), or ``None``."""
+    from pytorch_metric_learning import miners
+
+    return None if not name else _pml_class(miners, name, "miner")(**kwargs)
+
+
+def _pml_class(module, name: str, what: str) -> type:
+    cls = getattr(module, name, None)
+    if not isinstance(cls, type):
+        known = sorted(n for n in dir(module) if n[0].isupper() and ("Loss" in n or "Miner" in n))
+        raise ValueError(f"unknown pytorch-metric-learning {what} {name!r}; known: {known}")
+    return cls
+
+
+def _accepts(cls: type, arg: str) -> bool:
+    # ArcFace-style losses take num_classes through *args of a parent's __init__
+    return any(arg in inspect.signature(k.__init__).parameters for k in cls.__mro__ if "__init__" in vars(k))
+
+
+class BrandEmbeddingModule(pl.LightningModule):
+    """Trains an :class:`EmbeddingNet` with a pytorch-metric-learning ``loss`` (and optional ``miner``).
+
+    ``loss`` / ``miner`` are class names in ``pytorch_metric_learning.losses`` / ``.miners`` with their keyword
+    arguments in ``loss_kwargs`` / ``miner_kwargs``, e.g. ``ArcFaceLoss`` {margin: 28.6, scale: 30},
+    ``SubCenterArcFaceLoss``, ``ProxyAnchorLoss``, ``MultiSimilarityLoss`` + ``MultiSimilarityMiner``. The loss is a
+    submodule, so its weights (class centres, proxies) are optimised, at ``loss_lr_multiplier`` times the learning
+    rate, and checkpointed. ``num_classes`` and ``preprocessing`` are linked from :class:`BrandDataModule`.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet10t",
+        pretrained: bool | str = False,
+        embedding_size: int = 128,
+        num_classes: int = 2,
+        preprocessing: dict | None = None,
+        loss: str = "ArcFaceLoss",
+        loss_kwargs: dict[str, Any] | None = None,
+        miner: str | None = None,
+        miner_kwargs: dict[str, Any] | None = None,
+        loss_lr_multiplier: float = 10.0,
+        drop_path_rate: float = 0.0,
+        ema_decay: float | None = None,
+        optimizer: OptimizerCallable = _default_optimizer,
+        warmup_epochs: float = 1.0,
+        min_lr_ratio: float = 0.01,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.optimizer_factory = optimizer
+        self.model = EmbeddingNet(backbone, embedding_size, pretrained=pretrained, drop_path_rate=drop_path_rate)
+        self.loss_fn = build_loss(loss, num_classes, embedding_size, **(loss_kwargs or {}))
+        self.miner = build_miner(miner, **(miner_kwargs or {}))
+        self.ema = ModelEmaV3(self.model, decay=ema_decay, use_warmup=True) if ema_decay else None
+        self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    @property
+    def eval_model(self) -> EmbeddingNet:
+        """The weights used for validation and export: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.eval_model(x)
+
+    # --- training
+    def training_step(self, batch, batch_idx):
+        x, labels = batch[0], batch[1]
+        embeddings = self.model(x)
+        pairs = self.miner(embeddings, labels) if self.miner is not None else None
+        loss = self.loss_fn(embeddings, labels, pairs)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.global_step)
+
+    # --- evaluation: gallery and queries of unseen brands, retrieval metrics at the end of the epoch
+    def _eval_step(self, batch) -> None:
+        x, labels, is_query = batch
+        self._eval_outputs.append((self.eval_model(x).float().cpu(), labels.cpu(), is_query.cpu()))
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_retrieval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_retrieval("test")
+
+    def _log_retrieval(self, stage: str) -> None:
+        from vision.retrieval import retrieval_metrics
+
+        if not self._eval_outputs:
+            return
+        embeddings, labels, is_query = (torch.cat(t).numpy() for t in zip(*self._eval_outputs))
+        self._eval_outputs.clear()
+        queries, gallery = is_query == 1, is_query == 0
+        if not queries.any() or not gallery.any():
+            return   # e.g. a sanity check that saw only gallery images
+        metrics = retrieval_metrics(embeddings[queries], labels[queries], embeddings[gallery], labels[gallery])
+        for name, value in metrics.items():
+            self.log(f"{stage}/{name.replace('@', '_at_')}", float(value), prog_bar=name == "recall@1")
+
+    # --- optimisation: the classifier's recipe plus a param group for the loss's own weights
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 else decay).append(p)
+        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        loss_params = [p for p in self.loss_fn.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(groups)
+        if loss_params:
+            lr = optimizer.param_groups[0]["lr"] * self.hparams.loss_lr_multiplier
+            optimizer.add_param_group({"params": loss_params, "lr": lr, "initial_lr": lr, "weight_decay": 0.0})
+        return warmup_cosine_schedule(optimizer, self.trainer, self.hparams.warmup_epochs, self.hparams.min_lr_ratio)
+
+    def model_card(self, name: str, **extra) -> "ModelCard":
+        """The zoo card for :attr:`eval_model` (see ``vision.zoo.save_model``)."""
+        return embedding_card(name, dict(self.hparams), **extra)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vision_task"] = "embedding"
+
+
+def embedding_card(name: str, hparams: dict, **extra) -> "ModelCard":
+    """A zoo card (task ``embedding``) for a :class:`BrandEmbeddingModule`'s network from its hyper-parameters."""
+    from vision.data.transforms import Preprocessing
+    from vision.zoo import ModelCard
+
+    return ModelCard(name=name, task="embedding", architecture=hparams["backbone"],
+                     config={"embedding_size": hparams["embedding_size"], "loss": hparams.get("loss"),
+                             "train_classes": hparams.get("num_classes")},
+                     preprocessing=hparams.get("preprocessing") or Preprocessing(input_size=96, crop_pct=1.0).to_dict(),
+                     **extra)
+
