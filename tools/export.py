@@ -1,11 +1,16 @@
 #!/usr/bin/env python
-"""Export a zoo model for deployment (ONNX for now), with its card embedded and a parity report beside it.
+"""Export a zoo model for deployment (ONNX, INT8 ONNX, TensorRT plan, Triton repository), each artifact carrying
+its model card and a parity report beside it; an export that fails its parity gate is refused with the numbers.
 
     python tools/export.py --model grocery_resnet10t --format onnx --output features --out export/grocery_features.onnx
-    python tools/export.py --model weights/grocery_resnet10t.safetensors --out export/grocery.onnx \
-        --calib-images data/grocery_sample/val
+    python tools/export.py --model grocery_resnet10t --format onnx-int8 \
+        --calib-dir ../shared/datasets/grocery_store/train --parity-dir ../shared/datasets/grocery_store/val
+    python tools/export.py --model grocery_resnet10t --format tensorrt --precision fp16 --batch 1,8,32   # GPU
+    python tools/export.py --model grocery_resnet10t --format triton --serving onnxruntime --out export/triton
 
-``--calib-images`` adds real images (a few per run) to the random inputs of the parity check.
+``--out`` defaults to ``export/<model>[.<output>]<suffix>`` (``export/triton`` for triton). Options a format does
+not take are refused (see ``vision.export.FORMATS``). ``--calib-images`` adds a few real images to the random
+inputs of the fp32 parity check.
 """
 
 from __future__ import annotations
@@ -18,37 +23,55 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vision.data.io import list_images  # noqa: E402
-from vision.export import ExportError, export_onnx  # noqa: E402
+from vision.export import FORMATS, ExportError, export  # noqa: E402
 from vision.zoo import ZooError, load_model  # noqa: E402
 
-CALIB_IMAGES = 16
-FORMATS = {"onnx": export_onnx}
-PLANNED = {"tensorrt": "tensorrt: not implemented yet (export onnx and build a plan with trtexec for now)"}
+SAMPLE_IMAGES = 16
+EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="zoo name, .safetensors file or Lightning .ckpt")
-    ap.add_argument("--format", default="onnx", choices=sorted({*FORMATS, *PLANNED}))
-    ap.add_argument("--output", default="logits", choices=["logits", "features"])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--calib-images", type=Path, help="folder of images for the parity check")
-    ap.add_argument("--opset", type=int, default=17)
+    ap.add_argument("--format", default="onnx", choices=sorted(FORMATS))
+    ap.add_argument("--output", help="output kind (classification: logits | features); default per task")
+    ap.add_argument("--out", type=Path, help="artifact path (a repository folder for --format triton)")
+    ap.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="tensorrt / triton")
+    ap.add_argument("--batch", help="TensorRT profile min,opt,max (default 1,8,32)")
+    ap.add_argument("--calib-dir", type=Path, help="representative images for INT8 calibration")
+    ap.add_argument("--parity-dir", type=Path, help="held-out images for the INT8 parity gate")
+    ap.add_argument("--calib-images", type=Path, help="folder of images added to the fp32 parity check")
+    ap.add_argument("--serving", choices=["onnxruntime", "tensorrt"], help="triton: the backend to serve with")
+    ap.add_argument("--max-batch-size", type=int, help="triton: max_batch_size (plans: at most the profile max)")
+    ap.add_argument("--instance-kind", choices=["KIND_CPU", "KIND_GPU"], help="triton instance group kind")
+    ap.add_argument("--name", help="triton model name (default <model>_<backend>)")
+    ap.add_argument("--opset", type=int)
     ap.add_argument("--no-simplify", action="store_true")
     args = ap.parse_args(argv)
 
-    if args.format in PLANNED:
-        raise SystemExit(f"error: {PLANNED[args.format]}")
-    samples = list_images(args.calib_images)[:CALIB_IMAGES] if args.calib_images else None
+    given = {"output": args.output, "precision": args.precision, "batch": args.batch, "calib_dir": args.calib_dir,
+             "parity_dir": args.parity_dir, "serving": args.serving, "max_batch_size": args.max_batch_size,
+             "instance_kind": args.instance_kind, "name": args.name, "opset": args.opset,
+             "simplify": False if args.no_simplify else None,
+             "sample_images": list_images(args.calib_images)[:SAMPLE_IMAGES] if args.calib_images else None}
+    options = {k: v for k, v in given.items() if v is not None}
     try:
         model = load_model(args.model)
-        path = FORMATS[args.format](model, args.out, opset=args.opset, simplify=not args.no_simplify,
-                                    output=args.output, sample_images=samples)
+        out = args.out or default_out(model.card.name, args.format, args.output)
+        path = export(model, args.format, out, **options)
     except (ExportError, ZooError) as e:
         raise SystemExit(f"error: {e}")
-    report = json.loads(path.with_name(path.name + ".parity.json").read_text())
-    print(f"wrote {path} ({args.output}); parity: {json.dumps(report)}", file=sys.stderr)
+    report = path / "vision.json" if path.is_dir() else path.with_name(path.name + ".parity.json")
+    parity = json.loads(report.read_text())
+    parity = parity.get("parity", parity)
+    print(f"wrote {path}; parity: {json.dumps(parity)}", file=sys.stderr)
     return 0
+
+
+def default_out(name: str, format: str, output: str | None) -> Path:
+    if format == "triton":
+        return EXPORT_DIR / "triton"
+    return EXPORT_DIR / f"{name}{f'.{output}' if output else ''}{FORMATS[format].suffix}"
 
 
 if __name__ == "__main__":

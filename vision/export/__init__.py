@@ -1,12 +1,83 @@
-"""Deployment exports of zoo models: a table of formats, each a function ``(model, path, **options) -> Path``.
+"""Deployment exports of zoo models: one exporter with a table of formats and the options each one takes.
+
+Every format writes metadata into its artifact (the model card) and a parity report beside it, and refuses an
+artifact that misses the parity gate of its precision.
 
 Example::
 
-    from vision.export import export_onnx
-    export_onnx(vision.load_model("grocery_resnet10t"), "export/grocery.onnx", output="features")
+    from vision.export import export
+    export(vision.load_model("grocery_resnet10t"), "onnx-int8", "export/grocery.int8.onnx",
+           calib_dir="../shared/datasets/grocery_store/train")
 """
 
-from vision.export.onnx import (ExportError, OUTPUT_KINDS, export_onnx, parity_report,  # noqa: F401
-                                read_onnx_metadata)
+from __future__ import annotations
 
-__all__ = ["ExportError", "OUTPUT_KINDS", "export_onnx", "parity_report", "read_onnx_metadata"]
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from vision.export.onnx import (DEFAULT_OUTPUT, OUTPUT_KINDS, ExportError, export_onnx,  # noqa: F401
+                                parity_report, read_onnx_metadata)
+
+
+def _export_onnx_int8(model, path, **options):
+    from vision.export.quantize import export_onnx_int8
+
+    return export_onnx_int8(model, path, **options)
+
+
+def _export_tensorrt(model, path, **options):
+    from vision.export.tensorrt import export_tensorrt
+
+    return export_tensorrt(model, path, **options)
+
+
+def _export_triton(model, path, **options):
+    from vision.export.triton import export_triton
+
+    return export_triton(model, path, **options)
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """An export function ``(model, path, **options) -> Path``, the options it takes and its default file name."""
+
+    export: Callable[..., Path]
+    options: frozenset[str]
+    suffix: str
+    needs: str = ""
+
+
+_COMMON = frozenset({"output", "opset", "simplify", "sample_images"})
+_CALIBRATION = frozenset({"calib_dir", "parity_dir", "min_images", "max_images"})
+FORMATS: dict[str, ExportFormat] = {
+    "onnx": ExportFormat(export_onnx, _COMMON | {"dynamic_batch"}, ".onnx"),
+    "onnx-int8": ExportFormat(_export_onnx_int8, _COMMON | _CALIBRATION | {
+        "quant_format", "calibrate_method", "per_channel", "reduce_range"}, ".int8.onnx"),
+    "tensorrt": ExportFormat(_export_tensorrt, _COMMON | _CALIBRATION | {
+        "precision", "batch", "calib_cache_dir", "workspace_bytes"}, ".plan",
+        needs="the [tensorrt] extra and an NVIDIA GPU"),
+    "triton": ExportFormat(_export_triton, _COMMON | _CALIBRATION | {
+        "serving", "precision", "batch", "calib_cache_dir", "name", "max_batch_size", "instance_kind",
+        "instance_count"}, "", needs="serving=tensorrt: the [tensorrt] extra and an NVIDIA GPU"),
+}
+
+
+def export(model: nn.Module, format: str, path: str | Path, **options) -> Path:
+    """Export ``model`` (a zoo model with ``.card``) as ``format`` to ``path`` (a repository folder for triton).
+
+    Options a format does not take are an error naming them and the ones it does take.
+    """
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}; choose one of {sorted(FORMATS)}")
+    spec = FORMATS[format]
+    unknown = sorted(set(options) - spec.options)
+    if unknown:
+        raise ExportError(f"format {format!r} does not take {unknown}; it takes {sorted(spec.options)}")
+    return spec.export(model, Path(path), **options)
+
+
+__all__ = ["DEFAULT_OUTPUT", "ExportError", "ExportFormat", "FORMATS", "OUTPUT_KINDS", "export", "export_onnx",
+           "parity_report", "read_onnx_metadata"]
