@@ -1,0 +1,237 @@
+"""A gallery of brand embeddings: add or remove brands without retraining, search it, say "unknown".
+
+Vectors are unit-norm embeddings from one zoo model (task ``embedding``); search is inner product (cosine) with
+faiss, exact (``IndexFlatIP``) by default or HNSW for large galleries. A brand may hold several vectors (e.g.
+several canonical renders); its score for a query is its best vector's. A query whose best score is below the
+gallery's ``threshold`` (calibrated on validation queries of known brands, see :meth:`calibrate_threshold`) is
+``"unknown"``.
+
+Example::
+
+    fx = FeatureExtractor.from_pretrained("brand_resnet10t")
+    gallery = BrandGallery.from_folder(fx, "logos/")           # logos/<brand>/*.png
+    gallery.add("newco", fx(["newco.png"]))
+    gallery.identify(fx(["crop.jpg"]))        # [{'brand': 'newco', 'score': 0.91, 'best': 'newco'}]
+    gallery.save("weights/my_gallery.npz"); BrandGallery.load("weights/my_gallery.npz", model=fx.card)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+
+from vision.fileio import atomic_path
+from vision.retrieval import INDEX_KINDS, as_vectors, build_index
+
+if TYPE_CHECKING:
+    from vision.features import FeatureExtractor
+    from vision.zoo import ModelCard
+
+UNKNOWN = "unknown"
+_FORMAT = 1
+
+
+class GalleryError(ValueError):
+    """A gallery problem: empty, duplicate or missing brand, wrong embedding size, another model's gallery."""
+
+
+class BrandGallery:
+    """Brand names and their embeddings, searchable by inner product.
+
+    ``model_name`` / ``model_sha256`` / ``dim`` record the embedding model the vectors came from; a gallery is only
+    searched with embeddings of that model (:meth:`check_model`). ``index``: ``"flat"`` (exact) or ``"hnsw"``.
+    """
+
+    def __init__(self, dim: int, model_name: str = "", model_sha256: str = "", threshold: float | None = None,
+                 index: str = "flat", hnsw_m: int = 32, ef_search: int = 64):
+        if dim < 1:
+            raise GalleryError(f"embedding size must be >= 1, got {dim}")
+        if index not in INDEX_KINDS:
+            raise GalleryError(f"unknown index kind {index!r}; choose one of {INDEX_KINDS}")
+        self.dim, self.model_name, self.model_sha256 = int(dim), model_name, model_sha256
+        self.threshold = threshold
+        self.index_kind, self.hnsw_m, self.ef_search = index, hnsw_m, ef_search
+        self._vectors = np.empty((0, self.dim), np.float32)
+        self._owner: list[str] = []          # brand of each vector row
+        self._index = None                   # rebuilt lazily after a change
+
+    # --- building
+    @classmethod
+    def for_model(cls, extractor: "FeatureExtractor", **kwargs) -> "BrandGallery":
+        """An empty gallery for ``extractor``'s model (name, sha256 and embedding size recorded)."""
+        return cls(extractor.dim, extractor.card.name, extractor.card.sha256, **kwargs)
+
+    @classmethod
+    def from_images(cls, extractor: "FeatureExtractor", images: Mapping[str, Sequence], batch_size: int = 64,
+                    **kwargs) -> "BrandGallery":
+        """A gallery of ``{brand: [image, ...]}`` (paths, PIL images or arrays), embedded by ``extractor``."""
+        gallery = cls.for_model(extractor, **kwargs)
+        for brand, brand_images in images.items():
+            gallery.add(brand, extractor(list(brand_images), batch_size=batch_size))
+        return gallery
+
+    @classmethod
+    def from_folder(cls, extractor: "FeatureExtractor", folder: str | os.PathLike, **kwargs) -> "BrandGallery":
+        """A gallery from ``folder/<brand>/*`` images (canonical logos, or any labelled brand crops)."""
+        from vision.data.datasets import scan_image_folder
+
+        samples, table = scan_image_folder(folder)
+        by_brand: dict[str, list[Path]] = {}
+        for s in samples:
+            by_brand.setdefault(table.names[s.label], []).append(s.path)
+        return cls.from_images(extractor, by_brand, **kwargs)
+
+    def add(self, brand: str, vectors, replace: bool = False) -> None:
+        """Add ``brand`` with one or more embeddings (``(D,)`` or ``(N, D)``); an existing name needs ``replace``."""
+        brand = str(brand).strip()
+        if not brand:
+            raise GalleryError("brand name is empty")
+        if brand == UNKNOWN:
+            raise GalleryError(f"{UNKNOWN!r} is reserved for rejected queries; pick another brand name")
+        vectors = np.asarray(vectors, np.float32)
+        vectors = as_vectors(vectors[None] if vectors.ndim == 1 else vectors, self.dim,
+                             what=f"embeddings of brand {brand!r}")
+        if len(vectors) == 0:
+            raise GalleryError(f"brand {brand!r}: no embeddings given")
+        if brand in self:
+            if not replace:
+                raise GalleryError(f"brand {brand!r} is already in the gallery; pass replace=True to replace it")
+            self.remove(brand)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if (norms < 1e-6).any():
+            raise GalleryError(f"brand {brand!r}: an embedding has zero norm")
+        self._vectors = np.concatenate([self._vectors, vectors / norms])
+        self._owner += [brand] * len(vectors)
+        self._index = None
+
+    def remove(self, brand: str) -> None:
+        if brand not in self:
+            raise GalleryError(f"brand {brand!r} is not in the gallery ({len(self)} brands)")
+        keep = np.array([o != brand for o in self._owner])
+        self._vectors = self._vectors[keep]
+        self._owner = [o for o in self._owner if o != brand]
+        self._index = None
+
+    # --- inspecting
+    @property
+    def brands(self) -> list[str]:
+        """Brand names in insertion order."""
+        return list(dict.fromkeys(self._owner))
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._vectors.copy()
+
+    def __len__(self) -> int:
+        return len(set(self._owner))
+
+    def __contains__(self, brand: object) -> bool:
+        return brand in set(self._owner)
+
+    def __repr__(self) -> str:
+        return (f"BrandGallery({len(self)} brands, {len(self._owner)} vectors, dim={self.dim}, "
+                f"model={self.model_name!r}, threshold={self.threshold}, index={self.index_kind!r})")
+
+    def check_model(self, card: "ModelCard", dim: int | None = None) -> None:
+        """Raise :class:`GalleryError` unless embeddings of the model with ``card`` can be searched here."""
+        if dim is not None and dim != self.dim:
+            raise GalleryError(f"embedding size mismatch: model {card.name!r} makes {dim}-d embeddings, the gallery "
+                               f"holds {self.dim}-d ones")
+        if self.model_name and card.name != self.model_name:
+            raise GalleryError(f"the gallery was built with model {self.model_name!r}, not {card.name!r}; "
+                               "rebuild it with this model")
+        if self.model_sha256 and card.sha256 and card.sha256 != self.model_sha256:
+            raise GalleryError(f"the gallery was built with another version of model {card.name!r} (sha256 "
+                               f"{self.model_sha256[:12]}..., this model {card.sha256[:12]}...); rebuild it")
+
+    # --- searching
+    def _search_index(self):
+        if not self._owner:
+            raise GalleryError("the gallery is empty: add brands before searching it")
+        if self._index is None:
+            self._index = build_index(self._vectors, self.index_kind, hnsw_m=self.hnsw_m, ef_search=self.ef_search)
+        return self._index
+
+    def search(self, queries, k: int = 5) -> list[list[tuple[str, float]]]:
+        """The ``k`` best brands per query as ``(brand, cosine score)``, best first (one score per brand)."""
+        index = self._search_index()
+        queries = as_vectors(np.atleast_2d(np.asarray(queries, np.float32)), self.dim, what="query embeddings")
+        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        # brands may hold several vectors: fetch enough neighbours to fill k distinct brands in the usual case
+        per_brand = -(-len(self._owner) // len(self))
+        depth = min(len(self._owner), max(k * per_brand, k))
+        scores, ids = index.search(queries, depth)
+        results = []
+        for row_scores, row_ids in zip(scores, ids):
+            best: dict[str, float] = {}
+            for score, i in zip(row_scores, row_ids):
+                if i >= 0 and self._owner[i] not in best:
+                    best[self._owner[i]] = float(score)
+            results.append(list(best.items())[:k])
+        return results
+
+    def identify(self, queries, threshold: float | None = None) -> list[dict]:
+        """Per query ``{"brand", "score", "best"}``: ``brand`` is ``"unknown"`` when ``score`` (the best brand's
+        cosine similarity) is below ``threshold`` (default: the gallery's own; ``None`` accepts everything)."""
+        threshold = self.threshold if threshold is None else threshold
+        out = []
+        for top in self.search(queries, k=1):
+            best, score = top[0]
+            accepted = threshold is None or score >= threshold
+            out.append({"brand": best if accepted else UNKNOWN, "score": round(score, 6), "best": best})
+        return out
+
+    def calibrate_threshold(self, known_queries, false_reject_rate: float = 0.05) -> float:
+        """Set :attr:`threshold` so that ``false_reject_rate`` of ``known_queries`` (embeddings of brands in the
+        gallery, e.g. validation crops) score below it, and return it."""
+        if not 0 <= false_reject_rate < 1:
+            raise GalleryError(f"false_reject_rate must be in [0, 1), got {false_reject_rate}")
+        scores = np.array([top[0][1] for top in self.search(known_queries, k=1)])
+        if len(scores) == 0:
+            raise GalleryError("calibration needs at least one known query")
+        self.threshold = float(np.quantile(scores, false_reject_rate))
+        return self.threshold
+
+    # --- files
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write vectors, brand names, the model's name/sha256, embedding size, threshold and index settings to
+        one ``.npz`` file, atomically (no pickles)."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise GalleryError(f"{path}: a gallery file must end in .npz")
+        meta = {"format": _FORMAT, "dim": self.dim, "model_name": self.model_name,
+                "model_sha256": self.model_sha256, "threshold": self.threshold, "index": self.index_kind,
+                "hnsw_m": self.hnsw_m, "ef_search": self.ef_search}
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, vectors=self._vectors, owner=np.array(self._owner, dtype=str),
+                         meta=np.array(json.dumps(meta)))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, model: "ModelCard | None" = None, dim: int | None = None
+             ) -> "BrandGallery":
+        """Read a gallery file; with ``model`` (a card) and ``dim``, refuse a gallery made by another model."""
+        path = Path(path)
+        if not path.is_file():
+            raise GalleryError(f"gallery file {path} not found")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                vectors, owner = data["vectors"].astype(np.float32), [str(o) for o in data["owner"]]
+        except (OSError, ValueError, KeyError) as e:
+            raise GalleryError(f"{path}: not a readable gallery file ({e})") from None
+        if meta.get("format") != _FORMAT:
+            raise GalleryError(f"{path}: unsupported gallery format {meta.get('format')!r}")
+        gallery = cls(meta["dim"], meta["model_name"], meta["model_sha256"], meta["threshold"], meta["index"],
+                      meta["hnsw_m"], meta["ef_search"])
+        if vectors.shape != (len(owner), gallery.dim):
+            raise GalleryError(f"{path}: {vectors.shape} vectors for {len(owner)} names of dimension {gallery.dim}")
+        gallery._vectors, gallery._owner = vectors, owner
+        if model is not None:
+            gallery.check_model(model, dim)
+        return gallery
