@@ -7,6 +7,7 @@ from PIL import Image
 
 from vision.data.io import list_images
 from vision.export import ExportError, export_onnx, parity_report, read_onnx_metadata
+from vision.export.onnx import PARITY_GATES
 from vision.features import FeatureExtractor
 from vision.models.classifier import ProductClassifier
 from vision.zoo import load_model, save_model
@@ -110,8 +111,8 @@ def test_export_refuses_models_without_card(tmp_path):
 
 
 def test_parity_failure_refuses_export_and_leaves_no_file(exported, tmp_path, monkeypatch):
-    monkeypatch.setattr("vision.export.onnx.MAX_ABS_DIFF", -1.0)
-    with pytest.raises(ExportError, match=r"does not match torch \(max abs diff .*\"min_cosine\""):
+    monkeypatch.setitem(PARITY_GATES, "fp32", {**PARITY_GATES["fp32"], "max_rel_diff": -1.0})
+    with pytest.raises(ExportError, match=r"does not match torch at fp32 \(max rel diff .*\"min_cosine\""):
         export_onnx(exported[0], tmp_path / "x.onnx")
     assert list(tmp_path.iterdir()) == []
 

@@ -22,7 +22,7 @@ from vision.features import BACKENDS, FeatureExtractor  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, help="zoo name, .safetensors, .ckpt or a features .onnx file")
+    ap.add_argument("--model", required=True, help="zoo name, .safetensors, .ckpt, features .onnx or TensorRT .plan")
     ap.add_argument("--backend", default="auto", choices=BACKENDS)
     ap.add_argument("--images", type=Path, required=True, help="folder (recursive) or manifest of 'path, ...' lines")
     ap.add_argument("--out", type=Path, required=True, help=".npy (with an .ids.txt sidecar) or .parquet")

@@ -174,7 +174,10 @@ def parity_report(model: nn.Module, onnx_path: str | Path, images: torch.Tensor)
 
     _, output = read_onnx_metadata(onnx_path)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {INPUT_NAME: images.cpu().numpy().astype(np.float32)})[0]
+    batch = session.get_inputs()[0].shape[0]
+    step = batch if isinstance(batch, int) else len(images)  # a fixed-batch export runs in slices of its batch
+    x = images.cpu().numpy().astype(np.float32)
+    got = np.concatenate([session.run(None, {INPUT_NAME: x[i:i + step]})[0] for i in range(0, len(x), step)])
     return compare_outputs(torch_outputs(model, output, images), got, output)
 
 
