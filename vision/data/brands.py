@@ -305,7 +305,7 @@ class BrandDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, train: str, val: str | None = None, test: str | None = None, m_per_class: int = 4,
-                 batch_size: int = 128, eval_batch_size: int | None = None, train_preset: str = "light",
+                 batch_size: int = 128, eval_batch_size: int | None = None, train_preset: str = "logo",
                  input_size: int = 96, crop_pct: float = 1.0, mean: tuple[float, float, float] = IMAGENET_MEAN,
                  std: tuple[float, float, float] = IMAGENET_STD, interpolation: str = "bilinear",
                  epoch_length: int | None = None, num_workers: int | None = None):

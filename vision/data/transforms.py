@@ -107,11 +107,24 @@ def _fine_grained(pre: Preprocessing) -> list:
     ]
 
 
+def _logo(pre: Preprocessing) -> list:
+    # Logo crops for metric learning: no flips (mirrored wordmarks are other marks), mild reframing, colour and
+    # blur changes; the heavy in-the-wild changes (perspective, occlusion, JPEG) are baked into the crops already.
+    size = (pre.input_size, pre.input_size)
+    return [
+        A.RandomResizedCrop(size=size, scale=(0.6, 1.0), ratio=(0.8, 1.25)),
+        A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05, p=0.5),
+        A.ToGray(p=0.1),
+        A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 0.8), p=0.1),
+    ]
+
+
 TRAIN_PRESETS: dict[str, Callable[[Preprocessing], list]] = {
     "none": lambda pre: [],
     "light": _light,
     "standard": _standard,
     "fine_grained": _fine_grained,
+    "logo": _logo,
 }
 
 

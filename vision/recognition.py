@@ -1,0 +1,95 @@
+"""Brand recognition: logo detector -> square crops -> embeddings -> gallery -> brand or "unknown" per logo.
+
+Example::
+
+    recognizer = BrandRecognizer.from_pretrained(detector="logo_yolo11n", embedder="brand_resnet10t",
+                                                 gallery="weights/simple_icons_gallery.npz")
+    recognizer.predict(["shelf.jpg"])[0]
+    # [{'box': [x1, y1, x2, y2], 'brand': 'oatly', 'score': 0.83, 'best': 'oatly', 'detection_score': 0.71}]
+
+Without a detector (``detector=None``) every image is treated as one logo crop (its whole frame).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from vision.data.brands import square_crop
+from vision.gallery import UNKNOWN, BrandGallery, GalleryError
+from vision.inference import ImageInput, to_rgb_array
+
+
+class Detector(Protocol):
+    """What :class:`BrandRecognizer` needs of a detector (:class:`vision.inference_detection.LogoDetector`)."""
+
+    def predict(self, images: Sequence[ImageInput]) -> list[list[dict]]: ...
+
+
+class BrandRecognizer:
+    """Recognise brands of the logos in images against a :class:`BrandGallery`.
+
+    ``extractor`` embeds crops (a :class:`vision.features.FeatureExtractor` of an ``embedding`` zoo model); the
+    gallery must have been built with the same model (checked here). ``margin`` frames each detected box as in
+    training (:func:`vision.data.brands.square_crop`). ``threshold`` overrides the gallery's calibrated one.
+    """
+
+    def __init__(self, extractor, gallery: BrandGallery, detector: Detector | None = None, margin: float = 0.15,
+                 threshold: float | None = None):
+        gallery.check_model(extractor.card, extractor.dim)
+        if len(gallery) == 0:
+            raise GalleryError("the gallery is empty: add brands before recognising with it")
+        self.extractor, self.gallery, self.detector = extractor, gallery, detector
+        self.margin, self.threshold = margin, threshold
+
+    @classmethod
+    def from_pretrained(cls, embedder: str | os.PathLike, gallery: str | os.PathLike,
+                        detector: str | os.PathLike | None = None, device: str | None = None,
+                        detector_conf: float = 0.25, **kwargs) -> "BrandRecognizer":
+        from vision.features import FeatureExtractor
+
+        extractor = FeatureExtractor.from_pretrained(embedder, backend="torch", device=device)
+        loaded = BrandGallery.load(gallery, model=extractor.card, dim=extractor.dim)
+        logo_detector = None
+        if detector is not None:
+            from vision.inference_detection import LogoDetector
+
+            logo_detector = LogoDetector.from_pretrained(detector, device=device or "cpu", conf=detector_conf)
+        return cls(extractor, loaded, logo_detector, **kwargs)
+
+    def predict(self, images: ImageInput | Sequence[ImageInput]) -> list[list[dict]]:
+        """Per image a list of ``{"box", "brand", "score", "best", "detection_score"}``, one per detected logo
+        (``brand`` is ``"unknown"`` below the threshold); an image without a detected logo gives ``[]``."""
+        items = list(images) if isinstance(images, (list, tuple)) else [images]
+        arrays = [to_rgb_array(image) for image in items]
+        if self.detector is None:
+            detections = [[{"box": [0.0, 0.0, float(a.shape[1]), float(a.shape[0])], "score": 1.0}] for a in arrays]
+        else:
+            detections = self.detector.predict(arrays)
+        crops, owners = [], []
+        for i, (array, dets) in enumerate(zip(arrays, detections)):
+            for det in dets:
+                x1, y1, x2, y2 = det["box"]
+                if x2 - x1 < 1 or y2 - y1 < 1:
+                    continue   # a degenerate box has no pixels to embed
+                # a whole frame is already the crop: no context to add around it
+                crops.append(square_crop(array, det["box"], self.margin if self.detector is not None else 0.0))
+                owners.append((i, det))
+        results: list[list[dict]] = [[] for _ in arrays]
+        if not crops:
+            return results
+        matches = self.gallery.identify(self.extractor(crops), threshold=self.threshold)
+        for (i, det), match in zip(owners, matches):
+            results[i].append({"box": [round(float(v), 2) for v in det["box"]], "brand": match["brand"],
+                               "score": match["score"], "best": match["best"],
+                               "detection_score": round(float(det["score"]), 6)})
+        return results
+
+
+def draw_brands(image: ImageInput, results: list[dict], path: str | os.PathLike) -> Path:
+    """Write ``image`` with each logo's box, brand (or ``unknown``) and gallery score as a PNG."""
+    from vision.inference_detection import draw_detections
+
+    return draw_detections(image, [{"box": r["box"], "label": r["brand"], "score": r["score"]} for r in results],
+                           path)
