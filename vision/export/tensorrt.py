@@ -262,7 +262,7 @@ def build_engine(onnx_path: str | Path, path: str | Path, *, precision: str = "f
     tensor = network.get_input(0)
     if tensor.name != INPUT_NAME:
         raise ExportError(f"{onnx_path}: first input is {tensor.name!r}, expected {INPUT_NAME!r}")
-    chw = tuple(int(d) for d in tensor.shape[1:])
+    chw = tuple(int(d) for d in tuple(tensor.shape)[1:])
     if any(d < 0 for d in chw):
         raise ExportError(f"{onnx_path}: only the batch axis may be dynamic, input shape is {tuple(tensor.shape)}")
 
@@ -389,6 +389,10 @@ class TensorRTEngine:
             self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        for name in (INPUT_NAME, self.output_name):  # our exports keep fp32 I/O at every precision
+            if self.engine.get_tensor_dtype(name) != trt.DataType.FLOAT:
+                raise EngineMismatchError(f"{self.path}: tensor {name!r} is {self.engine.get_tensor_dtype(name)}, "
+                                          "expected float32 I/O; rebuild it with tools/export.py --format tensorrt")
         self.card = ModelCard.from_dict(self.sidecar["card"], where=f"{sidecar_path(self.path)} card")
         self.output = self.sidecar["output"]["name"]
         self.min_batch, _, self.max_batch = self.engine.get_tensor_profile_shape(INPUT_NAME, 0)
