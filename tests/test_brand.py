@@ -1,0 +1,306 @@
+"""Brand recognition: metric-learning module, data, gallery, recogniser, tools."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from vision.data.brands import BrandDataModule, canonical_logo, square_crop, write_brand_dataset
+from vision.data.datasets import ManifestError
+from vision.data.logos import composite_logos, list_brands, render_logo, split_brands
+from vision.features import FeatureExtractor
+from vision.gallery import UNKNOWN, BrandGallery, GalleryError
+from vision.recognition import BrandRecognizer
+from vision.retrieval import build_index, retrieval_metrics
+from vision.tasks.brand import BrandEmbeddingModule, build_loss, build_miner
+from vision.zoo import save_model
+
+from .conftest import REPO, SAMPLE
+
+SIZE = 32
+BRANDS_PER_SPLIT = 6
+
+
+def _unit(rows: int, dim: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(rows, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def brand_data(tmp_path_factory) -> Path:
+    """A tiny simple-icons metric-learning set: 6 brands per split, 32 px crops on the committed sample photos."""
+    out = tmp_path_factory.mktemp("brands") / "set"
+    write_brand_dataset(out, [SAMPLE / "train"], val_backgrounds=[SAMPLE / "val"], size=SIZE, train_clean=2,
+                        train_wild=2, queries=2, max_brands=BRANDS_PER_SPLIT, background_size=96)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(brand_data, tmp_path_factory):
+    """A few steps of training, then the network saved to a temporary zoo."""
+    data = BrandDataModule(str(brand_data / "train"), val=str(brand_data / "val"), m_per_class=2, batch_size=8,
+                           input_size=SIZE, num_workers=0)
+    module = BrandEmbeddingModule("resnet10t", embedding_size=16, num_classes=data.num_classes,
+                                  preprocessing=data.preprocessing_dict, loss="ArcFaceLoss",
+                                  loss_kwargs={"margin": 20.0, "scale": 16.0})
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=3, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, datamodule=data)
+    zoo = tmp_path_factory.mktemp("zoo")
+    save_model(module.eval_model, module.model_card("tiny_brand"), zoo)
+    return module, trainer, zoo
+
+
+# --- module: losses, miners, metrics
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+@pytest.mark.parametrize("loss, kwargs, miner", [
+    ("ArcFaceLoss", {}, None),
+    ("SubCenterArcFaceLoss", {"sub_centers": 2}, None),
+    ("ProxyAnchorLoss", {}, None),
+    ("MultiSimilarityLoss", {}, "MultiSimilarityMiner"),
+])
+def test_losses_and_miners_are_wired(loss, kwargs, miner):
+    module = BrandEmbeddingModule("resnet10t", embedding_size=8, num_classes=4, loss=loss, loss_kwargs=kwargs,
+                                  miner=miner)
+    x, labels = torch.rand(8, 3, SIZE, SIZE), torch.arange(4).repeat(2)
+    value = module.training_step((x, labels, labels), 0)
+    assert torch.isfinite(value) and value.requires_grad
+    value.backward()
+    assert module.model.neck[0].weight.grad is not None
+    own = list(module.loss_fn.parameters())
+    if loss != "MultiSimilarityLoss":
+        # the loss's class centres / proxies are a submodule: checkpointed and trained
+        assert own and all(p.grad is not None for p in own)
+        assert any(k.startswith("loss_fn.") for k in module.state_dict())
+    assert (miner is None) == (module.miner is None)
+
+
+def test_unknown_loss_or_miner_names_the_cause():
+    with pytest.raises(ValueError, match="unknown pytorch-metric-learning loss 'NoSuchLoss'"):
+        build_loss("NoSuchLoss", 3, 8)
+    with pytest.raises(ValueError, match="miner 'Nope'"):
+        build_miner("Nope")
+
+
+def test_loss_weights_get_their_own_learning_rate(trained):
+    module, trainer, _ = trained
+    groups = trainer.optimizers[0].param_groups
+    loss_group = [g for g in groups if any(p is q for p in g["params"] for q in module.loss_fn.parameters())]
+    assert len(loss_group) == 1 and loss_group[0]["weight_decay"] == 0.0
+    assert loss_group[0]["initial_lr"] == pytest.approx(groups[0]["initial_lr"] * module.hparams.loss_lr_multiplier)
+
+
+def test_validation_reports_retrieval_metrics_on_unseen_brands(trained):
+    _, trainer, _ = trained
+    metrics = trainer.callback_metrics
+    for name in ("val/recall_at_1", "val/recall_at_5", "val/precision_at_1", "val/map_at_r"):
+        assert 0.0 <= float(metrics[name]) <= 1.0, name
+
+
+def test_retrieval_metrics_on_known_geometry():
+    gallery = _unit(10, 8)
+    noisy = gallery + 0.01 * _unit(10, 8, seed=1)
+    perfect = retrieval_metrics(noisy, np.arange(10), gallery, np.arange(10))
+    assert perfect["recall@1"] == perfect["precision@1"] == perfect["map@r"] == 1.0
+    shuffled = retrieval_metrics(noisy, np.roll(np.arange(10), 1), gallery, np.arange(10))
+    assert shuffled["recall@1"] == 0.0
+
+
+# --- data
+def test_brand_split_is_disjoint_and_dataset_follows_it(brand_data):
+    split = split_brands(list_brands(), seed=0)
+    train, val, test = (set(split[k]) for k in ("train", "val", "test"))
+    assert not (train & val or train & test or val & test)
+    folders = {name: {p.name for p in (brand_data / name / part).iterdir()}
+               for name, part in (("train", "."), ("val", "query"), ("test", "gallery"))}
+    assert folders["train"] <= train and folders["val"] <= val and folders["test"] <= test
+    record = json.loads((brand_data / "brands.json").read_text())
+    assert record["brands"]["val"] == sorted(folders["val"])
+    assert {p.name for p in (brand_data / "val" / "gallery").iterdir()} == folders["val"]
+
+
+def test_leaking_brand_is_refused(brand_data, tmp_path):
+    leak = tmp_path / "val"
+    for part in ("gallery", "query"):
+        (leak / part).mkdir(parents=True)
+    first = sorted(p.name for p in (brand_data / "train").iterdir())[0]
+    (leak / "gallery" / first).symlink_to(brand_data / "train" / first)
+    with pytest.raises(ManifestError, match="also appear in the training folder"):
+        BrandDataModule(str(brand_data / "train"), val=str(leak), m_per_class=2, batch_size=4)
+
+
+def test_sampler_gives_m_images_of_each_brand_per_batch(brand_data):
+    data = BrandDataModule(str(brand_data / "train"), m_per_class=2, batch_size=6, input_size=SIZE,
+                           num_workers=0, epoch_length=24)
+    data.setup("fit")
+    batches = list(data.train_dataloader())
+    assert len(batches) == 4
+    for batch in batches:
+        counts = torch.bincount(batch[1])
+        assert sorted(counts[counts > 0].tolist()) == [2, 2, 2]
+
+
+def test_bad_batch_shape_and_lonely_brand(brand_data, tmp_path):
+    with pytest.raises(ValueError, match="multiple of m_per_class"):
+        BrandDataModule(str(brand_data / "train"), m_per_class=3, batch_size=8)
+    lonely = tmp_path / "train"
+    (lonely / "solo").mkdir(parents=True)
+    (lonely / "pair").mkdir()
+    for i, target in enumerate(sorted((brand_data / "train").rglob("*.jpg"))[:3]):
+        (lonely / ("solo" if i == 0 else "pair") / f"{i}.jpg").symlink_to(target)
+    with pytest.raises(ManifestError, match="fewer than 2 images.*solo"):
+        BrandDataModule(str(lonely), m_per_class=2, batch_size=2)
+
+
+def test_square_crop_keeps_wide_logos_and_pads_at_edges():
+    image = np.zeros((100, 200, 3), np.uint8)
+    crop = square_crop(image, (150, 10, 200, 30), margin=0.1)
+    assert crop.shape == (60, 60, 3)
+    assert square_crop(image, (0, 0, 200, 100), margin=0.0, size=32).shape == (32, 32, 3)
+    with pytest.raises(ValueError, match="x2 > x1"):
+        square_crop(image, (5, 5, 5, 10))
+
+
+def test_canonical_render_shows_light_marks():
+    white = next(b for b in list_brands() if b.hex.upper() == "FFFFFF")
+    render = canonical_logo(white, 48)
+    assert render.shape == (48, 48, 3) and render.min() < 64 and render.max() > 192
+
+
+# --- gallery
+def test_gallery_add_remove_save_load_round_trip(tmp_path):
+    gallery = BrandGallery(8, model_name="m", model_sha256="abc", threshold=0.5)
+    vectors = _unit(4, 8)
+    gallery.add("a", vectors[:2])
+    gallery.add("b", vectors[2])
+    gallery.add("c", vectors[3])
+    assert gallery.brands == ["a", "b", "c"] and len(gallery) == 3
+    assert gallery.search(vectors[2:3], k=2)[0][0] == ("b", pytest.approx(1.0, abs=1e-5))
+    gallery.remove("b")
+    assert "b" not in gallery and gallery.identify(vectors[3])[0]["brand"] == "c"
+    path = gallery.save(tmp_path / "g.npz")
+    loaded = BrandGallery.load(path)
+    assert loaded.brands == ["a", "c"] and loaded.threshold == 0.5 and loaded.model_name == "m"
+    np.testing.assert_allclose(loaded.vectors, gallery.vectors)
+    loaded.add("b", vectors[2])   # add back without retraining
+    assert loaded.identify(vectors[2:3])[0]["brand"] == "b"
+
+
+def test_hnsw_gallery_agrees_with_exact_search():
+    vectors = _unit(300, 16)
+    exact, hnsw = BrandGallery(16), BrandGallery(16, index="hnsw")
+    for i, v in enumerate(vectors):
+        exact.add(f"brand{i}", v)
+        hnsw.add(f"brand{i}", v)
+    queries = vectors[:50] + 0.05 * _unit(50, 16, seed=2)
+    assert [r[0][0] for r in hnsw.search(queries, 1)] == [r[0][0] for r in exact.search(queries, 1)]
+    assert build_index(vectors, "hnsw").ntotal == 300
+
+
+def test_threshold_makes_unseen_brands_unknown():
+    gallery = BrandGallery(8)
+    known = _unit(3, 8)
+    for i, v in enumerate(known):
+        gallery.add(f"k{i}", v)
+    queries = np.concatenate([known + 0.05 * _unit(3, 8, seed=3), _unit(20, 8, seed=4)])
+    assert all(r["brand"] != UNKNOWN for r in gallery.identify(queries))   # no threshold: always a brand
+    threshold = gallery.calibrate_threshold(queries[:3], false_reject_rate=0.0)
+    assert gallery.threshold == threshold > 0.9
+    results = gallery.identify(queries)
+    assert [r["brand"] for r in results[:3]] == ["k0", "k1", "k2"]
+    assert all(r["brand"] == UNKNOWN and r["best"].startswith("k") for r in results[3:])
+
+
+def test_gallery_bad_inputs_name_the_cause(tmp_path, trained):
+    gallery = BrandGallery(8, model_name="m", model_sha256="abc")
+    with pytest.raises(GalleryError, match="empty"):
+        gallery.search(_unit(1, 8))
+    gallery.add("a", _unit(1, 8))
+    with pytest.raises(GalleryError, match="'a' is already in the gallery"):
+        gallery.add("a", _unit(1, 8))
+    gallery.add("a", _unit(1, 8, seed=5), replace=True)
+    with pytest.raises(ValueError, match="dimension 4, expected 8"):
+        gallery.add("b", _unit(1, 4))
+    with pytest.raises(ValueError, match="dimension 4, expected 8"):
+        gallery.search(_unit(1, 4))
+    with pytest.raises(GalleryError, match="not in the gallery"):
+        gallery.remove("zzz")
+    with pytest.raises(GalleryError, match="reserved"):
+        gallery.add(UNKNOWN, _unit(1, 8))
+    with pytest.raises(GalleryError, match="not found"):
+        BrandGallery.load(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(GalleryError, match="not a readable gallery"):
+        BrandGallery.load(tmp_path / "junk.npz")
+    _, _, zoo = trained
+    fx = FeatureExtractor.from_pretrained(zoo / "tiny_brand.safetensors", backend="torch")
+    with pytest.raises(GalleryError, match="size mismatch"):
+        BrandRecognizer(fx, gallery)
+    other = BrandGallery(fx.dim, model_name="another_model")
+    other.add("a", _unit(1, fx.dim))
+    with pytest.raises(GalleryError, match="built with model 'another_model'"):
+        BrandRecognizer(fx, other)
+    stale = BrandGallery(fx.dim, model_name=fx.card.name, model_sha256="0" * 64)
+    stale.add("a", _unit(1, fx.dim))
+    stale.save(tmp_path / "stale.npz")
+    with pytest.raises(GalleryError, match="another version"):
+        BrandGallery.load(tmp_path / "stale.npz", model=fx.card)
+    with pytest.raises(GalleryError, match="empty"):
+        BrandRecognizer(fx, BrandGallery.for_model(fx))
+
+
+# --- end to end
+class BoxDetector:
+    """Stands in for LogoDetector: returns the boxes it was given per image."""
+
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def predict(self, images):
+        return [[{"box": list(map(float, b)), "score": 0.9} for b in boxes] for boxes in self.boxes[:len(images)]]
+
+
+def test_recognizer_end_to_end(brand_data, trained, tmp_path):
+    _, _, zoo = trained
+    fx = FeatureExtractor.from_pretrained(zoo / "tiny_brand.safetensors", backend="torch")
+    assert fx.dim == 16 and fx.card.task == "embedding"
+    gallery = BrandGallery.from_folder(fx, brand_data / "test" / "gallery")
+    assert len(gallery) == BRANDS_PER_SPLIT and gallery.model_name == "tiny_brand"
+    by_slug = {b.slug: b for b in list_brands()}
+    slug = gallery.brands[0]
+    photo = np.full((128, 128, 3), 200, np.uint8)
+    image, boxes = composite_logos(photo, [(render_logo(by_slug[slug], 48), 0)], np.random.default_rng(0),
+                                   scale_range=(0.3, 0.4), occlusion_prob=0.0, geometric_aug=False)
+    recognizer = BrandRecognizer(fx, gallery, BoxDetector([[boxes[0, 1:]], []]))
+    found, empty = recognizer.predict([image, photo])
+    assert empty == []   # no logo detected: an empty list, not an error
+    assert len(found) == 1 and found[0]["brand"] in gallery.brands
+    assert set(found[0]) == {"box", "brand", "score", "best", "detection_score"}
+    strict = BrandRecognizer(fx, gallery, BoxDetector([[boxes[0, 1:]]]), threshold=1.01)
+    assert strict.predict(image)[0][0]["brand"] == UNKNOWN
+    # the gallery round trip keeps the model check working
+    gallery.save(tmp_path / "g.npz")
+    BrandGallery.load(tmp_path / "g.npz", model=fx.card, dim=fx.dim)
+
+
+def test_recognize_tool_writes_jsonl_and_pngs(brand_data, trained, tmp_path):
+    _, _, zoo = trained
+    fx = FeatureExtractor.from_pretrained(zoo / "tiny_brand.safetensors", backend="torch")
+    BrandGallery.from_folder(fx, brand_data / "test" / "gallery").save(tmp_path / "g.npz")
+    queries = brand_data / "test" / "query"
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "recognize.py"), "--images", str(queries),
+                             "--embedder", str(zoo / "tiny_brand.safetensors"), "--gallery", str(tmp_path / "g.npz"),
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == len(list(queries.rglob("*.jpg"))) and all(len(line["logos"]) == 1 for line in lines)
+    assert len(list((tmp_path / "out" / "annotated").glob("*.png"))) == len(lines)
+    bad = subprocess.run([sys.executable, str(REPO / "tools" / "recognize.py"), "--images", str(queries),
+                          "--embedder", str(zoo / "tiny_brand.safetensors"), "--gallery", str(tmp_path / "no.npz"),
+                          "--out", str(tmp_path / "out2")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "gallery file" in bad.stderr
