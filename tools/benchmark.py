@@ -130,7 +130,7 @@ def make_runner(name: str, model, scratch: Path, args) -> Runner:
 def time_cell(runners: dict[str, Runner], x: np.ndarray, seconds: float, rounds: int) -> list[dict]:
     """Interleaved rounds over the backends at one batch size; latency per call in ms."""
     latencies: dict[str, list[float]] = {name: [] for name in runners}
-    for name, run in runners.items():  # warm-up: first calls allocate and pick kernels
+    for run in runners.values():  # warm-up: first calls allocate and pick kernels
         for _ in range(3):
             run(x)
     for _ in range(rounds):
