@@ -317,3 +317,22 @@ def test_tensorrt_engine_build_parity_and_refusals(tiny, tmp_path, precision):
     plan.write_bytes(plan.read_bytes()[:1000])
     with pytest.raises(EngineMismatchError, match="truncated"):
         TensorRTEngine(plan)
+
+
+def test_embedding_family_exports_and_extracts_alike(tmp_path):
+    from vision.zoo import ModelCard
+    from vision.zoo.registry import build_model
+
+    card = ModelCard(name="emb", task="embedding", architecture="test_resnet", config={"embedding_size": 16},
+                     preprocessing={"input_size": 32, "crop_pct": 1.0, "mean": [0.5] * 3, "std": [0.5] * 3})
+    torch.manual_seed(0)
+    save_model(build_model(card).eval(), card, tmp_path)
+    model = load_model(tmp_path / "emb.safetensors")
+    path = export(model, "onnx", tmp_path / "emb.onnx")
+    assert read_onnx_metadata(path)[1] == "embedding"
+    report = json.loads((tmp_path / "emb.onnx.parity.json").read_text())
+    assert report["top1_agreement"] is None and report["min_cosine"] > 0.9999
+    images = list_images(SAMPLE / "val")[:3]
+    on_torch = FeatureExtractor.from_pretrained(tmp_path / "emb.safetensors", backend="torch")(images)
+    on_ort = FeatureExtractor.from_pretrained(path)(images)
+    assert on_torch.shape == on_ort.shape == (3, 16) and (on_torch * on_ort).sum(1).min() > 0.9999

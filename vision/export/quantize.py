@@ -48,8 +48,8 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
     evenly spread ones are used). ``parity_dir``: images for the gate (default: the calibration images; pass a
     held-out folder for an honest number). ``reduce_range`` (7-bit weights, the default) avoids the int16
     accumulation saturation of x86 int8 kernels without VNNI: on the shipped classifier it took top-1 agreement
-    with fp32 from 0.89 to 0.95 on Grocery val images; pass ``False`` for TensorRT or VNNI CPUs. ``sample_images`` is accepted for the shared exporter
-    signature and goes to the fp32 export's parity check.
+    with fp32 from 0.89 to 0.95 on Grocery val images; pass ``False`` for TensorRT or VNNI CPUs.
+    ``sample_images`` goes to the fp32 export's parity check.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
