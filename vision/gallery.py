@@ -70,8 +70,9 @@ class BrandGallery:
                     **kwargs) -> "BrandGallery":
         """A gallery of ``{brand: [image, ...]}`` (paths, PIL images or arrays), embedded by ``extractor``."""
         gallery = cls.for_model(extractor, **kwargs)
-        for brand, brand_images in images.items():
-            gallery.add(brand, extractor(list(brand_images), batch_size=batch_size))
+        owners = [brand for brand, brand_images in images.items() for _ in brand_images]
+        flat = [image for brand_images in images.values() for image in brand_images]
+        gallery.add_many(owners, extractor(flat, batch_size=batch_size))
         return gallery
 
     @classmethod
@@ -87,25 +88,35 @@ class BrandGallery:
 
     def add(self, brand: str, vectors, replace: bool = False) -> None:
         """Add ``brand`` with one or more embeddings (``(D,)`` or ``(N, D)``); an existing name needs ``replace``."""
-        brand = str(brand).strip()
-        if not brand:
-            raise GalleryError("brand name is empty")
-        if brand == UNKNOWN:
-            raise GalleryError(f"{UNKNOWN!r} is reserved for rejected queries; pick another brand name")
         vectors = np.asarray(vectors, np.float32)
-        vectors = as_vectors(vectors[None] if vectors.ndim == 1 else vectors, self.dim,
-                             what=f"embeddings of brand {brand!r}")
+        vectors = vectors[None] if vectors.ndim == 1 else vectors
         if len(vectors) == 0:
             raise GalleryError(f"brand {brand!r}: no embeddings given")
-        if brand in self:
-            if not replace:
-                raise GalleryError(f"brand {brand!r} is already in the gallery; pass replace=True to replace it")
+        brand = str(brand).strip()
+        if replace and brand in self:
             self.remove(brand)
+        self.add_many([brand] * len(vectors), vectors)
+
+    def add_many(self, brands: Sequence[str], vectors) -> None:
+        """Add new brands in one go: ``brands[i]`` names row ``i`` of ``vectors`` (a brand may own several rows)."""
+        names = [str(b).strip() for b in brands]
+        vectors = as_vectors(vectors, self.dim, what="brand embeddings")
+        if len(names) != len(vectors):
+            raise GalleryError(f"{len(names)} brand names for {len(vectors)} embeddings")
+        if any(not n for n in names):
+            raise GalleryError("brand name is empty")
+        if UNKNOWN in names:
+            raise GalleryError(f"{UNKNOWN!r} is reserved for rejected queries; pick another brand name")
+        existing = sorted(set(names) & set(self._owner))
+        if existing:
+            raise GalleryError(f"brand {existing[0]!r} is already in the gallery"
+                               f"{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}; "
+                               "remove it first or pass replace=True to add()")
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         if (norms < 1e-6).any():
-            raise GalleryError(f"brand {brand!r}: an embedding has zero norm")
+            raise GalleryError(f"brand {names[int(np.argmin(norms))]!r}: an embedding has zero norm")
         self._vectors = np.concatenate([self._vectors, vectors / norms])
-        self._owner += [brand] * len(vectors)
+        self._owner += names
         self._index = None
 
     def remove(self, brand: str) -> None:
