@@ -238,3 +238,76 @@ def test_train_cli_end_to_end(tmp_path, monkeypatch, logo_data):
     # the Lightning checkpoint loads through the zoo too (weights_only)
     from_ckpt = load_model(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert from_ckpt.card.task == "detection"
+
+
+def test_close_mosaic_switches_train_transforms(logo_data):
+    data = YoloDataModule(str(logo_data), imgsz=IMGSZ, batch_size=4, num_workers=0, close_mosaic=2)
+    data.setup("fit")
+
+    def mosaic_probability(compose=None):  # ultralytics nests Compose([Mosaic(p), ...]) inside its pipeline
+        for t in (compose or data.datasets["train"].transforms).transforms:
+            if type(t).__name__ == "Mosaic":
+                return t.p
+            if hasattr(t, "transforms") and (p := mosaic_probability(t)) is not None:
+                return p
+        return None
+
+    assert mosaic_probability() == 1.0
+    data.set_epoch(0, 5)
+    data.set_epoch(2, 5)
+    assert not data.mosaic_closed and mosaic_probability() == 1.0
+    data.set_epoch(3, 5)  # epochs 3 and 4 are the last two
+    assert data.mosaic_closed and mosaic_probability() in (None, 0.0)
+    batch = next(iter(data.train_dataloader()))
+    assert batch["img"].shape[-2:] == (IMGSZ, IMGSZ)
+    with pytest.raises(ValueError, match="close_mosaic"):
+        YoloDataModule(str(logo_data), imgsz=IMGSZ, close_mosaic=-1)
+
+
+def test_predict_tool_writes_detections_and_drawings(trained, tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "tools"))
+    import predict
+
+    module, _, _ = trained
+    save_model(module.eval_model, module.model_card("logo_t"), tmp_path / "zoo")
+    images = tmp_path / "imgs"
+    shutil.copytree(LOGO_SAMPLE / "images" / "val", images / "a")
+    shutil.copytree(LOGO_SAMPLE / "images" / "val", images / "b")  # same file names in two folders
+    (images / "a" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    out = tmp_path / "preds.jsonl"
+    rc = predict.main(["--model", str(tmp_path / "zoo" / "logo_t.safetensors"), "--images", str(images),
+                       "--conf", "0.0", "--out", str(out), "--draw", str(tmp_path / "drawn")])
+    assert rc == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 16
+    first = lines[0]
+    assert (first["width"], first["height"]) == Image.open(first["image"]).size
+    assert first["detections"] and {"box", "score", "label", "class_id"} <= set(first["detections"][0])
+    assert len(list((tmp_path / "drawn").glob("*.png"))) == 16  # no drawing overwrote another
+    assert "skipped 1 of 17" in capsys.readouterr().err
+
+
+def _gather_worker(rank: int, world: int, init_file: str, results) -> None:
+    import torch.distributed as dist
+
+    from vision.training import gather_lists
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        results[rank] = gather_lists([{"rank": rank, "tp": np.full((rank + 1, 10), True)}])
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gather_lists_merges_validation_stats_across_ranks(tmp_path):
+    import torch.multiprocessing as mp
+
+    from vision.training import gather_lists
+
+    assert gather_lists([1, 2]) == [1, 2]  # no process group: unchanged
+    results = mp.Manager().dict()
+    mp.spawn(_gather_worker, args=(2, str(tmp_path / "pg"), results), nprocs=2)
+    for rank in range(2):
+        merged = results[rank]
+        assert [m["rank"] for m in merged] == [0, 1]
+        assert [m["tp"].shape for m in merged] == [(1, 10), (2, 10)]

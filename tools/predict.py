@@ -1,9 +1,14 @@
 #!/usr/bin/env python
-"""Top-k predictions for images with a zoo model, as JSON lines.
+"""Predictions for images with a zoo model (classifier or logo detector), as JSON lines.
 
     python tools/predict.py --model demo_grocery_sample --images data/grocery_sample/val --topk 3
     python tools/predict.py --model weights/grocery_resnet10t.safetensors --images photos/ --out preds.jsonl
+    python tools/predict.py --model logo_yolo11n --images data/logo_sample/images/val --conf 0.25 \
+        --out logos.jsonl --draw runs/logos_drawn
 
+Classifiers write ``{"image", "topk": [{"label", "index", "score"}], ...}`` per line; detectors write
+``{"image", "width", "height", "detections": [{"box": [x1, y1, x2, y2], "score", "label", "class_id"}]}``
+in original pixels, and ``--draw DIR`` also saves each image with its boxes as a PNG.
 Unreadable files are skipped and listed on stderr (``--strict`` makes them an error).
 """
 
@@ -16,10 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from vision.data.io import ImageLoadError, list_images, load_image  # noqa: E402
 from vision.inference import ImageClassifier  # noqa: E402
+from vision.inference_detection import LogoDetector, draw_detections  # noqa: E402
+from vision.zoo import load_model  # noqa: E402
 
 
 def collect_images(inputs: list[Path]) -> list[Path]:
@@ -34,21 +42,48 @@ def collect_images(inputs: list[Path]) -> list[Path]:
     return files
 
 
+def classify(model, args):
+    clf = ImageClassifier(model, device=args.device)
+    return lambda arrays: clf.predict(arrays, topk=args.topk)
+
+
+def detect(model, args):
+    detector = LogoDetector(model, device=args.device, conf=args.conf, iou=args.iou)
+
+    def run(arrays):
+        return [{"width": a.shape[1], "height": a.shape[0], "detections": dets}
+                for a, dets in zip(arrays, detector.predict(arrays))]
+    return run
+
+
+# task -> (model, args) -> callable(list of RGB arrays) -> one JSON-able dict per image
+PREDICTORS = {"classification": classify, "detection": detect}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="zoo name, .safetensors file or Lightning .ckpt")
     ap.add_argument("--images", type=Path, nargs="+", required=True, help="image files and/or folders (recursive)")
-    ap.add_argument("--topk", type=int, default=5)
+    ap.add_argument("--topk", type=int, default=5, help="classifiers: classes per image")
+    ap.add_argument("--conf", type=float, default=0.25, help="detectors: minimum box score")
+    ap.add_argument("--iou", type=float, default=0.7, help="detectors: NMS IoU threshold")
+    ap.add_argument("--draw", type=Path, help="detectors: folder for annotated PNGs")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--out", type=Path, help="JSON lines file (default: stdout)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--strict", action="store_true", help="fail on the first unreadable image")
     args = ap.parse_args(argv)
 
-    clf = ImageClassifier.from_pretrained(args.model, device=args.device)
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(args.model, device=args.device)
+    if model.card.task not in PREDICTORS:
+        raise SystemExit(f"error: {args.model} is a {model.card.task!r} model; "
+                         f"tools/predict.py handles {', '.join(sorted(PREDICTORS))}")
+    predict = PREDICTORS[model.card.task](model, args)
     files = collect_images(args.images)
     out = args.out.open("w") if args.out else sys.stdout
     skipped: list[tuple[Path, str]] = []
+    drawn: set[str] = set()
     try:
         for start in tqdm(range(0, len(files), args.batch_size), desc="predict", unit="batch",
                           disable=not args.out, file=sys.stderr):
@@ -61,8 +96,12 @@ def main(argv: list[str] | None = None) -> int:
                     if args.strict:
                         raise SystemExit(f"error: {e}")
                     skipped.append((path, e.reason))
-            for path, pred in zip(batch, clf.predict(arrays, topk=args.topk) if arrays else []):
+            for path, array, pred in zip(batch, arrays, predict(arrays) if arrays else []):
                 out.write(json.dumps({"image": str(path), **pred}) + "\n")
+                if args.draw and "detections" in pred:
+                    name = path.stem if path.stem not in drawn else f"{path.stem}_{len(drawn)}"
+                    drawn.add(name)  # same-named images from different folders must not overwrite each other
+                    draw_detections(array, pred["detections"], args.draw / name)
     finally:
         if args.out:
             out.close()

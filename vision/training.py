@@ -1,4 +1,4 @@
-"""Lightning plumbing shared by every task's training: crash-safe checkpoint writing."""
+"""Lightning plumbing shared by every task's training: crash-safe checkpoint writing, gathering across ranks."""
 
 from __future__ import annotations
 
@@ -25,3 +25,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location=None, weights_only: bool | None = None) -> dict[str, Any]:
         return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+
+
+def gather_lists(items: list) -> list:
+    """Concatenate a picklable per-rank list across all processes (every rank gets the whole list).
+
+    Metrics that are not a sum of per-batch numbers (mAP needs every prediction ranked together)
+    must see all ranks' validation outputs; without a process group this is the list itself.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return items
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]

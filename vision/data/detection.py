@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_info
 import yaml as pyyaml
 from torch.utils.data import DataLoader
 
@@ -113,16 +114,21 @@ class YoloDataModule(pl.LightningDataModule):
     """Train/val loaders over ultralytics' ``YOLODataset`` (mosaic, random affine, HSV, flips from ultralytics).
 
     The switches map onto ultralytics hyper-parameters; ``False``/0 turns an augmentation off.
+    ``close_mosaic``: train the last N epochs without mosaic (as ultralytics' ``close_mosaic``); the
+    detection module calls :meth:`set_epoch` at each epoch start.
     """
 
     def __init__(self, data_yaml: str, imgsz: int = 640, batch_size: int = 16, num_workers: int = 2,
                  mosaic: float = 1.0, random_affine: bool = True, hsv: bool = True, fliplr: float = 0.5,
-                 flipud: float = 0.0, strict_labels: bool = False):
+                 flipud: float = 0.0, close_mosaic: int = 0, strict_labels: bool = False):
         super().__init__()
         if imgsz % STRIDE:
             raise ValueError(f"imgsz must be a multiple of {STRIDE}, got {imgsz}")
         self.data_yaml, self.imgsz, self.batch_size, self.num_workers = data_yaml, imgsz, batch_size, num_workers
         self.augment = dict(mosaic=mosaic, random_affine=random_affine, hsv=hsv, fliplr=fliplr, flipud=flipud)
+        if close_mosaic < 0:
+            raise ValueError(f"close_mosaic must be >= 0 epochs, got {close_mosaic}")
+        self.close_mosaic, self.mosaic_closed = close_mosaic, False
         self.strict_labels = strict_labels
         self.data = read_data_yaml(data_yaml)
         self.datasets: dict = {}
@@ -186,13 +192,25 @@ class YoloDataModule(pl.LightningDataModule):
             target.write_text(report.cleaned.get(path, path.read_text(encoding="utf-8", errors="replace")))
         return root / "images" / images.name
 
+    def set_epoch(self, epoch: int, max_epochs: int) -> None:
+        """Turn mosaic off once ``epoch`` is within the last ``close_mosaic`` of ``max_epochs`` (0-based epochs)."""
+        if self.close_mosaic and not self.mosaic_closed and epoch >= max_epochs - self.close_mosaic:
+            hyp = self.hyperparameters()
+            self.datasets["train"].close_mosaic(hyp)
+            self.mosaic_closed = True
+            rank_zero_info(f"epoch {epoch}: mosaic off for the last {max_epochs - epoch} epoch(s) (close_mosaic)")
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]
+        # with close_mosaic the train workers must be re-created each epoch to see the switched transforms
+        persistent = self.num_workers > 0 and not (split == "train" and self.close_mosaic)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          collate_fn=type(dataset).collate_fn, persistent_workers=self.num_workers > 0,
-                          drop_last=False)
+                          collate_fn=type(dataset).collate_fn, persistent_workers=persistent, drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        if trainer is not None and trainer.max_epochs and trainer.max_epochs > 0:
+            self.set_epoch(trainer.current_epoch, trainer.max_epochs)  # a resumed run or a short one
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:

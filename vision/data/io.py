@@ -90,10 +90,13 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int 
 
 
 def list_images(folder) -> list:
-    """Image files under ``folder`` (recursive, by extension), sorted."""
+    """Image files under ``folder`` (recursive, by extension, following symlinked folders), sorted."""
     from pathlib import Path
 
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    found = []
+    for root, _dirs, files in os.walk(folder, followlinks=True):
+        found.extend(Path(root) / f for f in files if Path(f).suffix.lower() in IMG_EXTENSIONS)
+    return sorted(p for p in found if p.is_file())
 
 
 def verify_image(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:

@@ -40,7 +40,7 @@ import simple_icons_pack  # noqa: E402
 import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from vision.data.io import IMG_EXTENSIONS, ImageLoadError, load_image  # noqa: E402
+from vision.data.io import ImageLoadError, list_images, load_image  # noqa: E402
 
 __all__ = [
     "LOGO_VARIANTS",
@@ -544,7 +544,7 @@ def find_images(folder: str | os.PathLike) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"background folder {root} does not exist")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    return list_images(root)
 
 
 def write_yolo_dataset(out_dir: str | os.PathLike, backgrounds: str | os.PathLike, *,

@@ -20,6 +20,7 @@ from timm.utils import ModelEmaV3
 from vision import ultralytics_compat as ulc
 from vision.models.detector import build_detection_model
 from vision.tasks.classification import ClassificationModule
+from vision.training import gather_lists
 
 if TYPE_CHECKING:
     from vision.zoo import ModelCard
@@ -90,6 +91,11 @@ class LogoDetectionModule(pl.LightningModule):
             self.log(f"train/{name}", value, batch_size=images.shape[0])
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "set_epoch") and self.trainer.max_epochs and self.trainer.max_epochs > 0:
+            datamodule.set_epoch(self.current_epoch, self.trainer.max_epochs)
+
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.ema is not None:
             self.ema.update(self.model, step=self.global_step)
@@ -118,7 +124,8 @@ class LogoDetectionModule(pl.LightningModule):
                                     "im_name": str(batch["im_file"][i])})
 
     def on_validation_epoch_end(self) -> None:
-        stats, self._val_stats = self._val_stats, []
+        # mAP ranks every prediction of the epoch together: each rank scores the union of all ranks' images
+        stats, self._val_stats = gather_lists(self._val_stats), []
         metrics = ulc.metrics_module().DetMetrics(names=dict(enumerate(self._class_names())))
         for stat in stats:
             metrics.update_stats(stat)

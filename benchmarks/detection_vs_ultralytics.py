@@ -1,0 +1,157 @@
+"""Side by side: our LogoDetectionModule (tools/train.py) vs ultralytics' own ``YOLO(...).train(...)``.
+
+Same dataset, architecture (YAML, from scratch), epochs, image size, batch, close_mosaic and threads.
+The two trainings run at the same time as two processes with ``--threads`` each (ultralytics itself
+trains with ``min(8, cores - 1)`` threads on CPU and no loader workers; ours is given the same), so
+background load on a shared machine hits both alike. Both final models are then scored by the same
+evaluator (ultralytics ``YOLO(pt).val``, conf 0.001, IoU 0.7) on the same val split.
+
+    python tools/make_logo_dataset.py --backgrounds BG/train --val-backgrounds BG/val --out runs/logos2k \\
+        --train-images 2400 --val-images 400 --imgsz 320
+    python benchmarks/detection_vs_ultralytics.py --data runs/logos2k/data.yaml --epochs 10 --imgsz 320 \\
+        --out runs/detbench
+
+Writes ``<out>/results.json`` and prints one table. ``--only ours|ultralytics`` runs one side (e.g. to
+re-score), ``--score-only`` skips training and scores what ``<out>`` holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def absolute_data_yaml(data_yaml: Path, out: Path) -> Path:
+    """A copy of ``data_yaml`` with an absolute ``path`` (ultralytics resolves relative ones against the cwd)."""
+    from vision.data.detection import read_data_yaml
+
+    import yaml
+
+    data = read_data_yaml(data_yaml)
+    copy = {"path": data["path"], "train": data["train"], "val": data["val"], "names": data["names"]}
+    target = out / "data.yaml"
+    target.write_text(yaml.safe_dump(copy, sort_keys=False))
+    return target
+
+
+def train_ultralytics(args, data_yaml: Path, out: Path) -> None:
+    """Runs in a child process: ultralytics' own trainer, offline, run directory under ``out``."""
+    from vision import ultralytics_compat as ulc
+
+    model = ulc.yolo_class()(args.model, task="detect")
+    start = time.perf_counter()
+    model.train(data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device="cpu",
+                workers=0, close_mosaic=args.close_mosaic, seed=args.seed, deterministic=False, plots=False,
+                amp=False, project=str(out), name="ultralytics", exist_ok=True, verbose=False, pretrained=False)
+    wall = time.perf_counter() - start
+    (out / "ultralytics" / "timing.json").write_text(json.dumps({"fit_s": wall}))
+
+
+def train_ours(args, data_yaml: Path, out: Path) -> None:
+    """Runs in a child process: tools/train.py with the shipped detection config."""
+    from vision.cli import main
+
+    sys.argv = sys.argv[:1]  # the CLI gets its arguments below, not from this script's command line
+    start = time.perf_counter()
+    main(["--config", str(REPO / "configs/detection/logo_yolo11n.yaml"), "--data.data_yaml", str(data_yaml),
+          "--model.yaml", args.model, "--data.imgsz", str(args.imgsz), "--data.batch_size", str(args.batch),
+          "--data.num_workers", "0", "--data.close_mosaic", str(args.close_mosaic),
+          "--trainer.max_epochs", str(args.epochs), "--trainer.accelerator", "cpu",
+          "--trainer.default_root_dir", str(out / "ours"), "--trainer.enable_progress_bar", "false",
+          "--seed_everything", str(args.seed), "--zoo_name", args.zoo_name, "--zoo_dir", str(out / "ours" / "zoo")])
+    wall = time.perf_counter() - start
+    (out / "ours" / "timing.json").write_text(json.dumps({"fit_s": wall}))
+
+
+def score(pt: Path, data_yaml: Path, args) -> dict:
+    from vision import ultralytics_compat as ulc
+
+    metrics = ulc.yolo_class()(str(pt), task="detect").val(
+        data=str(data_yaml), imgsz=args.imgsz, batch=args.batch, conf=0.001, iou=0.7, device="cpu", plots=False,
+        verbose=False, project=str(Path(args.out) / "val"), name=pt.parent.name, exist_ok=True)
+    return {"mAP50": float(metrics.box.map50), "mAP50-95": float(metrics.box.map)}
+
+
+def ours_as_ultralytics_pt(out: Path, args) -> Path:
+    """Our shipped zoo file, written as an ultralytics ``.pt`` (the interop path users would take)."""
+    from vision.models.detector import export_ultralytics_pt
+    from vision.zoo import load_model
+
+    model = load_model(out / "ours" / "zoo" / f"{args.zoo_name}.safetensors")
+    return export_ultralytics_pt(model, out / "ours" / f"{args.zoo_name}.pt", imgsz=args.imgsz)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="ultralytics data.yaml (class-agnostic logo set)")
+    ap.add_argument("--out", type=Path, default=Path("runs/detbench"))
+    ap.add_argument("--model", default="yolo11n.yaml", help="ultralytics architecture YAML (from scratch)")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--imgsz", type=int, default=320)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--close-mosaic", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                    help="torch threads per training process (default: ultralytics' own CPU choice)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--zoo-name", default="logo_yolo11n")
+    ap.add_argument("--only", choices=("ours", "ultralytics"))
+    ap.add_argument("--score-only", action="store_true")
+    ap.add_argument("--_child", choices=("ours", "ultralytics"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data_yaml = absolute_data_yaml(args.data, out) if args._child is None else args.data
+
+    if args._child:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        (train_ours if args._child == "ours" else train_ultralytics)(args, data_yaml, out)
+        return 0
+
+    sides = [args.only] if args.only else ["ours", "ultralytics"]
+    if not args.score_only:
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+        procs = {}
+        for side in sides:
+            log = open(out / f"{side}.log", "w")
+            cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]),
+                   "--data", str(data_yaml), "--_child", side]
+            procs[side] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO), log)
+            print(f"started {side}: log {out / f'{side}.log'}", flush=True)
+        failed = [side for side, (proc, log) in procs.items() if proc.wait() != 0]
+        for _, log in procs.values():
+            log.close()
+        if failed:
+            print(f"error: training failed for {', '.join(failed)} (see the logs above)", file=sys.stderr)
+            return 1
+
+    results = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                          if not k.startswith("_")}, "cpu_count": os.cpu_count()}
+    for side in sides:
+        pt = ours_as_ultralytics_pt(out, args) if side == "ours" else out / "ultralytics" / "weights" / "last.pt"
+        timing = json.loads((out / side / "timing.json").read_text())
+        results[side] = {**score(pt, data_yaml, args), "fit_s": timing["fit_s"],
+                         "s_per_epoch": timing["fit_s"] / args.epochs, "weights": str(pt)}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"\n{'':12s} {'mAP50':>7s} {'mAP50-95':>9s} {'s/epoch':>8s}")
+    for side in sides:
+        r = results[side]
+        print(f"{side:12s} {r['mAP50']:7.3f} {r['mAP50-95']:9.3f} {r['s_per_epoch']:8.0f}")
+    if len(sides) == 2:
+        o, u = results["ours"], results["ultralytics"]
+        print(f"ours / ultralytics: mAP50-95 {o['mAP50-95'] / max(u['mAP50-95'], 1e-9):.2f}x, "
+              f"time per epoch {o['s_per_epoch'] / u['s_per_epoch']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
