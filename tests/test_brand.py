@@ -304,3 +304,27 @@ def test_recognize_tool_writes_jsonl_and_pngs(brand_data, trained, tmp_path):
                           "--embedder", str(zoo / "tiny_brand.safetensors"), "--gallery", str(tmp_path / "no.npz"),
                           "--out", str(tmp_path / "out2")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "gallery file" in bad.stderr
+
+
+def _tool(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_gallery_tool_calibrates_and_refuses_bad_input(brand_data, trained, tmp_path, capsys):
+    _, _, zoo = trained
+    build = _tool("build_gallery")
+    model = str(zoo / "tiny_brand.safetensors")
+    out = tmp_path / "g.npz"
+    assert build.main(["--embedder", model, "--folder", str(brand_data / "test" / "gallery"),
+                       "--calibrate", str(brand_data / "val"), "--frr", "0.25", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["brands"] == BRANDS_PER_SPLIT and report["calibration"]["queries"] == 2 * BRANDS_PER_SPLIT
+    gallery = BrandGallery.load(out)
+    assert gallery.threshold == pytest.approx(report["calibration"]["threshold"])
+    assert build.main(["--embedder", model, "--out", str(out)]) == 2
+    assert build.main(["--embedder", model, "--folder", str(tmp_path / "nope"), "--out", str(out)]) == 2
