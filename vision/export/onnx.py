@@ -69,10 +69,12 @@ ARGMAX_OUTPUTS = {"logits"}
 # the largest |torch output|, so one gate serves logits, unit features and boxes in pixels. INT8 is judged on
 # real images (calibration or validation), where a few borderline top-1 flips are expected.
 PARITY_GATES: dict[str, dict[str, float]] = {
-    "fp32": {"max_rel_diff": 1e-4, "min_cosine": 0.9999, "top1_agreement": 0.99},
-    "fp16": {"max_rel_diff": 2e-2, "min_cosine": 0.999, "top1_agreement": 0.98},
-    "int8": {"max_rel_diff": 0.25, "min_cosine": 0.95, "top1_agreement": 0.90},
+    "fp32": {"max_rel_diff": 1e-4, "min_cosine": 0.9999, "top1_agreement": 0.99, "box_agreement": 0.99},
+    "fp16": {"max_rel_diff": 2e-2, "min_cosine": 0.999, "top1_agreement": 0.98, "box_agreement": 0.95},
+    "int8": {"max_rel_diff": 0.25, "min_cosine": 0.95, "top1_agreement": 0.90, "box_agreement": 0.80},
 }
+# detections above this score take part in the box agreement (a low threshold: many boxes, a strict test)
+DETECTION_CONF = 0.05
 
 
 class ExportError(RuntimeError):
@@ -132,13 +134,35 @@ def default_output(card: ModelCard) -> str:
 
 def compare_outputs(ref: np.ndarray, got: np.ndarray, output: str) -> dict:
     """Parity numbers of ``got`` against the torch reference ``ref`` (same shape, batch first)."""
+    ref_raw, got_raw = ref, got
     ref, got = ref.reshape(len(ref), -1).astype(np.float64), got.reshape(len(got), -1).astype(np.float64)
     diff = float(np.abs(ref - got).max()) if ref.size else 0.0
     cos = (ref * got).sum(1) / np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1), 1e-12)
     top1 = float((ref.argmax(1) == got.argmax(1)).mean()) if output in ARGMAX_OUTPUTS else None
-    return {"images": int(ref.shape[0]), "max_abs_diff": diff,
-            "max_rel_diff": diff / max(float(np.abs(ref).max()) if ref.size else 0.0, 1e-12),
-            "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()), "top1_agreement": top1}
+    report = {"images": int(ref.shape[0]), "max_abs_diff": diff,
+              "max_rel_diff": diff / max(float(np.abs(ref).max()) if ref.size else 0.0, 1e-12),
+              "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()), "top1_agreement": top1}
+    if output == "predictions":
+        report.update(detection_agreement(ref_raw, got_raw))
+    return report
+
+
+def detection_agreement(ref: np.ndarray, got: np.ndarray, conf: float = DETECTION_CONF, iou: float = 0.7) -> dict:
+    """Box/score agreement after NMS (ultralytics' NMS, run outside the graph as in deployment): the share of
+    torch detections that the export reproduces with the same class, IoU >= 0.9 and a score within 0.05."""
+    from vision import ultralytics_compat as ulc
+
+    ref_dets = ulc.non_max_suppression(torch.from_numpy(ref).float(), conf=conf, iou=iou)
+    got_dets = ulc.non_max_suppression(torch.from_numpy(got).float(), conf=conf, iou=iou)
+    box_iou = ulc.metrics_module().box_iou
+    total = matched = 0
+    for r, g in zip(ref_dets, got_dets):
+        total += len(r)
+        if len(r) and len(g):
+            overlap = box_iou(r[:, :4], g[:, :4])
+            same = (r[:, 5:6] == g[None, :, 5]) & ((r[:, 4:5] - g[None, :, 4]).abs() <= 0.05)
+            matched += int(((overlap >= 0.9) & same).any(1).sum())
+    return {"detections": total, "box_agreement": matched / total if total else None}
 
 
 def check_parity(report: dict, precision: str, what: str) -> None:
@@ -153,6 +177,9 @@ def check_parity(report: dict, precision: str, what: str) -> None:
         failed.append(f"min cosine {report['min_cosine']:.5f} < {gate['min_cosine']}")
     if report["top1_agreement"] is not None and report["top1_agreement"] < gate["top1_agreement"]:
         failed.append(f"top-1 agreement {report['top1_agreement']:.3f} < {gate['top1_agreement']}")
+    if report.get("box_agreement") is not None and report["box_agreement"] < gate["box_agreement"]:
+        failed.append(f"box agreement after NMS {report['box_agreement']:.3f} < {gate['box_agreement']} "
+                      f"({report['detections']} torch detections)")
     if failed:
         raise ExportError(f"{what} does not match torch at {precision} ({'; '.join(failed)}); "
                           f"parity: {json.dumps(report)}")
