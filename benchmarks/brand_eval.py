@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from vision.data.datasets import scan_image_folder  # noqa: E402
 from vision.features import FeatureExtractor  # noqa: E402
-from vision.gallery import UNKNOWN, BrandGallery  # noqa: E402
+from vision.gallery import BrandGallery  # noqa: E402
 from vision.retrieval import retrieval_metrics  # noqa: E402
 
 # brands of the Grocery Store packaged goods (its SOURCE.md); "God Morgon" is the only two-word one
@@ -87,7 +87,8 @@ def open_set(fx, embedded, shipped_threshold: float | None, frr: float) -> dict:
 def grocery(fx, root: Path) -> dict:
     with open(root / "classes.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))[1:]
-    iconic = {int(r[1]): root / r[4].lstrip("/") for r in rows if "/Packages/" in r[4] and (root / r[4].lstrip("/")).is_file()}
+    iconic = {int(r[1]): root / r[4].lstrip("/") for r in rows
+              if "/Packages/" in r[4] and (root / r[4].lstrip("/")).is_file()}
     names = {int(r[1]): r[0] for r in rows}
     queries = []
     for line in (root / "val.txt").read_text().splitlines():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from vision.data.brands import square_crop
-from vision.gallery import UNKNOWN, BrandGallery, GalleryError
+from vision.gallery import BrandGallery, GalleryError
 from vision.inference import ImageInput, to_rgb_array
 
 

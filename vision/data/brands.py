@@ -21,6 +21,7 @@ import os
 import shutil
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -148,8 +149,8 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     for name in splits:
         slugs = sorted(split[name], key=lambda s: _unit_hash(seed, "brand-pick", s))[:max_brands]
         pool = photos["train" if name == "train" else "eval"]
-        jobs += [(_BrandJob(name, by_slug[s], pool, out, size, train_clean, train_wild, queries, seed,
-                            background_size)) for s in sorted(slugs)]
+        jobs += [_BrandJob(name, by_slug[s], pool, out, size, train_clean, train_wild, queries, seed,
+                           background_size) for s in sorted(slugs)]
     wrap = progress or (lambda iterable, **_: iterable)
     written: dict[str, list[str]] = {name: [] for name in splits}
     skipped: list[tuple[str, str]] = []
@@ -182,11 +183,20 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     return {"out_dir": str(out), "brands": {k: len(v) for k, v in written.items()}, "skipped": skipped}
 
 
+@dataclass(frozen=True)
 class _BrandJob:
-    def __init__(self, split, brand, photos, out, size, train_clean, train_wild, queries, seed, background_size):
-        self.split, self.brand, self.photos, self.out, self.size = split, brand, photos, out, size
-        self.train_clean, self.train_wild, self.queries = train_clean, train_wild, queries
-        self.seed, self.background_size = seed, background_size
+    """One brand's images to write (picklable, for the worker processes)."""
+
+    split: str
+    brand: Brand
+    photos: list[Path]
+    out: Path
+    size: int
+    train_clean: int
+    train_wild: int
+    queries: int
+    seed: int
+    background_size: int
 
 
 _CLEAN_COLORS: tuple[tuple[int, int, int] | None, ...] = (None, (0, 0, 0), (255, 255, 255))
