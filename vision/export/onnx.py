@@ -91,7 +91,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = 17, dynamic_
     """
     import onnx
 
-    card = _card_of(model)
+    card = card_of(model)
     output = output or default_output(card)
     network = _output_module(model, card, output).eval()
     pre = card.data_config
@@ -114,7 +114,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = 17, dynamic_
     onnx.checker.check_model(proto)
 
     path = Path(path)
-    images = _parity_inputs(pre, sample_images)
+    images = parity_inputs(pre, sample_images)
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
         report = parity_report(model, tmp, images)
@@ -152,8 +152,8 @@ def detection_agreement(ref: np.ndarray, got: np.ndarray, conf: float = DETECTIO
     torch detections that the export reproduces with the same class, IoU >= 0.9 and a score within 0.05."""
     from vision import ultralytics_compat as ulc
 
-    ref_dets = ulc.non_max_suppression(torch.from_numpy(ref).float(), conf=conf, iou=iou)
-    got_dets = ulc.non_max_suppression(torch.from_numpy(got).float(), conf=conf, iou=iou)
+    ref_dets = ulc.non_max_suppression(torch.from_numpy(ref.copy()).float(), conf=conf, iou=iou)
+    got_dets = ulc.non_max_suppression(torch.from_numpy(got.copy()).float(), conf=conf, iou=iou)
     box_iou = ulc.metrics_module().box_iou
     total = matched = 0
     for r, g in zip(ref_dets, got_dets):
@@ -210,7 +210,7 @@ def parity_report(model: nn.Module, onnx_path: str | Path, images: torch.Tensor)
 
 def torch_outputs(model: nn.Module, output: str, images: torch.Tensor) -> np.ndarray:
     """The torch fp32 reference for ``output`` (a kind of :data:`OUTPUT_KINDS`) on preprocessed ``images``."""
-    network = _output_module(model, _card_of(model), output).eval()
+    network = _output_module(model, card_of(model), output).eval()
     device = next(network.parameters()).device
     with torch.inference_mode():
         return network(images.to(device)).float().cpu().numpy()
@@ -239,7 +239,7 @@ def read_onnx_precision(path: str | Path) -> str:
     return {p.key: p.value for p in proto.metadata_props}.get(PRECISION_KEY, "fp32")
 
 
-def _card_of(model: nn.Module) -> ModelCard:
+def card_of(model: nn.Module) -> ModelCard:
     card = getattr(model, "card", None)
     if not isinstance(card, ModelCard):
         raise ExportError(f"cannot export a {type(model).__name__} without a model card (.card); "
@@ -258,7 +258,7 @@ def _output_module(model: nn.Module, card: ModelCard, output: str) -> nn.Module:
     return kinds[output](model)
 
 
-def _parity_inputs(pre, sample_images: Sequence | None) -> torch.Tensor:
+def parity_inputs(pre, sample_images: Sequence | None) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     batch = torch.randn(PARITY_RANDOM_BATCH, 3, pre.input_size, pre.input_size, generator=generator)
     if not sample_images:

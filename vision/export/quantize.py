@@ -25,7 +25,7 @@ import numpy as np
 from torch import nn
 
 from vision.export.calibration import MAX_CALIB_IMAGES, MIN_CALIB_IMAGES, CalibrationSet
-from vision.export.onnx import (CARD_KEY, INPUT_NAME, OUTPUT_KEY, PRECISION_KEY, ExportError, _card_of, check_parity,
+from vision.export.onnx import (CARD_KEY, INPUT_NAME, OUTPUT_KEY, PRECISION_KEY, ExportError, card_of, check_parity,
                                 compare_outputs, default_output, export_onnx, read_onnx_metadata, torch_outputs,
                                 write_parity_report)
 from vision.fileio import atomic_path
@@ -58,7 +58,7 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
         raise ExportError(f"unknown quant_format {quant_format!r}; choose one of {list(QUANT_FORMATS)}")
     if calibrate_method not in CALIBRATE_METHODS:
         raise ExportError(f"unknown calibrate_method {calibrate_method!r}; choose one of {list(CALIBRATE_METHODS)}")
-    card = _card_of(model)
+    card = card_of(model)
     output = output or default_output(card)
     calib = CalibrationSet.from_folder(calib_dir, card.data_config, min_images=min_images, max_images=max_images)
     parity_set = calib if parity_dir is None else CalibrationSet.from_folder(

@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from vision.export.calibration import MAX_CALIB_IMAGES, MIN_CALIB_IMAGES, CalibrationSet
-from vision.export.onnx import (INPUT_NAME, OUTPUT_MEANINGS, ExportError, _card_of, _parity_inputs, check_parity,
-                                compare_outputs, default_output, export_onnx, read_onnx_metadata, torch_outputs,
+from vision.export.onnx import (INPUT_NAME, OUTPUT_MEANINGS, ExportError, card_of, check_parity, compare_outputs,
+                                default_output, export_onnx, parity_inputs, read_onnx_metadata, torch_outputs,
                                 write_parity_report)
 from vision.fileio import atomic_path, atomic_write_text, sha256_file
 from vision.zoo.card import ModelCard
@@ -188,7 +188,7 @@ def export_tensorrt(model: nn.Module, path: str | Path, *, precision: str = "fp1
     trt = _tensorrt()
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
-    card = _card_of(model)
+    card = card_of(model)
     output = output or default_output(card)
     profile = parse_batch(batch)
     path = Path(path)
@@ -222,7 +222,7 @@ def export_tensorrt(model: nn.Module, path: str | Path, *, precision: str = "fp1
                                                                              min_images=1, max_images=PARITY_IMAGES)
         images = torch.from_numpy(source.array(PARITY_IMAGES))
     else:
-        images = _parity_inputs(card.data_config, sample_images)
+        images = parity_inputs(card.data_config, sample_images)
     engine = TensorRTEngine(path)
     got = np.concatenate([engine(images[i:i + profile[2]]) for i in range(0, len(images), profile[2])])
     report = compare_outputs(torch_outputs(model, output, images), got, output)
