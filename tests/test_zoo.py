@@ -109,3 +109,21 @@ def test_backbone_missing_local_file_is_named(tmp_path):
 def test_public_api():
     assert callable(vision.load_model) and callable(vision.list_models)
     assert vision.ImageClassifier is not None
+
+
+SHIPPED_ZOO = __import__("pathlib").Path(__file__).resolve().parents[1] / "weights"
+
+
+@pytest.mark.parametrize("name", sorted(json.loads((SHIPPED_ZOO / "manifest.json").read_text())["models"]))
+def test_every_shipped_model_loads_verified_and_runs(name):
+    """The registry sweep: each model in weights/ matches its sha256, builds from its card and runs forward."""
+    model = load_model(name, zoo_dir=SHIPPED_ZOO)
+    card = model.card
+    assert card.name == name and (SHIPPED_ZOO / card.file).stat().st_size <= 20e6
+    size = card.preprocessing["input_size"]
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, size, size))
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    assert out.shape[0] == 2 and torch.isfinite(out).all()
+    if card.class_names and card.task != "embedding":
+        assert len(card.class_names) == card.config["num_classes"]
