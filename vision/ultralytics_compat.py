@@ -115,6 +115,11 @@ def detection_model_class():
     return _import("ultralytics.nn.tasks", "DetectionModel")
 
 
+def model_yaml(name: str) -> dict:
+    """An architecture YAML shipped with ultralytics (``yolo11n.yaml``; the scale letter picks the size) as a dict."""
+    return _import("ultralytics.nn.tasks", "yaml_model_load")(name)
+
+
 def detection_loss(model):
     """``v8DetectionLoss(model)`` (needs ``model.args`` with ``box``/``cls``/``dfl``; built on ``model``'s device)."""
     return _import("ultralytics.utils.loss", "v8DetectionLoss")(model)

@@ -29,7 +29,8 @@ def build_detection_model(yaml: str, num_classes: int, class_names: list[str] | 
     ``weights``: optional local ultralytics ``.pt`` whose matching tensors initialise the network (the
     class head is skipped when the class count differs). Only files the caller names are read.
     """
-    model = ulc.detection_model_class()(yaml, ch=3, nc=num_classes, verbose=False)
+    cfg = {**ulc.model_yaml(yaml), "nc": num_classes}  # set nc up front: no "Overriding nc=80" log line
+    model = ulc.detection_model_class()(cfg, ch=3, nc=num_classes, verbose=False)
     if weights is not None:
         source = ulc.load_ultralytics_pt(weights).state_dict()
         own = model.state_dict()
