@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -98,10 +99,13 @@ def resolve_resume(resume: str | None, trainer: pl.Trainer) -> str | None:
 def main(args: list[str] | None = None) -> VisionCLI:
     """Entry point of ``tools/train.py``; ``args`` replaces ``sys.argv[1:]`` (for tests and notebooks)."""
     argv = sys.argv[1:] if args is None else args
-    cli = VisionCLI(pl.LightningModule, pl.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                    run=False, args=args,
-                    trainer_defaults=trainer_defaults(), seed_everything_default=0,
-                    save_config_kwargs={"overwrite": True}, parser_kwargs={"default_env": False})
+    with warnings.catch_warnings():
+        # explicit ``args`` are the point of this parameter; LightningCLI would warn whenever sys.argv is not empty
+        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python")
+        cli = VisionCLI(pl.LightningModule, pl.LightningDataModule, subclass_mode_model=True,
+                        subclass_mode_data=True, run=False, args=args, trainer_defaults=trainer_defaults(),
+                        seed_everything_default=0, save_config_kwargs={"overwrite": True},
+                        parser_kwargs={"default_env": False})
     cfg = cli.config
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     ckpt = resolve_resume(cfg.get("resume"), trainer)
