@@ -311,3 +311,21 @@ def test_gather_lists_merges_validation_stats_across_ranks(tmp_path):
         merged = results[rank]
         assert [m["rank"] for m in merged] == [0, 1]
         assert [m["tp"].shape for m in merged] == [(1, 10), (2, 10)]
+
+
+def test_export_tool_writes_checked_ultralytics_pt(trained, tmp_path):
+    sys.path.insert(0, str(REPO / "tools"))
+    import export as export_tool
+
+    from vision.export import ExportError, export
+
+    module, _, _ = trained
+    save_model(module.eval_model, module.model_card("logo_pt"), tmp_path / "zoo")
+    out = tmp_path / "logo_pt.pt"
+    assert export_tool.main(["--model", str(tmp_path / "zoo" / "logo_pt.safetensors"), "--format", "ultralytics",
+                             "--out", str(out)]) == 0
+    report = json.loads(out.with_name(out.name + ".parity.json").read_text())
+    assert report["passed"] and report["max_abs_diff"] <= 1e-4
+    classifier = load_model(REPO / "weights" / "grocery_resnet10t.safetensors")
+    with pytest.raises(ExportError, match="holds detectors"):
+        export(classifier, "ultralytics", tmp_path / "clf.pt")

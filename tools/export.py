@@ -7,6 +7,7 @@ its model card and a parity report beside it; an export that fails its parity ga
         --calib-dir ../shared/datasets/grocery_store/train --parity-dir ../shared/datasets/grocery_store/val
     python tools/export.py --model grocery_resnet10t --format tensorrt --precision fp16 --batch 1,8,32   # GPU
     python tools/export.py --model grocery_resnet10t --format triton --serving onnxruntime --out export/triton
+    python tools/export.py --model logo_yolo11n --format ultralytics      # a .pt that ultralytics' YOLO() loads
 
 ``--out`` defaults to ``export/<model>[.<output>]<suffix>`` (``export/triton`` for triton). Options a format does
 not take are refused (see ``vision.export.FORMATS``). ``--calib-images`` adds a few real images to the random

@@ -40,6 +40,12 @@ def _export_triton(model, path, **options):
     return export_triton(model, path, **options)
 
 
+def _export_ultralytics(model, path, **options):
+    from vision.export.ultralytics_pt import export_ultralytics
+
+    return export_ultralytics(model, path, **options)
+
+
 @dataclass(frozen=True)
 class ExportFormat:
     """An export function ``(model, path, **options) -> Path``, the options it takes and its default file name."""
@@ -62,6 +68,8 @@ FORMATS: dict[str, ExportFormat] = {
     "triton": ExportFormat(_export_triton, _COMMON | _CALIBRATION | {
         "serving", "precision", "batch", "calib_cache_dir", "name", "max_batch_size", "instance_kind",
         "instance_count"}, "", needs="serving=tensorrt: the [tensorrt] extra and an NVIDIA GPU"),
+    "ultralytics": ExportFormat(_export_ultralytics, frozenset({"sample_images"}), ".pt",
+                                needs="a detection model; loading the file needs ultralytics (AGPL-3.0)"),
 }
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from vision import ultralytics_compat as ulc
+from vision.fileio import atomic_path
 
 DEFAULT_LOSS_GAINS = {"box": 7.5, "cls": 0.5, "dfl": 1.5}
 
@@ -74,5 +75,6 @@ def export_ultralytics_pt(model: nn.Module, path: str | os.PathLike, imgsz: int 
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
     return path

@@ -1,0 +1,51 @@
+"""A zoo detector as an ultralytics ``.pt`` (``YOLO(path)`` loads it), with a parity check of the written file.
+
+The file is read back with ultralytics' restricted (``weights_only``) loader and run on the same inputs as
+the zoo model; the numbers go to ``<file>.parity.json`` and a file that differs is removed and refused.
+
+Example::
+
+    from vision.export import export
+    export(vision.load_model("logo_yolo11n"), "ultralytics", "export/logo_yolo11n.pt")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vision.export.onnx import ExportError, card_of, parity_inputs, write_parity_report
+
+MAX_ABS_DIFF = 1e-4
+
+
+def _raw(network: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        out = network.eval()(images)
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def export_ultralytics(model: nn.Module, path: str | Path, sample_images=None) -> Path:
+    """Write ``model`` (task ``detection``) to ``path`` in ultralytics' checkpoint layout and check it."""
+    from vision import ultralytics_compat as ulc
+    from vision.models.detector import export_ultralytics_pt
+
+    card = card_of(model)
+    if card.task != "detection":
+        raise ExportError(f"{card.name}: the ultralytics format holds detectors; this model's task is {card.task!r}")
+    imgsz = card.data_config.input_size
+    path = export_ultralytics_pt(model, path, imgsz=imgsz)
+    images = parity_inputs(card.data_config, sample_images)
+    reference = _raw(model.float().cpu(), images)
+    got = _raw(ulc.load_ultralytics_pt(path), images)
+    diff = float((reference - got).abs().max())
+    report = {"format": "ultralytics", "images": len(images), "max_abs_diff": diff, "gate": {"max_abs_diff":
+              MAX_ABS_DIFF}, "passed": diff <= MAX_ABS_DIFF}
+    write_parity_report(path, report)
+    if not report["passed"]:
+        path.unlink()
+        raise ExportError(f"{path}: reloaded ultralytics model differs from {card.name} by {diff:.3g} "
+                          f"(gate {MAX_ABS_DIFF}); file removed")
+    return path
