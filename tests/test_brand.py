@@ -1,8 +1,6 @@
 """Brand recognition: metric-learning module, data, gallery, recogniser, tools."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -288,23 +286,20 @@ def test_recognizer_end_to_end(brand_data, trained, tmp_path):
     BrandGallery.load(tmp_path / "g.npz", model=fx.card, dim=fx.dim)
 
 
-def test_recognize_tool_writes_jsonl_and_pngs(brand_data, trained, tmp_path):
+def test_recognize_tool_writes_jsonl_and_pngs(brand_data, trained, tmp_path, capsys):
     _, _, zoo = trained
     fx = FeatureExtractor.from_pretrained(zoo / "tiny_brand.safetensors", backend="torch")
     BrandGallery.from_folder(fx, brand_data / "test" / "gallery").save(tmp_path / "g.npz")
     queries = brand_data / "test" / "query"
-    result = subprocess.run([sys.executable, str(REPO / "tools" / "recognize.py"), "--images", str(queries),
-                             "--embedder", str(zoo / "tiny_brand.safetensors"), "--gallery", str(tmp_path / "g.npz"),
-                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    recognize = _tool("recognize")
+    args = ["--images", str(queries), "--embedder", str(zoo / "tiny_brand.safetensors")]
+    assert recognize.main([*args, "--gallery", str(tmp_path / "g.npz"), "--out", str(tmp_path / "out")]) == 0
     lines = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert len(lines) == len(list(queries.rglob("*.jpg"))) and all(len(line["logos"]) == 1 for line in lines)
     assert len(list((tmp_path / "out" / "annotated").glob("*.png"))) == len(lines)
-    bad = subprocess.run([sys.executable, str(REPO / "tools" / "recognize.py"), "--images", str(queries),
-                          "--embedder", str(zoo / "tiny_brand.safetensors"), "--gallery", str(tmp_path / "no.npz"),
-                          "--out", str(tmp_path / "out2")], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "gallery file" in bad.stderr
-
+    capsys.readouterr()
+    assert recognize.main([*args, "--gallery", str(tmp_path / "no.npz"), "--out", str(tmp_path / "out2")]) == 2
+    assert "gallery file" in capsys.readouterr().err
 
 def _tool(name: str):
     import importlib.util
