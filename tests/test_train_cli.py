@@ -123,3 +123,17 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         main(["--config", "configs/classification/demo.yaml", *TINY, "--trainer.default_root_dir",
               str(tmp_path / "never"), "--resume", "last"])
+
+
+def test_resume_last_finds_checkpoints_when_a_logger_is_on(tmp_path, monkeypatch):
+    # with a logger Lightning would file checkpoints under lightning_logs/version_N/; the CLI pins them
+    monkeypatch.chdir(REPO)
+    common = ["--config", "configs/classification/demo.yaml", "--model.backbone", "test_resnet",
+              "--data.input_size", "32", "--data.num_workers", "0", "--trainer.enable_progress_bar", "false",
+              "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+              "--trainer.default_root_dir", str(tmp_path / "run")]
+    main([*common, "--trainer.max_epochs", "1"])
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "run" / "lightning_logs").is_dir()  # the logger itself still writes its versions
+    cli = main([*common, "--trainer.max_epochs", "2", "--resume", "last"])
+    assert cli.trainer.current_epoch == 2 and cli.trainer.global_step == 4

@@ -77,10 +77,22 @@ class VisionCLI(LightningCLI):
 
 
 def checkpoint_dir(trainer: pl.Trainer) -> Path:
+    """Where ``--resume last`` looks: the checkpoint callback's folder, pinned by :func:`pin_checkpoint_dir`."""
     for cb in trainer.callbacks:
         if isinstance(cb, ModelCheckpoint) and cb.dirpath:
             return Path(cb.dirpath)
     return Path(trainer.default_root_dir) / "checkpoints"
+
+
+def pin_checkpoint_dir(trainer: pl.Trainer) -> None:
+    """Give checkpoint callbacks without ``dirpath`` ``<default_root_dir>/checkpoints``.
+
+    Lightning would otherwise put them under the logger's ``version_N/`` (a new folder each run), where
+    ``--resume last`` of the next run cannot know to look.
+    """
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelCheckpoint) and not cb.dirpath:
+            cb.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
 
 
 def resolve_resume(resume: str | None, trainer: pl.Trainer) -> str | None:
@@ -108,6 +120,7 @@ def main(args: list[str] | None = None) -> VisionCLI:
                         parser_kwargs={"default_env": False})
     cfg = cli.config
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    pin_checkpoint_dir(trainer)
     ckpt = resolve_resume(cfg.get("resume"), trainer)
     trainer.fit(model, datamodule=data, ckpt_path=ckpt, weights_only=True)
     if cfg.get("zoo_name"):
