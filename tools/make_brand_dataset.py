@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tqdm import tqdm  # noqa: E402
 
 from vision.data.brands import write_brand_dataset  # noqa: E402
+from vision.progress import warnings_above_progress_bar  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,12 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        tqdm.write(f"warning: {message}", file=sys.stderr)
-
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.showwarning = show
+    with warnings_above_progress_bar():
         try:
             summary = write_brand_dataset(
                 args.out, args.backgrounds, val_backgrounds=args.val_backgrounds, size=args.size,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -21,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tqdm import tqdm  # noqa: E402
 
 from vision.data.logos import MODES, LogoDatasetSummary, write_yolo_dataset  # noqa: E402
+from vision.progress import warnings_above_progress_bar  # noqa: E402
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -66,12 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     args = ap.parse_args(argv)
 
-    # show each skipped input once, above the progress bar, instead of Python's "file:line: Warning" format
-    def show(message, category, filename, lineno, file=None, line=None):
-        tqdm.write(f"warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
+    with warnings_above_progress_bar():
         try:
             summary = write_yolo_dataset(
                 args.out, args.backgrounds, val_backgrounds=args.val_backgrounds, train_images=args.train_images,

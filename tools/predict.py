@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if model.card.task not in PREDICTORS:
         raise SystemExit(f"error: {args.model} is a {model.card.task!r} model; "
                          f"tools/predict.py handles {', '.join(sorted(PREDICTORS))}")
+    if args.draw and model.card.task != "detection":
+        raise SystemExit(f"error: --draw draws boxes; {args.model} is a {model.card.task!r} model")
     predict = PREDICTORS[model.card.task](model, args)
     files = collect_images(args.images)
     out = args.out.open("w") if args.out else sys.stdout
@@ -99,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             for path, array, pred in zip(batch, arrays, predict(arrays) if arrays else []):
                 out.write(json.dumps({"image": str(path), **pred}) + "\n")
                 if args.draw and "detections" in pred:
-                    name = path.stem if path.stem not in drawn else f"{path.stem}_{len(drawn)}"
-                    drawn.add(name)  # same-named images from different folders must not overwrite each other
+                    name, n = path.stem, 1
+                    while name in drawn:  # same-named images from different folders must not overwrite each other
+                        name, n = f"{path.stem}_{n}", n + 1
+                    drawn.add(name)
                     draw_detections(array, pred["detections"], args.draw / name)
     finally:
         if args.out:

@@ -10,7 +10,8 @@ Example::
 
 __version__ = "0.1.0"
 
+from vision.features import FeatureExtractor  # noqa: E402
 from vision.inference import ImageClassifier  # noqa: E402
 from vision.zoo import ModelCard, ZooError, list_models, load_model, save_model  # noqa: E402
 
-__all__ = ["ImageClassifier", "ModelCard", "ZooError", "__version__", "list_models", "load_model", "save_model"]
+__all__ = ["FeatureExtractor", "ImageClassifier", "ModelCard", "ZooError", "__version__", "list_models", "load_model", "save_model"]

@@ -192,9 +192,14 @@ class YoloDataModule(pl.LightningDataModule):
             target.write_text(report.cleaned.get(path, path.read_text(encoding="utf-8", errors="replace")))
         return root / "images" / images.name
 
-    def set_epoch(self, epoch: int, max_epochs: int) -> None:
-        """Turn mosaic off once ``epoch`` is within the last ``close_mosaic`` of ``max_epochs`` (0-based epochs)."""
-        if self.close_mosaic and not self.mosaic_closed and epoch >= max_epochs - self.close_mosaic:
+    def set_epoch(self, epoch: int, max_epochs: int | None) -> None:
+        """Turn mosaic off once ``epoch`` is within the last ``close_mosaic`` of ``max_epochs`` (0-based epochs).
+
+        An open-ended run (``max_epochs`` None or -1) has no last epochs and keeps mosaic.
+        """
+        if not self.close_mosaic or self.mosaic_closed or not max_epochs or max_epochs < 0:
+            return
+        if epoch >= max_epochs - self.close_mosaic:
             hyp = self.hyperparameters()
             self.datasets["train"].close_mosaic(hyp)
             self.mosaic_closed = True
@@ -208,9 +213,8 @@ class YoloDataModule(pl.LightningDataModule):
                           collate_fn=type(dataset).collate_fn, persistent_workers=persistent, drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        if trainer is not None and trainer.max_epochs and trainer.max_epochs > 0:
-            self.set_epoch(trainer.current_epoch, trainer.max_epochs)  # a resumed run or a short one
+        if self.trainer is not None:  # a resumed run, or one shorter than close_mosaic, starts without mosaic
+            self.set_epoch(self.trainer.current_epoch, self.trainer.max_epochs)
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:

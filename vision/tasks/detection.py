@@ -92,8 +92,9 @@ class LogoDetectionModule(pl.LightningModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
+        # the loader's workers for this epoch start after this hook, so a switch made here reaches them
         datamodule = getattr(self.trainer, "datamodule", None)
-        if hasattr(datamodule, "set_epoch") and self.trainer.max_epochs and self.trainer.max_epochs > 0:
+        if hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch, self.trainer.max_epochs)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
