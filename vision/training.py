@@ -1,9 +1,11 @@
-"""Lightning plumbing shared by every task's training: crash-safe checkpoint writing, gathering across ranks."""
+"""Lightning plumbing shared by every task's training: optimiser groups and schedule, crash-safe checkpoint
+writing, gathering across ranks."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 
@@ -40,3 +42,30 @@ def gather_lists(items: list) -> list:
     parts: list = [None] * dist.get_world_size()
     dist.all_gather_object(parts, items)
     return [item for part in parts for item in part]
+
+
+def weight_decay_groups(module: torch.nn.Module) -> list[dict]:
+    """Optimiser parameter groups: weights decay, norms and biases (1-d tensors) do not."""
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, trainer: pl.Trainer, warmup_epochs: float,
+                           min_lr_ratio: float) -> dict:
+    """Lightning's optimiser dict: linear warmup then cosine decay, stepped per batch (shared by every task)."""
+    total = max(1, int(trainer.estimated_stepping_batches))
+    steps_per_epoch = total / max(1, trainer.max_epochs or 1)
+    warmup = min(total - 1, int(round(warmup_epochs * steps_per_epoch)))
+    # Always the same SequentialLR shape (a no-op ramp when warmup is 0), so a checkpoint's
+    # scheduler state loads whatever the resumed run's warmup works out to.
+    ramp_steps = max(1, warmup)
+    base_lr = optimizer.param_groups[0]["lr"]  # read before the ramp scales it down
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01 if warmup > 0 else 1.0,
+                                             total_iters=ramp_steps)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total - ramp_steps),
+                                                        eta_min=base_lr * min_lr_ratio)
+    scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[ramp_steps])
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -15,7 +15,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from timm.utils import ModelEmaV3
 
 from vision.models.embedder import EmbeddingNet
-from vision.tasks.classification import warmup_cosine_schedule
+from vision.training import warmup_cosine_schedule, weight_decay_groups
 
 if TYPE_CHECKING:
     from vision.zoo import ModelCard
@@ -147,11 +147,7 @@ class BrandEmbeddingModule(pl.LightningModule):
 
     # --- optimisation: the classifier's recipe plus a param group for the loss's own weights
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for p in self.model.parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 else decay).append(p)
-        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = weight_decay_groups(self.model)
         loss_params = [p for p in self.loss_fn.parameters() if p.requires_grad]
         optimizer = self.optimizer_factory(groups)
         if loss_params:

@@ -22,6 +22,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from vision.models.classifier import ProductClassifier
+from vision.training import warmup_cosine_schedule, weight_decay_groups
 
 if TYPE_CHECKING:
     from vision.zoo import ModelCard
@@ -199,11 +200,7 @@ class ClassificationModule(pl.LightningModule):
 
     # --- optimisation
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for p in self.model.parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 else decay).append(p)
-        optimizer = self.optimizer_factory([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
+        optimizer = self.optimizer_factory(weight_decay_groups(self.model))
         return warmup_cosine_schedule(optimizer, self.trainer, self.hparams.warmup_epochs, self.hparams.min_lr_ratio)
 
     def model_card(self, name: str, **extra) -> "ModelCard":
@@ -214,24 +211,6 @@ class ClassificationModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vision_task"] = "classification"
-
-
-def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, trainer: pl.Trainer, warmup_epochs: float,
-                           min_lr_ratio: float) -> dict:
-    """Lightning's optimiser dict: linear warmup then cosine decay, stepped per batch (shared by every task)."""
-    total = max(1, int(trainer.estimated_stepping_batches))
-    steps_per_epoch = total / max(1, trainer.max_epochs or 1)
-    warmup = min(total - 1, int(round(warmup_epochs * steps_per_epoch)))
-    # Always the same SequentialLR shape (a no-op ramp when warmup is 0), so a checkpoint's
-    # scheduler state loads whatever the resumed run's warmup works out to.
-    ramp_steps = max(1, warmup)
-    base_lr = optimizer.param_groups[0]["lr"]  # read before the ramp scales it down
-    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01 if warmup > 0 else 1.0,
-                                             total_iters=ramp_steps)
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total - ramp_steps),
-                                                        eta_min=base_lr * min_lr_ratio)
-    scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[ramp_steps])
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 def per_class_accuracy(confmat: torch.Tensor) -> dict[int, float | None]:

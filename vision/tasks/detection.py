@@ -1,7 +1,7 @@
 """LightningModule for logo detection with an ultralytics YOLO network and loss.
 
 Training reuses ultralytics' network, ``v8DetectionLoss``, NMS and ``DetMetrics``; the loop,
-optimiser, warmup+cosine schedule (shared with ``ClassificationModule``), EMA and checkpoints are ours.
+optimiser, warmup+cosine schedule (``vision.training``, shared by every task), EMA and checkpoints are ours.
 Batches are ultralytics' collated dicts (``img`` uint8 BCHW RGB, ``cls``, ``bboxes`` normalised xywh,
 ``batch_idx``, ``ori_shape``, ``ratio_pad``) from :class:`vision.data.detection.YoloDataModule`.
 """
@@ -19,8 +19,7 @@ from timm.utils import ModelEmaV3
 
 from vision import ultralytics_compat as ulc
 from vision.models.detector import build_detection_model
-from vision.tasks.classification import ClassificationModule
-from vision.training import gather_lists
+from vision.training import gather_lists, warmup_cosine_schedule, weight_decay_groups
 
 if TYPE_CHECKING:
     from vision.zoo import ModelCard
@@ -144,10 +143,8 @@ class LogoDetectionModule(pl.LightningModule):
 
     # --- optimisation
     def configure_optimizers(self):
-        # the classifier's recipe (no weight decay on norms/biases, linear warmup + cosine per step) needs only
-        # self.model, self.optimizer_factory, hparams.warmup_epochs/min_lr_ratio and self.trainer, which we have:
-        # one copy of it. TODO: move it to vision/training.py when classification.py is open for change.
-        return ClassificationModule.configure_optimizers(self)
+        optimizer = self.optimizer_factory(weight_decay_groups(self.model))
+        return warmup_cosine_schedule(optimizer, self.trainer, self.hparams.warmup_epochs, self.hparams.min_lr_ratio)
 
     def model_card(self, name: str, **extra) -> "ModelCard":
         """The zoo card for :attr:`eval_model` (see ``vision.zoo.save_model``)."""
