@@ -93,6 +93,19 @@ def test_loss_weights_get_their_own_learning_rate(trained):
     assert loss_group[0]["initial_lr"] == pytest.approx(groups[0]["initial_lr"] * module.hparams.loss_lr_multiplier)
 
 
+def test_init_from_a_trained_embedder_and_mismatches(trained):
+    module, _, zoo = trained
+    weights = str(zoo / "tiny_brand.safetensors")
+    # fine-tuning starts from the zoo model's weights exactly (loaded through the sha256-checked zoo path)
+    tuned = BrandEmbeddingModule("resnet10t", embedding_size=16, loss="MultiSimilarityLoss", init_from=weights)
+    x = torch.rand(2, 3, SIZE, SIZE)
+    torch.testing.assert_close(tuned.eval()(x), module.eval_model.eval()(x))
+    with pytest.raises(ValueError, match="embedding_size 16 != 32"):
+        BrandEmbeddingModule("resnet10t", embedding_size=32, loss="MultiSimilarityLoss", init_from=weights)
+    with pytest.raises(ValueError, match="backbone 'resnet10t' != 'resnet14t'"):
+        BrandEmbeddingModule("resnet14t", embedding_size=16, loss="MultiSimilarityLoss", init_from=weights)
+
+
 def test_validation_reports_retrieval_metrics_on_unseen_brands(trained):
     _, trainer, _ = trained
     metrics = trainer.callback_metrics

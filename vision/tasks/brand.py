@@ -56,6 +56,21 @@ def _accepts(cls: type, arg: str) -> bool:
     return any(arg in inspect.signature(k.__init__).parameters for k in cls.__mro__ if "__init__" in vars(k))
 
 
+def init_embedder(model: EmbeddingNet, source: str, backbone: str, embedding_size: int) -> None:
+    """Copy a trained embedder's weights (zoo name, ``.safetensors`` or ``.ckpt``) into ``model``; a
+    different task, backbone or embedding size is a :class:`ValueError` naming both."""
+    from vision.zoo import load_model
+
+    trained = load_model(source)
+    card = trained.card
+    mismatch = [f"{what} {theirs!r} != {ours!r}" for what, theirs, ours in (
+        ("task", card.task, "embedding"), ("backbone", card.architecture, backbone),
+        ("embedding_size", card.config.get("embedding_size"), embedding_size)) if theirs != ours]
+    if mismatch:
+        raise ValueError(f"init_from {source!r} does not fit this model: {'; '.join(mismatch)}")
+    model.load_state_dict(trained.state_dict())
+
+
 class BrandEmbeddingModule(pl.LightningModule):
     """Trains an :class:`EmbeddingNet` with a pytorch-metric-learning ``loss`` (and optional ``miner``).
 
@@ -64,6 +79,10 @@ class BrandEmbeddingModule(pl.LightningModule):
     ``SubCenterArcFaceLoss``, ``ProxyAnchorLoss``, ``MultiSimilarityLoss`` + ``MultiSimilarityMiner``. The loss is a
     submodule, so its weights (class centres, proxies) are optimised, at ``loss_lr_multiplier`` times the learning
     rate, and checkpointed. ``num_classes`` and ``preprocessing`` are linked from :class:`BrandDataModule`.
+
+    ``init_from`` starts from a trained embedder (a zoo name such as ``brand_resnet10t``, a zoo ``.safetensors``
+    file or a Lightning ``.ckpt``; sha256-checked like any zoo load) to fine-tune it on your own brands or to train
+    it longer under a fresh schedule. Its backbone and embedding size must match.
     """
 
     def __init__(
@@ -83,11 +102,14 @@ class BrandEmbeddingModule(pl.LightningModule):
         optimizer: OptimizerCallable = _default_optimizer,
         warmup_epochs: float = 1.0,
         min_lr_ratio: float = 0.01,
+        init_from: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer_factory = optimizer
         self.model = EmbeddingNet(backbone, embedding_size, pretrained=pretrained, drop_path_rate=drop_path_rate)
+        if init_from:
+            init_embedder(self.model, init_from, backbone, embedding_size)
         self.loss_fn = build_loss(loss, num_classes, embedding_size, **(loss_kwargs or {}))
         self.miner = build_miner(miner, **(miner_kwargs or {}))
         self.ema = ModelEmaV3(self.model, decay=ema_decay, use_warmup=True) if ema_decay else None
