@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Protocol, Sequence
 
+import numpy as np
+
 from vision.data.brands import square_crop
 from vision.gallery import BrandGallery, GalleryError
 from vision.inference import ImageInput, to_rgb_array
@@ -61,30 +63,48 @@ class BrandRecognizer:
     def predict(self, images: ImageInput | Sequence[ImageInput]) -> list[list[dict]]:
         """Per image a list of ``{"box", "brand", "score", "best", "detection_score"}``, one per detected logo
         (``brand`` is ``"unknown"`` below the threshold); an image without a detected logo gives ``[]``."""
-        items = list(images) if isinstance(images, (list, tuple)) else [images]
-        arrays = [to_rgb_array(image) for image in items]
-        if self.detector is None:
-            detections = [[{"box": [0.0, 0.0, float(a.shape[1]), float(a.shape[0])], "score": 1.0}] for a in arrays]
-        else:
-            detections = self.detector.predict(arrays)
-        crops, owners = [], []
-        for i, (array, dets) in enumerate(zip(arrays, detections)):
-            for det in dets:
-                x1, y1, x2, y2 = det["box"]
-                if x2 - x1 < 1 or y2 - y1 < 1:
-                    continue   # a degenerate box has no pixels to embed
-                # a whole frame is already the crop: no context to add around it
-                crops.append(square_crop(array, det["box"], self.margin if self.detector is not None else 0.0))
-                owners.append((i, det))
-        results: list[list[dict]] = [[] for _ in arrays]
-        if not crops:
+        logos = embed_logos(self.extractor, images, self.detector, self.margin)
+        results: list[list[dict]] = [[] for _ in logos]
+        flat = [(i, det, vector) for i, (dets, vectors) in enumerate(logos) for det, vector in zip(dets, vectors)]
+        if not flat:
             return results
-        matches = self.gallery.identify(self.extractor(crops), threshold=self.threshold)
-        for (i, det), match in zip(owners, matches):
+        matches = self.gallery.identify(np.stack([vector for _, _, vector in flat]), threshold=self.threshold)
+        for (i, det, _), match in zip(flat, matches):
             results[i].append({"box": [round(float(v), 2) for v in det["box"]], "brand": match["brand"],
                                "score": match["score"], "best": match["best"],
                                "detection_score": round(float(det["score"]), 6)})
         return results
+
+
+def embed_logos(extractor, images: ImageInput | Sequence[ImageInput], detector: Detector | None = None,
+                margin: float = 0.15) -> list[tuple[list[dict], np.ndarray]]:
+    """Per image its detected logos (``{"box", "score"}``) and their embeddings, ``(n_logos, D)``.
+
+    Each box is framed by :func:`~vision.data.brands.square_crop` with ``margin`` as in training; without a
+    ``detector`` the whole frame is the one logo. An image without a detected logo gives ``([], (0, D))``.
+    """
+    items = list(images) if isinstance(images, (list, tuple)) else [images]
+    arrays = [to_rgb_array(image) for image in items]
+    if detector is None:
+        detections = [[{"box": [0.0, 0.0, float(a.shape[1]), float(a.shape[0])], "score": 1.0}] for a in arrays]
+    else:
+        detections = detector.predict(arrays)
+    crops, owners = [], []
+    for i, (array, dets) in enumerate(zip(arrays, detections)):
+        for det in dets:
+            x1, y1, x2, y2 = det["box"]
+            if x2 - x1 < 1 or y2 - y1 < 1:
+                continue   # a degenerate box has no pixels to embed
+            # a whole frame is already the crop: no context to add around it
+            crops.append(square_crop(array, det["box"], margin if detector is not None else 0.0))
+            owners.append((i, det))
+    vectors = extractor(crops) if crops else np.empty((0, extractor.dim), np.float32)
+    kept: list[list[dict]] = [[] for _ in arrays]
+    rows: list[list[int]] = [[] for _ in arrays]
+    for row, (i, det) in enumerate(owners):
+        kept[i].append(det)
+        rows[i].append(row)
+    return [(dets, vectors[r]) for dets, r in zip(kept, rows)]
 
 
 def draw_brands(image: ImageInput, results: list[dict], path: str | os.PathLike) -> Path:
