@@ -1,6 +1,7 @@
 """Brand recognition: metric-learning module, data, gallery, recogniser, tools."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from vision.data.brands import BrandDataModule, canonical_logo, square_crop, wri
 from vision.data.datasets import ManifestError
 from vision.data.logos import composite_logos, list_brands, render_logo, split_brands
 from vision.features import FeatureExtractor
-from vision.gallery import UNKNOWN, BrandGallery, GalleryError
+from vision.gallery import UNKNOWN, BrandGallery, GalleryError, mean_prototypes
 from vision.recognition import BrandRecognizer
 from vision.retrieval import build_index, retrieval_metrics
 from vision.tasks.brand import BrandEmbeddingModule, build_loss, build_miner
@@ -202,6 +203,21 @@ def test_gallery_add_remove_save_load_round_trip(tmp_path):
     assert loaded.identify(vectors[2:3])[0]["brand"] == "b"
 
 
+def test_mean_merge_stores_one_unit_prototype_per_brand(trained, brand_data):
+    names, protos = mean_prototypes(["a", "b", "a"], np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32))
+    assert names == ["a", "b"]
+    np.testing.assert_allclose(protos, [[2 ** -0.5, 0, 2 ** -0.5], [0, 1, 0]], atol=1e-6)
+    _, _, zoo = trained
+    fx = FeatureExtractor.from_pretrained(zoo / "tiny_brand.safetensors", backend="torch")
+    images = {b.name: sorted(b.iterdir()) for b in sorted((brand_data / "train").iterdir())[:3]}
+    merged = BrandGallery.from_images(fx, images, merge="mean")
+    every = BrandGallery.from_images(fx, images)
+    assert len(merged.vectors) == 3 and len(every.vectors) == sum(map(len, images.values()))
+    assert merged.brands == every.brands
+    with pytest.raises(GalleryError, match="unknown merge 'median'"):
+        BrandGallery.from_images(fx, images, merge="median")
+
+
 def test_hnsw_gallery_agrees_with_exact_search():
     vectors = _unit(300, 16)
     exact, hnsw = BrandGallery(16), BrandGallery(16, index="hnsw")
@@ -314,10 +330,10 @@ def test_recognize_tool_writes_jsonl_and_pngs(brand_data, trained, tmp_path, cap
     assert recognize.main([*args, "--gallery", str(tmp_path / "no.npz"), "--out", str(tmp_path / "out2")]) == 2
     assert "gallery file" in capsys.readouterr().err
 
-def _tool(name: str):
+def _tool(name: str, folder: str = "tools"):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", REPO / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -334,5 +350,59 @@ def test_build_gallery_tool_calibrates_and_refuses_bad_input(brand_data, trained
     assert report["brands"] == BRANDS_PER_SPLIT and report["calibration"]["queries"] == 2 * BRANDS_PER_SPLIT
     gallery = BrandGallery.load(out)
     assert gallery.threshold == pytest.approx(report["calibration"]["threshold"])
+    # a simple-icons gallery is calibrated on val galleries rebuilt from renders the same way
+    calibration = build.calibrate(FeatureExtractor.from_pretrained(model, backend="torch"), brand_data / "val",
+                                  0.25, renders=("brand", "black"), merge="mean")
+    assert calibration["brands"] == BRANDS_PER_SPLIT and calibration["merge"] == "mean"
+    assert calibration["gallery"] == "simple-icons renders ['brand', 'black']"
+    assert build.main(["--embedder", model, "--simple-icons", "--renders", "brand,mauve", "--out", str(out)]) == 2
+    assert "render colour 'mauve'" in capsys.readouterr().err
     assert build.main(["--embedder", model, "--out", str(out)]) == 2
     assert build.main(["--embedder", model, "--folder", str(tmp_path / "nope"), "--out", str(out)]) == 2
+
+
+def test_brand_eval_benchmark_runs_on_a_tiny_set(brand_data, trained, tmp_path):
+    _, _, zoo = trained
+    model, out = str(zoo / "tiny_brand.safetensors"), tmp_path / "eval.json"
+    evaluate = _tool("brand_eval", "benchmarks")
+    assert evaluate.main(["--embedder", model, "--data", str(brand_data), "--out", str(out)]) == 0
+    single = json.loads(out.read_text())
+    assert single["closed_set"]["brands"] == BRANDS_PER_SPLIT and single["closed_set"]["gallery"] == "test/gallery"
+    assert 0 <= single["closed_set"]["recall@1"] <= 1
+    assert single["open_set"]["known_brands"] + single["open_set"]["unseen_brands"] == BRANDS_PER_SPLIT
+    assert evaluate.main(["--embedder", model, "--data", str(brand_data), "--renders", "brand,black,white",
+                          "--merge", "mean", "--out", str(out)]) == 0
+    merged = json.loads(out.read_text())["closed_set"]
+    assert merged["gallery"] == "renders ['brand', 'black', 'white']" and merged["merge"] == "mean"
+    assert merged["queries"] == single["closed_set"]["queries"]
+
+
+def test_grocery_check_scores_whole_images_and_detected_logos(brand_data, trained, tmp_path):
+    """The real-photo check's bookkeeping on a Grocery-Store-shaped folder built from the tiny brand set."""
+    _, _, zoo = trained
+    fx = FeatureExtractor.from_pretrained(zoo / "tiny_brand.safetensors", backend="torch")
+    root = tmp_path / "grocery"
+    brands = sorted((brand_data / "test" / "gallery").iterdir())[:3]
+    rows, val = ["Class Name,Class ID,Coarse Class Name,Coarse Class ID,Iconic Image Path,Description"], []
+    for class_id, folder in enumerate(brands):
+        name = f"{folder.name.capitalize()}-Product-{class_id}"
+        iconic = root / "iconic" / "Packages" / f"{name}.jpg"
+        iconic.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(next(folder.iterdir()), iconic)
+        rows.append(f"{name},{class_id},{name},{class_id},/{iconic.relative_to(root)},/none.txt")
+        for i, query in enumerate(sorted((brand_data / "test" / "query" / folder.name).iterdir())):
+            target = root / "val" / f"{name}_{i}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(query, target)
+            val.append(f"{target.relative_to(root)}, {class_id}, {class_id}")
+    (root / "classes.csv").write_text("\n".join(rows) + "\n")
+    (root / "val.txt").write_text("\n".join(val) + "\n")
+    evaluate = _tool("brand_eval", "benchmarks")
+    detector = BoxDetector([[[0, 0, SIZE // 2, SIZE // 2], [4, 4, SIZE - 4, SIZE - 4]]] * 16)
+    detector.card = type("Card", (), {"name": "boxes"})()
+    report = evaluate.grocery(fx, root, detector)
+    assert report["gallery_products"] == 3 and report["queries"] == 3 * 2
+    assert report["product_chance@1"] == pytest.approx(1 / 3, abs=1e-4) and report["brand_chance@1"] > 0
+    for mode in ("whole_image", "detected_logos"):
+        assert 0 <= report[mode]["product_recall@1"] <= report[mode]["product_recall@5"] == 1.0
+    assert report["detected_logos"]["logos_per_query"] == 2 and report["detected_logos"]["detector"] == "boxes"

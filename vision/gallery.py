@@ -35,6 +35,19 @@ UNKNOWN = "unknown"
 _FORMAT = 1
 
 
+MERGES = ("all", "mean")
+
+
+def mean_prototypes(owners: Sequence[str], vectors) -> tuple[list[str], np.ndarray]:
+    """One unit-norm prototype per brand (the mean of its rows of ``vectors``), brands in first-seen order."""
+    vectors = np.asarray(vectors, np.float32)
+    names = list(dict.fromkeys(owners))
+    row = {name: i for i, name in enumerate(names)}
+    sums = np.zeros((len(names), vectors.shape[1]), np.float32)
+    np.add.at(sums, [row[o] for o in owners], vectors)
+    return names, sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+
+
 class GalleryError(ValueError):
     """A gallery problem: empty, duplicate or missing brand, wrong embedding size, another model's gallery."""
 
@@ -67,12 +80,22 @@ class BrandGallery:
 
     @classmethod
     def from_images(cls, extractor: "FeatureExtractor", images: Mapping[str, Sequence], batch_size: int = 64,
-                    **kwargs) -> "BrandGallery":
-        """A gallery of ``{brand: [image, ...]}`` (paths, PIL images or arrays), embedded by ``extractor``."""
+                    merge: str = "all", **kwargs) -> "BrandGallery":
+        """A gallery of ``{brand: [image, ...]}`` (paths, PIL images or arrays), embedded by ``extractor``.
+
+        ``merge``: ``"all"`` keeps one vector per image (a brand scores its best one); ``"mean"`` stores one
+        prototype per brand, the renormalised mean of its images' embeddings (steadier when the images are
+        renders of one mark in several colours).
+        """
+        if merge not in MERGES:
+            raise GalleryError(f"unknown merge {merge!r}; choose one of {MERGES}")
         gallery = cls.for_model(extractor, **kwargs)
         owners = [brand for brand, brand_images in images.items() for _ in brand_images]
         flat = [image for brand_images in images.values() for image in brand_images]
-        gallery.add_many(owners, extractor(flat, batch_size=batch_size))
+        vectors = extractor(flat, batch_size=batch_size)
+        if merge == "mean":
+            owners, vectors = mean_prototypes(owners, vectors)
+        gallery.add_many(owners, vectors)
         return gallery
 
     @classmethod

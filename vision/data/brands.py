@@ -40,8 +40,8 @@ from vision.data.logos import (Brand, LogoDatasetWarning, LogoRenderError, _pack
 from vision.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, build_eval_transform, \
     build_train_transform
 
-__all__ = ["BrandDataModule", "GalleryQueryImages", "canonical_logo", "square_crop", "wild_logo_crop",
-           "write_brand_dataset"]
+__all__ = ["BrandDataModule", "GalleryQueryImages", "canonical_logo", "render_color", "simple_icons_renders",
+           "square_crop", "wild_logo_crop", "write_brand_dataset"]
 
 _JPEG_QUALITY = 92
 _LIGHT_LUMA = 0.8            # brand colours lighter than this are drawn on a dark canvas in the canonical render
@@ -104,6 +104,38 @@ def wild_logo_crop(brand: Brand, background: np.ndarray, rng: np.random.Generato
     if len(boxes) == 0:
         return None
     return square_crop(image, boxes[0, 1:], margin=float(rng.uniform(*margin_range)), size=size)
+
+
+RENDER_COLORS: dict[str, tuple[int, int, int] | None] = {"brand": None, "black": (0, 0, 0),
+                                                        "white": (255, 255, 255)}
+
+
+def render_color(name: str) -> tuple[int, int, int] | None:
+    """A render colour by name: ``brand`` (the brand's own, ``None``), ``black``, ``white`` or ``#rrggbb``."""
+    if name in RENDER_COLORS:
+        return RENDER_COLORS[name]
+    text = name[1:] if name.startswith("#") else name
+    if len(text) == 6 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return tuple(int(text[i:i + 2], 16) for i in (0, 2, 4))
+    raise ValueError(f"render colour {name!r}: use brand, black, white or #rrggbb")
+
+
+def simple_icons_renders(size: int, brands: Sequence[str] | None = None, colors: Sequence[str] = ("brand",),
+                         progress: Callable[..., Iterable] | None = None) -> dict[str, list[np.ndarray]]:
+    """``{slug: [canonical_logo per colour]}`` for every simple-icons brand (or the listed slugs), gallery images.
+
+    A brand the renderer cannot draw is skipped with a :class:`LogoDatasetWarning` naming it and why.
+    """
+    fills = [render_color(c) for c in colors]
+    wanted = None if brands is None else set(brands)
+    catalogue = [b for b in list_brands() if wanted is None or b.slug in wanted]
+    images: dict[str, list[np.ndarray]] = {}
+    for brand in progress(catalogue, desc="render", unit="brand") if progress else catalogue:
+        try:
+            images[brand.slug] = [canonical_logo(brand, size, color=fill) for fill in fills]
+        except LogoRenderError as e:
+            warnings.warn(f"skipping brand {e.name!r}: {e.reason}", LogoDatasetWarning, stacklevel=2)
+    return images
 
 
 # ---------------------------------------------------------------------------------------------------------------
