@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Gallery search time, exact (faiss IndexFlatIP) vs approximate (HNSW), and the approximate index's recall.
+"""Gallery search time, exact (faiss IndexFlatIP) vs approximate (HNSW, IVF), and the approximate indexes' recall.
 
     python benchmarks/gallery_search.py --sizes 10000 100000 1000000 --out runs/gallery_search.json
 
 Gallery: random unit vectors (dimension of the shipped embedding, 128). Queries: gallery vectors plus noise (cosine
-about 0.8 to their source), like a crop of a known brand. Recall@k of HNSW = the fraction of the exact top-k it
-returns; search time is per query in batches of ``--queries`` (``batch``) and one query at a time (``single``).
-Both indexes are built by :func:`vision.retrieval.build_index`, the code ``BrandGallery`` uses.
+about 0.8 to their source), like a crop of a known brand. Recall@k of an approximate index = the fraction of the
+exact top-k it returns; search time is per query in batches of ``--queries`` (``batch``) and one query at a time
+(``single``). Every index is built by :func:`vision.retrieval.build_index`, the code ``BrandGallery`` uses.
 """
 
 from __future__ import annotations
@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=80)
     ap.add_argument("--ef-search", type=int, nargs="+", default=[64])
-    ap.add_argument("--hnsw-max-size", type=int, help="only time exact search for larger galleries (HNSW builds "
-                    "take minutes on a few cores)")
+    ap.add_argument("--hnsw-max-size", type=int, help="skip HNSW for larger galleries (its build takes minutes "
+                    "on a few cores)")
+    ap.add_argument("--nlist", type=int, help="IVF lists (default: vision.retrieval.ivf_lists, about 4 sqrt(N))")
+    ap.add_argument("--nprobe", type=int, nargs="*", default=[16], help="IVF lists scanned per query; none: no IVF")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
@@ -73,22 +75,33 @@ def main(argv: list[str] | None = None) -> int:
                          "single_ms_per_query": round(exact_single, 3),
                          "top1_is_source": round(float((exact_ids[:, 0] == sources).mean()), 4)},
                "hnsw": []}
-        if args.hnsw_max_size is not None and size > args.hnsw_max_size:
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-            continue
-        start = time.perf_counter()
-        hnsw = build_index(gallery, "hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction)
-        hnsw_build = time.perf_counter() - start
-        for ef in args.ef_search:
-            hnsw.hnsw.efSearch = ef
-            ids, batch_ms, single_ms = timed_search(hnsw, queries, args.k, args.single)
+
+        def agreement(ids: np.ndarray) -> dict:
             overlap = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, exact_ids)])
-            row["hnsw"].append({"M": args.hnsw_m, "ef_construction": args.ef_construction, "ef_search": ef,
-                                "build_s": round(hnsw_build, 2), "batch_ms_per_query": round(batch_ms, 4),
-                                "single_ms_per_query": round(single_ms, 3),
-                                "recall@1_vs_exact": round(float((ids[:, 0] == exact_ids[:, 0]).mean()), 4),
-                                f"recall@{args.k}_vs_exact": round(float(overlap), 4)})
+            return {"recall@1_vs_exact": round(float((ids[:, 0] == exact_ids[:, 0]).mean()), 4),
+                    f"recall@{args.k}_vs_exact": round(float(overlap), 4)}
+
+        if args.hnsw_max_size is None or size <= args.hnsw_max_size:
+            start = time.perf_counter()
+            hnsw = build_index(gallery, "hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction)
+            hnsw_build = time.perf_counter() - start
+            for ef in args.ef_search:
+                hnsw.hnsw.efSearch = ef
+                ids, batch_ms, single_ms = timed_search(hnsw, queries, args.k, args.single)
+                row["hnsw"].append({"M": args.hnsw_m, "ef_construction": args.ef_construction, "ef_search": ef,
+                                    "build_s": round(hnsw_build, 2), "batch_ms_per_query": round(batch_ms, 4),
+                                    "single_ms_per_query": round(single_ms, 3), **agreement(ids)})
+        row["ivf"] = []
+        if args.nprobe:
+            start = time.perf_counter()
+            ivf = build_index(gallery, "ivf", nlist=args.nlist, seed=args.seed)
+            ivf_build = time.perf_counter() - start
+            for nprobe in args.nprobe:
+                ivf.nprobe = min(nprobe, ivf.nlist)
+                ids, batch_ms, single_ms = timed_search(ivf, queries, args.k, args.single)
+                row["ivf"].append({"nlist": ivf.nlist, "nprobe": ivf.nprobe, "build_s": round(ivf_build, 2),
+                                   "batch_ms_per_query": round(batch_ms, 4), "single_ms_per_query": round(single_ms, 3),
+                                   **agreement(ids)})
         print(json.dumps(row), flush=True)
         rows.append(row)
     if args.out:

@@ -15,7 +15,7 @@ from vision.data.logos import composite_logos, list_brands, render_logo, split_b
 from vision.features import FeatureExtractor
 from vision.gallery import UNKNOWN, BrandGallery, GalleryError, mean_prototypes
 from vision.recognition import BrandRecognizer
-from vision.retrieval import build_index, retrieval_metrics
+from vision.retrieval import build_index, ivf_lists, retrieval_metrics
 from vision.tasks.brand import BrandEmbeddingModule, build_loss, build_miner
 from vision.zoo import save_model
 
@@ -218,15 +218,27 @@ def test_mean_merge_stores_one_unit_prototype_per_brand(trained, brand_data):
         BrandGallery.from_images(fx, images, merge="median")
 
 
-def test_hnsw_gallery_agrees_with_exact_search():
+@pytest.mark.parametrize("kind, options", [("hnsw", {}), ("ivf", {"nlist": 4, "nprobe": 4})])
+def test_approximate_gallery_agrees_with_exact_search(kind, options, tmp_path):
     vectors = _unit(300, 16)
-    exact, hnsw = BrandGallery(16), BrandGallery(16, index="hnsw")
-    for i, v in enumerate(vectors):
-        exact.add(f"brand{i}", v)
-        hnsw.add(f"brand{i}", v)
+    exact, approximate = BrandGallery(16), BrandGallery(16, index=kind, **options)
+    names = [f"brand{i}" for i in range(len(vectors))]
+    exact.add_many(names, vectors)
+    approximate.add_many(names, vectors)
     queries = vectors[:50] + 0.05 * _unit(50, 16, seed=2)
-    assert [r[0][0] for r in hnsw.search(queries, 1)] == [r[0][0] for r in exact.search(queries, 1)]
-    assert build_index(vectors, "hnsw").ntotal == 300
+    assert [r[0][0] for r in approximate.search(queries, 1)] == [r[0][0] for r in exact.search(queries, 1)]
+    loaded = BrandGallery.load(approximate.save(tmp_path / "g.npz"))
+    assert (loaded.index_kind, loaded.nlist, loaded.nprobe) == (kind, approximate.nlist, approximate.nprobe)
+    assert build_index(vectors, kind).ntotal == 300
+
+
+def test_ivf_index_sizes_its_lists_to_the_gallery():
+    assert ivf_lists(10) == 1 and ivf_lists(10_000) == 256 and ivf_lists(1_000_000) == 4000
+    assert build_index(_unit(3, 8), "ivf").nlist == 1     # a tiny gallery: one list, an exact scan
+    with pytest.raises(ValueError, match=r"nlist must be in \[1, 3\]"):
+        build_index(_unit(3, 8), "ivf", nlist=5)
+    with pytest.raises(ValueError, match="at least one"):
+        build_index(_unit(0, 8), "ivf")
 
 
 def test_threshold_makes_unseen_brands_unknown():

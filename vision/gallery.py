@@ -1,8 +1,8 @@
 """A gallery of brand embeddings: add or remove brands without retraining, search it, say "unknown".
 
 Vectors are unit-norm embeddings from one zoo model (task ``embedding``); search is inner product (cosine) with
-faiss, exact (``IndexFlatIP``) by default or HNSW for large galleries. A brand may hold several vectors (e.g.
-several canonical renders); its score for a query is its best vector's. A query whose best score is below the
+faiss, exact (``IndexFlatIP``) by default, or HNSW or IVF for large galleries. A brand may hold several vectors
+(e.g. several canonical renders); its score for a query is its best vector's. A query whose best score is below the
 gallery's ``threshold`` (calibrated on validation queries of known brands, see :meth:`calibrate_threshold`) is
 ``"unknown"``.
 
@@ -56,11 +56,14 @@ class BrandGallery:
     """Brand names and their embeddings, searchable by inner product.
 
     ``model_name`` / ``model_sha256`` / ``dim`` record the embedding model the vectors came from; a gallery is only
-    searched with embeddings of that model (:meth:`check_model`). ``index``: ``"flat"`` (exact) or ``"hnsw"``.
+    searched with embeddings of that model (:meth:`check_model`). ``index``: ``"flat"`` (exact), ``"hnsw"``
+    (``hnsw_m``, ``ef_search``) or ``"ivf"`` (``nlist`` lists, default about 4 sqrt(N); ``nprobe`` scanned per query);
+    see :func:`vision.retrieval.build_index`.
     """
 
     def __init__(self, dim: int, model_name: str = "", model_sha256: str = "", threshold: float | None = None,
-                 index: str = "flat", hnsw_m: int = 32, ef_search: int = 64):
+                 index: str = "flat", hnsw_m: int = 32, ef_search: int = 64, nlist: int | None = None,
+                 nprobe: int = 16):
         if dim < 1:
             raise GalleryError(f"embedding size must be >= 1, got {dim}")
         if index not in INDEX_KINDS:
@@ -68,6 +71,7 @@ class BrandGallery:
         self.dim, self.model_name, self.model_sha256 = int(dim), model_name, model_sha256
         self.threshold = threshold
         self.index_kind, self.hnsw_m, self.ef_search = index, hnsw_m, ef_search
+        self.nlist, self.nprobe = nlist, nprobe
         self._vectors = np.empty((0, self.dim), np.float32)
         self._owner: list[str] = []          # brand of each vector row
         self._index = None                   # rebuilt lazily after a change
@@ -187,7 +191,9 @@ class BrandGallery:
         if not self._owner:
             raise GalleryError("the gallery is empty: add brands before searching it")
         if self._index is None:
-            self._index = build_index(self._vectors, self.index_kind, hnsw_m=self.hnsw_m, ef_search=self.ef_search)
+            nlist = None if self.nlist is None else min(self.nlist, len(self._owner))
+            self._index = build_index(self._vectors, self.index_kind, hnsw_m=self.hnsw_m, ef_search=self.ef_search,
+                                      nlist=nlist, nprobe=self.nprobe)
         return self._index
 
     def search(self, queries, k: int = 5) -> list[list[tuple[str, float]]]:
@@ -239,7 +245,7 @@ class BrandGallery:
             raise GalleryError(f"{path}: a gallery file must end in .npz")
         meta = {"format": _FORMAT, "dim": self.dim, "model_name": self.model_name,
                 "model_sha256": self.model_sha256, "threshold": self.threshold, "index": self.index_kind,
-                "hnsw_m": self.hnsw_m, "ef_search": self.ef_search}
+                "hnsw_m": self.hnsw_m, "ef_search": self.ef_search, "nlist": self.nlist, "nprobe": self.nprobe}
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, vectors=self._vectors, owner=np.array(self._owner, dtype=str),
@@ -262,7 +268,7 @@ class BrandGallery:
         if meta.get("format") != _FORMAT:
             raise GalleryError(f"{path}: unsupported gallery format {meta.get('format')!r}")
         gallery = cls(meta["dim"], meta["model_name"], meta["model_sha256"], meta["threshold"], meta["index"],
-                      meta["hnsw_m"], meta["ef_search"])
+                      meta["hnsw_m"], meta["ef_search"], meta.get("nlist"), meta.get("nprobe", 16))
         if vectors.shape != (len(owner), gallery.dim):
             raise GalleryError(f"{path}: {vectors.shape} vectors for {len(owner)} names of dimension {gallery.dim}")
         gallery._vectors, gallery._owner = vectors, owner
