@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from vision.data.brands import simple_icons_renders  # noqa: E402
+from vision.data.brands import parse_render_colors, simple_icons_renders  # noqa: E402
 from vision.data.datasets import scan_image_folder  # noqa: E402
 from vision.features import FeatureExtractor  # noqa: E402
 from vision.gallery import MERGES, BrandGallery, mean_prototypes  # noqa: E402
@@ -174,11 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frr", type=float, default=0.05)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    try:
+        renders = parse_render_colors(args.renders) if args.renders else None
+    except ValueError as e:
+        ap.error(f"--renders: {e}")
     fx = FeatureExtractor.from_pretrained(args.embedder, backend="torch")
     threshold = BrandGallery.load(args.gallery, model=fx.card, dim=fx.dim).threshold if args.gallery else None
     report = {"model": fx.card.name, "hardware": hardware()}
     start = time.perf_counter()
-    renders = tuple(c.strip() for c in args.renders.split(",")) if args.renders else None
     report["closed_set"], embedded = closed_set(fx, args.data, renders, args.merge)
     report["open_set"] = open_set(fx, embedded, threshold, args.frr)
     report["simple_icons_wall_s"] = round(time.perf_counter() - start, 1)

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
-from vision.data.brands import render_color, simple_icons_renders  # noqa: E402
+from vision.data.brands import parse_render_colors, simple_icons_renders  # noqa: E402
 from vision.data.datasets import ManifestError, scan_image_folder  # noqa: E402
 from vision.features import FeatureExtractor  # noqa: E402
-from vision.progress import warnings_above_progress_bar  # noqa: E402
 from vision.gallery import MERGES, BrandGallery, GalleryError  # noqa: E402
+from vision.progress import warnings_above_progress_bar  # noqa: E402
 from vision.retrieval import INDEX_KINDS  # noqa: E402
 from vision.zoo import ZooError  # noqa: E402
 
@@ -80,11 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give --folder and/or --simple-icons", file=sys.stderr)
         return 2
     try:
-        colors = tuple(c.strip() for c in args.renders.split(",") if c.strip())
-        if not colors:
-            raise ValueError("give at least one colour")
-        for color in colors:
-            render_color(color)
+        colors = parse_render_colors(args.renders)
     except ValueError as e:
         print(f"error: --renders: {e}", file=sys.stderr)
         return 2

@@ -33,9 +33,7 @@ if TYPE_CHECKING:
 
 UNKNOWN = "unknown"
 _FORMAT = 1
-
-
-MERGES = ("all", "mean")
+MERGES = ("all", "mean")      # how BrandGallery.from_images combines a brand's images
 
 
 def mean_prototypes(owners: Sequence[str], vectors) -> tuple[list[str], np.ndarray]:

@@ -40,8 +40,8 @@ from vision.data.logos import (Brand, LogoDatasetWarning, LogoRenderError, _pack
 from vision.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, build_eval_transform, \
     build_train_transform
 
-__all__ = ["BrandDataModule", "GalleryQueryImages", "canonical_logo", "render_color", "simple_icons_renders",
-           "square_crop", "wild_logo_crop", "write_brand_dataset"]
+__all__ = ["BrandDataModule", "GalleryQueryImages", "canonical_logo", "parse_render_colors", "render_color",
+           "simple_icons_renders", "square_crop", "wild_logo_crop", "write_brand_dataset"]
 
 _JPEG_QUALITY = 92
 _LIGHT_LUMA = 0.8            # brand colours lighter than this are drawn on a dark canvas in the canonical render
@@ -118,6 +118,16 @@ def render_color(name: str) -> tuple[int, int, int] | None:
     if len(text) == 6 and all(c in "0123456789abcdefABCDEF" for c in text):
         return tuple(int(text[i:i + 2], 16) for i in (0, 2, 4))
     raise ValueError(f"render colour {name!r}: use brand, black, white or #rrggbb")
+
+
+def parse_render_colors(text: str) -> tuple[str, ...]:
+    """``"brand,black,white"`` -> ``("brand", "black", "white")``, each checked by :func:`render_color`."""
+    colors = tuple(c.strip() for c in text.split(",") if c.strip())
+    if not colors:
+        raise ValueError(f"no render colour in {text!r}; use e.g. brand,black,white")
+    for color in colors:
+        render_color(color)
+    return colors
 
 
 def simple_icons_renders(size: int, brands: Sequence[str] | None = None, colors: Sequence[str] = ("brand",),
