@@ -6,12 +6,43 @@ Example::
     vision.list_models()
     clf = vision.ImageClassifier.from_pretrained("grocery_resnet10t")
     clf.predict("photo.jpg", topk=3)
+
+Public names resolve on first use (``import vision`` itself loads no torch, timm or albumentations).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from vision.features import FeatureExtractor  # noqa: E402
-from vision.inference import ImageClassifier  # noqa: E402
-from vision.zoo import ModelCard, ZooError, list_models, load_model, save_model  # noqa: E402
+# public name -> module that defines it, imported when the name is first read
+_LAZY = {
+    "FeatureExtractor": "vision.features",
+    "ImageClassifier": "vision.inference",
+    "ModelCard": "vision.zoo",
+    "ZooError": "vision.zoo",
+    "list_models": "vision.zoo",
+    "load_model": "vision.zoo",
+    "save_model": "vision.zoo",
+}
 
-__all__ = ["FeatureExtractor", "ImageClassifier", "ModelCard", "ZooError", "__version__", "list_models", "load_model", "save_model"]
+__all__ = sorted([*_LAZY, "__version__"])
+
+if TYPE_CHECKING:
+    from vision.features import FeatureExtractor
+    from vision.inference import ImageClassifier
+    from vision.zoo import ModelCard, ZooError, list_models, load_model, save_model
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'vision' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later reads skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
