@@ -3,6 +3,7 @@ writing, gathering across ranks."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -69,3 +70,59 @@ def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, trainer: pl.Trainer
                                                         eta_min=base_lr * min_lr_ratio)
     scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], milestones=[ramp_steps])
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def frozen_ema(model: torch.nn.Module, decay: float):
+    """timm's ``ModelEmaV3`` of ``model`` whose parameters take no gradient.
+
+    The EMA is a submodule (checkpointed and moved with the task) but it is never trained: with
+    ``requires_grad`` off, DDP leaves it out of gradient reduction, so no ``find_unused_parameters`` is needed.
+    """
+    from timm.utils import ModelEmaV3
+
+    ema = ModelEmaV3(model, decay=decay, use_warmup=True)
+    ema.requires_grad_(False)
+    return ema
+
+
+class TaskModule(pl.LightningModule):
+    """What every task's LightningModule shares: the network in ``self.model``, an optional EMA of it
+    (``eval_model`` is what validates, exports and ships), the warmup+cosine optimiser recipe, the zoo card and
+    the checkpoint's task tag. A task module sets ``task``, builds ``self.model``, calls :meth:`init_ema` and keeps
+    only its own loss and metrics.
+
+    DDP rule kept here: anything that talks to the other ranks (``trainer.log_dir`` broadcasts, metric
+    ``compute`` all-reduces, :func:`gather_lists`) runs on every rank; only plain file writing is left to rank 0.
+    """
+
+    task: str = ""
+
+    def init_ema(self, decay: float | None) -> None:
+        self.ema = frozen_ema(self.model, decay) if decay else None
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights used for validation and export: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def forward(self, x: torch.Tensor):
+        return self.eval_model(x)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.global_step)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(weight_decay_groups(self.model))
+        return self.schedule(optimizer)
+
+    def schedule(self, optimizer: torch.optim.Optimizer) -> dict:
+        return warmup_cosine_schedule(optimizer, self.trainer, self.hparams.warmup_epochs, self.hparams.min_lr_ratio)
+
+    def run_dir(self) -> Path:
+        """The run's output folder (the logger's, else ``default_root_dir``). Call it on every rank: reading
+        ``trainer.log_dir`` is a broadcast under DDP, so calling it on rank 0 alone would hang the others."""
+        return Path(self.trainer.log_dir or self.trainer.default_root_dir)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vision_task"] = self.task

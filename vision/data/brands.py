@@ -34,6 +34,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from vision.data.datasets import ClassTable, LabeledImages, ManifestError, Sample, scan_image_folder
 from vision.data.io import ImageLoadError, list_images, load_image
+from vision.data.samplers import DistributedMPerClassSampler
 from vision.data.logos import (Brand, LogoDatasetWarning, LogoRenderError, _package_version, _unit_hash,
                                composite_logos, list_brands, random_logo_style, random_resized_background,
                                render_logo, split_brands)
@@ -346,8 +347,9 @@ class BrandDataModule(pl.LightningDataModule):
     Args:
         train: ``<train>/<brand>/*`` images (at least two per brand).
         val, test: folders holding ``gallery/<brand>/*`` and ``query/<brand>/*`` (brands unseen in training).
-        m_per_class: images of each brand in a batch (pytorch-metric-learning's ``MPerClassSampler``);
-            ``batch_size`` must be a multiple of it. Not distributed-aware: use one device.
+        m_per_class: images of each brand in a batch (:class:`DistributedMPerClassSampler`: distinct batches on
+            every DDP rank, redrawn each epoch); ``batch_size`` must be a multiple of it. ``epoch_length`` (default:
+            the number of training images) counts the samples of one epoch over all ranks together.
         train_preset, input_size, crop_pct, mean, std, interpolation: as for classification; ``crop_pct`` is 1 by
             default because crops are already square and framed around the logo.
 
@@ -411,13 +413,10 @@ class BrandDataModule(pl.LightningDataModule):
         return n if n is not None else min(8, os.cpu_count() or 1)
 
     def train_dataloader(self) -> DataLoader:
-        from pytorch_metric_learning.samplers import MPerClassSampler
-
         hp, data = self.hparams, self._datasets["train"]
         labels = [s.label for s in data.samples]
-        length = hp.epoch_length or len(labels)
-        length -= length % hp.batch_size
-        sampler = MPerClassSampler(labels, hp.m_per_class, batch_size=hp.batch_size, length_before_new_iter=length)
+        sampler = DistributedMPerClassSampler(labels, hp.m_per_class, hp.batch_size, hp.epoch_length or len(labels),
+                                              seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))  # same on all ranks
         workers = self._workers()
         return DataLoader(data, batch_size=hp.batch_size, sampler=sampler, drop_last=True, num_workers=workers,
                           persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())

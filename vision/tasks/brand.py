@@ -9,13 +9,11 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import OptimizerCallable
-from timm.utils import ModelEmaV3
 
 from vision.models.embedder import EmbeddingNet
-from vision.training import warmup_cosine_schedule, weight_decay_groups
+from vision.training import TaskModule, gather_lists, weight_decay_groups
 
 if TYPE_CHECKING:
     from vision.zoo import ModelCard
@@ -71,7 +69,7 @@ def init_embedder(model: EmbeddingNet, source: str, backbone: str, embedding_siz
     model.load_state_dict(trained.state_dict())
 
 
-class BrandEmbeddingModule(pl.LightningModule):
+class BrandEmbeddingModule(TaskModule):
     """Trains an :class:`EmbeddingNet` with a pytorch-metric-learning ``loss`` (and optional ``miner``).
 
     ``loss`` / ``miner`` are class names in ``pytorch_metric_learning.losses`` / ``.miners`` with their keyword
@@ -83,7 +81,12 @@ class BrandEmbeddingModule(pl.LightningModule):
     ``init_from`` starts from a trained embedder (a zoo name such as ``brand_resnet10t``, a zoo ``.safetensors``
     file or a Lightning ``.ckpt``; sha256-checked like any zoo load) to fine-tune it on your own brands or to train
     it longer under a fresh schedule. Its backbone and embedding size must match.
+
+    Under DDP the loss and miner see the embeddings of every rank's batch (pytorch-metric-learning's distributed
+    wrappers), and validation scores the union of all ranks' gallery and query images.
     """
+
+    task = "embedding"
 
     def __init__(
         self,
@@ -112,29 +115,33 @@ class BrandEmbeddingModule(pl.LightningModule):
             init_embedder(self.model, init_from, backbone, embedding_size)
         self.loss_fn = build_loss(loss, num_classes, embedding_size, **(loss_kwargs or {}))
         self.miner = build_miner(miner, **(miner_kwargs or {}))
-        self.ema = ModelEmaV3(self.model, decay=ema_decay, use_warmup=True) if ema_decay else None
+        self.init_ema(ema_decay)
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-
-    @property
-    def eval_model(self) -> EmbeddingNet:
-        """The weights used for validation and export: the EMA when enabled."""
-        return self.ema.module if self.ema is not None else self.model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.eval_model(x)
+        self._wrapped: tuple | None = None
 
     # --- training
     def training_step(self, batch, batch_idx):
         x, labels = batch[0], batch[1]
         embeddings = self.model(x)
-        pairs = self.miner(embeddings, labels) if self.miner is not None else None
-        loss = self.loss_fn(embeddings, labels, pairs)
+        loss_fn, miner = self._distributed_loss()
+        pairs = miner(embeddings, labels) if miner is not None else None
+        loss = loss_fn(embeddings, labels, pairs)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.ema is not None:
-            self.ema.update(self.model, step=self.global_step)
+    def _distributed_loss(self):
+        """The loss and miner, wrapped to work on all ranks' embeddings when a process group of > 1 runs."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self.loss_fn, self.miner
+        if self._wrapped is None:
+            from pytorch_metric_learning.utils import distributed as pml_dist
+
+            # a plain tuple, not submodules: the wrapped loss's weights stay registered once, as self.loss_fn
+            self._wrapped = (pml_dist.DistributedLossWrapper(self.loss_fn),
+                             pml_dist.DistributedMinerWrapper(self.miner) if self.miner is not None else None)
+        return self._wrapped
 
     # --- evaluation: gallery and queries of unseen brands, retrieval metrics at the end of the epoch
     def _eval_step(self, batch) -> None:
@@ -156,16 +163,18 @@ class BrandEmbeddingModule(pl.LightningModule):
     def _log_retrieval(self, stage: str) -> None:
         from vision.retrieval import retrieval_metrics
 
-        if not self._eval_outputs:
+        # retrieval ranks every query against the whole gallery: each rank scores the union of all ranks' images
+        outputs, self._eval_outputs = gather_lists(self._eval_outputs), []
+        if not outputs:
             return
-        embeddings, labels, is_query = (torch.cat(t).numpy() for t in zip(*self._eval_outputs))
-        self._eval_outputs.clear()
+        embeddings, labels, is_query = (torch.cat(t).numpy() for t in zip(*outputs))
         queries, gallery = is_query == 1, is_query == 0
         if not queries.any() or not gallery.any():
             return   # e.g. a sanity check that saw only gallery images
         metrics = retrieval_metrics(embeddings[queries], labels[queries], embeddings[gallery], labels[gallery])
         for name, value in metrics.items():
-            self.log(f"{stage}/{name.replace('@', '_at_')}", float(value), prog_bar=name == "recall@1")
+            self.log(f"{stage}/{name.replace('@', '_at_')}", float(value), prog_bar=name == "recall@1",
+                     sync_dist=True)  # the same value on every rank (computed from the gathered outputs)
 
     # --- optimisation: the classifier's recipe plus a param group for the loss's own weights
     def configure_optimizers(self):
@@ -175,14 +184,11 @@ class BrandEmbeddingModule(pl.LightningModule):
         if loss_params:
             lr = optimizer.param_groups[0]["lr"] * self.hparams.loss_lr_multiplier
             optimizer.add_param_group({"params": loss_params, "lr": lr, "initial_lr": lr, "weight_decay": 0.0})
-        return warmup_cosine_schedule(optimizer, self.trainer, self.hparams.warmup_epochs, self.hparams.min_lr_ratio)
+        return self.schedule(optimizer)
 
     def model_card(self, name: str, **extra) -> "ModelCard":
         """The zoo card for :attr:`eval_model` (see ``vision.zoo.save_model``)."""
         return embedding_card(name, dict(self.hparams), **extra)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["vision_task"] = "embedding"
 
 
 def embedding_card(name: str, hparams: dict, **extra) -> "ModelCard":

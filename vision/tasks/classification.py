@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from timm.data.mixup import cutmix_bbox_and_lam, mixup_target
-from timm.utils import ModelEmaV3
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from vision.models.classifier import ProductClassifier
-from vision.training import warmup_cosine_schedule, weight_decay_groups
+from vision.training import TaskModule
 
 if TYPE_CHECKING:
     from vision.zoo import ModelCard
@@ -32,13 +30,15 @@ def _default_optimizer(params):
     return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
 
 
-class ClassificationModule(pl.LightningModule):
+class ClassificationModule(TaskModule):
     """Trains a :class:`ProductClassifier`.
 
     ``num_classes``, the class names, the coarse table and ``preprocessing`` are normally linked
     from the datamodule by ``tools/train.py``; they are saved as hyper-parameters so a checkpoint
     is self-describing.
     """
+
+    task = "classification"
 
     def __init__(
         self,
@@ -71,8 +71,7 @@ class ClassificationModule(pl.LightningModule):
         with_coarse = coarse_head and bool(num_coarse_classes)
         self.model = ProductClassifier(backbone, num_classes, num_coarse_classes if with_coarse else None,
                                        pretrained=pretrained, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
-        # EMA is a submodule so it is checkpointed and moved with the model; the optimiser only sees self.model
-        self.ema = ModelEmaV3(self.model, decay=ema_decay, use_warmup=True) if ema_decay else None
+        self.init_ema(ema_decay)
         if fine_to_coarse is not None:
             self.register_buffer("fine_to_coarse_index", torch.tensor(fine_to_coarse), persistent=False)
         else:
@@ -91,14 +90,6 @@ class ClassificationModule(pl.LightningModule):
             metrics["coarse_top5"] = MulticlassAccuracy(hp.num_coarse_classes,
                                                         top_k=min(5, hp.num_coarse_classes), average="micro")
         return MetricCollection(metrics, compute_groups=False)
-
-    @property
-    def eval_model(self) -> ProductClassifier:
-        """The weights used for validation and export: the EMA when enabled."""
-        return self.ema.module if self.ema is not None else self.model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.eval_model(x)
 
     # --- training
     def _mix(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -134,10 +125,6 @@ class ClassificationModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/fine_loss", fine_loss)
         return loss
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.ema is not None:
-            self.ema.update(self.model, step=self.global_step)
 
     # --- evaluation (one step for val and test)
     def coarse_logits(self, features: torch.Tensor, fine_logits: torch.Tensor) -> torch.Tensor | None:
@@ -179,38 +166,38 @@ class ClassificationModule(pl.LightningModule):
 
     def _log_eval_metrics(self, stage: str) -> None:
         metrics = self.metrics[stage]
-        if metrics["top1"].update_count == 0:
+        # which metrics saw data on ANY rank (compute() is a collective: every rank must call it or none)
+        counts = self.trainer.strategy.reduce(
+            torch.tensor([float(m.update_count) for m in metrics.values()], device=self.device), reduce_op="sum")
+        updated = {name for name, count in zip(metrics.keys(), counts.tolist()) if count > 0}
+        if "top1" not in updated:
             return
-        results = {name: m.compute() for name, m in metrics.items() if m.update_count > 0}
+        results = {name: metrics[name].compute() for name in metrics.keys() if name in updated}
         confmat = results.pop("confmat").cpu()
         per_class = per_class_accuracy(confmat)
         present = [v for v in per_class.values() if v is not None]
         results["mean_class_acc"] = torch.tensor(sum(present) / max(1, len(present)))
+        # compute() already reduced the states over all ranks, so every rank logs the same value; sync_dist
+        # keeps Lightning from treating them as per-rank numbers
         for name, value in results.items():
-            self.log(f"{stage}/{name}", value.float(), prog_bar=name == "top1")
+            self.log(f"{stage}/{name}", value.float(), prog_bar=name == "top1", sync_dist=True)
         metrics.reset()
-        if self.trainer.sanity_checking or not self.trainer.is_global_zero or not self.hparams.save_confusion_matrix:
+        if self.trainer.sanity_checking or not self.hparams.save_confusion_matrix:
             return
-        out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "confusion"
+        out = self.run_dir() / "confusion"  # on every rank: a collective under DDP
+        if not self.trainer.is_global_zero:
+            return
         tag = f"{stage}_epoch{self.current_epoch:03d}"
         names = self.hparams.class_names or [str(i) for i in range(self.hparams.num_classes)]
         save_confusion_png(confmat, names, out / f"{tag}.png", title=f"{stage} epoch {self.current_epoch}")
         (out / f"{tag}_per_class.json").write_text(json.dumps(
             {names[i]: acc for i, acc in per_class.items()}, indent=1))
 
-    # --- optimisation
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(weight_decay_groups(self.model))
-        return warmup_cosine_schedule(optimizer, self.trainer, self.hparams.warmup_epochs, self.hparams.min_lr_ratio)
-
     def model_card(self, name: str, **extra) -> "ModelCard":
         """The zoo card for :attr:`eval_model` (see ``vision.zoo.save_model``)."""
         from vision.zoo import classifier_card
 
         return classifier_card(name, dict(self.hparams), **extra)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["vision_task"] = "classification"
 
 
 def per_class_accuracy(confmat: torch.Tensor) -> dict[int, float | None]:

@@ -1,0 +1,80 @@
+"""Distributed training pieces: rank-aware sampling, and 2-process gloo runs of every task."""
+
+import numpy as np
+
+
+def test_distributed_sampler_gives_disjoint_m_per_class_batches_per_rank():
+    from vision.data.samplers import DistributedMPerClassSampler
+
+    labels = [i // 5 for i in range(60)]  # 12 classes, 5 images each
+    ranks = [DistributedMPerClassSampler(labels, m=2, batch_size=6, length=48, num_replicas=2, rank=r)
+             for r in range(2)]
+    single = DistributedMPerClassSampler(labels, m=2, batch_size=6, length=48, num_replicas=1, rank=0)
+    epoch0 = [list(s) for s in ranks]
+    assert [len(e) for e in epoch0] == [24, 24] and len(list(single)) == 48
+    for indices in epoch0:
+        for start in range(0, len(indices), 6):
+            counts = np.bincount([labels[i] for i in indices[start:start + 6]])
+            assert sorted(counts[counts > 0].tolist()) == [2, 2, 2]
+    # the ranks' batches interleave the one-process plan: together they are exactly its batches
+    plan = list(single)
+    batches = [plan[i:i + 6] for i in range(0, 48, 6)]
+    assert [b for i, b in enumerate(batches) if i % 2 == 0] == [epoch0[0][i:i + 6] for i in range(0, 24, 6)]
+    assert [b for i, b in enumerate(batches) if i % 2 == 1] == [epoch0[1][i:i + 6] for i in range(0, 24, 6)]
+    for s in ranks:
+        s.set_epoch(1)
+    assert [list(s) for s in ranks] != epoch0  # redrawn every epoch
+
+
+# --- 2-process DDP (gloo, CPU) runs through tools/train.py. Lightning's launcher starts rank 1 by re-running the
+# command line, so each run is a subprocess of its own.
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+from .conftest import REPO, SAMPLE  # noqa: E402
+
+DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+       "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def _train(args: list[str], cwd, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    env.pop("LOCAL_RANK", None)
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "train.py"), *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def _card(zoo, name) -> dict:
+    return json.loads((zoo / "manifest.json").read_text())["models"][name]
+
+
+def test_classification_ddp_trains_saves_and_validates_like_one_process(tmp_path):
+    """EMA needs no find_unused_parameters; metrics sync over ranks; confusion files from rank 0; zoo save."""
+    zoo, run = tmp_path / "zoo", tmp_path / "run"
+    _train(["--config", str(REPO / "configs/classification/demo.yaml"), *DDP,
+            "--model.backbone", "test_resnet", "--data.input_size", "32", "--data.num_workers", "0",
+            "--data.train", str(SAMPLE / "train.txt"), "--data.val", str(SAMPLE / "val.txt"),
+            "--data.classes", str(SAMPLE / "classes.csv"), "--trainer.max_epochs", "2",
+            "--trainer.limit_train_batches", "2", "--trainer.default_root_dir", str(run),
+            "--zoo_name", "ddp_clf", "--zoo_dir", str(zoo)], tmp_path)
+    card = _card(zoo, "ddp_clf")
+    assert sorted((run / "checkpoints").glob("*.ckpt")) and list(run.rglob("confusion/val_epoch001.png"))
+
+    # the 2-process validation (each rank half of val, states all-reduced) equals one process over all of val
+    from vision.data.datasets import ClassTable, read_manifest
+    from vision.inference import ImageClassifier
+
+    table = ClassTable.read(SAMPLE / "classes.csv")
+    samples = read_manifest(SAMPLE / "val.txt", classes=table)
+    clf = ImageClassifier.from_pretrained(zoo / "ddp_clf.safetensors", device="cpu")
+    logits = clf.logits([s.path for s in samples])
+    labels = np.array([s.label for s in samples])
+    top5 = logits.topk(5, dim=1).indices.numpy()
+    assert card["metrics"]["val_top1"] == pytest.approx(float((top5[:, 0] == labels).mean()), abs=1e-4)
+    assert card["metrics"]["val_top5"] == pytest.approx(float((top5 == labels[:, None]).any(1).mean()), abs=1e-4)
