@@ -1,6 +1,7 @@
 """tools/train.py end to end: configs parse, train -> zoo -> reload -> predict, kill -> resume."""
 
 import json
+from pathlib import Path
 import os
 import signal
 import subprocess
@@ -120,7 +121,7 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
-    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+    with pytest.raises(FileNotFoundError, match="no last\\*.ckpt in"):
         main(["--config", "configs/classification/demo.yaml", *TINY, "--trainer.default_root_dir",
               str(tmp_path / "never"), "--resume", "last"])
 
@@ -137,3 +138,17 @@ def test_resume_last_finds_checkpoints_when_a_logger_is_on(tmp_path, monkeypatch
     assert (tmp_path / "run" / "lightning_logs").is_dir()  # the logger itself still writes its versions
     cli = main([*common, "--trainer.max_epochs", "2", "--resume", "last"])
     assert cli.trainer.current_epoch == 2 and cli.trainer.global_step == 4
+
+
+def test_resume_last_takes_the_newest_last_checkpoint(tmp_path, monkeypatch):
+    """A second run in the same folder writes last-v1.ckpt; --resume last must not restore the stale last.ckpt."""
+    monkeypatch.chdir(REPO)
+    common = ["--config", "configs/classification/demo.yaml", *TINY, "--trainer.limit_train_batches", "2",
+              "--trainer.limit_val_batches", "1", "--trainer.default_root_dir", str(tmp_path / "run")]
+    main([*common, "--trainer.max_epochs", "1"])
+    main([*common, "--trainer.max_epochs", "2"])  # a fresh run: Lightning versions its last checkpoint
+    folder = tmp_path / "run" / "checkpoints"
+    assert (folder / "last.ckpt").is_file() and (folder / "last-v1.ckpt").is_file()
+    cli = main([*common, "--trainer.max_epochs", "3", "--resume", "last"])
+    assert Path(cli.trainer.ckpt_path).name == "last-v1.ckpt"
+    assert cli.trainer.global_step == 6  # 2 epochs restored + 1 trained, not 1 + 2

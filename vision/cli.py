@@ -99,10 +99,11 @@ def resolve_resume(resume: str | None, trainer: pl.Trainer) -> str | None:
     if not resume:
         return None
     if resume == "last":
-        last = checkpoint_dir(trainer) / "last.ckpt"
-        if not last.is_file():
-            raise FileNotFoundError(f"--resume last: no checkpoint at {last}; start without --resume")
-        return str(last)
+        folder = checkpoint_dir(trainer)
+        if not any(folder.glob("last*.ckpt")):
+            raise FileNotFoundError(f"--resume last: no last*.ckpt in {folder}; start without --resume")
+        # Lightning's own "last": the newest of last.ckpt, last-v1.ckpt, ... (a second run in the folder writes -v1)
+        return "last"
     if not Path(resume).is_file():
         raise FileNotFoundError(f"--resume: checkpoint {resume} not found")
     return resume
@@ -142,3 +143,4 @@ def save_to_zoo(cli: VisionCLI, argv: list[str]) -> None:
                                 command="python tools/train.py " + shlex.join(argv))
         card = save_model(model.eval_model, card, cfg.get("zoo_dir"), half=cfg.get("zoo_half", False))
         print(f"saved {card.name} to the zoo: {card.file} sha256={card.sha256[:12]} metrics={card.metrics}")
+    trainer.strategy.barrier("vision_zoo_save")  # no rank exits (or reads the zoo) before the file is in place
