@@ -78,3 +78,35 @@ def test_classification_ddp_trains_saves_and_validates_like_one_process(tmp_path
     top5 = logits.topk(5, dim=1).indices.numpy()
     assert card["metrics"]["val_top1"] == pytest.approx(float((top5[:, 0] == labels).mean()), abs=1e-4)
     assert card["metrics"]["val_top5"] == pytest.approx(float((top5 == labels[:, None]).any(1).mean()), abs=1e-4)
+
+
+def test_embedding_ddp_gathers_losses_and_validation_like_one_process(tmp_path):
+    """Rank-aware m-per-class batches, loss/miner over all ranks, retrieval metrics over the gathered val set."""
+    from vision.data.brands import write_brand_dataset
+
+    data = tmp_path / "brands"
+    write_brand_dataset(data, [SAMPLE / "train"], val_backgrounds=[SAMPLE / "val"], size=32, train_clean=2,
+                        train_wild=2, queries=2, max_brands=6, background_size=96)
+    sorted((data / "val" / "query").rglob("*.*"))[0].unlink()  # an odd val set: the ranks' halves differ in size
+    zoo = tmp_path / "zoo"
+    _train(["--config", str(REPO / "configs/brand/simple_icons_resnet10t.yaml"), *DDP,
+            "--model.backbone", "test_resnet", "--model.embedding_size", "16",
+            "--data.train", str(data / "train"), "--data.val", str(data / "val"), "--data.input_size", "32",
+            "--data.batch_size", "8", "--data.m_per_class", "2", "--data.num_workers", "0",
+            "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "run"),
+            "--zoo_name", "ddp_emb", "--zoo_dir", str(zoo)], tmp_path)
+    card = _card(zoo, "ddp_emb")
+
+    from vision.features import FeatureExtractor
+    from vision.retrieval import retrieval_metrics
+
+    fx = FeatureExtractor.from_pretrained(zoo / "ddp_emb.safetensors", backend="torch", device="cpu")
+    parts = {}
+    for part in ("gallery", "query"):
+        brands = sorted(p for p in (data / "val" / part).iterdir() if p.is_dir())
+        paths = [(b.name, f) for b in brands for f in sorted(b.iterdir())]
+        parts[part] = (fx([str(f) for _, f in paths]), [b for b, _ in paths])
+    names = sorted(set(parts["gallery"][1]))
+    metrics = retrieval_metrics(parts["query"][0], [names.index(b) for b in parts["query"][1]],
+                                parts["gallery"][0], [names.index(b) for b in parts["gallery"][1]])
+    assert card["metrics"]["val_recall_at_1"] == pytest.approx(metrics["recall@1"], abs=1e-4)

@@ -34,7 +34,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from vision.data.datasets import ClassTable, LabeledImages, ManifestError, Sample, scan_image_folder
 from vision.data.io import ImageLoadError, list_images, load_image
-from vision.data.samplers import DistributedMPerClassSampler
+from vision.data.samplers import DistributedMPerClassSampler, eval_sampler
 from vision.data.logos import (Brand, LogoDatasetWarning, LogoRenderError, _package_version, _unit_hash,
                                composite_logos, list_brands, random_logo_style, random_resized_background,
                                render_logo, split_brands)
@@ -425,8 +425,9 @@ class BrandDataModule(pl.LightningDataModule):
         if name not in self._datasets:
             raise ValueError(f"no {name!r} folder configured (set data.{name})")
         workers = self._workers()
-        return DataLoader(self._datasets[name], batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
-                          num_workers=workers, persistent_workers=workers > 0)
+        data = self._datasets[name]
+        return DataLoader(data, batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
+                          sampler=eval_sampler(data), num_workers=workers, persistent_workers=workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

@@ -67,3 +67,14 @@ class DistributedMPerClassSampler(DistributedSampler):
     def _pick(self, rng: np.random.Generator, c: int) -> np.ndarray:
         members = self.by_class[c]
         return rng.choice(members, self.m, replace=len(members) < self.m)
+
+
+def eval_sampler(dataset) -> DistributedSampler | None:
+    """For validation/test loaders: under DDP each rank reads a distinct part and no image twice (Lightning's own
+    ``DistributedSampler`` pads uneven splits with repeats, which would count some images twice in the metrics);
+    ``None`` (a plain sequential loader) without a process group."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)
