@@ -1,12 +1,17 @@
-"""The record that travels with every trained model (timm's ``pretrained_cfg`` idea)."""
+"""The record that travels with every trained model (timm's ``pretrained_cfg`` idea), and its schema."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Callable
 
 from vision.data.transforms import Preprocessing
+
+
+class ZooError(ValueError):
+    """A zoo lookup, file, card or manifest problem; the message names the model, file or field."""
 
 
 @dataclass
@@ -43,14 +48,117 @@ class ModelCard:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def validate(self, where: str = "model card") -> None:
+        """Raise :class:`ZooError` naming ``where`` and the field if the card breaks :data:`CARD_FIELDS`."""
+        check_card_dict(self.to_dict(), where)
+
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "model card") -> "ModelCard":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        missing = {"name", "task", "architecture", "config", "preprocessing"} - set(d)
-        if unknown or missing:
-            raise ValueError(f"{where}: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}")
+    def from_dict(cls, d: Any, where: str = "model card") -> "ModelCard":
+        check_card_dict(d, where)
         return cls(**d)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+
+# --- schema: a check and the words for what it expects, per field
+Check = tuple[Callable[[Any], bool], str]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(s, str) for s in v)
+
+
+def _is_str_map(v: Any, value: Callable[[Any], bool]) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and value(x) for k, x in v.items())
+
+
+def _is_plain_name(v: Any) -> bool:
+    # becomes a file name in the zoo folder: no path separators, nothing that points elsewhere
+    return isinstance(v, str) and v not in ("", ".", "..") and not re.search(r"[/\\\x00]", v)
+
+
+_STRING: Check = (lambda v: isinstance(v, str), "a string")
+_POSITIVE_INT: Check = (lambda v: _is_int(v) and v > 0, "an integer > 0")
+
+CARD_FIELDS: dict[str, Check] = {
+    "name": (_is_plain_name, "a non-empty name without path separators"),
+    "task": _STRING,
+    "architecture": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "config": (lambda v: _is_str_map(v, lambda x: True), "an object"),
+    "preprocessing": (lambda v: _is_str_map(v, lambda x: True), "an object"),
+    "class_names": (_is_str_list, "a list of strings"),
+    "coarse_names": (lambda v: v is None or _is_str_list(v), "a list of strings or null"),
+    "fine_to_coarse": (lambda v: v is None or (isinstance(v, list) and all(_is_int(i) and i >= 0 for i in v)),
+                       "a list of integers >= 0 or null"),
+    "metrics": (lambda v: _is_str_map(v, lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)),
+                "an object of numbers"),
+    "command": _STRING,
+    "notes": _STRING,
+    "created": _STRING,
+    "versions": (lambda v: _is_str_map(v, lambda x: isinstance(x, str)), "an object of strings"),
+    "file": (lambda v: v == "" or _is_plain_name(v), "a file name in the zoo folder (no path separators)"),
+    "sha256": (lambda v: isinstance(v, str) and re.fullmatch(r"([0-9a-f]{64})?", v) is not None,
+               "64 lowercase hex digits or empty"),
+}
+REQUIRED_FIELDS = ("name", "task", "architecture", "config", "preprocessing")
+
+# task -> config key -> (check, required); other config keys are kept as they are
+TASK_CONFIG: dict[str, dict[str, tuple[Check, bool]]] = {
+    "classification": {"num_classes": (_POSITIVE_INT, True),
+                       "num_coarse_classes": ((lambda v: v is None or (_is_int(v) and v > 0),
+                                               "an integer > 0 or null"), False)},
+    "detection": {"yaml": ((lambda v: isinstance(v, str) and v != "", "a non-empty string"), True),
+                  "num_classes": (_POSITIVE_INT, True)},
+    "embedding": {"embedding_size": (_POSITIVE_INT, True)},
+}
+
+
+def _shown(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_card_dict(d: Any, where: str = "model card") -> None:
+    """Check a card's fields, its task's ``config`` keys and its preprocessing; raise :class:`ZooError` naming
+    ``where`` (the file) and the field."""
+    if not isinstance(d, dict):
+        raise ZooError(f"{where}: a model card must be an object, got {type(d).__name__}")
+    unknown = sorted(str(k) for k in set(d) - set(CARD_FIELDS))
+    missing = [k for k in REQUIRED_FIELDS if k not in d]
+    if unknown or missing:
+        raise ZooError(f"{where}: unknown fields {unknown}, missing fields {missing}")
+    for key, (ok, expected) in CARD_FIELDS.items():
+        if key in d and not ok(d[key]):
+            raise ZooError(f"{where}: field {key!r} must be {expected}, got {_shown(d[key])}")
+    task, config = d["task"], d["config"]
+    if task not in TASK_CONFIG:
+        raise ZooError(f"{where}: field 'task' is {task!r}; known tasks: {sorted(TASK_CONFIG)}")
+    for key, ((ok, expected), required) in TASK_CONFIG[task].items():
+        if key not in config:
+            if required:
+                raise ZooError(f"{where}: field 'config.{key}' is missing (a {task} card needs {expected})")
+        elif not ok(config[key]):
+            raise ZooError(f"{where}: field 'config.{key}' must be {expected}, got {_shown(config[key])}")
+    _check_consistency(d, where)
+    try:
+        Preprocessing.from_dict(d["preprocessing"])
+    except (TypeError, ValueError) as e:
+        raise ZooError(f"{where}: field 'preprocessing' is invalid: {e}") from None
+
+
+def _check_consistency(d: dict[str, Any], where: str) -> None:
+    # mismatches here would surface later as an IndexError in the middle of inference
+    num_classes, names = d["config"].get("num_classes"), d.get("class_names") or []
+    if num_classes is not None and names and len(names) != num_classes:
+        raise ZooError(f"{where}: field 'class_names' has {len(names)} names but config.num_classes is {num_classes}")
+    fine_to_coarse, coarse = d.get("fine_to_coarse"), d.get("coarse_names")
+    if fine_to_coarse is not None and names and len(fine_to_coarse) != len(names):
+        raise ZooError(f"{where}: field 'fine_to_coarse' has {len(fine_to_coarse)} entries for {len(names)} classes")
+    if fine_to_coarse and coarse is not None and max(fine_to_coarse) >= len(coarse):
+        raise ZooError(f"{where}: field 'fine_to_coarse' points at coarse class {max(fine_to_coarse)} "
+                       f"but coarse_names has {len(coarse)}")
