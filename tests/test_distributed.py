@@ -110,3 +110,68 @@ def test_embedding_ddp_gathers_losses_and_validation_like_one_process(tmp_path):
     metrics = retrieval_metrics(parts["query"][0], [names.index(b) for b in parts["query"][1]],
                                 parts["gallery"][0], [names.index(b) for b in parts["gallery"][1]])
     assert card["metrics"]["val_recall_at_1"] == pytest.approx(metrics["recall@1"], abs=1e-4)
+
+
+CLASSIFIER = ["--config", str(REPO / "configs/classification/demo.yaml"), "--model.backbone", "test_resnet",
+              "--data.input_size", "32", "--data.num_workers", "0", "--data.train", str(SAMPLE / "train.txt"),
+              "--data.val", str(SAMPLE / "val.txt"), "--data.classes", str(SAMPLE / "classes.csv"),
+              "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def test_two_nodes_on_loopback_the_way_torchrun_starts_them(tmp_path):
+    """num_nodes 2 x devices 1: two torchrun agents (node ranks 0 and 1) meeting at 127.0.0.1, as on two hosts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    zoo, run = tmp_path / "zoo", tmp_path / "run"
+    args = [*CLASSIFIER, "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.num_nodes", "2",
+            "--trainer.devices", "1", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+            "--trainer.default_root_dir", str(run), "--zoo_name", "two_nodes", "--zoo_dir", str(zoo)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                               "--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port),
+                               str(REPO / "tools" / "train.py"), *args],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for rank in (0, 1)]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]  # node 1 joined as the second member of one group
+    assert "saved two_nodes to the zoo" in outputs[0] and "saved two_nodes" not in outputs[1]  # rank 0 writes
+    assert _card(zoo, "two_nodes")["metrics"]["val_top1"] >= 0
+
+
+def test_ddp_run_killed_mid_epoch_resumes_and_loses_at_most_that_epoch(tmp_path):
+    import signal
+    import time
+
+    import torch
+
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "last.ckpt"
+    base = [sys.executable, str(REPO / "tools" / "train.py"), *CLASSIFIER, *DDP[:6],
+            "--trainer.default_root_dir", str(run), "--trainer.limit_val_batches", "1",
+            "--trainer.callbacks+=tests.slow_callback.SlowBatches"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
+    # a session of its own, so SIGKILL reaches both ranks at once, like a node going down
+    proc = subprocess.Popen(base + ["--trainer.max_epochs", "50"], cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not last.exists():
+            time.sleep(0.1)
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert last.exists(), "no checkpoint written in time"
+        time.sleep(0.3)  # inside the next epoch (3 batches per rank x 0.2 s)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    saved = torch.load(last, weights_only=True)
+    done_epochs = saved["epoch"] + 1
+    steps_per_epoch = saved["global_step"] // done_epochs
+    resumed = subprocess.run(base + ["--trainer.max_epochs", str(done_epochs + 1), "--resume", "last"], cwd=REPO,
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = torch.load(last, weights_only=True)
+    assert final["epoch"] == done_epochs and final["global_step"] == steps_per_epoch * (done_epochs + 1)
