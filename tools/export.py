@@ -11,7 +11,10 @@ its model card and a parity report beside it; an export that fails its parity ga
 
 ``--out`` defaults to ``export/<model>[.<output>]<suffix>`` (``export/triton`` for triton). Options a format does
 not take are refused (see ``vision.export.FORMATS``). ``--calib-images`` adds a few real images to the random
-inputs of the fp32 parity check.
+inputs of the fp32 parity check. Every artifact's sha256 is recorded as written (parity report, plan sidecar,
+``vision.sha256`` in a Triton model folder) and checked before it is served:
+
+    python tools/export.py --verify export/grocery_features.onnx     # or a .plan, or a Triton repository
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vision.data.io import list_images  # noqa: E402
-from vision.export import FORMATS, ExportError, export  # noqa: E402
+from vision.export import FORMATS, ExportError, export, verify_artifact  # noqa: E402
 from vision.zoo import ZooError, load_model  # noqa: E402
 
 SAMPLE_IMAGES = 16
@@ -33,7 +36,9 @@ EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, help="zoo name, .safetensors file or Lightning .ckpt")
+    ap.add_argument("--model", help="zoo name, .safetensors file or Lightning .ckpt")
+    ap.add_argument("--verify", type=Path, help="check an export (.onnx, .plan, Triton repository) against its "
+                                                "recorded sha256 instead of exporting")
     ap.add_argument("--format", default="onnx", choices=sorted(FORMATS))
     ap.add_argument("--output", help="output kind (classification: logits | features); default per task")
     ap.add_argument("--out", type=Path, help="artifact path (a repository folder for --format triton)")
@@ -49,6 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--opset", type=int)
     ap.add_argument("--no-simplify", action="store_true")
     args = ap.parse_args(argv)
+    if args.verify is not None:
+        try:
+            checked = verify_artifact(args.verify)
+        except ExportError as e:
+            raise SystemExit(f"error: {e}")
+        print(f"ok: {len(checked)} file(s) match their recorded sha256: {', '.join(map(str, checked))}",
+              file=sys.stderr)
+        return 0
+    if args.model is None:
+        ap.error("--model is required (or --verify PATH)")
 
     given = {"output": args.output, "precision": args.precision, "batch": args.batch, "calib_dir": args.calib_dir,
              "parity_dir": args.parity_dir, "serving": args.serving, "max_batch_size": args.max_batch_size,
@@ -62,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         path = export(model, args.format, out, **options)
     except (ExportError, ZooError) as e:
         raise SystemExit(f"error: {e}")
+    verify_artifact(path)  # what was written is what its record says
     report = path / "vision.json" if path.is_dir() else path.with_name(path.name + ".parity.json")
     parity = json.loads(report.read_text())
     parity = parity.get("parity", parity)

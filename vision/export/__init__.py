@@ -1,7 +1,8 @@
 """Deployment exports of zoo models: one exporter with a table of formats and the options each one takes.
 
 Every format writes metadata into its artifact (the model card) and a parity report beside it, and refuses an
-artifact that misses the parity gate of its precision.
+artifact that misses the parity gate of its precision. Each artifact's sha256 is recorded as finally written (parity
+report, plan sidecar, a Triton model folder's ``vision.sha256``); :func:`verify_artifact` checks any of them.
 
 Example::
 
@@ -18,8 +19,8 @@ from typing import Callable
 
 from torch import nn
 
-from vision.export.onnx import (DEFAULT_OUTPUT, OUTPUT_KINDS, ExportError, export_onnx,  # noqa: F401
-                                parity_report, read_onnx_metadata)
+from vision.export.onnx import (DEFAULT_OUTPUT, OUTPUT_KINDS, ArtifactIntegrityError, ExportError,  # noqa: F401
+                                export_onnx, parity_report, read_onnx_metadata, verify_recorded_digest)
 
 
 def _export_onnx_int8(model, path, **options):
@@ -87,5 +88,24 @@ def export(model: nn.Module, format: str, path: str | Path, **options) -> Path:
     return spec.export(model, Path(path), **options)
 
 
-__all__ = ["DEFAULT_OUTPUT", "ExportError", "ExportFormat", "FORMATS", "OUTPUT_KINDS", "export", "export_onnx",
-           "parity_report", "read_onnx_metadata"]
+def verify_artifact(path: str | Path) -> list[Path]:
+    """Check an export against the sha256 recorded when it was written: a Triton repository or model folder
+    (``vision.sha256``), a TensorRT plan (its sidecar) or a file with a parity report (ONNX, ultralytics ``.pt``).
+    Returns the files checked; raises :class:`ArtifactIntegrityError` naming the file and the rebuild command.
+    """
+    path = Path(path)
+    if path.is_dir():
+        from vision.export.triton import verify_triton_repository
+
+        return verify_triton_repository(path)
+    if path.suffix in (".plan", ".engine"):
+        from vision.export.tensorrt import check_plan_digest, read_sidecar
+
+        check_plan_digest(path, read_sidecar(path))
+        return [path]
+    verify_recorded_digest(path)
+    return [path]
+
+
+__all__ = ["ArtifactIntegrityError", "DEFAULT_OUTPUT", "ExportError", "ExportFormat", "FORMATS", "OUTPUT_KINDS",
+           "export", "export_onnx", "parity_report", "read_onnx_metadata", "verify_artifact", "verify_recorded_digest"]

@@ -4,6 +4,10 @@ The graph takes ``images`` (float32 NCHW, already normalised as ``card.preproces
 dynamic) and returns one output named after its kind (``logits`` or ``features``). ``metadata_props`` carry the
 card JSON (``vision.card``) and the output kind (``vision.output``), so an ``.onnx`` file is self-describing.
 
+The parity report ``<file>.parity.json`` also records the sha256 and size of the file as finally written (after
+onnxslim and the metadata): :func:`verify_recorded_digest` refuses a file that differs from that record or has
+none, and every loader of ours calls it before parsing the file.
+
 Example::
 
     path = export_onnx(vision.load_model("grocery_resnet10t"), "export/grocery_features.onnx", output="features")
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vision.fileio import atomic_path, atomic_write_text
+from vision.fileio import atomic_path, atomic_write_text, sha256_file
 from vision.models.classifier import PooledFeatures
 from vision.zoo.card import ModelCard
 
@@ -81,6 +86,11 @@ class ExportError(RuntimeError):
     """An export that was refused or failed; the message says why (and the parity numbers, if that was it)."""
 
 
+class ArtifactIntegrityError(ExportError):
+    """An exported file that is not the one its export recorded (other sha256 or size), or has no record: it may
+    have been corrupted or tampered with, so it is never served; the message names the file and the rebuild."""
+
+
 def export_onnx(model: nn.Module, path: str | Path, *, opset: int = 17, dynamic_batch: bool = True,
                 simplify: bool = True, output: str | None = None, sample_images: Sequence | None = None) -> Path:
     """Export a zoo model (one with ``.card``) to ONNX and check it against torch; returns ``path``.
@@ -118,7 +128,8 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = 17, dynamic_
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
         report = parity_report(model, tmp, images)
-        report.update(opset=opset, simplified=simplify, output=output, onnx=path.name)
+        report.update(opset=opset, simplified=simplify, output=output, onnx=path.name, model=card.name,
+                      format="onnx", **file_digest(tmp))
         check_parity(report, "fp32", f"{card.name}: ONNX output")
     write_parity_report(path, report)
     return path
@@ -185,10 +196,82 @@ def check_parity(report: dict, precision: str, what: str) -> None:
                           f"parity: {json.dumps(report)}")
 
 
+def parity_report_path(artifact: str | Path) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + ".parity.json")
+
+
 def write_parity_report(artifact: Path, report: dict) -> Path:
-    path = artifact.with_name(artifact.name + ".parity.json")
+    path = parity_report_path(artifact)
     atomic_write_text(path, json.dumps(report, indent=1) + "\n")
     return path
+
+
+def file_digest(path: str | Path) -> dict:
+    """``{"sha256", "bytes"}`` of a file: call it on the bytes as finally written (after every rewrite)."""
+    return {"sha256": sha256_file(path), "bytes": Path(path).stat().st_size}
+
+
+def read_parity_report(artifact: str | Path) -> dict:
+    """The parity report beside ``artifact`` as a dict; :class:`ArtifactIntegrityError` when it is missing or not
+    a JSON object (it is the artifact's integrity record)."""
+    path = parity_report_path(artifact)
+    rebuild = _rebuild_hint(artifact, {})
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactIntegrityError(f"{artifact}: no parity report {path.name} beside it, so nothing records "
+                                     f"what this file should be; refusing it. {rebuild}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
+        raise ArtifactIntegrityError(f"{path}: not a readable parity report ({e}); refusing {Path(artifact).name}. "
+                                     f"{rebuild}") from None
+    if not isinstance(report, dict):
+        raise ArtifactIntegrityError(f"{path}: a parity report is a JSON object, got {type(report).__name__}; "
+                                     f"refusing {Path(artifact).name}. {rebuild}")
+    return report
+
+
+def verify_recorded_digest(path: str | Path) -> dict:
+    """Check an exported file (ONNX, INT8 ONNX, ultralytics ``.pt``) against the sha256 and size its export
+    recorded in ``<path>.parity.json``; returns the report. A missing, unreadable or different record is an
+    :class:`ArtifactIntegrityError` naming the file and the rebuild command.
+
+    Example::
+
+        verify_recorded_digest("export/grocery_features.onnx")   # before onnx / onnxruntime parse the bytes
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such exported file")
+    report = read_parity_report(path)
+    check_digest(path, report, where=parity_report_path(path).name, rebuild=_rebuild_hint(path, report))
+    return report
+
+
+def check_digest(path: Path, record: dict, *, where: str, rebuild: str, what: str = "the file",
+                 error: type[ArtifactIntegrityError] = ArtifactIntegrityError) -> None:
+    """Raise ``error`` unless ``path`` has the ``sha256`` and ``bytes`` that ``record`` (read from ``where``)
+    holds for it."""
+    sha, size = record.get("sha256"), record.get("bytes")
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha) or type(size) is not int:
+        raise error(f"{path}: {where} records no sha256 and size of {what} (written before exports recorded "
+                    f"digests, or edited); refusing it. {rebuild}")
+    actual = path.stat().st_size
+    if actual != size:
+        raise error(f"{path}: {actual} bytes, {where} records {size}: {what} is truncated or was replaced; "
+                    f"refusing it. {rebuild}")
+    if sha256_file(path) != sha:
+        raise error(f"{path}: sha256 differs from the one in {where}: {what} is corrupt or was modified after "
+                    f"export; refusing it. {rebuild}")
+
+
+def _rebuild_hint(path: str | Path, report: dict) -> str:
+    model = report.get("model") if isinstance(report.get("model"), str) else "MODEL"
+    output = report.get("output") if isinstance(report.get("output"), str) else None
+    fmt = report.get("format") if report.get("format") in ("onnx", "onnx-int8", "ultralytics") else "onnx"
+    calib = " --calib-dir IMAGES" if fmt == "onnx-int8" else ""
+    return (f"Rebuild it: python tools/export.py --model {model} --format {fmt}{calib}"
+            f"{f' --output {output}' if output else ''} --out {path}")
 
 
 def parity_report(model: nn.Module, onnx_path: str | Path, images: torch.Tensor) -> dict:
@@ -197,10 +280,8 @@ def parity_report(model: nn.Module, onnx_path: str | Path, images: torch.Tensor)
     Returns :func:`compare_outputs` numbers (``top1_agreement`` is ``None`` for outputs whose argmax means
     nothing, e.g. ``features``). The torch side computes the output kind recorded in the file.
     """
-    import onnxruntime as ort
-
     _, output = read_onnx_metadata(onnx_path)
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = onnx_session(onnx_path, ["CPUExecutionProvider"])
     batch = session.get_inputs()[0].shape[0]
     step = batch if isinstance(batch, int) else len(images)  # a fixed-batch export runs in slices of its batch
     x = images.cpu().numpy().astype(np.float32)
@@ -218,25 +299,44 @@ def torch_outputs(model: nn.Module, output: str, images: torch.Tensor) -> np.nda
 
 def read_onnx_metadata(path: str | Path) -> tuple[ModelCard, str]:
     """The model card and output kind stored in an ONNX file written by :func:`export_onnx`."""
+    props = read_onnx_props(path)
+    if CARD_KEY not in props:
+        raise ExportError(f"{path}: ONNX file has no '{CARD_KEY}' metadata; it was not written by export_onnx")
+    try:
+        card = ModelCard.from_dict(json.loads(props[CARD_KEY]), where=f"{path} metadata")
+        card.data_config  # noqa: B018  (the preprocessing must parse: every backend builds its transform from it)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSON, unknown/missing/ill-typed fields
+        raise ExportError(f"{path}: the '{CARD_KEY}' metadata is not a valid model card ({e})") from None
+    output = props.get(OUTPUT_KEY, "logits")
+    if output not in OUTPUT_MEANINGS:
+        raise ExportError(f"{path}: unknown '{OUTPUT_KEY}' {output!r} in the metadata; expected one of "
+                          f"{sorted(OUTPUT_MEANINGS)}")
+    return card, output
+
+
+def read_onnx_precision(path: str | Path) -> str:
+    """``fp32`` for :func:`export_onnx` files, ``int8`` for quantised ones (``vision.precision`` metadata)."""
+    return read_onnx_props(path).get(PRECISION_KEY, "fp32")
+
+
+def read_onnx_props(path: str | Path) -> dict[str, str]:
     import onnx
 
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError, OSError, ... for bad files
         raise ExportError(f"{path}: not a readable ONNX file ({e})") from None
-    props = {p.key: p.value for p in proto.metadata_props}
-    if CARD_KEY not in props:
-        raise ExportError(f"{path}: ONNX file has no '{CARD_KEY}' metadata; it was not written by export_onnx")
-    card = ModelCard.from_dict(json.loads(props[CARD_KEY]), where=f"{path} metadata")
-    return card, props.get(OUTPUT_KEY, "logits")
+    return {p.key: p.value for p in proto.metadata_props}
 
 
-def read_onnx_precision(path: str | Path) -> str:
-    """``fp32`` for :func:`export_onnx` files, ``int8`` for quantised ones (``vision.precision`` metadata)."""
-    import onnx
+def onnx_session(path: str | Path, providers: Sequence[str]):
+    """An onnxruntime session on ``path``; onnxruntime's load errors become :class:`ExportError` naming the file."""
+    import onnxruntime as ort
 
-    proto = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in proto.metadata_props}.get(PRECISION_KEY, "fp32")
+    try:
+        return ort.InferenceSession(str(path), providers=list(providers))
+    except Exception as e:  # onnxruntime raises its own pybind error types (InvalidGraph, Fail, ...)
+        raise ExportError(f"{path}: onnxruntime cannot load this ONNX file ({type(e).__name__}: {e})") from None
 
 
 def card_of(model: nn.Module) -> ModelCard:

@@ -26,8 +26,8 @@ from torch import nn
 
 from vision.export.calibration import MAX_CALIB_IMAGES, MIN_CALIB_IMAGES, CalibrationSet
 from vision.export.onnx import (CARD_KEY, INPUT_NAME, OUTPUT_KEY, PRECISION_KEY, ExportError, card_of, check_parity,
-                                compare_outputs, default_output, export_onnx, read_onnx_metadata, torch_outputs,
-                                write_parity_report)
+                                compare_outputs, default_output, export_onnx, file_digest, onnx_session,
+                                read_onnx_metadata, read_onnx_props, torch_outputs, write_parity_report)
 from vision.fileio import atomic_path
 
 CALIBRATION_KEY = "vision.calibration"
@@ -88,7 +88,8 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
             images = parity_set.array(PARITY_IMAGES)
             report = compare_outputs(torch_outputs(model, output, _tensor(images)), _run_onnx(tmp, images), output)
             report.update(output=output, onnx=path.name, precision="int8", calibration=record,
-                          parity_images=str(parity_set.root))
+                          parity_images=str(parity_set.root), model=card.name, format="onnx-int8",
+                          **file_digest(tmp))  # the bytes as finally written, metadata included
             check_parity(report, "int8", f"{card.name}: INT8 ONNX output")
     write_parity_report(path, report)
     return path
@@ -115,10 +116,7 @@ def _set_metadata(path: Path, props: dict[str, str]) -> None:
 
 
 def _run_onnx(path: Path, images: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {INPUT_NAME: images})[0]
+    return onnx_session(path, ["CPUExecutionProvider"]).run(None, {INPUT_NAME: images})[0]
 
 
 def _tensor(images: np.ndarray):
@@ -129,8 +127,11 @@ def _tensor(images: np.ndarray):
 
 def read_calibration_record(path: str | Path) -> dict | None:
     """The calibration record of an INT8 ONNX (``None`` for fp32 files)."""
-    import onnx
-
     read_onnx_metadata(path)  # a clear error for files we did not write
-    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    return json.loads(props[CALIBRATION_KEY]) if CALIBRATION_KEY in props else None
+    props = read_onnx_props(path)
+    if CALIBRATION_KEY not in props:
+        return None
+    try:
+        return json.loads(props[CALIBRATION_KEY])
+    except ValueError as e:
+        raise ExportError(f"{path}: the '{CALIBRATION_KEY}' metadata is not JSON ({e})") from None

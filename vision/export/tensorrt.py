@@ -38,8 +38,9 @@ import torch
 from torch import nn
 
 from vision.export.calibration import MAX_CALIB_IMAGES, MIN_CALIB_IMAGES, CalibrationSet
-from vision.export.onnx import (INPUT_NAME, OUTPUT_MEANINGS, ExportError, card_of, check_parity, compare_outputs,
-                                default_output, export_onnx, parity_inputs, read_onnx_metadata, torch_outputs,
+from vision.export.onnx import (INPUT_NAME, OUTPUT_MEANINGS, ArtifactIntegrityError, ExportError, card_of,
+                                check_digest, check_parity, compare_outputs, default_output, export_onnx,
+                                parity_inputs, read_onnx_metadata, torch_outputs, verify_recorded_digest,
                                 write_parity_report)
 from vision.fileio import atomic_path, atomic_write_text, sha256_file
 from vision.zoo.card import ModelCard
@@ -56,25 +57,65 @@ class EngineMismatchError(ExportError):
     """A plan that cannot run here (other TensorRT version or GPU architecture, changed or truncated file)."""
 
 
+class EngineIntegrityError(EngineMismatchError, ArtifactIntegrityError):
+    """A plan that is not the file its sidecar records (other sha256 or size), or has no readable sidecar."""
+
+
 # --- sidecar: plain data, testable without TensorRT or a GPU
 def sidecar_path(engine: str | Path) -> Path:
     engine = Path(engine)
     return engine.with_name(engine.name + ".json")
 
 
+# field -> type every sidecar must have (the ones loads and servers read); nested dicts are checked by key
+_SIDECAR_FIELDS = {"format": int, "engine": str, "bytes": int, "sha256": str, "model": str, "output": dict,
+                   "input": dict, "precision": str, "batch_profile": dict, "tensorrt": str, "gpu": dict,
+                   "card": dict}
+
+
 def read_sidecar(engine: str | Path) -> dict:
+    """The JSON sidecar of a plan, its fields checked; :class:`EngineIntegrityError` when it is missing or
+    malformed (it is the plan's integrity record)."""
     path = sidecar_path(engine)
-    if not path.is_file():
-        raise EngineMismatchError(f"{engine}: no sidecar {path.name} beside it, so nothing says which model, "
-                                  "TensorRT version and GPU it was built for; rebuild it with tools/export.py "
-                                  "--format tensorrt")
+    rebuild = _rebuild(Path(engine), {})
     try:
         sidecar = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EngineIntegrityError(f"{engine}: no sidecar {path.name} beside it, so nothing says which model, "
+                                   "TensorRT version and GPU it was built for; rebuild it with tools/export.py "
+                                   "--format tensorrt") from None
     except json.JSONDecodeError as e:
-        raise EngineMismatchError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}; rebuild the engine") from None
+        raise EngineIntegrityError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}; {rebuild}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise EngineIntegrityError(f"{path}: not a readable sidecar ({e}); {rebuild}") from None
+    if not isinstance(sidecar, dict):
+        raise EngineIntegrityError(f"{path}: a sidecar is a JSON object, got {type(sidecar).__name__}; {rebuild}")
     if sidecar.get("format") != SIDECAR_FORMAT:
-        raise EngineMismatchError(f"{path}: sidecar format {sidecar.get('format')!r}, expected {SIDECAR_FORMAT}; "
-                                  "rebuild the engine")
+        raise EngineIntegrityError(f"{path}: sidecar format {sidecar.get('format')!r}, expected {SIDECAR_FORMAT}; "
+                                   f"{rebuild}")
+    rebuild = _rebuild(Path(engine), sidecar)
+
+    def field(value, name: str, kind: type):
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise EngineIntegrityError(f"{path}: field {name!r} must be a {kind.__name__}, got {value!r:.80}; "
+                                       f"{rebuild}")
+        return value
+
+    for name, kind in _SIDECAR_FIELDS.items():
+        field(sidecar.get(name), name, kind)
+    field(sidecar["gpu"].get("compute_capability"), "gpu.compute_capability", str)
+    field(sidecar["gpu"].get("name"), "gpu.name", str)
+    field(sidecar["output"].get("name"), "output.name", str)
+    for key in ("min", "opt", "max"):
+        field(sidecar["batch_profile"].get(key), f"batch_profile.{key}", int)
+    for part in ("input", "output"):
+        shape = field(sidecar[part].get("shape"), f"{part}.shape", list)
+        for d in shape:
+            field(d, f"{part}.shape[]", int)
+    try:
+        ModelCard.from_dict(sidecar["card"], where=f"{path} card").data_config  # noqa: B018
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise EngineIntegrityError(f"{path}: field 'card' is not a valid model card ({e}); {rebuild}") from None
     return sidecar
 
 
@@ -84,17 +125,8 @@ def check_engine_sidecar(engine: str | Path, sidecar: dict, *, tensorrt_version:
     the file the sidecar describes; returns warnings (same architecture, other GPU model: runs, tuned elsewhere).
     """
     engine = Path(engine)
-    rebuild = (f"rebuild it here: python tools/export.py --model {sidecar.get('model', 'MODEL')} --format tensorrt "
-               f"--precision {sidecar.get('precision', 'fp16')} --out {engine}")
-    size = engine.stat().st_size if engine.is_file() else None
-    if size is None:
-        raise EngineMismatchError(f"{engine}: engine file missing")
-    if size != sidecar["bytes"]:
-        raise EngineMismatchError(f"{engine}: {size} bytes, the sidecar says {sidecar['bytes']}: the plan is "
-                                  f"truncated or was replaced; {rebuild}")
-    if sha256_file(engine) != sidecar["sha256"]:
-        raise EngineMismatchError(f"{engine}: sha256 differs from its sidecar: the plan is corrupt or was "
-                                  f"replaced; {rebuild}")
+    rebuild = _rebuild(engine, sidecar)
+    check_plan_digest(engine, sidecar)
     built = sidecar["tensorrt"]
     if built != tensorrt_version:
         raise EngineMismatchError(f"{engine}: built with TensorRT {built}, this process has TensorRT "
@@ -109,6 +141,23 @@ def check_engine_sidecar(engine: str | Path, sidecar: dict, *, tensorrt_version:
         return [f"{engine}: built on {gpu['name']}, running on {gpu_name} (same architecture "
                 f"sm_{compute_capability}): it runs, but was tuned for the other GPU"]
     return []
+
+
+def check_plan_digest(engine: str | Path, sidecar: dict) -> None:
+    """Raise :class:`EngineIntegrityError` unless the plan at ``engine`` is the file ``sidecar`` records (size and
+    sha256); plain Python, no TensorRT or GPU needed."""
+    engine = Path(engine)
+    if not engine.is_file():
+        raise EngineIntegrityError(f"{engine}: engine file missing")
+    check_digest(engine, sidecar, where=f"its sidecar {sidecar_path(engine).name}", rebuild=_rebuild(engine, sidecar),
+                 what="the plan", error=EngineIntegrityError)
+
+
+def _rebuild(engine: Path, sidecar: dict) -> str:
+    model = sidecar.get("model") if isinstance(sidecar.get("model"), str) else "MODEL"
+    precision = sidecar.get("precision") if sidecar.get("precision") in PRECISIONS else "fp16"
+    return f"rebuild it here: python tools/export.py --model {model} --format tensorrt --precision {precision} " \
+           f"--out {engine}"
 
 
 def build_sidecar(plan: Path, *, card: ModelCard, output: str, precision: str, batch: tuple[int, int, int],
@@ -244,6 +293,7 @@ def build_engine(onnx_path: str | Path, path: str | Path, *, precision: str = "f
     """Build a plan from an ONNX file written by our exporters and write it with its sidecar (no parity check)."""
     trt = _tensorrt()
     onnx_path, path = Path(onnx_path), Path(path)
+    verify_recorded_digest(onnx_path)  # the plan is only as trustworthy as the graph it is built from
     if card is None or output is None:
         card, output = read_onnx_metadata(onnx_path)
     major = _trt_major(trt)

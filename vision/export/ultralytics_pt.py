@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vision.export.onnx import (DetectorPredictions, ExportError, card_of, parity_inputs, torch_outputs,
+from vision.export.onnx import (DetectorPredictions, ExportError, card_of, file_digest, parity_inputs, torch_outputs,
                                 write_parity_report)
 
 MAX_ABS_DIFF = 1e-4
@@ -38,8 +38,8 @@ def export_ultralytics(model: nn.Module, path: str | Path, sample_images=None) -
     with torch.inference_mode():
         got = DetectorPredictions(ulc.load_ultralytics_pt(path)).eval()(images).numpy()
     diff = float(np.abs(reference - got).max())
-    report = {"format": "ultralytics", "images": len(images), "max_abs_diff": diff, "gate": {"max_abs_diff":
-              MAX_ABS_DIFF}, "passed": diff <= MAX_ABS_DIFF}
+    report = {"format": "ultralytics", "model": card.name, "images": len(images), "max_abs_diff": diff,
+              "gate": {"max_abs_diff": MAX_ABS_DIFF}, "passed": diff <= MAX_ABS_DIFF, **file_digest(path)}
     write_parity_report(path, report)
     if not report["passed"]:
         path.unlink()
