@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
 def build(args: argparse.Namespace, colors: tuple[str, ...]) -> tuple[BrandGallery, dict]:
     """Embed the brands, calibrate and save the gallery (errors propagate to :func:`main`)."""
     fx = FeatureExtractor.from_pretrained(args.embedder, backend="torch")
+    if not fx.card.sha256:  # the gallery could not be bound to the model: recognisers refuse it by default
+        raise GalleryError(f"--embedder {args.embedder}: this model has no sha256 (a weights file outside a zoo "
+                           "manifest), so the gallery could not record which model built it; pass a zoo name or a "
+                           "file listed in its folder's manifest")
     images: dict[str, list] = {}
     for folder in args.folder:
         samples, table = scan_image_folder(folder)

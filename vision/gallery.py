@@ -18,7 +18,11 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 UNKNOWN = "unknown"
 _FORMAT = 1
 MERGES = ("all", "mean")      # how BrandGallery.from_images combines a brand's images
+UNIT_NORM_TOLERANCE = 1e-3    # stored vectors are normalised by add_many; a file whose rows are not was edited
+log = logging.getLogger(__name__)
 
 
 def mean_prototypes(owners: Sequence[str], vectors) -> tuple[list[str], np.ndarray]:
@@ -172,15 +178,31 @@ class BrandGallery:
         return (f"BrandGallery({len(self)} brands, {len(self._owner)} vectors, dim={self.dim}, "
                 f"model={self.model_name!r}, threshold={self.threshold}, index={self.index_kind!r})")
 
-    def check_model(self, card: "ModelCard", dim: int | None = None) -> None:
-        """Raise :class:`GalleryError` unless embeddings of the model with ``card`` can be searched here."""
+    def check_model(self, card: "ModelCard", dim: int | None = None, allow_unbound: bool = False) -> None:
+        """Raise :class:`GalleryError` unless embeddings of the model with ``card`` can be searched here.
+
+        A gallery that records no model name or sha256 (or a model without a sha256, loaded from a file outside a
+        zoo manifest) cannot be shown to match: refused like another model's gallery, unless ``allow_unbound``
+        (logged as a warning)."""
         if dim is not None and dim != self.dim:
             raise GalleryError(f"embedding size mismatch: model {card.name!r} makes {dim}-d embeddings, the gallery "
                                f"holds {self.dim}-d ones")
         if self.model_name and card.name != self.model_name:
             raise GalleryError(f"the gallery was built with model {self.model_name!r}, not {card.name!r}; "
                                "rebuild it with this model")
-        if self.model_sha256 and card.sha256 and card.sha256 != self.model_sha256:
+        unbound = [what for what, value in (("the gallery records no model name", self.model_name),
+                                            ("the gallery records no model sha256", self.model_sha256),
+                                            (f"model {card.name!r} has no sha256 (not loaded through a zoo "
+                                             "manifest)", card.sha256)) if not value]
+        if unbound:
+            why = "; ".join(unbound)
+            if not allow_unbound:
+                raise GalleryError(f"cannot tell whether the gallery was built with model {card.name!r}: {why}. "
+                                   "Rebuild it with tools/build_gallery.py --embedder <zoo name>, or pass "
+                                   "allow_unbound=True to search it anyway")
+            log.warning("searching a gallery not bound to model %r (allow_unbound=True): %s", card.name, why)
+            return
+        if card.sha256 != self.model_sha256:
             raise GalleryError(f"the gallery was built with another version of model {card.name!r} (sha256 "
                                f"{self.model_sha256[:12]}..., this model {card.sha256[:12]}...); rebuild it")
 
@@ -251,25 +273,99 @@ class BrandGallery:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, model: "ModelCard | None" = None, dim: int | None = None
-             ) -> "BrandGallery":
-        """Read a gallery file; with ``model`` (a card) and ``dim``, refuse a gallery made by another model."""
+    def load(cls, path: str | os.PathLike, model: "ModelCard | None" = None, dim: int | None = None,
+             allow_unbound: bool = False) -> "BrandGallery":
+        """Read a gallery file, every field checked (:class:`GalleryError` naming the file and the field); with
+        ``model`` (a card) and ``dim``, refuse a gallery made by another model (see :meth:`check_model`)."""
         path = Path(path)
         if not path.is_file():
             raise GalleryError(f"gallery file {path} not found")
         try:
             with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                vectors, owner = data["vectors"].astype(np.float32), [str(o) for o in data["owner"]]
-        except (OSError, ValueError, KeyError) as e:
-            raise GalleryError(f"{path}: not a readable gallery file ({e})") from None
-        if meta.get("format") != _FORMAT:
-            raise GalleryError(f"{path}: unsupported gallery format {meta.get('format')!r}")
+                missing = {"meta", "vectors", "owner"} - set(data.files)
+                if missing:
+                    raise GalleryError(f"{path}: not a gallery file: arrays {sorted(missing)} are missing")
+                meta_array, vectors, owner = data["meta"], data["vectors"], data["owner"]
+        except GalleryError:
+            raise
+        # what numpy and zipfile raise for a file that is not an .npz of plain arrays (BadZipFile, truncated
+        # members, bad .npy headers, an .npy instead of an .npz: no context manager)
+        except (OSError, ValueError, KeyError, EOFError, TypeError, AttributeError, zipfile.BadZipFile, zlib.error,
+                NotImplementedError, MemoryError) as e:
+            raise GalleryError(f"{path}: not a readable gallery file ({type(e).__name__}: {e})") from None
+        meta = _gallery_meta(path, meta_array)
         gallery = cls(meta["dim"], meta["model_name"], meta["model_sha256"], meta["threshold"], meta["index"],
-                      meta["hnsw_m"], meta["ef_search"], meta.get("nlist"), meta.get("nprobe", 16))
-        if vectors.shape != (len(owner), gallery.dim):
-            raise GalleryError(f"{path}: {vectors.shape} vectors for {len(owner)} names of dimension {gallery.dim}")
-        gallery._vectors, gallery._owner = vectors, owner
+                      meta["hnsw_m"], meta["ef_search"], meta["nlist"], meta["nprobe"])
+        gallery._vectors, gallery._owner = _gallery_rows(path, vectors, owner, gallery.dim)
         if model is not None:
-            gallery.check_model(model, dim)
+            gallery.check_model(model, dim, allow_unbound=allow_unbound)
         return gallery
+
+
+def _gallery_meta(path: Path, array: np.ndarray) -> dict:
+    """The ``meta`` record of a gallery file, every field's type and range checked."""
+    if array.ndim != 0 or array.dtype.kind != "U":
+        raise GalleryError(f"{path}: field 'meta' must be one JSON string, got an array {array.dtype} {array.shape}")
+    try:
+        meta = json.loads(str(array))
+    except ValueError as e:
+        raise GalleryError(f"{path}: field 'meta' is not JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise GalleryError(f"{path}: field 'meta' must be a JSON object, got {type(meta).__name__}")
+    if meta.get("format") != _FORMAT or isinstance(meta.get("format"), bool):
+        raise GalleryError(f"{path}: unsupported gallery format {meta.get('format')!r} (this version reads {_FORMAT})")
+    meta = {"nlist": None, "nprobe": 16, **meta}   # files written before IVF support lack these two
+
+    def bad(field: str, expected: str) -> GalleryError:
+        shown = repr(meta[field]) if field in meta else "missing"
+        return GalleryError(f"{path}: metadata field {field!r} must be {expected}, got {shown[:80]}")
+
+    def is_int(value) -> bool:
+        return type(value) is int and value >= 1
+
+    for field in ("dim", "hnsw_m", "ef_search", "nprobe"):
+        if not is_int(meta.get(field)):
+            raise bad(field, "an integer >= 1")
+    if meta["nlist"] is not None and not is_int(meta["nlist"]):
+        raise bad("nlist", "null or an integer >= 1")
+    for field in ("model_name", "model_sha256"):
+        if not isinstance(meta.get(field), str):
+            raise bad(field, "a string")
+    threshold = meta.get("threshold", "missing")
+    if threshold is not None and (type(threshold) not in (int, float) or not math.isfinite(threshold)):
+        raise bad("threshold", "null or a finite number")
+    if meta.get("index") not in INDEX_KINDS:
+        raise bad("index", f"one of {list(INDEX_KINDS)}")
+    return meta
+
+
+def _gallery_rows(path: Path, vectors: np.ndarray, owner: np.ndarray, dim: int) -> tuple[np.ndarray, list[str]]:
+    """The ``vectors`` and ``owner`` arrays of a gallery file, checked: float ``(N, dim)`` finite unit rows, ``N``
+    non-empty brand names."""
+    if vectors.dtype.kind != "f" or vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise GalleryError(f"{path}: field 'vectors' must be a float (N, {dim}) array (metadata 'dim' is {dim}), "
+                           f"got {vectors.dtype} {vectors.shape}")
+    if owner.dtype.kind != "U" or owner.ndim != 1:
+        raise GalleryError(f"{path}: field 'owner' must be a 1-D array of brand names, got {owner.dtype} "
+                           f"{owner.shape}")
+    if len(owner) != len(vectors):
+        raise GalleryError(f"{path}: {len(vectors)} vectors for {len(owner)} brand names (fields 'vectors' and "
+                           "'owner' must have one row per vector)")
+    vectors = vectors.astype(np.float32)
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise GalleryError(f"{path}: field 'vectors' row {row} (brand {str(owner[row])!r}) holds NaN or infinite "
+                           "values")
+    norms = np.linalg.norm(vectors, axis=1)
+    off = np.abs(norms - 1) > UNIT_NORM_TOLERANCE
+    if off.any():
+        row = int(np.argmax(off))
+        raise GalleryError(f"{path}: field 'vectors' row {row} (brand {str(owner[row])!r}) has norm "
+                           f"{norms[row]:.4g}; gallery vectors are unit-norm")
+    names = [str(o) for o in owner]
+    bad = next((i for i, n in enumerate(names) if not n.strip() or n != n.strip() or n == UNKNOWN), None)
+    if bad is not None:
+        raise GalleryError(f"{path}: field 'owner' row {bad} is {names[bad]!r}: brand names are non-empty, "
+                           f"trimmed and not {UNKNOWN!r}")
+    return np.ascontiguousarray(vectors), names

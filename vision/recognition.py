@@ -33,13 +33,14 @@ class BrandRecognizer:
     """Recognise brands of the logos in images against a :class:`BrandGallery`.
 
     ``extractor`` embeds crops (a :class:`vision.features.FeatureExtractor` of an ``embedding`` zoo model); the
-    gallery must have been built with the same model (checked here). ``margin`` frames each detected box as in
-    training (:func:`vision.data.brands.square_crop`). ``threshold`` overrides the gallery's calibrated one.
+    gallery must have been built with the same model (checked here; a gallery that records no model name or sha256
+    is refused unless ``allow_unbound=True``, which is logged). ``margin`` frames each detected box as in training
+    (:func:`vision.data.brands.square_crop`). ``threshold`` overrides the gallery's calibrated one.
     """
 
     def __init__(self, extractor, gallery: BrandGallery, detector: Detector | None = None, margin: float = 0.15,
-                 threshold: float | None = None):
-        gallery.check_model(extractor.card, extractor.dim)
+                 threshold: float | None = None, allow_unbound: bool = False):
+        gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
             raise GalleryError("the gallery is empty: add brands before recognising with it")
         self.extractor, self.gallery, self.detector = extractor, gallery, detector
@@ -48,17 +49,17 @@ class BrandRecognizer:
     @classmethod
     def from_pretrained(cls, embedder: str | os.PathLike, gallery: str | os.PathLike,
                         detector: str | os.PathLike | None = None, device: str | None = None,
-                        detector_conf: float = 0.25, **kwargs) -> "BrandRecognizer":
+                        detector_conf: float = 0.25, allow_unbound: bool = False, **kwargs) -> "BrandRecognizer":
         from vision.features import FeatureExtractor
 
         extractor = FeatureExtractor.from_pretrained(embedder, backend="torch", device=device)
-        loaded = BrandGallery.load(gallery, model=extractor.card, dim=extractor.dim)
+        loaded = BrandGallery.load(gallery)  # checked against the embedder in __init__
         logo_detector = None
         if detector is not None:
             from vision.inference_detection import LogoDetector
 
             logo_detector = LogoDetector.from_pretrained(detector, device=device or "cpu", conf=detector_conf)
-        return cls(extractor, loaded, logo_detector, **kwargs)
+        return cls(extractor, loaded, logo_detector, allow_unbound=allow_unbound, **kwargs)
 
     def predict(self, images: ImageInput | Sequence[ImageInput]) -> list[list[dict]]:
         """Per image a list of ``{"box", "brand", "score", "best", "detection_score"}``, one per detected logo
