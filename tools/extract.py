@@ -4,7 +4,9 @@
     python tools/extract.py --model grocery_resnet10t --images data/grocery_sample/val --out runs/val_feats.npy
     python tools/extract.py --model export/grocery_features.onnx --images data/grocery_sample/val.txt --out f.npy
 
-Unreadable files are skipped and listed in a warning.
+Unreadable files are skipped and listed in a warning; a folder with no readable image is an error (nothing is
+written). The ``.npy`` and its ``.ids.txt`` are committed as one pair (``vision.features.load_features`` reads them
+back and checks they belong together); exports are checked against their recorded sha256 before they run.
 """
 
 from __future__ import annotations

@@ -11,10 +11,18 @@ Example::
     fx = FeatureExtractor.from_pretrained("export/grocery_features.plan")      # TensorRT (GPU)
     feats = fx(["a.jpg", "b.jpg"])                                             # (2, D) float32, unit rows
     fx.extract_folder("photos/", "photos.npy")                                 # + photos.npy.ids.txt
+    ids, feats = load_features("photos.npy")                                   # the pair, checked
+
+Every exported file is checked against the digest its export recorded (ONNX: ``<file>.parity.json``, TensorRT:
+the ``.plan.json`` sidecar) before any parser sees it; a file that differs or has no record is refused with an
+:class:`~vision.export.onnx.ArtifactIntegrityError`, also by ``backend="auto"``: an export that is present but
+fails its check raises (it may have been tampered with) instead of quietly falling back, while an export that is
+absent, stale (another model version) or built for another TensorRT/GPU falls back to the next backend.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import warnings
@@ -28,7 +36,7 @@ from tqdm import tqdm
 from vision.data.io import ImageLoadError, list_images, load_image
 from vision.data.transforms import build_eval_transform
 from vision.inference import ImageInput, to_batch
-from vision.export.onnx import OUTPUT_KINDS
+from vision.export.onnx import OUTPUT_KINDS, ArtifactIntegrityError, ExportError
 from vision.zoo import ModelCard, load_model
 from vision.zoo.registry import default_zoo_dir, read_manifest
 
@@ -37,6 +45,12 @@ ENGINE_SUFFIXES = (".plan", ".engine")
 # task -> the export output kind that is its feature vector
 FEATURE_OUTPUTS = {"classification": "features", "embedding": "embedding"}
 DEFAULT_EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
+log = logging.getLogger(__name__)
+
+
+class ExtractError(ValueError):
+    """Features that cannot be extracted as asked (a model or export of the wrong kind, nothing to extract) or a
+    feature file pair (``.npy`` + ``.ids.txt``) that does not belong together."""
 
 
 class TorchFeatures:
@@ -56,17 +70,26 @@ class OnnxFeatures:
     """Pooled features from an ONNX file exported with ``output="features"``."""
 
     def __init__(self, path: str | Path, device: str | None = None):
-        import onnxruntime as ort
+        from vision.export.onnx import onnx_session
 
         providers = ["CPUExecutionProvider"]
         if device and str(device).startswith("cuda"):
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(path), providers=providers)
-        self.input_name = self.session.get_inputs()[0].name
-        self.dim = self.session.get_outputs()[0].shape[1]
+        self.path = Path(path)
+        self.session = onnx_session(path, providers)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        shape = outputs[0].shape if len(inputs) == 1 and len(outputs) == 1 else None
+        if not shape or len(shape) != 2 or not isinstance(shape[1], int) or shape[1] < 1:
+            raise ExportError(f"{path}: expected one input and one (N, D) output, got inputs "
+                              f"{[i.name for i in inputs]} and outputs {[(o.name, o.shape) for o in outputs]}")
+        self.input_name = inputs[0].name
+        self.dim = shape[1]
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch.numpy().astype(np.float32, copy=False)})[0]
+        try:
+            return self.session.run(None, {self.input_name: batch.numpy().astype(np.float32, copy=False)})[0]
+        except Exception as e:  # onnxruntime's own error types: a graph that does not run on this input
+            raise ExportError(f"{self.path}: onnxruntime failed ({type(e).__name__}: {e})") from None
 
 
 class TensorRTFeatures:
@@ -103,32 +126,36 @@ class FeatureExtractor:
         ``"auto"``: a file's suffix decides; for a zoo name, the fastest fresh export in ``export_dir`` (default
         ``export/``) that this machine can run: ``<name>.features.plan`` (TensorRT and a GPU present, sidecar
         matching them) > ``<name>.features.onnx`` > the torch weights. An export counts as fresh only when its
-        card's sha256 equals the zoo's, so a retrained model is never served from an old export.
+        card's sha256 equals the zoo's, so a retrained model is never served from an old export. An export that is
+        there but does not match its recorded digest raises :class:`~vision.export.onnx.ArtifactIntegrityError`
+        rather than falling back: a tampered file is something to see, not to route around.
         """
         if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+            raise ExtractError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
         suffix = Path(name_or_path).suffix.lower()
         if backend == "auto":
             name_or_path, backend = _auto_source(name_or_path, Path(export_dir or DEFAULT_EXPORT_DIR))
             suffix = Path(name_or_path).suffix.lower()
         if backend == "torch":
             if suffix == ".onnx" or suffix in ENGINE_SUFFIXES:
-                raise ValueError(f"{name_or_path}: an exported file needs backend='onnxruntime' or 'tensorrt' "
-                                 "(or 'auto')")
+                raise ExtractError(f"{name_or_path}: an exported file needs backend='onnxruntime' or 'tensorrt' "
+                                   "(or 'auto')")
             model = load_model(name_or_path)
             return cls(TorchFeatures(model, device), model.card)
         if backend == "tensorrt":
             if suffix not in ENGINE_SUFFIXES:
-                raise ValueError(f"backend 'tensorrt' needs a .plan file, got {name_or_path!r}; build one with "
-                                 f"tools/export.py --model MODEL --format tensorrt --output features --out FILE.plan")
+                raise ExtractError(f"backend 'tensorrt' needs a .plan file, got {name_or_path!r}; build one with "
+                                   f"tools/export.py --model MODEL --format tensorrt --output features --out FILE.plan")
             features = TensorRTFeatures(name_or_path, device)
             _check_feature_output(name_or_path, features.engine.card, features.engine.output)
             return cls(features, features.engine.card)
         if suffix != ".onnx":
-            raise ValueError(f"backend 'onnxruntime' needs an .onnx file, got {name_or_path!r}; export one with "
-                             f"tools/export.py --model {name_or_path} --format onnx --output features --out FILE.onnx")
-        from vision.export.onnx import read_onnx_metadata
+            raise ExtractError(f"backend 'onnxruntime' needs an .onnx file, got {name_or_path!r}; export one with "
+                               f"tools/export.py --model {name_or_path} --format onnx --output features "
+                               "--out FILE.onnx")
+        from vision.export.onnx import read_onnx_metadata, verify_recorded_digest
 
+        verify_recorded_digest(name_or_path)  # before onnx / onnxruntime parse the bytes
         card, output = read_onnx_metadata(name_or_path)
         _check_feature_output(name_or_path, card, output)
         return cls(OnnxFeatures(name_or_path, device), card)
@@ -156,6 +183,9 @@ class FeatureExtractor:
         out_path = Path(out_path)
         writer_cls = ParquetWriter if out_path.suffix.lower() == ".parquet" else NpyWriter
         paths = _image_sources(Path(folder_or_manifest))
+        if not paths:
+            raise ExtractError(f"{folder_or_manifest}: no images to extract features from (nothing with an image "
+                               f"suffix under it); {out_path} was not written")
         skipped: list[tuple[str, str]] = []
         with writer_cls(out_path) as writer:
             for batch_paths in tqdm(_batched(paths, batch_size), total=-(-len(paths) // batch_size),
@@ -169,6 +199,10 @@ class FeatureExtractor:
                         skipped.append((str(p), e.reason))
                 if arrays:
                     writer.write(good, self._embed(arrays))
+            if writer.count == 0:  # raised inside the writer: nothing is committed
+                raise ExtractError(f"{folder_or_manifest}: none of its {len(paths)} image(s) could be read "
+                                   f"({'; '.join(f'{p} ({why})' for p, why in skipped[:3])}); {out_path} was not "
+                                   "written")
         if skipped:
             warnings.warn(f"skipped {len(skipped)} of {len(paths)} unreadable image(s): "
                           + "; ".join(f"{p} ({why})" for p, why in skipped), stacklevel=2)
@@ -178,16 +212,16 @@ class FeatureExtractor:
 
 def _feature_output(card: ModelCard) -> str:
     if card.task not in FEATURE_OUTPUTS:
-        raise ValueError(f"{card.name}: feature extraction supports tasks {sorted(FEATURE_OUTPUTS)}, "
-                         f"not {card.task!r}")
+        raise ExtractError(f"{card.name}: feature extraction supports tasks {sorted(FEATURE_OUTPUTS)}, "
+                           f"not {card.task!r}")
     return FEATURE_OUTPUTS[card.task]
 
 
 def _check_feature_output(path, card: ModelCard, output: str) -> None:
     wanted = _feature_output(card)
     if output != wanted:
-        raise ValueError(f"{path}: this export outputs {output!r}, not {wanted!r}; export it with "
-                         f"output='{wanted}' (tools/export.py ... --output {wanted})")
+        raise ExtractError(f"{path}: this export outputs {output!r}, not {wanted!r}; export it with "
+                           f"output='{wanted}' (tools/export.py ... --output {wanted})")
 
 
 def _auto_source(name_or_path: str | Path, export_dir: Path) -> tuple[str | Path, str]:
@@ -210,25 +244,33 @@ def _auto_source(name_or_path: str | Path, export_dir: Path) -> tuple[str | Path
 
 
 def _plan_runs_here(plan: Path, card: ModelCard) -> bool:
+    """Whether ``plan`` is a fresh engine this machine can run. Raises :class:`ArtifactIntegrityError` for a plan
+    that differs from its sidecar (or has none): only a plan that could be served is checked."""
     if not torch.cuda.is_available():
         return False
     try:
         import tensorrt as trt
+    except ImportError:
+        log.info("%s: not used (TensorRT is not installed)", plan)
+        return False
+    from vision.export.tensorrt import check_engine_sidecar, current_gpu, read_sidecar
 
-        from vision.export.tensorrt import check_engine_sidecar, current_gpu, read_sidecar
-
-        sidecar = read_sidecar(plan)
-        name, cc = current_gpu()
+    sidecar = read_sidecar(plan)
+    name, cc = current_gpu()
+    try:
         check_engine_sidecar(plan, sidecar, tensorrt_version=trt.__version__, compute_capability=cc, gpu_name=name)
-    except Exception as e:  # ImportError, EngineMismatchError: fall back to the next backend, but say why
+    except ArtifactIntegrityError:
+        raise
+    except ExportError as e:  # another TensorRT version or GPU: fall back to the next backend, but say why
         warnings.warn(f"{plan}: not used ({e})", stacklevel=3)
         return False
     return sidecar.get("model_sha256") == card.sha256
 
 
 def _onnx_is_fresh(path: Path, card: ModelCard) -> bool:
-    from vision.export.onnx import read_onnx_metadata
+    from vision.export.onnx import read_onnx_metadata, verify_recorded_digest
 
+    verify_recorded_digest(path)  # present but altered: raise, never serve it and never hide it behind a fallback
     exported, _ = read_onnx_metadata(path)
     return exported.sha256 == card.sha256
 
@@ -252,12 +294,44 @@ def _batched(items: list, size: int) -> Iterator[list]:
         yield items[i:i + size]
 
 
+def ids_path_of(npy: str | Path) -> Path:
+    """The ids file that belongs to a features ``.npy``: ``<file>.npy.ids.txt``, one image path per row."""
+    npy = Path(npy)
+    return npy.with_name(npy.name + ".ids.txt")
+
+
+def load_features(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """``(ids, features)`` of an ``.npy`` written by :meth:`FeatureExtractor.extract_folder`, checked to be one
+    pair: :class:`ExtractError` when the ids file is missing or its count differs from the rows."""
+    path = Path(path)
+    ids_path = ids_path_of(path)
+    if not path.is_file():
+        stopped = f" (its ids file {ids_path.name} is there: an extraction stopped while writing; run it again)"
+        raise ExtractError(f"{path}: no such features file{stopped if ids_path.is_file() else ''}")
+    if not ids_path.is_file():
+        raise ExtractError(f"{path}: its ids file {ids_path.name} is missing; run the extraction again")
+    try:
+        features = np.load(path, allow_pickle=False)
+        ids = ids_path.read_text(encoding="utf-8").split("\n")[:-1]  # not splitlines: \r etc. may be in a path
+    except (OSError, ValueError) as e:  # ValueError: not an .npy, or not UTF-8
+        raise ExtractError(f"{path}: not a readable features file pair ({e})") from None
+    if features.ndim != 2 or len(features) != len(ids):
+        raise ExtractError(f"{path}: {features.shape} features for {len(ids)} ids in {ids_path.name}: the pair does "
+                           "not belong together (written by different runs); run the extraction again")
+    return ids, features
+
+
 class NpyWriter:
-    """Rows appended to a scratch file, then written as one ``.npy`` (atomically) with an ids sidecar."""
+    """Rows appended to a scratch file, then committed as one ``.npy`` plus its ids file: both or neither.
+
+    The commit removes the old ``.npy`` before the new ids file replaces the old one and renames the new ``.npy``
+    last, so whenever an ``.npy`` exists its ids file is the one written with it; a crash mid-commit leaves no
+    ``.npy`` (never a new one beside old ids or an old one beside new ids), and :func:`load_features` says so.
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self.ids_path = str(path.with_name(path.name + ".ids.txt"))
+        self.ids_path = str(ids_path_of(path))
         self.count, self.dim, self.ids = 0, None, []
 
     def __enter__(self) -> "NpyWriter":
@@ -272,16 +346,20 @@ class NpyWriter:
         self.count += len(ids)
 
     def __exit__(self, exc_type, *_) -> None:
-        from vision.fileio import atomic_path, atomic_write_text
+        from vision.fileio import atomic_path
 
         try:
             if exc_type is None:
                 self.rows.seek(0)
-                with atomic_path(self.path) as tmp, open(tmp, "wb") as f:
-                    header = {"descr": "<f4", "fortran_order": False, "shape": (self.count, self.dim or 0)}
-                    np.lib.format.write_array_header_1_0(f, header)
-                    shutil.copyfileobj(self.rows, f)
-                atomic_write_text(self.ids_path, "".join(f"{i}\n" for i in self.ids))
+                with atomic_path(self.path) as npy_tmp:
+                    with open(npy_tmp, "wb") as f:
+                        header = {"descr": "<f4", "fortran_order": False, "shape": (self.count, self.dim or 0)}
+                        np.lib.format.write_array_header_1_0(f, header)
+                        shutil.copyfileobj(self.rows, f)
+                    with atomic_path(self.ids_path) as ids_tmp:
+                        ids_tmp.write_text("".join(f"{i}\n" for i in self.ids), encoding="utf-8")
+                        self.path.unlink(missing_ok=True)  # no old .npy may sit beside the new ids
+                    # the ids are committed here, the .npy when the outer block ends
         finally:
             self.rows.close()
 
