@@ -281,8 +281,8 @@ def _from_weights_file(path: Path, allow_unverified: bool) -> tuple[nn.Module, M
         log.warning("%s: loading without verification (no '%s' digest; allow_unverified=True)", path, _DIGEST_KEY)
     elif (actual := content_sha256(card_json, tensors)) != expected:
         raise ZooError(f"{path}: sha256 mismatch of card and tensors (metadata {expected[:12]}..., file "
-                       f"{actual[:12]}...); the file is corrupt or was modified: restore it from its source or save the "
-                       "model again")
+                       f"{actual[:12]}...); the file is corrupt or was modified: restore it from its source or "
+                       "save the model again")
     return _build_with_state(path, _parse_card(card_json, path), tensors)
 
 
@@ -322,7 +322,8 @@ def _load_verified(path: Path, card: ModelCard) -> tuple[nn.Module, ModelCard]:
     actual = sha256_file(path)
     if actual != card.sha256:
         raise ZooError(f"model {card.name!r}: sha256 mismatch for {path} (manifest {card.sha256[:12]}..., "
-                       f"file {actual[:12]}...); the file is corrupt or was replaced: restore it or save the model again")
+                       f"file {actual[:12]}...); the file is corrupt or was replaced: restore it or save the "
+                       "model again")
     meta, tensors = _read_safetensors(path)
     # the hash covers the file, not the manifest entry: what builds and feeds the model must agree with the file
     embedded = _parse_card(_card_json(meta, path), path)
@@ -390,7 +391,8 @@ def _check_checkpoint(ckpt: Any, path: Path) -> tuple[str, dict]:
             raise ZooError(f"{path}: field {key!r} must be a dict with string keys, got {type(ckpt[key]).__name__}")
     bad = next((k for k, v in ckpt["state_dict"].items() if not isinstance(v, torch.Tensor)), None)
     if bad is not None:
-        raise ZooError(f"{path}: field 'state_dict.{bad}' must be a tensor, got {type(ckpt['state_dict'][bad]).__name__}")
+        kind = type(ckpt["state_dict"][bad]).__name__
+        raise ZooError(f"{path}: field 'state_dict.{bad}' must be a tensor, got {kind}")
     return task, ckpt["hyper_parameters"]
 
 
