@@ -6,6 +6,7 @@ Example::
     vision.list_models()
     clf = vision.ImageClassifier.from_pretrained("grocery_resnet10t")
     clf.predict("photo.jpg", topk=3)
+    vision.predictor("logo_yolo11n")("shelf.jpg")[0].to_dict()   # every task, torch / ONNX Runtime / TensorRT
 
 Public names resolve on first use (``import vision`` itself loads no torch, timm or albumentations).
 """
@@ -26,6 +27,7 @@ _LAZY = {
     "list_models": "vision.zoo",
     "load_model": "vision.zoo",
     "save_model": "vision.zoo",
+    "predictor": "vision.predictors",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
@@ -33,6 +35,7 @@ __all__ = sorted([*_LAZY, "__version__"])
 if TYPE_CHECKING:
     from vision.features import FeatureExtractor
     from vision.inference import ImageClassifier
+    from vision.predictors import predictor
     from vision.zoo import ModelCard, ZooError, list_models, load_model, save_model
 
 

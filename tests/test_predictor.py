@@ -1,0 +1,139 @@
+"""vision.predictor(): one interface for every task on torch and ONNX Runtime; streaming; typed results."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vision.predictors import Predictor, iter_images, predictor
+from vision.results import Classification, Detections, Embedding
+
+from .conftest import REPO, SAMPLE
+
+REFERENCE = REPO / "tests" / "reference"
+RECORD = json.loads((REFERENCE / "shipped_outputs.json").read_text())
+PHOTOS = [str(REPO / p) for p in RECORD["photos"]]
+COMPOSITES = [str(REPO / p) for p in RECORD["composites"]]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    with np.load(REFERENCE / "shipped_outputs.npz", allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="module")
+def onnx_exports(tmp_path_factory):
+    """Every shipped model exported to ONNX (parity-gated by the exporter itself)."""
+    from vision.export.onnx import export_onnx
+    from vision.zoo import load_model
+
+    out = tmp_path_factory.mktemp("onnx")
+    return {name: export_onnx(load_model(name), out / f"{name}.onnx") for name in RECORD["models"]}
+
+
+def test_torch_predictor_gives_the_recorded_outputs_of_every_shipped_model(reference):
+    clf = predictor("grocery_resnet10t", device="cpu", topk=3)
+    probs = torch.from_numpy(reference["grocery_resnet10t.logits"]).softmax(-1)
+    for result, row in zip(clf(PHOTOS, batch_size=3), probs):
+        assert isinstance(result, Classification) and result.topk[0]["index"] == int(row.argmax())
+        assert result.topk[0]["score"] == pytest.approx(float(row.max()), abs=1e-5)
+
+    emb = predictor("brand_resnet10t", device="cpu")(PHOTOS)
+    np.testing.assert_allclose(np.stack([r.vector for r in emb]), reference["brand_resnet10t.features"], atol=1e-5)
+    feats = predictor("grocery_resnet10t", device="cpu", output="features")(PHOTOS)
+    np.testing.assert_allclose(np.stack([r.vector for r in feats]), reference["grocery_resnet10t.features"],
+                               atol=1e-5)
+
+    det = predictor("logo_yolo11n", device="cpu")(COMPOSITES)
+    for got, want in zip(det, RECORD["models"]["logo_yolo11n"]["detections"], strict=True):
+        assert isinstance(got, Detections) and len(got) == len(want)
+        np.testing.assert_allclose([d["box"] for d in got.boxes], [d["box"] for d in want], atol=0.05)
+
+
+@pytest.mark.parametrize("name", sorted(RECORD["models"]))
+def test_onnx_runtime_predictor_matches_torch_for_every_task(name, onnx_exports):
+    images = COMPOSITES if RECORD["models"][name]["task"] == "detection" else PHOTOS
+    torch_results = predictor(name, backend="torch", device="cpu")(images)
+    onnx = predictor(onnx_exports[name], device="cpu")  # auto: the suffix picks ONNX Runtime
+    assert onnx.backend == "onnxruntime" and onnx.card.name == name
+    for a, b in zip(torch_results, onnx(images, batch_size=2), strict=True):
+        assert type(a) is type(b) and a.source == b.source
+        if isinstance(a, Classification):
+            assert [t["index"] for t in a.topk] == [t["index"] for t in b.topk]
+        elif isinstance(a, Detections):
+            assert len(a) == len(b) and len(a) > 0
+            np.testing.assert_allclose([d["box"] for d in a.boxes], [d["box"] for d in b.boxes], atol=0.5)
+        else:
+            assert float(a.vector @ b.vector) > 0.9999
+
+
+def test_auto_backend_uses_a_fresh_export_of_the_zoo_model(onnx_exports, tmp_path):
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    (export_dir / "brand_resnet10t.embedding.onnx").write_bytes(onnx_exports["brand_resnet10t"].read_bytes())
+    assert predictor("brand_resnet10t", export_dir=export_dir, device="cpu").backend == "onnxruntime"
+    assert predictor("grocery_resnet10t", export_dir=export_dir, device="cpu").backend == "torch"  # none exported
+
+
+def test_streaming_reads_one_batch_at_a_time():
+    pulled = itertools.count()
+
+    def thousand_paths():
+        for _ in range(1000):
+            next(pulled)
+            yield PHOTOS[0]
+
+    p = predictor("brand_resnet10t", device="cpu")
+    sizes = []
+    run = p.runtime
+    p.runtime = lambda batch: (sizes.append(len(batch)), run(batch))[1]
+    first = list(itertools.islice(p.stream(thousand_paths(), batch_size=8), 3))
+    assert len(first) == 3 and sizes == [8] and next(pulled) == 8  # one batch read, not 1,000 images
+
+
+def test_inputs_folder_glob_in_memory_and_unreadable(tmp_path):
+    folder = SAMPLE / "val" / "Fruit" / "Banana"
+    assert [s for s, _ in iter_images(folder)] == [str(p) for p in sorted(folder.glob("*.jpg"))]
+    assert len(list(iter_images(str(folder / "*.jpg")))) == len(list(folder.glob("*.jpg")))
+    rgb = np.zeros((40, 50, 3), np.uint8)
+    assert [s for s, _ in iter_images([rgb, torch.zeros(3, 8, 8)])] == ["<input 0>", "<input 1>"]
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        list(iter_images(tmp_path / "nothing-here"))
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    p = predictor("brand_resnet10t", device="cpu")
+    assert len(p([PHOTOS[0], tmp_path / "broken.jpg"], on_error="skip")) == 1
+    assert p.skipped[0][0].endswith("broken.jpg")
+    from vision.data.io import ImageLoadError
+
+    with pytest.raises(ImageLoadError):
+        p([tmp_path / "broken.jpg"])
+
+
+def test_results_serialise_and_draw(tmp_path):
+    det = predictor("logo_yolo11n", device="cpu")(COMPOSITES[0])[0]
+    line = json.loads(json.dumps(det.to_dict()))
+    assert line["task"] == "detection" and line["width"] == 320 and len(line["detections"]) == len(det)
+    assert det.save(tmp_path / "det").stat().st_size > 0
+    clf = predictor("grocery_resnet10t", device="cpu")(PHOTOS[:1])[0]
+    assert clf.to_dict()["topk"][0]["label"] == clf.label and clf.to_dict()["coarse"] == clf.coarse
+    from PIL import Image
+
+    assert clf.plot().size == Image.open(PHOTOS[0]).size
+    emb = predictor("brand_resnet10t", device="cpu")(np.full((64, 64, 3), 200, np.uint8))[0]
+    assert isinstance(emb, Embedding) and emb.to_dict()["dim"] == 128
+    with pytest.raises(ValueError, match="in-memory image"):
+        emb.plot()
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="unknown backend"):
+        predictor("grocery_resnet10t", backend="tflite")
+    with pytest.raises(ValueError, match="runs .onnx files"):
+        predictor("grocery_resnet10t", backend="onnxruntime")
+    with pytest.raises(ValueError, match="batch_size"):
+        list(predictor("brand_resnet10t", device="cpu").stream(PHOTOS, batch_size=0))
+    with pytest.raises(ValueError, match="no predictor head"):
+        Predictor(type("R", (), {"card": None, "output": "heatmap", "backend": "x"})())

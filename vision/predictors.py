@@ -1,0 +1,348 @@
+"""One inference interface for every task and every runtime: :func:`predictor`.
+
+A predictor is a runtime (torch, ONNX Runtime or TensorRT: what computes the network's output) plus a task head
+(pre- and post-processing written once per output kind and shared by every runtime). Images stream through it in
+batches of ``batch_size``, so a folder of a million photos never becomes one batch, and each image gives one typed
+result (:mod:`vision.results`).
+
+Example::
+
+    p = vision.predictor("grocery_resnet10t")                    # a zoo name: torch, CUDA when available
+    p = vision.predictor("export/logo_yolo11n.onnx")             # an export: ONNX Runtime, same results
+    for result in p.stream("photos/", batch_size=32):            # a folder, a glob, paths, PIL/numpy/tensors
+        print(result.to_dict())
+    p("shelf.jpg")[0].save("shelf_annotated.png")
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import itertools
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from vision.results import Classification, Detections, Embedding, Result
+
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+# artifact suffix -> runtime (the formats vision.export writes)
+SUFFIX_BACKENDS = {".onnx": "onnxruntime", ".plan": "tensorrt", ".engine": "tensorrt"}
+DEFAULT_EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
+
+
+def default_device() -> torch.device:
+    """CUDA when available, for every task."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --- runtimes: a float32 NCHW batch (already preprocessed) in, the network's output as a numpy array out
+class TorchRuntime:
+    """A zoo model (``vision.load_model``) reduced to one export output kind, run by torch."""
+
+    backend = "torch"
+
+    def __init__(self, model: torch.nn.Module, output: str, device: str | torch.device | None = None,
+                 half: bool = False):
+        from vision.export.onnx import OUTPUT_KINDS
+
+        self.card, self.output = model.card, output
+        self.device = torch.device(device) if device is not None else default_device()
+        self.half = half and self.device.type == "cuda"  # fp16 kernels are a GPU feature; CPU stays fp32
+        network = OUTPUT_KINDS[self.card.task][output](model).to(self.device).eval()
+        self.network = network.half() if self.half else network
+
+    @torch.inference_mode()
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        x = batch.to(self.device, non_blocking=True)
+        return self.network(x.half() if self.half else x).float().cpu().numpy()
+
+
+class OnnxRuntime:
+    """An ``.onnx`` export (``vision.export.export_onnx``), run by ONNX Runtime; its card and output kind come
+    from the file's metadata."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: str | torch.device | None = None):
+        import onnxruntime as ort
+
+        from vision.export.onnx import read_onnx_metadata
+
+        self.path = Path(path)
+        self.card, self.output = read_onnx_metadata(self.path)
+        device = torch.device(device) if device is not None else default_device()
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
+        self.session = ort.InferenceSession(str(self.path), providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch.cpu().numpy().astype(np.float32, copy=False)})[0]
+
+
+class TensorRTRuntime:
+    """A TensorRT plan with its JSON sidecar (``vision.export.tensorrt``); batches over the engine's profile
+    maximum run in slices."""
+
+    backend = "tensorrt"
+
+    def __init__(self, path: str | Path, device: str | torch.device | None = None):
+        from vision.export.tensorrt import TensorRTEngine
+
+        device = torch.device(device) if device is not None else torch.device("cuda")
+        self.engine = TensorRTEngine(path, device=device.index or 0)
+        self.card, self.output = self.engine.card, self.engine.output
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        step = self.engine.max_batch
+        return np.concatenate([np.asarray(self.engine(batch[i:i + step].float()))
+                               for i in range(0, len(batch), step)])
+
+
+# --- task heads: the pre- and post-processing of one output kind, the same for every runtime
+class ClassificationHead:
+    """Card eval transform in; softmax top-``topk`` out."""
+
+    def __init__(self, card, topk: int = 5):
+        from vision.data.transforms import build_eval_transform
+
+        self.card, self.topk = card, topk
+        self.transform = build_eval_transform(card.data_config)
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, Any]:
+        return torch.stack([self.transform(image=im)["image"] for im in images]), None
+
+    def postprocess(self, output: np.ndarray, meta: Any, sources: Sequence[str]) -> list[Classification]:
+        probs = torch.from_numpy(output).float().softmax(-1)
+        scores, indices = probs.topk(min(self.topk, probs.shape[1]), dim=-1)
+        names, coarse_names, f2c = self.card.class_names, self.card.coarse_names, self.card.fine_to_coarse
+        results = []
+        for source, s_row, i_row in zip(sources, scores.tolist(), indices.tolist()):
+            topk = [{"label": names[i], "index": i, "score": round(s, 6)} for s, i in zip(s_row, i_row)]
+            coarse = coarse_names[f2c[i_row[0]]] if coarse_names and f2c else None
+            results.append(Classification(source, topk=topk, coarse=coarse))
+        return results
+
+
+class DetectionHead:
+    """Letterbox to the card's input size in; NMS and boxes mapped back to original pixels out."""
+
+    def __init__(self, card, conf: float = 0.25, iou: float = 0.7, max_det: int = 300):
+        from vision import ultralytics_compat as ulc
+
+        self.card, self.conf, self.iou, self.max_det = card, conf, iou, max_det
+        self.imgsz = card.data_config.input_size
+        self.letterbox = ulc.letterbox(self.imgsz, auto=False, scaleup=True)
+        self.ulc = ulc
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, Any]:
+        batch = [torch.from_numpy(np.ascontiguousarray(self.letterbox(image=im).transpose(2, 0, 1)))
+                 for im in images]
+        return torch.stack(batch).float() / 255, [im.shape[:2] for im in images]
+
+    def postprocess(self, output: np.ndarray, shapes: Any, sources: Sequence[str]) -> list[Detections]:
+        kept = self.ulc.non_max_suppression(torch.from_numpy(output).float(), conf=self.conf, iou=self.iou,
+                                            max_det=self.max_det)
+        names, results = self.card.class_names, []
+        for source, det, (h, w) in zip(sources, kept, shapes):
+            boxes = self.ulc.ops().scale_boxes((self.imgsz, self.imgsz), det[:, :4].clone(), (h, w))
+            found = [{"box": [round(float(v), 2) for v in box], "score": round(float(score), 6),
+                      "label": names[int(c)], "class_id": int(c)}
+                     for box, score, c in zip(boxes, det[:, 4], det[:, 5])]
+            results.append(Detections(source, boxes=found, width=int(w), height=int(h)))
+        return results
+
+
+class EmbeddingHead:
+    """Card eval transform in; an L2-normalised vector out (embedding models, or a classifier's pooled features)."""
+
+    def __init__(self, card):
+        from vision.data.transforms import build_eval_transform
+
+        self.card = card
+        self.transform = build_eval_transform(card.data_config)
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, Any]:
+        return torch.stack([self.transform(image=im)["image"] for im in images]), None
+
+    def postprocess(self, output: np.ndarray, meta: Any, sources: Sequence[str]) -> list[Embedding]:
+        vectors = output.astype(np.float32, copy=False)
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return [Embedding(source, vector=v) for source, v in zip(sources, vectors)]
+
+
+# export output kind -> head (vision.export.onnx.OUTPUT_KINDS lists the kinds of each task)
+HEADS = {"logits": ClassificationHead, "predictions": DetectionHead, "features": EmbeddingHead,
+         "embedding": EmbeddingHead}
+
+
+class Predictor:
+    """A runtime and the head of its output kind. Call it on images for a list of results, or :meth:`stream`
+    them. ``on_error="skip"`` skips unreadable images and lists them in :attr:`skipped`; the default raises."""
+
+    def __init__(self, runtime, **head_kwargs):
+        self.runtime, self.card, self.output = runtime, runtime.card, runtime.output
+        if self.output not in HEADS:
+            raise ValueError(f"no predictor head for output kind {self.output!r}; known: {sorted(HEADS)}")
+        self.head = HEADS[self.output](self.card, **head_kwargs)
+        self.skipped: list[tuple[str, str]] = []
+
+    @property
+    def backend(self) -> str:
+        return self.runtime.backend
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.card.name!r}, task={self.card.task!r}, output={self.output!r}, " \
+               f"backend={self.backend!r})"
+
+    def __call__(self, images, batch_size: int = 32, on_error: str = "raise") -> list[Result]:
+        return list(self.stream(images, batch_size=batch_size, on_error=on_error))
+
+    def stream(self, images, batch_size: int = 32, on_error: str = "raise") -> Iterator[Result]:
+        """Results one by one, reading and running ``batch_size`` images at a time (memory bounded by one batch)."""
+        from vision.data.io import ImageLoadError
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.skipped = []
+        items = iter_images(images)
+        while chunk := list(itertools.islice(items, batch_size)):
+            sources, arrays = [], []
+            for source, image in chunk:
+                try:
+                    arrays.append(_to_rgb(image))
+                except ImageLoadError as e:
+                    if on_error == "raise":
+                        raise
+                    self.skipped.append((source, e.reason))
+                    continue
+                sources.append(source)
+            if arrays:
+                batch, meta = self.head.preprocess(arrays)
+                yield from self.head.postprocess(self.runtime(batch), meta, sources)
+
+
+def iter_images(images) -> Iterator[tuple[str, Any]]:
+    """``(source, image)`` pairs from a path, a folder (recursive), a glob, an in-memory image (PIL, numpy HWC,
+    CHW tensor) or any iterable of those; lazily, so a generator of paths streams."""
+    from PIL import Image
+
+    if isinstance(images, (str, os.PathLike)):
+        text = str(images)
+        path = Path(text)
+        if path.is_dir():
+            from vision.data.io import list_images
+
+            yield from ((str(p), p) for p in list_images(path))
+        elif path.is_file():
+            yield text, path
+        elif _glob.has_magic(text):
+            matches = sorted(_glob.glob(text, recursive=True))
+            if not matches:
+                raise FileNotFoundError(f"no file matches {text!r}")
+            yield from ((m, Path(m)) for m in matches if Path(m).is_file())
+        else:
+            raise FileNotFoundError(f"{text}: no such image file or folder")
+        return
+    if isinstance(images, (Image.Image, np.ndarray, torch.Tensor)):
+        yield "<input 0>", images
+        return
+    for i, item in enumerate(images):
+        if isinstance(item, (str, os.PathLike)):
+            yield str(item), item
+        else:
+            yield f"<input {i}>", item
+
+
+def _to_rgb(image) -> np.ndarray:
+    from vision.inference import to_rgb_array
+
+    return to_rgb_array(image)
+
+
+def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: str | torch.device | None = None,
+              half: bool = False, output: str | None = None, export_dir: str | os.PathLike | None = None,
+              zoo_dir: str | os.PathLike | None = None, **head_kwargs) -> Predictor:
+    """A :class:`Predictor` for a zoo name, a weights file (``.safetensors``/``.ckpt``), an ``.onnx`` export or
+    a TensorRT ``.plan``.
+
+    ``backend``: ``"auto"`` picks by file suffix; for a zoo name, the fastest fresh export of ``output`` in
+    ``export_dir`` (``<name>.<output>.plan`` when TensorRT and a GPU are here, then ``<name>.<output>.onnx``), else
+    torch. ``device``: CUDA when available. ``half``: fp16 on CUDA (torch runtime). ``output``: the export output
+    kind (default: the task's, e.g. ``logits``; ``"features"`` gives a classifier's pooled embeddings).
+    ``head_kwargs`` go to the task head (``topk``; ``conf``, ``iou``, ``max_det``).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    suffix = Path(str(name_or_path)).suffix.lower()
+    if backend == "auto":
+        name_or_path, backend = _auto_source(name_or_path, output, Path(export_dir or DEFAULT_EXPORT_DIR), zoo_dir)
+        suffix = Path(str(name_or_path)).suffix.lower()
+    if backend != "torch" and SUFFIX_BACKENDS.get(suffix) != backend:
+        wanted = [s for s, b in SUFFIX_BACKENDS.items() if b == backend]
+        raise ValueError(f"backend {backend!r} runs {'/'.join(wanted)} files, got {name_or_path!r}; export one with "
+                         f"tools/export.py")
+    if backend == "torch":
+        if suffix in SUFFIX_BACKENDS:
+            raise ValueError(f"{name_or_path}: an exported file runs with backend={SUFFIX_BACKENDS[suffix]!r} "
+                             "(or 'auto')")
+        from vision.export.onnx import default_output
+        from vision.zoo import load_model
+
+        model = load_model(name_or_path, zoo_dir=zoo_dir)
+        runtime = TorchRuntime(model, output or default_output(model.card), device, half)
+    else:
+        runtime = (OnnxRuntime if backend == "onnxruntime" else TensorRTRuntime)(name_or_path, device)
+        if output and output != runtime.output:
+            raise ValueError(f"{name_or_path}: this export outputs {runtime.output!r}, not {output!r}; export it "
+                             f"with --output {output}")
+    return Predictor(runtime, **head_kwargs)
+
+
+def _auto_source(name_or_path, output: str | None, export_dir: Path, zoo_dir) -> tuple[Any, str]:
+    suffix = Path(str(name_or_path)).suffix.lower()
+    if suffix in SUFFIX_BACKENDS:
+        return name_or_path, SUFFIX_BACKENDS[suffix]
+    if Path(str(name_or_path)).exists():
+        return name_or_path, "torch"
+    from vision.export.onnx import default_output
+    from vision.zoo.registry import default_zoo_dir, read_manifest
+
+    card = read_manifest(Path(zoo_dir) if zoo_dir else default_zoo_dir()).get(str(name_or_path))
+    if card is None:
+        return name_or_path, "torch"  # load_model gives the did-you-mean error
+    stem = export_dir / f"{card.name}.{output or default_output(card)}"
+    plan, onnx_file = Path(f"{stem}.plan"), Path(f"{stem}.onnx")
+    if plan.is_file() and torch.cuda.is_available() and _export_matches(plan, card, "tensorrt"):
+        return plan, "tensorrt"
+    if onnx_file.is_file() and _export_matches(onnx_file, card, "onnxruntime"):
+        return onnx_file, "onnxruntime"
+    return name_or_path, "torch"
+
+
+def _export_matches(path: Path, card, backend: str) -> bool:
+    """An export is used only when it was made from this exact zoo model (sha256 in its card)."""
+    try:
+        if backend == "onnxruntime":
+            from vision.export.onnx import read_onnx_metadata
+
+            return read_onnx_metadata(path)[0].sha256 == card.sha256
+        import tensorrt as trt
+
+        from vision.export.tensorrt import check_engine_sidecar, current_gpu, read_sidecar
+
+        sidecar = read_sidecar(path)
+        name, cc = current_gpu()
+        check_engine_sidecar(path, sidecar, tensorrt_version=trt.__version__, compute_capability=cc, gpu_name=name)
+        return sidecar.get("model_sha256") == card.sha256
+    except Exception as e:  # ImportError, EngineMismatchError, unreadable metadata: use the next backend, say why
+        warnings.warn(f"{path}: not used ({e})", stacklevel=4)
+        return False
+
