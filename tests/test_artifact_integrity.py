@@ -426,8 +426,8 @@ def test_fuzz_every_loader_gives_a_clean_result_or_our_error(tiny, tmp_path):
     assert outcomes["ok"] > 0 and outcomes["refused"] > 100, outcomes
 
 
-def test_unreadable_image_sources_still_extract(tiny, tmp_path):
-    """The pair written by extract_folder reads back through load_features."""
+def test_extracted_pair_reads_back(tiny, tmp_path):
+    """The pair written by extract_folder (from a verified ONNX export) reads back through load_features."""
     _, root, onnx_path = tiny
     out = tmp_path / "f.npy"
     summary = FeatureExtractor.from_pretrained(onnx_path).extract_folder(SAMPLE / "val", out, batch_size=4)
