@@ -2,6 +2,7 @@
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,9 +74,23 @@ def test_onnx_runtime_predictor_matches_torch_for_every_task(name, onnx_exports)
 def test_auto_backend_uses_a_fresh_export_of_the_zoo_model(onnx_exports, tmp_path):
     export_dir = tmp_path / "export"
     export_dir.mkdir()
-    (export_dir / "brand_resnet10t.embedding.onnx").write_bytes(onnx_exports["brand_resnet10t"].read_bytes())
+    source = onnx_exports["brand_resnet10t"]
+    copy = export_dir / "brand_resnet10t.embedding.onnx"
+    copy.write_bytes(source.read_bytes())
+    Path(f"{copy}.parity.json").write_bytes(Path(f"{source}.parity.json").read_bytes())
     assert predictor("brand_resnet10t", export_dir=export_dir, device="cpu").backend == "onnxruntime"
     assert predictor("grocery_resnet10t", export_dir=export_dir, device="cpu").backend == "torch"  # none exported
+
+    # a tampered export is refused, never served and never silently replaced by torch
+    from vision.export import ArtifactIntegrityError
+
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(ArtifactIntegrityError, match="brand_resnet10t.embedding.onnx"):
+        predictor("brand_resnet10t", export_dir=export_dir, device="cpu")
+    with pytest.raises(ArtifactIntegrityError):
+        predictor(copy, device="cpu")
 
 
 def test_streaming_reads_one_batch_at_a_time():

@@ -70,9 +70,10 @@ class OnnxRuntime:
     def __init__(self, path: str | Path, device: str | torch.device | None = None):
         import onnxruntime as ort
 
-        from vision.export.onnx import read_onnx_metadata
+        from vision.export.onnx import read_onnx_metadata, verify_recorded_digest
 
         self.path = Path(path)
+        verify_recorded_digest(self.path)  # the bytes its export recorded, before onnx/onnxruntime parse them
         self.card, self.output = read_onnx_metadata(self.path)
         device = torch.device(device) if device is not None else default_device()
         providers = ["CPUExecutionProvider"]
@@ -328,12 +329,17 @@ def _auto_source(name_or_path, output: str | None, export_dir: Path, zoo_dir) ->
 
 
 def _export_matches(path: Path, card, backend: str) -> bool:
-    """An export is used only when it was made from this exact zoo model (sha256 in its card)."""
-    try:
-        if backend == "onnxruntime":
-            from vision.export.onnx import read_onnx_metadata
+    """Whether an export found beside the zoo can serve this zoo model: made from it (sha256 in its card) and
+    runnable here. An export whose bytes differ from what its export recorded raises
+    (:class:`~vision.export.ArtifactIntegrityError`): a tampered file is never served, nor hidden by a fallback."""
+    from vision.export import ArtifactIntegrityError, verify_artifact
 
-            return read_onnx_metadata(path)[0].sha256 == card.sha256
+    verify_artifact(path)
+    if backend == "onnxruntime":
+        from vision.export.onnx import read_onnx_metadata
+
+        return read_onnx_metadata(path)[0].sha256 == card.sha256
+    try:
         import tensorrt as trt
 
         from vision.export.tensorrt import check_engine_sidecar, current_gpu, read_sidecar
@@ -341,8 +347,10 @@ def _export_matches(path: Path, card, backend: str) -> bool:
         sidecar = read_sidecar(path)
         name, cc = current_gpu()
         check_engine_sidecar(path, sidecar, tensorrt_version=trt.__version__, compute_capability=cc, gpu_name=name)
-        return sidecar.get("model_sha256") == card.sha256
-    except Exception as e:  # ImportError, EngineMismatchError, unreadable metadata: use the next backend, say why
+    except ArtifactIntegrityError:
+        raise
+    except Exception as e:  # no TensorRT, another TensorRT version or GPU: use the next backend, and say why
         warnings.warn(f"{path}: not used ({e})", stacklevel=4)
         return False
+    return sidecar.get("model_sha256") == card.sha256
 
