@@ -29,12 +29,27 @@ Not reached by our calls: ``check_font`` (Arial.ttf download, from ultralytics p
 ``YOLO_OFFLINE=true``, ``is_online()`` returns False without a DNS lookup, so any download fails fast.
 Importing also reads the git metadata of the working folder (``GitRepo``) and makes matplotlib build its
 font cache under ``MPLCONFIGDIR``/``~/.cache/matplotlib`` on first use, as any matplotlib import does.
+
+What ultralytics would execute from files, and what we let through:
+
+* Model YAMLs: ``parse_model`` ``eval()``s ``activation``, looks module names up in ``nn/tasks.py``'s
+  ``globals()`` (any function there, e.g. a pickle loader) and ``literal_eval``s/``locals()``-resolves string
+  arguments, and ``yaml_model_load`` opens any path. :func:`model_yaml` resolves only bare names of YAMLs shipped
+  in ``ultralytics/cfg/models``; every record (also the ``model.yaml`` inside a ``.pt``) must pass
+  :func:`check_architecture`, and :func:`detection_model` parses it on ultralytics' no-eval path.
+* Label caches: ``YOLODataset`` reads ``labels/<split>.cache`` with ``np.load(allow_pickle=True)`` and writes
+  one beside the user's labels. :func:`build_yolo_dataset` uses a subclass that re-reads the ``.txt`` labels
+  every time, never loads a ``.cache`` (it warns that one was ignored) and never writes one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
+import math
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -115,9 +130,176 @@ def detection_model_class():
     return _import("ultralytics.nn.tasks", "DetectionModel")
 
 
+class ArchitectureError(ValueError):
+    """A detection architecture that is not a shipped ultralytics YAML, or a record outside the schema."""
+
+
+# The detection architecture schema: what the detect YAMLs shipped with ultralytics 8.4.190 use, nothing more.
+# parse_model turns a module name into `globals()[name]` of nn/tasks.py (any function there, e.g. a pickle
+# loader), `nn.X` or `torchvision.ops.X`; only these names reach it.
+DETECTION_MODULES = frozenset({
+    "A2C2f", "ADown", "AConv", "Bottleneck", "C2", "C2PSA", "C2f", "C2fCIB", "C3", "C3Ghost", "C3k2", "CBFuse",
+    "CBLinear", "Concat", "Conv", "ELAN1", "GhostConv", "PSA", "RepNCSPELAN4", "SCDown", "SPP", "SPPELAN", "SPPF",
+    "nn.ConvTranspose2d", "nn.Identity", "nn.MaxPool2d", "nn.Upsample", "nn.ZeroPad2d", "Detect", "v10Detect"})
+DETECTION_HEADS = frozenset({"Detect", "v10Detect"})
+# string arguments parse_model turns into a value (the class count, None) or keeps (an upsampling mode)
+LITERAL_STRING_ARGS = frozenset({"nc", "None", "nearest"})
+ACTIVATIONS = frozenset({f"{prefix}{act}" for prefix in ("nn.", "torch.nn.")
+                         for act in ("SiLU()", "ReLU()", "ReLU6()", "LeakyReLU(0.1)", "Hardswish()", "GELU()",
+                                     "Mish()")})
+_MAX_INT = 1 << 16  # channels, kernel sizes, class counts: far above any real network, far below a memory bomb
+_MAX_LAYERS = 256
+_ARCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\.yaml")
+
+
+def _is_int(v: Any, low: int = -_MAX_INT, high: int = _MAX_INT) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _is_number(v: Any, low: float = -_MAX_INT, high: float = _MAX_INT) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and low <= v <= high)
+
+
+def _is_scales(v: Any) -> bool:
+    return isinstance(v, dict) and 0 < len(v) <= 8 and all(
+        k in ("n", "s", "m", "l", "x") and isinstance(t, list) and len(t) == 3
+        and all(_is_number(x, 1e-3, _MAX_INT) for x in t) for k, t in v.items())
+
+
+# top-level key -> (check, what it must be); parse_model reads these and nothing else of a detect record
+_ARCH_FIELDS = {
+    "nc": (lambda v: _is_int(v, 1, _MAX_INT), "an integer class count"),
+    "backbone": (lambda v: isinstance(v, list) and 0 < len(v) <= _MAX_LAYERS, "a non-empty list of layer rows"),
+    "head": (lambda v: isinstance(v, list) and 0 < len(v) <= _MAX_LAYERS, "a non-empty list of layer rows"),
+    "scales": (_is_scales, "an object mapping n/s/m/l/x to [depth, width, max_channels] numbers"),
+    "scale": (lambda v: v in ("", "n", "s", "m", "l", "x"), "one of '', n, s, m, l, x"),
+    "activation": (lambda v: v in ACTIVATIONS, f"absent or one of {sorted(ACTIVATIONS)}"),
+    "depth_multiple": (lambda v: _is_number(v, 1e-3, 16), "a number in (0, 16]"),
+    "width_multiple": (lambda v: _is_number(v, 1e-3, 16), "a number in (0, 16]"),
+    "reg_max": (lambda v: _is_int(v, 1, 64), "an integer in [1, 64]"),
+    "end2end": (lambda v: isinstance(v, bool), "true or false"),
+    "inplace": (lambda v: isinstance(v, bool), "true or false"),
+    "channels": (lambda v: _is_int(v, 1, 16), "an integer in [1, 16]"),
+    "ch": (lambda v: _is_int(v, 1, 16), "an integer in [1, 16]"),  # older ultralytics .pt files
+    "yaml_file": (lambda v: isinstance(v, str) and len(v) <= 1000, "a string (informational, never opened)"),
+}
+
+
+def _is_literal_arg(v: Any, depth: int = 0) -> bool:
+    if v is None or isinstance(v, bool) or _is_number(v):
+        return True
+    if isinstance(v, str):
+        return v in LITERAL_STRING_ARGS
+    return isinstance(v, list) and depth < 2 and len(v) <= 16 and all(_is_literal_arg(x, depth + 1) for x in v)
+
+
+def _shown(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_architecture(record: Any, where: str) -> dict:
+    """``record`` if it is a detection architecture ultralytics can build without running code from it.
+
+    Rows are ``[from, repeats, module, args]``: ``from`` an earlier layer index (or a list of them), ``repeats``
+    an integer, ``module`` from :data:`DETECTION_MODULES` (the last row a :data:`DETECTION_HEADS` head),
+    ``args`` numbers, booleans, null, the strings in :data:`LITERAL_STRING_ARGS` or short lists of those;
+    ``activation`` absent or one of :data:`ACTIVATIONS`. Raises :class:`ArchitectureError` naming ``where``,
+    the field and the value otherwise.
+    """
+    def refuse(field: str, value: Any, expected: str):
+        raise ArchitectureError(f"{where}: field {field!r} is {_shown(value)}; it must be {expected}")
+
+    if not isinstance(record, dict):
+        refuse("<record>", record, "an object with 'nc', 'backbone' and 'head'")
+    for key, value in record.items():
+        if key not in _ARCH_FIELDS:
+            refuse(str(key), value, f"one of the known keys {sorted(_ARCH_FIELDS)}")
+        ok, expected = _ARCH_FIELDS[key]
+        if not ok(value):
+            refuse(key, value, expected)
+    for key in ("nc", "backbone", "head"):
+        if key not in record:
+            refuse(key, None, _ARCH_FIELDS[key][1])
+    if record.get("scales") and record.get("scale") and record["scale"] not in record["scales"]:
+        refuse("scale", record["scale"], f"one of the record's scales {sorted(record['scales'])}")
+    rows = [(f"backbone[{i}]", row) for i, row in enumerate(record["backbone"])]
+    rows += [(f"head[{i}]", row) for i, row in enumerate(record["head"])]
+    if len(rows) > _MAX_LAYERS:
+        refuse("head", f"{len(rows)} layers", f"at most {_MAX_LAYERS} layers")
+    for index, (field, row) in enumerate(rows):
+        if not (isinstance(row, list) and len(row) == 4):
+            refuse(field, row, "a row [from, repeats, module, args]")
+        source, repeats, module, args = row
+        sources = source if isinstance(source, list) else [source]
+        earlier = max(index, 1)  # layer 0 reads the input (-1); layer i any of 0..i-1, or -1..-i back
+        if not sources or len(sources) > 16 or not all(_is_int(s, -earlier, earlier - 1) for s in sources):
+            refuse(f"{field}.from", source, f"an index of an earlier layer (-{earlier}..{earlier - 1}) or a list of them")
+        if not _is_int(repeats, 1, 64):
+            refuse(f"{field}.repeats", repeats, "an integer in [1, 64]")
+        last = index == len(rows) - 1
+        allowed = DETECTION_HEADS if last else DETECTION_MODULES - DETECTION_HEADS
+        if module not in allowed:
+            what = "a detection head" if last else "a known detection layer"
+            refuse(f"{field}.module", module, f"{what}, one of {sorted(allowed)}")
+        if not isinstance(args, list) or len(args) > 16:
+            refuse(f"{field}.args", args, "a list of at most 16 arguments")
+        for j, arg in enumerate(args):
+            if not _is_literal_arg(arg):
+                refuse(f"{field}.args[{j}]", arg, f"a number, true/false, null, one of {sorted(LITERAL_STRING_ARGS)} "
+                       "or a short list of those")
+    return record
+
+
 def model_yaml(name: str) -> dict:
-    """An architecture YAML shipped with ultralytics (``yolo11n.yaml``; the scale letter picks the size) as a dict."""
-    return _import("ultralytics.nn.tasks", "yaml_model_load")(name)
+    """The checked record of an architecture YAML shipped with ultralytics, by bare name (``yolo11n.yaml``).
+
+    The scale letter picks the size (``yolov8s.yaml`` reads ``v8/yolov8.yaml`` at scale ``s``). Paths, names
+    with ``/`` or ``..`` and YAMLs from anywhere else are refused with :class:`ArchitectureError`.
+    """
+    if not isinstance(name, str) or not _ARCH_NAME.fullmatch(name) or ".." in name:
+        raise ArchitectureError(f"architecture {_shown(name)}: give the bare name of a YAML shipped with ultralytics "
+                                "(e.g. 'yolo11n.yaml'), not a path; model YAMLs from elsewhere can run code")
+    tasks = _import("ultralytics.nn.tasks")
+    root = Path(sys.modules["ultralytics"].__file__).resolve().parent / "cfg" / "models"
+    shipped = {p.name: p for p in sorted(root.rglob("*.yaml"))}
+    stem = name[: -len(".yaml")]
+    unscaled = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", stem) + ".yaml"  # yolov8n.yaml -> yolov8.yaml
+    path = shipped.get(name) or shipped.get(unscaled)
+    if path is None or not path.resolve().is_relative_to(root):
+        raise ArchitectureError(f"architecture {name!r} is not a model YAML shipped with ultralytics "
+                                f"{ULTRALYTICS_VERSION} (e.g. yolo11n.yaml, yolov8s.yaml, yolo26n.yaml)")
+    import yaml as pyyaml
+
+    record = pyyaml.safe_load(path.read_text(encoding="utf-8"))
+    if isinstance(record, dict):
+        record.update(scale=tasks.guess_model_scale(name), yaml_file=name)
+    return check_architecture(record, where=f"architecture {name!r} ({path})")
+
+
+@contextlib.contextmanager
+def _no_eval_parsing(tasks):
+    # parse_model's restricted path (8.4.190: _SafeLoad) resolves `activation` without eval() and refuses module
+    # names that are not nn.Module classes: a second lock behind check_architecture, per thread
+    flag = getattr(getattr(tasks, "_SafeLoad", None), "_local", None)
+    if flag is None:
+        yield
+        return
+    previous = getattr(flag, "active", False)
+    flag.active = True
+    try:
+        yield
+    finally:
+        flag.active = previous
+
+
+def detection_model(record: dict, num_classes: int):
+    """A ``DetectionModel`` built from an architecture record that passes :func:`check_architecture`."""
+    record = check_architecture(copy.deepcopy({**record, "nc": num_classes}), where="detection architecture")
+    tasks = _import("ultralytics.nn.tasks")
+    with _no_eval_parsing(tasks):
+        return tasks.DetectionModel(record, ch=3, nc=num_classes, verbose=False)
 
 
 def detection_loss(model):
@@ -125,14 +307,67 @@ def detection_loss(model):
     return _import("ultralytics.utils.loss", "v8DetectionLoss")(model)
 
 
-def yolo_dataset_class():
-    """``ultralytics.data.dataset.YOLODataset``."""
-    return _import("ultralytics.data.dataset", "YOLODataset")
+def image_suffixes() -> frozenset[str]:
+    """The image file suffixes ultralytics reads (lower case, no dot)."""
+    return frozenset(_import("ultralytics.data.utils", "IMG_FORMATS"))
 
 
-def build_yolo_dataset(*args, **kwargs):
-    """``ultralytics.data.build.build_yolo_dataset`` (a ``YOLODataset`` with ultralytics' augmentation)."""
-    return _import("ultralytics.data.build", "build_yolo_dataset")(*args, **kwargs)
+def build_yolo_dataset(hyp, img_path: str, batch: int, data: dict, mode: str = "train", stride: int = 32,
+                       fraction: float = 1.0):
+    """A ``YOLODataset`` with ultralytics' augmentation (as ``ultralytics.data.build.build_yolo_dataset`` for
+    detection) whose labels are read from the ``.txt`` files: no ``.cache`` pickle is loaded or written."""
+    return _label_scanning_dataset_class()(
+        img_path=img_path, imgsz=hyp.imgsz, batch_size=batch, augment=mode == "train", hyp=hyp, rect=bool(hyp.rect),
+        cache=hyp.cache or None, single_cls=hyp.single_cls or False, stride=stride,
+        pad=0.0 if mode == "train" else 0.5, prefix=_import("ultralytics.utils", "colorstr")(f"{mode}: "),
+        task=hyp.task, classes=hyp.classes, data=data, fraction=fraction)
+
+
+@functools.cache  # one class per process, so pickle (DataLoader workers under spawn) finds the same object
+def _label_scanning_dataset_class():
+    from multiprocessing.pool import ThreadPool
+
+    dataset_module = _import("ultralytics.data.dataset")
+
+    class LabelScanningYOLODataset(dataset_module.YOLODataset):
+        """``YOLODataset`` that never unpickles nor writes ``labels/<split>.cache``: it scans the labels each time
+        (a few seconds for thousands of images). A ``.cache`` is a pickle, so one in a dataset folder could run
+        code when read; a foreign one is ignored with a warning."""
+
+        def _load_or_scan_cache(self, cache_path: Path, cache_hash: str) -> tuple[dict, bool]:
+            if Path(cache_path).exists():
+                warnings.warn(f"{cache_path}: ignored this ultralytics label cache (a pickle, never loaded by vision); "
+                              "labels are read from the .txt files. Delete it to silence this warning.", stacklevel=2)
+            return self.cache_labels(cache_path), False
+
+        def cache_labels(self, path: Path = Path("./labels.cache")) -> dict:
+            # ultralytics' scan (same hooks and counters) without save_dataset_cache_file
+            labels, msgs, counts = [], [], [0, 0, 0, 0]  # missing, found, empty, corrupt
+            func, iterable = self.verify_args()
+            with ThreadPool(min(8, os.cpu_count() or 1)) as pool:
+                for result in pool.imap(func=func, iterable=iterable):
+                    label, *increments, msg = self.result_to_label(result)
+                    counts = [c + i for c, i in zip(counts, increments)]
+                    if label is not None:
+                        labels.append(label)
+                    if msg:
+                        msgs.append(msg)
+            missing, found, empty, corrupt = counts
+            if found == 0 and labels and self.augment:
+                raise ValueError(f"{self.prefix}No labels found in {Path(path).parent / Path(path).stem}.")
+            return {"labels": labels, "hash": self.get_cache_hash(), "msgs": msgs,
+                    "version": dataset_module.DATASET_CACHE_VERSION,
+                    "results": (found, missing, empty, corrupt, len(self.im_files))}
+
+    LabelScanningYOLODataset.__module__ = __name__
+    LabelScanningYOLODataset.__qualname__ = LabelScanningYOLODataset.__name__
+    return LabelScanningYOLODataset
+
+
+def __getattr__(name: str):
+    if name == "LabelScanningYOLODataset":  # for pickle: the class is built on first use
+        return _label_scanning_dataset_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_hyperparameters():
@@ -169,10 +404,11 @@ def yolo_class():
 
 
 def load_ultralytics_pt(path: str | os.PathLike):
-    """The ``nn.Module`` inside an ultralytics ``.pt`` file, unpickled with ultralytics' restricted loader.
+    """The ``DetectionModel`` inside an ultralytics ``.pt`` file, unpickled with ultralytics' restricted loader.
 
     ``.pt`` files are pickles; this uses ``weights_only=True`` with ultralytics' allow-list of model
-    classes, so a file that needs any other class is refused rather than executed.
+    classes, so a file that needs any other class is refused rather than executed. The architecture record
+    the module carries (``model.yaml``) must pass :func:`check_architecture`.
     """
     tasks = _import("ultralytics.nn.tasks")
     path = Path(path)
@@ -183,4 +419,7 @@ def load_ultralytics_pt(path: str | os.PathLike):
     model = ckpt.get("ema") or ckpt.get("model")
     if model is None:
         raise ValueError(f"{path}: no 'model' or 'ema' entry; not an ultralytics checkpoint")
+    if not isinstance(model, tasks.DetectionModel):
+        raise ArchitectureError(f"{path}: holds a {type(model).__name__}, not an ultralytics DetectionModel")
+    check_architecture(getattr(model, "yaml", None), where=f"{path} model.yaml")
     return model.float()

@@ -6,11 +6,14 @@ Example::
     dm.setup("fit"); batch = next(iter(dm.train_dataloader()))   # ultralytics' collated dict
 
 ``check_yolo_labels`` runs first and names every malformed label line (file:line); those lines are
-dropped (ultralytics itself would drop the whole file), or raise with ``strict_labels=True``.
+dropped (ultralytics itself would drop the whole file), or raise with ``strict_labels=True``. Label files
+without an image are counted and reported. Labels are read from the ``.txt`` files on every setup: ultralytics'
+``labels/*.cache`` files are pickles, so they are neither loaded nor written (see ``vision.ultralytics_compat``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import warnings
@@ -33,23 +36,32 @@ class LabelError(ValueError):
 
 @dataclass
 class LabelCheck:
-    """What ``check_yolo_labels`` found: ``issues`` as ``"file:line: reason"``, cleaned text of bad files."""
+    """What ``check_yolo_labels`` found: ``issues`` as ``"file:line: reason"``, cleaned text of bad files,
+    label files that have no image (``without_image``; never read for training)."""
 
     files: int = 0
     boxes: int = 0
     backgrounds: int = 0
     issues: list[str] = field(default_factory=list)
     cleaned: dict[Path, str] = field(default_factory=dict)
+    without_image: list[Path] = field(default_factory=list)
 
 
-def check_yolo_labels(label_dir: str | os.PathLike, num_classes: int, strict: bool = False) -> LabelCheck:
-    """Check every ``*.txt`` under ``label_dir``: 5 fields, class id in ``[0, num_classes)``, coords in [0, 1].
+def check_yolo_labels(label_dir: str | os.PathLike, num_classes: int, strict: bool = False,
+                      images_dir: str | os.PathLike | None = None) -> LabelCheck:
+    """Check every ``*.txt`` under ``label_dir``: 5 finite fields, class id in ``[0, num_classes)``, coords in [0, 1].
 
     Each bad line is reported as ``path:line: reason`` (one warning) and left out of ``cleaned``;
-    empty files count as backgrounds. ``strict=True`` raises :class:`LabelError` instead.
+    empty files count as backgrounds. ``strict=True`` raises :class:`LabelError` instead. With ``images_dir``,
+    a label file with no image of the same relative name is listed in ``without_image`` (one warning) and
+    not checked: ultralytics never reads it.
     """
     report = LabelCheck()
+    images = _image_stems(Path(images_dir)) if images_dir is not None else None
     for path in sorted(Path(label_dir).rglob("*.txt")):
+        if images is not None and path.relative_to(label_dir).with_suffix("") not in images:
+            report.without_image.append(path)
+            continue
         report.files += 1
         good, bad = [], False
         for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
@@ -70,7 +82,19 @@ def check_yolo_labels(label_dir: str | os.PathLike, num_classes: int, strict: bo
         if strict:
             raise LabelError(message)
         warnings.warn(message + "\n(these lines are skipped)", stacklevel=2)
+    if report.without_image:
+        shown = "\n  ".join(map(str, report.without_image[:20]))
+        more = f"\n  ... and {len(report.without_image) - 20} more" if len(report.without_image) > 20 else ""
+        warnings.warn(f"{len(report.without_image)} label file(s) in {label_dir} have no image in {images_dir} "
+                      f"and are ignored:\n  {shown}{more}", stacklevel=2)
     return report
+
+
+def _image_stems(images_dir: Path) -> set[Path]:
+    """Relative paths without suffix of the images ultralytics would read under ``images_dir``."""
+    suffixes = ulc.image_suffixes()
+    return {p.relative_to(images_dir).with_suffix("") for p in images_dir.rglob("*")
+            if p.suffix[1:].lower() in suffixes and p.is_file()}
 
 
 def _label_line_problem(fields: list[str], num_classes: int) -> str | None:
@@ -80,6 +104,8 @@ def _label_line_problem(fields: list[str], num_classes: int) -> str | None:
         cls, *coords = (float(v) for v in fields)
     except ValueError:
         return f"non-numeric field in {' '.join(fields)!r}"
+    if not all(math.isfinite(v) for v in (cls, *coords)):  # float() accepts nan/inf; int(nan) would raise
+        return f"non-finite value in {' '.join(fields)!r}"
     if cls != int(cls) or not 0 <= cls < num_classes:
         return f"class id {fields[0]} out of range [0, {num_classes})"
     if not all(0.0 <= c <= 1.0 for c in coords):
@@ -132,6 +158,7 @@ class YoloDataModule(pl.LightningDataModule):
         self.strict_labels = strict_labels
         self.data = read_data_yaml(data_yaml)
         self.datasets: dict = {}
+        self.label_checks: dict[str, LabelCheck] = {}  # per split, filled by setup
         self._cleaned_dir: tempfile.TemporaryDirectory | None = None
 
     @property
@@ -177,7 +204,12 @@ class YoloDataModule(pl.LightningDataModule):
         labels = _labels_dir(images)
         if not labels.is_dir():
             return images  # no labels at all: every image is a background
-        report = check_yolo_labels(labels, self.num_classes, strict=self.strict_labels)
+        report = check_yolo_labels(labels, self.num_classes, strict=self.strict_labels,
+                                   images_dir=images if images.is_dir() else None)
+        self.label_checks[split] = report
+        rank_zero_info(f"{split} labels: {report.files} file(s), {report.boxes} box(es), {report.backgrounds} "
+                       f"background(s), {len(report.issues)} malformed line(s) skipped, "
+                       f"{len(report.without_image)} label file(s) without an image ignored")
         if not report.cleaned:
             return images
         # ultralytics finds labels by replacing 'images' with 'labels' in each image path, so mirror both

@@ -1,5 +1,9 @@
 """YOLO detection networks (ultralytics ``DetectionModel``) built from a YAML name, and their ``.pt`` export.
 
+The name is the only architecture record a card or checkpoint carries, and it is trusted no further than
+:func:`vision.ultralytics_compat.model_yaml` allows: a bare name of a YAML shipped with ultralytics, checked
+against a schema that leaves nothing for ultralytics to ``eval()``. Anything else is an :class:`ArchitectureError`.
+
 Example::
 
     model = build_detection_model("yolo11n.yaml", num_classes=1, class_names=["logo"])
@@ -19,6 +23,9 @@ from torch import nn
 
 from vision import ultralytics_compat as ulc
 from vision.fileio import atomic_path
+from vision.ultralytics_compat import ArchitectureError
+
+__all__ = ["ArchitectureError", "build_detection_model", "export_ultralytics_pt"]
 
 DEFAULT_LOSS_GAINS = {"box": 7.5, "cls": 0.5, "dfl": 1.5}
 
@@ -27,11 +34,12 @@ def build_detection_model(yaml: str, num_classes: int, class_names: list[str] | 
                           weights: str | os.PathLike | None = None) -> nn.Module:
     """A ``DetectionModel`` from a YAML shipped with ultralytics (``yolo11n.yaml``: the letter picks the scale).
 
-    ``weights``: optional local ultralytics ``.pt`` whose matching tensors initialise the network (the
-    class head is skipped when the class count differs). Only files the caller names are read.
+    ``yaml`` is a bare name, never a path: every load path (zoo cards, checkpoints, lone files) comes through
+    here, and a model YAML from elsewhere could run code. ``weights``: optional local ultralytics ``.pt`` whose
+    matching tensors initialise the network (the class head is skipped when the class count differs); its own
+    architecture record is checked too. Only files the caller names are read.
     """
-    cfg = {**ulc.model_yaml(yaml), "nc": num_classes}  # set nc up front: no "Overriding nc=80" log line
-    model = ulc.detection_model_class()(cfg, ch=3, nc=num_classes, verbose=False)
+    model = ulc.detection_model(ulc.model_yaml(yaml), num_classes)
     if weights is not None:
         source = ulc.load_ultralytics_pt(weights).state_dict()
         own = model.state_dict()
