@@ -27,7 +27,7 @@ IMGSZ = 96
 
 @pytest.fixture
 def logo_data(tmp_path) -> Path:
-    """A copy of the committed sample, so ultralytics' label caches are not written into the checkout."""
+    """A copy of the committed sample, so tests may edit its labels."""
     shutil.copytree(LOGO_SAMPLE, tmp_path / "logo_sample")
     return tmp_path / "logo_sample" / "data.yaml"
 

@@ -3,6 +3,7 @@ checkpoints, ultralytics .pt files) and ultralytics label caches. Each payload t
 is never created."""
 
 import json
+import pickle
 import re
 import shutil
 import sys
@@ -197,6 +198,7 @@ def test_foreign_label_cache_is_ignored_never_loaded_nor_written(tmp_path):
     assert sorted((tmp_path / "logo").rglob("*.cache")) == [planted]  # nothing written beside the labels
     batch = next(iter(data.train_dataloader()))
     assert batch["img"].shape[-2:] == (64, 64)
+    assert len(pickle.loads(pickle.dumps(data.datasets["val"]))) > 0  # loader workers under spawn get a copy
 
 
 # --- item 9: nan/inf in a label line

@@ -32,10 +32,12 @@ def _default_optimizer(params):
 
 
 class LogoDetectionModule(pl.LightningModule):
-    """Trains a YOLO ``DetectionModel`` built from ``yaml`` (e.g. ``yolo11n.yaml``, shipped with ultralytics).
+    """Trains a YOLO ``DetectionModel`` built from ``yaml``, the bare name of a YAML shipped with ultralytics
+    (e.g. ``yolo11n.yaml``; paths are refused, see :func:`vision.models.detector.build_detection_model`).
 
     ``weights``: a local ultralytics ``.pt`` to start from. ``.pt`` files are pickles: only a file you
-    pass here is read, with ultralytics' restricted (``weights_only``) loader, never a download.
+    pass here is read, with ultralytics' restricted (``weights_only``) loader, never a download, and the
+    architecture record inside it must pass the same schema as ``yaml``.
     ``num_classes``, ``class_names`` and ``preprocessing`` are linked from the datamodule; ``imgsz`` is
     only used for the card when no ``preprocessing`` is linked. ``*_gain`` weight ultralytics' loss terms.
     """
