@@ -92,9 +92,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 def make_runner(name: str, model, scratch: Path, args) -> Runner:
     if name == "torch":
-        from vision.export.onnx import OUTPUT_KINDS, default_output
+        from vision.export.onnx import default_output, output_network
 
-        network = OUTPUT_KINDS[model.card.task][args.output or default_output(model.card)](model).eval()
+        network = output_network(model, args.output or default_output(model.card)).eval()
 
         def run_torch(x: np.ndarray) -> np.ndarray:
             with torch.inference_mode():

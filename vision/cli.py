@@ -16,17 +16,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-
-# (datamodule property, model init arg) linked at instantiation; a task module that lacks an
-# argument simply does not receive it, so one list serves every task
-_LINKS = [
-    ("data.num_classes", "model.init_args.num_classes"),
-    ("data.num_coarse_classes", "model.init_args.num_coarse_classes"),
-    ("data.class_names", "model.init_args.class_names"),
-    ("data.coarse_names", "model.init_args.coarse_names"),
-    ("data.fine_to_coarse", "model.init_args.fine_to_coarse"),
-    ("data.preprocessing_dict", "model.init_args.preprocessing"),
-]
+from vision.tasks import all_links
 
 
 def _default_precision() -> str:
@@ -54,7 +44,7 @@ class VisionCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        for source, target in _LINKS:
+        for source, target in all_links():  # the task table's data -> model links
             parser.link_arguments(source, target, apply_on="instantiate")
         parser.add_argument("--resume", type=str | None, default=None,
                             help="'last' to continue from <run>/checkpoints/last.ckpt, or a checkpoint path")

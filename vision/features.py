@@ -36,14 +36,15 @@ from tqdm import tqdm
 from vision.data.io import ImageLoadError, list_images, load_image
 from vision.data.transforms import build_eval_transform
 from vision.inference import ImageInput, to_batch
-from vision.export.onnx import OUTPUT_KINDS, ArtifactIntegrityError, ExportError
+from vision.export.onnx import ArtifactIntegrityError, ExportError, output_network
+from vision.tasks import TASKS
 from vision.zoo import ModelCard, load_model
 from vision.zoo.registry import default_zoo_dir, read_manifest
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 ENGINE_SUFFIXES = (".plan", ".engine")
-# task -> the export output kind that is its feature vector
-FEATURE_OUTPUTS = {"classification": "features", "embedding": "embedding"}
+# task -> the export output kind that is its feature vector (from the task table)
+FEATURE_OUTPUTS = {name: task.feature_output for name, task in TASKS.items() if task.feature_output}
 DEFAULT_EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class TorchFeatures:
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.network = OUTPUT_KINDS[model.card.task][_feature_output(model.card)](model).to(self.device).eval()
+        self.network = output_network(model, _feature_output(model.card)).to(self.device).eval()
         self.dim = self.network.num_features
 
     @torch.inference_mode()

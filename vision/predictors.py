@@ -47,12 +47,12 @@ class TorchRuntime:
 
     def __init__(self, model: torch.nn.Module, output: str, device: str | torch.device | None = None,
                  half: bool = False):
-        from vision.export.onnx import OUTPUT_KINDS
+        from vision.export.onnx import output_network
 
         self.card, self.output = model.card, output
         self.device = torch.device(device) if device is not None else default_device()
         self.half = half and self.device.type == "cuda"  # fp16 kernels are a GPU feature; CPU stays fp32
-        network = OUTPUT_KINDS[self.card.task][output](model).to(self.device).eval()
+        network = output_network(model, output).to(self.device).eval()
         self.network = network.half() if self.half else network
 
     @torch.inference_mode()
@@ -177,7 +177,7 @@ class EmbeddingHead:
         return [Embedding(source, vector=v) for source, v in zip(sources, vectors)]
 
 
-# export output kind -> head (vision.export.onnx.OUTPUT_KINDS lists the kinds of each task)
+# export output kind -> head (the task table's ``outputs`` lists the kinds of each task)
 HEADS = {"logits": ClassificationHead, "predictions": DetectionHead, "features": EmbeddingHead,
          "embedding": EmbeddingHead}
 

@@ -171,7 +171,7 @@ class YoloDataModule(pl.LightningDataModule):
 
     @property
     def preprocessing_dict(self) -> dict:
-        from vision.tasks.detection import yolo_preprocessing
+        from vision.tasks.cards import yolo_preprocessing
 
         return yolo_preprocessing(self.imgsz)
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 from torch import nn
 
-from vision.export.onnx import (DEFAULT_OUTPUT, OUTPUT_KINDS, ArtifactIntegrityError, ExportError,  # noqa: F401
+from vision.export.onnx import (ArtifactIntegrityError, ExportError,  # noqa: F401
                                 export_onnx, parity_report, read_onnx_metadata, verify_recorded_digest)
 
 
@@ -107,5 +107,5 @@ def verify_artifact(path: str | Path) -> list[Path]:
     return [path]
 
 
-__all__ = ["ArtifactIntegrityError", "DEFAULT_OUTPUT", "ExportError", "ExportFormat", "FORMATS", "OUTPUT_KINDS",
+__all__ = ["ArtifactIntegrityError", "ExportError", "ExportFormat", "FORMATS",
            "export", "export_onnx", "parity_report", "read_onnx_metadata", "verify_artifact", "verify_recorded_digest"]

@@ -21,14 +21,14 @@ import json
 import re
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from vision.fileio import atomic_path, atomic_write_text, sha256_file
-from vision.models.classifier import PooledFeatures
+from vision.tasks import TASKS
 from vision.zoo.card import ModelCard
 
 CARD_KEY = "vision.card"
@@ -38,35 +38,8 @@ INPUT_NAME = "images"
 PARITY_RANDOM_BATCH = 4
 
 
-class DetectorPredictions(nn.Module):
-    """A YOLO ``DetectionModel`` reduced to its decoded predictions ``(N, 4 + classes, anchors)``: NMS stays
-    outside the graph (ultralytics' eval forward returns ``(predictions, raw feature maps)``)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        return out[0] if isinstance(out, (tuple, list)) else out
-
-
-# task -> output kind -> wrapper giving that output. A new family is one entry here and its default output in
-# DEFAULT_OUTPUT (and its meaning in OUTPUT_MEANINGS).
-OUTPUT_KINDS: dict[str, dict[str, Callable[[nn.Module], nn.Module]]] = {
-    "classification": {"logits": lambda model: model, "features": PooledFeatures},
-    "detection": {"predictions": DetectorPredictions},
-    "embedding": {"embedding": lambda model: model},
-}
-DEFAULT_OUTPUT = {"classification": "logits", "detection": "predictions", "embedding": "embedding"}
-# what each output kind means, for sidecars and serving configs
-OUTPUT_MEANINGS = {
-    "logits": "class scores before softmax, one per card.class_names entry",
-    "features": "pooled backbone features (not normalised; FeatureExtractor L2-normalises them)",
-    "embedding": "L2-normalised embedding for cosine retrieval",
-    "predictions": "decoded boxes (cx, cy, w, h in input pixels) then one score per class, shape (N, 4 + classes, "
-                   "anchors), before NMS",
-}
+# what each export output kind means, for sidecars and serving configs (read from the task table)
+OUTPUT_MEANINGS = {kind: out.meaning for task in TASKS.values() for kind, out in task.outputs.items()}
 # outputs whose argmax is a decision (top-1 agreement is gated); the others are gated on cosine and difference
 ARGMAX_OUTPUTS = {"logits"}
 
@@ -103,7 +76,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = 17, dynamic_
 
     card = card_of(model)
     output = output or default_output(card)
-    network = _output_module(model, card, output).eval()
+    network = output_network(model, output).eval()
     pre = card.data_config
     # traced where the model already lives: moving it would change the caller's model
     example = torch.zeros(1, 3, pre.input_size, pre.input_size, device=next(network.parameters()).device)
@@ -137,10 +110,9 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = 17, dynamic_
 
 def default_output(card: ModelCard) -> str:
     """The output an export of this task gives when none is asked for (``logits``, ``predictions``, ...)."""
-    if card.task not in DEFAULT_OUTPUT:
-        raise ExportError(f"{card.name}: export of task {card.task!r} is not supported yet; "
-                          f"supported tasks: {sorted(OUTPUT_KINDS)}")
-    return DEFAULT_OUTPUT[card.task]
+    if card.task not in TASKS:
+        raise ExportError(f"{card.name}: export of task {card.task!r} is not supported; known tasks: {sorted(TASKS)}")
+    return TASKS[card.task].default_output
 
 
 def compare_outputs(ref: np.ndarray, got: np.ndarray, output: str) -> dict:
@@ -290,8 +262,8 @@ def parity_report(model: nn.Module, onnx_path: str | Path, images: torch.Tensor)
 
 
 def torch_outputs(model: nn.Module, output: str, images: torch.Tensor) -> np.ndarray:
-    """The torch fp32 reference for ``output`` (a kind of :data:`OUTPUT_KINDS`) on preprocessed ``images``."""
-    network = _output_module(model, card_of(model), output).eval()
+    """The torch fp32 reference for ``output`` (an output kind of the model's task) on preprocessed ``images``."""
+    network = output_network(model, output).eval()
     device = next(network.parameters()).device
     with torch.inference_mode():
         return network(images.to(device)).float().cpu().numpy()
@@ -347,15 +319,17 @@ def card_of(model: nn.Module) -> ModelCard:
     return card
 
 
-def _output_module(model: nn.Module, card: ModelCard, output: str) -> nn.Module:
-    kinds = OUTPUT_KINDS.get(card.task)
-    if kinds is None:
-        raise ExportError(f"{card.name}: ONNX export of task {card.task!r} is not supported yet; "
-                          f"supported tasks: {sorted(OUTPUT_KINDS)}")
+def output_network(model: nn.Module, output: str) -> nn.Module:
+    """``model`` (a zoo model with ``.card``) reduced to one output kind of its task (the task table's
+    ``outputs``): what every runtime computes for that output."""
+    card = card_of(model)
+    if card.task not in TASKS:
+        raise ExportError(f"{card.name}: export of task {card.task!r} is not supported; known tasks: {sorted(TASKS)}")
+    kinds = TASKS[card.task].outputs
     if output not in kinds:
         raise ExportError(f"{card.name}: unknown output {output!r} for task {card.task!r}; "
                           f"choose one of {sorted(kinds)}")
-    return kinds[output](model)
+    return TASKS[card.task].output_wrapper(output)(model)
 
 
 def parity_inputs(pre, sample_images: Sequence | None) -> torch.Tensor:

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from vision.export.onnx import (DetectorPredictions, ExportError, card_of, file_digest, parity_inputs, torch_outputs,
+from vision.export.onnx import (ExportError, card_of, file_digest, parity_inputs, torch_outputs,
                                 write_parity_report)
+from vision.models.outputs import DetectorPredictions
 
 MAX_ABS_DIFF = 1e-4
 

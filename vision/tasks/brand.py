@@ -13,6 +13,7 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 
 from vision.models.embedder import EmbeddingNet
+from vision.tasks.cards import embedding_card
 from vision.training import TaskModule, gather_lists, weight_decay_groups
 
 if TYPE_CHECKING:
@@ -189,16 +190,4 @@ class BrandEmbeddingModule(TaskModule):
     def model_card(self, name: str, **extra) -> "ModelCard":
         """The zoo card for :attr:`eval_model` (see ``vision.zoo.save_model``)."""
         return embedding_card(name, dict(self.hparams), **extra)
-
-
-def embedding_card(name: str, hparams: dict, **extra) -> "ModelCard":
-    """A zoo card (task ``embedding``) for a :class:`BrandEmbeddingModule`'s network from its hyper-parameters."""
-    from vision.data.transforms import Preprocessing
-    from vision.zoo import ModelCard
-
-    return ModelCard(name=name, task="embedding", architecture=hparams["backbone"],
-                     config={"embedding_size": hparams["embedding_size"], "loss": hparams.get("loss"),
-                             "train_classes": hparams.get("num_classes")},
-                     preprocessing=hparams.get("preprocessing") or Preprocessing(input_size=96, crop_pct=1.0).to_dict(),
-                     **extra)
 

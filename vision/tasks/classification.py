@@ -195,9 +195,9 @@ class ClassificationModule(TaskModule):
 
     def model_card(self, name: str, **extra) -> "ModelCard":
         """The zoo card for :attr:`eval_model` (see ``vision.zoo.save_model``)."""
-        from vision.zoo import classifier_card
+        from vision.tasks.cards import classification_card
 
-        return classifier_card(name, dict(self.hparams), **extra)
+        return classification_card(name, dict(self.hparams), **extra)
 
 
 def per_class_accuracy(confmat: torch.Tensor) -> dict[int, float | None]:

@@ -9,17 +9,16 @@ Batches are ultralytics' collated dicts (``img`` uint8 BCHW RGB, ``cls``, ``bbox
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import OptimizerCallable
-from timm.utils import ModelEmaV3
 
 from vision import ultralytics_compat as ulc
 from vision.models.detector import build_detection_model
-from vision.training import gather_lists, warmup_cosine_schedule, weight_decay_groups
+from vision.tasks.cards import detection_card, yolo_preprocessing  # noqa: F401  (public here since 0.1)
+from vision.training import TaskModule, gather_lists
 
 if TYPE_CHECKING:
     from vision.zoo import ModelCard
@@ -31,7 +30,7 @@ def _default_optimizer(params):
     return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
 
 
-class LogoDetectionModule(pl.LightningModule):
+class LogoDetectionModule(TaskModule):
     """Trains a YOLO ``DetectionModel`` built from ``yaml``, the bare name of a YAML shipped with ultralytics
     (e.g. ``yolo11n.yaml``; paths are refused, see :func:`vision.models.detector.build_detection_model`).
 
@@ -41,6 +40,8 @@ class LogoDetectionModule(pl.LightningModule):
     ``num_classes``, ``class_names`` and ``preprocessing`` are linked from the datamodule; ``imgsz`` is
     only used for the card when no ``preprocessing`` is linked. ``*_gain`` weight ultralytics' loss terms.
     """
+
+    task = "detection"
 
     def __init__(
         self,
@@ -66,17 +67,9 @@ class LogoDetectionModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.model = build_detection_model(yaml, num_classes, class_names, weights=weights)
         self.model.args = SimpleNamespace(box=box_gain, cls=cls_gain, dfl=dfl_gain)
-        self.ema = ModelEmaV3(self.model, decay=ema_decay, use_warmup=True) if ema_decay else None
+        self.init_ema(ema_decay)
         self.criterion = None  # built on the model's device at the first training step
         self._val_stats: list[dict[str, np.ndarray]] = []
-
-    @property
-    def eval_model(self) -> torch.nn.Module:
-        """The weights used for validation and export: the EMA when enabled."""
-        return self.ema.module if self.ema is not None else self.model
-
-    def forward(self, x: torch.Tensor):
-        return self.eval_model(x)
 
     # --- training
     def training_step(self, batch, batch_idx):
@@ -97,10 +90,6 @@ class LogoDetectionModule(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch, self.trainer.max_epochs)
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.ema is not None:
-            self.ema.update(self.model, step=self.global_step)
 
     # --- validation: NMS, boxes back in original pixels, ultralytics DetMetrics
     def validation_step(self, batch, batch_idx):
@@ -135,43 +124,18 @@ class LogoDetectionModule(pl.LightningModule):
         if stats:
             metrics.process(plot=False)
             precision, recall, map50, map5095 = (float(v) for v in metrics.mean_results())
-        self.log("val/mAP50", map50, prog_bar=True)
-        self.log("val/mAP50-95", map5095, prog_bar=True)
-        self.log("val/precision", precision)
-        self.log("val/recall", recall)
+        # the same numbers on every rank (computed from the gathered stats)
+        self.log("val/mAP50", map50, prog_bar=True, sync_dist=True)
+        self.log("val/mAP50-95", map5095, prog_bar=True, sync_dist=True)
+        self.log("val/precision", precision, sync_dist=True)
+        self.log("val/recall", recall, sync_dist=True)
 
     def _class_names(self) -> list[str]:
         return list(self.hparams.class_names or [str(i) for i in range(self.hparams.num_classes)])
 
-    # --- optimisation
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(weight_decay_groups(self.model))
-        return warmup_cosine_schedule(optimizer, self.trainer, self.hparams.warmup_epochs, self.hparams.min_lr_ratio)
-
     def model_card(self, name: str, **extra) -> "ModelCard":
         """The zoo card for :attr:`eval_model` (see ``vision.zoo.save_model``)."""
         return detection_card(name, dict(self.hparams), **extra)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["vision_task"] = "detection"
-
-
-def detection_card(name: str, hparams: dict, **extra) -> "ModelCard":
-    """A card for a :class:`LogoDetectionModule`'s network from its hyper-parameters."""
-    from vision.zoo import ModelCard
-
-    pre = hparams.get("preprocessing") or yolo_preprocessing(hparams.get("imgsz", 640))
-    names = list(hparams.get("class_names") or [str(i) for i in range(hparams["num_classes"])])
-    return ModelCard(name=name, task="detection", architecture=hparams["yaml"],
-                     config={"num_classes": hparams["num_classes"], "yaml": hparams["yaml"]},
-                     preprocessing=pre, class_names=names, **extra)
-
-
-def yolo_preprocessing(imgsz: int) -> dict:
-    """The :class:`Preprocessing` record of a YOLO input: letterbox to ``imgsz``, pixels / 255, no normalisation."""
-    from vision.data.transforms import Preprocessing
-
-    return Preprocessing(input_size=imgsz, crop_pct=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).to_dict()
 
 
 def match_predictions(pred_cls: torch.Tensor, true_cls: torch.Tensor, iou: torch.Tensor) -> np.ndarray:

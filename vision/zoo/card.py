@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
-from vision.data.transforms import Preprocessing
+from vision.data.preprocessing import Preprocessing
 
 
 class ZooError(ValueError):
@@ -107,14 +107,11 @@ CARD_FIELDS: dict[str, Check] = {
 }
 REQUIRED_FIELDS = ("name", "task", "architecture", "config", "preprocessing")
 
-# task -> config key -> (check, required); other config keys are kept as they are
-TASK_CONFIG: dict[str, dict[str, tuple[Check, bool]]] = {
-    "classification": {"num_classes": (_POSITIVE_INT, True),
-                       "num_coarse_classes": ((lambda v: v is None or (_is_int(v) and v > 0),
-                                               "an integer > 0 or null"), False)},
-    "detection": {"yaml": ((lambda v: isinstance(v, str) and v != "", "a non-empty string"), True),
-                  "num_classes": (_POSITIVE_INT, True)},
-    "embedding": {"embedding_size": (_POSITIVE_INT, True)},
+# the checks a task's card config names (vision.tasks.TASKS[...].config: key -> (check name, required))
+CONFIG_CHECKS: dict[str, Check] = {
+    "int>0": _POSITIVE_INT,
+    "int>0|null": (lambda v: v is None or (_is_int(v) and v > 0), "an integer > 0 or null"),
+    "non-empty str": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
 }
 
 
@@ -135,10 +132,13 @@ def check_card_dict(d: Any, where: str = "model card") -> None:
     for key, (ok, expected) in CARD_FIELDS.items():
         if key in d and not ok(d[key]):
             raise ZooError(f"{where}: field {key!r} must be {expected}, got {_shown(d[key])}")
+    from vision.tasks import TASKS
+
     task, config = d["task"], d["config"]
-    if task not in TASK_CONFIG:
-        raise ZooError(f"{where}: field 'task' is {task!r}; known tasks: {sorted(TASK_CONFIG)}")
-    for key, ((ok, expected), required) in TASK_CONFIG[task].items():
+    if task not in TASKS:
+        raise ZooError(f"{where}: field 'task' is {task!r}; known tasks: {sorted(TASKS)}")
+    for key, (check, required) in TASKS[task].config.items():
+        ok, expected = CONFIG_CHECKS[check]
         if key not in config:
             if required:
                 raise ZooError(f"{where}: field 'config.{key}' is missing (a {task} card needs {expected})")

@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from vision.fileio import atomic_path, atomic_write_text, sha256_file
+from vision.tasks import TASKS
 from vision.zoo.card import ModelCard, ZooError
 
 MANIFEST = "manifest.json"
@@ -50,36 +51,13 @@ def default_zoo_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "weights"
 
 
-# --- task table: task name -> builder of the bare network from a card
-def _build_classifier(card: ModelCard) -> nn.Module:
-    from vision.models.classifier import ProductClassifier
-
-    cfg = card.config
-    return ProductClassifier(card.architecture, cfg["num_classes"], cfg.get("num_coarse_classes"), pretrained=False)
-
-
-def _build_detector(card: ModelCard) -> nn.Module:
-    from vision.models.detector import build_detection_model
-
-    return build_detection_model(card.config["yaml"], card.config["num_classes"], card.class_names or None)
-
-
-def _build_embedder(card: ModelCard) -> nn.Module:
-    from vision.models.embedder import EmbeddingNet
-
-    return EmbeddingNet(card.architecture, card.config["embedding_size"], pretrained=False)
-
-
-TASK_BUILDERS: dict[str, Callable[[ModelCard], nn.Module]] = {"classification": _build_classifier,
-                                                              "detection": _build_detector,
-                                                              "embedding": _build_embedder}
-
-
 def build_model(card: ModelCard) -> nn.Module:
-    if card.task not in TASK_BUILDERS:
-        raise ZooError(f"model {card.name!r}: unknown task {card.task!r}; known tasks: {sorted(TASK_BUILDERS)}")
+    from vision.tasks import TASKS
+
+    if card.task not in TASKS:
+        raise ZooError(f"model {card.name!r}: unknown task {card.task!r}; known tasks: {sorted(TASKS)}")
     try:
-        return TASK_BUILDERS[card.task](card)
+        return TASKS[card.task].load("network")(card)
     except (RuntimeError, ValueError, TypeError, KeyError, OSError) as e:  # e.g. timm: "Unknown model"
         raise ZooError(f"model {card.name!r}: cannot build {card.task} network {card.architecture!r} with config "
                        f"{card.config} ({type(e).__name__}: {e})") from None
@@ -361,7 +339,7 @@ def _from_lightning_checkpoint(path: Path) -> tuple[nn.Module, ModelCard]:
                        f"{str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'})") from None
     task, hparams = _check_checkpoint(ckpt, path)
     try:
-        card = CHECKPOINT_CARDS[task](path.stem, hparams)
+        card = TASKS[task].load("card")(path.stem, hparams)
     except ZooError:
         raise
     except KeyError as e:
@@ -381,9 +359,9 @@ def _check_checkpoint(ckpt: Any, path: Path) -> tuple[str, dict]:
     if not isinstance(ckpt, dict):
         raise ZooError(f"{path}: a checkpoint must be a dict as Lightning saves it, got {type(ckpt).__name__}")
     task = ckpt.get("vision_task")
-    if not isinstance(task, str) or task not in CHECKPOINT_CARDS:
+    if not isinstance(task, str) or task not in TASKS:
         raise ZooError(f"{path}: not a vision checkpoint with a known task (field 'vision_task' is {task!r}; "
-                       f"known: {sorted(CHECKPOINT_CARDS)})")
+                       f"known: {sorted(TASKS)})")
     for key in ("state_dict", "hyper_parameters"):
         if key not in ckpt:
             raise ZooError(f"{path}: field {key!r} is missing; not a Lightning checkpoint of a vision task module")
@@ -394,35 +372,3 @@ def _check_checkpoint(ckpt: Any, path: Path) -> tuple[str, dict]:
         kind = type(ckpt["state_dict"][bad]).__name__
         raise ZooError(f"{path}: field 'state_dict.{bad}' must be a tensor, got {kind}")
     return task, ckpt["hyper_parameters"]
-
-
-def classifier_card(name: str, hparams: dict, **extra) -> ModelCard:
-    """A card for a :class:`ClassificationModule`'s network from its hyper-parameters."""
-    from vision.data.transforms import Preprocessing
-
-    with_coarse = hparams.get("coarse_head", True) and bool(hparams.get("num_coarse_classes"))
-    return ModelCard(
-        name=name, task="classification", architecture=hparams["backbone"],
-        config={"num_classes": hparams["num_classes"],
-                "num_coarse_classes": hparams["num_coarse_classes"] if with_coarse else None},
-        preprocessing=hparams.get("preprocessing") or Preprocessing().to_dict(),
-        class_names=list(hparams.get("class_names") or [str(i) for i in range(hparams["num_classes"])]),
-        coarse_names=hparams.get("coarse_names"), fine_to_coarse=hparams.get("fine_to_coarse"), **extra)
-
-
-def _detection_card(name: str, hparams: dict, **extra) -> ModelCard:
-    from vision.tasks.detection import detection_card  # imports ultralytics: only when needed
-
-    return detection_card(name, hparams, **extra)
-
-
-def _embedding_card(name: str, hparams: dict, **extra) -> ModelCard:
-    from vision.tasks.brand import embedding_card
-
-    return embedding_card(name, hparams, **extra)
-
-
-# task -> card from a Lightning checkpoint's hyper-parameters (the counterpart of TASK_BUILDERS)
-CHECKPOINT_CARDS: dict[str, Callable[..., ModelCard]] = {"classification": classifier_card,
-                                                         "detection": _detection_card,
-                                                         "embedding": _embedding_card}

@@ -1,0 +1,139 @@
+"""The task table: every task the zoo knows is declared here once, and every other lookup reads it.
+
+An entry names its parts as ``"module:attribute"`` strings, imported only when asked for (the idea of ultralytics'
+``task_map`` and timm's registry), so reading the table loads nothing heavy:
+
+* ``network``: builds the bare ``nn.Module`` from a :class:`~vision.zoo.ModelCard` (zoo loading);
+* ``card``: the card from a LightningModule's hyper-parameters (checkpoints, zoo saves); imports no Lightning;
+* ``module`` / ``datamodule``: the LightningModule and LightningDataModule that train it (configs' class paths);
+* ``config``: the keys a card's ``config`` must hold, with the check each must pass (see ``vision.zoo.card``);
+* ``outputs``: the export output kinds, default first: a wrapper giving that output and what it means;
+* ``feature_output``: the output kind that is the task's feature vector (feature extraction), if any;
+* ``links``: datamodule properties linked into the module's arguments by ``tools/train.py``.
+
+Adding a task is one new package plus one entry here.
+
+Example::
+
+    from vision.tasks import get_task
+    task = get_task("detection")
+    task.default_output                 # 'predictions'
+    task.load("card")(name, hparams)    # imports vision.tasks.cards only now
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Output:
+    wrapper: str   # "module:attr": model -> nn.Module whose forward returns this output
+    meaning: str
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    network: str
+    card: str
+    module: str
+    datamodule: str
+    config: dict[str, tuple[str, bool]]
+    outputs: dict[str, Output]
+    feature_output: str | None = None
+    links: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def default_output(self) -> str:
+        return next(iter(self.outputs))
+
+    def load(self, part: str) -> Any:
+        """The object a part names (``"network"``, ``"card"``, ``"module"``, ``"datamodule"``), imported now."""
+        return resolve(getattr(self, part))
+
+    def output_wrapper(self, kind: str) -> Any:
+        if kind not in self.outputs:
+            raise ValueError(f"task {self.name!r} has no output {kind!r}; it has {list(self.outputs)}")
+        return resolve(self.outputs[kind].wrapper)
+
+
+def resolve(target: str) -> Any:
+    """``"package.module:attr"`` -> the attribute, importing the module."""
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+_DATA = "data.{}"
+_MODEL = "model.init_args.{}"
+
+
+def _links(*names: str) -> tuple[tuple[str, str], ...]:
+    return tuple((_DATA.format(src), _MODEL.format(dst)) for src, dst in (n.split("->") if "->" in n else (n, n)
+                                                                          for n in names))
+
+
+TASKS: dict[str, Task] = {
+    "classification": Task(
+        name="classification",
+        network="vision.tasks.networks:classifier",
+        card="vision.tasks.cards:classification_card",
+        module="vision.tasks.classification:ClassificationModule",
+        datamodule="vision.data.datamodule:ClassificationDataModule",
+        config={"num_classes": ("int>0", True), "num_coarse_classes": ("int>0|null", False)},
+        outputs={"logits": Output("vision.models.outputs:identity",
+                                  "class scores before softmax, one per card.class_names entry"),
+                 "features": Output("vision.models.classifier:PooledFeatures",
+                                    "pooled backbone features (not normalised; predictors L2-normalise them)")},
+        feature_output="features",
+        links=_links("num_classes", "num_coarse_classes", "class_names", "coarse_names", "fine_to_coarse",
+                     "preprocessing_dict->preprocessing"),
+    ),
+    "detection": Task(
+        name="detection",
+        network="vision.tasks.networks:detector",
+        card="vision.tasks.cards:detection_card",
+        module="vision.tasks.detection:LogoDetectionModule",
+        datamodule="vision.data.detection:YoloDataModule",
+        config={"yaml": ("non-empty str", True), "num_classes": ("int>0", True)},
+        outputs={"predictions": Output("vision.models.outputs:DetectorPredictions",
+                                       "decoded boxes (cx, cy, w, h in input pixels) then one score per class, shape "
+                                       "(N, 4 + classes, anchors), before NMS")},
+        links=_links("num_classes", "class_names", "preprocessing_dict->preprocessing"),
+    ),
+    "embedding": Task(
+        name="embedding",
+        network="vision.tasks.networks:embedder",
+        card="vision.tasks.cards:embedding_card",
+        module="vision.tasks.brand:BrandEmbeddingModule",
+        datamodule="vision.data.brands:BrandDataModule",
+        config={"embedding_size": ("int>0", True)},
+        outputs={"embedding": Output("vision.models.outputs:identity",
+                                     "L2-normalised embedding for cosine retrieval")},
+        feature_output="embedding",
+        links=_links("num_classes", "preprocessing_dict->preprocessing"),
+    ),
+}
+
+
+def get_task(name: str) -> Task:
+    """The table entry of ``name``; an unknown name is a ``ValueError`` listing the known ones."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}")
+    return TASKS[name]
+
+
+def output_meaning(kind: str) -> str:
+    """What an export output kind means (for sidecars and serving configs)."""
+    for task in TASKS.values():
+        if kind in task.outputs:
+            return task.outputs[kind].meaning
+    return kind
+
+
+def all_links() -> list[tuple[str, str]]:
+    """Every task's data -> model links, once each (LightningCLI builds its parser before it knows the task;
+    a module without an argument simply does not receive it)."""
+    return list(dict.fromkeys(link for task in TASKS.values() for link in task.links))
