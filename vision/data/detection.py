@@ -26,6 +26,7 @@ import yaml as pyyaml
 from torch.utils.data import DataLoader
 
 from vision import ultralytics_compat as ulc
+from vision.data.samplers import eval_sampler
 
 STRIDE = 32
 
@@ -241,8 +242,10 @@ class YoloDataModule(pl.LightningDataModule):
         dataset = self.datasets[split]
         # with close_mosaic the train workers must be re-created each epoch to see the switched transforms
         persistent = self.num_workers > 0 and not (split == "train" and self.close_mosaic)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          collate_fn=type(dataset).collate_fn, persistent_workers=persistent, drop_last=False)
+        sampler = None if shuffle else eval_sampler(dataset)  # under DDP: no image scored twice
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler,
+                          num_workers=self.num_workers, collate_fn=type(dataset).collate_fn,
+                          persistent_workers=persistent, drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
         if self.trainer is not None:  # a resumed run, or one shorter than close_mosaic, starts without mosaic
