@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -61,6 +63,7 @@ class ClassificationDataModule(pl.LightningDataModule):
         build_train_transform(train_preset, self.preprocessing)  # fail on a bad preset name now, not in setup
         self.classes, self._samples = self._read_splits()
         self._datasets: dict[str, LabeledImages] = {}
+        self._overlap_checked = False
 
     # --- read at construction so bad manifests fail early and num_classes can be linked to the model
     def _read_splits(self) -> tuple[ClassTable, dict[str, list[Sample]]]:
@@ -119,10 +122,24 @@ class ClassificationDataModule(pl.LightningDataModule):
 
     # --- Lightning hooks
     def setup(self, stage: str | None = None) -> None:
+        if not self._overlap_checked:
+            self._overlap_checked = True
+            self._warn_split_overlap()
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
         for split in wanted.get(stage, ("train", "val", "test")):
             if split in self._samples and split not in self._datasets:
                 self._datasets[split] = self.dataset(split)
+
+    def _warn_split_overlap(self) -> None:
+        # in setup, not __init__: hashing same-sized files reads them, which printing a config should not do
+        for split in ("val", "test"):
+            if split not in self._samples:
+                continue
+            pairs = find_split_overlap(self._samples["train"], self._samples[split])
+            if pairs:
+                examples = "; ".join(f"{a} = {b}" for a, b in pairs[:3]) + ("; ..." if len(pairs) > 3 else "")
+                warnings.warn(f"train and {split} splits share {len(pairs)} image(s) (same file or same content), "
+                              f"so {split} metrics are optimistic: {examples}", stacklevel=3)
 
     def dataset(self, split: str) -> LabeledImages:
         if split not in self._samples:
@@ -152,7 +169,12 @@ class ClassificationDataModule(pl.LightningDataModule):
 
 
 def _table_from_labels(samples: list[Sample]) -> ClassTable:
-    num = max(s.label for s in samples) + 1
+    """Integer class names ``0..K-1`` for manifests read without a class table.
+
+    Every id up to the largest must have a sample: otherwise one mistyped label (``999``) would silently
+    make a 1000-class model.
+    """
+    num = _check_contiguous([(s.label, s) for s in samples], "label")
     names = [str(i) for i in range(num)]
     pairs = {(s.label, s.coarse_label) for s in samples if s.coarse_label >= 0}
     if not pairs:
@@ -164,8 +186,65 @@ def _table_from_labels(samples: list[Sample]) -> ClassTable:
                                 "pass a class table")
     if len(mapping) != num:
         raise ManifestError("some fine labels have no coarse label; pass a class table")
-    num_coarse = max(mapping.values()) + 1
+    num_coarse = _check_contiguous([(s.coarse_label, s) for s in samples if s.coarse_label >= 0], "coarse label")
     return ClassTable(names, [str(i) for i in range(num_coarse)], [mapping[i] for i in range(num)])
+
+
+def _check_contiguous(labelled: list[tuple[int, Sample]], kind: str) -> int:
+    """The number of ids in use, when they are exactly ``0..K-1``; else :class:`ManifestError` at the first
+    sample past the first unused id."""
+    used = {label for label, _ in labelled}
+    num = next(i for i in range(len(used) + 1) if i not in used)
+    if num == len(used):
+        return num
+    label, sample = next((label, s) for label, s in labelled if label > num)
+    where = sample.where or str(sample.path)
+    raise ManifestError(f"{where}: {kind} {label} is out of range 0..{num - 1}: without a class table the "
+                        f"number of classes is inferred from the labels, which must be 0..K-1 with every id used, "
+                        f"and no sample has {kind} {num}. Fix the label or pass a class table (data.classes)")
+
+
+def find_split_overlap(first: list[Sample], second: list[Sample]) -> list[tuple[Path, Path]]:
+    """Pairs ``(path in first, path in second)`` that are the same image: the same real file, or files with
+    the same size and content hash (a copy under another name). Only size collisions are hashed."""
+    real_first = {os.path.realpath(s.path): s.path for s in first}
+    pairs, by_size = [], {}
+    for s in second:
+        real = os.path.realpath(s.path)
+        if real in real_first:
+            pairs.append((real_first[real], s.path))
+    shared = {p for _, p in pairs}
+    for s in first:
+        by_size.setdefault(_file_size(s.path), []).append(s.path)
+    hashes: dict[Path, str] = {}
+    for s in second:
+        if s.path in shared:
+            continue
+        for other in by_size.get(_file_size(s.path), ()):
+            if os.path.realpath(other) != os.path.realpath(s.path) and _digest(other, hashes) == _digest(s.path, hashes):
+                pairs.append((other, s.path))
+                break
+    return pairs
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1  # unreadable files are reported by LabeledImages; -1 never matches a hash below
+
+
+def _digest(path: Path, cache: dict[Path, str]) -> str:
+    if path not in cache:
+        h = hashlib.blake2b(digest_size=16)
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            cache[path] = h.hexdigest()
+        except OSError:
+            cache[path] = f"unreadable:{path}"
+    return cache[path]
 
 
 def _stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

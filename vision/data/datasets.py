@@ -7,10 +7,13 @@ pass and either skipped with a counted warning or, with ``strict=True``, turned 
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import logging
+import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -24,6 +27,24 @@ log = logging.getLogger(__name__)
 
 class ManifestError(ValueError):
     """A manifest or class table is malformed; the message names the file and line."""
+
+
+def read_text(path: Path) -> str:
+    """The text of a manifest or class table: UTF-8 with or without a BOM (Excel and Notepad write one).
+
+    Any other encoding raises :class:`ManifestError` naming the file, line and column of the first bad byte.
+    """
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            found = "the file is UTF-16"
+        else:
+            found = f"byte 0x{data[e.start]:02x} at column {column} is not UTF-8, e.g. Latin-1 or cp1252 text"
+        raise ManifestError(f"{path}:{line}: {found}; save the file as UTF-8") from None
 
 
 @dataclass
@@ -66,13 +87,17 @@ class ClassTable:
         path = Path(path)
         if not path.is_file():
             raise ManifestError(f"class table {path} not found")
+        text = read_text(path)
         if path.suffix.lower() != ".csv":
-            names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            if len(set(names)) != len(names):
-                raise ManifestError(f"{path}: duplicate class names")
+            names = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            if not names:
+                raise ManifestError(f"{path}: empty class table")
+            _check_unique_names(path, names)
             return cls(names)
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline="")))
+        except csv.Error as e:
+            raise ManifestError(f"{path}: not a valid CSV file: {e}") from None
         if not rows:
             raise ManifestError(f"{path}: empty class table")
         header = [h.strip().lower() for h in rows[0]]
@@ -101,9 +126,12 @@ class ClassTable:
             if fid in fine:
                 raise ManifestError(f"{path}:{lineno}: class id {fid} appears twice")
             fine[fid] = (name, cid, cname)
+        if not fine:
+            raise ManifestError(f"{path}: no class rows after the header")
         if sorted(fine) != list(range(len(fine))):
             raise ManifestError(f"{path}: class ids must be 0..{len(fine) - 1} without gaps")
         names = [fine[i][0] for i in range(len(fine))]
+        _check_unique_names(path, names)
         if c_cid is None:
             return cls(names)
         coarse: dict[int, str] = {}
@@ -115,20 +143,32 @@ class ClassTable:
         return cls(names, [coarse[i] for i in range(len(coarse))], [fine[i][1] for i in range(len(fine))])
 
 
+def _check_unique_names(path: Path, names: list[str]) -> None:
+    if "" in names:
+        raise ManifestError(f"{path}: class {names.index('')} has an empty name")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ManifestError(f"{path}: class name {name!r} is used by class ids {seen[name]} and {i}")
+        seen[name] = i
+
+
 @dataclass(frozen=True)
 class Sample:
     path: Path
     label: int
     coarse_label: int = -1  # -1: no coarse label
+    where: str | None = field(default=None, compare=False)  # "manifest:line" for messages; None for folders
 
 
 def read_manifest(manifest: str | Path, root: str | Path | None = None,
                   classes: ClassTable | None = None) -> list[Sample]:
     """Parse ``path, label[, coarse_label]`` lines (blank lines and ``#`` comments ignored).
 
-    Paths are relative to ``root`` (default: the manifest's folder). A label may be an integer id
-    or, with a class table, a class name. Missing files and out-of-range labels raise
-    :class:`ManifestError` naming the line.
+    The file is UTF-8 (a BOM is fine). Paths are relative to ``root`` (default: the manifest's folder).
+    A label may be an integer id or, with a class table, a class name. Missing files, out-of-range labels and
+    one image listed with two different labels raise :class:`ManifestError` naming the line(s). An image
+    listed twice with the same label is kept once, and the repeats are counted in one warning.
     """
     manifest = Path(manifest)
     if not manifest.is_file():
@@ -136,7 +176,9 @@ def read_manifest(manifest: str | Path, root: str | Path | None = None,
     root = Path(root) if root is not None else manifest.parent
     name_to_id = {n: i for i, n in enumerate(classes.names)} if classes else {}
     samples = []
-    for lineno, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
+    by_real_path: dict[str, Sample] = {}  # the same image may be spelled two ways (a.jpg, ./a.jpg, a symlink)
+    repeats: list[tuple[str, str]] = []
+    for lineno, line in enumerate(read_text(manifest).splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -145,7 +187,11 @@ def read_manifest(manifest: str | Path, root: str | Path | None = None,
         if len(fields) not in (2, 3):
             raise ManifestError(f"{where}: expected 'path, label[, coarse_label]', got {len(fields)} fields: {line!r}")
         path = root / fields[0]
-        if not path.is_file():
+        try:
+            exists = path.is_file()
+        except (OSError, ValueError) as e:  # a name too long for the file system, a NUL byte
+            raise ManifestError(f"{where}: bad image path {fields[0]!r}: {e}") from None
+        if not exists:
             raise ManifestError(f"{where}: image file {path} does not exist")
         label = _parse_label(fields[1], name_to_id, where)
         coarse = _parse_label(fields[2], {}, where) if len(fields) == 3 else -1
@@ -155,10 +201,26 @@ def read_manifest(manifest: str | Path, root: str | Path | None = None,
             if coarse >= 0 and classes.fine_to_coarse is not None and classes.fine_to_coarse[label] != coarse:
                 raise ManifestError(f"{where}: coarse label {coarse} contradicts the class table "
                                     f"({classes.names[label]} -> {classes.fine_to_coarse[label]})")
-        samples.append(Sample(path, label, coarse))
+        sample = Sample(path, label, coarse, where)
+        first = by_real_path.setdefault(os.path.realpath(path), sample)
+        if first is sample:
+            samples.append(sample)
+        elif (first.label, first.coarse_label) == (label, coarse):
+            repeats.append((where, first.where))
+        else:
+            raise ManifestError(f"{where}: image {path} is labelled {_label_text(sample)} here but "
+                                f"{_label_text(first)} at {first.where}; one image needs one label")
     if not samples:
         raise ManifestError(f"{manifest}: no samples")
+    if repeats:
+        examples = "; ".join(f"line {w.rsplit(':', 1)[1]} repeats line {f.rsplit(':', 1)[1]}" for w, f in repeats[:5])
+        warnings.warn(f"{manifest}: {len(repeats)} duplicate line(s) (same image, same label) were ignored "
+                      f"({examples}{'; ...' if len(repeats) > 5 else ''})", stacklevel=2)
     return samples
+
+
+def _label_text(s: Sample) -> str:
+    return f"{s.label}" if s.coarse_label < 0 else f"{s.label} (coarse {s.coarse_label})"
 
 
 def _parse_label(text: str, name_to_id: dict[str, int], where: str) -> int:
@@ -202,7 +264,7 @@ class LabeledImages(Dataset):
                                 f"first: {bad[0].path} -> {bad[0].label}")
         if classes.fine_to_coarse is not None:
             # derive coarse labels from the table so both levels always agree
-            samples = [Sample(s.path, s.label, classes.fine_to_coarse[s.label]) for s in samples]
+            samples = [replace(s, coarse_label=classes.fine_to_coarse[s.label]) for s in samples]
         if verify:
             self.skipped = find_unreadable([str(s.path) for s in samples])
             if self.skipped:

@@ -29,6 +29,7 @@ __all__ = [
     "IMG_EXTENSIONS",
     "ImageLoadError",
     "ImageTooLargeError",
+    "collect_images",
     "find_unreadable",
     "list_images",
     "load_image",
@@ -90,13 +91,54 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int 
 
 
 def list_images(folder) -> list:
-    """Image files under ``folder`` (recursive, by extension, following symlinked folders), sorted."""
+    """Image files under ``folder`` (recursive, by extension, following symlinked folders), sorted.
+
+    Each real folder is walked once, so a symlink loop ends, and each real file is listed once, under the first
+    path found for it (sorted walk order).
+    """
     from pathlib import Path
 
-    found = []
-    for root, _dirs, files in os.walk(folder, followlinks=True):
-        found.extend(Path(root) / f for f in files if Path(f).suffix.lower() in IMG_EXTENSIONS)
-    return sorted(p for p in found if p.is_file())
+    found, seen_dirs, seen_files = [], set(), set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen_dirs:
+            dirs[:] = []
+            continue
+        seen_dirs.add(real)
+        dirs.sort()  # walk in a fixed order so "first path found" does not depend on the file system
+        for name in sorted(files):
+            path = Path(root) / name
+            if path.suffix.lower() not in IMG_EXTENSIONS or not path.is_file():
+                continue
+            real_file = os.path.realpath(path)
+            if real_file not in seen_files:
+                seen_files.add(real_file)
+                found.append(path)
+    return sorted(found)
+
+
+def collect_images(inputs: Iterable) -> list:
+    """Image paths from files (kept as given) and folders (expanded with :func:`list_images`), in input order.
+
+    Raises ``FileNotFoundError`` for a path that does not exist and ``ValueError`` naming every folder
+    that holds no image files, so an empty or mistyped folder is not a silent "0 images".
+    """
+    from pathlib import Path
+
+    files, empty = [], []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = list_images(item)
+            files += found
+            if not found:
+                empty.append(str(item))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"{item} is neither an image file nor a folder")
+    if empty:
+        raise ValueError(f"no image files ({', '.join(IMG_EXTENSIONS)}) in folder(s): {', '.join(empty)}")
+    return files
 
 
 def verify_image(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
