@@ -353,6 +353,8 @@ def _label_scanning_dataset_class():
                     if msg:
                         msgs.append(msg)
             missing, found, empty, corrupt = counts
+            if msgs:  # corrupt images and fixed labels, as ultralytics reports them
+                _import("ultralytics.utils", "LOGGER").info("\n".join(msgs))
             if found == 0 and labels and self.augment:
                 raise ValueError(f"{self.prefix}No labels found in {Path(path).parent / Path(path).stem}.")
             return {"labels": labels, "hash": self.get_cache_hash(), "msgs": msgs,
