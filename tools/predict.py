@@ -9,7 +9,8 @@
 Classifiers write ``{"image", "topk": [{"label", "index", "score"}], ...}`` per line; detectors write
 ``{"image", "width", "height", "detections": [{"box": [x1, y1, x2, y2], "score", "label", "class_id"}]}``
 in original pixels, and ``--draw DIR`` also saves each image with its boxes as a PNG.
-Unreadable files are skipped and listed on stderr (``--strict`` makes them an error).
+Unreadable files are skipped and listed on stderr (``--strict`` makes them an error); a folder without images,
+or no readable image at all, exits non-zero. Drawings keep the full file name: ``shelf.1.jpg`` -> ``shelf.1.jpg.png``.
 """
 
 from __future__ import annotations
@@ -24,22 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from vision.data.io import ImageLoadError, list_images, load_image  # noqa: E402
+from vision.data.io import ImageLoadError, collect_images, load_image  # noqa: E402
 from vision.inference import ImageClassifier  # noqa: E402
 from vision.inference_detection import LogoDetector, draw_detections  # noqa: E402
 from vision.zoo import load_model  # noqa: E402
-
-
-def collect_images(inputs: list[Path]) -> list[Path]:
-    files = []
-    for item in inputs:
-        if item.is_dir():
-            files += list_images(item)
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise SystemExit(f"error: {item} does not exist")
-    return files
 
 
 def classify(model, args):
@@ -54,6 +43,19 @@ def detect(model, args):
         return [{"width": a.shape[1], "height": a.shape[0], "detections": dets}
                 for a, dets in zip(arrays, detector.predict(arrays))]
     return run
+
+
+def drawing_name(path: Path, taken: set[str]) -> str:
+    """A PNG name for ``path`` that no earlier drawing has: ``shelf.1.jpg`` -> ``shelf.1.jpg.png``.
+
+    The full file name is kept because stems collide (``shelf.1.jpg`` / ``shelf.1.png``); same-named images
+    from different folders get ``_1``, ``_2``, ... Names are compared case-insensitively for macOS/Windows disks.
+    """
+    name, n = path.name, 1
+    while name.lower() in taken:
+        name, n = f"{path.stem}_{n}{path.suffix}", n + 1
+    taken.add(name.lower())
+    return name + ".png"
 
 
 # task -> (model, args) -> callable(list of RGB arrays) -> one JSON-able dict per image
@@ -74,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strict", action="store_true", help="fail on the first unreadable image")
     args = ap.parse_args(argv)
 
+    try:  # before loading the model: a mistyped or empty folder should fail at once
+        files = collect_images(args.images)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}")
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=args.device)
     if model.card.task not in PREDICTORS:
@@ -82,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.draw and model.card.task != "detection":
         raise SystemExit(f"error: --draw draws boxes; {args.model} is a {model.card.task!r} model")
     predict = PREDICTORS[model.card.task](model, args)
-    files = collect_images(args.images)
     out = args.out.open("w") if args.out else sys.stdout
     skipped: list[tuple[Path, str]] = []
     drawn: set[str] = set()
@@ -101,17 +106,16 @@ def main(argv: list[str] | None = None) -> int:
             for path, array, pred in zip(batch, arrays, predict(arrays) if arrays else []):
                 out.write(json.dumps({"image": str(path), **pred}) + "\n")
                 if args.draw and "detections" in pred:
-                    name, n = path.stem, 1
-                    while name in drawn:  # same-named images from different folders must not overwrite each other
-                        name, n = f"{path.stem}_{n}", n + 1
-                    drawn.add(name)
-                    draw_detections(array, pred["detections"], args.draw / name)
+                    draw_detections(array, pred["detections"], args.draw / drawing_name(path, drawn))
     finally:
         if args.out:
             out.close()
     if skipped:
         print(f"skipped {len(skipped)} of {len(files)} unreadable image(s): "
               + "; ".join(f"{p} ({why})" for p, why in skipped), file=sys.stderr)
+    if len(skipped) == len(files):
+        print(f"error: none of the {len(files)} image(s) could be read; nothing was predicted", file=sys.stderr)
+        return 1
     print(f"predicted {len(files) - len(skipped)} image(s) with {args.model}", file=sys.stderr)
     return 0
 

@@ -8,7 +8,8 @@
 
 Writes ``<out>/results.jsonl`` (one line per image: ``{"image", "width", "height", "logos": [{"box", "brand",
 "score", "best", "detection_score"}]}``, ``brand`` = ``"unknown"`` below the gallery threshold) and an annotated
-PNG per image under ``<out>/annotated/`` (``--no-draw`` skips them). Unreadable files are skipped and listed.
+PNG per image under ``<out>/annotated/`` (``--no-draw`` skips them, ``shelf.1.jpg`` -> ``000001_shelf.1.jpg.png``).
+Unreadable files are skipped and listed; a folder without images, or no readable image at all, exits non-zero.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
-from vision.data.io import ImageLoadError, list_images, load_image  # noqa: E402
+from vision.data.io import ImageLoadError, collect_images, load_image  # noqa: E402
 from vision.gallery import GalleryError  # noqa: E402
 from vision.recognition import BrandRecognizer, draw_brands  # noqa: E402
 from vision.zoo import ZooError  # noqa: E402
@@ -42,15 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None)
     args = ap.parse_args(argv)
 
-    files = []
-    for item in args.images:
-        if item.is_dir():
-            files += list_images(item)
-        elif item.is_file():
-            files.append(item)
-        else:
-            print(f"error: {item} is neither an image file nor a folder", file=sys.stderr)
-            return 2
+    try:  # before loading the models: a mistyped or empty folder should fail at once
+        files = collect_images(args.images)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, detector=args.detector,
                                                      device=args.device, detector_conf=args.conf,
@@ -74,10 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             counts["logos"] += len(logos)
             counts["unknown"] += sum(r["brand"] == "unknown" for r in logos)
             if not args.no_draw:
-                draw_brands(image, logos, args.out / "annotated" / f"{counts['images']:06d}_{path.stem}.png")
+                draw_brands(image, logos, args.out / "annotated" / f"{counts['images']:06d}_{path.name}.png")
     for path, why in skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     print(json.dumps({**counts, "skipped": len(skipped), "out": str(args.out / "results.jsonl")}))
+    if not counts["images"]:
+        print(f"error: none of the {len(files)} image(s) could be read; nothing was recognised", file=sys.stderr)
+        return 1
     return 0
 
 

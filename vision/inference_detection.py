@@ -87,7 +87,10 @@ class LogoDetector:
 
 def draw_detections(image: ImageInput, detections: list[dict], path: str | os.PathLike,
                     color: tuple[int, int, int] = (255, 32, 32)) -> Path:
-    """Write ``image`` with labelled boxes as a PNG (PIL's built-in bitmap font: nothing is downloaded)."""
+    """Write ``image`` with labelled boxes as a PNG (PIL's built-in bitmap font: nothing is downloaded).
+
+    ``.png`` is appended unless ``path`` already ends in it (``shelf.1`` -> ``shelf.1.png``, never ``shelf.png``).
+    """
     canvas = Image.fromarray(to_rgb_array(image))
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default_imagefont() if hasattr(ImageFont, "load_default_imagefont") else None
@@ -100,7 +103,9 @@ def draw_detections(image: ImageInput, detections: list[dict], path: str | os.Pa
         y = max(0, y1 - (bottom - top) - 2)
         draw.rectangle([x1, y, x1 + right - left + 2, y + bottom - top + 2], fill=color)
         draw.text((x1 + 1, y + 1), text, fill=(255, 255, 255), font=font)
-    path = Path(path).with_suffix(".png")
+    path = Path(path)
+    if path.suffix.lower() != ".png":  # with_suffix would turn shelf.1 and shelf.2 into one shelf.png
+        path = path.with_name(path.name + ".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path, format="PNG")
     return path
