@@ -11,6 +11,10 @@ evaluator (ultralytics ``YOLO(pt).val``, conf 0.001, IoU 0.7) on the same val sp
     python benchmarks/detection_vs_ultralytics.py --data runs/logos2k/data.yaml --epochs 10 --imgsz 320 \\
         --out runs/detbench
 
+Trusted inputs only: the ultralytics side runs ultralytics' own ``YOLO(...).train/.val``, which loads full-pickle
+``.pt`` files, evaluates model YAMLs and reads and writes pickled ``labels/*.cache`` files in the data folder (the
+library's own loaders refuse all three). Point it at a dataset you generated, or a copy.
+
 Writes ``<out>/results.json`` and prints one table. ``--only ours|ultralytics`` runs one side (e.g. to
 re-score), ``--score-only`` skips training and scores what ``<out>`` holds.
 """

@@ -53,3 +53,15 @@ def test_unknown_task_lists_the_known_ones():
 def test_interpolation_names_match_the_transform_flags():
     transforms = importlib.import_module("vision.data.transforms")
     assert set(transforms._INTERPOLATIONS) == set(transforms.INTERPOLATIONS)
+
+
+def test_a_detection_card_names_its_architecture_by_bare_yaml_name_only():
+    from vision.zoo.card import ZooError, check_card_dict
+
+    card = {"name": "d", "task": "detection", "architecture": "yolo11n.yaml", "class_names": ["logo"],
+            "config": {"yaml": "yolo11n.yaml", "num_classes": 1},
+            "preprocessing": {"input_size": 64, "crop_pct": 1.0}}
+    check_card_dict(card)
+    for bad in ("/tmp/evil.yaml", "../evil.yaml", "sub/evil.yaml", "evil.py", ""):
+        with pytest.raises(ZooError, match="config.yaml"):
+            check_card_dict({**card, "config": {"yaml": bad, "num_classes": 1}})

@@ -97,7 +97,7 @@ TASKS: dict[str, Task] = {
         card="vision.tasks.cards:detection_card",
         module="vision.tasks.detection:LogoDetectionModule",
         datamodule="vision.data.detection:YoloDataModule",
-        config={"yaml": ("non-empty str", True), "num_classes": ("int>0", True)},
+        config={"yaml": ("yaml name", True), "num_classes": ("int>0", True)},
         outputs={"predictions": Output("vision.models.outputs:DetectorPredictions",
                                        "decoded boxes (cx, cy, w, h in input pixels) then one score per class, shape "
                                        "(N, 4 + classes, anchors), before NMS")},

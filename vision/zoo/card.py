@@ -112,6 +112,9 @@ CONFIG_CHECKS: dict[str, Check] = {
     "int>0": _POSITIVE_INT,
     "int>0|null": (lambda v: v is None or (_is_int(v) and v > 0), "an integer > 0 or null"),
     "non-empty str": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    # an architecture shipped with ultralytics, by bare name: never a path (the builder checks its schema too)
+    "yaml name": (lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.ya?ml", v) is not None,
+                  "the bare name of an architecture YAML shipped with ultralytics (e.g. 'yolo11n.yaml')"),
 }
 
 
