@@ -15,11 +15,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from torch import nn
 
 from vision import ultralytics_compat as ulc
 from vision.inference import ImageInput, to_rgb_array
+from vision.results import BOX_COLOR, draw_boxes
 
 
 def letterbox_to_original(boxes: torch.Tensor, letterboxed_hw: tuple[int, int],
@@ -86,23 +87,12 @@ class LogoDetector:
 
 
 def draw_detections(image: ImageInput, detections: list[dict], path: str | os.PathLike,
-                    color: tuple[int, int, int] = (255, 32, 32)) -> Path:
+                    color: tuple[int, int, int] = BOX_COLOR) -> Path:
     """Write ``image`` with labelled boxes as a PNG (PIL's built-in bitmap font: nothing is downloaded).
 
     ``.png`` is appended unless ``path`` already ends in it (``shelf.1`` -> ``shelf.1.png``, never ``shelf.png``).
     """
-    canvas = Image.fromarray(to_rgb_array(image))
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default_imagefont() if hasattr(ImageFont, "load_default_imagefont") else None
-    width = max(1, round(max(canvas.size) / 300))
-    for det in detections:
-        x1, y1, x2, y2 = det["box"]
-        draw.rectangle([x1, y1, x2, y2], outline=color, width=width)
-        text = f"{det['label']} {det['score']:.2f}"
-        left, top, right, bottom = draw.textbbox((x1, y1), text, font=font)
-        y = max(0, y1 - (bottom - top) - 2)
-        draw.rectangle([x1, y, x1 + right - left + 2, y + bottom - top + 2], fill=color)
-        draw.text((x1 + 1, y + 1), text, fill=(255, 255, 255), font=font)
+    canvas = draw_boxes(Image.fromarray(to_rgb_array(image)), detections, color)
     path = Path(path)
     if path.suffix.lower() != ".png":  # with_suffix would turn shelf.1 and shelf.2 into one shelf.png
         path = path.with_name(path.name + ".png")
