@@ -141,7 +141,8 @@ def test_list_images_walks_each_real_folder_once(tmp_path):
     for folder, real in [("loop", ["top.jpg", "sub/x.jpg", "sub/y.png"]), ("twice", ["sub/x.jpg"])]:
         found = list_images(tmp_path / folder)
         assert len(found) == len(real)
-        assert sorted(os.path.realpath(p) for p in found) == sorted(os.path.realpath(tmp_path / folder / n) for n in real)
+        expected = sorted(os.path.realpath(tmp_path / folder / n) for n in real)
+        assert sorted(os.path.realpath(p) for p in found) == expected
 
 
 def test_label_out_of_range_without_class_table_is_refused(tmp_path):
@@ -150,7 +151,10 @@ def test_label_out_of_range_without_class_table_is_refused(tmp_path):
     (tmp_path / "val.txt").write_text("3.jpg, 1\n")
     with pytest.raises(ManifestError, match=r"train\.txt:3: label 999 is out of range 0\.\.1.*class table"):
         ClassificationDataModule(train=str(tmp_path / "train.txt"), val=str(tmp_path / "val.txt"), num_workers=0)
-    (tmp_path / "train.txt").write_text("0.jpg, 0\n1.jpg, 1\n2.jpg, 2\n")  # the same ids, all used: fine
+    (tmp_path / "train.txt").write_text("0.jpg, 2\n1.jpg, 1\n2.jpg, 3\n")  # 1-based ids
+    with pytest.raises(ManifestError, match=r"train\.txt:1: no sample has label 0: labels are 0-based"):
+        ClassificationDataModule(train=str(tmp_path / "train.txt"), val=str(tmp_path / "val.txt"), num_workers=0)
+    (tmp_path / "train.txt").write_text("0.jpg, 0\n1.jpg, 1\n2.jpg, 2\n")  # ids 0..2, all used: fine
     assert ClassificationDataModule(train=str(tmp_path / "train.txt"), val=str(tmp_path / "val.txt")).num_classes == 3
 
 

@@ -199,6 +199,9 @@ def _check_contiguous(labelled: list[tuple[int, Sample]], kind: str) -> int:
         return num
     label, sample = next((label, s) for label, s in labelled if label > num)
     where = sample.where or str(sample.path)
+    if num == 0:
+        raise ManifestError(f"{where}: no sample has {kind} 0: labels are 0-based class ids (1-based labels "
+                            f"need 1 subtracted), or pass a class table (data.classes)")
     raise ManifestError(f"{where}: {kind} {label} is out of range 0..{num - 1}: without a class table the "
                         f"number of classes is inferred from the labels, which must be 0..K-1 with every id used, "
                         f"and no sample has {kind} {num}. Fix the label or pass a class table (data.classes)")
@@ -221,7 +224,7 @@ def find_split_overlap(first: list[Sample], second: list[Sample]) -> list[tuple[
         if s.path in shared:
             continue
         for other in by_size.get(_file_size(s.path), ()):
-            if os.path.realpath(other) != os.path.realpath(s.path) and _digest(other, hashes) == _digest(s.path, hashes):
+            if _digest(other, hashes) == _digest(s.path, hashes):
                 pairs.append((other, s.path))
                 break
     return pairs
