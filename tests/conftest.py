@@ -3,6 +3,10 @@ import os
 # Tests never touch the network: hub downloads fail fast instead of hanging.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# the user's zoo (where saves go by default) is a fresh folder: tests never write to ~/.local/share/vision or see
+# models a developer trained there
+os.environ["VISION_HOME"] = __import__("tempfile").mkdtemp(prefix="vision-home-")
+os.environ.pop("VISION_ZOO_DIR", None)
 
 from pathlib import Path  # noqa: E402
 

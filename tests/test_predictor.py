@@ -117,6 +117,9 @@ def test_inputs_folder_glob_in_memory_and_unreadable(tmp_path):
     assert [s for s, _ in iter_images([rgb, torch.zeros(3, 8, 8)])] == ["<input 0>", "<input 1>"]
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         list(iter_images(tmp_path / "nothing-here"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no image files"):
+        list(iter_images(tmp_path / "empty"))
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     p = predictor("brand_resnet10t", device="cpu")
     assert len(p([PHOTOS[0], tmp_path / "broken.jpg"], on_error="skip")) == 1
@@ -132,6 +135,7 @@ def test_results_serialise_and_draw(tmp_path):
     line = json.loads(json.dumps(det.to_dict()))
     assert line["task"] == "detection" and line["width"] == 320 and len(line["detections"]) == len(det)
     assert det.save(tmp_path / "det").stat().st_size > 0
+    assert det.save(tmp_path / "shelf.1").name == "shelf.1.png" != det.save(tmp_path / "shelf.2").name
     clf = predictor("grocery_resnet10t", device="cpu")(PHOTOS[:1])[0]
     assert clf.to_dict()["topk"][0]["label"] == clf.label and clf.to_dict()["coarse"] == clf.coarse
     from PIL import Image

@@ -39,7 +39,7 @@ from vision.inference import ImageInput, to_batch
 from vision.export.onnx import ArtifactIntegrityError, ExportError, output_network
 from vision.tasks import TASKS
 from vision.zoo import ModelCard, load_model
-from vision.zoo.registry import default_zoo_dir, read_manifest
+from vision.zoo import find_card
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 ENGINE_SUFFIXES = (".plan", ".engine")
@@ -232,7 +232,8 @@ def _auto_source(name_or_path: str | Path, export_dir: Path) -> tuple[str | Path
         return name_or_path, "tensorrt"
     if suffix == ".onnx":
         return name_or_path, "onnxruntime"
-    card = read_manifest(default_zoo_dir()).get(str(name_or_path)) if not Path(name_or_path).exists() else None
+    found = find_card(str(name_or_path)) if not Path(name_or_path).exists() else None
+    card = found[0] if found else None
     if card is None or card.task not in FEATURE_OUTPUTS:
         return name_or_path, "torch"
     stem = export_dir / f"{card.name}.{FEATURE_OUTPUTS[card.task]}"

@@ -42,6 +42,19 @@ UNIT_NORM_TOLERANCE = 1e-3    # stored vectors are normalised by add_many; a fil
 log = logging.getLogger(__name__)
 
 
+def _resolve_gallery(path: Path) -> Path:
+    if path.is_file():
+        return path
+    if path.parent == Path(".") and not path.exists():
+        from vision.zoo import zoo_search_path
+
+        for folder in zoo_search_path():
+            for candidate in (folder / path.name, folder / f"{path.name}.npz"):
+                if candidate.is_file():
+                    return candidate
+    raise GalleryError(f"gallery file {path} not found (nor a gallery of that name in the zoo)")
+
+
 def mean_prototypes(owners: Sequence[str], vectors) -> tuple[list[str], np.ndarray]:
     """One unit-norm prototype per brand (the mean of its rows of ``vectors``), brands in first-seen order."""
     vectors = np.asarray(vectors, np.float32)
@@ -276,10 +289,11 @@ class BrandGallery:
     def load(cls, path: str | os.PathLike, model: "ModelCard | None" = None, dim: int | None = None,
              allow_unbound: bool = False) -> "BrandGallery":
         """Read a gallery file, every field checked (:class:`GalleryError` naming the file and the field); with
-        ``model`` (a card) and ``dim``, refuse a gallery made by another model (see :meth:`check_model`)."""
-        path = Path(path)
-        if not path.is_file():
-            raise GalleryError(f"gallery file {path} not found")
+        ``model`` (a card) and ``dim``, refuse a gallery made by another model (see :meth:`check_model`).
+
+        ``path`` may also be the bare name of a gallery in a zoo folder (``"simple_icons_gallery"``: the one that
+        ships with vision), looked up along :func:`vision.zoo.zoo_search_path`."""
+        path = _resolve_gallery(Path(path))
         try:
             with np.load(path, allow_pickle=False) as data:
                 missing = {"meta", "vectors", "owner"} - set(data.files)

@@ -239,9 +239,9 @@ def iter_images(images) -> Iterator[tuple[str, Any]]:
         text = str(images)
         path = Path(text)
         if path.is_dir():
-            from vision.data.io import list_images
+            from vision.data.io import collect_images
 
-            yield from ((str(p), p) for p in list_images(path))
+            yield from ((str(p), p) for p in collect_images([path]))  # an empty folder is an error, not 0 results
         elif path.is_file():
             yield text, path
         elif _glob.has_magic(text):
@@ -314,11 +314,12 @@ def _auto_source(name_or_path, output: str | None, export_dir: Path, zoo_dir) ->
     if Path(str(name_or_path)).exists():
         return name_or_path, "torch"
     from vision.export.onnx import default_output
-    from vision.zoo.registry import default_zoo_dir, read_manifest
+    from vision.zoo import find_card
 
-    card = read_manifest(Path(zoo_dir) if zoo_dir else default_zoo_dir()).get(str(name_or_path))
-    if card is None:
+    found = find_card(str(name_or_path), zoo_dir)
+    if found is None:
         return name_or_path, "torch"  # load_model gives the did-you-mean error
+    card = found[0]
     stem = export_dir / f"{card.name}.{output or default_output(card)}"
     plan, onnx_file = Path(f"{stem}.plan"), Path(f"{stem}.onnx")
     if plan.is_file() and torch.cuda.is_available() and _export_matches(plan, card, "tensorrt"):

@@ -41,8 +41,10 @@ class Result:
         return self._image(image)
 
     def save(self, path: str | Path, image=None) -> Path:
-        """Write :meth:`plot` as a PNG; returns the path written."""
-        path = Path(path).with_suffix(".png")
+        """Write :meth:`plot` as a PNG (``.png`` appended unless ``path`` ends in it: ``shelf.1`` and ``shelf.2``
+        stay two files); returns the path written."""
+        path = Path(path)
+        path = path if path.suffix.lower() == ".png" else path.with_name(path.name + ".png")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.plot(image).save(path, format="PNG")
         return path

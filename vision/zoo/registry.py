@@ -45,10 +45,46 @@ _MODEL_FIELDS = ("task", "architecture", "config", "preprocessing", "class_names
 log = logging.getLogger(__name__)
 
 
+def shipped_zoo_dir() -> Path:
+    """The models that ship with vision: ``vision/weights`` inside an installed wheel, the repository's
+    ``weights/`` folder in a checkout (or an editable install)."""
+    installed = Path(__file__).resolve().parents[1] / "weights"
+    return installed if (installed / MANIFEST).is_file() else Path(__file__).resolve().parents[2] / "weights"
+
+
+def user_zoo_dir() -> Path:
+    """Where models you train are saved by default: ``$VISION_HOME/zoo``, else ``$XDG_DATA_HOME/vision/zoo``
+    (``~/.local/share/vision/zoo``). Never the shipped zoo."""
+    if os.environ.get("VISION_HOME"):
+        return Path(os.environ["VISION_HOME"]).expanduser() / "zoo"
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home).expanduser() / "vision" / "zoo"
+
+
+def zoo_search_path(zoo_dir: str | Path | None = None) -> list[Path]:
+    """The zoos a model name is looked up in, first match wins: ``zoo_dir`` if given, else ``$VISION_ZOO_DIR``
+    if set, else your zoo (:func:`user_zoo_dir`) and then the shipped one (:func:`shipped_zoo_dir`)."""
+    if zoo_dir:
+        return [Path(zoo_dir)]
+    if os.environ.get("VISION_ZOO_DIR"):
+        return [Path(os.environ["VISION_ZOO_DIR"]).expanduser()]
+    return list(dict.fromkeys([user_zoo_dir(), shipped_zoo_dir()]))
+
+
 def default_zoo_dir() -> Path:
-    """``$VISION_ZOO_DIR`` if set, else the repository's ``weights/`` folder."""
+    """Where :func:`save_model` writes when no ``zoo_dir`` is given: ``$VISION_ZOO_DIR`` if set, else your zoo
+    (:func:`user_zoo_dir`)."""
     env = os.environ.get("VISION_ZOO_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "weights"
+    return Path(env).expanduser() if env else user_zoo_dir()
+
+
+def find_card(name: str, zoo_dir: str | Path | None = None) -> tuple[ModelCard, Path] | None:
+    """The card of zoo model ``name`` and the zoo folder holding it, searched along :func:`zoo_search_path`."""
+    for folder in zoo_search_path(zoo_dir):
+        card = read_manifest(folder).get(name)
+        if card is not None:
+            return card, folder
+    return None
 
 
 def build_model(card: ModelCard) -> nn.Module:
@@ -65,8 +101,9 @@ def build_model(card: ModelCard) -> nn.Module:
 
 # --- manifest
 def read_manifest(zoo_dir: str | Path | None = None) -> dict[str, ModelCard]:
-    """The cards of a zoo by name; a missing manifest is an empty zoo, a malformed one a :class:`ZooError`."""
-    path = Path(zoo_dir or default_zoo_dir()) / MANIFEST
+    """The cards of one zoo folder by name (default: the first of :func:`zoo_search_path`); a missing manifest is
+    an empty zoo, a malformed one a :class:`ZooError`."""
+    path = Path(zoo_dir or zoo_search_path()[0]) / MANIFEST
     if not path.is_file():
         return {}
     raw = _parse_json(_read_text(path), str(path))
@@ -128,8 +165,11 @@ def _manifest_lock(zoo_dir: Path) -> Iterator[None]:
 
 
 def list_models(task: str | None = None, zoo_dir: str | Path | None = None) -> list[str]:
-    """Names of the models in the zoo, optionally of one task."""
-    return sorted(n for n, c in read_manifest(zoo_dir).items() if task is None or c.task == task)
+    """Names of the models in the zoos of :func:`zoo_search_path` (yours and the shipped ones), optionally of one
+    task."""
+    names = {n for folder in zoo_search_path(zoo_dir) for n, c in read_manifest(folder).items()
+             if task is None or c.task == task}
+    return sorted(names)
 
 
 def save_model(model: nn.Module, card: ModelCard, zoo_dir: str | Path | None = None, *,
@@ -226,19 +266,22 @@ def load_model(name_or_path: str | Path, zoo_dir: str | Path | None = None, devi
     elif source.suffix == ".safetensors" or source.exists():
         model, card = _from_weights_file(source, allow_unverified)
     else:
-        model, card = _from_zoo(str(name_or_path), Path(zoo_dir or default_zoo_dir()))
+        model, card = _from_zoo(str(name_or_path), zoo_dir)
     model.card = card
     return model.to(device).eval()
 
 
-def _from_zoo(name: str, zoo_dir: Path) -> tuple[nn.Module, ModelCard]:
-    cards = read_manifest(zoo_dir)
-    if name not in cards:
-        close = difflib.get_close_matches(name, list(cards), n=3)
-        hint = f"; did you mean {close}?" if close else f"; available: {sorted(cards) or 'none'}"
-        raise ZooError(f"no model named {name!r} in {zoo_dir / MANIFEST}{hint}")
-    card = cards[name]
-    return _load_verified(zoo_dir / card.file, card)
+def _from_zoo(name: str, zoo_dir: str | Path | None) -> tuple[nn.Module, ModelCard]:
+    found = find_card(name, zoo_dir)
+    if found is None:
+        searched = zoo_search_path(zoo_dir)
+        known = list_models(zoo_dir=zoo_dir)
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"did you mean {close}?" if close else f"available: {known or 'none'}"
+        raise ZooError(f"no model named {name!r} in {', '.join(str(f / MANIFEST) for f in searched)}; {hint} "
+                       "(set zoo_dir= or $VISION_ZOO_DIR to use another zoo)")
+    card, folder = found
+    return _load_verified(folder / card.file, card)
 
 
 def _from_weights_file(path: Path, allow_unverified: bool) -> tuple[nn.Module, ModelCard]:

@@ -1,0 +1,77 @@
+"""The library outside its checkout: zoo resolution order, the shipped zoo inside the wheel, user saves."""
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import torch
+
+from vision.zoo import (ModelCard, ZooError, default_zoo_dir, list_models, load_model, save_model, shipped_zoo_dir,
+                        user_zoo_dir, zoo_search_path)
+
+from .conftest import REPO
+
+
+def _tiny(name: str) -> tuple[torch.nn.Module, ModelCard]:
+    from vision.tasks.networks import embedder
+
+    card = ModelCard(name=name, task="embedding", architecture="test_resnet", config={"embedding_size": 8},
+                     preprocessing={"input_size": 32, "crop_pct": 1.0})
+    return embedder(card), card
+
+
+def test_resolution_order_and_user_saves_never_touch_the_shipped_zoo(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISION_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("VISION_ZOO_DIR", raising=False)
+    assert user_zoo_dir() == tmp_path / "home" / "zoo" and default_zoo_dir() == user_zoo_dir()
+    assert zoo_search_path() == [user_zoo_dir(), shipped_zoo_dir()] and shipped_zoo_dir() == REPO / "weights"
+    before = (REPO / "weights" / "manifest.json").read_bytes()
+    net, card = _tiny("mine")
+    save_model(net, card)  # no zoo_dir: your zoo
+    assert (user_zoo_dir() / "mine.safetensors").is_file()
+    assert (REPO / "weights" / "manifest.json").read_bytes() == before
+    assert {"mine", "grocery_resnet10t"} <= set(list_models())  # yours and the shipped ones
+    assert load_model("mine").card.name == "mine" and load_model("grocery_resnet10t").card.task == "classification"
+
+    # a model of yours shadows a shipped one of the same name; zoo_dir= and $VISION_ZOO_DIR search only there
+    net, card = _tiny("grocery_resnet10t")
+    save_model(net, card)
+    assert load_model("grocery_resnet10t").card.task == "embedding"
+    assert load_model("grocery_resnet10t", zoo_dir=REPO / "weights").card.task == "classification"
+    monkeypatch.setenv("VISION_ZOO_DIR", str(tmp_path / "other"))
+    assert zoo_search_path() == [tmp_path / "other"]
+    with pytest.raises(ZooError, match=r"no model named 'mine'.*VISION_ZOO_DIR"):
+        load_model("mine")
+
+
+def test_shipped_gallery_is_found_by_name(monkeypatch):
+    from vision.gallery import BrandGallery
+
+    assert len(BrandGallery.load("simple_icons_gallery")) > 3000
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_shipped_zoo_and_loads_it_from_outside_the_checkout(tmp_path):
+    """Build the wheel, and import it (on top of this environment's dependencies) from another folder."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(REPO)], check=True, capture_output=True)
+    wheel = next((tmp_path / "dist").glob("vision_zoo-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"vision/weights/manifest.json", "vision/weights/grocery_resnet10t.safetensors",
+            "vision/weights/simple_icons_gallery.npz", "vision/tasks/__init__.py"} <= set(names)
+    assert not [n for n in names if n.startswith(("weights/", "tests/", "tools/")) or "/demo/" in n]
+    target = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(target)
+    code = ("import vision, sys; assert vision.__file__.startswith(sys.argv[1]), vision.__file__; "
+            "from vision.zoo import shipped_zoo_dir; print(shipped_zoo_dir()); "
+            "print(sorted(vision.list_models())); m = vision.load_model('grocery_resnet10t'); print(m.card.sha256)")
+    env = {**os.environ, "PYTHONPATH": str(target), "VISION_HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-c", code, str(target)], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert lines[0] == str(target / "vision" / "weights")
+    assert "brand_resnet10t" in lines[1] and "logo_yolo11n" in lines[1] and len(lines[2]) == 64
