@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,13 +11,17 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from vision.data.brands import BrandDataModule, canonical_logo, square_crop, write_brand_dataset
+from vision.crops import square_crop
+from vision.data.brands import BrandDataModule
 from vision.data.datasets import ManifestError
-from vision.data.logos import composite_logos, list_brands, render_logo, split_brands
 from vision.features import FeatureExtractor
 from vision.gallery import UNKNOWN, BrandGallery, GalleryError, mean_prototypes
 from vision.recognition import BrandRecognizer
 from vision.retrieval import build_index, ivf_lists, retrieval_metrics
+from vision.synth.brand_dataset import write_brand_dataset
+from vision.synth.catalog import list_brands, split_brands
+from vision.synth.composite import composite_logos
+from vision.synth.render import canonical_logo, render_logo
 from vision.tasks.brand import BrandEmbeddingModule, build_loss, build_miner
 from vision.zoo import save_model
 
@@ -167,6 +173,15 @@ def test_bad_batch_shape_and_lonely_brand(brand_data, tmp_path):
         (lonely / ("solo" if i == 0 else "pair") / f"{i}.jpg").symlink_to(target)
     with pytest.raises(ManifestError, match="fewer than 2 images.*solo"):
         BrandDataModule(str(lonely), m_per_class=2, batch_size=2)
+
+
+def test_training_and_inference_path_loads_no_synthesis():
+    """Dataset synthesis (vision.synth, simple-icons, resvg) is a leaf: only tools, benchmarks and tests import it."""
+    code = ("import sys, json, vision.data.brands, vision.recognition, vision.tasks.brand; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('resvg_py', 'simple_icons_pack') or m.startswith('vision.synth'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
 
 
 def test_square_crop_keeps_wide_logos_and_pads_at_edges():

@@ -82,7 +82,7 @@ def test_classification_ddp_trains_saves_and_validates_like_one_process(tmp_path
 
 def test_embedding_ddp_gathers_losses_and_validation_like_one_process(tmp_path):
     """Rank-aware m-per-class batches, loss/miner over all ranks, retrieval metrics over the gathered val set."""
-    from vision.data.brands import write_brand_dataset
+    from vision.synth.brand_dataset import write_brand_dataset
 
     data = tmp_path / "brands"
     write_brand_dataset(data, [SAMPLE / "train"], val_backgrounds=[SAMPLE / "val"], size=32, train_clean=2,

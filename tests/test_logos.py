@@ -1,4 +1,4 @@
-"""Logo rendering, brand splits, compositing and the YOLO dataset builder (vision.data.logos)."""
+"""Logo rendering, brand splits, compositing and the YOLO dataset builder (vision.synth)."""
 
 import json
 from pathlib import Path
@@ -8,17 +8,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from vision.data.logos import (
-    Brand,
-    LogoDatasetWarning,
-    LogoRenderError,
-    composite_logos,
-    list_brands,
-    random_logo_style,
-    render_logo,
-    split_brands,
-    write_yolo_dataset,
-)
+from vision.synth.catalog import Brand, list_brands, split_brands
+from vision.synth.composite import composite_logos
+from vision.synth.record import LogoDatasetWarning
+from vision.synth.render import LogoRenderError, random_logo_style, render_logo
+from vision.synth.yolo import write_yolo_dataset
 
 GREY = 128
 BROKEN = Brand(slug="broken-brand", title="Broken", hex="FF0000", svg="<svg><path d=")

@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
-from vision.data.brands import parse_render_colors, simple_icons_renders  # noqa: E402
 from vision.data.datasets import ManifestError, scan_image_folder  # noqa: E402
 from vision.features import FeatureExtractor  # noqa: E402
 from vision.gallery import MERGES, BrandGallery, GalleryError  # noqa: E402
 from vision.progress import warnings_above_progress_bar  # noqa: E402
 from vision.retrieval import INDEX_KINDS  # noqa: E402
+from vision.synth.render import parse_render_colors, simple_icons_renders  # noqa: E402
 from vision.zoo import ZooError  # noqa: E402
 
 

@@ -6,7 +6,8 @@
         --val-backgrounds $G/val/Fruit $G/val/Vegetables --out runs/brands --size 96 --workers 2
 
 Writes train/<brand>/, {val,test}/gallery/<brand>/, {val,test}/query/<brand>/ and brands.json under --out
-(see vision.data.brands). Use fruit and vegetable photos as backgrounds: package photos carry real, unlabelled logos.
+(see vision.synth.brand_dataset). Use fruit and vegetable photos as backgrounds: package photos carry real,
+unlabelled logos.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
-from vision.data.brands import write_brand_dataset  # noqa: E402
 from vision.progress import warnings_above_progress_bar  # noqa: E402
+from vision.synth.brand_dataset import write_brand_dataset  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
-from vision.data.logos import MODES, LogoDatasetSummary, write_yolo_dataset  # noqa: E402
 from vision.progress import warnings_above_progress_bar  # noqa: E402
+from vision.synth.yolo import MODES, LogoDatasetSummary, write_yolo_dataset  # noqa: E402
 
 
 def parse_range(text: str) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from vision.data.brands import square_crop
+from vision.crops import square_crop
 from vision.gallery import BrandGallery, GalleryError
 from vision.inference import ImageInput, to_rgb_array
 
@@ -35,7 +35,7 @@ class BrandRecognizer:
     ``extractor`` embeds crops (a :class:`vision.features.FeatureExtractor` of an ``embedding`` zoo model); the
     gallery must have been built with the same model (checked here; a gallery that records no model name or sha256
     is refused unless ``allow_unbound=True``, which is logged). ``margin`` frames each detected box as in training
-    (:func:`vision.data.brands.square_crop`). ``threshold`` overrides the gallery's calibrated one.
+    (:func:`vision.crops.square_crop`). ``threshold`` overrides the gallery's calibrated one.
     """
 
     def __init__(self, extractor, gallery: BrandGallery, detector: Detector | None = None, margin: float = 0.15,
@@ -81,7 +81,7 @@ def embed_logos(extractor, images: ImageInput | Sequence[ImageInput], detector: 
                 margin: float = 0.15) -> list[tuple[list[dict], np.ndarray]]:
     """Per image its detected logos (``{"box", "score"}``) and their embeddings, ``(n_logos, D)``.
 
-    Each box is framed by :func:`~vision.data.brands.square_crop` with ``margin`` as in training; without a
+    Each box is framed by :func:`~vision.crops.square_crop` with ``margin`` as in training; without a
     ``detector`` the whole frame is the one logo. An image without a detected logo gives ``([], (0, D))``.
     """
     items = list(images) if isinstance(images, (list, tuple)) else [images]
