@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import random
 import warnings
 
@@ -61,21 +62,13 @@ def test_latin1_manifest_and_class_table_name_file_and_line(tmp_path):
 
 
 # --- item 13: one drawing per input, even when stems collide
-def _fake_detector(monkeypatch, predict):
-    card = type("Card", (), {"task": "detection"})()
-    monkeypatch.setattr(predict, "load_model", lambda name, device=None: type("Model", (), {"card": card})())
-    monkeypatch.setitem(predict.PREDICTORS, "detection", lambda model, args: lambda arrays: [
-        {"width": a.shape[1], "height": a.shape[0],
-         "detections": [{"box": [1, 1, 8, 8], "score": 0.9, "label": "logo", "class_id": 0}]} for a in arrays])
+def test_predict_draws_one_png_per_input(tmp_path):
+    from vision.commands import predict
 
-
-def test_predict_draws_one_png_per_input(tmp_path, monkeypatch):
-    predict = _tool("predict")
-    _fake_detector(monkeypatch, predict)
     _write_images(tmp_path / "a", ["shelf.1.jpg", "shelf.2.png", "shelf.1.png"])
     _write_images(tmp_path / "b", ["shelf.1.jpg"])  # same name in another folder
-    rc = predict.main(["--model", "fake", "--images", str(tmp_path / "a"), str(tmp_path / "b"),
-                       "--out", str(tmp_path / "p.jsonl"), "--draw", str(tmp_path / "drawn")])
+    rc = predict.main(["--model", "logo_yolo11n", "--device", "cpu", "--images", str(tmp_path / "a"),
+                       str(tmp_path / "b"), "--out", str(tmp_path / "p.jsonl"), "--draw", str(tmp_path / "drawn")])
     assert rc == 0
     drawn = sorted(p.name for p in (tmp_path / "drawn").iterdir())
     assert drawn == ["shelf.1.jpg.png", "shelf.1.png.png", "shelf.1_1.jpg.png", "shelf.2.png.png"]
@@ -107,23 +100,27 @@ def test_empty_folder_is_an_error_for_predict_and_recognize(tmp_path, monkeypatc
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not an image")
     _write_images(tmp_path / "full", ["a.jpg"])
-    predict = _tool("predict")
-    monkeypatch.setattr(predict, "load_model", lambda *a, **k: pytest.fail("model loaded before inputs checked"))
-    with pytest.raises(SystemExit, match=r"no image files .* in folder\(s\): .*empty"):
-        predict.main(["--model", "fake", "--images", str(tmp_path / "full"), str(tmp_path / "empty")])
+    import vision.predictors
+    from vision.commands import main as vision_main
+
+    monkeypatch.setattr(vision.predictors, "predictor", lambda *a, **k: pytest.fail("model loaded before inputs"))
+    assert vision_main(["predict", "--model", "fake", "--images", str(tmp_path / "full"),
+                        str(tmp_path / "empty")]) == 1
+    assert re.search(r"^error: no image files .* in folder\(s\): .*empty", capsys.readouterr().err)
     recognize = _tool("recognize")
     assert recognize.main(["--images", str(tmp_path / "empty"), "--embedder", "e", "--gallery", "g.npz",
                            "--out", str(tmp_path / "out")]) == 2
     assert f"{tmp_path / 'empty'}" in capsys.readouterr().err
 
 
-def test_predict_fails_when_no_image_could_be_read(tmp_path, monkeypatch, capsys):
-    predict = _tool("predict")
-    _fake_detector(monkeypatch, predict)
+def test_predict_fails_when_no_image_could_be_read(tmp_path, capsys):
+    from vision.commands import predict
+
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "a.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     (tmp_path / "bad" / "b.png").write_bytes(b"")
-    rc = predict.main(["--model", "fake", "--images", str(tmp_path / "bad"), "--out", str(tmp_path / "p.jsonl")])
+    rc = predict.main(["--model", "logo_yolo11n", "--device", "cpu", "--images", str(tmp_path / "bad"),
+                       "--out", str(tmp_path / "p.jsonl")])
     assert rc == 1
     err = capsys.readouterr().err
     assert "skipped 2 of 2" in err and "none of the 2 image(s) could be read" in err

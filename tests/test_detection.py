@@ -265,8 +265,7 @@ def test_close_mosaic_switches_train_transforms(logo_data):
 
 
 def test_predict_tool_writes_detections_and_drawings(trained, tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "tools"))
-    import predict
+    from vision.commands import predict
 
     module, _, _ = trained
     save_model(module.eval_model, module.model_card("logo_t"), tmp_path / "zoo")
@@ -276,7 +275,7 @@ def test_predict_tool_writes_detections_and_drawings(trained, tmp_path, capsys):
     (images / "a" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     out = tmp_path / "preds.jsonl"
     rc = predict.main(["--model", str(tmp_path / "zoo" / "logo_t.safetensors"), "--images", str(images),
-                       "--conf", "0.0", "--out", str(out), "--draw", str(tmp_path / "drawn")])
+                       "--conf", "0.0", "--device", "cpu", "--out", str(out), "--draw", str(tmp_path / "drawn")])
     assert rc == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 16

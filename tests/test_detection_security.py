@@ -82,8 +82,7 @@ def test_lone_safetensors_naming_a_foreign_yaml_is_refused(zoo, tmp_path, monkey
             load_model(lone)
         with pytest.raises(ZooError, match="shipped with ultralytics"):
             LogoDetector.from_pretrained(lone)
-    sys.path.insert(0, str(REPO / "tools"))
-    import predict
+    from vision.commands import predict
 
     with pytest.raises(ZooError, match="shipped with ultralytics"):
         predict.main(["--model", str(lone), "--images", str(LOGO_SAMPLE / "images" / "val")])

@@ -69,7 +69,8 @@ def test_eval_and_predict_tools(tmp_path, monkeypatch):
     weights = str(tmp_path / "zoo" / "tools.safetensors")
     sys.path.insert(0, str(REPO / "tools"))
     import eval as eval_tool
-    import predict as predict_tool
+
+    from vision.commands import predict as predict_tool
 
     report = eval_tool.main(["--model", weights, "--data", str(SAMPLE / "val.txt"), "--classes",
                              str(SAMPLE / "classes.csv"), "--workers", "0", "--out-dir", str(tmp_path / "eval")])

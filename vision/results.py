@@ -23,7 +23,7 @@ class Result:
     task: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "task": self.task}
+        return {"image": self.source, "task": self.task}
 
     def _image(self, image=None):
         from PIL import Image

@@ -45,6 +45,10 @@ _VERIFY_DRAFT = 64
 _EXIF_ORIENTATION = 0x0112
 
 
+class NoImagesError(ValueError):
+    """An input that names no image at all (an empty folder): the message names every such folder."""
+
+
 class ImageLoadError(ValueError):
     """Raised when an image cannot be decoded; ``.path`` and ``.reason`` say which file and why."""
 
@@ -120,7 +124,7 @@ def list_images(folder) -> list:
 def collect_images(inputs: Iterable) -> list:
     """Image paths from files (kept as given) and folders (expanded with :func:`list_images`), in input order.
 
-    Raises ``FileNotFoundError`` for a path that does not exist and ``ValueError`` naming every folder
+    Raises ``FileNotFoundError`` for a path that does not exist and :class:`NoImagesError` naming every folder
     that holds no image files, so an empty or mistyped folder is not a silent "0 images".
     """
     from pathlib import Path
@@ -137,7 +141,7 @@ def collect_images(inputs: Iterable) -> list:
         else:
             raise FileNotFoundError(f"{item} is neither an image file nor a folder")
     if empty:
-        raise ValueError(f"no image files ({', '.join(IMG_EXTENSIONS)}) in folder(s): {', '.join(empty)}")
+        raise NoImagesError(f"no image files ({', '.join(IMG_EXTENSIONS)}) in folder(s): {', '.join(empty)}")
     return files
 
 

@@ -1,0 +1,55 @@
+"""The ``vision`` command: fast help, one-line errors, every task through ``vision predict``, ``vision zoo``."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vision.commands import COMMANDS, main
+
+from .conftest import REPO, SAMPLE
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vision", *args], capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_imports_no_heavy_library(command):
+    """``--help`` answers before torch, Lightning or ultralytics load (the check behind "under 1 s")."""
+    args = ["--help"] if command is None else [command, "--help"]
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "vision", *args], capture_output=True,
+                         text=True, cwd=REPO)
+    assert out.returncode == 0 and "usage:" in out.stdout
+    loaded = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time")}
+    assert not loaded & {"torch", "pytorch_lightning", "ultralytics", "timm", "albumentations"}, command
+
+
+def test_user_mistakes_are_one_line_errors_with_a_non_zero_exit():
+    out = _run("predcit")
+    assert out.returncode == 2 and out.stderr.strip() == "error: unknown command 'predcit'; did you mean 'predict'?"
+    out = _run("predict", "--model", "grocery_resnet1Ot", "--images", str(SAMPLE / "val"))
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and lines[-1].startswith("error: no model named 'grocery_resnet1Ot'")
+    assert "did you mean ['grocery_resnet10t'" in lines[-1] and "Traceback" not in out.stderr
+    out = _run("predict", "--model", "grocery_resnet10t", "--images", str(REPO / "no-such-folder"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr and "no-such-folder" in out.stderr
+
+
+def test_predict_every_task(tmp_path, capsys):
+    photo = sorted((SAMPLE / "val").rglob("*.jpg"))[0]
+    for name, key in (("grocery_resnet10t", "topk"), ("logo_yolo11n", "detections"), ("brand_resnet10t", "vector")):
+        out = tmp_path / f"{name}.jsonl"
+        assert main(["predict", "--model", name, "--device", "cpu", "--images", str(photo), "--out", str(out)]) == 0
+        line = json.loads(out.read_text())
+        assert line["image"] == str(photo) and key in line, name
+    assert main(["predict", "--model", "brand_resnet10t", "--images", str(photo), "--draw", str(tmp_path)]) == 1
+    assert "--draw needs a classifier or a detector" in capsys.readouterr().err
+
+
+def test_zoo_lists_the_shipped_models(capsys):
+    assert main(["zoo", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"grocery_resnet10t", "logo_yolo11n", "brand_resnet10t"} <= {r["name"] for r in rows}
+    assert all(r["size_mb"] and r["task"] for r in rows)

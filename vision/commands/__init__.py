@@ -1,0 +1,78 @@
+"""The ``vision`` command: ``vision <command> [options]`` (also ``python -m vision``).
+
+Each command lives in its own module, imported only when that command runs, so ``vision --help`` answers at once.
+A user mistake ends in one line ``error: <cause>; <what to do>`` and a non-zero exit; ``VISION_DEBUG=1`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+# command -> ("module:function", one-line help); the function takes argv and returns an exit code (or None)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("vision.commands.train:main", "train any task from YAML configs (LightningCLI)"),
+    "predict": ("vision.commands.predict:main", "predictions of any zoo model or export, as JSON lines"),
+    "zoo": ("vision.commands.zoo:main", "list the models in your zoo and the shipped one"),
+}
+
+
+class UsageError(ValueError):
+    """Options that do not fit together or do not fit the model (e.g. ``--draw`` with an embedder)."""
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    """Our error types: a user mistake, reported in one line."""
+    from vision.data.datasets import ManifestError
+    from vision.data.io import ImageLoadError, NoImagesError
+    from vision.zoo import ZooError
+
+    errors: list[type[BaseException]] = [UsageError, ZooError, ManifestError, ImageLoadError, NoImagesError,
+                                         FileNotFoundError]
+    for module, name in (("vision.export", "ExportError"), ("vision.gallery", "GalleryError"),
+                         ("vision.models.detector", "ArchitectureError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: vision <command> [options]    (vision <command> --help for its options)", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from vision import __version__
+
+        print(f"vision {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "run 'vision --help' for the list"
+        print(f"error: unknown command {name!r}; {hint}", file=sys.stderr)
+        return 2
+    module, _, function = COMMANDS[name][0].partition(":")
+    run = getattr(importlib.import_module(module), function)
+    try:
+        code = run(rest)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - sorted below: ours are one line, anything else is a bug to show
+        if os.environ.get("VISION_DEBUG") or not isinstance(e, _errors()):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return int(code or 0)

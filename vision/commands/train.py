@@ -1,0 +1,24 @@
+"""``vision train``: train any task of the task table from YAML configs (LightningCLI).
+
+    vision train --config configs/classification/grocery_resnet10t.yaml --zoo_name my_classifier
+    vision train --config configs/classification/demo.yaml --trainer.max_epochs 5 --resume last
+    vision train --config configs/detection/logo_yolo11n.yaml --trainer.strategy ddp --trainer.devices 4
+
+Every key of the config can be overridden on the command line; ``vision train --config FILE --help`` lists them
+all (that loads Lightning and the task's classes), ``--print_config`` prints the resolved config.
+Options of our own: ``--resume last|CKPT``, ``--zoo_name NAME`` (save the final (EMA) weights to the zoo),
+``--zoo_dir DIR`` (default: $VISION_ZOO_DIR, else your zoo), ``--zoo_half true`` (float16 storage), ``--zoo_notes``.
+"""
+
+from __future__ import annotations
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv in (["--help"], ["-h"]):  # the quick overview; with a --config, LightningCLI lists every key
+        print("usage: vision train --config FILE [--config FILE ...] [--section.key VALUE ...]\n")
+        print(__doc__.strip())
+        return 0
+    from vision.cli import main as lightning_main
+
+    lightning_main(argv)
+    return 0
