@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 from vision.data.datasets import scan_image_folder  # noqa: E402
 from vision.features import FeatureExtractor  # noqa: E402
 from vision.gallery import MERGES, BrandGallery, mean_prototypes  # noqa: E402
-from vision.inference import to_rgb_array  # noqa: E402
+from vision.data.inputs import to_rgb_array  # noqa: E402
 from vision.recognition import embed_logos  # noqa: E402
 from vision.retrieval import retrieval_metrics  # noqa: E402
 from vision.synth.render import parse_render_colors, simple_icons_renders  # noqa: E402

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from vision import ultralytics_compat as ulc
 from vision.data.detection import LabelError, YoloDataModule, check_yolo_labels
 from vision.models.detector import ArchitectureError, build_detection_model, export_ultralytics_pt
-from vision.tasks.detection import detection_card
+from vision.tasks.cards import detection_card
 from vision.zoo import ZooError, load_model, registry, save_model
 
 from .conftest import REPO

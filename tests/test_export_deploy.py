@@ -257,7 +257,7 @@ def test_export_cli_onnx_int8_and_bad_folder(tiny, tmp_path, capsys):
 
 
 def test_detector_onnx_parity(tmp_path):
-    from vision.tasks.detection import detection_card
+    from vision.tasks.cards import detection_card
     from vision.zoo.registry import build_model
 
     card = detection_card("det", {"yaml": "yolov8n.yaml", "num_classes": 2, "imgsz": 64})

@@ -157,7 +157,7 @@ def top1_per_backend(runners: dict[str, Runner], model, manifest: Path) -> dict:
     from vision.data.datasets import ClassTable, read_manifest
     from vision.data.io import load_image
     from vision.data.transforms import build_eval_transform
-    from vision.inference import to_batch
+    from vision.data.inputs import to_batch
 
     card = model.card
     samples = read_manifest(manifest, classes=ClassTable(card.class_names, card.coarse_names, card.fine_to_coarse))

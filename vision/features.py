@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from vision.data.io import ImageLoadError, list_images, load_image
 from vision.data.transforms import build_eval_transform
-from vision.inference import ImageInput, to_batch
+from vision.data.inputs import ImageInput, to_batch
 from vision.export.onnx import ArtifactIntegrityError, ExportError, output_network
 from vision.tasks import TASKS
 from vision.zoo import ModelCard, load_model

@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import numpy as np
 import torch
-from PIL import Image
 
-from vision.data.io import load_image
+from vision.data.inputs import ImageInput, to_batch, to_rgb_array  # noqa: F401  (public here too)
 from vision.data.transforms import build_eval_transform
 from vision.zoo import load_model
-
-ImageInput = str | Path | Image.Image | np.ndarray | torch.Tensor
-
-
-def to_rgb_array(image: ImageInput) -> np.ndarray:
-    """Any supported image input -> HxWx3 uint8 RGB. Tensors are CHW (uint8, or float in [0, 1])."""
-    if isinstance(image, torch.Tensor):
-        t = image.detach().cpu()
-        if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
-            raise TypeError(f"image tensor must be CHW with 1, 3 or 4 channels, got shape {tuple(t.shape)}")
-        image = t.permute(1, 2, 0).numpy()
-    return load_image(image)
-
-
-def to_batch(images: Sequence[ImageInput], transform: Callable) -> torch.Tensor:
-    """Images of any size and mode -> one NCHW float batch through an eval ``transform``."""
-    return torch.stack([transform(image=to_rgb_array(im))["image"] for im in images])
-
 
 class ImageClassifier:
     """Top-k classification with a zoo model; preprocessing comes from the model's card.

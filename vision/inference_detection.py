@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from vision import ultralytics_compat as ulc
-from vision.inference import ImageInput, to_rgb_array
+from vision.data.inputs import ImageInput, to_rgb_array
 from vision.results import BOX_COLOR, draw_boxes
 
 

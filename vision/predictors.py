@@ -263,7 +263,7 @@ def iter_images(images) -> Iterator[tuple[str, Any]]:
 
 
 def _to_rgb(image) -> np.ndarray:
-    from vision.inference import to_rgb_array
+    from vision.data.inputs import to_rgb_array
 
     return to_rgb_array(image)
 

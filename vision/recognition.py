@@ -20,7 +20,7 @@ import numpy as np
 
 from vision.crops import square_crop
 from vision.gallery import BrandGallery, GalleryError
-from vision.inference import ImageInput, to_rgb_array
+from vision.data.inputs import ImageInput, to_rgb_array
 
 
 class Detector(Protocol):

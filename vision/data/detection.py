@@ -172,7 +172,7 @@ class YoloDataModule(pl.LightningDataModule):
 
     @property
     def preprocessing_dict(self) -> dict:
-        from vision.tasks.cards import yolo_preprocessing
+        from vision.data.preprocessing import yolo_preprocessing
 
         return yolo_preprocessing(self.imgsz)
 

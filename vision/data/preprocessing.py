@@ -54,3 +54,8 @@ class Preprocessing:
         if unknown:
             raise ValueError(f"unknown preprocessing field(s) {sorted(unknown)}")
         return cls(**d)
+
+
+def yolo_preprocessing(imgsz: int) -> dict:
+    """The :class:`Preprocessing` record of a YOLO input: letterbox to ``imgsz``, pixels / 255, no normalisation."""
+    return Preprocessing(input_size=imgsz, crop_pct=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).to_dict()

@@ -21,7 +21,7 @@ import numpy as np
 from vision.data.io import ImageLoadError, list_images, load_image
 from vision.data.transforms import Preprocessing, build_eval_transform
 from vision.export.onnx import ExportError
-from vision.inference import to_batch
+from vision.data.inputs import to_batch
 
 MIN_CALIB_IMAGES = 32
 MAX_CALIB_IMAGES = 256

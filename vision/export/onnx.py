@@ -338,6 +338,6 @@ def parity_inputs(pre, sample_images: Sequence | None) -> torch.Tensor:
     if not sample_images:
         return batch
     from vision.data.transforms import build_eval_transform
-    from vision.inference import to_batch
+    from vision.data.inputs import to_batch
 
     return torch.cat([batch, to_batch(sample_images, build_eval_transform(pre))])

@@ -3,7 +3,7 @@ ultralytics, so a checkpoint's card is read without the training stack."""
 
 from __future__ import annotations
 
-from vision.data.preprocessing import Preprocessing
+from vision.data.preprocessing import Preprocessing, yolo_preprocessing
 from vision.zoo.card import ModelCard
 
 
@@ -26,11 +26,6 @@ def detection_card(name: str, hparams: dict, **extra) -> ModelCard:
     return ModelCard(name=name, task="detection", architecture=hparams["yaml"],
                      config={"num_classes": hparams["num_classes"], "yaml": hparams["yaml"]},
                      preprocessing=pre, class_names=names, **extra)
-
-
-def yolo_preprocessing(imgsz: int) -> dict:
-    """The :class:`Preprocessing` record of a YOLO input: letterbox to ``imgsz``, pixels / 255, no normalisation."""
-    return Preprocessing(input_size=imgsz, crop_pct=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).to_dict()
 
 
 def embedding_card(name: str, hparams: dict, **extra) -> ModelCard:

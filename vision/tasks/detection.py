@@ -17,7 +17,7 @@ from pytorch_lightning.cli import OptimizerCallable
 
 from vision import ultralytics_compat as ulc
 from vision.models.detector import build_detection_model
-from vision.tasks.cards import detection_card, yolo_preprocessing  # noqa: F401  (public here since 0.1)
+from vision.tasks.cards import detection_card
 from vision.training import TaskModule, gather_lists
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import platform
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import filelock
 import torch
