@@ -287,13 +287,13 @@ def test_feature_extractor_auto_prefers_a_fresh_export(tiny, tmp_path, monkeypat
     model, root = tiny
     monkeypatch.setenv("VISION_ZOO_DIR", str(root))
     export_dir = tmp_path / "export"
-    assert type(FeatureExtractor.from_pretrained("tiny", export_dir=export_dir).backend).__name__ == "TorchFeatures"
+    assert FeatureExtractor.from_pretrained("tiny", export_dir=export_dir).backend.backend == "torch"
     export_onnx(model, export_dir / "tiny.features.onnx", output="features")
-    assert type(FeatureExtractor.from_pretrained("tiny", export_dir=export_dir).backend).__name__ == "OnnxFeatures"
+    assert FeatureExtractor.from_pretrained("tiny", export_dir=export_dir).backend.backend == "onnxruntime"
     stale = load_model(root / "tiny.safetensors")
     stale.card.sha256 = "0" * 64  # an export of an older version of the model
     export_onnx(stale, export_dir / "tiny.features.onnx", output="features")
-    assert type(FeatureExtractor.from_pretrained("tiny", export_dir=export_dir).backend).__name__ == "TorchFeatures"
+    assert FeatureExtractor.from_pretrained("tiny", export_dir=export_dir).backend.backend == "torch"
     with pytest.raises(ValueError, match="backend 'tensorrt' needs a .plan"):
         FeatureExtractor.from_pretrained("tiny", backend="tensorrt")
 

@@ -22,7 +22,6 @@ absent, stale (another model version) or built for another TensorRT/GPU falls ba
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 import warnings
@@ -30,23 +29,18 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
+from vision.data.inputs import ImageInput, to_rgb_array
 from vision.data.io import ImageLoadError, list_images, load_image
-from vision.data.transforms import build_eval_transform
-from vision.data.inputs import ImageInput, to_batch
-from vision.export.onnx import ArtifactIntegrityError, ExportError, output_network
+from vision.export.onnx import ExportError
+from vision.predictors import BACKENDS, SUFFIX_BACKENDS, OnnxRuntime, Predictor, TorchRuntime, predictor
 from vision.tasks import TASKS
-from vision.zoo import ModelCard, load_model
-from vision.zoo import find_card
+from vision.zoo import ModelCard, find_card, load_model
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
-ENGINE_SUFFIXES = (".plan", ".engine")
 # task -> the export output kind that is its feature vector (from the task table)
 FEATURE_OUTPUTS = {name: task.feature_output for name, task in TASKS.items() if task.feature_output}
 DEFAULT_EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
-log = logging.getLogger(__name__)
 
 
 class ExtractError(ValueError):
@@ -54,69 +48,18 @@ class ExtractError(ValueError):
     feature file pair (``.npy`` + ``.ids.txt``) that does not belong together."""
 
 
-class TorchFeatures:
-    """Feature vectors from a torch zoo model."""
-
-    def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.network = output_network(model, _feature_output(model.card)).to(self.device).eval()
-        self.dim = self.network.num_features
-
-    @torch.inference_mode()
-    def __call__(self, batch: torch.Tensor) -> np.ndarray:
-        return self.network(batch.to(self.device)).float().cpu().numpy()
-
-
-class OnnxFeatures:
-    """Pooled features from an ONNX file exported with ``output="features"``."""
-
-    def __init__(self, path: str | Path, device: str | None = None):
-        from vision.export.onnx import onnx_session
-
-        providers = ["CPUExecutionProvider"]
-        if device and str(device).startswith("cuda"):
-            providers.insert(0, "CUDAExecutionProvider")
-        self.path = Path(path)
-        self.session = onnx_session(path, providers)
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        shape = outputs[0].shape if len(inputs) == 1 and len(outputs) == 1 else None
-        if not shape or len(shape) != 2 or not isinstance(shape[1], int) or shape[1] < 1:
-            raise ExportError(f"{path}: expected one input and one (N, D) output, got inputs "
-                              f"{[i.name for i in inputs]} and outputs {[(o.name, o.shape) for o in outputs]}")
-        self.input_name = inputs[0].name
-        self.dim = shape[1]
-
-    def __call__(self, batch: torch.Tensor) -> np.ndarray:
-        try:
-            return self.session.run(None, {self.input_name: batch.numpy().astype(np.float32, copy=False)})[0]
-        except Exception as e:  # onnxruntime's own error types: a graph that does not run on this input
-            raise ExportError(f"{self.path}: onnxruntime failed ({type(e).__name__}: {e})") from None
-
-
-class TensorRTFeatures:
-    """Feature vectors from a TensorRT plan (``.plan`` + ``.plan.json`` sidecar, see ``vision.export.tensorrt``);
-    batches larger than the engine's profile max are run in slices."""
-
-    def __init__(self, path: str | Path, device: str | None = None):
-        from vision.export.tensorrt import TensorRTEngine
-
-        index = torch.device(device).index if device and str(device).startswith("cuda") else 0
-        self.engine = TensorRTEngine(path, device=index or 0)
-        self.dim = self.engine.dim
-
-    def __call__(self, batch: torch.Tensor) -> np.ndarray:
-        step = self.engine.max_batch
-        return np.concatenate([self.engine(batch[i:i + step].float()) for i in range(0, len(batch), step)])
-
-
 class FeatureExtractor:
-    """Images in (paths, PIL, numpy, CHW tensors; any size or mode), ``(N, D)`` unit-norm float32 out."""
+    """Images in (paths, PIL, numpy, CHW tensors; any size or mode), ``(N, D)`` unit-norm float32 out.
 
-    def __init__(self, backend: TorchFeatures | OnnxFeatures | TensorRTFeatures, card: ModelCard):
-        _feature_output(card)
-        self.backend = backend
-        self.card = card
-        self.transform = build_eval_transform(card.data_config)
+    A :func:`vision.predictor` of the model's feature output (a classifier's pooled ``features``, an embedder's
+    ``embedding``), so every runtime (torch, ONNX Runtime, TensorRT) and the preprocessing are the predictor's.
+    """
+
+    def __init__(self, predictor: Predictor):
+        _check_feature_output(predictor.card.name, predictor.card, predictor.output)
+        self.predictor = predictor
+        self.card = predictor.card
+        self.dim = _output_dim(predictor)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, backend: str = "auto", device: str | None = None,
@@ -134,46 +77,41 @@ class FeatureExtractor:
         if backend not in BACKENDS:
             raise ExtractError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
         suffix = Path(name_or_path).suffix.lower()
-        if backend == "auto":
-            name_or_path, backend = _auto_source(name_or_path, Path(export_dir or DEFAULT_EXPORT_DIR))
-            suffix = Path(name_or_path).suffix.lower()
-        if backend == "torch":
-            if suffix == ".onnx" or suffix in ENGINE_SUFFIXES:
-                raise ExtractError(f"{name_or_path}: an exported file needs backend='onnxruntime' or 'tensorrt' "
-                                   "(or 'auto')")
-            model = load_model(name_or_path)
-            return cls(TorchFeatures(model, device), model.card)
-        if backend == "tensorrt":
-            if suffix not in ENGINE_SUFFIXES:
-                raise ExtractError(f"backend 'tensorrt' needs a .plan file, got {name_or_path!r}; build one with "
-                                   f"tools/export.py --model MODEL --format tensorrt --output features --out FILE.plan")
-            features = TensorRTFeatures(name_or_path, device)
-            _check_feature_output(name_or_path, features.engine.card, features.engine.output)
-            return cls(features, features.engine.card)
-        if suffix != ".onnx":
-            raise ExtractError(f"backend 'onnxruntime' needs an .onnx file, got {name_or_path!r}; export one with "
-                               f"tools/export.py --model {name_or_path} --format onnx --output features "
-                               "--out FILE.onnx")
-        from vision.export.onnx import read_onnx_metadata, verify_recorded_digest
-
-        verify_recorded_digest(name_or_path)  # before onnx / onnxruntime parse the bytes
-        card, output = read_onnx_metadata(name_or_path)
-        _check_feature_output(name_or_path, card, output)
-        return cls(OnnxFeatures(name_or_path, device), card)
+        if backend == "torch" and suffix in SUFFIX_BACKENDS:
+            raise ExtractError(f"{name_or_path}: an exported file needs backend='onnxruntime' or 'tensorrt' "
+                               "(or 'auto')")
+        if backend not in ("auto", "torch") and SUFFIX_BACKENDS.get(suffix) != backend:
+            kind = "a .plan file" if backend == "tensorrt" else "an .onnx file"
+            fmt = "tensorrt" if backend == "tensorrt" else "onnx"
+            raise ExtractError(f"backend {backend!r} needs {kind}, got {name_or_path!r}; export one with "
+                               f"tools/export.py --model MODEL --format {fmt} --output features --out FILE")
+        output = None
+        if suffix not in SUFFIX_BACKENDS:  # a zoo name or a weights file: ask for the task's feature output
+            found = find_card(str(name_or_path)) if not Path(name_or_path).exists() else None
+            if found is not None:
+                output = _feature_output(found[0])
+            elif Path(name_or_path).exists():  # a weights file names its own task in its card
+                model = load_model(name_or_path)
+                return cls(Predictor(TorchRuntime(model, _feature_output(model.card), device)))
+        return cls(predictor(name_or_path, backend=backend, device=device, output=output,
+                             export_dir=export_dir or DEFAULT_EXPORT_DIR))
 
     @property
-    def dim(self) -> int:
-        return self.backend.dim
+    def backend(self):
+        """The runtime computing the features (``.backend`` on it names it: torch, onnxruntime, tensorrt)."""
+        return self.predictor.runtime
 
     def __call__(self, images: Sequence[ImageInput] | ImageInput, batch_size: int = 32) -> np.ndarray:
         if not isinstance(images, (list, tuple)):
             images = [images]
-        chunks = [self._embed(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        chunks = [self._embed([to_rgb_array(im) for im in images[i:i + batch_size]])
+                  for i in range(0, len(images), batch_size)]
         return np.concatenate(chunks) if chunks else np.empty((0, self.dim), np.float32)
 
-    def _embed(self, images: Sequence[ImageInput]) -> np.ndarray:
-        feats = self.backend(to_batch(images, self.transform)).astype(np.float32, copy=False)
-        return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    def _embed(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        batch, meta = self.predictor.head.preprocess(arrays)
+        results = self.predictor.head.postprocess(self.predictor.runtime(batch), meta, [""] * len(arrays))
+        return np.stack([r.vector for r in results])
 
     def extract_folder(self, folder_or_manifest: str | Path, out_path: str | Path, batch_size: int = 32) -> dict:
         """Stream features of every image under a folder (recursive) or in a manifest (``path, ...`` lines,
@@ -218,63 +156,24 @@ def _feature_output(card: ModelCard) -> str:
     return FEATURE_OUTPUTS[card.task]
 
 
+def _output_dim(p: Predictor) -> int:
+    """The length of the feature vector the predictor's runtime gives."""
+    runtime = p.runtime
+    if isinstance(runtime, TorchRuntime):
+        return int(runtime.network.num_features)
+    if isinstance(runtime, OnnxRuntime):
+        shape = runtime.output_shape
+        if len(shape) != 2 or not isinstance(shape[1], int) or shape[1] < 1:
+            raise ExportError(f"{runtime.path}: expected an (N, D) feature output, got shape {shape}")
+        return shape[1]
+    return int(runtime.engine.dim)
+
+
 def _check_feature_output(path, card: ModelCard, output: str) -> None:
     wanted = _feature_output(card)
     if output != wanted:
         raise ExtractError(f"{path}: this export outputs {output!r}, not {wanted!r}; export it with "
                            f"output='{wanted}' (tools/export.py ... --output {wanted})")
-
-
-def _auto_source(name_or_path: str | Path, export_dir: Path) -> tuple[str | Path, str]:
-    """(source, backend) for ``backend="auto"``."""
-    suffix = Path(name_or_path).suffix.lower()
-    if suffix in ENGINE_SUFFIXES:
-        return name_or_path, "tensorrt"
-    if suffix == ".onnx":
-        return name_or_path, "onnxruntime"
-    found = find_card(str(name_or_path)) if not Path(name_or_path).exists() else None
-    card = found[0] if found else None
-    if card is None or card.task not in FEATURE_OUTPUTS:
-        return name_or_path, "torch"
-    stem = export_dir / f"{card.name}.{FEATURE_OUTPUTS[card.task]}"
-    plan, onnx_file = stem.with_suffix(stem.suffix + ".plan"), stem.with_suffix(stem.suffix + ".onnx")
-    if plan.is_file() and _plan_runs_here(plan, card):
-        return plan, "tensorrt"
-    if onnx_file.is_file() and _onnx_is_fresh(onnx_file, card):
-        return onnx_file, "onnxruntime"
-    return name_or_path, "torch"
-
-
-def _plan_runs_here(plan: Path, card: ModelCard) -> bool:
-    """Whether ``plan`` is a fresh engine this machine can run. Raises :class:`ArtifactIntegrityError` for a plan
-    that differs from its sidecar (or has none): only a plan that could be served is checked."""
-    if not torch.cuda.is_available():
-        return False
-    try:
-        import tensorrt as trt
-    except ImportError:
-        log.info("%s: not used (TensorRT is not installed)", plan)
-        return False
-    from vision.export.tensorrt import check_engine_sidecar, current_gpu, read_sidecar
-
-    sidecar = read_sidecar(plan)
-    name, cc = current_gpu()
-    try:
-        check_engine_sidecar(plan, sidecar, tensorrt_version=trt.__version__, compute_capability=cc, gpu_name=name)
-    except ArtifactIntegrityError:
-        raise
-    except ExportError as e:  # another TensorRT version or GPU: fall back to the next backend, but say why
-        warnings.warn(f"{plan}: not used ({e})", stacklevel=3)
-        return False
-    return sidecar.get("model_sha256") == card.sha256
-
-
-def _onnx_is_fresh(path: Path, card: ModelCard) -> bool:
-    from vision.export.onnx import read_onnx_metadata, verify_recorded_digest
-
-    verify_recorded_digest(path)  # present but altered: raise, never serve it and never hide it behind a fallback
-    exported, _ = read_onnx_metadata(path)
-    return exported.sha256 == card.sha256
 
 
 def _image_sources(source: Path) -> list[Path]:

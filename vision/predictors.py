@@ -70,20 +70,28 @@ class OnnxRuntime:
     def __init__(self, path: str | Path, device: str | torch.device | None = None):
         import onnxruntime as ort
 
-        from vision.export.onnx import read_onnx_metadata, verify_recorded_digest
+        from vision.export.onnx import ExportError, onnx_session, read_onnx_metadata, verify_recorded_digest
 
         self.path = Path(path)
         verify_recorded_digest(self.path)  # the bytes its export recorded, before onnx/onnxruntime parse them
         self.card, self.output = read_onnx_metadata(self.path)
         device = torch.device(device) if device is not None else default_device()
-        providers = ["CPUExecutionProvider"]
+        providers: list = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
-        self.session = ort.InferenceSession(str(self.path), providers=providers)
-        self.input_name = self.session.get_inputs()[0].name
+        self.session = onnx_session(self.path, providers)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ExportError(f"{path}: expected one input and one output, got inputs {[i.name for i in inputs]} "
+                              f"and outputs {[o.name for o in outputs]}")
+        self.input_name, self.output_shape = inputs[0].name, outputs[0].shape
+        self._error = ExportError
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch.cpu().numpy().astype(np.float32, copy=False)})[0]
+        try:
+            return self.session.run(None, {self.input_name: batch.cpu().numpy().astype(np.float32, copy=False)})[0]
+        except Exception as e:  # onnxruntime's own error types: a graph that does not run on this input
+            raise self._error(f"{self.path}: onnxruntime failed ({type(e).__name__}: {e})") from None
 
 
 class TensorRTRuntime:
