@@ -1,0 +1,208 @@
+"""The shard format both engines write, its idempotent writer, the run's ``manifest.json`` and the reader.
+
+A shard ``part-<i>.parquet`` has columns ``id`` (string), ``path`` (string), ``sha256`` (of the image file) and
+``vector`` (fixed-size list of float32). Its schema metadata names the model (``vision.model``,
+``vision.model_sha256``, ``vision.output``) and the shard (``vision.shard``: JSON with its index, the digest of its
+planned ids, and the images of it that could not be read, with the reason). A shard is written under a temporary
+name and renamed, so a file that exists is complete; a rerun skips it.
+
+Example::
+
+    ids, vectors, meta = read_shards("runs/photos_vectors")        # refuses shards of two models
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from vision.features import ExtractError
+from vision.scale.inputs import Shard, ShardPlan, ids_digest
+
+MANIFEST = "manifest.json"
+SHARD_GLOB = "part-*.parquet"
+MODEL_KEYS = ("model", "model_sha256", "output")
+log = logging.getLogger(__name__)
+
+
+class MixedModelsError(ExtractError):
+    """Shards in one folder come from different models (or output kinds): their vectors are not comparable."""
+
+
+def shard_schema(identity: dict[str, str], dim: int, shard_info: dict[str, Any]):
+    import pyarrow as pa
+
+    metadata = {f"vision.{k}": identity[k] for k in MODEL_KEYS}
+    metadata |= {"vision.dim": str(dim), "vision.shard": json.dumps(shard_info, sort_keys=True)}
+    return pa.schema([("id", pa.string()), ("path", pa.string()), ("sha256", pa.string()),
+                      ("vector", pa.list_(pa.float32(), dim))], metadata=metadata)
+
+
+def write_shard(out_dir: Path, shard: Shard, rows: dict[str, tuple[str, np.ndarray]],
+                failures: dict[str, str], identity: dict[str, str], dim: int, engine: str) -> Path:
+    """Write one shard atomically: ``rows`` maps id -> (sha256, vector), ``failures`` id -> reason; together they
+    must cover the shard's ids exactly (checked, so an image can neither vanish nor appear twice)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vision.fileio import atomic_path
+
+    planned = [ref.id for ref in shard.refs]
+    got = set(rows) | set(failures)
+    if got != set(planned) or set(rows) & set(failures):
+        raise ExtractError(f"{shard.file_name}: results for {len(got)} ids, planned {len(planned)} (missing "
+                           f"{sorted(set(planned) - got)[:3]}, unplanned {sorted(got - set(planned))[:3]})")
+    good = [ref for ref in shard.refs if ref.id in rows]
+    vectors = np.stack([rows[ref.id][1] for ref in good]).astype(np.float32) if good else np.zeros((0, dim), np.float32)
+    info = {"index": shard.index, "ids_sha256": shard.ids_sha256, "images": len(planned), "engine": engine,
+            "unreadable": [{"id": ref.id, "path": ref.path, "reason": failures[ref.id]}
+                           for ref in shard.refs if ref.id in failures]}
+    schema = shard_schema(identity, dim, info)
+    table = pa.table([pa.array([r.id for r in good], pa.string()), pa.array([r.path for r in good], pa.string()),
+                      pa.array([rows[r.id][0] for r in good], pa.string()),
+                      pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim)],
+                     schema=schema)
+    path = out_dir / shard.file_name
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def shard_metadata(path: Path) -> dict[str, Any]:
+    """The ``vision.*`` schema metadata of a shard file (its footer only), decoded."""
+    import pyarrow.parquet as pq
+
+    try:
+        raw = pq.read_schema(path).metadata or {}
+    except Exception as e:  # pyarrow's errors for a file that is not Parquet
+        raise ExtractError(f"{path}: not a readable Parquet shard ({e})") from None
+    meta = {k.decode()[len("vision."):]: v.decode() for k, v in raw.items() if k.startswith(b"vision.")}
+    if not all(k in meta for k in (*MODEL_KEYS, "dim", "shard")):
+        raise ExtractError(f"{path}: not a vision.scale shard (no vision.* model metadata)")
+    meta["dim"], meta["shard"] = int(meta["dim"]), json.loads(meta["shard"])
+    return meta
+
+
+def pending_shards(plan: ShardPlan, out_dir: Path, identity: dict[str, str]) -> list[Shard]:
+    """The shards of ``plan`` still to write. A finished shard of another model, or holding other images than
+    planned (the input or ``shard_size`` changed), is an error rather than something to overwrite."""
+    planned = {s.file_name: s for s in plan.shards}
+    existing = sorted(out_dir.glob(SHARD_GLOB)) if out_dir.is_dir() else []
+    extra = [p.name for p in existing if p.name not in planned]
+    if extra:
+        raise ExtractError(f"{out_dir}: shards {extra[:3]} are not in this plan of {len(plan.shards)} shard(s) "
+                           f"(another input or shard size); write to a new folder")
+    done = set()
+    for path in existing:
+        meta = shard_metadata(path)
+        _check_same_model(identity, meta, f"this run ({identity['model']})", path)
+        if meta["shard"]["ids_sha256"] != planned[path.name].ids_sha256:
+            raise ExtractError(f"{path}: holds other images than this run plans for it (the input or --shard-size "
+                               f"changed since it was written); write to a new folder or delete {out_dir}")
+        done.add(path.name)
+    return [s for s in plan.shards if s.file_name not in done]
+
+
+class ShardAssembler:
+    """Collects per-image results arriving in any order and batch size, and writes each shard as soon as all of
+    its images are in. ``add`` takes column arrays: ``id``, ``sha256``, ``error`` ("" when read) and ``vector``."""
+
+    def __init__(self, out_dir: Path, shards: Iterable[Shard], identity: dict[str, str], dim: int, engine: str):
+        self.out_dir, self.identity, self.dim, self.engine = out_dir, identity, dim, engine
+        self.shard_of = {ref.id: s for s in shards for ref in s.refs}
+        self.open: dict[int, tuple[dict, dict]] = {}
+        self.written: list[str] = []
+        self.remaining = {s.index for s in self.shard_of.values()}
+
+    def add(self, ids, sha256s, errors, vectors) -> None:
+        for id_, digest, error, vector in zip(ids, sha256s, errors, vectors):
+            id_ = str(id_)
+            shard = self.shard_of.get(id_)
+            if shard is None:
+                raise ExtractError(f"result for id {id_!r}, which no pending shard holds")
+            rows, failures = self.open.setdefault(shard.index, ({}, {}))
+            if error:
+                failures[id_] = str(error)
+            else:
+                rows[id_] = (str(digest), np.asarray(vector, np.float32))
+            if len(rows) + len(failures) == len(shard.refs):  # a retried batch may repeat ids: keyed, never doubled
+                write_shard(self.out_dir, shard, rows, failures, self.identity, self.dim, self.engine)
+                del self.open[shard.index]
+                self.remaining.discard(shard.index)
+                self.written.append(shard.file_name)
+
+    def finish(self) -> None:
+        if self.remaining:
+            names = [f"part-{i:06d}.parquet" for i in sorted(self.remaining)]
+            raise ExtractError(f"{self.out_dir}: {len(names)} shard(s) incomplete after the run ({names[:3]}); "
+                               "run the command again to finish them")
+
+
+def write_manifest(out_dir: Path, plan: ShardPlan, extra: dict[str, Any]) -> dict[str, Any]:
+    """``manifest.json``: every shard with its counts, the totals and every unreadable image. Written last, and
+    only when every planned shard is there."""
+    from vision.fileio import atomic_write_text
+
+    shards, unreadable, meta = [], [], None
+    for shard in plan.shards:
+        path = out_dir / shard.file_name
+        if not path.is_file():
+            raise ExtractError(f"{path}: missing; the extraction has not finished, run it again")
+        meta = shard_metadata(path)
+        info = meta["shard"]
+        shards.append({"file": shard.file_name, "images": info["images"],
+                       "vectors": info["images"] - len(info["unreadable"]), "unreadable": len(info["unreadable"]),
+                       "ids_sha256": info["ids_sha256"], "engine": info["engine"]})
+        unreadable += info["unreadable"]
+    manifest = {"format": 1, **{k: meta[k] for k in MODEL_KEYS}, "dim": meta["dim"], "source": plan.source,
+                "shard_size": plan.shard_size, "images": plan.images,
+                "vectors": plan.images - len(unreadable), "unreadable_count": len(unreadable),
+                "duplicate_inputs": plan.duplicates, **extra, "shards": shards, "unreadable": unreadable}
+    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def read_shards(out_dir: str | Path, partial: bool = False) -> tuple[list[str], np.ndarray, dict[str, Any]]:
+    """``(ids, vectors (N, D) float32, metadata)`` of every shard in ``out_dir``, in shard order.
+
+    Refuses shards of two models (name + sha256, or output kind) with :class:`MixedModelsError` naming both. Without
+    ``partial=True`` the run must have finished: ``manifest.json`` present and listing exactly the shards found.
+    """
+    import pyarrow.parquet as pq
+
+    out_dir = Path(out_dir)
+    paths = sorted(out_dir.glob(SHARD_GLOB))
+    if not partial:
+        manifest_path = out_dir / MANIFEST
+        if not manifest_path.is_file():
+            raise ExtractError(f"{out_dir}: no {MANIFEST}, the extraction has not finished (rerun it: finished shards "
+                               "are kept), or pass partial=True")
+        listed = [s["file"] for s in json.loads(manifest_path.read_text(encoding="utf-8"))["shards"]]
+        if listed != [p.name for p in paths]:
+            raise ExtractError(f"{out_dir}: {MANIFEST} lists {len(listed)} shard(s) but {len(paths)} are there; "
+                               "rerun the extraction")
+    if not paths:
+        raise ExtractError(f"{out_dir}: no {SHARD_GLOB} shards")
+    first = shard_metadata(paths[0])
+    ids: list[str] = []
+    vectors = []
+    for path in paths:
+        _check_same_model(first, shard_metadata(path), paths[0].name, path)
+        table = pq.read_table(path, columns=["id", "vector"])
+        ids += table.column("id").to_pylist()
+        column = table.column("vector").combine_chunks()
+        vectors.append(column.values.to_numpy(zero_copy_only=False).reshape(len(table), first["dim"]))
+    metadata = {k: first[k] for k in (*MODEL_KEYS, "dim")} | {"shards": len(paths)}
+    return ids, np.concatenate(vectors).astype(np.float32, copy=False), metadata
+
+
+def _check_same_model(expected: dict, found: dict, expected_from: str, path: Path) -> None:
+    if any(expected[k] != found[k] for k in MODEL_KEYS):
+        def name(m):
+            return f"{m['model']} (sha256 {m['model_sha256'][:12]}, output {m['output']})"
+        raise MixedModelsError(f"{path}: written by {name(found)}, but {expected_from} is {name(expected)}; vectors "
+                               "of different models are not comparable, keep each model's shards in its own folder")
