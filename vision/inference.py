@@ -8,11 +8,11 @@ from typing import Any, Sequence
 import torch
 
 from vision.data.inputs import ImageInput, to_batch, to_rgb_array  # noqa: F401  (public here too)
-from vision.data.transforms import build_eval_transform
 from vision.zoo import load_model
 
 class ImageClassifier:
-    """Top-k classification with a zoo model; preprocessing comes from the model's card.
+    """Top-k classification with a zoo model: a :func:`vision.predictor` of its ``logits`` (preprocessing from the
+    model's card, CUDA when available), with the dict results of earlier versions.
 
     Example::
 
@@ -21,25 +21,27 @@ class ImageClassifier:
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None):
+        from vision.predictors import Predictor, TorchRuntime
+
         if not hasattr(model, "card"):
             raise TypeError("model has no .card; load it with vision.load_model")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
-        self.card = model.card
-        self.transform = build_eval_transform(self.card.data_config)
+        if model.card.task != "classification":
+            raise ValueError(f"ImageClassifier needs a classification model; {model.card.name!r} is a "
+                             f"{model.card.task} model (use vision.predictor for any task)")
+        self.predictor = Predictor(TorchRuntime(model, "logits", device))
+        self.model, self.card, self.device = self.predictor.runtime.network, model.card, self.predictor.runtime.device
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, device: str | None = None) -> "ImageClassifier":
         return cls(load_model(name_or_path), device)
 
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        return to_batch(images, self.transform)
+        return self.predictor.head.preprocess([to_rgb_array(im) for im in images])[0]
 
-    @torch.inference_mode()
     def logits(self, images: Sequence[ImageInput], batch_size: int = 32) -> torch.Tensor:
-        out = [self.model(self.preprocess(images[i:i + batch_size]).to(self.device)).float().cpu()
+        out = [torch.from_numpy(self.predictor.runtime(self.preprocess(images[i:i + batch_size])))
                for i in range(0, len(images), batch_size)]
-        return torch.cat(out) if out else torch.empty(0, self.model.num_classes)
+        return torch.cat(out) if out else torch.empty(0, len(self.card.class_names))
 
     def predict(self, images: Sequence[ImageInput] | ImageInput, topk: int = 5, batch_size: int = 32
                 ) -> list[dict[str, Any]]:
@@ -47,14 +49,6 @@ class ImageClassifier:
         ``coarse`` (the coarse class of the top fine prediction)."""
         if not isinstance(images, (list, tuple)):
             images = [images]
-        probs = self.logits(images, batch_size).softmax(-1)
-        k = min(topk, probs.shape[1])
-        scores, indices = probs.topk(k, dim=-1)
-        names, coarse_names, f2c = self.card.class_names, self.card.coarse_names, self.card.fine_to_coarse
-        results = []
-        for s_row, i_row in zip(scores.tolist(), indices.tolist()):
-            item = {"topk": [{"label": names[i], "index": i, "score": round(s, 6)} for s, i in zip(s_row, i_row)]}
-            if coarse_names and f2c:
-                item["coarse"] = coarse_names[f2c[i_row[0]]]
-            results.append(item)
-        return results
+        self.predictor.head.topk = topk
+        results = self.predictor([to_rgb_array(im) for im in images], batch_size=batch_size)
+        return [{k: v for k, v in r.to_dict().items() if k not in ("image", "task")} for r in results]

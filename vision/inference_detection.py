@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -30,60 +29,49 @@ def letterbox_to_original(boxes: torch.Tensor, letterboxed_hw: tuple[int, int],
 
 
 class LogoDetector:
-    """A YOLO detector from the zoo; preprocessing (``input_size``) comes from ``model.card``."""
+    """A YOLO detector from the zoo: a :func:`vision.predictor` of its ``predictions`` (letterbox to the card's
+    ``input_size``, NMS, boxes in original pixels; CUDA when available), with the dict results of earlier
+    versions."""
 
-    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", conf: float = 0.25, iou: float = 0.7,
-                 max_det: int = 300):
+    def __init__(self, model: nn.Module, device: str | torch.device | None = None, conf: float = 0.25,
+                 iou: float = 0.7, max_det: int = 300):
+        from vision.predictors import Predictor, TorchRuntime
+
         card = getattr(model, "card", None)
         if card is None or card.task != "detection":
             raise ValueError("LogoDetector needs a detection model with a .card (use vision.load_model)")
-        self.model, self.card = model.to(device).eval(), card
-        self.device, self.conf, self.iou, self.max_det = torch.device(device), conf, iou, max_det
+        self.predictor = Predictor(TorchRuntime(model, "predictions", device), conf=conf, iou=iou, max_det=max_det)
+        self.model, self.card, self.device = model, card, self.predictor.runtime.device
+        self.conf, self.iou, self.max_det = conf, iou, max_det
         self.imgsz = card.data_config.input_size
         self.class_names = list(card.class_names)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, zoo_dir: str | os.PathLike | None = None,
-                        device: str | torch.device = "cpu", **kwargs) -> "LogoDetector":
+                        device: str | torch.device | None = None, **kwargs) -> "LogoDetector":
         from vision.zoo import load_model
 
-        return cls(load_model(name_or_path, zoo_dir=zoo_dir, device=device), device=device, **kwargs)
+        return cls(load_model(name_or_path, zoo_dir=zoo_dir), device=device, **kwargs)
 
     def preprocess(self, images: Sequence[ImageInput]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """Letterboxed ``(N, 3, imgsz, imgsz)`` float batch in [0, 1] and each image's original ``(h, w)``."""
-        letterbox = ulc.letterbox(self.imgsz, auto=False, scaleup=True)
-        batch, shapes = [], []
-        for image in images:
-            rgb = to_rgb_array(image)
-            shapes.append(rgb.shape[:2])
-            batch.append(torch.from_numpy(np.ascontiguousarray(letterbox(image=rgb).transpose(2, 0, 1))))
-        return torch.stack(batch).to(self.device).float() / 255, shapes
+        batch, shapes = self.predictor.head.preprocess([to_rgb_array(image) for image in images])
+        return batch.to(self.device), shapes
 
-    @torch.inference_mode()
     def raw_outputs(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """The network's decoded predictions ``(N, 4 + num_classes, anchors)`` before NMS."""
-        x, _ = self.preprocess(list(images))
-        out = self.model(x)
-        return out[0] if isinstance(out, (tuple, list)) else out
+        batch, _ = self.predictor.head.preprocess([to_rgb_array(image) for image in images])
+        return torch.from_numpy(self.predictor.runtime(batch))
 
-    @torch.inference_mode()
     def predict(self, images: ImageInput | Sequence[ImageInput], conf: float | None = None,
-                iou: float | None = None) -> list[list[dict]]:
+                iou: float | None = None, batch_size: int = 32) -> list[list[dict]]:
         """Per image (a single image counts as a list of one) a list of
         ``{"box": [x1, y1, x2, y2], "score", "label", "class_id"}`` in original pixels, best score first."""
         items = list(images) if isinstance(images, (list, tuple)) else [images]
-        x, shapes = self.preprocess(items)
-        out = self.model(x)
-        preds = out[0] if isinstance(out, (tuple, list)) else out
-        kept = ulc.non_max_suppression(preds, conf=self.conf if conf is None else conf,
-                                       iou=self.iou if iou is None else iou, max_det=self.max_det)
-        results = []
-        for det, shape in zip(kept, shapes):
-            boxes = letterbox_to_original(det[:, :4], x.shape[2:], shape).cpu()
-            results.append([{"box": [round(float(v), 2) for v in box], "score": float(score),
-                             "label": self.class_names[int(c)], "class_id": int(c)}
-                            for box, score, c in zip(boxes, det[:, 4].cpu(), det[:, 5].cpu())])
-        return results
+        head = self.predictor.head
+        head.conf = self.conf if conf is None else conf
+        head.iou = self.iou if iou is None else iou
+        return [r.boxes for r in self.predictor([to_rgb_array(im) for im in items], batch_size=batch_size)]
 
 
 def draw_detections(image: ImageInput, detections: list[dict], path: str | os.PathLike,
