@@ -1,0 +1,252 @@
+"""Catalog dedup (vision.dedup, tools/dedup.py): a tiny set of real sample photos with known copies.
+
+Four originals from different products, each with edited copies (and one byte-identical copy), plus other photos of
+the same products (not duplicates); the grocery classifier's features give the k-NN candidates.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SAMPLE
+from vision.dedup import (CatalogIndex, DedupError, Edge, ModelId, Thresholds, calibrate_threshold, candidate_pairs,
+                          find_duplicates, group_edges, scan_images, write_model_sidecar, write_report)
+from vision.dedup.edits import apply_edit
+from vision.dedup.hashing import hamming_distance, phash
+
+MODEL = "grocery_resnet10t"
+ORIGINALS = ["Fruit/Apple/Granny-Smith/Granny-Smith_001.jpg", "Fruit/Banana/Banana_001.jpg",
+             "Packages/Juice/Bravo-Orange-Juice/Bravo-Orange-Juice_001.jpg",
+             "Packages/Oat-Milk/Oatly-Oat-Milk/Oatly-Oat-Milk_001.jpg"]
+NEGATIVES = ["Fruit/Banana/Banana_002.jpg", "Packages/Oat-Milk/Oatly-Oat-Milk/Oatly-Oat-Milk_003.jpg"]
+EDITS = ["jpeg", "crop", "mirror", "rotate", "greyscale", "text", "border", "letterbox+downscale"]
+
+
+def build_set(folder: Path) -> dict[str, int]:
+    """Images under ``folder``; returns file name -> true group (-1: no duplicate)."""
+    from PIL import Image
+
+    rng = random.Random(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for g, rel in enumerate(ORIGINALS):
+        shutil.copyfile(SAMPLE / "val" / rel, folder / f"g{g}_orig.jpg")
+        truth[f"g{g}_orig.jpg"] = g
+        image = Image.open(SAMPLE / "val" / rel).convert("RGB")
+        for edit in EDITS:
+            name = f"g{g}_{edit}.jpg"
+            apply_edit(image, edit, rng).save(folder / name, quality=92)
+            truth[name] = g
+    shutil.copyfile(folder / "g0_orig.jpg", folder / "g0_bytecopy.jpg")
+    truth["g0_bytecopy.jpg"] = 0
+    for n, rel in enumerate(NEGATIVES):
+        shutil.copyfile(SAMPLE / "val" / rel, folder / f"neg{n}.jpg")
+        truth[f"neg{n}.jpg"] = -1
+    return truth
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dedup") / "catalog"
+    truth = build_set(folder)
+    catalog = scan_images(folder, model=MODEL, backend="torch")
+    return folder, truth, catalog
+
+
+def group_of(result, name: str) -> int:
+    return result.grouping.root[[Path(i).name for i in result.catalog.ids].index(name)]
+
+
+def reason_of(result, name: str) -> str:
+    return {Path(r["id"]).name: r["reason"] for r in result.rows()}[name]
+
+
+def test_default_stages_find_every_copy_and_no_other_photo(dataset):
+    _, truth, catalog = dataset
+    result = find_duplicates(catalog)
+    for name, g in truth.items():
+        same = [n for n, h in truth.items() if group_of(result, n) == group_of(result, name)]
+        expected = [n for n, h in truth.items() if (h == g and g >= 0) or n == name]
+        assert sorted(same) == sorted(expected), name
+    assert reason_of(result, "g0_bytecopy.jpg") == "exact"
+    assert result.summary()["groups"] == len(ORIGINALS)
+    assert len(result.keep()) == len(ORIGINALS) + len(NEGATIVES)
+
+
+def test_each_stage_alone(dataset):
+    _, truth, catalog = dataset
+    exact_only = find_duplicates(catalog, Thresholds(phash_distance=None, similarity=None, verify=None))
+    assert [len(g) for g in exact_only.groups()] == [2]
+    phash_only = find_duplicates(catalog, Thresholds(phash_distance=6, similarity=None, verify=None))
+    for edit in ("jpeg", "mirror", "greyscale"):  # the mirror pHash finds mirrored copies
+        assert group_of(phash_only, f"g1_{edit}.jpg") == group_of(phash_only, "g1_orig.jpg")
+        assert reason_of(phash_only, f"g1_{edit}.jpg") == "phash"
+    assert group_of(phash_only, "g1_letterbox+downscale.jpg") != group_of(phash_only, "g1_orig.jpg")
+    embed_only = find_duplicates(catalog, Thresholds(phash_distance=None, similarity=0.95, verify=None))
+    assert group_of(embed_only, "g2_crop.jpg") == group_of(embed_only, "g2_orig.jpg")
+    assert reason_of(embed_only, "g2_crop.jpg") == "embedding"
+
+
+def test_mirror_hash_and_verification_scores(dataset):
+    folder, _, catalog = dataset
+    ids = [Path(i).name for i in catalog.ids]
+    a, m = ids.index("g3_orig.jpg"), ids.index("g3_mirror.jpg")
+    assert hamming_distance(catalog.mirrored[a], catalog.hashes[m]) <= 2
+    pairs = candidate_pairs(catalog, Thresholds(), verify_all=True)
+    by_name = {(ids[p.i], ids[p.j]): p for p in pairs}
+    crop = by_name.get(("g3_crop.jpg", "g3_orig.jpg")) or by_name[("g3_orig.jpg", "g3_crop.jpg")]
+    assert crop.ncc > 0.98 and crop.containment > 0.8
+    other = [p for (x, y), p in by_name.items() if {x, y} == {"g3_orig.jpg", "neg1.jpg"}]
+    assert not other or other[0].edge(Thresholds()) is None  # same product, other photo: candidate at most
+
+
+def clique(members):
+    return [Edge(a, b, 0.99, "verified") for x, a in enumerate(members) for b in members[x + 1:]]
+
+
+def test_chaining_guard_one_bad_edge_cannot_merge_two_groups():
+    left, right = list(range(5)), list(range(5, 10))
+    bad = Edge(4, 5, 0.999, "verified", mutual=True)
+    grouping = group_edges(10, clique(left) + clique(right) + [bad])
+    assert sorted(map(sorted, grouping.groups)) == [left, right]
+    assert grouping.guarded == [bad]
+    # a single image still joins a group by one edge
+    assert group_edges(3, [Edge(0, 1, 0.99, "verified"), Edge(1, 2, 0.99, "verified")]).groups == [[0, 1, 2]]
+    # many mutual cross edges: the two groups are one set of copies, merged
+    cross = [Edge(a, b, 0.99, "verified", mutual=True) for a in left[:3] for b in right[:3]]
+    assert group_edges(10, clique(left) + clique(right) + cross).groups == [list(range(10))]
+    # ... but not when the joining edge is one-sided (not a mutual k-NN edge) and support is thin
+    weak = [Edge(4, 5, 0.99, "embedding", mutual=False), Edge(3, 6, 0.98, "embedding", mutual=False)]
+    assert len(group_edges(10, clique(left) + clique(right) + weak).groups) == 2
+
+
+def test_report_files_and_contact_sheet(dataset, tmp_path):
+    _, _, catalog = dataset
+    result = find_duplicates(catalog)
+    written = write_report(result, tmp_path / "report")
+    with open(written["csv"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["id", "group", "representative", "reason", "score"] and len(rows) == len(catalog)
+    kept = (tmp_path / "report" / "keep.txt").read_text().split()
+    assert len(kept) == len(result.keep()) and all(r["representative"] in kept for r in rows)
+    sheet = Path(written["html"]).read_text()
+    assert sheet.count("data:image/jpeg;base64,") >= 2 * len(ORIGINALS) and "verified" in sheet
+    assert "Most uncertain" in sheet
+    if "parquet" in written:
+        import pyarrow.parquet as pq
+
+        assert pq.read_table(written["parquet"]).num_rows == len(catalog)
+
+
+def test_unreadable_counted_and_empty_input_refused(dataset, tmp_path):
+    folder, _, _ = dataset
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copyfile(folder / "g0_orig.jpg", mixed / "a.jpg")
+    shutil.copyfile(folder / "g0_jpeg.jpg", mixed / "b.jpg")
+    (mixed / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    catalog = scan_images(mixed)
+    assert len(catalog) == 2 and [Path(p).name for p, _ in catalog.skipped] == ["broken.jpg"]
+    result = find_duplicates(catalog)
+    assert result.summary()["unreadable"] == 1 and result.summary()["groups"] == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DedupError, match="no images"):
+        scan_images(empty)
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "x.jpg").write_bytes(b"")
+    with pytest.raises(DedupError, match="none of its 1"):
+        scan_images(only_bad)
+
+
+def test_features_of_two_models_are_refused(dataset, tmp_path):
+    from vision.features import NpyWriter
+
+    _, _, catalog = dataset
+    files = []
+    for n, name in enumerate(["grocery_resnet10t", "brand_resnet10t"]):
+        path = tmp_path / f"f{n}.npy"
+        with NpyWriter(path) as w:
+            w.write(catalog.ids[n::2], catalog.vectors[n::2])
+        write_model_sidecar(path, ModelId(name, f"{n}" * 64))
+        files.append(path)
+    with pytest.raises(DedupError, match="grocery_resnet10t.*brand_resnet10t"):
+        scan_images(None, features=files)
+    same = scan_images(None, features=files[:1])
+    assert same.model.name == "grocery_resnet10t" and len(same) == len(catalog.ids[0::2])
+
+
+def test_incremental_query_against_saved_index(dataset, tmp_path):
+    folder, truth, catalog = dataset
+    originals = [str(folder / f"g{g}_orig.jpg") for g in range(len(ORIGINALS))]
+    base = scan_images(originals, model=MODEL, backend="torch")
+    CatalogIndex.build(base).save(tmp_path / "index")
+    index = CatalogIndex.load(tmp_path / "index")
+    assert index.catalog.model == base.model and len(index) == len(ORIGINALS)
+    uploads = [str(folder / n) for n in ("g0_bytecopy.jpg", "g1_greyscale.jpg", "g2_crop.jpg", "g3_rotate.jpg",
+                                         "neg0.jpg")]
+    rows = index.query(scan_images(uploads, model=MODEL, backend="torch"))
+    assert [Path(r["match"]).name if r["match"] else None for r in rows] == \
+        ["g0_orig.jpg", "g1_orig.jpg", "g2_orig.jpg", "g3_orig.jpg", None]
+    assert rows[0]["reason"] == "exact" and rows[-1]["reason"] == "new"
+    other = scan_images(uploads[:1], model="brand_resnet10t", backend="torch")
+    with pytest.raises(DedupError, match="grocery_resnet10t.*brand_resnet10t"):
+        index.query(other)
+
+
+def test_cli_report_index_and_query(dataset, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import dedup as cli
+
+    folder, _, _ = dataset
+    catalog_dir = tmp_path / "cat"
+    catalog_dir.mkdir()
+    for g in range(2):
+        shutil.copyfile(folder / f"g{g}_orig.jpg", catalog_dir / f"g{g}_orig.jpg")
+    shutil.copyfile(folder / "g0_jpeg.jpg", catalog_dir / "g0_jpeg.jpg")
+    assert cli.main(["--images", str(catalog_dir), "--model", MODEL, "--out", str(tmp_path / "rep"),
+                     "--save-index", str(tmp_path / "idx")]) == 0
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["groups"] == 1 and summary["model"]["name"] == MODEL
+    uploads = tmp_path / "up"
+    uploads.mkdir()
+    shutil.copyfile(folder / "g1_mirror.jpg", uploads / "m.jpg")
+    assert cli.main(["--index", str(tmp_path / "idx"), "--query", str(uploads), "--out", str(tmp_path / "q")]) == 0
+    with open(tmp_path / "q" / "query.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert Path(row["match"]).name == "g1_orig.jpg"
+    with pytest.raises(SystemExit, match="brand_resnet10t.*grocery_resnet10t"):
+        cli.main(["--index", str(tmp_path / "idx"), "--query", str(uploads), "--model", "brand_resnet10t"])
+    with pytest.raises(SystemExit, match="no images"):
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        cli.main(["--images", str(empty), "--out", str(tmp_path / "x")])
+
+
+def test_calibrate_threshold_meets_precision():
+    scores = [0.99, 0.98, 0.97, 0.96, 0.95, 0.90]
+    labels = [1, 1, 1, 0, 1, 0]
+    cal = calibrate_threshold(scores, labels, min_precision=0.98)
+    assert cal["threshold"] == 0.97 and cal["precision"] == 1.0 and cal["recall"] == 0.75
+    assert calibrate_threshold(scores, labels, min_precision=0.7)["threshold"] == 0.95
+    with pytest.raises(ValueError):
+        calibrate_threshold([0.5], [0])
+
+
+def test_phash_is_stable_under_reencoding(dataset):
+    folder, _, _ = dataset
+    from vision.data.io import load_image
+
+    a = phash(load_image(folder / "g2_orig.jpg"))
+    b = phash(load_image(folder / "g2_jpeg.jpg"))
+    assert int(hamming_distance(a[0], b[0])) <= 4 and np.uint64(a[0]) != np.uint64(a[1])

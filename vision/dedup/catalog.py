@@ -1,0 +1,212 @@
+"""What the dedup stages read: per image its id, the sha256 of its bytes, its pHashes, its size, and optionally a
+feature vector with the model that made it.
+
+Example::
+
+    cat = scan_images("photos/", model="grocery_resnet10t")    # folder, manifest ('path, ...' lines) or paths
+    cat = scan_images("photos/", features="photos.npy")        # vectors from tools/extract.py (+ .model.json)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+
+class DedupError(ValueError):
+    """Input that cannot be deduplicated as asked: nothing to read, features from two models, an index made by
+    another model."""
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """The model whose vectors these are; two catalogs are comparable only if both fields agree."""
+
+    name: str
+    sha256: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name} (sha256 {self.sha256[:12] or 'unknown'})"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256}
+
+
+def check_same_model(a: ModelId | None, b: ModelId | None, what_a: str, what_b: str) -> None:
+    """Refuse to compare vectors of two different models (their cosine similarities mean nothing)."""
+    if a is not None and b is not None and (a.name != b.name or (a.sha256 and b.sha256 and a.sha256 != b.sha256)):
+        raise DedupError(f"{what_a} has features of model {a}, {what_b} of model {b}: vectors of different models "
+                         "cannot be compared; extract both with one model")
+
+
+@dataclass
+class Catalog:
+    """Images ready for the dedup stages (rows aligned); ``skipped`` lists ``(id, reason)`` of unreadable ones."""
+
+    ids: list[str]
+    sha256: list[str]
+    hashes: np.ndarray            # (N,) uint64 pHash
+    mirrored: np.ndarray          # (N,) uint64 pHash of the left-right mirror image
+    pixels: np.ndarray            # (N,) int64 width * height
+    nbytes: np.ndarray            # (N,) int64 file size
+    vectors: np.ndarray | None = None
+    model: ModelId | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def image_sources(source) -> list[str]:
+    """Image paths from a folder (recursive), a manifest (``path, ...`` lines relative to its folder; ``#``
+    comments) or an iterable of paths. An input with no image is a :class:`DedupError`."""
+    from vision.data.io import list_images
+
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            paths = [str(p) for p in list_images(path)]
+        elif path.is_file():
+            paths = []
+            for line in path.read_text(encoding="utf-8-sig").splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    p = Path(line.split(",")[0].strip())
+                    paths.append(str(p if p.is_absolute() else path.parent / p))
+        else:
+            raise FileNotFoundError(f"{source}: no such folder or manifest")
+    else:
+        paths = [str(p) for p in source]
+    if not paths:
+        raise DedupError(f"{source}: no images to deduplicate (empty folder or manifest)")
+    return paths
+
+
+def scan_images(source, model: str | None = None, features: str | os.PathLike | Sequence | None = None,
+                backend: str = "auto", device: str | None = None, batch_size: int = 64,
+                draft_size: int = 256) -> Catalog:
+    """Read every image once: sha256, pHash pair and size; feature vectors from ``model`` (a zoo name or export)
+    or from ``features`` files (``.npy`` + ``.ids.txt``, each with a ``.model.json`` sidecar). Unreadable images are
+    listed in ``skipped``; none readable is a :class:`DedupError`."""
+    from PIL import Image
+
+    from vision.data.io import ImageLoadError, load_image
+    from vision.dedup.hashing import phash
+    from vision.fileio import sha256_file
+
+    if model is not None and features is not None:
+        raise DedupError("give either a model to extract features or features files, not both")
+    given = load_feature_files(features) if features is not None else None
+    paths = image_sources(source) if source is not None else list(given[0])
+    extractor = None
+    if model is not None:
+        from vision.features import FeatureExtractor
+
+        extractor = FeatureExtractor.from_pretrained(model, backend=backend, device=device)
+    ids, shas, hashes, pixels, nbytes, chunks, skipped, pending = [], [], [], [], [], [], [], []
+
+    def flush():
+        if pending:
+            chunks.append(extractor(pending, batch_size=batch_size))
+            pending.clear()
+
+    for path in paths:
+        try:
+            image = load_image(path, draft_size=draft_size)
+            with Image.open(path) as im:
+                size = im.size
+            sha = sha256_file(path)
+        except ImageLoadError as e:
+            skipped.append((path, e.reason))
+            continue
+        except OSError as e:
+            skipped.append((path, f"cannot read: {e.strerror or e}"))
+            continue
+        ids.append(path)
+        shas.append(sha)
+        hashes.append(phash(image))
+        pixels.append(size[0] * size[1])
+        nbytes.append(os.path.getsize(path))
+        if extractor is not None:
+            pending.append(image)
+            if len(pending) >= batch_size:
+                flush()
+    if not ids:
+        why = "; ".join(f"{p} ({r})" for p, r in skipped[:3])
+        raise DedupError(f"{source}: none of its {len(paths)} image(s) could be read ({why})")
+    vectors, model_id = None, None
+    if extractor is not None:
+        flush()
+        vectors = np.concatenate(chunks)
+        model_id = ModelId(extractor.card.name, extractor.card.sha256)
+    elif given is not None:
+        given_ids, given_vectors, model_id = given
+        row = {os.path.abspath(i): k for k, i in enumerate(given_ids)}
+        missing = [i for i in ids if os.path.abspath(i) not in row]
+        if missing:
+            raise DedupError(f"{len(missing)} image(s) have no row in the features files (e.g. {missing[0]}); "
+                             "extract features for every image")
+        vectors = given_vectors[[row[os.path.abspath(i)] for i in ids]]
+    h = np.asarray(hashes, np.uint64).reshape(-1, 2)
+    return Catalog(ids, shas, h[:, 0].copy(), h[:, 1].copy(), np.asarray(pixels, np.int64),
+                   np.asarray(nbytes, np.int64), vectors, model_id, skipped)
+
+
+def model_sidecar(features: str | os.PathLike) -> Path:
+    """``<features>.model.json``: the model that wrote a features file (``{"name", "sha256"}``)."""
+    features = Path(features)
+    return features.with_name(features.name + ".model.json")
+
+
+def write_model_sidecar(features: str | os.PathLike, model: ModelId) -> Path:
+    from vision.fileio import atomic_write_text
+
+    path = model_sidecar(features)
+    atomic_write_text(path, json.dumps(model.to_dict()) + "\n")
+    return path
+
+
+def load_feature_files(files, model: ModelId | None = None) -> tuple[list[str], np.ndarray, ModelId]:
+    """Ids, unit vectors and model of one or several features files (``.npy`` pairs of ``tools/extract.py``).
+
+    Each file's model comes from its ``.model.json`` sidecar, or ``model`` for files without one; files of two
+    models are refused, naming both."""
+    from vision.features import load_features
+
+    files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
+    if not files:
+        raise DedupError("no features files given")
+    all_ids, blocks, first, first_file = [], [], None, None
+    for f in files:
+        sidecar = model_sidecar(f)
+        if sidecar.is_file():
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            file_model = ModelId(meta["name"], meta.get("sha256", ""))
+        elif model is not None:
+            file_model = model
+        else:
+            raise DedupError(f"{f}: which model made these features is unknown (no {sidecar.name}); name it "
+                             "(--features-model NAME) so features of different models are never mixed")
+        check_same_model(first, file_model, str(first_file), str(f))
+        first, first_file = first or file_model, first_file or f
+        ids, vectors = load_features(f)
+        all_ids += ids
+        blocks.append(vectors)
+    vectors = np.concatenate(blocks).astype(np.float32)
+    if len(vectors) == 0:
+        raise DedupError(f"{', '.join(map(str, files))}: no feature rows")
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return all_ids, vectors, first
+
+
+def select(catalog: Catalog, rows: Iterable[int]) -> Catalog:
+    """A catalog of the given rows (same model)."""
+    rows = list(rows)
+    return Catalog([catalog.ids[r] for r in rows], [catalog.sha256[r] for r in rows], catalog.hashes[rows],
+                   catalog.mirrored[rows], catalog.pixels[rows], catalog.nbytes[rows],
+                   None if catalog.vectors is None else catalog.vectors[rows], catalog.model, [])

@@ -1,0 +1,245 @@
+"""The staged search: exact copies (sha256), pHash pairs (Hamming radius), embedding k-NN (faiss, cosine), a
+geometric check of the remaining candidates (:mod:`vision.dedup.verify`), then grouping with the chaining guard
+(:mod:`vision.dedup.graph`).
+
+Example::
+
+    result = find_duplicates(scan_images("photos/", model="grocery_resnet10t"), Thresholds(verify=0.95))
+    result.rows()          # [{'id', 'group', 'representative', 'reason', 'score'}, ...]
+    result.keep()          # one id per group, plus every image without a duplicate
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from vision.dedup.catalog import Catalog
+from vision.dedup.graph import Edge, Grouping, group_edges
+from vision.dedup.hashing import HASH_BITS, hamming_pairs
+
+EXACT_INDEX_LIMIT = 50_000   # above this many vectors the k-NN graph uses an approximate index
+
+
+@dataclass
+class Thresholds:
+    """Acceptance thresholds per stage; ``None`` turns a stage off.
+
+    ``phash_distance``: most differing pHash bits (of 64) accepted directly; ``similarity``: least cosine accepted
+    directly; ``verify``: least aligned NCC (:mod:`vision.dedup.verify`) for candidates found within
+    ``candidate_distance`` bits or ``candidate_similarity`` cosine, with at least ``min_inliers`` keypoints and
+    ``min_containment`` of the smaller image in common (two overlapping shots of one shelf are not copies);
+    ``k``: neighbours per image in the embedding stage; ``min_support``/``min_cross_edges``: the chaining guard.
+    """
+
+    phash_distance: int | None = 4
+    similarity: float | None = None
+    verify: float | None = 0.98
+    candidate_distance: int = 22
+    candidate_similarity: float = 0.8
+    min_inliers: int = 12
+    min_containment: float = 0.7
+    k: int = 10
+    min_support: float = 0.5
+    min_cross_edges: int = 2
+
+    def margin(self, edge: Edge) -> float:
+        """How far above its stage's threshold an edge scored (0 = on the threshold, inf = exact copy)."""
+        if edge.reason == "exact":
+            return float("inf")
+        if edge.reason == "phash":
+            return (self.phash_distance - HASH_BITS * (1 - edge.score)) / HASH_BITS
+        if edge.reason == "verified":
+            return edge.score - self.verify
+        return edge.score - self.similarity
+
+
+@dataclass
+class Pair:
+    """A candidate pair with every signal measured for it (``None``: not measured)."""
+
+    i: int
+    j: int
+    exact: bool = False
+    distance: int | None = None
+    similarity: float | None = None
+    mutual: bool = True
+    inliers: int = 0
+    ncc: float | None = None
+    containment: float = 0.0
+
+    def edge(self, t: Thresholds) -> Edge | None:
+        """The edge these signals give under ``t`` (earliest stage that accepts), or ``None``."""
+        if self.exact:
+            return Edge(self.i, self.j, 1.0, "exact")
+        if self.distance is not None and t.phash_distance is not None and self.distance <= t.phash_distance:
+            return Edge(self.i, self.j, 1 - self.distance / HASH_BITS, "phash")
+        if self.similarity is not None and t.similarity is not None and self.similarity >= t.similarity:
+            return Edge(self.i, self.j, round(self.similarity, 6), "embedding", self.mutual)
+        if (self.ncc is not None and t.verify is not None and self.ncc >= t.verify and self.inliers >= t.min_inliers
+                and self.containment >= t.min_containment):
+            return Edge(self.i, self.j, round(self.ncc, 6), "verified", self.mutual)
+        return None
+
+
+def knn_graph(vectors: np.ndarray, k: int, index_kind: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """``(scores, ids)`` of each vector's ``k`` nearest others (self removed; -1 where fewer exist). Exact
+    ``IndexFlatIP`` up to :data:`EXACT_INDEX_LIMIT` vectors, IVF above (``index_kind`` overrides)."""
+    from vision.retrieval import build_index
+
+    n = len(vectors)
+    kind = ("flat" if n <= EXACT_INDEX_LIMIT else "ivf") if index_kind == "auto" else index_kind
+    index = build_index(vectors, kind=kind)
+    kk = min(k + 1, n)
+    scores, ids = index.search(vectors, kk)
+    own = ids == np.arange(n)[:, None]
+    # drop self (or, if an identical vector hid it, the last column) so every row keeps k others
+    drop = np.where(own.any(1), own.argmax(1), kk - 1)
+    keep = np.ones_like(own)
+    keep[np.arange(n), drop] = False
+    return scores[keep].reshape(n, kk - 1), ids[keep].reshape(n, kk - 1)
+
+
+def candidate_pairs(catalog: Catalog, t: Thresholds, index_kind: str = "auto", verifier=None,
+                    verify_all: bool = False) -> list[Pair]:
+    """Every pair some stage may accept under ``t``, with its signals: byte-identical files, pHash pairs within
+    the larger of the two radii, embedding k-NN pairs above the lower of the two similarities; pairs no direct
+    stage accepts are verified when ``t.verify`` is set (all but exact copies with ``verify_all``, to calibrate)."""
+    pairs: dict[tuple[int, int], Pair] = {}
+
+    def pair(i: int, j: int) -> Pair:
+        key = (min(i, j), max(i, j))
+        if key not in pairs:
+            pairs[key] = Pair(*key)
+        return pairs[key]
+
+    first: dict[str, int] = {}
+    for i, sha in enumerate(catalog.sha256):
+        if sha in first:
+            pair(first[sha], i).exact = True
+        else:
+            first[sha] = i
+    radius = max([d for d in (t.phash_distance, t.candidate_distance if t.verify is not None else None)
+                  if d is not None], default=None)
+    if radius is not None:
+        for i, j, d in hamming_pairs(catalog.hashes, catalog.mirrored, radius):
+            pair(i, j).distance = d
+    floor = min([s for s in (t.similarity, t.candidate_similarity if t.verify is not None else None)
+                 if s is not None], default=None)
+    if floor is not None and catalog.vectors is not None and len(catalog) > 1:
+        scores, ids = knn_graph(catalog.vectors, t.k, index_kind)
+        directed = {(i, int(j)): float(s) for i in range(len(catalog)) for s, j in zip(scores[i], ids[i])
+                    if j >= 0 and s >= floor}
+        for (i, j), s in directed.items():
+            p = pair(i, j)
+            p.similarity = max(s, directed.get((j, i), s))
+            p.mutual = (j, i) in directed
+    if t.verify is not None:
+        if verifier is None:
+            from vision.dedup.verify import Verifier
+
+            verifier = Verifier()
+        direct = replace(t, verify=None)
+        for p in pairs.values():
+            if (verify_all and not p.exact) or p.edge(direct) is None:
+                p.inliers, p.ncc, p.containment = verifier.score(catalog.ids[p.i], catalog.ids[p.j])
+    return list(pairs.values())
+
+
+def edges_at(pairs: list[Pair], t: Thresholds) -> list[Edge]:
+    return [e for e in (p.edge(t) for p in pairs) if e is not None]
+
+
+@dataclass
+class DedupResult:
+    catalog: Catalog
+    grouping: Grouping
+    thresholds: Thresholds
+    edges: list[Edge] = field(default_factory=list)
+
+    def representatives(self) -> dict[int, int]:
+        """Group root -> the member to keep: most pixels, then most bytes (the least compressed), then first."""
+        best: dict[int, int] = {}
+        c = self.catalog
+        for i, r in enumerate(self.grouping.root):
+            b = best.get(r)
+            if b is None or (c.pixels[i], c.nbytes[i]) > (c.pixels[b], c.nbytes[b]):
+                best[r] = i
+        return best
+
+    def rows(self) -> list[dict]:
+        """One row per image: ``id, group`` (number, 0 = largest group), ``representative`` (id to keep),
+        ``reason`` (stage of its strongest merging edge, ``unique`` when alone) and ``score``."""
+        reps, edges = self.representatives(), self.grouping.best_edges()
+        sizes: dict[int, int] = {}
+        for r in self.grouping.root:
+            sizes[r] = sizes.get(r, 0) + 1
+        order = sorted(sizes, key=lambda r: (-sizes[r], r))
+        number = {r: n for n, r in enumerate(order)}
+        out = []
+        for i, r in enumerate(self.grouping.root):
+            e = edges[i]
+            out.append({"id": self.catalog.ids[i], "group": number[r], "representative": self.catalog.ids[reps[r]],
+                        "reason": e.reason if e else "unique", "score": round(e.score, 6) if e else 1.0})
+        return out
+
+    def keep(self) -> list[str]:
+        """Ids to keep: each group's representative and every image without a duplicate."""
+        return sorted(self.catalog.ids[i] for i in self.representatives().values())
+
+    def groups(self) -> list[list[int]]:
+        return self.grouping.groups
+
+    def uncertainty(self) -> dict[int, float]:
+        """Group root -> smallest margin above threshold of its merging edges (small = uncertain)."""
+        out: dict[int, float] = {}
+        for e in self.grouping.accepted:
+            r = self.grouping.root[e.i]
+            out[r] = min(out.get(r, float("inf")), self.thresholds.margin(e))
+        return out
+
+    def summary(self) -> dict:
+        groups = self.groups()
+        reasons: dict[str, int] = {}
+        for e in self.grouping.accepted:
+            reasons[e.reason] = reasons.get(e.reason, 0) + 1
+        return {"images": len(self.catalog), "groups": len(groups),
+                "duplicates": sum(len(g) - 1 for g in groups), "keep": len(self.keep()),
+                "largest_group": max(map(len, groups), default=1), "merges_by_stage": reasons,
+                "guarded_edges": len(self.grouping.guarded), "unreadable": len(self.catalog.skipped),
+                "model": self.catalog.model.to_dict() if self.catalog.model else None}
+
+
+def find_duplicates(catalog: Catalog, thresholds: Thresholds | None = None, index_kind: str = "auto",
+                    pairs: list[Pair] | None = None, verifier=None) -> DedupResult:
+    """Group ``catalog`` into duplicate sets (``pairs``: candidates measured before, e.g. for a threshold sweep)."""
+    t = thresholds or Thresholds()
+    if pairs is None:
+        pairs = candidate_pairs(catalog, t, index_kind, verifier)
+    edges = edges_at(pairs, t)
+    grouping = group_edges(len(catalog), edges, t.min_support, t.min_cross_edges)
+    return DedupResult(catalog, grouping, t, edges)
+
+
+def calibrate_threshold(scores, is_duplicate, min_precision: float = 0.98) -> dict:
+    """The score threshold with the best F1 among those whose precision is at least ``min_precision`` on labelled
+    pairs (all positive pairs count for recall, found or not); the most precise one if none reaches it.
+
+    >>> calibrate_threshold([0.99, 0.97, 0.9, 0.8], [1, 1, 0, 1])["threshold"]
+    0.97
+    """
+    scores, labels = np.asarray(scores, float), np.asarray(is_duplicate, bool)
+    if labels.sum() == 0:
+        raise ValueError("calibration needs at least one duplicate pair")
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    tp, fp = np.cumsum(y), np.cumsum(~y)
+    last = np.r_[s[1:] != s[:-1], True]       # a threshold accepts every pair with an equal score
+    tp, fp, s = tp[last], fp[last], s[last]
+    precision, recall = tp / (tp + fp), tp / labels.sum()
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    ok = precision >= min_precision
+    k = int(np.argmax(np.where(ok, f1, -1))) if ok.any() else int(np.argmax(precision))
+    return {"threshold": float(s[k]), "precision": float(precision[k]), "recall": float(recall[k]),
+            "f1": float(f1[k]), "min_precision": min_precision, "reached": bool(ok.any())}
