@@ -156,3 +156,25 @@ def test_clear_errors():
         list(predictor("brand_resnet10t", device="cpu").stream(PHOTOS, batch_size=0))
     with pytest.raises(ValueError, match="no predictor head"):
         Predictor(type("R", (), {"card": None, "output": "heatmap", "backend": "x"})())
+
+
+def test_brand_recognizer_is_a_pipeline_of_predictors_on_any_backend(onnx_exports, tmp_path):
+    from vision.recognition import BrandRecognizer
+    from vision.results import Recognitions
+
+    on_torch = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", detector="logo_yolo11n",
+                                               device="cpu", embedder_backend="torch", detector_backend="torch")
+    on_ort = BrandRecognizer.from_pretrained(onnx_exports["brand_resnet10t"], "simple_icons_gallery",
+                                             detector=onnx_exports["logo_yolo11n"], device="cpu")
+    assert on_ort.detector.backend == on_ort.extractor.predictor.backend == "onnxruntime"
+    a, b = on_torch(COMPOSITES, batch_size=2), list(on_ort.stream(COMPOSITES, batch_size=2))
+    assert all(isinstance(r, Recognitions) for r in a + b) and sum(len(r) for r in a) > 0
+    for x, y in zip(a, b, strict=True):
+        assert [d["best"] for d in x.boxes] == [d["best"] for d in y.boxes]
+        np.testing.assert_allclose([d["score"] for d in x.boxes], [d["score"] for d in y.boxes], atol=1e-3)
+    line = json.loads(json.dumps(a[0].to_dict()))
+    assert line["task"] == "recognition" and {"box", "brand", "score", "best"} <= set(line["logos"][0])
+    assert a[0].save(tmp_path / "brands").stat().st_size > 0
+    legacy = on_torch.predict(COMPOSITES[0])[0]  # the earlier dict API, same results
+    assert [d["brand"] for d in legacy] == [d["brand"] for d in a[0].boxes]
+    np.testing.assert_allclose([d["score"] for d in legacy], [d["score"] for d in a[0].boxes], atol=1e-4)

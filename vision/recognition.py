@@ -12,25 +12,31 @@ Without a detector (``detector=None``) every image is treated as one logo crop (
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
 from vision.crops import square_crop
 from vision.gallery import BrandGallery, GalleryError
 from vision.data.inputs import ImageInput, to_rgb_array
+from vision.predictors import Predictor
+from vision.results import Recognitions
 
 
 class Detector(Protocol):
-    """What :class:`BrandRecognizer` needs of a detector (:class:`vision.inference_detection.LogoDetector`)."""
+    """What :class:`BrandRecognizer` needs of a detector besides a detection :class:`~vision.predictors.Predictor`
+    (:class:`vision.inference_detection.LogoDetector` has it)."""
 
     def predict(self, images: Sequence[ImageInput]) -> list[list[dict]]: ...
 
 
 class BrandRecognizer:
-    """Recognise brands of the logos in images against a :class:`BrandGallery`.
+    """Recognise brands of the logos in images against a :class:`BrandGallery`: a pipeline of two predictors (the
+    detector's and the embedder's, each on any backend) and the gallery, and a predictor itself (``stream``,
+    ``__call__`` with :class:`~vision.results.Recognitions` results).
 
     ``extractor`` embeds crops (a :class:`vision.features.FeatureExtractor` of an ``embedding`` zoo model); the
     gallery must have been built with the same model (checked here; a gallery that records no model name or sha256
@@ -38,33 +44,68 @@ class BrandRecognizer:
     (:func:`vision.crops.square_crop`). ``threshold`` overrides the gallery's calibrated one.
     """
 
-    def __init__(self, extractor, gallery: BrandGallery, detector: Detector | None = None, margin: float = 0.15,
+    def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float = 0.15,
                  threshold: float | None = None, allow_unbound: bool = False):
         gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
             raise GalleryError("the gallery is empty: add brands before recognising with it")
         self.extractor, self.gallery, self.detector = extractor, gallery, detector
         self.margin, self.threshold = margin, threshold
+        self.skipped: list[tuple[str, str]] = []
 
     @classmethod
     def from_pretrained(cls, embedder: str | os.PathLike, gallery: str | os.PathLike,
                         detector: str | os.PathLike | None = None, device: str | None = None,
-                        detector_conf: float = 0.25, allow_unbound: bool = False, **kwargs) -> "BrandRecognizer":
+                        detector_conf: float = 0.25, allow_unbound: bool = False, embedder_backend: str = "auto",
+                        detector_backend: str = "auto", **kwargs) -> "BrandRecognizer":
+        """``embedder``/``detector``: zoo names, weights files or exports, each run by its own backend."""
         from vision.features import FeatureExtractor
 
-        extractor = FeatureExtractor.from_pretrained(embedder, backend="torch", device=device)
+        extractor = FeatureExtractor.from_pretrained(embedder, backend=embedder_backend, device=device)
         loaded = BrandGallery.load(gallery)  # checked against the embedder in __init__
         logo_detector = None
         if detector is not None:
-            from vision.inference_detection import LogoDetector
+            from vision.predictors import predictor
 
-            logo_detector = LogoDetector.from_pretrained(detector, device=device or "cpu", conf=detector_conf)
+            logo_detector = predictor(detector, backend=detector_backend, device=device, conf=detector_conf)
+            if logo_detector.card.task != "detection":
+                raise ValueError(f"detector {detector!r} is a {logo_detector.card.task} model, not a detector")
         return cls(extractor, loaded, logo_detector, allow_unbound=allow_unbound, **kwargs)
 
-    def predict(self, images: ImageInput | Sequence[ImageInput]) -> list[list[dict]]:
+    def __call__(self, images, batch_size: int = 16, on_error: str = "raise") -> list[Recognitions]:
+        return list(self.stream(images, batch_size=batch_size, on_error=on_error))
+
+    def stream(self, images, batch_size: int = 16, on_error: str = "raise") -> Iterator[Recognitions]:
+        """One :class:`~vision.results.Recognitions` per image, ``batch_size`` images read and run at a time;
+        ``on_error="skip"`` lists unreadable images in :attr:`skipped` instead of raising."""
+        from vision.data.io import ImageLoadError
+        from vision.predictors import iter_images
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.skipped = []
+        items = iter_images(images)
+        while chunk := list(itertools.islice(items, batch_size)):
+            sources, arrays = [], []
+            for source, image in chunk:
+                try:
+                    arrays.append(to_rgb_array(image))
+                    sources.append(source)
+                except ImageLoadError as e:
+                    if on_error == "raise":
+                        raise
+                    self.skipped.append((source, e.reason))
+            for source, array, logos in zip(sources, arrays, self._recognise(arrays)):
+                yield Recognitions(source, boxes=logos, width=int(array.shape[1]), height=int(array.shape[0]))
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 16) -> list[list[dict]]:
         """Per image a list of ``{"box", "brand", "score", "best", "detection_score"}``, one per detected logo
         (``brand`` is ``"unknown"`` below the threshold); an image without a detected logo gives ``[]``."""
-        logos = embed_logos(self.extractor, images, self.detector, self.margin)
+        items = list(images) if isinstance(images, (list, tuple)) else [images]
+        return [r.boxes for r in self([to_rgb_array(im) for im in items], batch_size=batch_size)]
+
+    def _recognise(self, arrays: list[np.ndarray]) -> list[list[dict]]:
+        logos = embed_logos(self.extractor, arrays, self.detector, self.margin)
         results: list[list[dict]] = [[] for _ in logos]
         flat = [(i, det, vector) for i, (dets, vectors) in enumerate(logos) for det, vector in zip(dets, vectors)]
         if not flat:
@@ -88,6 +129,8 @@ def embed_logos(extractor, images: ImageInput | Sequence[ImageInput], detector: 
     arrays = [to_rgb_array(image) for image in items]
     if detector is None:
         detections = [[{"box": [0.0, 0.0, float(a.shape[1]), float(a.shape[0])], "score": 1.0}] for a in arrays]
+    elif isinstance(detector, Predictor):
+        detections = [r.boxes for r in detector(arrays)]
     else:
         detections = detector.predict(arrays)
     crops, owners = [], []

@@ -101,6 +101,18 @@ class Detections(Result):
 
 
 @dataclass
+class Recognitions(Detections):
+    """Logos with their brands: ``{"box", "brand" (or "unknown"), "score" (gallery similarity), "best" (the
+    nearest brand even when unknown), "detection_score"}`` per logo, in original image pixels."""
+
+    task: str = "recognition"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.source, "task": self.task, "width": self.width, "height": self.height,
+                "logos": self.boxes}
+
+
+@dataclass
 class Embedding(Result):
     """A unit-norm feature vector (``float32``) for cosine search."""
 
