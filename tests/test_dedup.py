@@ -250,3 +250,25 @@ def test_phash_is_stable_under_reencoding(dataset):
     a = phash(load_image(folder / "g2_orig.jpg"))
     b = phash(load_image(folder / "g2_jpeg.jpg"))
     assert int(hamming_distance(a[0], b[0])) <= 4 and np.uint64(a[0]) != np.uint64(a[1])
+
+
+def test_cli_features_file_round_trip(dataset, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import dedup as cli
+
+    folder, _, _ = dataset
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for name in ("g2_orig.jpg", "g2_jpeg.jpg", "neg0.jpg"):
+        shutil.copyfile(folder / name, images / name)
+    feats = tmp_path / "f.npy"
+    assert cli.main(["--images", str(images), "--model", MODEL, "--save-features", str(feats),
+                     "--save-index", str(tmp_path / "idx")]) == 0
+    assert json.loads((tmp_path / "f.npy.model.json").read_text())["name"] == MODEL
+    assert cli.main(["--features", str(feats), "--out", str(tmp_path / "rep")]) == 0
+    assert json.loads((tmp_path / "rep" / "summary.json").read_text())["groups"] == 1
+    (tmp_path / "f.npy.model.json").unlink()
+    with pytest.raises(SystemExit, match="--features-model"):
+        cli.main(["--features", str(feats), "--out", str(tmp_path / "rep2")])

@@ -29,7 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vision.dedup import (CatalogIndex, DedupError, ModelId, Thresholds, find_duplicates,  # noqa: E402
                           scan_images, write_report)
-from vision.dedup.catalog import load_feature_files  # noqa: E402
+from vision.dedup.catalog import write_model_sidecar  # noqa: E402
+
+
+def save_features(catalog, path: Path) -> None:
+    """The catalog's vectors as a features .npy (+ .ids.txt) with the .model.json that names their model."""
+    from vision.features import NpyWriter
+
+    if catalog.vectors is None:
+        raise DedupError("--save-features needs vectors: give --model")
+    with NpyWriter(path) as writer:
+        writer.write(catalog.ids, catalog.vectors)
+    write_model_sidecar(path, catalog.model)
 
 
 def thresholds_from(args, base: Thresholds | None = None) -> Thresholds:
@@ -55,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--model", help="zoo name or export giving the embedding (omit: exact and pHash stages only)")
     src.add_argument("--features", nargs="+", help="features .npy files (tools/extract.py) instead of --model")
     src.add_argument("--features-model", help="the model that wrote --features files lacking a .model.json")
+    src.add_argument("--save-features", type=Path, help="also save the vectors (.npy + .ids.txt + .model.json)")
     src.add_argument("--backend", default="auto")
     src.add_argument("--device", default=None)
     src.add_argument("--batch-size", type=int, default=64)
@@ -82,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("give --images and/or --features (or --index with --query)")
         if args.query is not None:
             ap.error("--query needs --index (a catalog saved with --save-index)")
-        features = args.features
-        if features is not None and args.features_model:
-            features = load_feature_files(features, ModelId(args.features_model))
-        catalog = scan_images(args.images, model=args.model, features=features, backend=args.backend,
-                              device=args.device, batch_size=args.batch_size)
+        catalog = scan_images(args.images, model=args.model, features=args.features,
+                              features_model=ModelId(args.features_model) if args.features_model else None,
+                              backend=args.backend, device=args.device, batch_size=args.batch_size)
+        if args.save_features is not None:
+            save_features(catalog, args.save_features)
         t = thresholds_from(args)
         if args.save_index is not None:
             CatalogIndex.build(catalog, t, args.index_kind).save(args.save_index)

@@ -88,11 +88,12 @@ def image_sources(source) -> list[str]:
 
 
 def scan_images(source, model: str | None = None, features: str | os.PathLike | Sequence | None = None,
-                backend: str = "auto", device: str | None = None, batch_size: int = 64,
-                draft_size: int = 256) -> Catalog:
+                features_model: ModelId | None = None, backend: str = "auto", device: str | None = None,
+                batch_size: int = 64, draft_size: int = 256) -> Catalog:
     """Read every image once: sha256, pHash pair and size; feature vectors from ``model`` (a zoo name or export)
-    or from ``features`` files (``.npy`` + ``.ids.txt``, each with a ``.model.json`` sidecar). Unreadable images are
-    listed in ``skipped``; none readable is a :class:`DedupError`."""
+    or from ``features`` files (``.npy`` + ``.ids.txt``, each with a ``.model.json`` sidecar, else from
+    ``features_model``; ``source=None`` reads the images their ids name). Unreadable images are listed in
+    ``skipped``; none readable is a :class:`DedupError`."""
     from PIL import Image
 
     from vision.data.io import ImageLoadError, load_image
@@ -101,7 +102,7 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
 
     if model is not None and features is not None:
         raise DedupError("give either a model to extract features or features files, not both")
-    given = load_feature_files(features) if features is not None else None
+    given = load_feature_files(features, features_model) if features is not None else None
     paths = image_sources(source) if source is not None else list(given[0])
     extractor = None
     if model is not None:
