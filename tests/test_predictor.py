@@ -178,3 +178,24 @@ def test_brand_recognizer_is_a_pipeline_of_predictors_on_any_backend(onnx_export
     legacy = on_torch.predict(COMPOSITES[0])[0]  # the earlier dict API, same results
     assert [d["brand"] for d in legacy] == [d["brand"] for d in a[0].boxes]
     np.testing.assert_allclose([d["score"] for d in legacy], [d["score"] for d in a[0].boxes], atol=1e-4)
+
+
+def test_every_export_format_has_a_runtime_that_loads_it(tmp_path):
+    """The predictor's backends come from the exporter's format table: an export format without a loader fails."""
+    from vision.export import EXTERNAL_RUNTIMES, FORMATS, export
+    from vision.predictors import BACKENDS, SUFFIX_BACKENDS
+    from vision.tasks import resolve
+    from vision.zoo import load_model
+
+    for name, fmt in FORMATS.items():
+        if fmt.runtime in BACKENDS:
+            assert SUFFIX_BACKENDS[Path(f"x{fmt.suffix}").suffix] == fmt.runtime, name
+        else:
+            assert callable(resolve(EXTERNAL_RUNTIMES[fmt.runtime])), name  # served elsewhere, verified here
+    model = load_model("brand_resnet10t")
+    reference = predictor("brand_resnet10t", backend="torch", device="cpu")(PHOTOS)
+    for name in ("onnx", "onnx-int8"):  # the CPU runtimes; TensorRT: tests/test_export_deploy.py (GPU)
+        options = {"calib_dir": SAMPLE / "train"} if name == "onnx-int8" else {}
+        path = export(model, name, tmp_path / f"brand{FORMATS[name].suffix}", **options)
+        results = predictor(path, device="cpu")(PHOTOS)
+        assert min(float(a.vector @ b.vector) for a, b in zip(reference, results)) > 0.95, name

@@ -26,11 +26,13 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from vision.export import FORMATS
 from vision.results import Classification, Detections, Embedding, Result
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
-# artifact suffix -> runtime (the formats vision.export writes)
-SUFFIX_BACKENDS = {".onnx": "onnxruntime", ".plan": "tensorrt", ".engine": "tensorrt"}
+# artifact suffix -> runtime, from the exporter's own format table (".engine": the TensorRT plans of other tools)
+SUFFIX_BACKENDS = {**{Path(f"x{fmt.suffix}").suffix: fmt.runtime for fmt in FORMATS.values()
+                      if fmt.runtime in BACKENDS}, ".engine": "tensorrt"}
 DEFAULT_EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
 
 

@@ -49,29 +49,36 @@ def _export_ultralytics(model, path, **options):
 
 @dataclass(frozen=True)
 class ExportFormat:
-    """An export function ``(model, path, **options) -> Path``, the options it takes and its default file name."""
+    """An export function ``(model, path, **options) -> Path``, the options it takes, its default file name and
+    the runtime that serves it: a :func:`vision.predictor` backend (``onnxruntime``, ``tensorrt``) or, for
+    artifacts served outside the library, ``tritonserver`` (a model repository) or ``ultralytics``
+    (``ultralytics.YOLO``, parity-checked at export)."""
 
     export: Callable[..., Path]
     options: frozenset[str]
     suffix: str
+    runtime: str
     needs: str = ""
 
 
 _COMMON = frozenset({"output", "opset", "simplify", "sample_images"})
 _CALIBRATION = frozenset({"calib_dir", "parity_dir", "min_images", "max_images"})
 FORMATS: dict[str, ExportFormat] = {
-    "onnx": ExportFormat(export_onnx, _COMMON | {"dynamic_batch"}, ".onnx"),
+    "onnx": ExportFormat(export_onnx, _COMMON | {"dynamic_batch"}, ".onnx", "onnxruntime"),
     "onnx-int8": ExportFormat(_export_onnx_int8, _COMMON | _CALIBRATION | {
-        "quant_format", "calibrate_method", "per_channel", "reduce_range"}, ".int8.onnx"),
+        "quant_format", "calibrate_method", "per_channel", "reduce_range"}, ".int8.onnx", "onnxruntime"),
     "tensorrt": ExportFormat(_export_tensorrt, _COMMON | _CALIBRATION | {
-        "precision", "batch", "calib_cache_dir", "workspace_bytes"}, ".plan",
+        "precision", "batch", "calib_cache_dir", "workspace_bytes"}, ".plan", "tensorrt",
         needs="the [tensorrt] extra and an NVIDIA GPU"),
     "triton": ExportFormat(_export_triton, _COMMON | _CALIBRATION | {
         "serving", "precision", "batch", "calib_cache_dir", "name", "max_batch_size", "instance_kind",
-        "instance_count"}, "", needs="serving=tensorrt: the [tensorrt] extra and an NVIDIA GPU"),
-    "ultralytics": ExportFormat(_export_ultralytics, frozenset({"sample_images"}), ".pt",
+        "instance_count"}, "", "tritonserver", needs="serving=tensorrt: the [tensorrt] extra and an NVIDIA GPU"),
+    "ultralytics": ExportFormat(_export_ultralytics, frozenset({"sample_images"}), ".pt", "ultralytics",
                                 needs="a detection model; loading the file needs ultralytics (AGPL-3.0)"),
 }
+# runtimes that serve an artifact outside vision.predictor (each format still records and checks its digest)
+EXTERNAL_RUNTIMES = {"tritonserver": "vision.export.triton:verify_triton_repository",
+                     "ultralytics": "vision.export.onnx:verify_recorded_digest"}
 
 
 def export(model: nn.Module, format: str, path: str | Path, **options) -> Path:
