@@ -199,3 +199,18 @@ def test_every_export_format_has_a_runtime_that_loads_it(tmp_path):
         path = export(model, name, tmp_path / f"brand{FORMATS[name].suffix}", **options)
         results = predictor(path, device="cpu")(PHOTOS)
         assert min(float(a.vector @ b.vector) for a, b in zip(reference, results)) > 0.95, name
+
+
+@pytest.mark.gpu
+def test_detector_from_its_tensorrt_plan_gives_the_torch_boxes(tmp_path):
+    pytest.importorskip("tensorrt")
+    from vision.export import export
+    from vision.zoo import load_model
+
+    plan = export(load_model("logo_yolo11n"), "tensorrt", tmp_path / "logo.plan", precision="fp32", batch="1,4,8")
+    on_trt = predictor(plan, device="cuda")
+    assert on_trt.backend == "tensorrt"
+    for a, b in zip(predictor("logo_yolo11n", backend="torch", device="cuda")(COMPOSITES), on_trt(COMPOSITES),
+                    strict=True):
+        assert len(a) == len(b)
+        np.testing.assert_allclose([d["box"] for d in a.boxes], [d["box"] for d in b.boxes], atol=1.0)
