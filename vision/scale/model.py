@@ -13,9 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vision.features import FEATURE_OUTPUTS, ExtractError
-
-VECTOR_OUTPUTS = ("features", "embedding")
+from vision.features import ExtractError
 
 
 @dataclass(frozen=True)
@@ -30,24 +28,18 @@ class FeatureModel:
     dim: int
 
     @classmethod
-    def resolve(cls, model, backend: str = "auto", output: str | None = None) -> "FeatureModel":
-        """Resolve ``backend="auto"`` to one concrete file and runtime, so every worker runs the same thing."""
-        from vision.predictors import predictor
+    def resolve(cls, model, backend: str = "auto") -> "FeatureModel":
+        """The feature output of ``model`` as :class:`~vision.features.FeatureExtractor` picks it (a classifier's
+        pooled ``features``, an embedder's ``embedding``), with ``backend="auto"`` resolved to one concrete file
+        and runtime, so every worker runs the same thing."""
+        from vision.features import FeatureExtractor
 
-        if backend == "tensorrt":
+        if backend == "tensorrt" or str(model).lower().endswith((".plan", ".engine")):
             raise ExtractError("the scale engines run torch or onnxruntime; a TensorRT plan is built for one GPU "
                                "model, so run it with tools/extract.py --engine local on that machine")
-        p = predictor(model, backend=backend, device="cpu", output=output)
-        if p.output not in VECTOR_OUTPUTS:
-            wanted = FEATURE_OUTPUTS.get(p.card.task)
-            if output is not None or wanted is None:
-                raise ExtractError(f"{model}: output {p.output!r} is not a feature vector; the scale engines extract "
-                                   f"{' or '.join(VECTOR_OUTPUTS)} (task {p.card.task!r} has "
-                                   f"{wanted or 'no feature output'})")
-            p = predictor(model, backend=backend, device="cpu", output=wanted)
-        size = p.card.data_config.input_size
-        dim = int(p.runtime(_zeros(size)).shape[1])
-        return cls(str(getattr(p.runtime, "path", model)), p.backend, p.output, p.card, dim)
+        extractor = FeatureExtractor.from_pretrained(model, backend=backend, device="cpu")
+        p = extractor.predictor
+        return cls(str(getattr(p.runtime, "path", model)), p.backend, p.output, p.card, extractor.dim)
 
     @property
     def input_size(self) -> int:
@@ -85,9 +77,3 @@ def unit_vectors(head, output: np.ndarray) -> np.ndarray:
     """The network's output normalised by the predictor head (one normalisation for every engine)."""
     results = head.postprocess(output, None, [""] * len(output))
     return np.stack([r.vector for r in results]).astype(np.float32, copy=False)
-
-
-def _zeros(size: int):
-    import torch
-
-    return torch.zeros(1, 3, size, size)

@@ -5,6 +5,10 @@ each when the cluster has GPUs), shards assembled and written on the driver.
         -> EmbedActor pool (map_batches with a callable class; restarted and its tasks retried by Ray)
         -> driver: ShardAssembler writes part-<i>.parquet when all of a shard's images are in
 
+On GPU nodes the two stages run apart (decoding on every CPU, the GPUs only run the network); where actors need
+the same resources as the CPU tasks (a CPU-only cluster) Ray fuses the CPU stage into the actors, so there each
+actor is one whole pipeline: give ``num_actors`` about the number of CPUs.
+
 The driver only receives vectors (0.5-2 KB an image), so one driver keeps up with many GPU nodes; images are
 read by the workers, so their paths must be readable there (a shared file system). Works against a running
 cluster (``address="auto"`` or ``ray://...``) or starts a local one.
@@ -54,24 +58,25 @@ class EmbedActor:
         return {"id": batch["id"], "sha256": batch["sha256"], "error": batch["error"], "vector": vectors}
 
 
-def extract_with_ray(model, source, out_dir, *, backend: str = "auto", output: str | None = None,
-                     shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int = 64, num_actors: int | None = None,
-                     address: str | None = None, num_cpus: int | None = None, retries: int | None = None,
-                     actor_cls: type = EmbedActor, progress: bool = True) -> dict[str, Any]:
+def extract_with_ray(model, source, out_dir, *, backend: str = "auto", shard_size: int = DEFAULT_SHARD_SIZE,
+                     batch_size: int = 64, num_actors: int | None = None, address: str | None = None,
+                     num_cpus: int | None = None, retries: int | None = None, actor_cls: type = EmbedActor,
+                     progress: bool = True) -> dict[str, Any]:
     """Extract vectors of every image in ``source`` (folder, manifest or Parquet table of paths) into Parquet
     shards under ``out_dir``; shards already there are skipped. Returns the manifest plus ``written``/``skipped``.
 
     ``num_actors``: model actors (default: one per GPU of the cluster, else 1). ``address``: a running cluster;
     without it a local one is started with ``num_cpus``. ``retries``: Ray's task retries, actor restarts and actor
     task retries after a worker dies; ``None`` keeps Ray Data's defaults (retry until done: a lost node or killed
-    actor costs time, never images; give a number to stop on a batch that kills its worker every time). ``actor_cls``: the model stage (a subclass of :class:`EmbedActor` to add per-batch behaviour).
+    actor costs time, never images; give a number to stop on a batch that kills its worker every time).
+    ``actor_cls``: the model stage (a subclass of :class:`EmbedActor` to add per-batch behaviour).
     """
     import ray
     from ray.data import ActorPoolStrategy, DataContext
 
     out_dir = Path(out_dir)
     started = time.perf_counter()
-    spec = FeatureModel.resolve(model, backend, output)
+    spec = FeatureModel.resolve(model, backend)
     plan = plan_shards(source, shard_size)
     todo = pending_shards(plan, out_dir, spec.identity())
     log.info("%d image(s) in %d shard(s); %d shard(s) to write", plan.images, len(plan.shards), len(todo))
@@ -80,7 +85,8 @@ def extract_with_ray(model, source, out_dir, *, backend: str = "auto", output: s
         with _ray_session(ray, address, num_cpus):
             gpus = int(ray.cluster_resources().get("GPU", 0))
             actors = num_actors or max(gpus, 1)
-            DataContext.get_current().enable_progress_bars = progress
+            context = DataContext.get_current()
+            bars, context.enable_progress_bars = context.enable_progress_bars, progress
             ds = (ray.data.from_arrow([_shard_table(s) for s in todo])  # one block per shard
                   .map_batches(preprocess_batch, batch_size=batch_size, batch_format="numpy", fn_kwargs={"spec": spec},
                                num_cpus=1, **({} if retries is None else {"max_retries": retries}))
@@ -89,8 +95,11 @@ def extract_with_ray(model, source, out_dir, *, backend: str = "auto", output: s
                                num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
                                **({} if retries is None else {"max_restarts": retries, "max_task_retries": retries})))
             assembler = ShardAssembler(out_dir, todo, spec.identity(), spec.dim, engine="ray")
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                assembler.add(batch["id"], batch["sha256"], batch["error"], batch["vector"])
+            try:
+                for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                    assembler.add(batch["id"], batch["sha256"], batch["error"], batch["vector"])
+            finally:
+                context.enable_progress_bars = bars  # Ray's process-wide context: leave it as found
             assembler.finish()
             written = assembler.written
     manifest = write_manifest(out_dir, plan, {"backend": spec.backend})

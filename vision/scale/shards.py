@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from vision.features import ExtractError
-from vision.scale.inputs import Shard, ShardPlan, ids_digest
+from vision.scale.inputs import Shard, ShardPlan
 
 MANIFEST = "manifest.json"
 SHARD_GLOB = "part-*.parquet"
@@ -124,6 +124,8 @@ class ShardAssembler:
             shard = self.shard_of.get(id_)
             if shard is None:
                 raise ExtractError(f"result for id {id_!r}, which no pending shard holds")
+            if shard.index not in self.remaining:
+                continue  # a late repeat from a retried batch: its shard is already written
             rows, failures = self.open.setdefault(shard.index, ({}, {}))
             if error:
                 failures[id_] = str(error)
