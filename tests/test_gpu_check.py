@@ -1,4 +1,5 @@
-"""benchmarks/gpu_check.py without a GPU (--cpu): everything but the TensorRT build runs on every commit."""
+"""The benchmark scripts on CPU: gpu_check.py without a GPU (--cpu: everything but the TensorRT build), and
+tools/benchmark.py over every task through the predictor."""
 
 import json
 import sys
@@ -20,3 +21,19 @@ def test_gpu_check_dry_run_writes_parity_and_timing_reports(tmp_path):
     runtimes = {(r["batch"], r["runtime"]) for r in saved["models"]["logo_yolo11n"]["timing"]}
     assert runtimes == {(b, rt) for b in gpu_check.CPU_BATCHES for rt in ("torch-fp32", "ort-fp32")}
     assert "| logo_yolo11n | 4 | ort-fp32 |" in (tmp_path / "gpu_check.md").read_text()
+
+
+def test_benchmark_tool_times_every_task_through_the_predictor(tmp_path):
+    sys.path.insert(0, str(REPO / "tools"))
+    import benchmark
+
+    result = benchmark.main(["--model", "brand_resnet10t,logo_yolo11n", "--backends", "torch,ort-fp32",
+                             "--batch", "1,2", "--seconds", "0.1", "--rounds", "1",
+                             "--end-to-end", str(REPO / "data" / "logo_sample" / "images" / "val"),
+                             "--out", str(tmp_path / "bench.json")])
+    by_model = {m["model"]: m for m in result["models"]}
+    assert {(r["backend"], r["batch"]) for r in by_model["logo_yolo11n"]["rows"]} == {
+        (b, n) for b in ("torch", "ort-fp32") for n in (1, 2)}
+    e2e = by_model["logo_yolo11n"]["end_to_end"]
+    assert e2e and all(r["images"] == 8 and r["images_per_s"] > 0 for r in e2e)
+    assert json.loads((tmp_path / "bench.json").read_text())["models"][0]["task"] == "embedding"

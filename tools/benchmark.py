@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""Inference speed of a zoo model per backend and batch size, side by side in one process, plus (optionally) the
-top-1 of each backend on a labelled split. Prints a Markdown table and writes JSON.
+"""Inference speed of zoo models per backend and batch size through the predictor interface, side by side in one
+process, plus (optionally) end-to-end speed on real images and the top-1 of each backend on a labelled split.
+Prints Markdown tables and writes JSON.
 
     python tools/benchmark.py --model grocery_resnet10t --calib-dir ../shared/datasets/grocery_store/train \
         --accuracy ../shared/datasets/grocery_store/val.txt --out runs/benchmark/grocery.json
+    python tools/benchmark.py --model grocery_resnet10t,logo_yolo11n,brand_resnet10t --batch 1,8,32 \
+        --calib-dir data/grocery_sample/train --end-to-end data/logo_sample/images/val --out runs/benchmark/all.json
 
 Backends: ``torch`` (eager fp32), ``ort-fp32``, ``ort-int8`` (static QDQ, needs ``--calib-dir``), ``trt-fp32``,
 ``trt-fp16`` (need the [tensorrt] extra and a GPU; skipped with a note otherwise). Each (batch, backend) cell is
@@ -30,6 +33,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from vision.export import ExportError, export  # noqa: E402
+from vision.export.onnx import default_output  # noqa: E402
+from vision.predictors import Predictor, TorchRuntime, predictor  # noqa: E402
 from vision.zoo import load_model  # noqa: E402
 
 BACKENDS = ("torch", "ort-fp32", "ort-int8", "trt-fp32", "trt-fp16")
@@ -38,14 +43,17 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model", required=True, help="zoo name(s), comma-separated: one table per model")
     ap.add_argument("--output", help="output kind to time (default per task: logits for classifiers)")
     ap.add_argument("--backends", default=",".join(BACKENDS))
     ap.add_argument("--batch", default="1,8,16,32", help="batch sizes; the TensorRT profile max is added")
     ap.add_argument("--profile", default="1,8,64", help="TensorRT min,opt,max batch profile")
     ap.add_argument("--calib-dir", type=Path, help="INT8 calibration images (ort-int8)")
     ap.add_argument("--int8-format", default="qdq", choices=["qdq", "qoperator"], help="ort-int8 graph format")
-    ap.add_argument("--accuracy", type=Path, help="labelled manifest: top-1 of every backend on it")
+    ap.add_argument("--accuracy", type=Path, help="labelled manifest: top-1 of every backend on it (classifiers)")
+    ap.add_argument("--end-to-end", type=Path, metavar="IMAGES",
+                    help="also time the whole predictor (decode, preprocess, network, postprocess incl. NMS) on "
+                         "the images of this folder")
     ap.add_argument("--seconds", type=float, default=4.0, help="measuring time per cell")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -54,35 +62,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     start = time.perf_counter()
     torch.set_num_threads(args.threads)
-    model = load_model(args.model)
-    card = model.card
     wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = sorted(set(wanted) - set(BACKENDS))
     if unknown:
         raise SystemExit(f"error: unknown backends {unknown}; choose from {list(BACKENDS)}")
-    profile_max = int(args.profile.split(",")[-1])
-    notes, exports = [], {}
-    with tempfile.TemporaryDirectory(prefix="vision-bench-") as scratch:
-        runners: dict[str, Runner] = {}
-        for name in wanted:
-            t0 = time.perf_counter()
-            try:
-                runners[name] = make_runner(name, model, Path(scratch), args)
-            except (ExportError, ImportError) as e:
-                notes.append(f"{name}: skipped ({e})"[:400])
-                continue
-            exports[name] = round(time.perf_counter() - t0, 1)
-        batches = sorted({int(b) for b in args.batch.split(",")} | ({profile_max} if any(
-            n.startswith("trt") for n in runners) else set()))
-        size = card.data_config.input_size
-        rows = []
-        for batch in batches:
-            x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
-            rows += time_cell(runners, x, args.seconds, args.rounds)
-        accuracy = top1_per_backend(runners, model, args.accuracy) if args.accuracy else None
-    result = {"model": card.name, "output": args.output, "rows": rows, "accuracy": accuracy, "notes": notes,
-              "export_seconds": exports, "hardware": hardware(), "threads": args.threads,
-              "versions": versions(), "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+    results = [benchmark_model(name.strip(), wanted, args) for name in args.model.split(",") if name.strip()]
+    result = {"models": results, "hardware": hardware(), "threads": args.threads, "versions": versions(),
+              "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
               "wall_seconds": round(time.perf_counter() - start, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -90,41 +76,96 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-def make_runner(name: str, model, scratch: Path, args) -> Runner:
+def benchmark_model(name: str, wanted: list[str], args) -> dict:
+    """Every backend of one zoo model through the predictor interface: network speed on random input per batch
+    size, optionally end-to-end speed on real images and top-1 on a labelled manifest."""
+    model = load_model(name)
+    card = model.card
+    profile_max = int(args.profile.split(",")[-1])
+    notes, exports = [], {}
+    with tempfile.TemporaryDirectory(prefix="vision-bench-") as scratch:
+        predictors: dict[str, Predictor] = {}
+        for backend in wanted:
+            t0 = time.perf_counter()
+            try:
+                predictors[backend] = make_predictor(backend, model, Path(scratch), args)
+            except Exception as e:  # noqa: BLE001 - e.g. INT8 shape inference failing on a detector: report, go on
+                notes.append(f"{backend}: skipped ({type(e).__name__}: {e})"[:400])
+                continue
+            exports[backend] = round(time.perf_counter() - t0, 1)
+        runners = {backend: _numpy_runner(p) for backend, p in predictors.items()}
+        batches = sorted({int(b) for b in args.batch.split(",")} | ({profile_max} if any(
+            n.startswith("trt") for n in runners) else set()))
+        size = card.data_config.input_size
+        rows = []
+        for batch in batches:
+            x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
+            rows += time_cell(runners, x, args.seconds, args.rounds)
+        end_to_end = time_end_to_end(predictors, args.end_to_end, batches, args) if args.end_to_end else []
+        accuracy = None
+        if args.accuracy and card.task == "classification":
+            accuracy = top1_per_backend(runners, model, args.accuracy)
+    return {"model": card.name, "task": card.task, "output": args.output, "rows": rows, "end_to_end": end_to_end,
+            "accuracy": accuracy, "notes": notes, "export_seconds": exports}
+
+
+def make_predictor(name: str, model, scratch: Path, args) -> Predictor:
+    """The predictor of one benchmark backend; exports are written to ``scratch`` (digest-recorded, so the
+    predictor's integrity checks run as in production)."""
+    options = {"output": args.output} if args.output else {}
     if name == "torch":
-        from vision.export.onnx import default_output, output_network
-
-        network = output_network(model, args.output or default_output(model.card)).eval()
-
-        def run_torch(x: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return network(torch.from_numpy(x)).numpy()
-
-        return run_torch
+        return Predictor(TorchRuntime(model, args.output or default_output(model.card), "cpu"))
     if name.startswith("ort"):
         import onnxruntime as ort
 
-        options = {"output": args.output} if args.output else {}
         if name == "ort-int8":
             if args.calib_dir is None:
                 raise ExportError("needs --calib-dir")
-            path = export(model, "onnx-int8", scratch / "model.int8.onnx", calib_dir=args.calib_dir,
+            path = export(model, "onnx-int8", scratch / f"{model.card.name}.int8.onnx", calib_dir=args.calib_dir,
                           quant_format=args.int8_format, **options)
         else:
-            path = export(model, "onnx", scratch / "model.onnx", **options)
+            path = export(model, "onnx", scratch / f"{model.card.name}.onnx", **options)
+        p = predictor(path, device="cpu")
         so = ort.SessionOptions()
         so.intra_op_num_threads = args.threads
         # idle onnxruntime workers spin-wait by default and would take cores from the backend timed next
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        return lambda x: session.run(None, {"images": x})[0]
+        p.runtime.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return p
     precision = name.split("-")[1]
-    path = export(model, "tensorrt", scratch / f"model.{precision}.plan", precision=precision, batch=args.profile,
-                  **({"output": args.output} if args.output else {}))
-    from vision.export.tensorrt import TensorRTEngine
+    path = export(model, "tensorrt", scratch / f"{model.card.name}.{precision}.plan", precision=precision,
+                  batch=args.profile, **options)
+    return predictor(path, device="cuda")
 
-    engine = TensorRTEngine(path)
-    return engine
+
+def _numpy_runner(p: Predictor) -> Runner:
+    runtime = p.runtime
+    return lambda x: runtime(torch.from_numpy(x))
+
+
+def time_end_to_end(predictors: dict[str, Predictor], folder: Path, batches: list[int], args) -> list[dict]:
+    """Images/s of the whole predictor call (decode, preprocess, network, postprocess incl. NMS) per backend and
+    batch size, median of ``--rounds`` passes over the folder's images, interleaved across backends."""
+    from vision.data.io import list_images
+
+    images = [str(p) for p in list_images(folder)]
+    rows = []
+    for batch in batches:
+        seconds: dict[str, list[float]] = {name: [] for name in predictors}
+        for p in predictors.values():
+            p(images[:batch], batch_size=batch)  # warm-up
+        for _ in range(args.rounds):
+            for name, p in predictors.items():
+                t0 = time.perf_counter()
+                p(images, batch_size=batch)
+                seconds[name].append(time.perf_counter() - t0)
+        base = float(np.median(seconds["torch"])) if "torch" in seconds else None
+        for name, values in seconds.items():
+            med = float(np.median(values))
+            rows.append({"backend": name, "batch": batch, "images": len(images),
+                         "images_per_s": round(len(images) / med, 1),
+                         "vs_torch": round(base / med, 2) if base else None})
+    return rows
 
 
 def time_cell(runners: dict[str, Runner], x: np.ndarray, seconds: float, rounds: int) -> list[dict]:
@@ -166,13 +207,8 @@ def top1_per_backend(runners: dict[str, Runner], model, manifest: Path) -> dict:
     preds: dict[str, list[np.ndarray]] = {name: [] for name in runners}
     for i in range(0, len(samples), 32):
         x = to_batch([load_image(s.path) for s in samples[i:i + 32]], transform).numpy()
-        for name, run in runners.items():
-            if name.startswith("trt"):
-                step = run.max_batch
-                out = np.concatenate([run(x[j:j + step]) for j in range(0, len(x), step)])
-            else:
-                out = run(x)
-            preds[name].append(out.argmax(1))
+        for name, run in runners.items():  # the TensorRT runtime slices batches over its profile itself
+            preds[name].append(run(x).argmax(1))
     top = {name: np.concatenate(p) for name, p in preds.items()}
     ref = top.get("torch")
     return {"manifest": str(manifest), "images": len(samples),
@@ -209,18 +245,28 @@ def versions() -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = ["| batch | backend | images/s | p50 ms | p99 ms | vs torch eager |", "|---|---|---|---|---|---|"]
-    for r in result["rows"]:
-        ratio = f"{r['vs_torch']:.2f}x" if r["vs_torch"] is not None else "-"
-        lines.append(f"| {r['batch']} | {r['backend']} | {r['images_per_s']:.1f} | {r['p50_ms']:.2f} | "
-                     f"{r['p99_ms']:.2f} | {ratio} |")
-    if result["accuracy"]:
-        acc = result["accuracy"]
-        lines += ["", f"top-1 on {acc['manifest']} ({acc['images']} images):", "",
-                  "| backend | top-1 | agreement with torch |", "|---|---|---|"]
-        lines += [f"| {name} | {v['top1']:.4f} | {v['agreement_with_torch']} |" for name, v in acc.items()
-                  if isinstance(v, dict)]
-    lines += [f"note: {n}" for n in result["notes"]]
+    lines = []
+    for m in result["models"]:
+        lines += [f"### {m['model']} ({m['task']}): network only, random input", "",
+                  "| batch | backend | images/s | p50 ms | p99 ms | vs torch eager |", "|---|---|---|---|---|---|"]
+        for r in m["rows"]:
+            ratio = f"{r['vs_torch']:.2f}x" if r["vs_torch"] is not None else "-"
+            lines.append(f"| {r['batch']} | {r['backend']} | {r['images_per_s']:.1f} | {r['p50_ms']:.2f} | "
+                         f"{r['p99_ms']:.2f} | {ratio} |")
+        if m["end_to_end"]:
+            lines += ["", f"{m['model']}: end to end (decode, preprocess, network, postprocess"
+                      f"{' incl. NMS' if m['task'] == 'detection' else ''}), {m['end_to_end'][0]['images']} images",
+                      "", "| batch | backend | images/s | vs torch |", "|---|---|---|---|"]
+            for r in m["end_to_end"]:
+                ratio = f"{r['vs_torch']:.2f}x" if r["vs_torch"] is not None else "-"
+                lines.append(f"| {r['batch']} | {r['backend']} | {r['images_per_s']:.1f} | {ratio} |")
+        if m["accuracy"]:
+            acc = m["accuracy"]
+            lines += ["", f"top-1 on {acc['manifest']} ({acc['images']} images):", "",
+                      "| backend | top-1 | agreement with torch |", "|---|---|---|"]
+            lines += [f"| {name} | {v['top1']:.4f} | {v['agreement_with_torch']} |" for name, v in acc.items()
+                      if isinstance(v, dict)]
+        lines += [f"note: {n}" for n in m["notes"]] + [""]
     lines.append(f"hardware: {result['hardware']}; threads {result['threads']}; versions {result['versions']}; "
                  f"wall {result['wall_seconds']} s")
     return "\n".join(lines)
