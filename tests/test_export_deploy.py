@@ -344,3 +344,16 @@ def test_embedding_family_exports_and_extracts_alike(tmp_path):
     on_torch = FeatureExtractor.from_pretrained(tmp_path / "emb.safetensors", backend="torch")(images)
     on_ort = FeatureExtractor.from_pretrained(path)(images)
     assert on_torch.shape == on_ort.shape == (3, 16) and (on_torch * on_ort).sum(1).min() > 0.9999
+
+
+def test_failed_int8_preprocessing_is_an_export_error_and_leaves_no_files(tmp_path, monkeypatch):
+    """onnxruntime's shape inference fails on the detector graph and writes temporary files into the working
+    folder; the exporter runs it in its scratch folder and reports the failure as an ExportError."""
+    from vision.export import ExportError, export
+    from vision.zoo import load_model
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ExportError, match="INT8 pre-processing .* failed for this detection graph"):
+        export(load_model("logo_yolo11n"), "onnx-int8", tmp_path / "out" / "logo.int8.onnx",
+               calib_dir=SAMPLE / "train")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []

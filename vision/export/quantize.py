@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -69,7 +70,18 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
         fp32 = export_onnx(model, Path(scratch) / "fp32.onnx", opset=opset, output=output, simplify=simplify,
                            sample_images=sample_images)
         prepared = Path(scratch) / "prepared.onnx"
-        quant_pre_process(str(fp32), str(prepared))
+        # onnxruntime's symbolic shape inference writes temporary files into the working folder (and leaves them
+        # there when it fails): run it inside the scratch folder
+        cwd = os.getcwd()
+        os.chdir(scratch)
+        try:
+            quant_pre_process(str(fp32), str(prepared))
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises bare Exception("Incomplete symbolic ...")
+            raise ExportError(f"{card.name}: INT8 pre-processing (onnxruntime shape inference) failed for this "
+                              f"{card.task} graph ({type(e).__name__}: {e}); export it as 'onnx' (fp32) instead") \
+                from None
+        finally:
+            os.chdir(cwd)
         record = {"method": calibrate_method, "format": quant_format, "per_channel": per_channel,
                   "reduce_range": reduce_range, "batch": CALIB_BATCH, **calib.describe(),
                   "key": calib.key(batch=CALIB_BATCH, method=calibrate_method, runtime="onnxruntime")}
