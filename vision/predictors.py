@@ -216,28 +216,37 @@ class Predictor:
 
     def stream(self, images, batch_size: int = 32, on_error: str = "raise") -> Iterator[Result]:
         """Results one by one, reading and running ``batch_size`` images at a time (memory bounded by one batch)."""
-        from vision.data.io import ImageLoadError
-
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.skipped = []
-        items = iter_images(images)
-        while chunk := list(itertools.islice(items, batch_size)):
-            sources, arrays = [], []
-            for source, image in chunk:
-                try:
-                    arrays.append(_to_rgb(image))
-                except ImageLoadError as e:
-                    if on_error == "raise":
-                        raise
-                    self.skipped.append((source, e.reason))
-                    continue
-                sources.append(source)
-            if arrays:
-                batch, meta = self.head.preprocess(arrays)
-                yield from self.head.postprocess(self.runtime(batch), meta, sources)
+        for sources, arrays in read_batches(images, batch_size, on_error, self.skipped):
+            batch, meta = self.head.preprocess(arrays)
+            yield from self.head.postprocess(self.runtime(batch), meta, sources)
+
+
+def read_batches(images, batch_size: int, on_error: str = "raise", skipped: list | None = None
+                 ) -> Iterator[tuple[list[str], list[np.ndarray]]]:
+    """``(sources, RGB arrays)`` of at most ``batch_size`` readable images at a time, pulled lazily from
+    :func:`iter_images`; ``on_error="skip"`` appends ``(source, reason)`` of unreadable ones to ``skipped``."""
+    from vision.data.io import ImageLoadError
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    items = iter_images(images)
+    while chunk := list(itertools.islice(items, batch_size)):
+        sources, arrays = [], []
+        for source, image in chunk:
+            try:
+                arrays.append(_to_rgb(image))
+            except ImageLoadError as e:
+                if on_error == "raise":
+                    raise
+                if skipped is not None:
+                    skipped.append((source, e.reason))
+                continue
+            sources.append(source)
+        if arrays:
+            yield sources, arrays
 
 
 def iter_images(images) -> Iterator[tuple[str, Any]]:

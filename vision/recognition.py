@@ -12,7 +12,6 @@ Without a detector (``detector=None``) every image is treated as one logo crop (
 
 from __future__ import annotations
 
-import itertools
 import os
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence
@@ -78,23 +77,10 @@ class BrandRecognizer:
     def stream(self, images, batch_size: int = 16, on_error: str = "raise") -> Iterator[Recognitions]:
         """One :class:`~vision.results.Recognitions` per image, ``batch_size`` images read and run at a time;
         ``on_error="skip"`` lists unreadable images in :attr:`skipped` instead of raising."""
-        from vision.data.io import ImageLoadError
-        from vision.predictors import iter_images
+        from vision.predictors import read_batches
 
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.skipped = []
-        items = iter_images(images)
-        while chunk := list(itertools.islice(items, batch_size)):
-            sources, arrays = [], []
-            for source, image in chunk:
-                try:
-                    arrays.append(to_rgb_array(image))
-                    sources.append(source)
-                except ImageLoadError as e:
-                    if on_error == "raise":
-                        raise
-                    self.skipped.append((source, e.reason))
+        for sources, arrays in read_batches(images, batch_size, on_error, self.skipped):
             for source, array, logos in zip(sources, arrays, self._recognise(arrays)):
                 yield Recognitions(source, boxes=logos, width=int(array.shape[1]), height=int(array.shape[0]))
 
