@@ -68,7 +68,8 @@ def write_shard(out_dir: Path, shard: Shard, rows: dict[str, tuple[str, np.ndarr
                      schema=schema)
     path = out_dir / shard.file_name
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        # dictionary encoding only pays for repeated values: unique ids and float vectors would grow by half
+        pq.write_table(table, tmp, use_dictionary=False, compression="zstd")
     return path
 
 
