@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vision.data.datasets import ClassTable, LabeledImages, ManifestError, Sample, read_manifest, scan_image_folder
+from vision.data.samplers import eval_sampler
 from vision.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, build_eval_transform, \
     build_train_transform
 
@@ -152,9 +153,11 @@ class ClassificationDataModule(pl.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         hp = self.hparams
         workers = hp.num_workers if hp.num_workers is not None else min(8, os.cpu_count() or 1)
+        data = self._datasets[split]
         return DataLoader(
-            self._datasets[split], batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
-            shuffle=train, drop_last=train and len(self._datasets[split]) > hp.batch_size,
+            data, batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
+            shuffle=train, drop_last=train and len(data) > hp.batch_size,
+            sampler=None if train else eval_sampler(data),  # under DDP: each val image scored once
             num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
         )
 
