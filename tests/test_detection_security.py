@@ -232,3 +232,43 @@ def test_label_file_without_image_is_counted_and_reported(tmp_path):
         data.setup("fit")
     assert data.label_checks["train"].without_image == [orphan]
     assert data.label_checks["val"].without_image == []
+
+
+def test_fuzz_label_files_and_data_yaml_give_a_result_or_our_error(tmp_path):
+    """Random bytes, truncations and flips of YOLO label files and data.yaml: a report or LabelError, nothing raw."""
+    import random
+    import warnings
+
+    from vision.data.detection import LabelError, check_yolo_labels, read_data_yaml
+
+    rng = random.Random(0)
+    label = b"0 0.5 0.5 0.2 0.3\n0 0.1 0.2 0.05 0.05\n"
+    data_yaml = (LOGO_SAMPLE / "data.yaml").read_bytes()
+    cases = 0
+    for i in range(120):
+        kind = i % 3
+        for original, name in ((label, "labels/a.txt"), (data_yaml, "data.yaml")):
+            blob = bytearray(original)
+            if kind == 0:
+                blob = bytearray(rng.randbytes(rng.randint(0, 80)))
+            elif kind == 1:
+                blob = blob[:rng.randint(0, len(blob))]
+            else:
+                for _ in range(rng.randint(1, 4)):
+                    if blob:
+                        blob[rng.randrange(len(blob))] = rng.randrange(256)
+            case = tmp_path / f"case{i}_{name.replace('/', '_')}"
+            (case / "labels").mkdir(parents=True)
+            (case / name).write_bytes(bytes(blob))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for strict in (False, True):
+                    try:
+                        if name == "data.yaml":
+                            read_data_yaml(case / name)
+                        else:
+                            check_yolo_labels(case / "labels", num_classes=1, strict=strict)
+                    except LabelError:
+                        pass
+            cases += 1
+    assert cases == 240

@@ -32,7 +32,8 @@ STRIDE = 32
 
 
 class LabelError(ValueError):
-    """Malformed YOLO label lines (raised by ``check_yolo_labels(strict=True)``)."""
+    """A malformed YOLO dataset: label lines (``check_yolo_labels(strict=True)``) or its ``data.yaml``; the message
+    names the file and the line or field."""
 
 
 @dataclass
@@ -117,21 +118,40 @@ def _label_line_problem(fields: list[str], num_classes: int) -> str | None:
 
 
 def read_data_yaml(path: str | os.PathLike) -> dict:
-    """An ultralytics ``data.yaml`` with ``path`` resolved (relative or absent: against the yaml's folder)."""
+    """An ultralytics ``data.yaml`` with ``path`` resolved (relative or absent: against the yaml's folder).
+
+    Read with ``yaml.safe_load``; anything malformed is a :class:`LabelError` naming the file and the field."""
     path = Path(path)
-    data = pyyaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = pyyaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except UnicodeDecodeError as e:
+        raise LabelError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except pyyaml.YAMLError as e:
+        raise LabelError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except OSError as e:
+        raise LabelError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not isinstance(data, dict):
+        raise LabelError(f"{path}: expected a mapping with 'names', 'train' and 'val', got {type(data).__name__}")
     names = data.get("names")
     if isinstance(names, list):
         names = dict(enumerate(names))
     if not isinstance(names, dict) or not names:
-        raise ValueError(f"{path}: 'names' must be a non-empty list or mapping")
-    data["names"] = {int(k): str(v) for k, v in names.items()}
+        raise LabelError(f"{path}: 'names' must be a non-empty list or mapping")
+    try:
+        data["names"] = {int(k): str(v) for k, v in names.items()}
+    except (TypeError, ValueError):
+        raise LabelError(f"{path}: 'names' keys must be class ids (integers), got {sorted(map(str, names))[:5]}") \
+            from None
     data["nc"] = len(data["names"])
+    if not isinstance(data.get("path") or ".", str):
+        raise LabelError(f"{path}: 'path' must be a folder name, got {data['path']!r}")
     root = Path(data.get("path") or ".")
     data["path"] = str(root if root.is_absolute() else (path.parent / root).resolve())
     for split in ("train", "val"):
         if split not in data:
-            raise ValueError(f"{path}: missing '{split}'")
+            raise LabelError(f"{path}: missing '{split}'")
+        if not isinstance(data[split], str):
+            raise LabelError(f"{path}: '{split}' must be a folder name, got {data[split]!r}")
         data[split] = str(Path(data["path"]) / data[split])
     data.setdefault("channels", 3)
     return data
