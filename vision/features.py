@@ -121,7 +121,7 @@ class FeatureExtractor:
         """
         out_path = Path(out_path)
         writer_cls = ParquetWriter if out_path.suffix.lower() == ".parquet" else NpyWriter
-        paths = _image_sources(Path(folder_or_manifest))
+        paths = image_sources(Path(folder_or_manifest))
         if not paths:
             raise ExtractError(f"{folder_or_manifest}: no images to extract features from (nothing with an image "
                                f"suffix under it); {out_path} was not written")
@@ -176,13 +176,16 @@ def _check_feature_output(path, card: ModelCard, output: str) -> None:
                            f"output='{wanted}' (tools/export.py ... --output {wanted})")
 
 
-def _image_sources(source: Path) -> list[Path]:
+def image_sources(source: Path) -> list[Path]:
+    """The images of a folder (recursive) or of a manifest (``path, ...`` lines, relative to its folder)."""
     if source.is_dir():
         return list_images(source)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such folder or manifest file")
+    from vision.data.datasets import read_text
+
     paths = []
-    for line in source.read_text(encoding="utf-8").splitlines():
+    for line in read_text(source).splitlines():  # a BOM is fine, another encoding a ManifestError naming file:line
         line = line.strip()
         if line and not line.startswith("#"):
             path = Path(line.split(",")[0].strip())

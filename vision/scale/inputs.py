@@ -76,10 +76,10 @@ def list_image_refs(source: str | Path) -> tuple[list[ImageRef], int]:
     if source.suffix.lower() == ".parquet" and source.is_file():
         pairs = _parquet_pairs(source)
     else:
-        from vision.features import _image_sources  # the folder / manifest reading of single-process extraction
+        from vision.features import image_sources  # the folder / manifest reading of single-process extraction
 
         root = source if source.is_dir() else source.parent
-        pairs = [(_id_under(root, p), str(p)) for p in _image_sources(source)]
+        pairs = [(_id_under(root, p), str(p)) for p in image_sources(source)]
     by_id: dict[str, str] = {}
     duplicates = 0
     for id_, path in pairs:
