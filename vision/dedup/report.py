@@ -63,9 +63,11 @@ def thumbnail(path: str, size: int = 128, quality: int = 70) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def contact_sheet(result: DedupResult, largest: int = 20, uncertain: int = 20, thumb: int = 128) -> str:
+def contact_sheet(result: DedupResult, largest: int = 20, uncertain: int = 20, thumb: int = 128,
+                  per_group: int = 24) -> str:
     """HTML: the ``largest`` biggest groups and the ``uncertain`` groups merged closest to a threshold, each image
-    with its thumbnail, score and the stage that matched it (the kept image is outlined)."""
+    with its thumbnail, score and the stage that matched it (the kept image is outlined; at most ``per_group``
+    images of a group are shown, the kept one first)."""
     groups = result.groups()
     root = result.grouping.root
     margins = result.uncertainty()
@@ -79,8 +81,9 @@ def contact_sheet(result: DedupResult, largest: int = 20, uncertain: int = 20, t
             r = root[g[0]]
             margin = margins.get(r, float("inf"))
             parts.append(f"<div class='group'><p>{len(g)} images; smallest margin over threshold: "
-                         f"{'exact' if margin == float('inf') else f'{margin:.4f}'}</p>")
-            for i in g:
+                         f"{'exact' if margin == float('inf') else f'{margin:.4f}'}"
+                         f"{f'; first {per_group} shown' if len(g) > per_group else ''}</p>")
+            for i in sorted(g, key=lambda i: i != reps[r])[:per_group]:
                 e = best[i]
                 kept = " kept" if reps[r] == i else ""
                 label = f"{e.reason} {e.score:.3f}" if e else ""

@@ -31,11 +31,13 @@ class Thresholds:
     ``candidate_distance`` bits or ``candidate_similarity`` cosine, with at least ``min_inliers`` keypoints and
     ``min_containment`` of the smaller image in common (two overlapping shots of one shelf are not copies);
     ``k``: neighbours per image in the embedding stage; ``min_support``/``min_cross_edges``: the chaining guard.
+    The defaults are the setting ``benchmarks/dedup_eval.py`` chose on its validation split (best pairwise F1 at
+    precision >= 0.98).
     """
 
-    phash_distance: int | None = 4
+    phash_distance: int | None = 2
     similarity: float | None = None
-    verify: float | None = 0.98
+    verify: float | None = 0.985
     candidate_distance: int = 22
     candidate_similarity: float = 0.8
     min_inliers: int = 12
