@@ -357,3 +357,26 @@ def test_failed_int8_preprocessing_is_an_export_error_and_leaves_no_files(tmp_pa
         export(load_model("logo_yolo11n"), "onnx-int8", tmp_path / "out" / "logo.int8.onnx",
                calib_dir=SAMPLE / "train")
     assert sorted(p.name for p in tmp_path.rglob("*")) == []
+
+
+def test_export_tool_refuses_missing_calibration_and_a_wrong_ultralytics_suffix(tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(REPO / "tools"))
+    import export as export_tool
+
+    from vision.export import ExportError, export
+    from vision.zoo import load_model
+
+    with pytest.raises(SystemExit) as exit_info:
+        export_tool.main(["--model", "grocery_resnet10t", "--format", "onnx-int8", "--out", str(tmp_path / "m.onnx")])
+    assert exit_info.value.code == 2 and "needs --calib-dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export_tool.main(["--model", "logo_yolo11n", "--format", "ultralytics", "--out", str(tmp_path / "logo.bin")])
+    assert ".pt" in capsys.readouterr().err
+    with pytest.raises(ExportError, match="needs calib_dir"):
+        export(load_model("grocery_resnet10t"), "onnx-int8", tmp_path / "m.int8.onnx")
+    with pytest.raises(ExportError, match="must end in .pt"):
+        export(load_model("logo_yolo11n"), "ultralytics", tmp_path / "logo.bin")
+    assert not list(tmp_path.iterdir())
+    assert export_tool.default_out("m", "onnx", "features").name == "m.features.onnx"  # where auto looks

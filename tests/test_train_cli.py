@@ -153,3 +153,12 @@ def test_resume_last_takes_the_newest_last_checkpoint(tmp_path, monkeypatch):
     cli = main([*common, "--trainer.max_epochs", "3", "--resume", "last"])
     assert Path(cli.trainer.ckpt_path).name == "last-v1.ckpt"
     assert cli.trainer.global_step == 6  # 2 epochs restored + 1 trained, not 1 + 2
+
+
+def test_top_level_optimizer_flag_is_not_offered(tmp_path, monkeypatch, capsys):
+    """LightningCLI's --optimizer would silently replace the recipe (warmup + cosine, no-decay groups)."""
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", "configs/classification/demo.yaml", *TINY, "--optimizer", "SGD",
+              "--trainer.default_root_dir", str(tmp_path / "run")])
+    assert exit_info.value.code != 0 and "optimizer" in capsys.readouterr().err

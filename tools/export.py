@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vision.data.io import list_images  # noqa: E402
 from vision.export import FORMATS, ExportError, export, verify_artifact  # noqa: E402
+from vision.export.onnx import default_output  # noqa: E402
 from vision.zoo import ZooError, load_model  # noqa: E402
 
 SAMPLE_IMAGES = 16
@@ -71,9 +72,13 @@ def main(argv: list[str] | None = None) -> int:
              "simplify": False if args.no_simplify else None,
              "sample_images": list_images(args.calib_images)[:SAMPLE_IMAGES] if args.calib_images else None}
     options = {k: v for k, v in given.items() if v is not None}
+    if args.format == "onnx-int8" and args.calib_dir is None:
+        ap.error("--format onnx-int8 needs --calib-dir FOLDER (32+ representative images for calibration)")
+    if args.format == "ultralytics" and args.out is not None and args.out.suffix != ".pt":
+        ap.error(f"--format ultralytics writes a .pt file; --out {args.out} has another suffix")
     try:
         model = load_model(args.model)
-        out = args.out or default_out(model.card.name, args.format, args.output)
+        out = args.out or default_out(model.card.name, args.format, args.output or default_output(model.card))
         path = export(model, args.format, out, **options)
     except (ExportError, ZooError) as e:
         raise SystemExit(f"error: {e}")
@@ -85,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def default_out(name: str, format: str, output: str | None) -> Path:
+def default_out(name: str, format: str, output: str) -> Path:
+    """``export/<model>.<output kind><suffix>``: where ``backend="auto"`` predictors look for a zoo model's export."""
     if format == "triton":
         return EXPORT_DIR / "triton"
-    return EXPORT_DIR / f"{name}{f'.{output}' if output else ''}{FORMATS[format].suffix}"
+    return EXPORT_DIR / f"{name}.{output}{FORMATS[format].suffix}"
 
 
 if __name__ == "__main__":

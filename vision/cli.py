@@ -108,6 +108,9 @@ def main(args: list[str] | None = None) -> VisionCLI:
         cli = VisionCLI(pl.LightningModule, pl.LightningDataModule, subclass_mode_model=True,
                         subclass_mode_data=True, run=False, args=args, trainer_defaults=trainer_defaults(),
                         seed_everything_default=0, save_config_kwargs={"overwrite": True},
+                        # no top-level --optimizer/--lr_scheduler: they would silently replace the task's recipe
+                        # (warmup + cosine, no-decay groups); the optimiser is the module's `optimizer` argument
+                        auto_configure_optimizers=False,
                         parser_kwargs={"default_env": False})
     cfg = cli.config
     trainer, model, data = cli.trainer, cli.model, cli.datamodule

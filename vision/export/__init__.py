@@ -26,6 +26,10 @@ from vision.export.onnx import (ArtifactIntegrityError, ExportError,  # noqa: F4
 def _export_onnx_int8(model, path, **options):
     from vision.export.quantize import export_onnx_int8
 
+    if options.get("calib_dir") is None:
+        raise ExportError("format 'onnx-int8' needs calib_dir: a folder of 32+ representative images for "
+                          "calibration (tools/export.py --calib-dir FOLDER)")
+
     return export_onnx_int8(model, path, **options)
 
 

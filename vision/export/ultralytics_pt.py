@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vision.export.onnx import (ExportError, card_of, file_digest, parity_inputs, torch_outputs,
+from vision.export.onnx import (ExportError, card_of, file_digest, parity_inputs, parity_report_path, torch_outputs,
                                 write_parity_report)
 from vision.models.outputs import DetectorPredictions
 
@@ -26,14 +26,28 @@ MAX_ABS_DIFF = 1e-4
 
 def export_ultralytics(model: nn.Module, path: str | Path, sample_images=None) -> Path:
     """Write ``model`` (task ``detection``) to ``path`` in ultralytics' checkpoint layout and check it."""
-    from vision import ultralytics_compat as ulc
     from vision.models.detector import export_ultralytics_pt
 
     card = card_of(model)
     if card.task != "detection":
         raise ExportError(f"{card.name}: the ultralytics format holds detectors; this model's task is {card.task!r}")
+    if Path(path).suffix != ".pt":  # ultralytics.YOLO() recognises checkpoints by the suffix alone
+        raise ExportError(f"{path}: an ultralytics checkpoint must end in .pt (ultralytics.YOLO() loads it by its "
+                          "suffix); nothing was written")
     imgsz = card.data_config.input_size
     path = export_ultralytics_pt(model, path, imgsz=imgsz)
+    try:
+        _check_reload(model, card, path, sample_images)
+    except BaseException:
+        path.unlink(missing_ok=True)  # a file that failed its check is never left behind, nor its report
+        parity_report_path(path).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_reload(model: nn.Module, card, path: Path, sample_images) -> None:
+    from vision import ultralytics_compat as ulc
+
     images = parity_inputs(card.data_config, sample_images)
     reference = torch_outputs(model, "predictions", images)  # the raw head the ONNX export is gated on too
     with torch.inference_mode():
@@ -43,7 +57,5 @@ def export_ultralytics(model: nn.Module, path: str | Path, sample_images=None) -
               "gate": {"max_abs_diff": MAX_ABS_DIFF}, "passed": diff <= MAX_ABS_DIFF, **file_digest(path)}
     write_parity_report(path, report)
     if not report["passed"]:
-        path.unlink()
         raise ExportError(f"{path}: reloaded ultralytics model differs from {card.name} by {diff:.3g} "
                           f"(gate {MAX_ABS_DIFF}); file removed")
-    return path
