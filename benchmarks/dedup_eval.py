@@ -128,6 +128,16 @@ def per_edit_recall(same_group, files) -> dict:
     return {e: round(hits[e] / totals[e], 3) for e in sorted(totals)}
 
 
+def pairs_result(setting: dict, val_metrics: dict, pairs: set[tuple[int, int]], test_files) -> dict:
+    """A peer's entry: its validation choice, test metrics of its (non-transitive) pairs, recall per edit type."""
+    partners = defaultdict(set)
+    for i, j in pairs:
+        partners[i].add(j)
+        partners[j].add(i)
+    return {"setting": setting, "validation": val_metrics, "test": pair_metrics(pairs, [g for _, g, _ in test_files]),
+            "recall_per_edit": per_edit_recall(lambda a, b: b in partners[a], test_files)}
+
+
 def choose(candidates: list[tuple[dict, dict]]) -> tuple[dict, dict]:
     """(setting, metrics) with the best F1 among precision >= MIN_PRECISION (best F1 overall if none)."""
     ok = [c for c in candidates if c[1]["precision"] >= MIN_PRECISION]
@@ -203,14 +213,8 @@ def imagededup_hash(method_name: str, val_files, test_files) -> dict:
     search_s = time.perf_counter() - t0
     index = {os.path.basename(p): i for i, (p, _, _) in enumerate(test_files)}
     pairs = dict_pairs(result, index)
-    partners = defaultdict(set)
-    for i, j in pairs:
-        partners[i].add(j)
-        partners[j].add(i)
-    test_truth = [g for _, g, _ in test_files]
-    return {"setting": setting, "validation": val_metrics, "test": pair_metrics(pairs, test_truth),
-            "recall_per_edit": per_edit_recall(lambda a, b: b in partners[a], test_files),
-            "images_per_s": round(len(test_files) / (encode_s + search_s), 1)}
+    return pairs_result(setting, val_metrics, pairs, test_files) | {
+        "images_per_s": round(len(test_files) / (encode_s + search_s), 1)}
 
 
 def imagededup_cnn(val_catalog, test_catalog, val_files, test_files) -> dict:
@@ -240,14 +244,8 @@ def imagededup_cnn(val_catalog, test_catalog, val_files, test_files) -> dict:
     search_s = time.perf_counter() - t0
     index = {os.path.basename(p): i for i, (p, _, _) in enumerate(test_files)}
     pairs = dict_pairs(result, index)
-    partners = defaultdict(set)
-    for i, j in pairs:
-        partners[i].add(j)
-        partners[j].add(i)
-    return {"setting": setting, "validation": val_metrics,
-            "test": pair_metrics(pairs, [g for _, g, _ in test_files]),
-            "recall_per_edit": per_edit_recall(lambda a, b: b in partners[a], test_files),
-            "search_s": round(search_s, 2), "note": "features: ours (grocery_resnet10t), search: imagededup"}
+    return pairs_result(setting, val_metrics, pairs, test_files) | {
+        "search_s": round(search_s, 2), "note": "features: ours (grocery_resnet10t), search: imagededup"}
 
 
 def plain_phash(val_catalog, test_catalog, val_files, test_files) -> dict:
@@ -256,14 +254,7 @@ def plain_phash(val_catalog, test_catalog, val_files, test_files) -> dict:
     d = hamming_distance(test_catalog.hashes[:, None], test_catalog.hashes[None])
     iu = np.triu_indices(len(d), 1)
     sel = d[iu] <= setting["max_distance"]
-    pairs = set(zip(iu[0][sel].tolist(), iu[1][sel].tolist()))
-    partners = defaultdict(set)
-    for i, j in pairs:
-        partners[i].add(j)
-        partners[j].add(i)
-    return {"setting": setting, "validation": val_metrics,
-            "test": pair_metrics(pairs, [g for _, g, _ in test_files]),
-            "recall_per_edit": per_edit_recall(lambda a, b: b in partners[a], test_files)}
+    return pairs_result(setting, val_metrics, set(zip(iu[0][sel].tolist(), iu[1][sel].tolist())), test_files)
 
 
 # --- main evaluation
