@@ -127,3 +127,14 @@ def test_every_shipped_model_loads_verified_and_runs(name):
     assert out.shape[0] == 2 and torch.isfinite(out).all()
     if card.class_names and card.task != "embedding":
         assert len(card.class_names) == card.config["num_classes"]
+
+
+def test_timm_resolves_the_cards_preprocessing_on_a_loaded_model():
+    import timm.data
+
+    model = load_model("grocery_resnet10t", zoo_dir=SHIPPED_ZOO)
+    config = timm.data.resolve_model_data_config(model)
+    pre = model.card.data_config
+    assert config["input_size"] == (3, pre.input_size, pre.input_size) == (3, 112, 112)
+    assert config["interpolation"] == pre.interpolation and config["crop_pct"] == pre.crop_pct
+    assert tuple(config["mean"]) == tuple(pre.mean)

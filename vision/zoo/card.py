@@ -48,6 +48,15 @@ class ModelCard:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """timm's ``pretrained_cfg`` record of this model (set on every loaded zoo model), so
+        ``timm.data.resolve_model_data_config(model)`` gives the card's preprocessing, not timm's defaults."""
+        pre = self.data_config
+        return {"architecture": self.architecture, "tag": self.name, "input_size": (3, pre.input_size, pre.input_size),
+                "crop_pct": pre.crop_pct, "crop_mode": "center", "interpolation": pre.interpolation,
+                "mean": tuple(pre.mean), "std": tuple(pre.std),
+                "num_classes": self.config.get("num_classes", len(self.class_names))}
+
     def validate(self, where: str = "model card") -> None:
         """Raise :class:`ZooError` naming ``where`` and the field if the card breaks :data:`CARD_FIELDS`."""
         check_card_dict(self.to_dict(), where)

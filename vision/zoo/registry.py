@@ -268,6 +268,7 @@ def load_model(name_or_path: str | Path, zoo_dir: str | Path | None = None, devi
     else:
         model, card = _from_zoo(str(name_or_path), zoo_dir)
     model.card = card
+    model.pretrained_cfg = card.pretrained_cfg()  # timm's data-config helpers read the card's preprocessing
     return model.to(device).eval()
 
 
