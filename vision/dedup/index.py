@@ -27,8 +27,9 @@ FORMAT = "vision.dedup.catalog/1"
 
 
 class CatalogIndex:
-    def __init__(self, catalog: Catalog, thresholds: Thresholds, index=None):
+    def __init__(self, catalog: Catalog, thresholds: Thresholds, index=None, paths: list[str] | None = None):
         self.catalog, self.thresholds, self.index = catalog, thresholds, index
+        self.paths = paths or [os.path.abspath(i) for i in catalog.ids]
 
     @classmethod
     def build(cls, catalog: Catalog, thresholds: Thresholds | None = None, index_kind: str = "auto") -> "CatalogIndex":
@@ -54,7 +55,8 @@ class CatalogIndex:
         c = self.catalog
         with atomic_path(folder / "catalog.npz") as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, ids=np.asarray(c.ids, dtype=str), sha256=np.asarray(c.sha256, dtype=str),
+                # absolute paths too: the verification stage re-reads catalog images from any working folder
+                np.savez(f, ids=np.asarray(c.ids, dtype=str), paths=np.asarray(self.paths, dtype=str), sha256=np.asarray(c.sha256, dtype=str),
                          hashes=c.hashes, mirrored=c.mirrored, pixels=c.pixels, nbytes=c.nbytes)
         if self.index is not None:
             with atomic_path(folder / "vectors.faiss") as tmp:
@@ -88,7 +90,7 @@ class CatalogIndex:
         model = ModelId(**meta["model"]) if meta["model"] else None
         catalog = Catalog(arrays["ids"].tolist(), arrays["sha256"].tolist(), arrays["hashes"].astype(np.uint64),
                           arrays["mirrored"].astype(np.uint64), arrays["pixels"], arrays["nbytes"], None, model)
-        return cls(catalog, Thresholds(**meta["thresholds"]), index)
+        return cls(catalog, Thresholds(**meta["thresholds"]), index, arrays["paths"].tolist())
 
     def query(self, new: Catalog, thresholds: Thresholds | None = None, verifier=None) -> list[dict]:
         """For each new image, its best match in the catalog: ``{"id", "match", "reason", "score"}`` (``match``
@@ -147,7 +149,7 @@ class CatalogIndex:
             if not close or p.i in tried:
                 continue
             tried.add(p.i)
-            p.inliers, p.ncc, p.containment = verifier.score(self.catalog.ids[p.i], query_id)
+            p.inliers, p.ncc, p.containment = verifier.score(self.paths[p.i], query_id)
             edge = p.edge(t)
             if edge is not None:
                 return edge
