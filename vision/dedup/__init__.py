@@ -15,6 +15,6 @@ from vision.dedup.index import CatalogIndex
 from vision.dedup.report import write_report
 from vision.dedup.search import DedupResult, Pair, Thresholds, calibrate_threshold, candidate_pairs, find_duplicates
 
-__all__ = ["Catalog", "CatalogIndex", "DedupError", "DedupResult", "Edge", "Grouping", "ModelId", "Pair", "Thresholds",
-           "calibrate_threshold", "candidate_pairs", "find_duplicates", "group_edges", "load_feature_files", "scan_images",
-           "write_model_sidecar", "write_report"]
+__all__ = ["Catalog", "CatalogIndex", "DedupError", "DedupResult", "Edge", "Grouping", "ModelId", "Pair",
+           "Thresholds", "calibrate_threshold", "candidate_pairs", "find_duplicates", "group_edges",
+           "load_feature_files", "scan_images", "write_model_sidecar", "write_report"]

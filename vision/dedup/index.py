@@ -57,7 +57,8 @@ class CatalogIndex:
             with open(tmp, "wb") as f:
                 # absolute paths too: the verification stage re-reads catalog images from any working folder
                 np.savez(f, ids=np.asarray(c.ids, dtype=str), paths=np.asarray(self.paths, dtype=str),
-                         sha256=np.asarray(c.sha256, dtype=str), hashes=c.hashes, mirrored=c.mirrored, pixels=c.pixels, nbytes=c.nbytes)
+                         sha256=np.asarray(c.sha256, dtype=str), hashes=c.hashes, mirrored=c.mirrored,
+                         pixels=c.pixels, nbytes=c.nbytes)
         if self.index is not None:
             with atomic_path(folder / "vectors.faiss") as tmp:
                 faiss.write_index(self.index, str(tmp))
