@@ -10,8 +10,9 @@ split build the TEST set. Each original gets edited copies (vision.dedup.edits: 
 mirror, rotation <= 20 deg, colour/brightness/contrast, greyscale, text overlay, border, screenshot letterbox, and
 pairs of these), mixed with other photos of the same products (same class folder, different photo: not a
 duplicate; a contiguous run of shots per class, as the val split holds them). Pairwise precision / recall / F1 are
-over all image pairs; recall per edit type counts an edited copy as found when it is grouped with its original. Peers, on the same images: imagededup's PHash/DHash/WHash/AHash and its
-CNN method given our features (encoding_map), and plain imagehash pHash. Writes ``result.json`` and ``result.md``.
+over all image pairs; recall per edit type counts an edited copy as found when it is grouped with its original.
+Peers, on the same images: imagededup's PHash/DHash/WHash/AHash and its CNN method given our features
+(encoding_map), and plain imagehash pHash. Writes ``result.json`` and ``result.md``.
 """
 
 from __future__ import annotations
