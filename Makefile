@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.11 and pip:
-#   make demo   - create .venv if missing, train/evaluate/save a small classifier on the committed sample, predict
+#   make demo   - create .venv if missing, train/evaluate/save a small classifier on the committed sample, predict,
+#                 and run every shipped model on sample photos (runs/demo/zoo/index.html)
 #   make test   - create .venv if missing, run the test suite
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -24,6 +25,8 @@ demo: venv
 		--out-dir runs/demo/eval
 	HF_HUB_OFFLINE=1 $(BIN)/python tools/predict.py --model $(DEMO_WEIGHTS) --topk 3 \
 		--images data/grocery_sample/val/Packages/Juice data/grocery_sample/val/Fruit/Banana
+	HF_HUB_OFFLINE=1 $(BIN)/python tools/zoo_demo.py --out runs/demo/zoo
+	@echo "open runs/demo/zoo/index.html to see the shipped classifier, detector and brand recogniser at work"
 
 test: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -53,3 +53,15 @@ def test_zoo_lists_the_shipped_models(capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {"grocery_resnet10t", "logo_yolo11n", "brand_resnet10t"} <= {r["name"] for r in rows}
     assert all(r["size_mb"] and r["task"] for r in rows)
+
+
+def test_zoo_demo_page_shows_every_shipped_model(tmp_path):
+    sys.path.insert(0, str(REPO / "tools"))
+    import zoo_demo
+
+    assert zoo_demo.main(["--out", str(tmp_path)]) == 0
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("<figure>") == 12 and "grocery_resnet10t" in page and "Brand recognition" in page
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results) == {"classification", "detection", "recognition"}
+    assert all((tmp_path / src).is_file() for src in __import__("re").findall(r'src="([^"]+)"', page))

@@ -74,8 +74,9 @@ class Classification(Result):
 
         canvas = self._image(image)
         draw = ImageDraw.Draw(canvas)
-        lines = [f"{t['label']} {t['score']:.2f}" for t in self.topk[:3]]
-        draw.rectangle([0, 0, 8 + 7 * max(map(len, lines), default=0), 6 + 12 * len(lines)], fill=(0, 0, 0))
+        lines = [f"{t['label']}  {t['score']:.2f}" for t in self.topk[:3]]
+        width = max((draw.textbbox((0, 0), line)[2] for line in lines), default=0)
+        draw.rectangle([0, 0, 8 + width, 6 + 12 * len(lines)], fill=(0, 0, 0))
         for i, line in enumerate(lines):
             draw.text((4, 3 + 12 * i), line, fill=(255, 255, 255))
         return canvas
