@@ -102,6 +102,8 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
 
     if model is not None and features is not None:
         raise DedupError("give either a model to extract features or features files, not both")
+    if source is None and features is None:
+        raise DedupError("nothing to deduplicate: give images (a folder, manifest or paths) or features files")
     given = load_feature_files(features, features_model) if features is not None else None
     paths = image_sources(source) if source is not None else list(given[0])
     extractor = None
