@@ -50,6 +50,15 @@ def _train(args: list[str], cwd, timeout: int = 300) -> subprocess.CompletedProc
     return result
 
 
+def _assert_resumed(run, result: subprocess.CompletedProcess, epochs: int) -> None:
+    """The run restored the first run's checkpoint, and its last checkpoint holds ``epochs`` epochs."""
+    import torch
+
+    assert "Restoring states from the checkpoint" in result.stdout + result.stderr
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] + 1 == epochs and last["global_step"] > 0
+
+
 def _card(zoo, name) -> dict:
     return json.loads((zoo / "manifest.json").read_text())["models"][name]
 
@@ -94,12 +103,16 @@ def test_embedding_ddp_gathers_losses_and_validation_like_one_process(tmp_path):
                         train_wild=2, queries=2, max_brands=6, background_size=96)
     sorted((data / "val" / "query").rglob("*.*"))[0].unlink()  # an odd val set: the ranks' halves differ in size
     zoo = tmp_path / "zoo"
-    _train(["--config", str(REPO / "configs/brand/simple_icons_resnet10t.yaml"), *DDP,
-            "--model.backbone", "test_resnet", "--model.embedding_size", "16",
-            "--data.train", str(data / "train"), "--data.val", str(data / "val"), "--data.input_size", "32",
-            "--data.batch_size", "8", "--data.m_per_class", "2", "--data.num_workers", "0",
-            "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "run"),
-            "--zoo_name", "ddp_emb", "--zoo_dir", str(zoo)], tmp_path)
+    common = ["--config", str(REPO / "configs/brand/simple_icons_resnet10t.yaml"), *DDP,
+              "--model.backbone", "test_resnet", "--model.embedding_size", "16",
+              "--data.train", str(data / "train"), "--data.val", str(data / "val"), "--data.input_size", "32",
+              "--data.batch_size", "8", "--data.m_per_class", "2", "--data.num_workers", "0",
+              "--trainer.default_root_dir", str(tmp_path / "run")]
+    _train([*common, "--trainer.max_epochs", "1"], tmp_path)
+    # a second epoch resumed from the first run's checkpoint (sampler, loss weights, schedule), then the zoo save
+    resumed = _train([*common, "--trainer.max_epochs", "2", "--resume", "last", "--zoo_name", "ddp_emb",
+                      "--zoo_dir", str(zoo)], tmp_path)
+    _assert_resumed(tmp_path / "run", resumed, epochs=2)
     card = _card(zoo, "ddp_emb")
 
     from vision.features import FeatureExtractor
@@ -201,12 +214,14 @@ def test_detection_ddp_map_over_gathered_stats_equals_one_process(tmp_path):
     (data / "labels" / "val" / f"{dropped.stem}.txt").unlink()
     start = export_ultralytics_pt(load_model("logo_yolo11n"), tmp_path / "start.pt", imgsz=320)
     zoo = tmp_path / "zoo"
-    _train(["--config", str(REPO / "configs/detection/logo_yolo11n.yaml"), *DDP,
-            "--model.weights", str(start), "--model.optimizer.init_args.lr", "0.00001",
-            "--data.data_yaml", str(data / "data.yaml"), "--data.batch_size", "4", "--data.num_workers", "0",
-            "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
-            "--trainer.default_root_dir", str(tmp_path / "run"), "--zoo_name", "ddp_det", "--zoo_dir", str(zoo)],
-           tmp_path)
+    common = ["--config", str(REPO / "configs/detection/logo_yolo11n.yaml"), *DDP,
+              "--model.weights", str(start), "--model.optimizer.init_args.lr", "0.00001",
+              "--data.data_yaml", str(data / "data.yaml"), "--data.batch_size", "4", "--data.num_workers", "0",
+              "--trainer.limit_train_batches", "1", "--trainer.default_root_dir", str(tmp_path / "run")]
+    _train([*common, "--trainer.max_epochs", "1"], tmp_path)
+    resumed = _train([*common, "--trainer.max_epochs", "2", "--resume", "last", "--zoo_name", "ddp_det",
+                      "--zoo_dir", str(zoo)], tmp_path)
+    _assert_resumed(tmp_path / "run", resumed, epochs=2)
     card = _card(zoo, "ddp_det")
     assert card["metrics"]["val_mAP50"] > 0.3  # a trained detector, so the equality below means something
 
