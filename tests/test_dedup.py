@@ -272,3 +272,18 @@ def test_cli_features_file_round_trip(dataset, tmp_path):
     (tmp_path / "f.npy.model.json").unlink()
     with pytest.raises(SystemExit, match="--features-model"):
         cli.main(["--features", str(feats), "--out", str(tmp_path / "rep2")])
+
+
+def test_query_then_add_grows_the_index(dataset, tmp_path):
+    folder, _, _ = dataset
+    base = scan_images([str(folder / "g0_orig.jpg")], model=MODEL, backend="torch")
+    CatalogIndex.build(base).save(tmp_path / "index")
+    index = CatalogIndex.load(tmp_path / "index")
+    new = scan_images([str(folder / "g1_orig.jpg")], model=MODEL, backend="torch")
+    assert index.query(new)[0]["match"] is None
+    index.add(new)
+    index.save(tmp_path / "index")
+    again = CatalogIndex.load(tmp_path / "index")
+    assert len(again) == 2 and again.index.ntotal == 2
+    copy = scan_images([str(folder / "g1_crop.jpg")], model=MODEL, backend="torch")
+    assert Path(again.query(copy)[0]["match"]).name == "g1_orig.jpg"

@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     inc.add_argument("--save-index", type=Path, help="save the catalog index here (build once, query later)")
     inc.add_argument("--index", type=Path, help="a saved catalog index to check --query images against")
     inc.add_argument("--query", help="folder or manifest of new images to check against --index")
+    inc.add_argument("--add", action="store_true", help="with --query: then add the new (unmatched) images to the "
+                                                       "index and save it")
     th = ap.add_argument_group("thresholds (default: the values calibrated by benchmarks/dedup_eval.py)")
     th.add_argument("--phash-distance", type=off_or(int), help="most pHash bits of 64 that differ ('off')")
     th.add_argument("--similarity", type=off_or(float), help="least cosine accepted without verification ('off')")
@@ -132,6 +134,12 @@ def query(args) -> int:
     for row in rows:
         counts[row["reason"]] = counts.get(row["reason"], 0) + 1
     summary = {"queries": len(rows), "catalog": len(index), "by_reason": counts, "unreadable": len(new.skipped)}
+    if args.add:
+        from vision.dedup.catalog import select
+
+        index.add(select(new, [q for q, row in enumerate(rows) if row["match"] is None]))
+        index.save(args.index)
+        summary["catalog_after_add"] = len(index)
     if args.out is not None:
         from vision.fileio import atomic_write_text
 

@@ -45,6 +45,19 @@ class CatalogIndex:
     def __len__(self) -> int:
         return len(self.catalog)
 
+    def add(self, new: Catalog) -> None:
+        """Append ``new`` images (same model) to the catalog and its index, without rebuilding it."""
+        c = self.catalog
+        check_same_model(c.model, new.model, "the catalog index", "the added images")
+        if (self.index is None) != (new.vectors is None):
+            raise DedupError("the catalog index and the added images must both have vectors or both have none")
+        if self.index is not None:
+            self.index.add(np.ascontiguousarray(new.vectors, np.float32))
+        self.catalog = Catalog(c.ids + new.ids, c.sha256 + new.sha256, np.concatenate([c.hashes, new.hashes]),
+                               np.concatenate([c.mirrored, new.mirrored]), np.concatenate([c.pixels, new.pixels]),
+                               np.concatenate([c.nbytes, new.nbytes]), None, c.model)
+        self.paths = self.paths + [os.path.abspath(i) for i in new.ids]
+
     def save(self, folder: str | os.PathLike) -> Path:
         import faiss
 
