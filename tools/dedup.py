@@ -9,6 +9,8 @@
     python tools/dedup.py --images catalog/ --model grocery_resnet10t --save-index runs/catalog_index
     # ... then check uploads against it without rebuilding (query.csv: id, match, reason, score)
     python tools/dedup.py --index runs/catalog_index --query uploads/ --out runs/uploads
+    # ... and keep the catalog current: add the uploads that matched nothing
+    python tools/dedup.py --index runs/catalog_index --query uploads/ --add
 
 Stages: exact copies (sha256 of the bytes), pHash (with its mirror image) within --phash-distance bits, embedding
 k-NN (faiss: exact up to 50k images, IVF above; --index-kind to choose) giving candidates that are verified by
