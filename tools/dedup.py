@@ -1,163 +1,17 @@
 #!/usr/bin/env python
-"""Find duplicate and near-duplicate images in a catalog, or check new uploads against a saved catalog index.
+"""Find duplicate and near-duplicate images in a catalog: ``vision dedup`` from a checkout.
 
-    # a folder (or a manifest of 'path, ...' lines): groups.csv/.parquet, keep.txt, contact_sheet.html in --out
     python tools/dedup.py --images data/grocery_sample --model grocery_resnet10t --out runs/dedup
-    # vectors already extracted (tools/extract.py); the model is named, so features of two models never mix
-    python tools/dedup.py --features feats.npy --features-model grocery_resnet10t --out runs/dedup
-    # build a catalog index once ...
-    python tools/dedup.py --images catalog/ --model grocery_resnet10t --save-index runs/catalog_index
-    # ... then check uploads against it without rebuilding (query.csv: id, match, reason, score)
-    python tools/dedup.py --index runs/catalog_index --query uploads/ --out runs/uploads
-    # ... and keep the catalog current: add the uploads that matched nothing
-    python tools/dedup.py --index runs/catalog_index --query uploads/ --add
-
-Stages: exact copies (sha256 of the bytes), pHash (with its mirror image) within --phash-distance bits, embedding
-k-NN (faiss: exact up to 50k images, IVF above; --index-kind to choose) giving candidates that are verified by
-keypoint alignment (--verify: least aligned NCC); groups by union-find with a chaining guard. Unreadable images are
-counted and listed (unreadable.txt); no readable image is an error.
 """
 
-from __future__ import annotations
-
-import argparse
-import csv
-import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from vision.dedup import (CatalogIndex, DedupError, ModelId, Thresholds, find_duplicates,  # noqa: E402
-                          scan_images, write_report)
-from vision.dedup.catalog import write_model_sidecar  # noqa: E402
-
-
-def save_features(catalog, path: Path) -> None:
-    """The catalog's vectors as a features .npy (+ .ids.txt) with the .model.json that names their model."""
-    from vision.features import NpyWriter
-
-    if catalog.vectors is None:
-        raise DedupError("--save-features needs vectors: give --model")
-    with NpyWriter(path) as writer:
-        writer.write(catalog.ids, catalog.vectors)
-    write_model_sidecar(path, catalog.model)
-
-
-def thresholds_from(args, base: Thresholds | None = None) -> Thresholds:
-    t = asdict(base or Thresholds())
-    for name in ("phash_distance", "similarity", "verify", "candidate_distance", "candidate_similarity",
-                 "min_inliers", "k", "min_support"):
-        value = getattr(args, name)
-        if value is not None:
-            t[name] = None if value in ("off", -1) else value
-    return Thresholds(**t)
-
-
-def off_or(kind):
-    def parse(text: str):
-        return "off" if text == "off" else kind(text)
-    return parse
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    src = ap.add_argument_group("input")
-    src.add_argument("--images", help="folder (recursive) or manifest of 'path, ...' lines")
-    src.add_argument("--model", help="zoo name or export giving the embedding (omit: exact and pHash stages only)")
-    src.add_argument("--features", nargs="+", help="features .npy files (tools/extract.py) instead of --model")
-    src.add_argument("--features-model", help="the model that wrote --features files lacking a .model.json")
-    src.add_argument("--save-features", type=Path, help="also save the vectors (.npy + .ids.txt + .model.json)")
-    src.add_argument("--backend", default="auto")
-    src.add_argument("--device", default=None)
-    src.add_argument("--batch-size", type=int, default=64)
-    inc = ap.add_argument_group("incremental")
-    inc.add_argument("--save-index", type=Path, help="save the catalog index here (build once, query later)")
-    inc.add_argument("--index", type=Path, help="a saved catalog index to check --query images against")
-    inc.add_argument("--query", help="folder or manifest of new images to check against --index")
-    inc.add_argument("--add", action="store_true", help="with --query: then add the new (unmatched) images to the "
-                                                       "index and save it")
-    th = ap.add_argument_group("thresholds (default: the values calibrated by benchmarks/dedup_eval.py)")
-    th.add_argument("--phash-distance", type=off_or(int), help="most pHash bits of 64 that differ ('off')")
-    th.add_argument("--similarity", type=off_or(float), help="least cosine accepted without verification ('off')")
-    th.add_argument("--verify", type=off_or(float), help="least aligned NCC of a verified candidate ('off')")
-    th.add_argument("--candidate-distance", type=int)
-    th.add_argument("--candidate-similarity", type=float)
-    th.add_argument("--min-inliers", type=int)
-    th.add_argument("--k", type=int, help="neighbours per image in the embedding stage")
-    th.add_argument("--min-support", type=float, help="chaining guard: share of cross edges to merge two groups")
-    ap.add_argument("--index-kind", default="auto", choices=("auto", "flat", "ivf", "hnsw"))
-    ap.add_argument("--out", type=Path, help="report folder")
-    args = ap.parse_args(argv)
-
-    try:
-        if args.index is not None:
-            return query(args)
-        if args.images is None and args.features is None:
-            ap.error("give --images and/or --features (or --index with --query)")
-        if args.query is not None:
-            ap.error("--query needs --index (a catalog saved with --save-index)")
-        catalog = scan_images(args.images, model=args.model, features=args.features,
-                              features_model=ModelId(args.features_model) if args.features_model else None,
-                              backend=args.backend, device=args.device, batch_size=args.batch_size)
-        if args.save_features is not None:
-            save_features(catalog, args.save_features)
-        t = thresholds_from(args)
-        if args.save_index is not None:
-            CatalogIndex.build(catalog, t, args.index_kind).save(args.save_index)
-            print(f"catalog index: {args.save_index} ({len(catalog)} images)", file=sys.stderr)
-        if args.out is None and args.save_index is None:
-            ap.error("give --out (a report folder) and/or --save-index")
-        if args.out is not None:
-            result = find_duplicates(catalog, t, args.index_kind)
-            written = write_report(result, args.out)
-            print(json.dumps(result.summary() | {"written": written}, indent=1))
-        if catalog.skipped:
-            print(f"{len(catalog.skipped)} unreadable image(s): "
-                  + "; ".join(f"{p} ({why})" for p, why in catalog.skipped[:5]), file=sys.stderr)
-    except (DedupError, FileNotFoundError, ImportError, ValueError) as e:
-        raise SystemExit(f"error: {e}")
-    return 0
-
-
-def query(args) -> int:
-    if args.query is None:
-        raise DedupError("--index needs --query (a folder or manifest of new images)")
-    index = CatalogIndex.load(args.index)
-    catalog_model = index.catalog.model
-    model = args.model or (catalog_model.name if catalog_model else None)
-    if args.model and catalog_model and args.model != catalog_model.name:
-        raise DedupError(f"--model {args.model} differs from the model of the catalog index {args.index}: "
-                         f"{catalog_model}; query with --model {catalog_model.name}")
-    new = scan_images(args.query, model=model, backend=args.backend, device=args.device, batch_size=args.batch_size)
-    rows = index.query(new, thresholds_from(args, index.thresholds))
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
-    summary = {"queries": len(rows), "catalog": len(index), "by_reason": counts, "unreadable": len(new.skipped)}
-    if args.add:
-        from vision.dedup.catalog import select
-
-        index.add(select(new, [q for q, row in enumerate(rows) if row["match"] is None]))
-        index.save(args.index)
-        summary["catalog_after_add"] = len(index)
-    if args.out is not None:
-        from vision.fileio import atomic_write_text
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        with open(args.out / "query.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["id", "match", "reason", "score"])
-            writer.writeheader()
-            writer.writerows(rows)
-        atomic_write_text(args.out / "unreadable.txt", "".join(f"{p}\t{why}\n" for p, why in new.skipped))
-        summary["written"] = str(args.out / "query.csv")
-    else:
-        for row in rows:
-            print(json.dumps(row))
-    print(json.dumps(summary, indent=1), file=sys.stderr)
-    return 0
-
+from vision.commands.dedup import main  # noqa: E402,F401  (tests call tools/dedup.main)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from vision.commands import main as vision_main
+
+    raise SystemExit(vision_main(["dedup", *sys.argv[1:]]))

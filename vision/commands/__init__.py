@@ -15,6 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("vision.commands.train:main", "train any task from YAML configs (LightningCLI)"),
     "predict": ("vision.commands.predict:main", "predictions of any zoo model or export, as JSON lines"),
+    "dedup": ("vision.commands.dedup:main", "duplicate and near-duplicate images in a catalog, or uploads vs an index"),
     "zoo": ("vision.commands.zoo:main", "list the models in your zoo and the shipped one"),
 }
 
