@@ -55,13 +55,23 @@ def test_shipped_gallery_is_found_by_name(monkeypatch):
 @pytest.mark.slow
 def test_wheel_carries_the_shipped_zoo_and_loads_it_from_outside_the_checkout(tmp_path):
     """Build the wheel, and import it (on top of this environment's dependencies) from another folder."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path / "dist"), str(REPO)], check=True, capture_output=True)
+    import shutil
+
+    # setuptools reuses REPO/build/lib between builds, so a stale copy would put deleted modules into the wheel
+    shutil.rmtree(REPO / "build", ignore_errors=True)
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                        str(tmp_path / "dist"), str(REPO)], check=True, capture_output=True)
+    finally:
+        shutil.rmtree(REPO / "build", ignore_errors=True)
     wheel = next((tmp_path / "dist").glob("vision_zoo-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {"vision/weights/manifest.json", "vision/weights/grocery_resnet10t.safetensors",
             "vision/weights/simple_icons_gallery.npz", "vision/tasks/__init__.py"} <= set(names)
     assert not [n for n in names if n.startswith(("weights/", "tests/", "tools/")) or "/demo/" in n]
+    packaged = {n for n in names if n.startswith("vision/") and n.endswith(".py")}
+    in_tree = {str(p.relative_to(REPO)) for p in (REPO / "vision").rglob("*.py")}
+    assert packaged == in_tree  # every module of the tree, and nothing that is not in it any more
     target = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:
         z.extractall(target)
