@@ -22,7 +22,7 @@ from vision.synth.brand_dataset import write_brand_dataset
 from vision.synth.catalog import list_brands, split_brands
 from vision.synth.composite import composite_logos
 from vision.synth.render import canonical_logo, render_logo
-from vision.tasks.brand import BrandEmbeddingModule, build_loss, build_miner
+from vision.tasks.embedding import BrandEmbeddingModule, build_loss, build_miner
 from vision.zoo import save_model
 
 from .conftest import REPO, SAMPLE
@@ -177,7 +177,7 @@ def test_bad_batch_shape_and_lonely_brand(brand_data, tmp_path):
 
 def test_training_and_inference_path_loads_no_synthesis():
     """Dataset synthesis (vision.synth, simple-icons, resvg) is a leaf: only tools, benchmarks and tests import it."""
-    code = ("import sys, json, vision.data.brands, vision.recognition, vision.tasks.brand; "
+    code = ("import sys, json, vision.data.brands, vision.recognition, vision.tasks.embedding; "
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('resvg_py', 'simple_icons_pack') or m.startswith('vision.synth'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)

@@ -103,7 +103,7 @@ def test_embedding_ddp_gathers_losses_and_validation_like_one_process(tmp_path):
                         train_wild=2, queries=2, max_brands=6, background_size=96)
     sorted((data / "val" / "query").rglob("*.*"))[0].unlink()  # an odd val set: the ranks' halves differ in size
     zoo = tmp_path / "zoo"
-    common = ["--config", str(REPO / "configs/brand/simple_icons_resnet10t.yaml"), *DDP,
+    common = ["--config", str(REPO / "configs/embedding/simple_icons_resnet10t.yaml"), *DDP,
               "--model.backbone", "test_resnet", "--model.embedding_size", "16",
               "--data.train", str(data / "train"), "--data.val", str(data / "val"), "--data.input_size", "32",
               "--data.batch_size", "8", "--data.m_per_class", "2", "--data.num_workers", "0",

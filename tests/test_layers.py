@@ -136,7 +136,7 @@ def test_imports_follow_the_layer_order():
 def test_every_module_has_its_declared_layer():
     layers = {m: LAYERS[_layer(m)][0] for m in import_graph() if not m.startswith(LEAVES)}
     assert layers["vision"] == "core" and layers["vision.tasks"] == "core" and layers["vision.zoo.registry"] == "zoo"
-    assert layers["vision.tasks.cards"] == "zoo" and layers["vision.tasks.brand"] == "tasks"
+    assert layers["vision.tasks.cards"] == "zoo" and layers["vision.tasks.embedding"] == "tasks"
     assert layers["vision.data.io"] == "data" and layers["vision.predictors"] == "inference"
 
 
