@@ -85,3 +85,26 @@ def test_wheel_carries_the_shipped_zoo_and_loads_it_from_outside_the_checkout(tm
     lines = out.stdout.splitlines()
     assert lines[0] == str(target / "vision" / "weights")
     assert "brand_resnet10t" in lines[1] and "logo_yolo11n" in lines[1] and len(lines[2]) == 64
+
+
+def test_without_the_detection_extra_only_detection_needs_ultralytics():
+    """ultralytics (AGPL-3.0) is the optional extra [detection]: the other tasks load without it; the detector
+    says which extra to install."""
+    code = """
+import importlib.abc, sys
+class NoUltralytics(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "ultralytics" or name.startswith("ultralytics."):
+            raise ModuleNotFoundError("No module named 'ultralytics'", name="ultralytics")
+sys.meta_path.insert(0, NoUltralytics())
+import vision
+vision.load_model("grocery_resnet10t"); vision.load_model("brand_resnet10t")
+from vision.ultralytics_compat import MissingExtraError
+try:
+    vision.load_model("logo_yolo11n")
+except MissingExtraError as e:
+    print("refused:", e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "pip install 'vision-zoo[detection]'" in out.stdout

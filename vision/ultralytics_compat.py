@@ -56,6 +56,10 @@ from pathlib import Path
 from typing import Any
 
 ULTRALYTICS_VERSION = "8.4.190"
+
+
+class MissingExtraError(ImportError):
+    """An optional extra that a feature needs is not installed; the message gives the pip command."""
 _THEIR_ENV = ("OMP_NUM_THREADS", "NUMEXPR_MAX_THREADS", "TF_CPP_MIN_LOG_LEVEL", "TORCH_CPP_LOG_LEVEL",
               "KINETO_LOG_LEVEL")
 
@@ -116,7 +120,13 @@ def _import(name: str, attr: str | None = None) -> Any:
     import importlib
 
     with _preserving_global_state():
-        module = importlib.import_module(name)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != "ultralytics":
+                raise
+            raise MissingExtraError("logo detection needs ultralytics (AGPL-3.0), an optional extra: "
+                                    "pip install 'vision-zoo[detection]'") from None
         value = getattr(module, attr) if attr else module  # some attributes import lazily (ultralytics.models)
     version = sys.modules["ultralytics"].__version__
     if version != ULTRALYTICS_VERSION:

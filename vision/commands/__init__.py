@@ -30,8 +30,10 @@ def _errors() -> tuple[type[BaseException], ...]:
     from vision.data.io import ImageLoadError, NoImagesError
     from vision.zoo import ZooError
 
+    from vision.ultralytics_compat import MissingExtraError
+
     errors: list[type[BaseException]] = [UsageError, ZooError, ManifestError, ImageLoadError, NoImagesError,
-                                         FileNotFoundError]
+                                         FileNotFoundError, MissingExtraError]
     for module, name in (("vision.export", "ExportError"), ("vision.gallery", "GalleryError"),
                          ("vision.models.detector", "ArchitectureError")):
         if module in sys.modules:
