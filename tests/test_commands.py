@@ -65,3 +65,25 @@ def test_zoo_demo_page_shows_every_shipped_model(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results) == {"classification", "detection", "recognition"}
     assert all((tmp_path / src).is_file() for src in __import__("re").findall(r'src="([^"]+)"', page))
+
+
+def test_eval_scores_every_task(tmp_path, capsys):
+    """Detectors get mAP on a data.yaml, embedders recall@k on gallery/query folders, classifiers top-k."""
+    from vision.synth.brand_dataset import write_brand_dataset
+
+    det = main(["eval", "--model", "logo_yolo11n", "--device", "cpu", "--workers", "0", "--batch-size", "4",
+                "--data", str(REPO / "data" / "logo_sample" / "data.yaml"), "--out", str(tmp_path / "det")])
+    assert det == 0
+    report = json.loads((tmp_path / "det" / "metrics.json").read_text())
+    assert report["task"] == "detection" and 0.3 < report["mAP50"] <= 1 and "mAP50-95" in report
+
+    brands = tmp_path / "brands"
+    write_brand_dataset(brands, [SAMPLE / "train"], val_backgrounds=[SAMPLE / "val"], size=64, train_clean=1,
+                        train_wild=1, queries=2, max_brands=6, background_size=96)
+    assert main(["eval", "--model", "brand_resnet10t", "--device", "cpu", "--data", str(brands / "val"),
+                 "--out", str(tmp_path / "emb")]) == 0
+    report = json.loads((tmp_path / "emb" / "metrics.json").read_text())
+    assert report["task"] == "embedding" and 0 <= report["recall_at_1"] <= report["recall_at_5"] <= 1
+
+    assert main(["eval", "--model", "logo_yolo11n", "--data", str(SAMPLE / "val.txt")]) == 1
+    assert "must be a YOLO data.yaml" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("vision.commands.train:main", "train any task from YAML configs (LightningCLI)"),
     "predict": ("vision.commands.predict:main", "predictions of any zoo model or export, as JSON lines"),
+    "eval": ("vision.commands.eval:main", "metrics of any zoo model on a labelled split (top-k, mAP, recall@k)"),
     "dedup": ("vision.commands.dedup:main", "duplicate and near-duplicate images in a catalog, or uploads vs an index"),
     "zoo": ("vision.commands.zoo:main", "list the models in your zoo and the shipped one"),
 }
@@ -78,4 +79,4 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return int(code or 0)
+    return code if isinstance(code, int) else 0  # a command may return its report instead of a code
