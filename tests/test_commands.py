@@ -87,3 +87,12 @@ def test_eval_scores_every_task(tmp_path, capsys):
 
     assert main(["eval", "--model", "logo_yolo11n", "--data", str(SAMPLE / "val.txt")]) == 1
     assert "must be a YOLO data.yaml" in capsys.readouterr().err
+
+
+def test_light_choice_lists_agree_with_the_library():
+    """Commands spell some choices out so that --help loads no torch; they must match the library's tables."""
+    from vision.commands import export, extract
+    from vision.export import FORMATS
+    from vision.predictors import BACKENDS
+
+    assert set(export.FORMAT_NAMES) == set(FORMATS) and set(extract.BACKENDS) == set(BACKENDS)

@@ -1,101 +1,19 @@
 #!/usr/bin/env python
-"""Export a zoo model for deployment (ONNX, INT8 ONNX, TensorRT plan, Triton repository), each artifact carrying
-its model card and a parity report beside it; an export that fails its parity gate is refused with the numbers.
+"""Export a zoo model for deployment (ONNX, INT8 ONNX, TensorRT, Triton, ultralytics): ``vision export`` from a
+checkout.
 
-    python tools/export.py --model grocery_resnet10t --format onnx --output features --out export/grocery_features.onnx
-    python tools/export.py --model grocery_resnet10t --format onnx-int8 \
-        --calib-dir ../shared/datasets/grocery_store/train --parity-dir ../shared/datasets/grocery_store/val
-    python tools/export.py --model grocery_resnet10t --format tensorrt --precision fp16 --batch 1,8,32   # GPU
-    python tools/export.py --model grocery_resnet10t --format triton --serving onnxruntime --out export/triton
-    python tools/export.py --model logo_yolo11n --format ultralytics      # a .pt that ultralytics' YOLO() loads
-
-``--out`` defaults to ``export/<model>[.<output>]<suffix>`` (``export/triton`` for triton). Options a format does
-not take are refused (see ``vision.export.FORMATS``). ``--calib-images`` adds a few real images to the random
-inputs of the fp32 parity check. Every artifact's sha256 is recorded as written (parity report, plan sidecar,
-``vision.sha256`` in a Triton model folder) and checked before it is served:
-
-    python tools/export.py --verify export/grocery_features.onnx     # or a .plan, or a Triton repository
+    python tools/export.py --model grocery_resnet10t --format onnx --output features
+    python tools/export.py --verify export/grocery_resnet10t.features.onnx
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from vision.data.io import list_images  # noqa: E402
-from vision.export import FORMATS, ExportError, export, verify_artifact  # noqa: E402
-from vision.export.onnx import default_output  # noqa: E402
-from vision.zoo import ZooError, load_model  # noqa: E402
-
-SAMPLE_IMAGES = 16
-EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="zoo name, .safetensors file or Lightning .ckpt")
-    ap.add_argument("--verify", type=Path, help="check an export (.onnx, .plan, Triton repository) against its "
-                                                "recorded sha256 instead of exporting")
-    ap.add_argument("--format", default="onnx", choices=sorted(FORMATS))
-    ap.add_argument("--output", help="output kind (classification: logits | features); default per task")
-    ap.add_argument("--out", type=Path, help="artifact path (a repository folder for --format triton)")
-    ap.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="tensorrt / triton")
-    ap.add_argument("--batch", help="TensorRT profile min,opt,max (default 1,8,32)")
-    ap.add_argument("--calib-dir", type=Path, help="representative images for INT8 calibration")
-    ap.add_argument("--parity-dir", type=Path, help="held-out images for the INT8 parity gate")
-    ap.add_argument("--calib-images", type=Path, help="folder of images added to the fp32 parity check")
-    ap.add_argument("--serving", choices=["onnxruntime", "tensorrt"], help="triton: the backend to serve with")
-    ap.add_argument("--max-batch-size", type=int, help="triton: max_batch_size (plans: at most the profile max)")
-    ap.add_argument("--instance-kind", choices=["KIND_CPU", "KIND_GPU"], help="triton instance group kind")
-    ap.add_argument("--name", help="triton model name (default <model>_<backend>)")
-    ap.add_argument("--opset", type=int)
-    ap.add_argument("--no-simplify", action="store_true")
-    args = ap.parse_args(argv)
-    if args.verify is not None:
-        try:
-            checked = verify_artifact(args.verify)
-        except ExportError as e:
-            raise SystemExit(f"error: {e}")
-        print(f"ok: {len(checked)} file(s) match their recorded sha256: {', '.join(map(str, checked))}",
-              file=sys.stderr)
-        return 0
-    if args.model is None:
-        ap.error("--model is required (or --verify PATH)")
-
-    given = {"output": args.output, "precision": args.precision, "batch": args.batch, "calib_dir": args.calib_dir,
-             "parity_dir": args.parity_dir, "serving": args.serving, "max_batch_size": args.max_batch_size,
-             "instance_kind": args.instance_kind, "name": args.name, "opset": args.opset,
-             "simplify": False if args.no_simplify else None,
-             "sample_images": list_images(args.calib_images)[:SAMPLE_IMAGES] if args.calib_images else None}
-    options = {k: v for k, v in given.items() if v is not None}
-    if args.format == "onnx-int8" and args.calib_dir is None:
-        ap.error("--format onnx-int8 needs --calib-dir FOLDER (32+ representative images for calibration)")
-    if args.format == "ultralytics" and args.out is not None and args.out.suffix != ".pt":
-        ap.error(f"--format ultralytics writes a .pt file; --out {args.out} has another suffix")
-    try:
-        model = load_model(args.model)
-        out = args.out or default_out(model.card.name, args.format, args.output or default_output(model.card))
-        path = export(model, args.format, out, **options)
-    except (ExportError, ZooError) as e:
-        raise SystemExit(f"error: {e}")
-    verify_artifact(path)  # what was written is what its record says
-    report = path / "vision.json" if path.is_dir() else path.with_name(path.name + ".parity.json")
-    parity = json.loads(report.read_text())
-    parity = parity.get("parity", parity)
-    print(f"wrote {path}; parity: {json.dumps(parity)}", file=sys.stderr)
-    return 0
-
-
-def default_out(name: str, format: str, output: str) -> Path:
-    """``export/<model>.<output kind><suffix>``: where ``backend="auto"`` predictors look for a zoo model's export."""
-    if format == "triton":
-        return EXPORT_DIR / "triton"
-    return EXPORT_DIR / f"{name}.{output}{FORMATS[format].suffix}"
-
+from vision.commands.export import default_out, main  # noqa: E402,F401  (tests call both)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from vision.commands import main as vision_main
+
+    raise SystemExit(vision_main(["export", *sys.argv[1:]]))

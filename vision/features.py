@@ -40,7 +40,6 @@ from vision.zoo import ModelCard, find_card, load_model
 
 # task -> the export output kind that is its feature vector (from the task table)
 FEATURE_OUTPUTS = {name: task.feature_output for name, task in TASKS.items() if task.feature_output}
-DEFAULT_EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
 
 
 class ExtractError(ValueError):
@@ -94,7 +93,7 @@ class FeatureExtractor:
                 model = load_model(name_or_path)
                 return cls(Predictor(TorchRuntime(model, _feature_output(model.card), device)))
         return cls(predictor(name_or_path, backend=backend, device=device, output=output,
-                             export_dir=export_dir or DEFAULT_EXPORT_DIR))
+                             export_dir=export_dir))
 
     @property
     def backend(self):

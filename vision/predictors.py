@@ -33,7 +33,15 @@ BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 # artifact suffix -> runtime, from the exporter's own format table (".engine": the TensorRT plans of other tools)
 SUFFIX_BACKENDS = {**{Path(f"x{fmt.suffix}").suffix: fmt.runtime for fmt in FORMATS.values()
                       if fmt.runtime in BACKENDS}, ".engine": "tensorrt"}
-DEFAULT_EXPORT_DIR = Path(__file__).resolve().parents[1] / "export"
+
+
+def default_export_dir() -> Path:
+    """Where exports are written and ``backend="auto"`` looks for them: ``$VISION_EXPORT_DIR`` if set, else the
+    repository's ``export/`` folder in a checkout, else ``./export``."""
+    if os.environ.get("VISION_EXPORT_DIR"):
+        return Path(os.environ["VISION_EXPORT_DIR"]).expanduser()
+    checkout = Path(__file__).resolve().parents[1] / "export"
+    return checkout if (checkout / "README.md").is_file() else Path.cwd() / "export"
 
 
 def default_device() -> torch.device:
@@ -303,7 +311,7 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     suffix = Path(str(name_or_path)).suffix.lower()
     if backend == "auto":
-        name_or_path, backend = _auto_source(name_or_path, output, Path(export_dir or DEFAULT_EXPORT_DIR), zoo_dir)
+        name_or_path, backend = _auto_source(name_or_path, output, Path(export_dir or default_export_dir()), zoo_dir)
         suffix = Path(str(name_or_path)).suffix.lower()
     if backend != "torch" and SUFFIX_BACKENDS.get(suffix) != backend:
         wanted = [s for s, b in SUFFIX_BACKENDS.items() if b == backend]

@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("vision.commands.train:main", "train any task from YAML configs (LightningCLI)"),
     "predict": ("vision.commands.predict:main", "predictions of any zoo model or export, as JSON lines"),
     "eval": ("vision.commands.eval:main", "metrics of any zoo model on a labelled split (top-k, mAP, recall@k)"),
+    "export": ("vision.commands.export:main", "export a zoo model: ONNX, INT8 ONNX, TensorRT, Triton, ultralytics .pt"),
+    "extract": ("vision.commands.extract:main", "feature vectors of a folder or manifest (local, Ray Data, Lightning)"),
     "dedup": ("vision.commands.dedup:main", "duplicate and near-duplicate images in a catalog, or uploads vs an index"),
     "zoo": ("vision.commands.zoo:main", "list the models in your zoo and the shipped one"),
 }

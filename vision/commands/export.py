@@ -1,0 +1,98 @@
+"""``vision export``: export a zoo model for deployment (ONNX, INT8 ONNX, TensorRT plan, Triton repository), each artifact carrying
+its model card and a parity report beside it; an export that fails its parity gate is refused with the numbers.
+
+    vision export --model grocery_resnet10t --format onnx --output features --out export/grocery_features.onnx
+    vision export --model grocery_resnet10t --format onnx-int8 \
+        --calib-dir ../shared/datasets/grocery_store/train --parity-dir ../shared/datasets/grocery_store/val
+    vision export --model grocery_resnet10t --format tensorrt --precision fp16 --batch 1,8,32   # GPU
+    vision export --model grocery_resnet10t --format triton --serving onnxruntime --out export/triton
+    vision export --model logo_yolo11n --format ultralytics      # a .pt that ultralytics' YOLO() loads
+
+``--out`` defaults to ``export/<model>.<output><suffix>`` (where ``backend="auto"`` predictors look) (``export/triton`` for triton). Options a format does
+not take are refused (see ``vision.export.FORMATS``). ``--calib-images`` adds a few real images to the random
+inputs of the fp32 parity check. Every artifact's sha256 is recorded as written (parity report, plan sidecar,
+``vision.sha256`` in a Triton model folder) and checked before it is served:
+
+    vision export --verify export/grocery_features.onnx     # or a .plan, or a Triton repository
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+SAMPLE_IMAGES = 16
+# (vision.export.FORMATS; spelled out so that --help loads no torch: tests/test_commands.py checks they agree)
+FORMAT_NAMES = ("onnx", "onnx-int8", "tensorrt", "triton", "ultralytics")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="vision export", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="zoo name, .safetensors file or Lightning .ckpt")
+    ap.add_argument("--verify", type=Path, help="check an export (.onnx, .plan, Triton repository) against its "
+                                                "recorded sha256 instead of exporting")
+    ap.add_argument("--format", default="onnx", choices=sorted(FORMAT_NAMES))
+    ap.add_argument("--output", help="output kind (classification: logits | features); default per task")
+    ap.add_argument("--out", type=Path, help="artifact path (a repository folder for --format triton)")
+    ap.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="tensorrt / triton")
+    ap.add_argument("--batch", help="TensorRT profile min,opt,max (default 1,8,32)")
+    ap.add_argument("--calib-dir", type=Path, help="representative images for INT8 calibration")
+    ap.add_argument("--parity-dir", type=Path, help="held-out images for the INT8 parity gate")
+    ap.add_argument("--calib-images", type=Path, help="folder of images added to the fp32 parity check")
+    ap.add_argument("--serving", choices=["onnxruntime", "tensorrt"], help="triton: the backend to serve with")
+    ap.add_argument("--max-batch-size", type=int, help="triton: max_batch_size (plans: at most the profile max)")
+    ap.add_argument("--instance-kind", choices=["KIND_CPU", "KIND_GPU"], help="triton instance group kind")
+    ap.add_argument("--name", help="triton model name (default <model>_<backend>)")
+    ap.add_argument("--opset", type=int)
+    ap.add_argument("--no-simplify", action="store_true")
+    args = ap.parse_args(argv)
+    from vision.data.io import list_images
+    from vision.export import ExportError, export, verify_artifact
+    from vision.export.onnx import default_output
+    from vision.zoo import ZooError, load_model
+
+    if args.verify is not None:
+        try:
+            checked = verify_artifact(args.verify)
+        except ExportError as e:
+            raise SystemExit(f"error: {e}")
+        print(f"ok: {len(checked)} file(s) match their recorded sha256: {', '.join(map(str, checked))}",
+              file=sys.stderr)
+        return 0
+    if args.model is None:
+        ap.error("--model is required (or --verify PATH)")
+
+    given = {"output": args.output, "precision": args.precision, "batch": args.batch, "calib_dir": args.calib_dir,
+             "parity_dir": args.parity_dir, "serving": args.serving, "max_batch_size": args.max_batch_size,
+             "instance_kind": args.instance_kind, "name": args.name, "opset": args.opset,
+             "simplify": False if args.no_simplify else None,
+             "sample_images": list_images(args.calib_images)[:SAMPLE_IMAGES] if args.calib_images else None}
+    options = {k: v for k, v in given.items() if v is not None}
+    if args.format == "onnx-int8" and args.calib_dir is None:
+        ap.error("--format onnx-int8 needs --calib-dir FOLDER (32+ representative images for calibration)")
+    if args.format == "ultralytics" and args.out is not None and args.out.suffix != ".pt":
+        ap.error(f"--format ultralytics writes a .pt file; --out {args.out} has another suffix")
+    try:
+        model = load_model(args.model)
+        out = args.out or default_out(model.card.name, args.format, args.output or default_output(model.card))
+        path = export(model, args.format, out, **options)
+    except (ExportError, ZooError) as e:
+        raise SystemExit(f"error: {e}")
+    verify_artifact(path)  # what was written is what its record says
+    report = path / "vision.json" if path.is_dir() else path.with_name(path.name + ".parity.json")
+    parity = json.loads(report.read_text())
+    parity = parity.get("parity", parity)
+    print(f"wrote {path}; parity: {json.dumps(parity)}", file=sys.stderr)
+    return 0
+
+
+def default_out(name: str, format: str, output: str) -> Path:
+    """``export/<model>.<output kind><suffix>``: where ``backend="auto"`` predictors look for a zoo model's export."""
+    from vision.export import FORMATS
+    from vision.predictors import default_export_dir
+
+    if format == "triton":
+        return default_export_dir() / "triton"
+    return default_export_dir() / f"{name}.{output}{FORMATS[format].suffix}"

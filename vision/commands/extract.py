@@ -1,0 +1,89 @@
+"""``vision extract``: feature vectors (a classifier's pooled features, an embedder's embedding) for a folder or manifest of images, to .npy (+ .ids.txt) or .parquet.
+
+    vision extract --model grocery_resnet10t --images data/grocery_sample/val --out runs/val_feats.npy
+    vision extract --model export/grocery_features.onnx --images data/grocery_sample/val.txt --out f.npy
+
+Past one machine (``vision.scale``): ``--engine ray`` (Ray Data, local or ``--address`` of a running cluster) or
+``--engine lightning`` (``trainer.predict``, one process per ``--devices``) write Parquet shards of ``--shard-size``
+images into the folder ``--out``, plus ``manifest.json``; a rerun skips finished shards. ``--images`` may also be a
+Parquet table with a ``path`` column there.
+
+    vision extract --engine ray --model brand_resnet10t --images photos/ --out runs/vectors --num-actors 4
+    vision extract --engine lightning --devices 2 --model brand_resnet10t --images photos/ --out runs/vectors
+
+Unreadable files are skipped and listed in a warning; a folder with no readable image is an error (nothing is
+written). The ``.npy`` and its ``.ids.txt`` are committed as one pair (``vision.features.load_features`` reads them
+back and checks they belong together); exports are checked against their recorded sha256 before they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# (vision.predictors.BACKENDS; spelled out so that --help loads no torch: tests/test_commands.py checks they agree)
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+ENGINES = ("local", "ray", "lightning")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="vision extract", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="zoo name, .safetensors, .ckpt, features .onnx or TensorRT .plan")
+    ap.add_argument("--backend", default="auto", choices=BACKENDS)
+    ap.add_argument("--images", type=Path, required=True, help="folder (recursive) or manifest of 'path, ...' lines")
+    ap.add_argument("--out", type=Path, required=True,
+                    help="local: .npy (with an .ids.txt sidecar) or .parquet; ray/lightning: a folder of shards")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--device", default=None, help="local engine only")
+    ap.add_argument("--engine", default="local", choices=ENGINES)
+    ap.add_argument("--shard-size", type=int, default=10_000, help="images per shard (ray, lightning)")
+    ap.add_argument("--address", default=None, help="ray: a running cluster ('auto', 'ray://host:10001'); default: "
+                                                    "start a local one")
+    ap.add_argument("--num-actors", type=int, default=None, help="ray: model actors (default: one per GPU, else 1)")
+    ap.add_argument("--num-cpus", type=int, default=None, help="ray: CPUs of a local cluster (default: all)")
+    ap.add_argument("--devices", type=int, default=1, help="lightning: processes (GPUs, or CPU processes) per node")
+    ap.add_argument("--num-nodes", type=int, default=1, help="lightning: nodes")
+    ap.add_argument("--workers", type=int, default=0, help="lightning: DataLoader workers per process")
+    args = ap.parse_args(argv)
+    from vision.export import ExportError
+    from vision.features import FeatureExtractor
+
+    if args.engine != "local":
+        return _extract_shards(args)
+
+    try:
+        extractor = FeatureExtractor.from_pretrained(args.model, backend=args.backend, device=args.device)
+        summary = extractor.extract_folder(args.images, args.out, batch_size=args.batch_size)
+    except (ValueError, ImportError, FileNotFoundError, ExportError) as e:
+        raise SystemExit(f"error: {e}")
+    print(json.dumps({k: v for k, v in summary.items() if k != "skipped"} | {"skipped": len(summary["skipped"])}),
+          file=sys.stderr)
+    return 0
+
+
+def _extract_shards(args) -> int:
+    from vision.export import ExportError
+
+    try:
+        if args.engine == "ray":
+            from vision.scale.ray_extract import extract_with_ray
+
+            summary = extract_with_ray(args.model, args.images, args.out, backend=args.backend,
+                                       shard_size=args.shard_size, batch_size=args.batch_size,
+                                       num_actors=args.num_actors, address=args.address, num_cpus=args.num_cpus)
+        else:
+            from vision.scale.lightning_extract import extract_with_lightning
+
+            backend = "torch" if args.backend == "auto" else args.backend
+            summary = extract_with_lightning(args.model, args.images, args.out, backend=backend,
+                                             shard_size=args.shard_size, batch_size=args.batch_size,
+                                             workers=args.workers, devices=args.devices, num_nodes=args.num_nodes)
+    except (ValueError, ImportError, FileNotFoundError, ExportError) as e:
+        raise SystemExit(f"error: {e}")
+    if "rank" in summary:
+        return 0  # a Lightning rank > 0: rank 0 reports
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("shards", "unreadable")}
+                     | {"shards": len(summary["shards"]), "unreadable": summary["unreadable"][:20]}), file=sys.stderr)
+    return 0
