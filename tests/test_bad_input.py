@@ -5,7 +5,6 @@ The tools run in-process with the model loaders replaced by stand-ins, so no net
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import random
@@ -20,13 +19,6 @@ from vision.data.datasets import ClassTable, ManifestError, read_manifest
 from vision.data.io import list_images
 
 from .conftest import REPO, SAMPLE
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tools_{name}_bad_input", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write_images(folder, names, size=(24, 16)):
@@ -75,7 +67,7 @@ def test_predict_draws_one_png_per_input(tmp_path):
 
 
 def test_recognize_draws_one_png_per_input(tmp_path, monkeypatch):
-    recognize = _tool("recognize")
+    from vision.commands import recognize
 
     class Recognizer:
         @classmethod
@@ -86,7 +78,7 @@ def test_recognize_draws_one_png_per_input(tmp_path, monkeypatch):
             return [[{"box": [1.0, 1.0, 8.0, 8.0], "brand": "acme", "score": 0.8, "best": "acme",
                       "detection_score": 0.9}]]
 
-    monkeypatch.setattr(recognize, "BrandRecognizer", Recognizer)
+    monkeypatch.setattr(recognize, "recognizer_class", lambda: Recognizer)
     _write_images(tmp_path / "in", ["shelf.1.jpg", "shelf.2.png"])
     rc = recognize.main(["--images", str(tmp_path / "in"), "--embedder", "e", "--gallery", "g.npz",
                          "--out", str(tmp_path / "out")])
@@ -107,7 +99,8 @@ def test_empty_folder_is_an_error_for_predict_and_recognize(tmp_path, monkeypatc
     assert vision_main(["predict", "--model", "fake", "--images", str(tmp_path / "full"),
                         str(tmp_path / "empty")]) == 1
     assert re.search(r"^error: no image files .* in folder\(s\): .*empty", capsys.readouterr().err)
-    recognize = _tool("recognize")
+    from vision.commands import recognize
+
     assert recognize.main(["--images", str(tmp_path / "empty"), "--embedder", "e", "--gallery", "g.npz",
                            "--out", str(tmp_path / "out")]) == 2
     assert f"{tmp_path / 'empty'}" in capsys.readouterr().err

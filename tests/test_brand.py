@@ -347,7 +347,8 @@ def test_recognize_tool_writes_jsonl_and_pngs(brand_data, trained, tmp_path, cap
     fx = FeatureExtractor.from_pretrained(zoo / "tiny_brand.safetensors", backend="torch")
     BrandGallery.from_folder(fx, brand_data / "test" / "gallery").save(tmp_path / "g.npz")
     queries = brand_data / "test" / "query"
-    recognize = _tool("recognize")
+    from vision.commands import recognize
+
     args = ["--images", str(queries), "--embedder", str(zoo / "tiny_brand.safetensors")]
     assert recognize.main([*args, "--gallery", str(tmp_path / "g.npz"), "--out", str(tmp_path / "out")]) == 0
     lines = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]

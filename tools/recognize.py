@@ -1,85 +1,18 @@
 #!/usr/bin/env python
-"""Recognise brands in a folder of photos: logo detector -> crops -> embeddings -> gallery, as JSON lines.
+"""Recognise brands in photos (detector -> crops -> embeddings -> gallery): ``vision recognize`` from a checkout.
 
     python tools/recognize.py --images photos/ --detector logo_yolo11n --embedder brand_resnet10t \
-        --gallery weights/simple_icons_gallery.npz --out runs/recognized
-    python tools/recognize.py --images crops/ --embedder brand_resnet10t --gallery my_gallery.npz \
-        --out runs/crops     # no detector: each image is one logo crop
-
-Writes ``<out>/results.jsonl`` (one line per image: ``{"image", "width", "height", "logos": [{"box", "brand",
-"score", "best", "detection_score"}]}``, ``brand`` = ``"unknown"`` below the gallery threshold) and an annotated
-PNG per image under ``<out>/annotated/`` (``--no-draw`` skips them, ``shelf.1.jpg`` -> ``000001_shelf.1.jpg.png``).
-Unreadable files are skipped and listed; a folder without images, or no readable image at all, exits non-zero.
+        --gallery simple_icons_gallery --out runs/recognized
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from tqdm import tqdm  # noqa: E402
-
-from vision.data.io import ImageLoadError, collect_images, load_image  # noqa: E402
-from vision.gallery import GalleryError  # noqa: E402
-from vision.recognition import BrandRecognizer, draw_brands  # noqa: E402
-from vision.zoo import ZooError  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=Path, nargs="+", required=True, help="image files or folders (recursive)")
-    ap.add_argument("--embedder", required=True, help="zoo name or file of an embedding model")
-    ap.add_argument("--gallery", type=Path, required=True, help="gallery .npz built with that embedding model")
-    ap.add_argument("--detector", help="zoo name or file of a logo detector (default: whole image = one logo)")
-    ap.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
-    ap.add_argument("--threshold", type=float, help="override the gallery's open-set threshold")
-    ap.add_argument("--margin", type=float, default=0.15, help="context around each box, fraction of its side")
-    ap.add_argument("--out", type=Path, required=True, help="output folder")
-    ap.add_argument("--no-draw", action="store_true", help="skip the annotated PNGs")
-    ap.add_argument("--device", default=None)
-    args = ap.parse_args(argv)
-
-    try:  # before loading the models: a mistyped or empty folder should fail at once
-        files = collect_images(args.images)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, detector=args.detector,
-                                                     device=args.device, detector_conf=args.conf,
-                                                     margin=args.margin, threshold=args.threshold)
-    except (GalleryError, ZooError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    skipped, counts = [], {"images": 0, "logos": 0, "unknown": 0}
-    with open(args.out / "results.jsonl", "w", encoding="utf-8") as out:
-        for path in tqdm(files, desc="recognize", unit="img"):
-            try:
-                image = load_image(path)
-            except ImageLoadError as e:
-                skipped.append((str(path), e.reason))
-                continue
-            logos = recognizer.predict(image)[0]
-            out.write(json.dumps({"image": str(path), "width": image.shape[1], "height": image.shape[0],
-                                  "logos": logos}) + "\n")
-            counts["images"] += 1
-            counts["logos"] += len(logos)
-            counts["unknown"] += sum(r["brand"] == "unknown" for r in logos)
-            if not args.no_draw:
-                draw_brands(image, logos, args.out / "annotated" / f"{counts['images']:06d}_{path.name}.png")
-    for path, why in skipped:
-        print(f"skipped {path}: {why}", file=sys.stderr)
-    print(json.dumps({**counts, "skipped": len(skipped), "out": str(args.out / "results.jsonl")}))
-    if not counts["images"]:
-        print(f"error: none of the {len(files)} image(s) could be read; nothing was recognised", file=sys.stderr)
-        return 1
-    return 0
-
+from vision.commands.recognize import main  # noqa: E402,F401  (tests call it)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vision.commands import main as vision_main
+
+    raise SystemExit(vision_main(["recognize", *sys.argv[1:]]))

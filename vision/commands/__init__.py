@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("vision.commands.eval:main", "metrics of any zoo model on a labelled split (top-k, mAP, recall@k)"),
     "export": ("vision.commands.export:main", "export a zoo model: ONNX, INT8 ONNX, TensorRT, Triton, ultralytics .pt"),
     "extract": ("vision.commands.extract:main", "feature vectors of a folder or manifest (local, Ray Data, Lightning)"),
+    "recognize": ("vision.commands.recognize:main", "brands of the logos in photos, or 'unknown' (detector, embedder, "
+                  "gallery)"),
     "dedup": ("vision.commands.dedup:main", "duplicate and near-duplicate images in a catalog, or uploads vs an index"),
     "zoo": ("vision.commands.zoo:main", "list the models in your zoo and the shipped one"),
 }
