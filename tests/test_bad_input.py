@@ -18,7 +18,7 @@ from vision.data.datamodule import ClassificationDataModule
 from vision.data.datasets import ClassTable, ManifestError, read_manifest
 from vision.data.io import list_images
 
-from .conftest import REPO, SAMPLE
+from .conftest import SAMPLE
 
 
 def _write_images(folder, names, size=(24, 16)):
