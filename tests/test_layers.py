@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("vision.cli", "vision.commands", "vision.__main__")),
 ]
 LEAVES = ("vision.synth",)
+LEAF_USERS = ("vision.commands.",)  # the dataset and gallery-building commands are the tools that use synthesis
 
 
 def _modules() -> dict[str, Path]:
@@ -127,7 +128,8 @@ def test_imports_follow_the_layer_order():
             continue
         for target in targets:
             if target.startswith(LEAVES):
-                wrong.append(f"{module} -> {target} (dataset synthesis is a leaf)")
+                if not module.startswith(LEAF_USERS):
+                    wrong.append(f"{module} -> {target} (dataset synthesis is a leaf)")
             elif target != "vision" and _layer(target) > _layer(module):
                 wrong.append(f"{module} ({LAYERS[_layer(module)][0]}) -> {target} ({LAYERS[_layer(target)][0]})")
     assert not wrong, "\n".join(sorted(wrong))

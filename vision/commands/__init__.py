@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("vision.commands.extract:main", "feature vectors of a folder or manifest (local, Ray Data, Lightning)"),
     "recognize": ("vision.commands.recognize:main", "brands of the logos in photos, or 'unknown' (detector, embedder, "
                   "gallery)"),
+    "build-gallery": ("vision.commands.build_gallery:main", "build and calibrate a brand gallery (.npz)"),
     "dedup": ("vision.commands.dedup:main", "duplicate and near-duplicate images in a catalog, or uploads vs an index"),
     "zoo": ("vision.commands.zoo:main", "list the models in your zoo and the shipped one"),
 }
