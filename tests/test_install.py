@@ -57,13 +57,17 @@ def test_wheel_carries_the_shipped_zoo_and_loads_it_from_outside_the_checkout(tm
     """Build the wheel, and import it (on top of this environment's dependencies) from another folder."""
     import shutil
 
-    # setuptools reuses REPO/build/lib between builds, so a stale copy would put deleted modules into the wheel
-    shutil.rmtree(REPO / "build", ignore_errors=True)
-    try:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                        str(tmp_path / "dist"), str(REPO)], check=True, capture_output=True)
-    finally:
-        shutil.rmtree(REPO / "build", ignore_errors=True)
+    # build from a copy of the files git would commit: a checkout's build/ and *.egg-info (left by earlier builds
+    # and editable installs) could add modules a fresh clone's wheel would not have, or drop deleted ones
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    source = tmp_path / "source"
+    for name in files:
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
     wheel = next((tmp_path / "dist").glob("vision_zoo-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {"vision/weights/manifest.json", "vision/weights/grocery_resnet10t.safetensors",
