@@ -92,10 +92,12 @@ def test_eval_scores_every_task(tmp_path, capsys):
 def test_light_choice_lists_agree_with_the_library():
     """Commands spell some choices out so that --help loads no torch; they must match the library's tables."""
     from vision import gallery, retrieval
-    from vision.commands import build_gallery, export, extract
+    from vision.commands import build_gallery, export, extract, make_logo_dataset
+    from vision.synth import yolo
     from vision.export import FORMATS
     from vision.predictors import BACKENDS
 
     assert set(export.FORMAT_NAMES) == set(FORMATS) and set(extract.BACKENDS) == set(BACKENDS)
     assert set(build_gallery.MERGES) == set(gallery.MERGES) and set(build_gallery.INDEX_KINDS) == set(
         retrieval.INDEX_KINDS)
+    assert set(make_logo_dataset.MODES) == set(yolo.MODES)

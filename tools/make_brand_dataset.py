@@ -1,62 +1,14 @@
 #!/usr/bin/env python
-"""Build the brand metric-learning set from simple-icons: clean renders and logos in the wild, by brand split.
+"""Build the brand metric-learning set from simple-icons: ``vision make-brand-dataset`` from a checkout."""
 
-    G=../shared/datasets/grocery_store
-    python tools/make_brand_dataset.py --backgrounds $G/train/Fruit $G/train/Vegetables \
-        --val-backgrounds $G/val/Fruit $G/val/Vegetables --out runs/brands --size 96 --workers 2
-
-Writes train/<brand>/, {val,test}/gallery/<brand>/, {val,test}/query/<brand>/ and brands.json under --out
-(see vision.synth.brand_dataset). Use fruit and vegetable photos as backgrounds: package photos carry real,
-unlabelled logos.
-"""
-
-from __future__ import annotations
-
-import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from tqdm import tqdm  # noqa: E402
-
-from vision.progress import warnings_above_progress_bar  # noqa: E402
-from vision.synth.brand_dataset import write_brand_dataset  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backgrounds", type=Path, nargs="+", required=True, help="folders of background photos")
-    ap.add_argument("--val-backgrounds", type=Path, nargs="+", help="backgrounds for val/test queries")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--size", type=int, default=96, help="side of the square crops")
-    ap.add_argument("--train-clean", type=int, default=2, help="clean renders per train brand")
-    ap.add_argument("--train-wild", type=int, default=6, help="composited crops per train brand")
-    ap.add_argument("--queries", type=int, default=3, help="composited queries per val/test brand")
-    ap.add_argument("--splits", nargs="+", default=["train", "val", "test"])
-    ap.add_argument("--max-brands", type=int, help="at most this many brands per split")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--overwrite", action="store_true")
-    args = ap.parse_args(argv)
-
-    start = time.perf_counter()
-    with warnings_above_progress_bar():
-        try:
-            summary = write_brand_dataset(
-                args.out, args.backgrounds, val_backgrounds=args.val_backgrounds, size=args.size,
-                train_clean=args.train_clean, train_wild=args.train_wild, queries=args.queries, splits=args.splits,
-                max_brands=args.max_brands, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
-                progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, unit="brand"))
-        except (ValueError, FileExistsError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    summary["wall_s"] = round(time.perf_counter() - start, 1)
-    print(json.dumps(summary))
-    return 0
-
+from vision.commands.make_brand_dataset import main  # noqa: E402,F401
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vision.commands import main as vision_main
+
+    raise SystemExit(vision_main(["make-brand-dataset", *sys.argv[1:]]))
