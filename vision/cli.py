@@ -50,7 +50,8 @@ class VisionCLI(LightningCLI):
                             help="'last' to continue from <run>/checkpoints/last.ckpt, or a checkpoint path")
         parser.add_argument("--zoo_name", type=str | None, default=None,
                             help="after training, save the (EMA) weights to the zoo under this name")
-        parser.add_argument("--zoo_dir", type=str | None, default=None, help="zoo folder (default: $VISION_ZOO_DIR, else your zoo, ~/.local/share/vision/zoo)")
+        parser.add_argument("--zoo_dir", type=str | None, default=None,
+                            help="zoo folder (default: $VISION_ZOO_DIR, else your zoo, ~/.local/share/vision/zoo)")
         parser.add_argument("--zoo_half", type=bool, default=False, help="store zoo weights as float16")
         parser.add_argument("--zoo_notes", type=str, default="", help="free text stored in the model card")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")

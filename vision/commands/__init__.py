@@ -23,7 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build-gallery": ("vision.commands.build_gallery:main", "build and calibrate a brand gallery (.npz)"),
     "make-logo-dataset": ("vision.commands.make_logo_dataset:main", "a YOLO logo-detection dataset: simple-icons "
                           "marks pasted on photos"),
-    "make-brand-dataset": ("vision.commands.make_brand_dataset:main", "the brand metric-learning set from simple-icons"),
+    "make-brand-dataset": ("vision.commands.make_brand_dataset:main",
+                           "the brand metric-learning set from simple-icons"),
     "dedup": ("vision.commands.dedup:main", "duplicate and near-duplicate images in a catalog, or uploads vs an index"),
     "zoo": ("vision.commands.zoo:main", "list the models in your zoo and the shipped one"),
 }

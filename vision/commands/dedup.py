@@ -1,4 +1,5 @@
-"""``vision dedup``: find duplicate and near-duplicate images in a catalog, or check new uploads against a saved catalog index.
+"""``vision dedup``: find duplicate and near-duplicate images in a catalog, or check new uploads against a saved
+catalog index.
 
     # a folder (or a manifest of 'path, ...' lines): groups.csv/.parquet, keep.txt, contact_sheet.html in --out
     vision dedup --images data/grocery_sample --model grocery_resnet10t --out runs/dedup

@@ -1,4 +1,5 @@
-"""``vision export``: export a zoo model for deployment (ONNX, INT8 ONNX, TensorRT plan, Triton repository), each artifact carrying
+"""``vision export``: export a zoo model for deployment (ONNX, INT8 ONNX, TensorRT plan, Triton repository),
+each artifact carrying
 its model card and a parity report beside it; an export that fails its parity gate is refused with the numbers.
 
     vision export --model grocery_resnet10t --format onnx --output features --out export/grocery_features.onnx
@@ -8,7 +9,8 @@ its model card and a parity report beside it; an export that fails its parity ga
     vision export --model grocery_resnet10t --format triton --serving onnxruntime --out export/triton
     vision export --model logo_yolo11n --format ultralytics      # a .pt that ultralytics' YOLO() loads
 
-``--out`` defaults to ``export/<model>.<output><suffix>`` (where ``backend="auto"`` predictors look) (``export/triton`` for triton). Options a format does
+``--out`` defaults to ``export/<model>.<output><suffix>``, where ``backend="auto"`` predictors look
+(``export/triton`` for triton). Options a format does
 not take are refused (see ``vision.export.FORMATS``). ``--calib-images`` adds a few real images to the random
 inputs of the fp32 parity check. Every artifact's sha256 is recorded as written (parity report, plan sidecar,
 ``vision.sha256`` in a Triton model folder) and checked before it is served:

@@ -1,4 +1,5 @@
-"""``vision extract``: feature vectors (a classifier's pooled features, an embedder's embedding) for a folder or manifest of images, to .npy (+ .ids.txt) or .parquet.
+"""``vision extract``: feature vectors (a classifier's pooled features, an embedder's embedding) for a folder or
+manifest of images, to .npy (+ .ids.txt) or .parquet.
 
     vision extract --model grocery_resnet10t --images data/grocery_sample/val --out runs/val_feats.npy
     vision extract --model export/grocery_features.onnx --images data/grocery_sample/val.txt --out f.npy

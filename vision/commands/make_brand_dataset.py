@@ -1,4 +1,5 @@
-"""``vision make-brand-dataset``: build the brand metric-learning set from simple-icons: clean renders and logos in the wild, by brand split.
+"""``vision make-brand-dataset``: build the brand metric-learning set from simple-icons: clean renders and logos
+in the wild, by brand split.
 
     G=../shared/datasets/grocery_store
     vision make-brand-dataset --backgrounds $G/train/Fruit $G/train/Vegetables \

@@ -1,4 +1,5 @@
-"""``vision recognize``: recognise brands in a folder of photos: logo detector -> crops -> embeddings -> gallery, as JSON lines.
+"""``vision recognize``: recognise brands in a folder of photos: logo detector -> crops -> embeddings -> gallery,
+as JSON lines.
 
     vision recognize --images photos/ --detector logo_yolo11n --embedder brand_resnet10t \
         --gallery simple_icons_gallery --out runs/recognized
