@@ -161,10 +161,7 @@ def test_two_nodes_on_loopback_the_way_torchrun_starts_them(tmp_path):
 
 
 def test_ddp_run_killed_mid_epoch_resumes_and_loses_at_most_that_epoch(tmp_path):
-    import signal
-    import time
-
-    import torch
+    from .resume_check import kill_mid_epoch_and_resume
 
     run = tmp_path / "run"
     last = run / "checkpoints" / "last.ckpt"
@@ -172,27 +169,7 @@ def test_ddp_run_killed_mid_epoch_resumes_and_loses_at_most_that_epoch(tmp_path)
             "--trainer.default_root_dir", str(run), "--trainer.limit_val_batches", "1",
             "--trainer.callbacks+=tests.slow_callback.SlowBatches"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
-    # a session of its own, so SIGKILL reaches both ranks at once, like a node going down
-    proc = subprocess.Popen(base + ["--trainer.max_epochs", "50"], cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline and not last.exists():
-            time.sleep(0.1)
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-        assert last.exists(), "no checkpoint written in time"
-        time.sleep(0.3)  # inside the next epoch (3 batches per rank x 0.2 s)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    saved = torch.load(last, weights_only=True)
-    done_epochs = saved["epoch"] + 1
-    steps_per_epoch = saved["global_step"] // done_epochs
-    resumed = subprocess.run(base + ["--trainer.max_epochs", str(done_epochs + 1), "--resume", "last"], cwd=REPO,
-                             env=env, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    final = torch.load(last, weights_only=True)
-    assert final["epoch"] == done_epochs and final["global_step"] == steps_per_epoch * (done_epochs + 1)
+    kill_mid_epoch_and_resume(base, env, last, settle=0.3)  # inside the next epoch (3 batches per rank x 0.2 s)
 
 
 def test_detection_ddp_map_over_gathered_stats_equals_one_process(tmp_path):

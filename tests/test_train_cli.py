@@ -1,12 +1,9 @@
 """tools/train.py end to end: configs parse, train -> zoo -> reload -> predict, kill -> resume."""
 
 import json
-from pathlib import Path
 import os
-import signal
-import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +13,7 @@ from vision.inference import ImageClassifier
 from vision.zoo import load_model
 
 from .conftest import REPO, SAMPLE, SHARED_GROCERY
+from .resume_check import kill_mid_epoch_and_resume
 
 CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 TINY = ["--model.backbone", "test_resnet", "--data.input_size", "32", "--data.num_workers", "0",
@@ -96,28 +94,7 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
             "--trainer.callbacks+=tests.slow_callback.SlowBatches"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     last = run / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen(base + ["--trainer.max_epochs", "50"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline and not last.exists():
-            time.sleep(0.1)
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        assert last.exists(), "no checkpoint written in time"
-        time.sleep(0.5)  # well inside the next epoch (6 batches x 0.2 s)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    saved = torch.load(last, weights_only=True)
-    done_epochs = saved["epoch"] + 1
-    steps_per_epoch = saved["global_step"] // done_epochs
-    resumed = subprocess.run(base + ["--trainer.max_epochs", str(done_epochs + 1), "--resume", "last"], cwd=REPO,
-                             env=env, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Restoring states from the checkpoint" in resumed.stderr + resumed.stdout
-    final = torch.load(last, weights_only=True)
-    # exactly one more epoch was trained: nothing before the kill was redone, only the unfinished epoch lost
-    assert final["epoch"] == done_epochs and final["global_step"] == steps_per_epoch * (done_epochs + 1)
+    kill_mid_epoch_and_resume(base, env, last, settle=0.5)  # well inside the next epoch (6 batches x 0.2 s)
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
