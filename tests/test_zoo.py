@@ -28,7 +28,7 @@ def saved(tmp_path):
 
 def test_save_and_load_by_name_gives_identical_outputs(saved):
     model, card, zoo = saved
-    assert list_models(zoo_dir=zoo) == ["tiny"] and list_models("detection", zoo_dir=zoo) == []
+    assert list_models(zoo_dir=zoo) == ["tiny"] and list_models(task="detection", zoo_dir=zoo) == []
     loaded = load_model("tiny", zoo_dir=zoo)
     assert not loaded.training and loaded.card.class_names == ["a", "b", "c"]
     x = torch.randn(2, 3, 32, 32)
@@ -138,3 +138,10 @@ def test_timm_resolves_the_cards_preprocessing_on_a_loaded_model():
     assert config["input_size"] == (3, pre.input_size, pre.input_size) == (3, 112, 112)
     assert config["interpolation"] == pre.interpolation and config["crop_pct"] == pre.crop_pct
     assert tuple(config["mean"]) == tuple(pre.mean)
+
+
+def test_list_models_filters_by_pattern_and_task():
+    assert list_models("*resnet*", zoo_dir=SHIPPED_ZOO) == ["brand_resnet10t", "grocery_resnet10t"]
+    assert list_models("*resnet*", task="classification", zoo_dir=SHIPPED_ZOO) == ["grocery_resnet10t"]
+    assert list_models(task="detection", zoo_dir=SHIPPED_ZOO) == ["logo_yolo11n"]
+    assert list_models("nothing*", zoo_dir=SHIPPED_ZOO) == []

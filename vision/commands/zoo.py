@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 
@@ -10,6 +11,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vision zoo", description=__doc__.splitlines()[0])
     ap.add_argument("--zoo-dir", help="only this zoo folder (default: $VISION_ZOO_DIR, else yours, then shipped)")
+    ap.add_argument("pattern", nargs="?", help="only names matching this shell-style pattern, e.g. '*resnet*'")
     ap.add_argument("--task", help="only models of this task")
     ap.add_argument("--json", action="store_true", help="one JSON object per model instead of a table")
     args = ap.parse_args(argv)
@@ -19,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, seen = [], set()
     for folder in zoo_search_path(args.zoo_dir):
         for name, card in sorted(read_manifest(folder).items()):
-            if name in seen or (args.task and card.task != args.task):
+            if name in seen or (args.task and card.task != args.task) or \
+                    (args.pattern and not fnmatch.fnmatchcase(name, args.pattern)):
                 continue  # a model of yours shadows a shipped one of the same name
             seen.add(name)
             path = folder / card.file

@@ -164,11 +164,19 @@ def _manifest_lock(zoo_dir: Path) -> Iterator[None]:
         lock.release()
 
 
-def list_models(task: str | None = None, zoo_dir: str | Path | None = None) -> list[str]:
-    """Names of the models in the zoos of :func:`zoo_search_path` (yours and the shipped ones), optionally of one
-    task."""
+def list_models(pattern: str | None = None, task: str | None = None, zoo_dir: str | Path | None = None
+                ) -> list[str]:
+    """Names of the models in the zoos of :func:`zoo_search_path` (yours and the shipped ones), optionally those
+    matching a shell-style ``pattern`` (as timm's: ``"*resnet*"``) and of one ``task``.
+
+    Example::
+
+        vision.list_models("*resnet*", task="classification")   # ['grocery_resnet10t']
+    """
+    import fnmatch
+
     names = {n for folder in zoo_search_path(zoo_dir) for n, c in read_manifest(folder).items()
-             if task is None or c.task == task}
+             if (task is None or c.task == task) and (pattern is None or fnmatch.fnmatchcase(n, pattern))}
     return sorted(names)
 
 
