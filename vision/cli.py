@@ -54,6 +54,7 @@ class VisionCLI(LightningCLI):
                             help="zoo folder (default: $VISION_ZOO_DIR, else your zoo, ~/.local/share/vision/zoo)")
         parser.add_argument("--zoo_half", type=bool, default=False, help="store zoo weights as float16")
         parser.add_argument("--zoo_notes", type=str, default="", help="free text stored in the model card")
+        parser.add_argument("--zoo_licence", type=str, default="", help="the weights' licence, stored in the card")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.filename": "epoch{epoch:03d}",
@@ -134,6 +135,7 @@ def save_to_zoo(cli: VisionCLI, argv: list[str]) -> None:
         metrics = {f"val_{k.split('/', 1)[1]}": round(float(v), 4) for k, v in results.items()
                    if k.startswith("val/")}
         card = model.model_card(cfg.zoo_name, metrics=metrics, notes=cfg.get("zoo_notes", ""),
+                                licence=cfg.get("zoo_licence", ""),
                                 command="python tools/train.py " + shlex.join(argv))
         card = save_model(model.eval_model, card, cfg.get("zoo_dir"), half=cfg.get("zoo_half", False))
         print(f"saved {card.name} to the zoo: {card.file} sha256={card.sha256[:12]} metrics={card.metrics}")

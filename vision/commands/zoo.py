@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"name": name, "task": card.task, "architecture": card.architecture,
                          "input": card.preprocessing.get("input_size"), "metrics": card.metrics,
                          "size_mb": round(path.stat().st_size / 1e6, 1) if path.is_file() else None,
-                         "zoo": str(folder)})
+                         "licence": card.licence or "not recorded", "zoo": str(folder)})
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -37,9 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         print("no models found in " + ", ".join(map(str, zoo_search_path(args.zoo_dir))), file=sys.stderr)
         return 1
-    header = ("name", "task", "input", "size MB", "metrics", "zoo")
+    header = ("name", "task", "input", "size MB", "metrics", "licence")
     table = [(r["name"], r["task"], str(r["input"]), str(r["size_mb"]),
-              ", ".join(f"{k} {v:g}" for k, v in list(r["metrics"].items())[:3]), r["zoo"]) for r in rows]
+              ", ".join(f"{k} {v:g}" for k, v in list(r["metrics"].items())[:2]), r["licence"].split(" (")[0])
+             for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header)]
     for row in (header, tuple("-" * w for w in widths), *table):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

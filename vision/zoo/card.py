@@ -37,6 +37,7 @@ class ModelCard:
     versions: dict[str, str] = field(default_factory=dict)
     file: str = ""
     sha256: str = ""
+    licence: str = ""
 
     def __post_init__(self) -> None:
         Preprocessing.from_dict(self.preprocessing)  # validate early, naming the bad field
@@ -111,6 +112,7 @@ CARD_FIELDS: dict[str, Check] = {
     "created": _STRING,
     "versions": (lambda v: _is_str_map(v, lambda x: isinstance(x, str)), "an object of strings"),
     "file": (lambda v: v == "" or _is_plain_name(v), "a file name in the zoo folder (no path separators)"),
+    "licence": _STRING,
     "sha256": (lambda v: isinstance(v, str) and re.fullmatch(r"([0-9a-f]{64})?", v) is not None,
                "64 lowercase hex digits or empty"),
 }
