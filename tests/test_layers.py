@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1] / "vision"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("=vision", "vision.fileio", "vision.progress", "=vision.tasks", "vision.data.preprocessing",
               "vision.ultralytics_compat", "=vision.data")),
-    ("nn", ("vision.models.",)),
+    ("nn", ("vision.models",)),
     ("data", ("vision.data.", "vision.crops")),
     ("zoo", ("vision.zoo", "vision.tasks.cards", "vision.tasks.networks")),
     ("training", ("vision.training",)),
