@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("nn", ("vision.models",)),
     ("data", ("vision.data.", "vision.crops")),
     ("zoo", ("vision.zoo", "vision.tasks.cards", "vision.tasks.networks")),
-    ("training", ("vision.training",)),
+    ("training", ("vision.training", "vision.reports")),
     ("export", ("vision.export",)),
     ("inference", ("vision.inference", "vision.inference_detection", "vision.results", "vision.predictors",
                    "vision.features")),

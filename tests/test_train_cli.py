@@ -40,6 +40,10 @@ def test_train_save_reload_predict_matches_in_memory(tmp_path, monkeypatch):
     assert "val_top1" in card["metrics"] and card["command"].startswith("python tools/train.py --config")
     assert card["preprocessing"]["input_size"] == 32
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    # every run writes its report: curves, final metrics and (with a zoo save) the card
+    page = __import__("html").unescape((tmp_path / "run" / "report" / "index.html").read_text())
+    assert (tmp_path / "run" / "report" / "curves.png").stat().st_size > 0
+    assert "val/top1" in page and "Model card" in page and '"name": "e2e"' in page and "2 validated epoch(s)" in page
 
     images = sorted((SAMPLE / "val").rglob("*.jpg"))[:6]
     in_memory = ImageClassifier(_with_card(cli.model.eval_model, load_model("e2e", zoo_dir=tmp_path / "zoo").card),

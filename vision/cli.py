@@ -16,6 +16,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from vision.reports import RunReport
 from vision.tasks import all_links
 
 
@@ -117,20 +118,26 @@ def main(args: list[str] | None = None) -> VisionCLI:
     cfg = cli.config
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     pin_checkpoint_dir(trainer)
+    report = RunReport()  # <run>/report/index.html: curves, final metrics, confusion matrix, config, card
+    trainer.callbacks.append(report)
     ckpt = resolve_resume(cfg.get("resume"), trainer)
     trainer.fit(model, datamodule=data, ckpt_path=ckpt, weights_only=True)
     if cfg.get("zoo_name"):
-        save_to_zoo(cli, argv)
+        card = save_to_zoo(cli, argv)
+        if card is not None:
+            report.card = card.to_dict()
+            report.write(trainer)
     return cli
 
 
-def save_to_zoo(cli: VisionCLI, argv: list[str]) -> None:
-    """Validate the final (EMA) weights and write them with their card to the zoo."""
+def save_to_zoo(cli: VisionCLI, argv: list[str]):
+    """Validate the final (EMA) weights and write them with their card to the zoo; the card on rank 0."""
     from vision.zoo import save_model
 
     cfg, trainer, model = cli.config, cli.trainer, cli.model
     # every rank validates (the metrics all-reduce), only rank 0 writes
     results = trainer.validate(model, datamodule=cli.datamodule, verbose=False)[0]
+    card = None
     if trainer.is_global_zero:
         metrics = {f"val_{k.split('/', 1)[1]}": round(float(v), 4) for k, v in results.items()
                    if k.startswith("val/")}
@@ -140,3 +147,4 @@ def save_to_zoo(cli: VisionCLI, argv: list[str]) -> None:
         card = save_model(model.eval_model, card, cfg.get("zoo_dir"), half=cfg.get("zoo_half", False))
         print(f"saved {card.name} to the zoo: {card.file} sha256={card.sha256[:12]} metrics={card.metrics}")
     trainer.strategy.barrier("vision_zoo_save")  # no rank exits (or reads the zoo) before the file is in place
+    return card
