@@ -103,3 +103,19 @@ def test_light_choice_lists_agree_with_the_library():
     assert set(build_gallery.MERGES) == set(gallery.MERGES) and set(build_gallery.INDEX_KINDS) == set(
         retrieval.INDEX_KINDS)
     assert set(make_logo_dataset.MODES) == set(yolo.MODES)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--trainer.max_epocs", "2"], "error: unrecognized arguments: --trainer.max_epocs 2; did you mean "
+                                   "'--trainer.max_epochs'?"),
+    (["--model.init_args.bakbone", "resnet10t"], "error: Option 'bakbone' is not accepted; did you mean 'backbone'?"),
+    (["--data.init_args.train", "/no/such/manifest.txt"], "error: manifest /no/such/manifest.txt not found"),
+    (["--model.init_args.backbone", "resnet10_t"], "error: unknown timm backbone 'resnet10_t'; did you mean"),
+])
+def test_train_config_mistakes_are_one_line(args, expected, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--config", "configs/classification/demo.yaml", "--data.init_args.num_workers", "0", *args])
+    message = str(exit_info.value.code)
+    assert message.startswith(expected) and "\n" not in message, message
+    assert "usage:" not in capsys.readouterr().err  # jsonargparse's 60-line dump is gone

@@ -6,6 +6,11 @@ names, the coarse table and the eval preprocessing), so an experiment file never
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import inspect
+import io
+import re
 import shlex
 import sys
 import warnings
@@ -105,7 +110,7 @@ def resolve_resume(resume: str | None, trainer: pl.Trainer) -> str | None:
 def main(args: list[str] | None = None) -> VisionCLI:
     """Entry point of ``tools/train.py``; ``args`` replaces ``sys.argv[1:]`` (for tests and notebooks)."""
     argv = sys.argv[1:] if args is None else args
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), one_line_config_errors():
         # explicit ``args`` are the point of this parameter; LightningCLI would warn whenever sys.argv is not empty
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python")
         cli = VisionCLI(pl.LightningModule, pl.LightningDataModule, subclass_mode_model=True,
@@ -128,6 +133,69 @@ def main(args: list[str] | None = None) -> VisionCLI:
             report.card = card.to_dict()
             report.write(trainer)
     return cli
+
+
+@contextlib.contextmanager
+def one_line_config_errors():
+    """Turn jsonargparse's 60-line usage dump for a bad config key or value into ``error: <cause>; did you mean
+    ...`` (one line, exit 2). Help and --print_config output pass through untouched."""
+    captured = io.StringIO()
+    real = sys.stderr
+    sys.stderr = captured
+    try:
+        yield
+    except SystemExit as e:
+        sys.stderr = real
+        if e.code in (0, None):
+            real.write(captured.getvalue())
+            raise
+        raise SystemExit(f"error: {config_error(captured.getvalue())}") from None
+    except Exception as e:  # noqa: BLE001 - instantiation: jsonargparse wraps our own errors (a missing manifest...)
+        sys.stderr = real
+        ours = _our_error(e)
+        if ours is None:
+            real.write(captured.getvalue())
+            raise
+        raise SystemExit(f"error: {ours}") from None
+    finally:
+        sys.stderr = real
+    real.write(captured.getvalue())
+
+
+def _our_error(error: BaseException) -> BaseException | None:
+    """The first error of ours (a vision error type, or a missing file) in ``error``'s chain, if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if type(error).__module__.startswith("vision.") or isinstance(error, FileNotFoundError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def config_error(text: str) -> str:
+    """The cause in jsonargparse's error output, with the closest valid key when one is near."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line for line in lines if re.search(r"not accepted|unrecognized arguments|does not exist|not expected|"
+                                                  r"not a valid|Does not validate|No action for key|expected",
+                                                  line, re.IGNORECASE)]
+    cause = next((line for line in causes if "not accepted" in line or "unrecognized" in line),
+                 causes[0] if causes else (lines[-1] if lines else "invalid configuration"))
+    cause = re.sub(r"^error:\s*", "", cause)
+    known = set(re.findall(r"--[\w.]+", text))
+    for class_path in re.findall(r"class_path '([\w.]+)'", text):
+        with contextlib.suppress(Exception):
+            from vision.tasks import resolve
+
+            module, _, name = class_path.rpartition(".")
+            known |= set(inspect.signature(resolve(f"{module}:{name}").__init__).parameters) - {"self"}
+    bad = re.findall(r"(--[\w.]+)|Option '(\w+)'|Key '([\w.]+)'", cause)
+    for groups in bad:
+        key = next(g for g in groups if g)
+        close = difflib.get_close_matches(key, sorted(known - {key}), n=1, cutoff=0.75)
+        if close:
+            return f"{cause}; did you mean {close[0]!r}?"
+    return f"{cause}; run with --help (or --print_config) to see the valid keys"
 
 
 def save_to_zoo(cli: VisionCLI, argv: list[str]):

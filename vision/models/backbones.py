@@ -16,6 +16,10 @@ from torch import nn
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
 
+class UnknownBackboneError(ValueError):
+    """A backbone name timm does not know; the message suggests the closest names."""
+
+
 def create_backbone(name: str, pretrained: bool | str = False, **kwargs) -> nn.Module:
     """A timm model without classifier (``num_classes=0``): ``forward`` returns pooled features.
 
@@ -23,6 +27,12 @@ def create_backbone(name: str, pretrained: bool | str = False, **kwargs) -> nn.M
 
         backbone = create_backbone("resnet18", pretrained="weights/resnet18_in1k.safetensors")
     """
+    if not timm.is_model(name.split(".")[0]) and not name.startswith("hf-hub:"):
+        import difflib
+
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        raise UnknownBackboneError(f"unknown timm backbone {name!r}" + (f"; did you mean {close}?" if close else
+                                                                        "; see timm.list_models()"))
     kwargs = {"num_classes": 0, **kwargs}
     if pretrained is False or pretrained is None or pretrained == "":
         return timm.create_model(name, pretrained=False, **kwargs)
