@@ -10,10 +10,10 @@ DEMO_WEIGHTS := $(DEMO_ZOO)/demo_grocery_sample.safetensors
 
 .PHONY: demo test venv clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -c constraints.txt
 	touch $@
 
 venv: $(BIN)/.installed
