@@ -32,7 +32,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tools"))
 
 SAMPLE_PHOTOS = sorted((REPO / "data" / "grocery_sample" / "val").rglob("*.jpg"))[:16]
 SAMPLE_COMPOSITES = sorted((REPO / "data" / "logo_sample" / "images" / "val").glob("*.jpg"))[:8]
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("error: no CUDA device; run with --cpu for the dry run")
     if not args.cpu:
         ensure_tensorrt(args.install, args.wheels)
-    from benchmark import hardware, time_cell, versions
+    from vision.benchmarking import hardware, time_cell, versions
 
     from vision.zoo import read_manifest
 

@@ -103,6 +103,10 @@ def test_light_choice_lists_agree_with_the_library():
     assert set(build_gallery.MERGES) == set(gallery.MERGES) and set(build_gallery.INDEX_KINDS) == set(
         retrieval.INDEX_KINDS)
     assert set(make_logo_dataset.MODES) == set(yolo.MODES)
+    from vision import benchmarking
+    from vision.commands import benchmark
+
+    assert benchmark.parser().get_default("backends") == ",".join(benchmarking.BACKENDS)
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "vision.features")),
     ("retrieval", ("vision.retrieval", "vision.gallery", "vision.recognition")),
     ("tasks", ("vision.tasks.",)),
-    ("apps", ("vision.scale", "vision.dedup")),
+    ("apps", ("vision.scale", "vision.dedup", "vision.benchmarking")),
     ("cli", ("vision.cli", "vision.commands", "vision.__main__")),
 ]
 LEAVES = ("vision.synth",)
