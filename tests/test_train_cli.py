@@ -67,7 +67,7 @@ def test_eval_and_predict_tools(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     main(["--config", "configs/classification/demo.yaml", *TINY, "--trainer.max_epochs", "1",
           "--trainer.limit_train_batches", "2", "--trainer.default_root_dir", str(tmp_path / "run"),
-          "--zoo_name", "tools", "--zoo_dir", str(tmp_path / "zoo")])
+          "--zoo-name", "tools", "--zoo-dir", str(tmp_path / "zoo")])  # the kebab spelling of every command
     weights = str(tmp_path / "zoo" / "tools.safetensors")
     sys.path.insert(0, str(REPO / "tools"))
     import eval as eval_tool

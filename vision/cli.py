@@ -54,13 +54,16 @@ class VisionCLI(LightningCLI):
             parser.link_arguments(source, target, apply_on="instantiate")
         parser.add_argument("--resume", type=str | None, default=None,
                             help="'last' to continue from <run>/checkpoints/last.ckpt, or a checkpoint path")
-        parser.add_argument("--zoo_name", type=str | None, default=None,
+        parser.add_argument("--zoo-name", "--zoo_name", type=str | None, default=None,
                             help="after training, save the (EMA) weights to the zoo under this name")
-        parser.add_argument("--zoo_dir", type=str | None, default=None,
+        parser.add_argument("--zoo-dir", "--zoo_dir", type=str | None, default=None,
                             help="zoo folder (default: $VISION_ZOO_DIR, else your zoo, ~/.local/share/vision/zoo)")
-        parser.add_argument("--zoo_half", type=bool, default=False, help="store zoo weights as float16")
-        parser.add_argument("--zoo_notes", type=str, default="", help="free text stored in the model card")
-        parser.add_argument("--zoo_licence", type=str, default="", help="the weights' licence, stored in the card")
+        parser.add_argument("--zoo-half", "--zoo_half", type=bool, default=False,
+                            help="store zoo weights as float16")
+        parser.add_argument("--zoo-notes", "--zoo_notes", type=str, default="",
+                            help="free text stored in the model card")
+        parser.add_argument("--zoo-licence", "--zoo_licence", type=str, default="",
+                            help="the weights' licence, stored in the card")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.filename": "epoch{epoch:03d}",

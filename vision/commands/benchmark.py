@@ -1,6 +1,6 @@
-"""``vision benchmark``: inference speed of zoo models per backend and batch size through the predictor interface, side by side in one
-process, plus (optionally) end-to-end speed on real images and the top-1 of each backend on a labelled split.
-Prints Markdown tables and writes JSON.
+"""``vision benchmark``: inference speed of zoo models per backend and batch size through the predictor interface,
+side by side in one process, plus (optionally) end-to-end speed on real images and the top-1 of each backend on a
+labelled split. Prints Markdown tables and writes JSON.
 
     vision benchmark --model grocery_resnet10t --calib-dir ../shared/datasets/grocery_store/train \
         --accuracy ../shared/datasets/grocery_store/val.txt --out runs/benchmark/grocery.json

@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, help="set the threshold directly instead of calibrating")
     ap.add_argument("--index", choices=INDEX_KINDS, default="flat")
     ap.add_argument("--out", type=Path, required=True, help="gallery file to write (.npz)")
+    ap.add_argument("--device", help="cuda, cpu (default: CUDA when available)")
+    ap.add_argument("--batch-size", type=int, default=128)
     args = ap.parse_args(argv)
     from vision.data.datasets import ManifestError
     from vision.gallery import GalleryError
@@ -108,7 +110,7 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
     from vision.gallery import BrandGallery, GalleryError
     from vision.synth.render import simple_icons_renders
 
-    fx = FeatureExtractor.from_pretrained(args.embedder, backend="torch")
+    fx = FeatureExtractor.from_pretrained(args.embedder, backend="torch", device=args.device)
     if not fx.card.sha256:  # the gallery could not be bound to the model: recognisers refuse it by default
         raise GalleryError(f"--embedder {args.embedder}: this model has no sha256 (a weights file outside a zoo "
                            "manifest), so the gallery could not record which model built it; pass a zoo name or a "
@@ -124,7 +126,7 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
             if slug in images:
                 raise GalleryError(f"brand {slug!r} is both in a --folder and in simple-icons; rename one")
             images[slug] = renders
-    gallery = BrandGallery.from_images(fx, images, batch_size=128, merge=args.merge, index=args.index,
+    gallery = BrandGallery.from_images(fx, images, batch_size=args.batch_size, merge=args.merge, index=args.index,
                                        threshold=args.threshold)
     report = {"brands": len(gallery), "vectors": len(gallery.vectors), "dim": gallery.dim,
               "model": gallery.model_name}

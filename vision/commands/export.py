@@ -33,6 +33,7 @@ FORMAT_NAMES = ("onnx", "onnx-int8", "tensorrt", "triton", "ultralytics")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vision export", description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="zoo name, .safetensors file or Lightning .ckpt")
+    ap.add_argument("--zoo-dir", help="look model names up in this zoo folder only")
     ap.add_argument("--verify", type=Path, help="check an export (.onnx, .plan, Triton repository) against its "
                                                 "recorded sha256 instead of exporting")
     ap.add_argument("--format", default="onnx", choices=sorted(FORMAT_NAMES))
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "ultralytics" and args.out is not None and args.out.suffix != ".pt":
         ap.error(f"--format ultralytics writes a .pt file; --out {args.out} has another suffix")
     try:
-        model = load_model(args.model)
+        model = load_model(args.model, zoo_dir=args.zoo_dir)
         out = args.out or default_out(model.card.name, args.format, args.output or default_output(model.card))
         path = export(model, args.format, out, **options)
     except (ExportError, ZooError) as e:
