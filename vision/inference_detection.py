@@ -17,15 +17,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vision import ultralytics_compat as ulc
 from vision.data.inputs import ImageInput, to_rgb_array
+from vision.predictors import letterbox_to_original  # noqa: F401  (public here too: the head's box mapping)
 from vision.results import BOX_COLOR, draw_boxes
-
-
-def letterbox_to_original(boxes: torch.Tensor, letterboxed_hw: tuple[int, int],
-                          original_hw: tuple[int, int]) -> torch.Tensor:
-    """xyxy boxes in a centred letterbox of ``original_hw`` back to original pixels (clipped); a new tensor."""
-    return ulc.ops().scale_boxes(tuple(letterboxed_hw), boxes.clone().float(), tuple(original_hw))
 
 
 class LogoDetector:

@@ -26,6 +26,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from vision.data.inputs import to_rgb_array
 from vision.export import FORMATS
 from vision.results import Classification, Detections, Embedding, Result
 
@@ -169,12 +170,20 @@ class DetectionHead:
                                             max_det=self.max_det)
         names, results = self.card.class_names, []
         for source, det, (h, w) in zip(sources, kept, shapes):
-            boxes = self.ulc.ops().scale_boxes((self.imgsz, self.imgsz), det[:, :4].clone(), (h, w))
+            boxes = letterbox_to_original(det[:, :4], (self.imgsz, self.imgsz), (h, w))
             found = [{"box": [round(float(v), 2) for v in box], "score": round(float(score), 6),
                       "label": names[int(c)], "class_id": int(c)}
                      for box, score, c in zip(boxes, det[:, 4], det[:, 5])]
             results.append(Detections(source, boxes=found, width=int(w), height=int(h)))
         return results
+
+
+def letterbox_to_original(boxes: torch.Tensor, letterboxed_hw: tuple[int, int],
+                          original_hw: tuple[int, int]) -> torch.Tensor:
+    """xyxy boxes in a centred letterbox of ``original_hw`` back to original pixels (clipped); a new tensor."""
+    from vision import ultralytics_compat as ulc
+
+    return ulc.ops().scale_boxes(tuple(letterboxed_hw), boxes.clone().float(), tuple(original_hw))
 
 
 class EmbeddingHead:
@@ -245,7 +254,7 @@ def read_batches(images, batch_size: int, on_error: str = "raise", skipped: list
         sources, arrays = [], []
         for source, image in chunk:
             try:
-                arrays.append(_to_rgb(image))
+                arrays.append(to_rgb_array(image))
             except ImageLoadError as e:
                 if on_error == "raise":
                     raise
@@ -287,12 +296,6 @@ def iter_images(images) -> Iterator[tuple[str, Any]]:
             yield str(item), item
         else:
             yield f"<input {i}>", item
-
-
-def _to_rgb(image) -> np.ndarray:
-    from vision.data.inputs import to_rgb_array
-
-    return to_rgb_array(image)
 
 
 def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: str | torch.device | None = None,

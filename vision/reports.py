@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ class RunReport(pl.Callback):
         if curves:
             parts.append(f"<h2>Curves</h2><img src='{curves.name}' alt='metric curves'>")
         if confusion:
-            parts.append(f"<h2>Confusion matrix (latest validation)</h2><img src='{_relative(confusion, out)}' "
+            parts.append(f"<h2>Confusion matrix (latest validation)</h2><img src='{os.path.relpath(confusion, out)}' "
                          "alt='confusion matrix' style='max-width:900px'>")
         if self.card:
             card = {k: v for k, v in self.card.items() if k not in ("class_names", "coarse_names", "fine_to_coarse")}
@@ -108,9 +109,3 @@ def _first_existing(paths) -> Path | None:
 def _latest(paths) -> Path | None:
     found = sorted(paths, key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
-
-
-def _relative(path: Path, start: Path) -> str:
-    import os
-
-    return os.path.relpath(path, start)
