@@ -1,0 +1,158 @@
+"""The style catalogue (vision.synth.styles): Iconify sets loaded with their licences, refused sets, brand name
+matching, SVG rendering, and the checksum-verified fetch (offline, against a tarball made here)."""
+
+import base64
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vision.synth import styles
+from vision.synth.catalog import Brand, list_brands
+from vision.synth.render import render_logo
+from vision.synth.styles import (EVAL_STYLES, ICON_SETS, IconSetError, PinnedSet, fetch_icon_sets, icon_svg,
+                                 load_icon_set, load_icon_sets, match_brands, style_catalogue, title_to_slug,
+                                 training_styles)
+
+DATA = Path(__file__).parent / "data" / "iconify"
+
+
+@pytest.fixture(scope="module")
+def sets():
+    return load_icon_sets(DATA)
+
+
+@pytest.fixture(scope="module")
+def brands():
+    return list_brands()
+
+
+def _write_set(folder: Path, prefix: str, licence: dict | None) -> Path:
+    folder.mkdir(parents=True)
+    data = {"prefix": prefix, "icons": {"x": {"body": '<path d="M0 0h16v16H0z"/>'}}}
+    if licence is not None:
+        data["info"] = {"name": prefix, "license": licence}
+    (folder / "icons.json").write_text(json.dumps(data))
+    return folder
+
+
+def test_sets_load_with_licence_and_version(sets):
+    assert set(sets) == {"cib", "devicon", "skill-icons"}
+    assert {p: s.license for p, s in sets.items()} == {"cib": "CC0-1.0", "devicon": "MIT", "skill-icons": "MIT"}
+    assert sets["devicon"].version == "1.2.68"
+    record = sets["cib"].record()
+    assert record["license"] == "CC0-1.0" and record["package"] == "@iconify-json/cib" and record["icons"] == 3
+    # the plain alias adds a name; the flipped one is a different drawing and is left out
+    assert sets["devicon"].aliases == {"tensorflow-alias": "tensorflow"}
+
+
+def test_logos_set_is_refused_everywhere(tmp_path):
+    folder = _write_set(tmp_path / "logos", "logos", {"title": "CC0", "spdx": "CC0-1.0"})
+    with pytest.raises(IconSetError, match="reserved for independent evaluation"):
+        load_icon_set(folder)
+    with pytest.raises(IconSetError, match="reserved for independent evaluation"):
+        load_icon_sets(tmp_path)
+    with pytest.raises(IconSetError, match="reserved for independent evaluation"):
+        fetch_icon_sets(tmp_path / "cache", ["logos"])
+    # a file of another name that holds the logos set is refused by its prefix too
+    renamed = _write_set(tmp_path / "other" / "mine", "logos", {"title": "CC0", "spdx": "CC0-1.0"})
+    with pytest.raises(IconSetError, match="reserved"):
+        load_icon_set(renamed)
+
+
+def test_non_commercial_and_unlicensed_sets_are_refused(tmp_path):
+    nc = _write_set(tmp_path / "cbi", "cbi", {"title": "CC BY-NC-SA 4.0", "spdx": "CC-BY-NC-SA-4.0"})
+    with pytest.raises(IconSetError, match="non-commercial"):
+        load_icon_set(nc)
+    assert load_icon_set(nc, allow_non_commercial=True).license == "CC-BY-NC-SA-4.0"
+    bare = _write_set(tmp_path / "bare", "bare", None)
+    with pytest.raises(IconSetError, match="info.license"):
+        load_icon_set(bare)
+    (tmp_path / "broken.json").write_text('{"prefix": "broken",\n "icons": ')
+    with pytest.raises(IconSetError, match="broken.json: not JSON \\(line 2"):
+        load_icon_set(tmp_path / "broken.json")
+
+
+def test_name_matching_strips_set_decoration(sets, brands):
+    devicon, report = match_brands(sets["devicon"], brands)
+    assert {i.name: i.kind for i in devicon["vite"]} == {"vite": "icon", "vite-wordmark": "wordmark"}
+    assert [i.name for i in devicon["npm"]] == ["npm-wordmark"]
+    assert [i.name for i in devicon["c"]] == ["c"]          # C's slug wins over C++'s bare title "c"
+    assert report.ambiguous == [] and report.brands == len(devicon) == 5
+    skill, _ = match_brands(sets["skill-icons"], brands)
+    assert sorted(i.name for i in skill["vercel"]) == ["vercel-dark", "vercel-light"]
+    cib, _ = match_brands(sets["cib"], brands)
+    assert set(cib) == {"c", "github", "nodedotjs"}           # "node-js" matches the title "Node.js"
+    assert title_to_slug("Node.js") == "nodedotjs" and title_to_slug("C++") == "cplusplus"
+
+
+def test_ambiguous_names_are_skipped_and_counted(sets):
+    twins = [Brand("vite", "Vite", "646CFF", "<svg/>"), Brand("vitejs", "Vite", "646CFF", "<svg/>"),
+             Brand("vitex", "Vite!", "646CFF", "<svg/>")]
+    # "vite" is one brand's slug (most exact) but "tensorflow" is nobody's; make the title level ambiguous
+    matched, report = match_brands(sets["devicon"], twins)
+    assert set(matched) == {"vite"}
+    twins = [Brand("a1", "Vite", "646CFF", "<svg/>"), Brand("a2", "Vite", "646CFF", "<svg/>")]
+    matched, report = match_brands(sets["devicon"], twins)
+    assert matched == {} and ("vite", ["a1", "a2"]) in report.ambiguous
+
+
+def test_catalogue_and_held_out_style(sets, brands):
+    catalogue, reports = style_catalogue(sets, brands)
+    assert set(catalogue["c"]) == {"cib", "devicon"} and reports["cib"].brands == 3
+    assert EVAL_STYLES == ("devicon",) and "cib" not in EVAL_STYLES
+    assert set(training_styles(sets)) == {"cib", "skill-icons"}
+    assert set(load_icon_sets(DATA, exclude=EVAL_STYLES)) == {"cib", "skill-icons"}
+    with pytest.raises(FileNotFoundError, match="not under"):
+        load_icon_sets(DATA, ["fa6-brands"])
+
+
+def test_icons_render_in_their_own_colours_or_a_given_one(sets):
+    vite = render_logo(icon_svg(sets["devicon"].icons["vite"]), 64)
+    assert max(vite.shape[:2]) == 64 and (vite[..., 3] > 0).mean() > 0.2
+    assert tuple(vite[..., :3][vite[..., 3] == 255].mean(0).round()) == (0, 107, 255)   # the set's own fill
+    tile = render_logo(icon_svg(sets["skill-icons"].icons["tensorflow-dark"]), 64)
+    opaque = tile[..., :3][tile[..., 3] == 255]
+    assert len(np.unique(opaque // 32, axis=0)) > 2           # full colour, not a flat silhouette
+    github = sets["cib"].icons["github"]
+    red = render_logo(icon_svg(github, "#ff0000"), 48)
+    assert tuple(red[..., :3][red[..., 3] == 255].mean(0).round()) == (255, 0, 0)
+    black = render_logo(icon_svg(github), 48)                   # currentColor defaults to black
+    assert black[..., :3][black[..., 3] == 255].max() == 0
+
+
+def test_fetch_verifies_the_checksum(tmp_path, monkeypatch):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in ("icons.json", "info.json", "package.json"):
+            data = (DATA / "cib" / name).read_bytes()
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    tgz = buffer.getvalue()
+    good = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    urls = []
+    monkeypatch.setattr(styles.urllib.request, "urlopen", lambda url, timeout: urls.append(url) or Response(tgz))
+    monkeypatch.setitem(ICON_SETS, "cib", PinnedSet("cib", "1.2.3", good, "CC0-1.0"))
+    sources = fetch_icon_sets(tmp_path, ["cib"])
+    assert urls == ["https://registry.npmjs.org/@iconify-json/cib/-/cib-1.2.3.tgz"]
+    assert sources["cib"]["integrity"] == good
+    assert load_icon_sets(tmp_path)["cib"].license == "CC0-1.0"
+    fetch_icon_sets(tmp_path, ["cib"])                        # already there at the pinned version: no download
+    assert len(urls) == 1
+    monkeypatch.setitem(ICON_SETS, "cib", PinnedSet("cib", "1.2.3", "sha512-" + "A" * 86 + "==", "CC0-1.0"))
+    with pytest.raises(IconSetError, match="checksum mismatch"):
+        fetch_icon_sets(tmp_path / "again", ["cib"])
+    assert not (tmp_path / "again" / "cib").exists()
