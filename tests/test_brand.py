@@ -334,7 +334,7 @@ def test_recognizer_end_to_end(brand_data, trained, tmp_path):
     found, empty = recognizer.predict([image, photo])
     assert empty == []   # no logo detected: an empty list, not an error
     assert len(found) == 1 and found[0]["brand"] in gallery.brands
-    assert set(found[0]) == {"box", "brand", "score", "best", "detection_score"}
+    assert set(found[0]) == {"box", "brand", "score", "best", "open_set_score", "detection_score"}
     strict = BrandRecognizer(fx, gallery, BoxDetector([[boxes[0, 1:]]]), threshold=1.01)
     assert strict.predict(image)[0][0]["brand"] == UNKNOWN
     # the gallery round trip keeps the model check working

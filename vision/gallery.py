@@ -2,9 +2,16 @@
 
 Vectors are unit-norm embeddings from one zoo model (task ``embedding``); search is inner product (cosine) with
 faiss, exact (``IndexFlatIP``) by default, or HNSW or IVF for large galleries. A brand may hold several vectors
-(e.g. several canonical renders); its score for a query is its best vector's. A query whose best score is below the
-gallery's ``threshold`` (calibrated on validation queries of known brands, see :meth:`calibrate_threshold`) is
-``"unknown"``.
+(references: one prototype per artwork style, or per reference photo); its score for a query is its best
+reference's. A query whose open-set score is below the gallery's ``threshold`` is ``"unknown"``.
+
+Open set: :meth:`BrandGallery.calibrate` sets the threshold from queries of known brands *and* impostor queries
+(crops of real photos that hold no brand): the lowest false-accept rate (FAR) on impostors whose false-reject rate
+(FRR) on known brands stays within a target; both rates, the equal error rate and what the two sets were are stored
+in the gallery file. The open-set score is the best brand's cosine similarity (``normalization="none"``) or that
+similarity minus the query's best similarity to a background cohort of impostor embeddings kept in the gallery
+(``"background"``: a crop that looks more like a price label than like any brand is rejected) or minus the mean of
+its next ``topk`` brands' similarities (``"topk"``).
 
 Example::
 
@@ -12,6 +19,8 @@ Example::
     gallery = BrandGallery.from_folder(fx, "logos/")           # logos/<brand>/*.png
     gallery.add("newco", fx(["newco.png"]))
     gallery.identify(fx(["crop.jpg"]))        # [{'brand': 'newco', 'score': 0.91, 'best': 'newco'}]
+    gallery.calibrate(fx(known_crops), fx(price_label_crops), max_false_reject=0.10)
+    # {'threshold': 0.62, 'frr': 0.098, 'far': 0.21, 'eer': 0.15, ...}
     gallery.save("weights/my_gallery.npz"); BrandGallery.load("weights/my_gallery.npz", model=fx.card)
 """
 
@@ -36,8 +45,10 @@ if TYPE_CHECKING:
     from vision.zoo import ModelCard
 
 UNKNOWN = "unknown"
-_FORMAT = 1
-MERGES = ("all", "mean")      # how BrandGallery.from_images combines a brand's images
+_FORMAT = 2                   # 2: references, background cohort, normalisation and the calibration record
+_READABLE_FORMATS = (1, 2)
+MERGES = ("all", "mean")      # how BrandGallery.from_images combines a brand's images (per reference)
+NORMALIZATIONS = ("none", "background", "topk")   # open-set score: see the module docstring
 UNIT_NORM_TOLERANCE = 1e-3    # stored vectors are normalised by add_many; a file whose rows are not was edited
 log = logging.getLogger(__name__)
 
@@ -55,14 +66,46 @@ def _resolve_gallery(path: Path) -> Path:
     raise GalleryError(f"gallery file {path} not found (nor a gallery of that name in the zoo)")
 
 
-def mean_prototypes(owners: Sequence[str], vectors) -> tuple[list[str], np.ndarray]:
-    """One unit-norm prototype per brand (the mean of its rows of ``vectors``), brands in first-seen order."""
+def mean_prototypes(owners: Sequence, vectors) -> tuple[list, np.ndarray]:
+    """One unit-norm prototype per owner (the mean of its rows of ``vectors``), owners in first-seen order.
+
+    An owner is any hashable: a brand name, or a ``(brand, reference)`` pair for one prototype per style."""
     vectors = np.asarray(vectors, np.float32)
     names = list(dict.fromkeys(owners))
     row = {name: i for i, name in enumerate(names)}
     sums = np.zeros((len(names), vectors.shape[1]), np.float32)
     np.add.at(sums, [row[o] for o in owners], vectors)
     return names, sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+
+
+def open_set_threshold(known, impostors, max_false_reject: float = 0.10) -> float:
+    """The threshold :meth:`BrandGallery.calibrate` picks from open-set scores of known and impostor queries.
+
+    >>> open_set_threshold([0.9, 0.8, 0.7, 0.6], [0.1, 0.65], max_false_reject=0.25)
+    0.675
+    """
+    known = np.sort(np.asarray(known, np.float64))
+    impostors = np.asarray(impostors, np.float64)
+    # the highest threshold within the false-reject budget: known[r] rejects at most r of len(known) queries
+    highest = known[int(math.floor(max_false_reject * len(known) + 1e-9))]
+    # FAR at `highest` cannot be lowered; keep it while rejecting fewer known queries: just above the highest
+    # impostor below `highest`, half-way to the next known score
+    below = impostors[impostors < highest]
+    if not len(below):
+        return float(known[0])
+    low = float(below.max())
+    return (low + float(known[known > low][0])) / 2
+
+
+def equal_error_rate(known, impostors) -> tuple[float, float]:
+    """``(rate, threshold)`` where the known false-reject rate and the impostor false-accept rate meet (their mean
+    at the threshold, among the observed scores, with the smallest gap)."""
+    known, impostors = np.asarray(known, np.float64), np.asarray(impostors, np.float64)
+    candidates = np.unique(np.concatenate([known, impostors]))
+    frr = np.searchsorted(np.sort(known), candidates, side="left") / len(known)
+    far = 1 - np.searchsorted(np.sort(impostors), candidates, side="left") / len(impostors)
+    i = int(np.argmin(np.abs(frr - far)))
+    return float((frr[i] + far[i]) / 2), float(candidates[i])
 
 
 class GalleryError(ValueError):
@@ -75,22 +118,31 @@ class BrandGallery:
     ``model_name`` / ``model_sha256`` / ``dim`` record the embedding model the vectors came from; a gallery is only
     searched with embeddings of that model (:meth:`check_model`). ``index``: ``"flat"`` (exact), ``"hnsw"``
     (``hnsw_m``, ``ef_search``) or ``"ivf"`` (``nlist`` lists, default about 4 sqrt(N); ``nprobe`` scanned per query);
-    see :func:`vision.retrieval.build_index`.
+    see :func:`vision.retrieval.build_index`. ``normalization`` (one of :data:`NORMALIZATIONS`) and ``topk`` choose
+    the open-set score the ``threshold`` applies to; :attr:`calibration` records how the threshold was set.
     """
 
     def __init__(self, dim: int, model_name: str = "", model_sha256: str = "", threshold: float | None = None,
                  index: str = "flat", hnsw_m: int = 32, ef_search: int = 64, nlist: int | None = None,
-                 nprobe: int = 16):
+                 nprobe: int = 16, normalization: str = "none", topk: int = 5):
         if dim < 1:
             raise GalleryError(f"embedding size must be >= 1, got {dim}")
         if index not in INDEX_KINDS:
             raise GalleryError(f"unknown index kind {index!r}; choose one of {INDEX_KINDS}")
+        if normalization not in NORMALIZATIONS:
+            raise GalleryError(f"unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}")
+        if type(topk) is not int or topk < 1:
+            raise GalleryError(f"topk must be an integer >= 1, got {topk!r}")
         self.dim, self.model_name, self.model_sha256 = int(dim), model_name, model_sha256
         self.threshold = threshold
         self.index_kind, self.hnsw_m, self.ef_search = index, hnsw_m, ef_search
         self.nlist, self.nprobe = nlist, nprobe
+        self.normalization, self.topk = normalization, topk
+        self.calibration: dict | None = None  # what calibrate() measured; saved with the gallery
         self._vectors = np.empty((0, self.dim), np.float32)
         self._owner: list[str] = []          # brand of each vector row
+        self._reference: list[str] = []      # what each row was made from ("" when not recorded)
+        self._background = np.empty((0, self.dim), np.float32)   # impostor cohort for "background" scores
         self._index = None                   # rebuilt lazily after a change
 
     # --- building
@@ -101,23 +153,43 @@ class BrandGallery:
 
     @classmethod
     def from_images(cls, extractor: "FeatureExtractor", images: Mapping[str, Sequence], batch_size: int = 64,
-                    merge: str = "all", **kwargs) -> "BrandGallery":
+                    merge: str = "all", references: Mapping[str, Sequence[str]] | None = None,
+                    **kwargs) -> "BrandGallery":
         """A gallery of ``{brand: [image, ...]}`` (paths, PIL images or arrays), embedded by ``extractor``.
 
-        ``merge``: ``"all"`` keeps one vector per image (a brand scores its best one); ``"mean"`` stores one
-        prototype per brand, the renormalised mean of its images' embeddings (steadier when the images are
-        renders of one mark in several colours).
+        ``references`` names each image's reference (``{brand: [name per image]}``, e.g. its artwork style; default:
+        one unnamed reference per brand). ``merge``: ``"all"`` keeps one vector per image (a brand scores its best
+        one); ``"mean"`` stores one prototype per reference of a brand, the renormalised mean of its images'
+        embeddings (steadier when the images are renders of one mark in several colours).
         """
+        gallery = cls.for_model(extractor, **kwargs)
+        gallery.add_images(extractor, images, batch_size=batch_size, merge=merge, references=references)
+        return gallery
+
+    def add_images(self, extractor: "FeatureExtractor", images: Mapping[str, Sequence], batch_size: int = 64,
+                   merge: str = "all", references: Mapping[str, Sequence[str]] | None = None,
+                   extend: bool = False) -> None:
+        """Embed and add ``{brand: [image, ...]}`` (see :meth:`from_images`); ``extend`` adds references to brands
+        already in the gallery (e.g. a user's photos of a simple-icons brand) instead of refusing them."""
         if merge not in MERGES:
             raise GalleryError(f"unknown merge {merge!r}; choose one of {MERGES}")
-        gallery = cls.for_model(extractor, **kwargs)
-        owners = [brand for brand, brand_images in images.items() for _ in brand_images]
+        if extractor.dim != self.dim:
+            raise GalleryError(f"embedding size mismatch: model {extractor.card.name!r} makes {extractor.dim}-d "
+                               f"embeddings, the gallery holds {self.dim}-d ones")
+        references = references or {}
+        for brand, names in references.items():
+            if len(names) != len(images.get(brand, ())):
+                raise GalleryError(f"brand {brand!r}: {len(names)} reference names for "
+                                   f"{len(images.get(brand, ()))} images")
+        keys = [(brand, references[brand][i] if brand in references else "")
+                for brand, brand_images in images.items() for i in range(len(brand_images))]
         flat = [image for brand_images in images.values() for image in brand_images]
+        if not flat:
+            raise GalleryError("no images to add")
         vectors = extractor(flat, batch_size=batch_size)
         if merge == "mean":
-            owners, vectors = mean_prototypes(owners, vectors)
-        gallery.add_many(owners, vectors)
-        return gallery
+            keys, vectors = mean_prototypes(keys, vectors)
+        self.add_many([b for b, _ in keys], vectors, references=[r for _, r in keys], extend=extend)
 
     @classmethod
     def from_folder(cls, extractor: "FeatureExtractor", folder: str | os.PathLike, **kwargs) -> "BrandGallery":
@@ -130,8 +202,9 @@ class BrandGallery:
             by_brand.setdefault(table.names[s.label], []).append(s.path)
         return cls.from_images(extractor, by_brand, **kwargs)
 
-    def add(self, brand: str, vectors, replace: bool = False) -> None:
-        """Add ``brand`` with one or more embeddings (``(D,)`` or ``(N, D)``); an existing name needs ``replace``."""
+    def add(self, brand: str, vectors, replace: bool = False, reference: str = "", extend: bool = False) -> None:
+        """Add ``brand`` with one or more embeddings (``(D,)`` or ``(N, D)``) of one ``reference``; an existing name
+        needs ``replace`` (drop its vectors first) or ``extend`` (keep them: one more reference)."""
         vectors = np.asarray(vectors, np.float32)
         vectors = vectors[None] if vectors.ndim == 1 else vectors
         if len(vectors) == 0:
@@ -139,35 +212,51 @@ class BrandGallery:
         brand = str(brand).strip()
         if replace and brand in self:
             self.remove(brand)
-        self.add_many([brand] * len(vectors), vectors)
+        self.add_many([brand] * len(vectors), vectors, references=[reference] * len(vectors), extend=extend)
 
-    def add_many(self, brands: Sequence[str], vectors) -> None:
-        """Add new brands in one go: ``brands[i]`` names row ``i`` of ``vectors`` (a brand may own several rows)."""
+    def add_many(self, brands: Sequence[str], vectors, references: Sequence[str] | None = None,
+                 extend: bool = False) -> None:
+        """Add new brands in one go: ``brands[i]`` names row ``i`` of ``vectors`` (a brand may own several rows),
+        ``references[i]`` what that row was made from; ``extend`` allows brands already in the gallery."""
         names = [str(b).strip() for b in brands]
+        refs = [str(r) for r in (references if references is not None else [""] * len(names))]
         vectors = as_vectors(vectors, self.dim, what="brand embeddings")
         if len(names) != len(vectors):
             raise GalleryError(f"{len(names)} brand names for {len(vectors)} embeddings")
+        if len(refs) != len(names):
+            raise GalleryError(f"{len(refs)} reference names for {len(names)} embeddings")
         if any(not n for n in names):
             raise GalleryError("brand name is empty")
         if UNKNOWN in names:
             raise GalleryError(f"{UNKNOWN!r} is reserved for rejected queries; pick another brand name")
         existing = sorted(set(names) & set(self._owner))
-        if existing:
+        if existing and not extend:
             raise GalleryError(f"brand {existing[0]!r} is already in the gallery"
                                f"{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}; "
-                               "remove it first or pass replace=True to add()")
+                               "remove it first, pass replace=True to add() or extend=True to add references")
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         if (norms < 1e-6).any():
             raise GalleryError(f"brand {names[int(np.argmin(norms))]!r}: an embedding has zero norm")
         self._vectors = np.concatenate([self._vectors, vectors / norms])
         self._owner += names
+        self._reference += refs
         self._index = None
+
+    def set_background(self, vectors) -> None:
+        """Keep ``vectors`` (embeddings of impostor crops: real photo regions without a brand) as the background
+        cohort of ``normalization="background"`` scores; replaces any earlier cohort."""
+        vectors = as_vectors(vectors, self.dim, what="background embeddings")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if (norms < 1e-6).any():
+            raise GalleryError("a background embedding has zero norm")
+        self._background = vectors / norms
 
     def remove(self, brand: str) -> None:
         if brand not in self:
             raise GalleryError(f"brand {brand!r} is not in the gallery ({len(self)} brands)")
         keep = np.array([o != brand for o in self._owner])
         self._vectors = self._vectors[keep]
+        self._reference = [r for r, o in zip(self._reference, self._owner) if o != brand]
         self._owner = [o for o in self._owner if o != brand]
         self._index = None
 
@@ -181,6 +270,21 @@ class BrandGallery:
     def vectors(self) -> np.ndarray:
         return self._vectors.copy()
 
+    @property
+    def owners(self) -> list[str]:
+        """The brand of each row of :attr:`vectors`."""
+        return list(self._owner)
+
+    @property
+    def references(self) -> list[str]:
+        """What each row of :attr:`vectors` was made from (a style, a reference file; ``""`` when not recorded)."""
+        return list(self._reference)
+
+    @property
+    def background(self) -> np.ndarray:
+        """The background cohort ``(M, dim)`` (empty unless :meth:`set_background` was called)."""
+        return self._background.copy()
+
     def __len__(self) -> int:
         return len(set(self._owner))
 
@@ -189,7 +293,8 @@ class BrandGallery:
 
     def __repr__(self) -> str:
         return (f"BrandGallery({len(self)} brands, {len(self._owner)} vectors, dim={self.dim}, "
-                f"model={self.model_name!r}, threshold={self.threshold}, index={self.index_kind!r})")
+                f"model={self.model_name!r}, threshold={self.threshold}, normalization={self.normalization!r}, "
+                f"index={self.index_kind!r})")
 
     def check_model(self, card: "ModelCard", dim: int | None = None, allow_unbound: bool = False) -> None:
         """Raise :class:`GalleryError` unless embeddings of the model with ``card`` can be searched here.
@@ -229,11 +334,14 @@ class BrandGallery:
                                       nlist=nlist, nprobe=self.nprobe)
         return self._index
 
+    def _unit_queries(self, queries) -> np.ndarray:
+        queries = as_vectors(np.atleast_2d(np.asarray(queries, np.float32)), self.dim, what="query embeddings")
+        return queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+
     def search(self, queries, k: int = 5) -> list[list[tuple[str, float]]]:
         """The ``k`` best brands per query as ``(brand, cosine score)``, best first (one score per brand)."""
         index = self._search_index()
-        queries = as_vectors(np.atleast_2d(np.asarray(queries, np.float32)), self.dim, what="query embeddings")
-        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        queries = self._unit_queries(queries)
         # brands may hold several vectors: fetch enough neighbours to fill k distinct brands in the usual case
         per_brand = -(-len(self._owner) // len(self))
         depth = min(len(self._owner), max(k * per_brand, k))
@@ -247,27 +355,95 @@ class BrandGallery:
             results.append(list(best.items())[:k])
         return results
 
+    def open_set_scores(self, queries, normalization: str | None = None,
+                        leave_one_out: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Per query its best brand, that brand's cosine score, and the open-set score the threshold applies to
+        (see the module docstring; ``normalization`` defaults to the gallery's own). ``leave_one_out``: a query
+        that is itself in the background cohort is compared with the rest of it (calibrating on the cohort)."""
+        normalization = self.normalization if normalization is None else normalization
+        if normalization not in NORMALIZATIONS:
+            raise GalleryError(f"unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}")
+        tops = self.search(queries, k=1 + self.topk if normalization == "topk" else 1)
+        best = [top[0][0] for top in tops]
+        scores = np.array([top[0][1] for top in tops], np.float64)
+        if normalization == "background":
+            if not len(self._background):
+                raise GalleryError("normalization 'background' needs a background cohort: call set_background() "
+                                   "with impostor embeddings (build-gallery --impostors)")
+            cohort = self._unit_queries(queries) @ self._background.T
+            if leave_one_out:
+                cohort[cohort > 1 - 1e-5] = -1.0
+            return best, scores, scores - cohort.max(axis=1)
+        if normalization == "topk":
+            rest = np.array([np.mean([s for _, s in top[1:]]) if len(top) > 1 else 0.0 for top in tops])
+            return best, scores, scores - rest
+        return best, scores, scores.copy()
+
     def identify(self, queries, threshold: float | None = None) -> list[dict]:
-        """Per query ``{"brand", "score", "best"}``: ``brand`` is ``"unknown"`` when ``score`` (the best brand's
-        cosine similarity) is below ``threshold`` (default: the gallery's own; ``None`` accepts everything)."""
+        """Per query ``{"brand", "score", "best", "open_set_score"}``: ``score`` is the best brand's cosine
+        similarity, ``brand`` is ``"unknown"`` when ``open_set_score`` (``score`` itself unless the gallery
+        normalises) is below ``threshold`` (default: the gallery's own; ``None`` accepts everything)."""
         threshold = self.threshold if threshold is None else threshold
-        out = []
-        for top in self.search(queries, k=1):
-            best, score = top[0]
-            accepted = threshold is None or score >= threshold
-            out.append({"brand": best if accepted else UNKNOWN, "score": round(score, 6), "best": best})
-        return out
+        best, scores, open_set = self.open_set_scores(queries)
+        return [{"brand": brand if threshold is None or decision >= threshold else UNKNOWN,
+                 "score": round(float(score), 6), "best": brand, "open_set_score": round(float(decision), 6)}
+                for brand, score, decision in zip(best, scores, open_set)]
 
     def calibrate_threshold(self, known_queries, false_reject_rate: float = 0.05) -> float:
         """Set :attr:`threshold` so that ``false_reject_rate`` of ``known_queries`` (embeddings of brands in the
-        gallery, e.g. validation crops) score below it, and return it."""
+        gallery, e.g. validation crops) score below it, and return it. Without impostors the false-accept rate is
+        not measured: prefer :meth:`calibrate`."""
         if not 0 <= false_reject_rate < 1:
             raise GalleryError(f"false_reject_rate must be in [0, 1), got {false_reject_rate}")
-        scores = np.array([top[0][1] for top in self.search(known_queries, k=1)])
-        if len(scores) == 0:
+        if len(np.atleast_2d(np.asarray(known_queries))) == 0:
             raise GalleryError("calibration needs at least one known query")
+        _, _, scores = self.open_set_scores(known_queries)
         self.threshold = float(np.quantile(scores, false_reject_rate))
+        self.calibration = {"method": "known-only quantile", "max_false_reject": false_reject_rate,
+                            "threshold": round(self.threshold, 6), "normalization": self.normalization,
+                            "known": len(scores), "frr": round(float((scores < self.threshold).mean()), 4)}
         return self.threshold
+
+    def calibrate(self, known_queries, impostor_queries, max_false_reject: float = 0.10,
+                  known_brands: Sequence[str] | None = None, known_set: str = "", impostor_set: str = "") -> dict:
+        """Set :attr:`threshold` from queries of known brands and impostor queries (crops without a brand), and
+        return the record stored as :attr:`calibration` (and in the gallery file).
+
+        With ``normalization="background"`` the impostors may be the cohort itself (each is scored against the
+        others). The threshold gives the lowest false-accept rate on impostors (FAR: share scoring at or above it) among
+        those whose false-reject rate on known queries (FRR: share scoring below it) is at most
+        ``max_false_reject``; among thresholds with that FAR the lowest FRR, placed half-way between the
+        impostor and the known score it separates. The record also holds the equal error rate (``eer``, where FRR
+        and FAR meet), the counts, ``known_set``/``impostor_set`` (what the two sets were) and, with
+        ``known_brands`` (the true brand of each known query), the share of known queries accepted as their own
+        brand."""
+        if not 0 <= max_false_reject < 1:
+            raise GalleryError(f"max_false_reject must be in [0, 1), got {max_false_reject}")
+        known_queries = np.atleast_2d(np.asarray(known_queries, np.float32))
+        impostor_queries = np.atleast_2d(np.asarray(impostor_queries, np.float32))
+        if len(known_queries) == 0 or len(impostor_queries) == 0:
+            raise GalleryError(f"calibration needs known and impostor queries, got {len(known_queries)} known and "
+                               f"{len(impostor_queries)} impostors")
+        if known_brands is not None and len(known_brands) != len(known_queries):
+            raise GalleryError(f"{len(known_brands)} brand labels for {len(known_queries)} known queries")
+        best, _, known = self.open_set_scores(known_queries)
+        # impostors that are also the background cohort are scored against the rest of it
+        _, _, impostor = self.open_set_scores(impostor_queries, leave_one_out=True)
+        threshold = open_set_threshold(known, impostor, max_false_reject)
+        eer, eer_threshold = equal_error_rate(known, impostor)
+        self.threshold = threshold
+        record = {"method": "known FRR <= max_false_reject, lowest impostor FAR",
+                  "normalization": self.normalization, "max_false_reject": max_false_reject,
+                  "threshold": round(threshold, 6), "frr": round(float((known < threshold).mean()), 4),
+                  "far": round(float((impostor >= threshold).mean()), 4), "eer": round(eer, 4),
+                  "eer_threshold": round(eer_threshold, 6), "known": len(known), "impostors": len(impostor),
+                  "known_set": known_set, "impostor_set": impostor_set}
+        if known_brands is not None:
+            right = np.array([b == t for b, t in zip(best, known_brands)])
+            record["known_recall@1"] = round(float(right.mean()), 4)
+            record["known_accepted_correct"] = round(float((right & (known >= threshold)).mean()), 4)
+        self.calibration = record
+        return dict(record)
 
     # --- files
     def save(self, path: str | os.PathLike) -> Path:
@@ -278,11 +454,13 @@ class BrandGallery:
             raise GalleryError(f"{path}: a gallery file must end in .npz")
         meta = {"format": _FORMAT, "dim": self.dim, "model_name": self.model_name,
                 "model_sha256": self.model_sha256, "threshold": self.threshold, "index": self.index_kind,
-                "hnsw_m": self.hnsw_m, "ef_search": self.ef_search, "nlist": self.nlist, "nprobe": self.nprobe}
+                "hnsw_m": self.hnsw_m, "ef_search": self.ef_search, "nlist": self.nlist, "nprobe": self.nprobe,
+                "normalization": self.normalization, "topk": self.topk, "calibration": self.calibration}
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, vectors=self._vectors, owner=np.array(self._owner, dtype=str),
-                         meta=np.array(json.dumps(meta)))
+                         reference=np.array(self._reference, dtype=str).reshape(len(self._reference)),
+                         background=self._background, meta=np.array(json.dumps(meta)))
         return path
 
     @classmethod
@@ -300,6 +478,9 @@ class BrandGallery:
                 if missing:
                     raise GalleryError(f"{path}: not a gallery file: arrays {sorted(missing)} are missing")
                 meta_array, vectors, owner = data["meta"], data["vectors"], data["owner"]
+                # format 1 files have neither: one unnamed reference per row, no background cohort
+                reference = data["reference"] if "reference" in data.files else None
+                background = data["background"] if "background" in data.files else None
         except GalleryError:
             raise
         # what numpy and zipfile raise for a file that is not an .npz of plain arrays (BadZipFile, truncated
@@ -309,8 +490,15 @@ class BrandGallery:
             raise GalleryError(f"{path}: not a readable gallery file ({type(e).__name__}: {e})") from None
         meta = _gallery_meta(path, meta_array)
         gallery = cls(meta["dim"], meta["model_name"], meta["model_sha256"], meta["threshold"], meta["index"],
-                      meta["hnsw_m"], meta["ef_search"], meta["nlist"], meta["nprobe"])
+                      meta["hnsw_m"], meta["ef_search"], meta["nlist"], meta["nprobe"], meta["normalization"],
+                      meta["topk"])
+        gallery.calibration = meta["calibration"]
         gallery._vectors, gallery._owner = _gallery_rows(path, vectors, owner, gallery.dim)
+        gallery._reference = _gallery_references(path, reference, len(gallery._owner))
+        gallery._background = _gallery_background(path, background, gallery.dim)
+        if gallery.normalization == "background" and not len(gallery._background):
+            raise GalleryError(f"{path}: metadata field 'normalization' is 'background' but field 'background' "
+                               "(the impostor cohort) is empty")
         if model is not None:
             gallery.check_model(model, dim, allow_unbound=allow_unbound)
         return gallery
@@ -326,9 +514,11 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
         raise GalleryError(f"{path}: field 'meta' is not JSON ({e})") from None
     if not isinstance(meta, dict):
         raise GalleryError(f"{path}: field 'meta' must be a JSON object, got {type(meta).__name__}")
-    if meta.get("format") != _FORMAT or isinstance(meta.get("format"), bool):
-        raise GalleryError(f"{path}: unsupported gallery format {meta.get('format')!r} (this version reads {_FORMAT})")
-    meta = {"nlist": None, "nprobe": 16, **meta}   # files written before IVF support lack these two
+    if meta.get("format") not in _READABLE_FORMATS or isinstance(meta.get("format"), bool):
+        raise GalleryError(f"{path}: unsupported gallery format {meta.get('format')!r} (this version reads "
+                           f"{', '.join(map(str, _READABLE_FORMATS))})")
+    # files written before IVF support lack nlist/nprobe; format 1 files lack the open-set fields
+    meta = {"nlist": None, "nprobe": 16, "normalization": "none", "topk": 5, "calibration": None, **meta}
 
     def bad(field: str, expected: str) -> GalleryError:
         shown = repr(meta[field]) if field in meta else "missing"
@@ -337,7 +527,7 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
     def is_int(value) -> bool:
         return type(value) is int and value >= 1
 
-    for field in ("dim", "hnsw_m", "ef_search", "nprobe"):
+    for field in ("dim", "hnsw_m", "ef_search", "nprobe", "topk"):
         if not is_int(meta.get(field)):
             raise bad(field, "an integer >= 1")
     if meta["nlist"] is not None and not is_int(meta["nlist"]):
@@ -350,6 +540,10 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
         raise bad("threshold", "null or a finite number")
     if meta.get("index") not in INDEX_KINDS:
         raise bad("index", f"one of {list(INDEX_KINDS)}")
+    if meta["normalization"] not in NORMALIZATIONS:
+        raise bad("normalization", f"one of {list(NORMALIZATIONS)}")
+    if meta["calibration"] is not None and not isinstance(meta["calibration"], dict):
+        raise bad("calibration", "null or a JSON object")
     return meta
 
 
@@ -383,3 +577,29 @@ def _gallery_rows(path: Path, vectors: np.ndarray, owner: np.ndarray, dim: int) 
         raise GalleryError(f"{path}: field 'owner' row {bad} is {names[bad]!r}: brand names are non-empty, "
                            f"trimmed and not {UNKNOWN!r}")
     return np.ascontiguousarray(vectors), names
+
+
+def _gallery_references(path: Path, reference: np.ndarray | None, rows: int) -> list[str]:
+    """The ``reference`` array of a gallery file (one name per vector row), checked; absent: unnamed rows."""
+    if reference is None:
+        return [""] * rows
+    if reference.dtype.kind != "U" or reference.shape != (rows,):
+        raise GalleryError(f"{path}: field 'reference' must be a 1-D array of {rows} names (one per vector), got "
+                           f"{reference.dtype} {reference.shape}")
+    return [str(r) for r in reference]
+
+
+def _gallery_background(path: Path, background: np.ndarray | None, dim: int) -> np.ndarray:
+    """The ``background`` cohort of a gallery file: a float ``(M, dim)`` array of finite unit rows (``M`` may be 0)."""
+    if background is None:
+        return np.empty((0, dim), np.float32)
+    if background.dtype.kind != "f" or background.ndim != 2 or background.shape[1] != dim:
+        raise GalleryError(f"{path}: field 'background' must be a float (M, {dim}) array, got {background.dtype} "
+                           f"{background.shape}")
+    background = background.astype(np.float32)
+    if not np.isfinite(background).all():
+        raise GalleryError(f"{path}: field 'background' holds NaN or infinite values")
+    off = np.abs(np.linalg.norm(background, axis=1) - 1) > UNIT_NORM_TOLERANCE
+    if off.any():
+        raise GalleryError(f"{path}: field 'background' row {int(np.argmax(off))} is not unit-norm")
+    return np.ascontiguousarray(background)

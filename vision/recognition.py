@@ -5,9 +5,13 @@ Example::
     recognizer = BrandRecognizer.from_pretrained(detector="logo_yolo11n", embedder="brand_resnet10t",
                                                  gallery="weights/simple_icons_gallery.npz")
     recognizer.predict(["shelf.jpg"])[0]
-    # [{'box': [x1, y1, x2, y2], 'brand': 'oatly', 'score': 0.83, 'best': 'oatly', 'detection_score': 0.71}]
+    # [{'box': [x1, y1, x2, y2], 'brand': 'oatly', 'score': 0.83, 'best': 'oatly', 'open_set_score': 0.21,
+    #   'detection_score': 0.71}]
 
-Without a detector (``detector=None``) every image is treated as one logo crop (its whole frame).
+A logo is ``"unknown"`` (``best`` still names the nearest brand) when its ``open_set_score`` is below the gallery's
+calibrated threshold: the gallery decides how that score is made (its ``normalization``: the plain cosine
+``score``, or the margin over a background cohort of real non-logo crops stored in the gallery), see
+:mod:`vision.gallery`. Without a detector (``detector=None``) every image is treated as one logo crop (its whole frame).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ class BrandRecognizer:
     ``extractor`` embeds crops (a :class:`vision.features.FeatureExtractor` of an ``embedding`` zoo model); the
     gallery must have been built with the same model (checked here; a gallery that records no model name or sha256
     is refused unless ``allow_unbound=True``, which is logged). ``margin`` frames each detected box as in training
-    (:func:`vision.crops.square_crop`). ``threshold`` overrides the gallery's calibrated one.
+    (:func:`vision.crops.square_crop`). ``threshold`` overrides the gallery's calibrated one (it applies to the
+gallery's open-set score).
     """
 
     def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float = 0.15,
@@ -85,8 +90,9 @@ class BrandRecognizer:
                 yield Recognitions(source, boxes=logos, width=int(array.shape[1]), height=int(array.shape[0]))
 
     def predict(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 16) -> list[list[dict]]:
-        """Per image a list of ``{"box", "brand", "score", "best", "detection_score"}``, one per detected logo
-        (``brand`` is ``"unknown"`` below the threshold); an image without a detected logo gives ``[]``."""
+        """Per image a list of ``{"box", "brand", "score", "best", "open_set_score", "detection_score"}``, one per
+        detected logo (``brand`` is ``"unknown"`` when ``open_set_score`` is below the threshold); an image without a
+        detected logo gives ``[]``."""
         items = list(images) if isinstance(images, (list, tuple)) else [images]
         return [r.boxes for r in self([to_rgb_array(im) for im in items], batch_size=batch_size)]
 
@@ -100,6 +106,7 @@ class BrandRecognizer:
         for (i, det, _), match in zip(flat, matches):
             results[i].append({"box": [round(float(v), 2) for v in det["box"]], "brand": match["brand"],
                                "score": match["score"], "best": match["best"],
+                               "open_set_score": match["open_set_score"],
                                "detection_score": round(float(det["score"]), 6)})
         return results
 

@@ -6,12 +6,27 @@
         --merge mean --calibrate runs/brands/val --frr 0.05 --out weights/simple_icons_gallery.npz
     # your own logos, one folder per brand (add --index hnsw for very large galleries)
     vision build-gallery --embedder brand_resnet10t --folder my_logos/ --out my_gallery.npz
+    # open set against real non-logo crops: known-brand queries and impostors (lowest impostor false-accept rate
+    # at <= 10% known false rejects), your own reference photos per brand added as extra references, and a report
+    # of Recall@1, FRR and FAR before/after adding them
+    vision build-gallery --embedder brand_resnet10t --simple-icons --renders brand,black,white --merge mean \
+        --calibrate runs/brands/val --impostors impostors/train --frr 0.10 --references my_photos/ \
+        --queries my_query_photos/ --report runs/gallery_report.json --out my_gallery.npz
 
 ``--calibrate DIR`` needs ``DIR/gallery/<brand>/`` and ``DIR/query/<brand>/`` of brands with known identity
 (e.g. the val split of tools/make_brand_dataset.py): the threshold is set so that ``--frr`` of those queries
 score below it against their gallery. For a ``--simple-icons`` gallery (no ``--folder``) that gallery is rebuilt
 from the val brands' simple-icons renders with the same ``--renders`` and ``--merge``, so the threshold is
 calibrated on scores of the kind the shipped gallery will give.
+
+``--impostors DIR`` (crops of real photos without a brand, any image tree) switches to open-set calibration
+(:meth:`vision.gallery.BrandGallery.calibrate`): known queries (``--calibrate DIR``'s ``query/`` and/or
+``--queries DIR/<brand>/*``, brands that are in the gallery) are scored against the gallery being built, and the
+threshold gives the lowest impostor false-accept rate (FAR) at a known false-reject rate (FRR) of at most ``--frr``
+(default 0.10 here). FRR, FAR, the equal error rate and what the sets were are stored in the gallery file.
+``--normalization background`` keeps the impostors' embeddings in the gallery as a background cohort (each
+impostor is calibrated against the others). ``--references DIR/<brand>/*`` adds each photo as one more reference of its brand (a brand scores its
+best reference), to simple-icons brands or new ones; the report then holds the figures before and after.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ from pathlib import Path
 # tests/test_commands.py checks they agree)
 MERGES = ("all", "mean")
 INDEX_KINDS = ("flat", "hnsw", "ivf")
+NORMALIZATIONS = ("none", "background", "topk")
 
 
 def calibrate(fx, folder: Path, frr: float, renders: tuple[str, ...] | None = None, merge: str = "all") -> dict:
@@ -67,11 +83,24 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated colours of the simple-icons renders per brand: brand, black, white, #rrggbb")
     ap.add_argument("--merge", choices=MERGES, default="all",
                     help="all: a vector per image (a brand scores its best); mean: one prototype per brand")
+    ap.add_argument("--references", type=Path, action="append", default=[],
+                    help="<dir>/<brand>/* reference photos: each one more reference of its brand (new or existing)")
     ap.add_argument("--calibrate", type=Path, help="folder with gallery/ and query/ of known brands")
-    ap.add_argument("--frr", type=float, default=0.05, help="false-reject rate the threshold is set for")
+    ap.add_argument("--queries", type=Path, action="append", default=[],
+                    help="<dir>/<brand>/* known-brand query crops for open-set calibration (brands in the gallery)")
+    ap.add_argument("--impostors", type=Path, action="append", default=[],
+                    help="folder of impostor crops (real photo regions without a brand): open-set calibration")
+    ap.add_argument("--normalization", choices=NORMALIZATIONS, default=None,
+                    help="open-set score: none (best cosine), background (minus the best impostor-cohort cosine; "
+                         "the default with --impostors), topk (minus the mean of the next --topk brands)")
+    ap.add_argument("--topk", type=int, default=5, help="brands averaged by --normalization topk")
+    ap.add_argument("--frr", type=float, default=None,
+                    help="false-reject rate on known queries the threshold is set for (with --impostors: at most; "
+                         "default 0.10 with --impostors, else 0.05)")
     ap.add_argument("--threshold", type=float, help="set the threshold directly instead of calibrating")
     ap.add_argument("--index", choices=INDEX_KINDS, default="flat")
     ap.add_argument("--out", type=Path, required=True, help="gallery file to write (.npz)")
+    ap.add_argument("--report", type=Path, help="also write the report as JSON here and as text next to it (.txt)")
     ap.add_argument("--device", help="cuda, cpu (default: CUDA when available)")
     ap.add_argument("--batch-size", type=int, default=128)
     args = ap.parse_args(argv)
@@ -81,9 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     from vision.synth.render import parse_render_colors
     from vision.zoo import ZooError
 
-    if not args.folder and not args.simple_icons:
-        print("error: give --folder and/or --simple-icons", file=sys.stderr)
+    if not args.folder and not args.simple_icons and not args.references:
+        print("error: give --folder, --simple-icons and/or --references", file=sys.stderr)
         return 2
+    if (args.queries or args.normalization not in (None, "none")) and not args.impostors:
+        print(f"error: --queries and --normalization {args.normalization or ''} calibrate against impostors: give "
+              "--impostors DIR", file=sys.stderr)
+        return 2
+    if args.normalization is None:
+        args.normalization = "background" if args.impostors else "none"
+    if args.impostors and args.threshold is not None:
+        print("error: --threshold sets the threshold, --impostors calibrates it: give one", file=sys.stderr)
+        return 2
+    if args.frr is None:
+        args.frr = 0.10 if args.impostors else 0.05
     try:
         colors = parse_render_colors(args.renders)
     except ValueError as e:
@@ -97,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report.update(threshold=gallery.threshold, out=str(args.out), wall_s=round(time.perf_counter() - start, 1))
+    if args.report is not None:
+        write_report(report, args.report)
     print(json.dumps(report))
     return 0
 
@@ -116,24 +158,140 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
                            "manifest), so the gallery could not record which model built it; pass a zoo name or a "
                            "file listed in its folder's manifest")
     images: dict[str, list] = {}
+    references: dict[str, list[str]] = {}
     for folder in args.folder:
         samples, table = scan_image_folder(folder)
         for s in samples:
             images.setdefault(table.names[s.label], []).append(s.path)
+            references.setdefault(table.names[s.label], []).append(folder.name)
     if args.simple_icons:
         size = fx.card.data_config.input_size
         for slug, renders in simple_icons_renders(size, colors=colors, progress=tqdm).items():
             if slug in images:
                 raise GalleryError(f"brand {slug!r} is both in a --folder and in simple-icons; rename one")
             images[slug] = renders
-    gallery = BrandGallery.from_images(fx, images, batch_size=args.batch_size, merge=args.merge, index=args.index,
-                                       threshold=args.threshold)
+            references[slug] = ["simple-icons"] * len(renders)
+    kwargs = dict(index=args.index, threshold=args.threshold, normalization=args.normalization, topk=args.topk)
+    gallery = BrandGallery.for_model(fx, **kwargs)
+    if images:
+        gallery.add_images(fx, images, batch_size=args.batch_size, merge=args.merge, references=references)
     report = {"brands": len(gallery), "vectors": len(gallery.vectors), "dim": gallery.dim,
               "model": gallery.model_name}
-    if args.calibrate is not None and args.threshold is None:
-        # a simple-icons-only gallery is calibrated on galleries built the same way
-        same_way = colors if args.simple_icons and not args.folder else None
-        report["calibration"] = calibrate(fx, args.calibrate, args.frr, same_way, args.merge)
-        gallery.threshold = report["calibration"]["threshold"]
+    user_refs = reference_photos(args.references)
+    if args.impostors:
+        known, known_brands, known_set = known_queries(fx, args)
+        impostors, impostor_set = impostor_queries(fx, args.impostors, args.batch_size)
+        if args.normalization == "background":   # calibration scores each impostor against the others
+            gallery.set_background(impostors)
+            impostor_set += " (also the background cohort, leave-one-out)"
+        sets = dict(known=known, known_brands=known_brands, impostors=impostors, max_false_reject=args.frr,
+                         known_set=known_set, impostor_set=impostor_set)
+        if user_refs:
+            if len(gallery):
+                report["before_references"] = open_set_report(gallery, **sets)
+            add_references(fx, gallery, user_refs, args.batch_size)
+            report.update(brands=len(gallery), vectors=len(gallery.vectors), references=references_summary(user_refs))
+        report["calibration"] = open_set_report(gallery, **sets)
+    else:
+        if user_refs:
+            add_references(fx, gallery, user_refs, args.batch_size)
+            report.update(brands=len(gallery), vectors=len(gallery.vectors), references=references_summary(user_refs))
+        if args.calibrate is not None and args.threshold is None:
+            # a simple-icons-only gallery is calibrated on galleries built the same way
+            same_way = colors if args.simple_icons and not args.folder and not user_refs else None
+            report["calibration"] = calibrate(fx, args.calibrate, args.frr, same_way, args.merge)
+            gallery.threshold = report["calibration"]["threshold"]
+            gallery.calibration = {"method": "known-only quantile", **report["calibration"]}
     gallery.save(args.out)
     return gallery, report
+
+
+def reference_photos(folders: list[Path]) -> dict[str, list[Path]]:
+    """``{brand: [photo, ...]}`` of the ``--references`` folders (``<dir>/<brand>/*``)."""
+    from vision.data.datasets import scan_image_folder
+
+    photos: dict[str, list[Path]] = {}
+    for folder in folders:
+        samples, table = scan_image_folder(folder)
+        for s in samples:
+            photos.setdefault(table.names[s.label], []).append(s.path)
+    return photos
+
+
+def add_references(fx, gallery, photos: dict[str, list[Path]], batch_size: int) -> None:
+    """Each photo one more reference of its brand (named by its file), new brands or existing ones."""
+    names = {brand: [f"reference:{p.parent.name}/{p.name}" for p in paths] for brand, paths in photos.items()}
+    gallery.add_images(fx, photos, batch_size=batch_size, merge="all", references=names, extend=True)
+
+
+def references_summary(photos: dict[str, list[Path]]) -> dict:
+    return {"brands": len(photos), "photos": sum(map(len, photos.values()))}
+
+
+def known_queries(fx, args: argparse.Namespace):
+    """Embeddings, brands and a description of the known-brand queries (``--calibrate DIR/query``, ``--queries``)."""
+    from vision.data.datasets import scan_image_folder
+    from vision.gallery import GalleryError
+
+    folders = ([args.calibrate / "query"] if args.calibrate is not None else []) + list(args.queries)
+    if not folders:
+        raise GalleryError("--impostors needs known-brand queries too: --calibrate DIR (DIR/query/<brand>/*) or "
+                           "--queries DIR/<brand>/*")
+    paths, brands = [], []
+    for folder in folders:
+        samples, table = scan_image_folder(folder)
+        paths += [s.path for s in samples]
+        brands += [table.names[s.label] for s in samples]
+    return fx(paths, batch_size=args.batch_size), brands, \
+        f"{len(paths)} crops of {len(set(brands))} brands from {', '.join(map(str, folders))}"
+
+
+def impostor_queries(fx, folders: list[Path], batch_size: int):
+    """Embeddings and a description of the impostor crops under ``folders`` (any image tree)."""
+    from vision.data.io import list_images
+    from vision.gallery import GalleryError
+
+    paths = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--impostors {folder}: no such folder")
+        found = list_images(folder)
+        if not found:
+            raise GalleryError(f"--impostors {folder}: no images in it")
+        paths += found
+    return fx(paths, batch_size=batch_size), f"{len(paths)} crops from {', '.join(map(str, folders))}"
+
+
+def open_set_report(gallery, known, known_brands, impostors, max_false_reject: float, known_set: str,
+                    impostor_set: str) -> dict:
+    """Calibrate ``gallery`` on these queries; its calibration record, Recall@1 of the known queries and the number
+    of brands and vectors it held. Known queries of brands not in the gallery count as misses (and score as they
+    do)."""
+    record = gallery.calibrate(known, impostors, max_false_reject, known_brands=known_brands, known_set=known_set,
+                               impostor_set=impostor_set)
+    missing = sorted(set(known_brands) - set(gallery.brands))
+    return {**record, "gallery_brands": len(gallery), "gallery_vectors": len(gallery.vectors),
+            "query_brands_not_in_gallery": len(missing)}
+
+
+def write_report(report: dict, path: Path) -> None:
+    """The report as JSON at ``path`` and as text beside it (``.txt``): the open-set figures before/after."""
+    from vision.fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(report, indent=1) + "\n")
+    rows = [("", "Recall@1", "threshold", "FRR (known)", "FAR (impostors)", "EER", "brands", "vectors")]
+    for name in ("before_references", "calibration"):
+        r = report.get(name)
+        if r and "far" in r:
+            rows.append(("before references" if name == "before_references" else
+                         "after references" if "before_references" in report else "gallery",
+                         f"{r.get('known_recall@1', float('nan')):.3f}", f"{r['threshold']:.4f}", f"{r['frr']:.3f}",
+                         f"{r['far']:.3f}", f"{r['eer']:.3f}", str(r["gallery_brands"]), str(r["gallery_vectors"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [f"gallery {report['out']} ({report['model']}): {report['brands']} brands, {report['vectors']} vectors"]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    cal = report.get("calibration", {})
+    if "known_set" in cal:
+        lines += [f"known queries: {cal['known_set']}", f"impostors: {cal['impostor_set']}",
+                  f"threshold: lowest FAR at FRR <= {cal['max_false_reject']} (score: {cal['normalization']})"]
+    atomic_write_text(path.with_suffix(".txt"), "\n".join(lines) + "\n")

@@ -1,0 +1,249 @@
+"""Open-set galleries: impostor calibration, background-cohort scores, several references per brand, old files,
+and ``vision build-gallery`` with reference photos and impostors."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vision.gallery import (UNKNOWN, BrandGallery, GalleryError, equal_error_rate, open_set_threshold)
+
+from .conftest import REPO, SAMPLE
+
+
+def _unit(rows: int, dim: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(rows, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _near(vectors: np.ndarray, noise: float, seed: int) -> np.ndarray:
+    x = vectors + noise * np.random.default_rng(seed).normal(size=vectors.shape).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _gallery(brands: int = 10, dim: int = 16) -> tuple[BrandGallery, np.ndarray]:
+    gallery = BrandGallery(dim, model_name="m", model_sha256="abc")
+    vectors = _unit(brands, dim)
+    gallery.add_many([f"b{i}" for i in range(brands)], vectors, references=["simple-icons"] * brands)
+    return gallery, vectors
+
+
+# --- calibration against impostors
+def test_calibration_puts_the_threshold_between_known_and_impostor_scores(tmp_path):
+    gallery, vectors = _gallery()
+    known = _near(np.repeat(vectors, 4, axis=0), 0.1, seed=1)           # 40 queries close to their brand
+    impostors = _unit(200, 16, seed=2)                                   # random directions: far from every brand
+    _, _, known_scores = gallery.open_set_scores(known)
+    _, _, impostor_scores = gallery.open_set_scores(impostors)
+    assert impostor_scores.max() < known_scores.min()                    # separable: both rates can be 0
+    record = gallery.calibrate(known, impostors, max_false_reject=0.10, known_brands=[f"b{i // 4}" for i in range(40)],
+                               known_set="near copies", impostor_set="random")
+    assert impostor_scores.max() < gallery.threshold < known_scores.min()
+    assert record["frr"] == 0 and record["far"] == 0 and record["eer"] == 0
+    assert (record["known"], record["impostors"], record["known_recall@1"]) == (40, 200, 1.0)
+    assert [r["brand"] for r in gallery.identify(impostors[:5])] == [UNKNOWN] * 5
+    loaded = BrandGallery.load(gallery.save(tmp_path / "g.npz"))
+    assert loaded.calibration == gallery.calibration and loaded.threshold == gallery.threshold
+    assert loaded.calibration["known_set"] == "near copies" and loaded.calibration["impostor_set"] == "random"
+
+
+def test_overlapping_scores_give_the_lowest_far_within_the_frr_budget():
+    rng = np.random.default_rng(0)
+    known, impostors = rng.normal(0.7, 0.1, 300), rng.normal(0.5, 0.1, 500)
+    for budget in (0.0, 0.05, 0.10, 0.30):
+        t = open_set_threshold(known, impostors, budget)
+        frr, far = (known < t).mean(), (impostors >= t).mean()
+        assert frr <= budget + 1e-9
+        # brute force over every candidate threshold: none within budget has a lower FAR
+        candidates = np.concatenate([known, impostors, [np.inf]])
+        best = min((impostors >= c).mean() for c in candidates if (known < c).mean() <= budget + 1e-9)
+        assert far == best
+    eer, at = equal_error_rate(known, impostors)
+    assert 0.1 < eer < 0.25 and 0.5 < at < 0.7
+    assert open_set_threshold([0.9, 0.8, 0.7, 0.6], [0.1, 0.65], 0.25) == pytest.approx(0.675)
+
+
+def test_calibration_refuses_empty_sets_and_bad_budgets():
+    gallery, vectors = _gallery()
+    with pytest.raises(GalleryError, match="known and impostor queries"):
+        gallery.calibrate(vectors, np.empty((0, 16), np.float32))
+    with pytest.raises(GalleryError, match=r"max_false_reject must be in \[0, 1\)"):
+        gallery.calibrate(vectors, vectors, max_false_reject=1.5)
+    with pytest.raises(GalleryError, match="3 brand labels for 10 known queries"):
+        gallery.calibrate(vectors, vectors, known_brands=["a", "b", "c"])
+
+
+def test_background_cohort_rejects_queries_that_look_like_impostors(tmp_path):
+    """Impostors cluster (price labels look alike); a query nearer that cluster than any brand is rejected even when
+    its raw brand score is as high as a true match's."""
+    gallery, vectors = _gallery(brands=6)
+    label_direction = _unit(1, 16, seed=7)
+    # impostors: a tight cluster that sits fairly close to brand b0
+    centre = (label_direction + 0.8 * vectors[0]) / np.linalg.norm(label_direction + 0.8 * vectors[0])
+    impostors = _near(np.repeat(centre, 60, axis=0), 0.08, seed=3)
+    known = _near(np.repeat(vectors, 5, axis=0), 0.25, seed=4)
+    plain = gallery.calibrate(known, impostors, 0.10)
+    gallery.normalization = "background"
+    with pytest.raises(GalleryError, match="needs a background cohort"):
+        gallery.identify(known)
+    gallery.set_background(impostors[:30])
+    normalised = gallery.calibrate(known, impostors, 0.10)              # rows 0-29 are the cohort: leave-one-out
+    assert normalised["far"] < plain["far"] and normalised["frr"] <= 0.10
+    held_out = _near(np.repeat(centre, 20, axis=0), 0.08, seed=5)
+    assert sum(r["brand"] == UNKNOWN for r in gallery.identify(held_out)) >= 18
+    result = gallery.identify(known[:1])[0]
+    assert set(result) == {"brand", "score", "best", "open_set_score"} and result["open_set_score"] < result["score"]
+    loaded = BrandGallery.load(gallery.save(tmp_path / "g.npz"))
+    assert loaded.normalization == "background" and loaded.background.shape == (30, 16)
+    assert [r["brand"] for r in loaded.identify(held_out)] == [r["brand"] for r in gallery.identify(held_out)]
+
+
+def test_topk_normalisation_scores_the_margin_over_the_next_brands():
+    gallery, vectors = _gallery(brands=4)
+    gallery.normalization, gallery.topk = "topk", 2
+    best, scores, margin = gallery.open_set_scores(vectors[:1])
+    top = gallery.search(vectors[:1], k=3)[0]
+    assert best == ["b0"] and margin[0] == pytest.approx(scores[0] - (top[1][1] + top[2][1]) / 2)
+
+
+# --- several references per brand
+def test_a_brand_scores_its_best_reference_and_references_survive_a_round_trip(tmp_path):
+    gallery = BrandGallery(16, model_name="m", model_sha256="abc")
+    styles = _unit(3, 16, seed=9)
+    gallery.add("acme", styles[0], reference="simple-icons")
+    gallery.add("acme", styles[1], reference="devicon", extend=True)          # one more reference, same brand
+    gallery.add("other", styles[2], reference="simple-icons")
+    with pytest.raises(GalleryError, match="extend=True to add references"):
+        gallery.add("acme", styles[1])
+    assert len(gallery) == 2 and gallery.owners == ["acme", "acme", "other"]
+    assert gallery.search(styles[1:2], k=1)[0] == [("acme", pytest.approx(1.0, abs=1e-5))]   # the devicon one
+    assert gallery.search(styles[1:2], k=2)[0][1][0] == "other"              # one entry per brand
+    loaded = BrandGallery.load(gallery.save(tmp_path / "g.npz"))
+    assert loaded.references == ["simple-icons", "devicon", "simple-icons"] and loaded.owners == gallery.owners
+    loaded.remove("acme")
+    assert loaded.references == ["simple-icons"]
+
+
+def test_mean_merge_keeps_one_prototype_per_reference():
+    class Embed:
+        dim = 4
+        card = type("Card", (), {"name": "m", "sha256": "abc"})()
+
+        def __call__(self, images, batch_size=64):
+            return np.asarray(images, np.float32)
+
+    e = np.eye(4, dtype=np.float32)
+    images = {"acme": [e[0], e[1], e[2]], "zeta": [e[3]]}
+    gallery = BrandGallery.from_images(Embed(), images, merge="mean",
+                                       references={"acme": ["simple-icons", "simple-icons", "devicon"]})
+    assert gallery.owners == ["acme", "acme", "zeta"] and gallery.references == ["simple-icons", "devicon", ""]
+    np.testing.assert_allclose(gallery.vectors[0], [2 ** -0.5, 2 ** -0.5, 0, 0], atol=1e-6)
+    with pytest.raises(GalleryError, match="2 reference names for 3 images"):
+        BrandGallery.from_images(Embed(), images, references={"acme": ["a", "b"]})
+
+
+# --- files: old galleries, bad fields
+def _write(path, meta: dict, **arrays):
+    with open(path, "wb") as f:
+        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+    return path
+
+
+FORMAT_1 = {"format": 1, "dim": 4, "model_name": "m", "model_sha256": "abc", "threshold": 0.5, "index": "flat",
+            "hnsw_m": 32, "ef_search": 64, "nlist": None, "nprobe": 16}
+
+
+def test_format_1_galleries_still_load(tmp_path):
+    path = _write(tmp_path / "old.npz", FORMAT_1, vectors=np.eye(4, dtype=np.float32)[:2],
+                  owner=np.array(["a", "b"]))
+    old = BrandGallery.load(path)
+    assert (old.normalization, old.calibration, old.references, old.background.shape) == ("none", None, ["", ""],
+                                                                                           (0, 4))
+    assert old.identify(np.eye(4, dtype=np.float32)[:1])[0]["brand"] == "a"
+    shipped = BrandGallery.load(REPO / "weights" / "simple_icons_gallery.npz")
+    assert len(shipped) > 3000 and shipped.normalization == "none" and shipped.threshold is not None
+
+
+@pytest.mark.parametrize("change, arrays, message", [
+    ({"normalization": "zscore"}, {}, "field 'normalization' must be one of"),
+    ({"topk": 0}, {}, "field 'topk' must be an integer >= 1"),
+    ({"calibration": [1, 2]}, {}, "field 'calibration' must be null or a JSON object"),
+    ({"format": 3}, {}, "unsupported gallery format 3"),
+    ({}, {"reference": np.array(["x"])}, "field 'reference' must be a 1-D array of 2 names"),
+    ({}, {"background": np.ones((2, 3), np.float32)}, r"field 'background' must be a float \(M, 4\) array"),
+    ({}, {"background": np.full((1, 4), 0.9, np.float32)}, "field 'background' row 0 is not unit-norm"),
+    ({"normalization": "background"}, {}, "'normalization' is 'background' but field 'background'"),
+])
+def test_bad_open_set_fields_name_file_and_field(tmp_path, change, arrays, message):
+    path = _write(tmp_path / "bad.npz", {**FORMAT_1, "format": 2, **change}, vectors=np.eye(4, dtype=np.float32)[:2],
+                  owner=np.array(["a", "b"]), **arrays)
+    with pytest.raises(GalleryError, match=message) as error:
+        BrandGallery.load(path)
+    assert str(path) in str(error.value)
+
+
+# --- vision build-gallery: a folder per brand, reference photos, impostors, report
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    """An untrained 16-d embedder saved to a zoo (the CLI needs a model with a sha256)."""
+    from vision.tasks.embedding import BrandEmbeddingModule
+    from vision.zoo import save_model
+
+    module = BrandEmbeddingModule("resnet10t", embedding_size=16, num_classes=4,
+                                  preprocessing={"input_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3,
+                                                 "interpolation": "bilinear", "crop_pct": 1.0})
+    zoo = tmp_path_factory.mktemp("zoo")
+    save_model(module.eval_model, module.model_card("tiny_open_set"), zoo)
+    return zoo
+
+
+def _brand_images(root, brands: dict[str, tuple[int, int, int]], count: int, seed: int) -> None:
+    """Flat-coloured squares with a darker disc: a 'logo' per brand colour (the embedder is untrained: the images
+    only need to be valid and differ by brand)."""
+    rng = np.random.default_rng(seed)
+    for brand, colour in brands.items():
+        (root / brand).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            image = np.full((40, 40, 3), colour, np.uint8)
+            y, x = np.ogrid[:40, :40]
+            image[(y - 20 - rng.integers(-3, 4)) ** 2 + (x - 20) ** 2 < 100] //= 3
+            Image.fromarray(image).save(root / brand / f"{i}.jpg")
+
+
+def test_build_gallery_with_references_and_impostors_reports_before_and_after(tiny_zoo, tmp_path, capsys):
+    from vision.commands import build_gallery
+
+    colours = {"acme": (220, 30, 30), "bolt": (30, 200, 40), "cargo": (40, 40, 220)}
+    _brand_images(tmp_path / "logos", colours, 1, seed=0)
+    _brand_images(tmp_path / "photos", {"acme": colours["acme"], "dune": (230, 200, 20)}, 2, seed=1)
+    _brand_images(tmp_path / "queries", {**colours, "dune": (230, 200, 20)}, 2, seed=2)
+    model, out, report = str(tiny_zoo / "tiny_open_set.safetensors"), tmp_path / "g.npz", tmp_path / "report.json"
+    args = ["--embedder", model, "--folder", str(tmp_path / "logos"), "--references", str(tmp_path / "photos"),
+            "--queries", str(tmp_path / "queries"), "--impostors", str(SAMPLE / "val"), "--out", str(out)]
+    assert build_gallery.main([*args, "--report", str(report)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert json.loads(report.read_text()) == printed
+    before, after = printed["before_references"], printed["calibration"]
+    assert (before["gallery_brands"], after["gallery_brands"]) == (3, 4)          # 'dune' exists only in photos
+    assert (before["gallery_vectors"], after["gallery_vectors"]) == (3, 7)
+    assert before["query_brands_not_in_gallery"] == 1 and after["query_brands_not_in_gallery"] == 0
+    assert after["known"] == 8 and after["impostors"] == len(list((SAMPLE / "val").rglob("*.jpg")))
+    assert after["normalization"] == "background" and after["frr"] <= 0.10 and 0 <= after["far"] <= 1
+    text = report.with_suffix(".txt").read_text()
+    assert "before references" in text and "after references" in text and "FAR (impostors)" in text
+    gallery = BrandGallery.load(out)
+    assert gallery.calibration == {k: v for k, v in after.items() if k in gallery.calibration}
+    assert gallery.threshold == pytest.approx(after["threshold"], abs=1e-6) == printed["threshold"]
+    assert len(gallery.background) == after["impostors"]
+    assert gallery.references.count("reference:acme/0.jpg") == 1 and gallery.references[0] == "logos"
+    # references alone make a gallery too; bad combinations are refused with the cause
+    assert build_gallery.main(["--embedder", model, "--references", str(tmp_path / "photos"), "--out", str(out)]) == 0
+    assert BrandGallery.load(out).brands == ["acme", "dune"]
+    capsys.readouterr()
+    assert build_gallery.main(["--embedder", model, "--folder", str(tmp_path / "logos"), "--queries",
+                               str(tmp_path / "queries"), "--out", str(out)]) == 2
+    assert "give --impostors" in capsys.readouterr().err
+    assert build_gallery.main([*args, "--threshold", "0.5"]) == 2
+    assert build_gallery.main([*args[:-4], "--impostors", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert "no such folder" in capsys.readouterr().err
