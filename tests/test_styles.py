@@ -156,3 +156,43 @@ def test_fetch_verifies_the_checksum(tmp_path, monkeypatch):
     with pytest.raises(IconSetError, match="checksum mismatch"):
         fetch_icon_sets(tmp_path / "again", ["cib"])
     assert not (tmp_path / "again" / "cib").exists()
+
+
+def test_cross_style_brand_dataset(tmp_path, brands):
+    from vision.data.brands import BrandDataModule
+    from vision.synth.brand_dataset import parse_image_name, write_brand_dataset
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "grocery_sample"
+    # by the seed-0 hash split: train vite, tensorflow, fastapi; val c; test npm, vercel, github, nodedotjs
+    chosen = [b for b in brands if b.slug in {"vite", "tensorflow", "fastapi", "c", "npm", "vercel", "github",
+                                               "nodedotjs"}]
+    out = tmp_path / "set"
+    summary = write_brand_dataset(out, [sample / "train"], val_backgrounds=[sample / "val"], brands=chosen, size=32,
+                                  train_clean=1, train_wild=1, queries=2, background_size=96, icon_sets=DATA,
+                                  style_clean=1, style_wild=1)
+    assert summary["brands"] == {"train": 3, "val": 1, "test": 4} and summary["queries_brands"] == {"val": 1,
+                                                                                                     "test": 2}
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*.jpg")}
+    train = {n for n in names if n.startswith("train/")}
+    assert not any("devicon" in n for n in train)                 # the held-out style never reaches training
+    assert {"train/tensorflow/skill-icons__tensorflow-dark__clean_00.jpg",
+            "train/tensorflow/skill-icons__tensorflow-dark__wild_00.jpg",
+            "train/tensorflow/simple-icons__tensorflow__clean_00.jpg"} <= train
+    assert {n.split("/")[2] for n in names if "/query/" in n} == {"c", "npm", "vercel"}
+    assert all(parse_image_name(n)["style"] == "devicon" for n in names if "/query/" in n)
+    assert "test/query/npm/devicon__npm-wordmark__wild_01.jpg" in names
+    assert {"val/gallery/c/cib__c__canonical_00.jpg", "val/gallery/c/simple-icons__c__canonical_00.jpg",
+            "test/gallery/github/cib__github__canonical_00.jpg"} <= names
+    assert parse_image_name("simple-icons__spring_creators__wild_03.jpg") == {
+        "style": "simple-icons", "icon": "spring_creators", "variant": "wild", "index": 3}
+    assert parse_image_name("wild_03.jpg") is None
+    record = json.loads((out / "brands.json").read_text())["styles"]
+    assert record["eval_styles"] == ["devicon"] and record["sets"]["devicon"]["held_out"]
+    assert {p: s["license"] for p, s in record["sets"].items()} == {"cib": "CC0-1.0", "devicon": "MIT",
+                                                                    "skill-icons": "MIT"}
+    assert record["query_icons"]["test"]["npm"] == ["devicon:npm-wordmark (wordmark)"]
+    data = BrandDataModule(str(out / "train"), val=str(out / "val"), test=str(out / "test"), m_per_class=2,
+                           batch_size=4, input_size=32, num_workers=0)
+    data.setup("test")
+    # gallery: 4 simple-icons renders + vercel-dark/-light + cib github, nodedotjs; queries: 2 each of npm, vercel
+    assert data.num_classes == 3 and len(data._datasets["test"]) == 4 + 2 + 1 + 1 + 2 * 2

@@ -4,6 +4,9 @@ in the wild, by brand split.
     G=../shared/datasets/grocery_store
     vision make-brand-dataset --backgrounds $G/train/Fruit $G/train/Vegetables \
         --val-backgrounds $G/val/Fruit $G/val/Vegetables --out runs/brands --size 96 --workers 2
+    # cross-style: + every training style of the Iconify sets (tools/fetch_icon_sets.py); val/test queries in the
+    # held-out style (vision.synth.styles.EVAL_STYLES)
+    vision make-brand-dataset ... --icon-sets runs/iconify --out runs/brand_styles
 
 Writes train/<brand>/, {val,test}/gallery/<brand>/, {val,test}/query/<brand>/ and brands.json under --out
 (see vision.synth.brand_dataset). Use fruit and vegetable photos as backgrounds: package photos carry real,
@@ -32,12 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-brands", type=int, help="at most this many brands per split")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--icon-sets", type=Path, help="folder of Iconify sets (tools/fetch_icon_sets.py): cross-style "
+                    "layout, every training style as positives, held-out style as val/test queries")
+    ap.add_argument("--eval-styles", nargs="+", help="held-out styles (default: vision.synth.styles.EVAL_STYLES)")
+    ap.add_argument("--style-clean", type=int, default=1, help="clean renders per training-style icon")
+    ap.add_argument("--style-wild", type=int, default=3, help="composited crops per training-style icon")
+    ap.add_argument("--icons-per-style", type=int, default=2, help="at most this many icons of one style per brand")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
     from vision.progress import warnings_above_progress_bar
     from vision.synth.brand_dataset import write_brand_dataset
+    from vision.synth.styles import EVAL_STYLES
 
 
     start = time.perf_counter()
@@ -47,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.out, args.backgrounds, val_backgrounds=args.val_backgrounds, size=args.size,
                 train_clean=args.train_clean, train_wild=args.train_wild, queries=args.queries, splits=args.splits,
                 max_brands=args.max_brands, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
+                icon_sets=args.icon_sets, eval_styles=tuple(args.eval_styles or EVAL_STYLES),
+                style_clean=args.style_clean, style_wild=args.style_wild, icons_per_style=args.icons_per_style,
                 progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, unit="brand"))
-        except (ValueError, FileExistsError, FileNotFoundError) as e:
+        except (ValueError, FileExistsError, FileNotFoundError) as e:  # IconSetError is a ValueError
             print(f"error: {e}", file=sys.stderr)
             return 2
     summary["wall_s"] = round(time.perf_counter() - start, 1)

@@ -1,4 +1,4 @@
-"""The brand metric-learning dataset from simple-icons: clean renders and logos in the wild, by brand split.
+"""The brand metric-learning dataset: clean renders and logos in the wild, by brand split, in one or many styles.
 
 Layout written by :func:`write_brand_dataset` (read by :class:`vision.data.brands.BrandDataModule`)::
 
@@ -7,6 +7,19 @@ Layout written by :func:`write_brand_dataset` (read by :class:`vision.data.brand
     out/{val,test}/query/<slug>/      the same unseen brands composited onto product photos and cropped
     out/brands.json                   the brand split, titles, licences, parameters
 
+With ``icon_sets`` (Iconify sets, :mod:`vision.synth.styles`) the set is **cross-style**:
+
+    train/<slug>/                     simple-icons + every training style the brand has, all one class
+    {val,test}/gallery/<slug>/        every split brand, in simple-icons and the training styles (several
+                                      references per brand)
+    {val,test}/query/<slug>/          only brands drawn in a held-out style (``EVAL_STYLES``): that style,
+                                      composited on photos; no training image is ever in a held-out style
+
+and file names say what each image is: ``<style>__<icon>__<variant>_<nn>.jpg`` (style ``simple-icons`` with the
+brand slug as icon, or an Iconify prefix and icon name; variant ``clean``, ``wild`` or ``canonical``), read back
+by :func:`parse_image_name`. ``brands.json`` then records each style's licence and version, how names matched,
+and which styles were held out.
+
 Logos in the wild are the detector data's rendering and compositing (:func:`vision.synth.composite.wild_logo_crop`);
 a query is the square crop around the composited logo's box (:func:`vision.crops.square_crop`), the same crop the
 recogniser takes around a detected box, so training, evaluation and inference see logos framed alike.
@@ -14,7 +27,9 @@ recogniser takes around a detected box, so training, evaluation and inference se
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import shutil
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -29,9 +44,13 @@ from vision.data.io import ImageLoadError, list_images, load_image
 from vision.synth.catalog import Brand, Color, list_brands, split_brands, unit_hash
 from vision.synth.composite import random_resized_background, wild_logo_crop
 from vision.synth.record import LogoDatasetWarning, package_versions, write_record
-from vision.synth.render import LogoRenderError, canonical_logo
+from vision.synth.render import LogoRenderError, canonical_logo, is_monochrome, random_logo_style, render_logo
+from vision.synth.styles import EVAL_STYLES, IconSet, StyleIcon, icon_svg, load_icon_sets, style_catalogue
 
-__all__ = ["write_brand_dataset"]
+__all__ = ["SIMPLE_ICONS_STYLE", "parse_image_name", "write_brand_dataset"]
+
+SIMPLE_ICONS_STYLE = "simple-icons"
+_NAME = re.compile(r"^(?P<style>[a-z0-9-]+)__(?P<icon>.+)__(?P<variant>[a-z]+)_(?P<index>\d+)\.jpg$")
 
 _JPEG_QUALITY = 92
 
@@ -42,8 +61,11 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
                         splits: Sequence[str] = ("train", "val", "test"), max_brands: int | None = None,
                         brands: Sequence[Brand] | None = None, seed: int = 0, background_size: int = 224,
                         workers: int = 1, overwrite: bool = False,
+                        icon_sets: str | os.PathLike | dict[str, IconSet] | None = None,
+                        eval_styles: Sequence[str] = EVAL_STYLES, style_clean: int = 1, style_wild: int = 3,
+                        icons_per_style: int = 2,
                         progress: Callable[..., Iterable] | None = None) -> dict:
-    """Write the simple-icons metric-learning set under ``out_dir`` (layout in the module docstring).
+    """Write the brand metric-learning set under ``out_dir`` (layout in the module docstring).
 
     Brands are split by :func:`vision.synth.catalog.split_brands` with ``seed`` (the detector data's split, so test
     brands stay unseen by both). Train brands get ``train_clean`` clean renders (brand colour, then black, white
@@ -51,10 +73,16 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     ``queries`` composites on ``val_backgrounds`` (default: ``backgrounds``). ``max_brands`` caps each split.
     Each brand is generated from its own seeded generator, so the output depends only on the arguments and any
     brand can be regenerated alone. Brands whose SVG does not render are skipped with a warning.
+
+    ``icon_sets`` (a folder of Iconify sets, or loaded sets) makes it cross-style: each train brand also gets, for
+    up to ``icons_per_style`` icons of every training style it has (wordmark and icon variants first),
+    ``style_clean`` clean renders and ``style_wild`` composites; val/test galleries hold every training-style
+    render; val/test queries are ``queries`` composites of the ``eval_styles`` icons (cycling through a brand's
+    icons and wordmarks) and exist only for brands drawn in those styles. ``eval_styles`` never reach train.
     """
     if size < 16:
         raise ValueError(f"size must be >= 16, got {size}")
-    if min(train_clean, train_wild, queries) < 0 or train_clean + train_wild < 2:
+    if min(train_clean, train_wild, queries, style_clean, style_wild) < 0 or train_clean + train_wild < 2:
         raise ValueError("need train_clean + train_wild >= 2 images per train brand (metric learning needs "
                          f"positive pairs) and non-negative counts, got {train_clean} + {train_wild}")
     unknown = set(splits) - {"train", "val", "test"}
@@ -70,13 +98,17 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     catalogue = list(brands) if brands is not None else list_brands()
     by_slug = {b.slug: b for b in catalogue}
     split = split_brands(catalogue, seed=seed)
+    styles = _Styles.build(icon_sets, catalogue, eval_styles, icons_per_style) if icon_sets is not None else None
     photos = {"train": _photos(backgrounds), "eval": _photos(val_backgrounds or backgrounds)}
     jobs = []
     for name in splits:
         slugs = sorted(split[name], key=lambda s: unit_hash(seed, "brand-pick", s))[:max_brands]
         pool = photos["train" if name == "train" else "eval"]
         jobs += [_BrandJob(name, by_slug[s], pool, out, size, train_clean, train_wild, queries, seed,
-                           background_size) for s in sorted(slugs)]
+                           background_size, style_clean, style_wild,
+                           train_icons=styles.train_icons.get(s, ()) if styles else (),
+                           eval_icons=styles.eval_icons.get(s, ()) if styles else None)
+                 for s in sorted(slugs)]
     wrap = progress or (lambda iterable, **_: iterable)
     written: dict[str, list[str]] = {name: [] for name in splits}
     skipped: list[tuple[str, str]] = []
@@ -92,21 +124,99 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
             warnings.warn(f"skipping brand {job.brand.slug!r}: {error}", LogoDatasetWarning, stacklevel=2)
             skipped.append((job.brand.slug, error))
     used = sorted(s for names in written.values() for s in names)
+    parameters = dict(size=size, train_clean=train_clean, train_wild=train_wild, queries=queries, seed=seed,
+                      max_brands=max_brands, background_size=background_size,
+                      backgrounds=[str(b) for b in backgrounds],
+                      val_backgrounds=[str(b) for b in (val_backgrounds or backgrounds)])
+    if styles is not None:
+        parameters.update(icon_sets=str(icon_sets) if isinstance(icon_sets, (str, os.PathLike)) else None,
+                          eval_styles=list(styles.eval_styles), style_clean=style_clean, style_wild=style_wild,
+                          icons_per_style=icons_per_style)
     record = {
         "generator": "vision.synth.brand_dataset.write_brand_dataset",
         "packages": package_versions(),
-        "parameters": dict(size=size, train_clean=train_clean, train_wild=train_wild, queries=queries, seed=seed,
-                           max_brands=max_brands, background_size=background_size,
-                           backgrounds=[str(b) for b in backgrounds],
-                           val_backgrounds=[str(b) for b in (val_backgrounds or backgrounds)]),
+        "parameters": parameters,
         "split": split,
         "brands": {name: sorted(slugs) for name, slugs in written.items()},
         "titles": {s: by_slug[s].title for s in used},
         "licenses": {s: by_slug[s].license for s in used if by_slug[s].license},
         "skipped": [list(s) for s in skipped],
     }
+    summary = {"out_dir": str(out), "brands": {k: len(v) for k, v in written.items()}, "skipped": skipped}
+    if styles is not None:
+        record["styles"] = styles.record(written)
+        summary["queries_brands"] = {name: sum(1 for s in slugs if styles.eval_icons.get(s))
+                                     for name, slugs in written.items() if name != "train"}
     write_record(out, record)
-    return {"out_dir": str(out), "brands": {k: len(v) for k, v in written.items()}, "skipped": skipped}
+    return summary
+
+
+@dataclass(frozen=True)
+class _Styles:
+    """The Iconify styles of a cross-style dataset: which icons each brand gets, for training and as queries."""
+
+    sets: dict[str, IconSet]
+    eval_styles: tuple[str, ...]
+    train_icons: dict[str, tuple[StyleIcon, ...]]    # slug -> training-style icons (never an eval style)
+    eval_icons: dict[str, tuple[StyleIcon, ...]]     # slug -> held-out-style icons (queries)
+    reports: dict[str, dict]
+
+    @classmethod
+    def build(cls, icon_sets, brands: Sequence[Brand], eval_styles: Sequence[str], per_style: int) -> "_Styles":
+        sets = dict(icon_sets) if isinstance(icon_sets, dict) else load_icon_sets(icon_sets)
+        eval_styles = tuple(eval_styles)
+        missing = [p for p in eval_styles if p not in sets]
+        if missing:
+            raise ValueError(f"held-out style(s) {missing} are not among the icon sets {sorted(sets)}; the "
+                             "cross-style queries need them")
+        if per_style < 1:
+            raise ValueError(f"icons_per_style must be >= 1, got {per_style}")
+        catalogue, reports = style_catalogue(sets, brands)
+        train_icons, eval_icons = {}, {}
+        for slug, by_style in catalogue.items():
+            train = [i for p, icons in by_style.items() if p not in eval_styles for i in _pick(icons, per_style)]
+            held = [i for p, icons in by_style.items() if p in eval_styles for i in _variants_first(icons)]
+            if train:
+                train_icons[slug] = tuple(train)
+            if held:
+                eval_icons[slug] = tuple(held)
+        return cls(sets, eval_styles, train_icons, eval_icons, {p: r.summary() for p, r in reports.items()})
+
+    def record(self, written: dict[str, list[str]]) -> dict:
+        """What ``brands.json`` says about the styles: licences, versions, matching, what each split used."""
+        def used(slugs, icons):
+            return {s: [f"{i.key} ({i.kind})" for i in icons[s]] for s in slugs if s in icons}
+        return {
+            "sets": {p: {**s.record(), "matching": self.reports[p], "held_out": p in self.eval_styles}
+                     for p, s in self.sets.items()},
+            "simple_icons": {"package": "simple-icons-pack", "license": "CC0-1.0 (per-brand exceptions in "
+                                                                         "'licenses')"},
+            "eval_styles": list(self.eval_styles),
+            "train_icons": used(written.get("train", []), self.train_icons),
+            "gallery_icons": {n: used(written.get(n, []), self.train_icons) for n in ("val", "test") if n in written},
+            "query_icons": {n: used(written.get(n, []), self.eval_icons) for n in ("val", "test") if n in written},
+        }
+
+
+def _variants_first(icons: Sequence[StyleIcon]) -> list[StyleIcon]:
+    """A brand's icons of one set with one of each kind (icon, wordmark) first, then the rest, by name."""
+    ordered = sorted(icons, key=lambda i: i.name)
+    firsts = list({i.kind: i for i in reversed(ordered)}.values())
+    firsts.sort(key=lambda i: i.kind)
+    return firsts + [i for i in ordered if i not in firsts]
+
+
+def _pick(icons: Sequence[StyleIcon], count: int) -> list[StyleIcon]:
+    return _variants_first(icons)[:count]
+
+
+def parse_image_name(name: str) -> dict | None:
+    """``"devicon__nodejs-wordmark__wild_02.jpg"`` -> ``{"style": "devicon", "icon": "nodejs-wordmark",
+    "variant": "wild", "index": 2}``; ``None`` for a name of the simple-icons-only layout (``wild_02.jpg``)."""
+    match = _NAME.match(Path(name).name)
+    if match is None:
+        return None
+    return {**match.groupdict(), "index": int(match["index"])}
 
 
 @dataclass(frozen=True)
@@ -123,16 +233,27 @@ class _BrandJob:
     queries: int
     seed: int
     background_size: int
+    style_clean: int = 0
+    style_wild: int = 0
+    train_icons: tuple[StyleIcon, ...] = ()
+    eval_icons: tuple[StyleIcon, ...] | None = None     # None: the simple-icons-only layout
+
+    @property
+    def styled(self) -> bool:
+        return self.eval_icons is not None
 
 
 _CLEAN_COLORS: tuple[Color | None, ...] = (None, (0, 0, 0), (255, 255, 255))
+_WILD_SCALE = (0.2, 0.6)    # wild_logo_crop's default scale range: icons are rendered at its upper end
 
 
 def _run_job(job: _BrandJob) -> str | None:
     """Write one brand's images; returns why it was skipped, or ``None``."""
     rng = np.random.default_rng([job.seed, int(unit_hash(job.seed, "brand", job.brand.slug) * 2**62)])
     try:
-        if job.split == "train":
+        if job.styled:
+            _run_styled(job, rng)
+        elif job.split == "train":
             folder = job.out / "train" / job.brand.slug
             clean = [canonical_logo(job.brand, job.size, color=_clean_color(i, rng)) for i in range(job.train_clean)]
             wild = _wild(job, job.train_wild, rng)
@@ -144,6 +265,91 @@ def _run_job(job: _BrandJob) -> str | None:
     except LogoRenderError as e:
         return e.reason
     return None
+
+
+def _run_styled(job: _BrandJob, rng: np.random.Generator) -> None:
+    """One brand of the cross-style layout (module docstring). A training-style icon that does not render is
+    left out (the brand keeps its other styles); simple-icons failing still skips the brand, as in the plain
+    layout."""
+    slug, si = job.brand.slug, SIMPLE_ICONS_STYLE
+    if job.split == "train":
+        groups = [(f"{si}__{slug}__clean", [canonical_logo(job.brand, job.size, color=_clean_color(i, rng))
+                                           for i in range(job.train_clean)]),
+                  (f"{si}__{slug}__wild", _wild(job, job.train_wild, rng))]
+        for icon in job.train_icons:
+            try:
+                svg, mono = _icon_source(icon)
+                clean = [canonical_logo(svg, job.size, color=_style_clean_color(job.brand, mono, i, rng))
+                         for i in range(job.style_clean)]
+                wild = _wild_icon(job, svg, mono, job.style_wild, rng)
+            except LogoRenderError:
+                continue
+            groups += [(f"{icon.prefix}__{icon.name}__clean", clean), (f"{icon.prefix}__{icon.name}__wild", wild)]
+        _save_all(job.out / "train" / slug, groups)
+        return
+    groups = [(f"{si}__{slug}__canonical", [canonical_logo(job.brand, job.size)])]
+    for icon in job.train_icons:
+        try:
+            svg, mono = _icon_source(icon)
+            groups.append((f"{icon.prefix}__{icon.name}__canonical",
+                           [canonical_logo(svg, job.size, color=job.brand.rgb if mono else None)]))
+        except LogoRenderError:
+            continue
+    queries: list[tuple[str, list[np.ndarray]]] = []
+    renderable = []
+    for icon in job.eval_icons:
+        try:
+            renderable.append((icon, *_icon_source(icon)))
+        except LogoRenderError:
+            continue
+    for i in range(job.queries if renderable else 0):   # cycle through the brand's icons and wordmarks
+        icon, svg, mono = renderable[i % len(renderable)]
+        queries.append((f"{icon.prefix}__{icon.name}__wild", _wild_icon(job, svg, mono, 1, rng)))
+    _save_all(job.out / job.split / "gallery" / slug, groups)
+    (job.out / job.split / "query").mkdir(parents=True, exist_ok=True)   # there even when no brand has queries
+    if queries:
+        _save_all(job.out / job.split / "query" / slug, _number_groups(queries))
+
+
+def _icon_source(icon: StyleIcon) -> tuple[str, bool]:
+    """``(svg text, single-colour?)``; raises :class:`LogoRenderError` when the icon does not render."""
+    svg = icon_svg(icon)
+    return svg, is_monochrome(render_logo(svg, 32))
+
+
+def _style_clean_color(brand: Brand, mono: bool, index: int, rng: np.random.Generator) -> Color | None:
+    # a single-colour icon is drawn like a simple-icons mark (brand colour, black, white, ...); a full-colour one
+    # in its own colours
+    return _clean_color(index, rng) if mono else None
+
+
+def _wild_icon(job: _BrandJob, svg: str, mono: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``count`` composites of an icon: single-colour icons in a random simple-icons colour style, full-colour
+    ones in their own colours (a fifth of them printed in one ink, black or white)."""
+    render_side = math.ceil(_WILD_SCALE[1] * job.background_size)
+    crops: list[np.ndarray] = []
+    for _ in range(count * 4):
+        if len(crops) == count:
+            break
+        if mono:
+            style = random_logo_style(job.brand, rng)
+            rgba = render_logo(svg, render_side, color=style.color, background=style.background)
+        else:
+            ink = None if rng.random() < 0.8 else ((0, 0, 0), (255, 255, 255))[int(rng.integers(2))]
+            rgba = render_logo(svg, render_side, color=ink)
+        crop = wild_logo_crop(rgba, _background(job.photos, rng, job.background_size), rng, job.size,
+                              scale_range=_WILD_SCALE)
+        if crop is not None:
+            crops.append(crop)
+    return crops
+
+
+def _number_groups(groups: list[tuple[str, list[np.ndarray]]]) -> list[tuple[str, list[np.ndarray]]]:
+    """Merge groups of one name so their images are numbered 0, 1, ... in order (queries cycle over icons)."""
+    merged: dict[str, list[np.ndarray]] = {}
+    for prefix, images in groups:
+        merged.setdefault(prefix, []).extend(images)
+    return list(merged.items())
 
 
 def _clean_color(index: int, rng: np.random.Generator) -> Color | None:

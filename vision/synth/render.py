@@ -26,8 +26,8 @@ from vision.synth.catalog import Brand, Color, list_brands
 from vision.synth.record import LogoDatasetWarning
 
 __all__ = ["LOGO_VARIANTS", "RENDER_COLORS", "LogoRenderError", "LogoStyle", "canonical_logo", "check_renderable",
-           "mask_box", "parse_render_colors", "premultiply", "random_logo_style", "render_color", "render_logo",
-           "simple_icons_renders"]
+           "is_monochrome", "mask_box", "parse_render_colors", "premultiply", "random_logo_style", "render_color",
+           "render_logo", "simple_icons_renders"]
 
 LOGO_VARIANTS: tuple[str, ...] = ("brand", "black", "white", "random", "plate")
 _VARIANT_WEIGHTS = (0.4, 0.15, 0.15, 0.15, 0.15)
@@ -235,14 +235,20 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 # canonical (gallery) renders
 # ---------------------------------------------------------------------------------------------------------------
 
-def canonical_logo(brand: Brand, size: int, color: Color | None = None,
+def canonical_logo(logo: Brand | str, size: int, color: Color | None = None,
                    margin: float = 0.1) -> np.ndarray:
-    """The clean gallery image of ``brand``: its mark (brand colour by default) centred on a square canvas.
+    """The clean gallery image of ``logo``: its mark centred on a square canvas, ``size x size`` ``HxWx3`` uint8.
 
-    White, or dark grey for light brand colours, so the mark always shows. ``HxWx3`` uint8, ``size x size``.
+    A :class:`Brand` is drawn in its brand colour by default; SVG text (another artwork style, e.g.
+    :func:`vision.synth.styles.icon_svg`) in its own colours, or all in ``color`` when given. The canvas is white,
+    or dark grey when the mark is light, so the mark always shows.
     """
-    rgba = render_logo(brand, max(1, round(size * (1 - 2 * margin))), color=color)
-    fill = np.asarray(color if color is not None else brand.rgb, np.float32) / 255
+    rgba = render_logo(logo, max(1, round(size * (1 - 2 * margin))), color=color)
+    if isinstance(logo, Brand):
+        fill = np.asarray(color if color is not None else logo.rgb, np.float32) / 255
+    else:   # several colours: judge by the mark's mean colour, weighted by opacity
+        weights = rgba[..., 3:4].astype(np.float32)
+        fill = (rgba[..., :3] * weights).sum((0, 1)) / max(float(weights.sum()), 1.0) / 255
     luma = float(fill @ np.array([0.299, 0.587, 0.114], np.float32))
     canvas = np.empty((size, size, 3), np.float32)
     canvas[:] = _DARK_CANVAS if luma > _LIGHT_LUMA else (255, 255, 255)
@@ -252,6 +258,18 @@ def canonical_logo(brand: Brand, size: int, color: Color | None = None,
     region = canvas[top:top + h, left:left + w]
     region[:] = rgba[..., :3] * alpha + region * (1 - alpha)
     return np.rint(canvas).astype(np.uint8)
+
+
+def is_monochrome(rgba: np.ndarray, tolerance: float = 24.0) -> bool:
+    """Whether the visible pixels of an ``HxWx4`` render are all one colour (within ``tolerance`` per channel).
+
+    Single-colour marks (simple-icons, ``currentColor`` icon sets) can be recoloured like a brand's mark; a
+    full-colour mark keeps its own colours.
+    """
+    opaque = rgba[..., :3][rgba[..., 3] >= 128].astype(np.float32)
+    if len(opaque) == 0:
+        return True
+    return bool((np.abs(opaque - np.median(opaque, axis=0)) <= tolerance).mean() > 0.97)
 
 
 RENDER_COLORS: dict[str, Color | None] = {"brand": None, "black": (0, 0, 0),
