@@ -1,0 +1,457 @@
+#!/usr/bin/env python
+"""Brand recognition on real photos: cross-style unseen brands, impostors, detector mAP, Grocery Store check.
+
+    python benchmarks/brand_robustness.py --grocery ../shared/datasets/grocery_store --icon-sets runs/iconify \
+        --data runs/brand_robustness/data --out runs/brand_robustness/report.json \
+        --zoo-dir runs/brand_styles_zoo --zoo-dir runs/logo_styles_zoo   # shipped models + the candidates there
+
+One row per model set (``shipped``: today's ``brand_resnet10t`` + ``logo_yolo11n`` + ``simple_icons_gallery``;
+``candidate``: ``--embedder/--detector/--gallery`` and the models found in ``--zoo-dir`` folders, the shipped ones
+where none is given), each measured three ways for the open set: the gallery as given, recalibrated against
+impostors with the plain cosine score, and with the background-cohort score (:mod:`vision.gallery`).
+
+Data (built once under ``--data``, seeded; ``brands.json``-style record in ``record.json``):
+
+- ``cross_style/``: test-split brands drawn in the held-out style (:data:`vision.synth.styles.EVAL_STYLES`, never
+  used in training), one mark per photo composited on Grocery Store VAL fruit/vegetable photos; a YOLO set
+  (``data.yaml``, one class) and ``queries.json`` (brand, icon, box per image).
+- ``known/<brand>/``: calibration queries of known brands: val-split brands in the training styles (simple-icons
+  and the Iconify training sets), composited on TRAIN photos, square-cropped at the true box.
+- ``impostors/{train,val}``: the shipped detector's detections on brand-free TRAIN / VAL fruit and vegetable
+  photos, square-cropped as the recogniser does (or ``--impostors DIR`` with ``train/`` and ``val/``).
+
+Figures per row: cross-style Recall@1 through the whole recogniser (a query counts when a detection overlapping the
+true box with IoU >= 0.5 has the right best brand; also the share accepted as the right brand at the threshold) and
+on oracle crops; impostor false-accept rate (VAL crops) with the known-brand false-reject rate at the same
+threshold (calibration known queries, and the cross-style oracle crops); the share of brand-free VAL photos with any
+accepted brand; detector mAP50/mAP50-95 on the cross-style set (``vision eval``); the Grocery Store packaged-goods
+check of ``benchmarks/brand_eval.py``. Calibration uses TRAIN photos only; the Grocery Store test split is never
+read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from vision.crops import square_crop  # noqa: E402
+from vision.data.io import list_images, load_image  # noqa: E402
+from vision.gallery import BrandGallery  # noqa: E402
+from vision.recognition import embed_logos  # noqa: E402
+
+SHIPPED = {"embedder": "brand_resnet10t", "detector": "logo_yolo11n", "gallery": "simple_icons_gallery"}
+IOU_MATCH = 0.5
+MARGIN = 0.15            # the recogniser's context around a box (vision.recognition.BrandRecognizer's default)
+_JPEG_QUALITY = 92
+
+
+# --- data
+def brand_free_photos(grocery: Path, split: str, limit: int | None = None, seed: int = 0) -> list[Path]:
+    """Grocery Store fruit and vegetable photos of ``split`` (``train`` or ``val``): no brand in the gallery;
+    ``limit``: a seeded subset of that many."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be train or val (the test split is held out), got {split!r}")
+    folders = [grocery / split / part for part in ("Fruit", "Vegetables") if (grocery / split / part).is_dir()]
+    photos = [photo for folder in folders for photo in list_images(folder)]
+    if not photos:
+        raise FileNotFoundError(f"{grocery / split}: no Fruit/ or Vegetables/ photos")
+    if limit is not None and limit < len(photos):
+        photos = [photos[i] for i in sorted(np.random.default_rng(seed).choice(len(photos), limit, replace=False))]
+    return photos
+
+
+def build_data(out: Path, grocery: Path, icon_sets: Path, detector, seed: int = 0, queries_per_brand: int = 3,
+               known_brands: int = 150, known_per_brand: int = 2, max_test_brands: int | None = None,
+               impostor_train_photos: int | None = 700, val_photos: int | None = None, background_size: int = 416,
+               crop_size: int = 96) -> dict:
+    """Write the three data parts under ``out`` (see the module docstring) and return their record."""
+    from PIL import Image
+
+    from vision.synth.catalog import list_brands, split_brands, unit_hash
+    from vision.synth.composite import composite_logos, random_resized_background
+    from vision.synth.render import LogoRenderError, render_logo
+    from vision.synth.styles import EVAL_STYLES, icon_svg, load_icon_sets, style_catalogue, training_styles
+
+    rng = np.random.default_rng(seed)
+    brands = list_brands()
+    by_slug = {b.slug: b for b in brands}
+    split = split_brands(brands, seed=seed)
+    sets = load_icon_sets(icon_sets)
+    held_out = {p: s for p, s in sets.items() if p in EVAL_STYLES}
+    if not held_out:
+        raise FileNotFoundError(f"{icon_sets}: none of the held-out styles {list(EVAL_STYLES)} is there")
+    eval_catalogue, _ = style_catalogue(held_out, brands)
+    train_catalogue, _ = style_catalogue(training_styles(sets), brands)
+    record = {"seed": seed, "held_out_styles": sorted(held_out), "training_styles": sorted(training_styles(sets)),
+              "licences": {p: s.record() for p, s in sets.items()}, "skipped": []}
+    backgrounds = {"val": brand_free_photos(grocery, "val"), "train": brand_free_photos(grocery, "train")}
+
+    def paste(rgba: np.ndarray, photos: list[Path]) -> tuple[np.ndarray, np.ndarray] | None:
+        for _ in range(5):   # a mark that finds no place is retried on another photo
+            photo = load_image(photos[int(rng.integers(len(photos)))], draft_size=background_size)
+            image, boxes = composite_logos(random_resized_background(photo, background_size, rng), [(rgba, 0)], rng)
+            if len(boxes):
+                return image, boxes[0, 1:]
+        return None
+
+    # cross-style queries: test brands in the held-out style(s), icons and wordmarks cycled
+    cross = out / "cross_style"
+    (cross / "images" / "val").mkdir(parents=True, exist_ok=True)
+    (cross / "labels" / "val").mkdir(parents=True, exist_ok=True)
+    test_slugs = sorted((s for s in split["test"] if s in eval_catalogue),
+                        key=lambda s: unit_hash(seed, "robustness-pick", s))[:max_test_brands]
+    queries = []
+    for slug in sorted(test_slugs):
+        icons = [icon for styled in eval_catalogue[slug].values() for icon in styled]
+        for i in range(queries_per_brand):
+            icon = icons[i % len(icons)]
+            try:
+                pasted = paste(render_logo(icon_svg(icon), 160), backgrounds["val"])
+            except LogoRenderError as e:
+                record["skipped"].append([icon.key, e.reason])
+                continue
+            if pasted is None:
+                continue
+            image, box = pasted
+            name = f"{len(queries):05d}_{slug}"
+            Image.fromarray(image).save(cross / "images" / "val" / f"{name}.jpg", quality=_JPEG_QUALITY)
+            h, w = image.shape[:2]
+            x1, y1, x2, y2 = (float(v) for v in box)
+            (cross / "labels" / "val" / f"{name}.txt").write_text(
+                f"0 {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n")
+            queries.append({"image": f"images/val/{name}.jpg", "brand": slug, "icon": icon.key, "kind": icon.kind,
+                            "box": [x1, y1, x2, y2]})
+    (cross / "queries.json").write_text(json.dumps(queries, indent=0) + "\n")
+    (cross / "data.yaml").write_text("path: .\ntrain: images/val\nval: images/val\nnames:\n  0: logo\n")
+    record["cross_style"] = {"brands": len({q["brand"] for q in queries}), "images": len(queries),
+                             "backgrounds": "grocery_store val Fruit+Vegetables"}
+
+    # known-brand calibration queries: val brands in the training styles, on train photos, cropped at the true box
+    val_slugs = sorted(split["val"], key=lambda s: unit_hash(seed, "robustness-known", s))[:known_brands]
+    count = 0
+    for slug in val_slugs:
+        styled = [None] + [icon for icons in train_catalogue.get(slug, {}).values() for icon in icons]
+        for i in range(known_per_brand):
+            icon = styled[int(rng.integers(len(styled)))] if i else styled[min(1, len(styled) - 1)]
+            try:
+                rgba = render_logo(by_slug[slug] if icon is None else icon_svg(icon), 160)
+            except LogoRenderError as e:
+                record["skipped"].append([slug if icon is None else icon.key, e.reason])
+                continue
+            pasted = paste(rgba, backgrounds["train"])
+            if pasted is None:
+                continue
+            folder = out / "known" / slug
+            folder.mkdir(parents=True, exist_ok=True)
+            style = "simple-icons" if icon is None else icon.prefix
+            Image.fromarray(square_crop(pasted[0], pasted[1], MARGIN, size=crop_size)).save(
+                folder / f"{style}_{i:02d}.jpg", quality=_JPEG_QUALITY)
+            count += 1
+    record["known"] = {"brands": len(list((out / "known").iterdir())) if count else 0, "crops": count,
+                       "backgrounds": "grocery_store train Fruit+Vegetables"}
+
+    # impostors: the detector's boxes on brand-free photos (every box there is a false detection)
+    record["impostors"] = {"detector": detector.card.name}
+    for part, limit in (("train", impostor_train_photos), ("val", val_photos)):
+        photos = brand_free_photos(grocery, part, limit, seed)
+        folder = out / "impostors" / part
+        folder.mkdir(parents=True, exist_ok=True)
+        crops = 0
+        for start in range(0, len(photos), 16):
+            arrays = [load_image(p) for p in photos[start:start + 16]]
+            for path, array, dets in zip(photos[start:start + 16], arrays, detector.predict(arrays)):
+                for j, det in enumerate(dets):
+                    Image.fromarray(square_crop(array, det["box"], MARGIN, size=crop_size)).save(
+                        folder / f"{path.stem}_{j}.jpg", quality=_JPEG_QUALITY)
+                    crops += 1
+        record["impostors"][part] = {"photos": len(photos), "crops": crops}
+    (out / "record.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+# --- measuring
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def open_set_variants(gallery: BrandGallery, known: np.ndarray, known_brands: list[str], impostors: np.ndarray,
+                      max_false_reject: float) -> dict[str, BrandGallery]:
+    """The gallery as given, and copies recalibrated on (known, impostor) queries with the plain and the
+    background-cohort score (the impostors are the cohort, scored leave-one-out)."""
+    variants = {"as given": gallery}
+    for normalization in ("none", "background"):
+        variant = copy.copy(gallery)     # vectors and index shared (read-only); open-set fields replaced
+        variant.normalization = normalization
+        variant._background = gallery.background[:0]
+        if normalization == "background":
+            variant.set_background(impostors)
+        variant.calibrate(known, impostors, max_false_reject, known_brands=known_brands,
+                          known_set="calibration known queries (val brands, training styles, train photos)",
+                          impostor_set="impostor crops of brand-free train photos")
+        variants[f"impostors, {normalization}"] = variant
+    return variants
+
+
+def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, grocery: Path, max_false_reject: float,
+                 detector_name: str, packaged_goods: bool = True, val_photos: int | None = None) -> dict:
+    """Every figure of one model set (see the module docstring)."""
+    from vision.data.datasets import scan_image_folder
+
+    timings = {}
+    start = time.perf_counter()
+    samples, table = scan_image_folder(data / "known")
+    known = fx([s.path for s in samples], batch_size=128)
+    known_brands = [table.names[s.label] for s in samples]
+    impostors = {part: fx(list_images(data / "impostors" / part), batch_size=128) for part in ("train", "val")}
+    missing = sorted(set(known_brands) - set(gallery.brands))
+    if missing:
+        raise ValueError(f"{len(missing)} calibration brands are not in the gallery (e.g. {missing[0]!r})")
+    variants = open_set_variants(gallery, known, known_brands, impostors["train"], max_false_reject)
+    timings["calibration_s"] = round(time.perf_counter() - start, 1)
+
+    # cross-style queries: whole recogniser and oracle crops
+    start = time.perf_counter()
+    queries = json.loads((data / "cross_style" / "queries.json").read_text())
+    images = [load_image(data / "cross_style" / q["image"]) for q in queries]
+    truth = [q["brand"] for q in queries]
+    detected = embed_logos(fx, images, detector, MARGIN)
+    oracle = fx([square_crop(image, q["box"], MARGIN) for image, q in zip(images, queries)], batch_size=128)
+    timings["cross_style_s"] = round(time.perf_counter() - start, 1)
+    # brand-free whole photos (val)
+    start = time.perf_counter()
+    photos = brand_free_photos(grocery, "val", val_photos)
+    photo_logos = [logos for i in range(0, len(photos), 16)
+                   for logos in embed_logos(fx, [load_image(p) for p in photos[i:i + 16]], detector, MARGIN)]
+    timings["brand_free_photos_s"] = round(time.perf_counter() - start, 1)
+
+    row = {"cross_style": {"queries": len(queries), "brands": len(set(truth)),
+                           "detected@iou0.5": _share([any(iou(d["box"], q["box"]) >= IOU_MATCH for d in dets)
+                                                      for (dets, _), q in zip(detected, queries)])},
+           "open_set": {}}
+    for name, variant in variants.items():
+        threshold = variant.threshold
+        accept = (lambda s: np.ones(len(s), bool)) if threshold is None else (lambda s: s >= threshold)
+        figures = {"threshold": None if threshold is None else round(float(threshold), 4),
+                   "normalization": variant.normalization}
+        if variant.calibration is not None and "far" in variant.calibration:
+            figures["calibration"] = {k: variant.calibration[k] for k in ("frr", "far", "eer", "known", "impostors")}
+        _, _, s = variant.open_set_scores(known)
+        figures["known_frr"] = _share(~accept(s))
+        _, _, s = variant.open_set_scores(impostors["val"], leave_one_out=False)
+        figures["impostor_far_val_crops"] = _share(accept(s))
+        best, _, s = variant.open_set_scores(oracle)
+        right = np.array([b == t for b, t in zip(best, truth)])
+        figures["oracle_recall@1"] = _share(right)
+        figures["oracle_accepted_correct"] = _share(right & accept(s))
+        figures["oracle_frr"] = _share(~accept(s))
+        e2e_top1, e2e_accepted = [], []
+        for (dets, vectors), q in zip(detected, queries):
+            hits = [i for i, d in enumerate(dets) if iou(d["box"], q["box"]) >= IOU_MATCH]
+            if not hits:
+                e2e_top1.append(False)
+                e2e_accepted.append(False)
+                continue
+            best, _, s = variant.open_set_scores(vectors[hits])
+            e2e_top1.append(q["brand"] in best)
+            e2e_accepted.append(any(b == q["brand"] and ok for b, ok in zip(best, accept(s))))
+        figures["end_to_end_recall@1"] = _share(e2e_top1)
+        figures["end_to_end_accepted_correct"] = _share(e2e_accepted)
+        flagged, logos, accepted = 0, 0, 0
+        for dets, vectors in photo_logos:
+            logos += len(dets)
+            if len(dets):
+                _, _, s = variant.open_set_scores(vectors)
+                accepted += int(accept(s).sum())
+                flagged += bool(accept(s).any())
+        figures["brand_free_photos"] = {"photos": len(photos), "detections": logos, "accepted_as_a_brand": accepted,
+                                        "with_any_false_brand": round(flagged / len(photos), 4)}
+        row["open_set"][name] = figures
+
+    start = time.perf_counter()
+    row["detector_cross_style"] = detector_map(detector_name, data / "cross_style" / "data.yaml")
+    timings["detector_map_s"] = round(time.perf_counter() - start, 1)
+    if packaged_goods:
+        start = time.perf_counter()
+        row["grocery_packaged_goods"] = brand_eval().grocery(fx, grocery, detector)
+        timings["grocery_s"] = round(time.perf_counter() - start, 1)
+    row["timings"] = timings
+    return row
+
+
+def detector_map(detector: str, data_yaml: Path) -> dict:
+    """mAP50 / mAP50-95 of ``detector`` on a YOLO set, through ``vision eval``'s code path."""
+    from vision.commands import eval as vision_eval
+
+    with tempfile.TemporaryDirectory() as out:
+        report = vision_eval.main(["--model", detector, "--data", str(data_yaml), "--out", out, "--device", "cpu",
+                                   "--workers", "0"])
+    return {k: report[k] for k in report if k.startswith(("mAP", "precision", "recall"))}
+
+
+def brand_eval():
+    """benchmarks/brand_eval.py as a module (its packaged-goods check and hardware line are used, not copied)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("brand_eval", Path(__file__).with_name("brand_eval.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _share(values) -> float:
+    values = np.asarray(values, bool)
+    return round(float(values.mean()), 4) if len(values) else float("nan")
+
+
+# --- model sets
+def zoo_models(zoo_dirs: list[Path]) -> dict[str, str]:
+    """``{"embedder"|"detector"|"gallery": file}`` found in the ``--zoo-dir`` folders: the newest model of each task
+    (its weights file, listed in the folder's manifest, so its sha256 is checked) and the newest ``*.npz``."""
+    from vision.zoo.registry import read_manifest
+
+    found: dict[str, tuple[str, str]] = {}
+    for folder in zoo_dirs:
+        if not folder.is_dir():
+            continue
+        for card in read_manifest(folder).values():
+            role = {"embedding": "embedder", "detection": "detector"}.get(card.task)
+            if role and (role not in found or card.created > found[role][1]):
+                found[role] = (str(folder / card.file), card.created)
+        for npz in sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime):
+            found["gallery"] = (str(npz), "")
+    return {role: path for role, (path, _) in found.items()}
+
+
+def model_rows(args) -> dict[str, dict]:
+    """The shipped set, and a candidate set when any candidate model is given or found (shipped models fill the
+    roles it lacks; a candidate embedder without a gallery gets one built)."""
+    rows = {"shipped": dict(SHIPPED)}
+    candidate = zoo_models(args.zoo_dir)
+    candidate.update({role: getattr(args, role) for role in ("embedder", "detector", "gallery") if getattr(args, role)})
+    if candidate:
+        gallery = candidate.get("gallery") or (None if "embedder" in candidate else SHIPPED["gallery"])
+        rows["candidate"] = {**SHIPPED, **candidate, "gallery": gallery}
+    return rows
+
+
+def load_row(models: dict, batch_size: int = 128):
+    from vision.features import FeatureExtractor
+    from vision.inference_detection import LogoDetector
+
+    fx = FeatureExtractor.from_pretrained(models["embedder"], backend="torch")
+    detector = LogoDetector.from_pretrained(models["detector"])
+    if models["gallery"] is None:
+        gallery = simple_icons_gallery(fx, batch_size)
+    else:
+        gallery = BrandGallery.load(models["gallery"], model=fx.card, dim=fx.dim)
+    return fx, detector, gallery
+
+
+def simple_icons_gallery(fx, batch_size: int = 128) -> BrandGallery:
+    """The shipped gallery's construction for another embedder: every simple-icons brand, mean of its brand-colour,
+    black and white renders."""
+    from vision.synth.render import simple_icons_renders
+
+    renders = simple_icons_renders(fx.card.data_config.input_size, colors=("brand", "black", "white"))
+    return BrandGallery.from_images(fx, renders, batch_size=batch_size, merge="mean",
+                                    references={b: ["simple-icons"] * len(r) for b, r in renders.items()})
+
+
+def summary_table(report: dict) -> str:
+    """One markdown line per (row, open-set variant): the issue's goals side by side."""
+    head = ("| models | open set | e2e Recall@1 | e2e accepted+correct | oracle Recall@1 | known FRR | impostor FAR "
+            "(val crops) | brand-free photos with a false brand | detector mAP50 / 50-95 (cross-style) | "
+            "Grocery brand R@1 (detected logos) |\n|" + "---|" * 10)
+    lines = [head]
+    for name, row in report["rows"].items():
+        det = row.get("detector_cross_style", {})
+        groc = row.get("grocery_packaged_goods", {}).get("detected_logos", {})
+        for variant, f in row["open_set"].items():
+            photos = f.get("brand_free_photos", {}).get("with_any_false_brand", float("nan"))
+            lines.append(f"| {name} | {variant} (thr {f['threshold']}) | {f['end_to_end_recall@1']:.3f} | "
+                         f"{f['end_to_end_accepted_correct']:.3f} | {f['oracle_recall@1']:.3f} | {f['known_frr']:.3f} "
+                         f"| {f['impostor_far_val_crops']:.3f} | {photos:.3f} | {det.get('mAP50', float('nan')):.3f} / "
+                         f"{det.get('mAP50-95', float('nan')):.3f} | {groc.get('brand_recall@1', float('nan'))} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="data folder (built there when missing)")
+    ap.add_argument("--grocery", type=Path, required=True,
+                    help="Grocery Store root (train/val; its test split is never read)")
+    ap.add_argument("--icon-sets", type=Path, help="Iconify sets folder (to build --data)")
+    ap.add_argument("--embedder", help="candidate embedding model (zoo name or file)")
+    ap.add_argument("--detector", help="candidate logo detector (zoo name or file)")
+    ap.add_argument("--gallery", help="candidate gallery .npz (default: built for the candidate embedder)")
+    ap.add_argument("--zoo-dir", type=Path, action="append", default=[],
+                    help="zoo folder(s) holding candidate models (newest embedder, detector, gallery .npz)")
+    ap.add_argument("--no-shipped", action="store_true", help="skip the shipped row")
+    ap.add_argument("--frr", type=float, default=0.10, help="known-brand false-reject budget of the calibration")
+    ap.add_argument("--queries-per-brand", type=int, default=3)
+    ap.add_argument("--known-brands", type=int, default=150)
+    ap.add_argument("--known-per-brand", type=int, default=2)
+    ap.add_argument("--max-test-brands", type=int)
+    ap.add_argument("--impostor-train-photos", type=int, default=700,
+                    help="brand-free train photos whose detections are the calibration impostors")
+    ap.add_argument("--val-photos", type=int, help="brand-free val photos used (default: all)")
+    ap.add_argument("--skip-grocery-check", action="store_true", help="skip the packaged-goods check")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    report = {"hardware": brand_eval().hardware(), "frr_budget": args.frr, "data": str(args.data), "rows": {}}
+    start = time.perf_counter()
+    rows = model_rows(args)
+    if args.no_shipped:
+        rows.pop("shipped")
+    if not (args.data / "record.json").is_file():
+        if args.icon_sets is None:
+            ap.error("--icon-sets is needed to build --data")
+        from vision.inference_detection import LogoDetector
+
+        build_start = time.perf_counter()
+        report["data_record"] = build_data(args.data, args.grocery, args.icon_sets,
+                                           LogoDetector.from_pretrained(SHIPPED["detector"]),
+                                           queries_per_brand=args.queries_per_brand, known_brands=args.known_brands,
+                                           known_per_brand=args.known_per_brand,
+                                           max_test_brands=args.max_test_brands,
+                                           impostor_train_photos=args.impostor_train_photos,
+                                           val_photos=args.val_photos)
+        report["data_build_s"] = round(time.perf_counter() - build_start, 1)
+    else:
+        report["data_record"] = json.loads((args.data / "record.json").read_text())
+    for name, models in rows.items():
+        row_start = time.perf_counter()
+        fx, detector, gallery = load_row(models)
+        row = evaluate_row(fx, detector, gallery, args.data, args.grocery, args.frr, models["detector"],
+                           packaged_goods=not args.skip_grocery_check, val_photos=args.val_photos)
+        row["models"] = {"embedder": models["embedder"], "detector": models["detector"],
+                         "gallery": models["gallery"] or "simple-icons renders, mean of 3 (built here)",
+                         "gallery_brands": len(gallery), "gallery_vectors": len(gallery.vectors)}
+        row["wall_s"] = round(time.perf_counter() - row_start, 1)
+        report["rows"][name] = row
+    report["wall_s"] = round(time.perf_counter() - start, 1)
+    report["table"] = summary_table(report)
+    text = json.dumps(report, indent=1)
+    print(report["table"])
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+        args.out.with_suffix(".md").write_text(report["table"] + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""benchmarks/brand_robustness.py end to end on a tiny set: the committed Grocery sample photos, the test Iconify
+fixture (its devicon icons are the held-out style) and the shipped detector, embedder and gallery."""
+
+import importlib.util
+import json
+
+import pytest
+
+from .conftest import REPO, SAMPLE
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("brand_robustness", REPO / "benchmarks" / "brand_robustness.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_iou_and_brand_free_photos_never_read_the_test_split(tmp_path):
+    bench = _benchmark()
+    assert bench.iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(1 / 3)
+    assert bench.iou([0, 0, 1, 1], [2, 2, 3, 3]) == 0
+    with pytest.raises(ValueError, match="test split is held out"):
+        bench.brand_free_photos(SAMPLE, "test")
+    with pytest.raises(FileNotFoundError, match="no Fruit/ or Vegetables/ photos"):
+        bench.brand_free_photos(tmp_path, "val")
+
+
+def test_robustness_benchmark_runs_end_to_end_on_a_tiny_set(tmp_path):
+    bench = _benchmark()
+    out, data = tmp_path / "report.json", tmp_path / "data"
+    assert bench.main(["--grocery", str(SAMPLE), "--icon-sets", str(REPO / "tests" / "data" / "iconify"),
+                       "--data", str(data), "--queries-per-brand", "1", "--known-brands", "3", "--known-per-brand", "1",
+                       "--impostor-train-photos", "3", "--val-photos", "4", "--skip-grocery-check", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    record = report["data_record"]
+    assert record["held_out_styles"] == ["devicon"] and "devicon" not in record["training_styles"]
+    # the fixture's devicon icons of test-split brands: npm (a wordmark) and vercel
+    queries = json.loads((data / "cross_style" / "queries.json").read_text())
+    assert sorted(q["brand"] for q in queries) == ["npm", "vercel"] and all(q["icon"].startswith("devicon:")
+                                                                            for q in queries)
+    assert len(list((data / "cross_style" / "labels" / "val").glob("*.txt"))) == 2
+    assert record["known"]["crops"] == 3 and record["impostors"]["train"]["photos"] == 3
+    row = report["rows"]["shipped"]
+    assert set(row["open_set"]) == {"as given", "impostors, none", "impostors, background"}
+    for name, figures in row["open_set"].items():
+        for key in ("end_to_end_recall@1", "oracle_recall@1", "known_frr", "impostor_far_val_crops"):
+            assert 0 <= figures[key] <= 1, (name, key)
+        assert figures["end_to_end_accepted_correct"] <= figures["end_to_end_recall@1"]
+        assert figures["brand_free_photos"]["photos"] == record["impostors"]["val"]["photos"] == 4
+    recalibrated = row["open_set"]["impostors, none"]
+    assert recalibrated["calibration"]["known"] == 3 and recalibrated["known_frr"] <= 1 / 3
+    assert {"mAP50", "mAP50-95"} <= set(row["detector_cross_style"])
+    assert row["models"]["embedder"] == "brand_resnet10t" and "| shipped | as given" in report["table"]
+    assert out.with_suffix(".md").read_text().startswith("| models |")
