@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build-gallery": ("vision.commands.build_gallery:main", "build and calibrate a brand gallery (.npz)"),
     "make-logo-dataset": ("vision.commands.make_logo_dataset:main", "a YOLO logo-detection dataset: simple-icons "
                           "marks pasted on photos"),
+    "make-impostors": ("vision.commands.make_impostors:main", "impostor crops of brand-free photos (open-set "
+                       "calibration)"),
     "make-brand-dataset": ("vision.commands.make_brand_dataset:main",
                            "the brand metric-learning set from simple-icons"),
     "benchmark": ("vision.commands.benchmark:main", "speed of zoo models per runtime and batch size, side by side"),

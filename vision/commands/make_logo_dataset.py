@@ -4,6 +4,17 @@
         --val-backgrounds ../shared/datasets/grocery_store/val --out data/logos --train-images 2000 --val-images 300
     vision make-logo-dataset --backgrounds photos/ --out data/logos_pb --mode per_brand --max-brands 50
 
+Real photos: several artwork styles (--icon-sets: Iconify sets fetched by tools/fetch_icon_sets.py, the held-out
+style left out), print conditions (--print-conditions) and brand-free photos as hard negatives (--negatives):
+
+    G=../shared/datasets/grocery_store
+    vision make-logo-dataset --backgrounds $G/train/Fruit $G/train/Vegetables --out data/logo_styles \
+        --icon-sets runs/iconify --print-conditions --negatives $G/train/Fruit $G/train/Vegetables \
+        --negative-fraction 0.15
+    vision make-logo-dataset --cross-style-val --icon-sets runs/iconify --train-images 0 --val-images 400 \
+        --backgrounds $G/val/Fruit $G/val/Vegetables --negatives $G/val/Fruit $G/val/Vegetables \
+        --negative-fraction 0.25 --out data/logo_cross_style      # test-split brands, held-out style only
+
 Writes images/{train,val}, labels/{train,val}, data.yaml and brands.json (brand split and parameters) under --out.
 Broken SVGs and unreadable backgrounds are skipped with a warning and counted in the summary.
 """
@@ -34,9 +45,12 @@ def print_summary(summary) -> None:
     print(f"wrote {summary.out_dir} ({summary.mode}, {len(summary.names)} classes)")
     for split in ("train", "val"):
         print(f"  {split:5s}: {summary.images.get(split, 0)} images "
-              f"({summary.background_only.get(split, 0)} background-only), "
+              f"({summary.background_only.get(split, 0)} with an empty label file, "
+              f"{summary.hard_negatives.get(split, 0)} of them brand-free photos), "
               f"{summary.logos_pasted.get(split, 0)} logos of {summary.brands_used.get(split, 0)} brands "
               f"(from {summary.brands_available.get(split, 0)} available)")
+        if summary.styles_used.get(split):
+            print("         logos per style: " + ", ".join(f"{k} {v}" for k, v in summary.styles_used[split].items()))
     print(f"  skipped SVGs: {len(summary.skipped_svgs)}"
           + "".join(f"\n    {name}: {reason}" for name, reason in summary.skipped_svgs))
     print(f"  skipped backgrounds: {len(summary.skipped_backgrounds)}"
@@ -45,8 +59,10 @@ def print_summary(summary) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vision make-logo-dataset", description=__doc__.splitlines()[0])
-    ap.add_argument("--backgrounds", type=Path, required=True, help="folder of background photos (recursive)")
-    ap.add_argument("--val-backgrounds", type=Path, help="background folder for val images (default: --backgrounds)")
+    ap.add_argument("--backgrounds", type=Path, nargs="+", required=True,
+                    help="folder(s) of background photos (recursive)")
+    ap.add_argument("--val-backgrounds", type=Path, nargs="+",
+                    help="background folder(s) for val images (default: --backgrounds)")
     ap.add_argument("--out", type=Path, required=True, help="output dataset folder")
     ap.add_argument("--train-images", type=int, default=1000)
     ap.add_argument("--val-images", type=int, default=200)
@@ -57,14 +73,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--logos-per-image", type=parse_range, default=(1, 4), metavar="LOW-HIGH")
     ap.add_argument("--background-only", type=float, default=0.05,
                     help="fraction of images with no logo (empty label file)")
+    ap.add_argument("--icon-sets", type=Path, metavar="DIR",
+                    help="folder of Iconify icon sets (tools/fetch_icon_sets.py): brands in more artwork styles; the "
+                         "held-out evaluation style is left out of training images")
+    ap.add_argument("--style-fraction", type=float, default=0.5,
+                    help="with --icon-sets: fraction of logos drawn in another artwork style (brands a set has)")
+    ap.add_argument("--cross-style-val", action="store_true",
+                    help="val images show test-split brands in the held-out style only (needs --icon-sets)")
+    ap.add_argument("--negatives", type=Path, nargs="+", metavar="DIR",
+                    help="folder(s) of brand-free photos used whole as hard negatives (empty label files)")
+    ap.add_argument("--val-negatives", type=Path, nargs="+", metavar="DIR",
+                    help="brand-free photo folder(s) for val images (default: --negatives)")
+    ap.add_argument("--negative-fraction", type=float, default=0.0,
+                    help="fraction of images that are a brand-free photo (needs --negatives)")
+    ap.add_argument("--print-conditions", action="store_true",
+                    help="curved packaging, glare, low contrast, small size, blur and stickers while compositing")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
     from vision.progress import warnings_above_progress_bar
+    from vision.synth.composite import PRINT_CONDITIONS
+    from vision.synth.styles import EVAL_STYLES, IconSetError, load_icon_sets
     from vision.synth.yolo import write_yolo_dataset
 
+    icon_sets = val_icon_sets = None
+    try:
+        if args.cross_style_val and args.icon_sets is None:
+            raise ValueError("--cross-style-val needs --icon-sets (the folder holding the held-out style)")
+        if args.icon_sets is not None:
+            icon_sets = load_icon_sets(args.icon_sets, exclude=EVAL_STYLES)
+            if args.cross_style_val:
+                val_icon_sets = load_icon_sets(args.icon_sets, EVAL_STYLES)
+            print(f"icon sets for training: {', '.join(icon_sets) or 'none'} (held out: {', '.join(EVAL_STYLES)})")
+    except (ValueError, IconSetError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     with warnings_above_progress_bar():
         try:
@@ -72,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                 args.out, args.backgrounds, val_backgrounds=args.val_backgrounds, train_images=args.train_images,
                 val_images=args.val_images, imgsz=args.imgsz, mode=args.mode, max_brands=args.max_brands,
                 logos_per_image=args.logos_per_image, seed=args.seed, background_only_fraction=args.background_only,
-                overwrite=args.overwrite, progress=lambda it, total, desc: tqdm(it, total=total, desc=desc,
-                                                                                 unit="img"))
+                icon_sets=icon_sets, style_fraction=args.style_fraction, val_icon_sets=val_icon_sets,
+                val_brand_split="test" if args.cross_style_val else "val", negatives=args.negatives,
+                val_negatives=args.val_negatives, negative_fraction=args.negative_fraction,
+                print_conditions=PRINT_CONDITIONS if args.print_conditions else None, overwrite=args.overwrite,
+                progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, unit="img"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -4,13 +4,20 @@ The detector data (:mod:`vision.synth.yolo`) and the brand queries (:mod:`vision
 compositing, so logos in the wild look alike in both::
 
     image, boxes = composite_logos(photo, [(render_logo(brand, 128), 0)], np.random.default_rng(0))
+    image, boxes = composite_logos(photo, logos, rng, print_conditions=PRINT_CONDITIONS)   # as printed on packs
     crop = wild_logo_crop(brand, photo, np.random.default_rng(0), size=96)   # square crop around the pasted logo
+
+:class:`PrintConditions` are what a mark printed on real packaging goes through: wrapped around a curved pack
+(cylindrical warp with shading), glare, faded low-contrast print, very small size, defocus or motion blur, and a
+price sticker or other texture over part of it. Each is a seeded numpy/albumentations op; boxes are always taken
+from the pixels that stay visible, so they stay exact whatever the conditions do.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from typing import Sequence
 
 # albumentations checks PyPI for a newer version at import time; we run offline.
@@ -24,15 +31,45 @@ from vision.crops import square_crop  # noqa: E402
 from vision.synth.catalog import Brand  # noqa: E402
 from vision.synth.render import mask_box, premultiply, random_logo_style, render_logo  # noqa: E402
 
-__all__ = ["SCALE_RANGE", "composite_logos", "random_resized_background", "wild_logo_crop"]
+__all__ = ["PRINT_CONDITIONS", "SCALE_RANGE", "SMALL_SCALE_RANGE", "PrintConditions", "composite_logos",
+           "cylindrical_warp", "random_resized_background", "wild_logo_crop"]
 
 SCALE_RANGE: tuple[float, float] = (0.04, 0.35)   # logo's longer side as a fraction of the image's shorter side
+SMALL_SCALE_RANGE: tuple[float, float] = (0.025, 0.06)   # the "very small" print condition, same unit
+
+
+@dataclass(frozen=True)
+class PrintConditions:
+    """Per-logo probabilities of the conditions a mark printed on real packaging shows (each drawn independently).
+
+    ``curved``: wrapped around a cylinder (bottle, can, jar) of 0.6-1.6 rad of arc, shaded towards its edges, seen
+    slightly from above or below. ``glare``: a specular highlight over part of the mark. ``low_contrast``: faded
+    print, the mark at 30-65% opacity. ``small``: the longer side drawn from :data:`SMALL_SCALE_RANGE`. ``blur``:
+    defocus or motion blur of the mark. ``sticker``: a price label (plain paper with print lines) over 20-50% of
+    each side of the mark, on top of the compositor's own texture occlusion.
+    """
+
+    curved: float = 0.3
+    glare: float = 0.25
+    low_contrast: float = 0.2
+    small: float = 0.15
+    blur: float = 0.25
+    sticker: float = 0.15
+
+    def __post_init__(self):
+        for name, value in vars(self).items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"PrintConditions.{name} must be a probability in [0, 1], got {value}")
+
+
+PRINT_CONDITIONS = PrintConditions()
 
 
 def composite_logos(background: np.ndarray, logos: Sequence[tuple[np.ndarray, int]], rng: np.random.Generator, *,
                     scale_range: tuple[float, float] = SCALE_RANGE, max_iou: float = 0.3,
                     max_containment: float = 0.5, occlusion_prob: float = 0.2, outside_fraction: float = 0.15,
                     geometric_aug: bool = True, photometric_aug: bool = True, image_aug: bool = True,
+                    print_conditions: PrintConditions | None = None,
                     max_tries: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """Paste RGBA ``logos`` (each with its class id) onto an ``HxWx3`` uint8 ``background``.
 
@@ -57,10 +94,14 @@ def composite_logos(background: np.ndarray, logos: Sequence[tuple[np.ndarray, in
     owner = np.full((height, width), -1, np.int32)
     placed: list[tuple[int, tuple[int, int, int, int]]] = []   # (class id, pasted box clipped to the image)
     low, high = np.log(scale_range[0]), np.log(scale_range[1])
+    conditions: list[frozenset[str]] = []   # print conditions of each placed logo
 
     for rgba, class_id in logos:
-        side = max(2, round(float(np.exp(rng.uniform(low, high))) * min(height, width)))
-        layer = _augment_logo(rgba, side, rng, geometric=geometric_aug, photometric=photometric_aug)
+        drawn = _draw_conditions(print_conditions, rng)
+        lo, hi = np.log(SMALL_SCALE_RANGE) if "small" in drawn else (low, high)
+        side = max(2, round(float(np.exp(rng.uniform(lo, hi))) * min(height, width)))
+        layer = _augment_logo(rgba, side, rng, geometric=geometric_aug, photometric=photometric_aug,
+                              conditions=drawn)
         box = mask_box(layer[..., 3] > 0)
         if box is None:
             continue
@@ -73,11 +114,17 @@ def composite_logos(background: np.ndarray, logos: Sequence[tuple[np.ndarray, in
             continue
         pasted = _paste(canvas, owner, layer, position, index=len(placed))
         placed.append((int(class_id), pasted))
+        conditions.append(drawn)
 
     if occlusion_prob > 0:
         for _, box in placed:
             if rng.random() < occlusion_prob:
                 _occlude(canvas, owner, background, box, rng)
+    for (_, box), drawn in zip(placed, conditions):
+        if "sticker" in drawn:
+            _stick_label(canvas, owner, box, rng)
+        if "glare" in drawn:   # light on the surface: over whatever covers the mark, owners unchanged
+            _glare(canvas, box, rng)
 
     rows = []
     for index, (class_id, (x1, y1, x2, y2)) in enumerate(placed):
@@ -93,8 +140,15 @@ def composite_logos(background: np.ndarray, logos: Sequence[tuple[np.ndarray, in
     return image, boxes
 
 
+def _draw_conditions(print_conditions: PrintConditions | None, rng: np.random.Generator) -> frozenset[str]:
+    # nothing drawn without print conditions, so the generator's stream (and older datasets) stay as they were
+    if print_conditions is None:
+        return frozenset()
+    return frozenset(name for name, p in vars(print_conditions).items() if rng.random() < p)
+
+
 def _augment_logo(rgba: np.ndarray, side: int, rng: np.random.Generator, *, geometric: bool,
-                  photometric: bool) -> np.ndarray:
+                  photometric: bool, conditions: frozenset[str] = frozenset()) -> np.ndarray:
     """Scaled and augmented logo as premultiplied float32 RGBA in [0, 1]."""
     if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
         raise ValueError(f"logo must be HxWx4 uint8, got {rgba.shape} {rgba.dtype}")
@@ -107,6 +161,8 @@ def _augment_logo(rgba: np.ndarray, side: int, rng: np.random.Generator, *, geom
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     # premultiplied, so interpolation never mixes in the colour of transparent pixels
     layer = cv2.resize(premultiply(rgba), size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if "curved" in conditions:   # printed on the pack first, then the pack is turned in the photo
+        layer = cylindrical_warp(layer, arc=float(rng.uniform(0.6, 1.6)), tilt=float(rng.uniform(-0.3, 0.3)))
     steps = []
     if geometric:
         steps += [A.Affine(rotate=(-30, 30), shear=(-8, 8), fit_output=True, border_mode=cv2.BORDER_CONSTANT,
@@ -115,13 +171,54 @@ def _augment_logo(rgba: np.ndarray, side: int, rng: np.random.Generator, *, geom
                                 border_mode=cv2.BORDER_CONSTANT, fill=0, p=0.5)]
     if photometric:
         steps.append(A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.0), p=0.25))
+    if "blur" in conditions:
+        # out of focus or moving, in proportion to the mark: a fixed kernel would erase a small one
+        limit = max(3, min(15, side // 8) | 1)
+        steps.append(A.OneOf([A.GaussianBlur(blur_limit=(3, limit), sigma_limit=(0.8, max(1.0, limit / 3))),
+                              A.MotionBlur(blur_limit=(3, limit))], p=1.0))
     if steps:
         layer = A.Compose(steps, seed=_albumentations_seed(rng))(image=layer)["image"]
     layer = np.clip(layer, 0.0, 1.0)
+    if "blur" in conditions:
+        # a strong blur spreads faint tails far out; where the mark is under a tenth opaque nobody sees it,
+        # and a box drawn around the tails would be loose
+        layer[layer[..., 3] < 0.1] = 0.0
+    if "low_contrast" in conditions:   # faded ink: premultiplied, so scaling all four channels lowers opacity
+        layer *= float(rng.uniform(0.3, 0.65))
     # float resampling and blur leave alpha tails far below one 8-bit step; without this they would widen the
     # boxes, since "visible" means alpha > 0 once the logo is stored as 8 bits
     layer[layer[..., 3] < 0.5 / 255] = 0.0
     return layer
+
+
+def cylindrical_warp(layer: np.ndarray, arc: float, tilt: float = 0.0, shading: float = 0.35) -> np.ndarray:
+    """``layer`` (``HxWxC`` float, premultiplied if RGBA) as printed around a vertical cylinder, seen head-on.
+
+    The mark spans ``arc`` radians of the cylinder: columns crowd towards its edges (x = R sin(s / R) for arc
+    length s), horizontal lines bow by ``tilt`` (the camera slightly above, > 0, or below, < 0), and the colour
+    channels darken by up to ``shading`` towards the edges as the surface turns from the light. Pixels outside
+    the mark stay zero, so a box taken from alpha afterwards is exact.
+    """
+    if not 0.0 < arc < math.pi:
+        raise ValueError(f"arc must be in (0, pi) radians, got {arc}")
+    h, w = layer.shape[:2]
+    radius, half = w / arc, arc / 2
+    out_w = max(1, math.ceil(2 * radius * math.sin(half)))
+    sag = tilt * radius * (1 - math.cos(half))   # vertical offset of the mark's edges relative to its centre
+    out_h = h + math.ceil(abs(sag))
+    u = (np.arange(out_w, dtype=np.float32) + 0.5 - out_w / 2) / radius
+    theta = np.arcsin(np.clip(u, -1.0, 1.0))
+    offset = tilt * radius * (1 - np.cos(theta)) - min(0.0, sag)
+    map_x = np.broadcast_to(radius * theta + w / 2 - 0.5, (out_h, out_w)).astype(np.float32)
+    map_y = (np.arange(out_h, dtype=np.float32)[:, None] - offset[None, :]).astype(np.float32)
+    warped = cv2.remap(np.ascontiguousarray(layer, np.float32), map_x, map_y, cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if warped.ndim == 2:
+        warped = warped[..., None]
+    shade = (1.0 - shading * (theta / half) ** 2).astype(np.float32)
+    colour = min(3, warped.shape[2])
+    warped[..., :colour] *= shade[None, :, None]
+    return warped.reshape(out_h, out_w, *layer.shape[2:])
 
 
 def _find_place(shape: tuple[int, int], boxes: list[tuple[int, int, int, int]], image_shape: tuple[int, int],
@@ -173,6 +270,46 @@ def _occlude(canvas: np.ndarray, owner: np.ndarray, background: np.ndarray, box:
     owner[y:y + h, x:x + w] = -1
 
 
+def _stick_label(canvas: np.ndarray, owner: np.ndarray, box: tuple[int, int, int, int],
+                 rng: np.random.Generator) -> None:
+    """A price label (light paper, a few dark print lines) over 20-50% of each side of ``box``."""
+    height, width = canvas.shape[:2]
+    x1, y1, x2, y2 = box
+    w = max(1, round((x2 - x1) * rng.uniform(0.2, 0.5)))
+    h = max(1, round((y2 - y1) * rng.uniform(0.2, 0.5)))
+    x = int(rng.integers(max(0, x1 - w // 2), max(1, min(width - w, x2 - w // 2) + 1)))
+    y = int(rng.integers(max(0, y1 - h // 2), max(1, min(height - h, y2 - h // 2) + 1)))
+    w, h = min(w, width - x), min(h, height - y)
+    label = np.empty((h, w, 3), np.float32)
+    label[:] = rng.uniform([0.85, 0.8, 0.55], [1.0, 1.0, 1.0])   # white, cream or yellow paper
+    for _ in range(int(rng.integers(1, 4))):
+        row, thick = int(rng.integers(0, h)), max(1, h // 10)
+        label[row:row + thick, int(w * rng.uniform(0, 0.3)):int(w * rng.uniform(0.6, 1.0))] = rng.uniform(0, 0.3)
+    canvas[y:y + h, x:x + w] = label
+    owner[y:y + h, x:x + w] = -1
+
+
+def _glare(canvas: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator) -> None:
+    """A specular highlight: a rotated elliptical Gaussian towards white, centred on ``box``'s area."""
+    height, width = canvas.shape[:2]
+    x1, y1, x2, y2 = box
+    bw, bh = x2 - x1, y2 - y1
+    cx, cy = rng.uniform(x1, x2), rng.uniform(y1, y2)
+    sx, sy = max(1.0, bw * rng.uniform(0.1, 0.4)), max(1.0, bh * rng.uniform(0.1, 0.4))
+    angle, strength = rng.uniform(0, math.pi), rng.uniform(0.5, 0.95)
+    # the highlight fades within three sigmas; computing it on the box grown by that much avoids a hard edge
+    reach = 3 * max(sx, sy)
+    gx1, gy1 = max(0, int(cx - reach)), max(0, int(cy - reach))
+    gx2, gy2 = min(width, int(cx + reach) + 1), min(height, int(cy + reach) + 1)
+    yy, xx = np.mgrid[gy1:gy2, gx1:gx2].astype(np.float32)
+    dx, dy = xx - cx, yy - cy
+    u = dx * math.cos(angle) + dy * math.sin(angle)
+    v = -dx * math.sin(angle) + dy * math.cos(angle)
+    light = strength * np.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2))
+    region = canvas[gy1:gy2, gx1:gx2]
+    region += light[..., None] * (1.0 - region)
+
+
 def _degrade_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # none of these move pixels, so the boxes stay exact
     degrade = A.Compose([
@@ -190,15 +327,21 @@ def random_resized_background(image: np.ndarray, size: int, rng: np.random.Gener
     return np.ascontiguousarray(crop(image=image)["image"])
 
 
-def wild_logo_crop(brand: Brand, background: np.ndarray, rng: np.random.Generator, size: int,
-                   scale_range: tuple[float, float] = (0.2, 0.6), margin_range: tuple[float, float] = (0.05, 0.3)
-                   ) -> np.ndarray | None:
-    """``brand`` composited once onto ``background`` (random style, perspective, colour, blur, occlusion, JPEG),
-    cut out with :func:`square_crop` and resized to ``size``; ``None`` when the logo found no place."""
-    style = random_logo_style(brand, rng)
-    render_side = math.ceil(scale_range[1] * min(background.shape[:2]))
-    rgba = render_logo(brand, render_side, color=style.color, background=style.background)
-    image, boxes = composite_logos(background, [(rgba, 0)], rng, scale_range=scale_range)
+def wild_logo_crop(brand: Brand | np.ndarray, background: np.ndarray, rng: np.random.Generator, size: int,
+                   scale_range: tuple[float, float] = (0.2, 0.6), margin_range: tuple[float, float] = (0.05, 0.3),
+                   print_conditions: PrintConditions | None = PRINT_CONDITIONS) -> np.ndarray | None:
+    """``brand`` composited once onto ``background`` (perspective, colour, blur, occlusion, JPEG and the
+    ``print_conditions``), cut out with :func:`square_crop` and resized to ``size``; ``None`` when the logo found
+    no place. A :class:`Brand` is rendered in a random simple-icons colour style; an ``HxWx4`` uint8 RGBA array
+    (a mark from another artwork style) is pasted as it is."""
+    if isinstance(brand, Brand):
+        style = random_logo_style(brand, rng)
+        render_side = math.ceil(scale_range[1] * min(background.shape[:2]))
+        rgba = render_logo(brand, render_side, color=style.color, background=style.background)
+    else:
+        rgba = brand
+    image, boxes = composite_logos(background, [(rgba, 0)], rng, scale_range=scale_range,
+                                   print_conditions=print_conditions)
     if len(boxes) == 0:
         return None
     return square_crop(image, boxes[0, 1:], margin=float(rng.uniform(*margin_range)), size=size)

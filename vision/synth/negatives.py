@@ -1,0 +1,208 @@
+"""Real non-logo negatives: brand-free photos for the detector and impostor crops for open-set calibration.
+
+The Grocery Store Fruit and Vegetables photos show loose produce with PLU stickers, price labels, handwriting,
+printed text, barcodes, crates and textures, but no brand marks: every detection on them is a false one. They
+serve twice:
+
+* whole photos, as hard-negative images (empty label files) in the detector data (:mod:`vision.synth.yolo`);
+* crops, as the impostor queries a brand gallery's threshold is calibrated against: around the shipped
+  detector's own false detections (exactly what the recogniser embeds) plus text/sticker-sized crops of
+  busy regions, framed like the recogniser frames a box (:func:`vision.crops.square_crop`).
+
+Example::
+
+    photos = brand_free_photos("../shared/datasets/grocery_store", "train")
+    summary = write_impostors("runs/impostors", "../shared/datasets/grocery_store", detect)
+
+Layout written by :func:`write_impostors`: ``train/*.jpg``, ``val/*.jpg``, ``manifest.csv`` (one row per crop:
+``split,file,kind,source,x1,y1,x2,y2,score``; ``kind`` is ``detection`` or ``textured``, ``score`` the detector
+confidence, empty for textured crops) and ``impostors.json`` (parameters, counts, skipped photos).
+The Grocery Store ``test`` split is held out: it is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from vision.crops import square_crop
+from vision.data.io import ImageLoadError, list_images, load_image
+from vision.fileio import atomic_write_text
+from vision.synth.record import LogoDatasetWarning, package_versions
+
+__all__ = ["BRAND_FREE_CATEGORIES", "IMPOSTOR_KINDS", "ImpostorSummary", "brand_free_photos", "textured_boxes",
+           "write_impostors"]
+
+BRAND_FREE_CATEGORIES: tuple[str, ...] = ("Fruit", "Vegetables")   # Packages (juice, milk cartons) carry brands
+IMPOSTOR_KINDS: tuple[str, ...] = ("detection", "textured")
+HELD_OUT_SPLITS: tuple[str, ...] = ("test",)
+MANIFEST_FIELDS: tuple[str, ...] = ("split", "file", "kind", "source", "x1", "y1", "x2", "y2", "score")
+_JPEG_QUALITY = 92
+
+# a photo-level detector: a list of RGB arrays in, per image a list of {"box": [x1, y1, x2, y2], "score"} out
+Detect = Callable[[Sequence[np.ndarray]], list[list[dict]]]
+
+
+@dataclass
+class ImpostorSummary:
+    """What :func:`write_impostors` wrote, per split: photos read, crops per kind, skipped photos ``(path, why)``."""
+
+    out_dir: Path
+    photos: dict[str, int] = field(default_factory=dict)
+    crops: dict[str, dict[str, int]] = field(default_factory=dict)
+    photos_with_detection: dict[str, int] = field(default_factory=dict)
+    skipped_photos: list[tuple[str, str]] = field(default_factory=list)
+
+
+def brand_free_photos(root: str | os.PathLike, split: str,
+                      categories: Sequence[str] = BRAND_FREE_CATEGORIES) -> list[Path]:
+    """The brand-free photos of one split of a Grocery Store layout (``root/<split>/<category>/**``), sorted.
+
+    ``root`` may also be a split folder itself (``.../grocery_store/train``). The held-out ``test`` split is refused.
+    """
+    if split in HELD_OUT_SPLITS:
+        raise ValueError(f"split {split!r} is held out for final evaluation; use train (training, calibration) "
+                         "or val (evaluation)")
+    base = Path(root)
+    folder = base if base.name == split else base / split
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist (expected <root>/{split}/{{{','.join(categories)}}})")
+    photos: list[Path] = []
+    for category in categories:
+        if not (folder / category).is_dir():
+            raise FileNotFoundError(f"{folder / category} does not exist: no {category!r} photos in the "
+                                    f"{split!r} split")
+        photos += list_images(folder / category)
+    if not photos:
+        raise FileNotFoundError(f"no images under {folder} ({', '.join(categories)})")
+    return sorted(photos)
+
+
+def textured_boxes(image: np.ndarray, count: int, rng: np.random.Generator, *,
+                   side_range: tuple[float, float] = (0.06, 0.3), aspect_range: tuple[float, float] = (0.4, 2.5),
+                   candidates: int = 8) -> list[tuple[int, int, int, int]]:
+    """``count`` text/sticker-sized boxes ``(x1, y1, x2, y2)`` on the busiest parts of ``image``.
+
+    Each is the one of ``candidates`` random boxes (longer side a log-uniform ``side_range`` fraction of the
+    image's shorter side, aspect log-uniform in ``aspect_range``) with the most edges: labels, stickers, text and
+    barcodes rather than smooth fruit skin, which a detector rarely confuses with a logo anyway.
+    """
+    height, width = image.shape[:2]
+    edges = cv2.Canny(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 80, 160) > 0
+    integral = cv2.integral(edges.astype(np.uint8))
+    boxes = []
+    for _ in range(count):
+        best, best_density = None, -1.0
+        for _ in range(candidates):
+            side = float(np.exp(rng.uniform(*np.log(side_range)))) * min(height, width)
+            aspect = float(np.exp(rng.uniform(*np.log(aspect_range))))
+            w, h = (side, side / aspect) if aspect >= 1 else (side * aspect, side)
+            w, h = max(4, min(width, round(w))), max(4, min(height, round(h)))
+            x, y = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+            total = integral[y + h, x + w] - integral[y, x + w] - integral[y + h, x] + integral[y, x]
+            density = float(total) / (w * h)
+            if density > best_density:
+                best, best_density = (x, y, x + w, y + h), density
+        boxes.append(best)
+    return boxes
+
+
+def write_impostors(out_dir: str | os.PathLike, root: str | os.PathLike, detect: Detect | None, *,
+                    splits: Sequence[str] = ("train", "val"), max_photos: int | None = None,
+                    detections_per_photo: int = 4, textured_per_photo: int = 2, conf: float = 0.1,
+                    margin: float = 0.15, size: int = 128, seed: int = 0, detector_name: str | None = None,
+                    batch_size: int = 16, overwrite: bool = False,
+                    progress: Callable[..., Iterable] | None = None) -> ImpostorSummary:
+    """Write impostor crops of the brand-free photos of ``splits`` under ``out_dir`` (layout in the module doc).
+
+    Per photo: the ``detections_per_photo`` most confident boxes ``detect`` finds at or above ``conf`` (all false,
+    the photos carry no brand) and ``textured_per_photo`` :func:`textured_boxes`, each cut out with
+    :func:`~vision.crops.square_crop` and ``margin`` (the recogniser's framing) and resized to ``size``.
+    ``detect=None`` writes textured crops only. ``max_photos`` caps the photos per split (a seeded choice).
+    Same arguments and detector, same files. Unreadable photos are skipped with a warning and listed.
+    """
+    if detections_per_photo < 0 or textured_per_photo < 0 or detections_per_photo + textured_per_photo == 0:
+        raise ValueError("detections_per_photo and textured_per_photo must be >= 0, not both 0")
+    if detect is None and textured_per_photo == 0:
+        raise ValueError("no detector and textured_per_photo=0: nothing to crop")
+    out = Path(out_dir)
+    _prepare(out, splits, overwrite)
+    summary = ImpostorSummary(out_dir=out)
+    rows: list[dict] = []
+    wrap = progress or (lambda iterable, **_: iterable)
+    for split_index, split in enumerate(splits):
+        photos = brand_free_photos(root, split)
+        if max_photos is not None and max_photos < len(photos):
+            keep = np.random.default_rng([seed, split_index]).choice(len(photos), size=max_photos, replace=False)
+            photos = [photos[i] for i in sorted(keep)]
+        (out / split).mkdir(parents=True, exist_ok=True)
+        summary.photos[split] = summary.photos_with_detection[split] = 0
+        summary.crops[split] = dict.fromkeys(IMPOSTOR_KINDS, 0)
+        for start in wrap(range(0, len(photos), batch_size), total=-(-len(photos) // batch_size), desc=split):
+            batch, arrays = [], []
+            for index in range(start, min(start + batch_size, len(photos))):
+                try:
+                    arrays.append(load_image(photos[index]))
+                    batch.append(index)
+                except ImageLoadError as e:
+                    warnings.warn(f"skipping photo {e.path}: {e.reason}", LogoDatasetWarning, stacklevel=2)
+                    summary.skipped_photos.append((str(e.path), e.reason))
+            detections = detect(arrays) if detect is not None and detections_per_photo else [[] for _ in arrays]
+            for index, image, dets in zip(batch, arrays, detections):
+                rng = np.random.default_rng([seed, split_index, index])
+                found = sorted((d for d in dets if d["score"] >= conf), key=lambda d: -d["score"])
+                found = [d for d in found if d["box"][2] - d["box"][0] >= 1 and d["box"][3] - d["box"][1] >= 1]
+                chosen = [("detection", d["box"], float(d["score"])) for d in found[:detections_per_photo]]
+                chosen += [("textured", box, None) for box in textured_boxes(image, textured_per_photo, rng)]
+                summary.photos[split] += 1
+                summary.photos_with_detection[split] += int(bool(found))
+                source = os.path.relpath(photos[index], root)
+                for k, (kind, box, score) in enumerate(chosen):
+                    name = f"{index:05d}_{k}_{kind}.jpg"
+                    crop = square_crop(image, box, margin=margin, size=size)
+                    Image.fromarray(crop).save(out / split / name, quality=_JPEG_QUALITY)
+                    summary.crops[split][kind] += 1
+                    rows.append({"split": split, "file": f"{split}/{name}", "kind": kind, "source": source,
+                                 **{c: round(float(v), 2) for c, v in zip(("x1", "y1", "x2", "y2"), box)},
+                                 "score": "" if score is None else round(score, 6)})
+
+    manifest = io.StringIO()
+    writer = csv.DictWriter(manifest, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "manifest.csv", manifest.getvalue())
+    record = {
+        "generator": "vision.synth.negatives.write_impostors",
+        "packages": package_versions(),
+        "parameters": dict(root=str(root), splits=list(splits), categories=list(BRAND_FREE_CATEGORIES),
+                           max_photos=max_photos, detector=detector_name, detections_per_photo=detections_per_photo,
+                           textured_per_photo=textured_per_photo, conf=conf, margin=margin, size=size, seed=seed),
+        "photos": summary.photos,
+        "photos_with_detection": summary.photos_with_detection,
+        "crops": summary.crops,
+        "skipped_photos": [list(s) for s in summary.skipped_photos],
+    }
+    atomic_write_text(out / "impostors.json", json.dumps(record, indent=1) + "\n")
+    return summary
+
+
+def _prepare(out: Path, splits: Sequence[str], overwrite: bool) -> None:
+    ours = [out / s for s in splits] + [out / "manifest.csv", out / "impostors.json"]
+    existing = [p for p in ours if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{out} already holds impostors ({', '.join(p.name for p in existing)}); "
+                              "pass overwrite=True (--overwrite) to replace them")
+    for path in existing:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
