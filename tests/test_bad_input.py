@@ -74,9 +74,9 @@ def test_recognize_draws_one_png_per_input(tmp_path, monkeypatch):
         def from_pretrained(cls, *args, **kwargs):
             return cls()
 
-        def predict(self, image):
+        def predict(self, images, batch_size=16):
             return [[{"box": [1.0, 1.0, 8.0, 8.0], "brand": "acme", "score": 0.8, "best": "acme",
-                      "detection_score": 0.9}]]
+                      "detection_score": 0.9}] for _ in images]
 
     monkeypatch.setattr(recognize, "recognizer_class", lambda: Recognizer)
     _write_images(tmp_path / "in", ["shelf.1.jpg", "shelf.2.png"])

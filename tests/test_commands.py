@@ -123,3 +123,217 @@ def test_train_config_mistakes_are_one_line(args, expected, monkeypatch, capsys)
     message = str(exit_info.value.code)
     assert message.startswith(expected) and "\n" not in message, message
     assert "usage:" not in capsys.readouterr().err  # jsonargparse's 60-line dump is gone
+
+
+# --- one flag vocabulary (README: "One flag vocabulary")
+VOCABULARY = {  # command -> the common flags it takes (the meaning is the same in each)
+    "predict": {"--model", "--images", "--out", "--device", "--batch-size", "--zoo-dir", "--no-progress"},
+    "eval": {"--model", "--data", "--out", "--device", "--batch-size", "--workers", "--zoo-dir", "--no-progress"},
+    "extract": {"--model", "--images", "--out", "--device", "--batch-size", "--workers", "--zoo-dir",
+                "--no-progress"},
+    "recognize": {"--images", "--out", "--device", "--batch-size", "--zoo-dir", "--no-progress"},
+    "export": {"--model", "--out", "--device", "--zoo-dir"},
+    "benchmark": {"--model", "--images", "--data", "--out", "--device", "--zoo-dir", "--no-progress"},
+    "zoo": {"--zoo-dir"},
+    "build-gallery": {"--out", "--device", "--batch-size"},
+    "dedup": {"--model", "--images", "--out", "--device", "--batch-size"},
+    "make-logo-dataset": {"--out"},
+    "make-brand-dataset": {"--out", "--workers"},
+}
+OLD_SPELLINGS = {"eval": ["--out-dir"], "export": ["--output", "--batch", "--zoo_dir"],
+                 "benchmark": ["--batch", "--end-to-end", "--accuracy", "--output"], "predict": ["--zoo_dir"]}
+
+
+def _help_options(command: str, capsys) -> set[str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    import re
+
+    return set(re.findall(r"^\s+(--[\w-]+)", capsys.readouterr().out, re.MULTILINE))
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "train"])
+def test_every_command_speaks_one_kebab_case_vocabulary(command, capsys):
+    """Common flags are spelled the same everywhere; --help shows kebab case only, old spellings stay hidden."""
+    import re
+
+    options = _help_options(command, capsys)
+    assert VOCABULARY.get(command, set()) <= options, sorted(VOCABULARY[command] - options)
+    assert all(re.fullmatch(r"--[a-z0-9]+(-[a-z0-9]+)*", o) for o in options), sorted(options)
+    assert not set(OLD_SPELLINGS.get(command, [])) & options
+
+
+def test_old_spellings_still_parse_to_the_new_flags():
+    from vision.commands import benchmark, eval as eval_command
+
+    args = benchmark.parser().parse_args(["--model", "m", "--batch", "1,2", "--end-to-end", "photos", "--accuracy",
+                                          "val.txt", "--output", "features", "--zoo_dir", "zoo"])
+    assert (args.batch_sizes, str(args.images), str(args.data), args.output, args.zoo_dir) == (
+        "1,2", "photos", "val.txt", "features", "zoo")
+    args = eval_command.parser().parse_args(["--model", "m", "--data", "d", "--out-dir", "runs/x"])
+    assert str(args.out) == "runs/x"
+
+
+def test_option_mistakes_are_one_line(capsys):
+    """argparse's usage dump is replaced by the one-line error every other mistake gets (exit 2)."""
+    for argv, cause in ((["predict"], "the following arguments are required: --model, --images"),
+                        (["export", "--model", "m", "--device", "cuda"], "only a TensorRT build takes a device"),
+                        (["eval", "--model", "m", "--data", "d", "--batch-size", "many"], "invalid int value")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ") and cause in err
+        assert f"see 'vision {argv[0]} --help'" in err
+
+
+def test_images_takes_files_folders_globs_and_manifests(tmp_path):
+    from vision.commands import image_inputs
+    from vision.data.io import NoImagesError
+
+    photos = sorted((SAMPLE / "val").rglob("*.jpg"))[:3]
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for p in photos:
+        (folder / p.name).write_bytes(p.read_bytes())
+    manifest = tmp_path / "list.txt"
+    manifest.write_text(f"# a comment\nfolder/{photos[0].name}, 3\n{photos[1]}\n")
+    found = image_inputs([str(photos[2]), str(folder), str(tmp_path / "folder" / "*.jpg"), str(manifest)])
+    assert found[0] == photos[2] and len(found) == 1 + 3 + 3 + 2
+    assert found[-2:] == [folder / photos[0].name, photos[1]]  # manifest paths are relative to the manifest
+    with pytest.raises(FileNotFoundError, match="no file matches"):
+        image_inputs([str(tmp_path / "*.png")])
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    with pytest.raises(NoImagesError, match="lists no image"):
+        image_inputs([str(tmp_path / "empty.txt")])
+
+
+def test_extract_takes_globs_and_zoo_dir(tmp_path, capsys):
+    import numpy as np
+
+    photos = str(SAMPLE / "val" / "Fruit" / "*" / "*.jpg")
+    out = tmp_path / "f.npy"
+    assert main(["extract", "--model", "brand_resnet10t", "--images", photos, "--zoo-dir", str(REPO / "weights"),
+                 "--device", "cpu", "--batch-size", "4", "--out", str(out)]) == 0
+    count = len(__import__("glob").glob(photos))
+    assert np.load(out).shape[0] == count == len((tmp_path / "f.npy.ids.txt").read_text().splitlines())
+    with pytest.raises(SystemExit) as exit_info:  # --zoo-dir is the only zoo looked in
+        main(["extract", "--model", "brand_resnet10t", "--images", photos, "--zoo-dir", str(tmp_path),
+              "--out", str(tmp_path / "g.npy")])
+    assert str(exit_info.value.code).startswith("error: no model named 'brand_resnet10t'")
+    assert not (tmp_path / "g.npy").exists()
+
+
+def test_recognize_batches_photos_and_looks_names_up_in_zoo_dir(tmp_path, monkeypatch, capsys):
+    import os
+
+    from vision.commands import recognize
+
+    seen = {}
+
+    class Recognizer:
+        @classmethod
+        def from_pretrained(cls, embedder, gallery, **kwargs):
+            seen["zoo"] = os.environ.get("VISION_ZOO_DIR")
+            return cls()
+
+        def predict(self, images, batch_size=16):
+            seen.setdefault("batches", []).append(len(images))
+            return [[] for _ in images]
+
+    monkeypatch.setattr(recognize, "recognizer_class", lambda: Recognizer)
+    photos = sorted((SAMPLE / "val" / "Fruit").rglob("*.jpg"))[:5]
+    assert recognize.main(["--images", *map(str, photos), "--embedder", "e", "--gallery", "g", "--batch-size", "2",
+                           "--zoo-dir", str(tmp_path), "--no-draw", "--out", str(tmp_path / "out")]) == 0
+    assert seen == {"zoo": str(tmp_path), "batches": [2, 2, 1]} and os.environ.get("VISION_ZOO_DIR") is None
+    assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == 5
+
+
+# --- progress bars and quiet third-party libraries
+class _Terminal(__import__("io").StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_only_on_a_terminal_and_not_with_no_progress(monkeypatch):
+    from vision.progress import progress_bar, progress_wanted
+
+    for stream, enabled, drawn in ((_Terminal(), True, True), (_Terminal(), False, False),
+                                   (__import__("io").StringIO(), True, False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        list(progress_bar(range(3), enabled=enabled, desc="work"))
+        assert ("work: 100%" in stream.getvalue()) == drawn == progress_wanted(enabled)
+
+
+def test_benchmark_draws_progress_on_a_terminal(tmp_path, monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    result = main(["benchmark", "--model", "brand_resnet10t", "--backends", "torch", "--batch-sizes", "1",
+                   "--seconds", "0.05", "--rounds", "1", "--out", str(tmp_path / "b.json")])
+    assert result == 0 and "brand_resnet10t: 100%" in terminal.getvalue() and "2/2" in terminal.getvalue()
+
+
+def test_commands_silence_third_party_noise_only_inside():
+    import logging
+    import warnings
+
+    from vision.progress import quiet_third_party
+
+    class Lines(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.INFO)
+            self.lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    lightning, lines = logging.getLogger("pytorch_lightning.utilities.rank_zero"), Lines()
+    level, lightning.level = lightning.level, logging.INFO
+    lightning.addHandler(lines)
+    noise = ["`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec)` instead.",
+             "Starting from v1.9.0, `tensorboardX` has been removed as a dependency"]
+    try:
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            with quiet_third_party():
+                warnings.warn(noise[0], FutureWarning)
+                warnings.warn(noise[1], UserWarning)
+                warnings.warn("a real problem", UserWarning)
+                for line in ("💡 Tip: For seamless cloud logging", "GPU available: False, used: False", "Epoch 3"):
+                    lightning.info(line)
+            warnings.warn(noise[0], FutureWarning)  # outside a command, the library changes nothing
+            lightning.info("💡 Tip: outside")
+    finally:
+        lightning.removeHandler(lines)
+        lightning.level = level
+    assert [str(w.message) for w in shown] == ["a real problem", noise[0]]
+    assert lines.lines == ["Epoch 3", "💡 Tip: outside"]
+
+
+def _shipped_classes_folder(folder):
+    """An ImageFolder of 8 sample photos under the shipped classifier's class names."""
+    for photo in sorted((SAMPLE / "val").rglob("*.jpg"))[::4]:
+        (folder / photo.parent.name).mkdir(parents=True, exist_ok=True)
+        (folder / photo.parent.name / photo.name).write_bytes(photo.read_bytes())
+    return folder
+
+
+def test_eval_prints_only_useful_lines(tmp_path):
+    """The whole command in a fresh process: stdout one JSON report, stderr nothing (no Lightning adverts, device
+    lines or deprecation warnings)."""
+    out = _run("eval", "--model", "grocery_resnet10t", "--data", str(_shipped_classes_folder(tmp_path / "data")),
+               "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "eval"))
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == "" and json.loads(out.stdout)["images"] == 8
+
+
+def test_eval_draws_progress_on_a_terminal(tmp_path, monkeypatch, capsys):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    args = ["eval", "--model", "grocery_resnet10t", "--data", str(_shipped_classes_folder(tmp_path / "data")),
+            "--workers", "0", "--device", "cpu", "--batch-size", "4", "--out", str(tmp_path / "eval")]
+    assert main(args) == 0
+    drawn = terminal.getvalue()
+    assert "eval: 100%" in drawn and "2/2" in drawn
+    assert main([*args, "--no-progress"]) == 0 and terminal.getvalue() == drawn
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["images"] == 8  # stdout: the reports only

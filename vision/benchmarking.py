@@ -4,6 +4,7 @@ machine facts every figure is reported with."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -47,33 +48,49 @@ def run(args, argv: list[str] | None = None) -> dict:
 
 def benchmark_model(name: str, wanted: list[str], args) -> dict:
     """Every backend of one zoo model through the predictor interface: network speed on random input per batch
-    size, optionally end-to-end speed on real images and top-1 on a labelled manifest."""
-    model = load_model(name)
+    size, optionally end-to-end speed on real images and top-1 on a labelled manifest. A progress bar on stderr
+    counts exports and cells (between timings, never inside one)."""
+    from vision.progress import progress_bar
+
+    model = load_model(name, zoo_dir=args.zoo_dir)
     card = model.card
     profile_max = int(args.profile.split(",")[-1])
     notes, exports = [], {}
-    with tempfile.TemporaryDirectory(prefix="vision-bench-") as scratch:
+    bar = progress_bar(total=len(wanted), enabled=not args.no_progress, desc=name, unit="step")
+    with tempfile.TemporaryDirectory(prefix="vision-bench-") as scratch, bar:
         predictors: dict[str, Predictor] = {}
         for backend in wanted:
             t0 = time.perf_counter()
+            bar.set_postfix_str(f"export {backend}")
             try:
                 predictors[backend] = make_predictor(backend, model, Path(scratch), args)
             except (ExportError, ImportError) as e:  # e.g. INT8 of a detector, TensorRT on a CPU machine
                 notes.append(f"{backend}: skipped ({e})"[:400])
                 continue
+            finally:
+                bar.update(1)
             exports[backend] = round(time.perf_counter() - t0, 1)
         runners = {backend: _numpy_runner(p) for backend, p in predictors.items()}
-        batches = sorted({int(b) for b in args.batch.split(",")} | ({profile_max} if any(
+        batches = sorted({int(b) for b in args.batch_sizes.split(",")} | ({profile_max} if any(
             n.startswith("trt") for n in runners) else set()))
+        bar.total += len(batches) * (2 if args.images else 1) + bool(args.data and card.task == "classification")
+        bar.refresh()
         size = card.data_config.input_size
         rows = []
         for batch in batches:
+            bar.set_postfix_str(f"batch {batch}")
             x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
             rows += time_cell(runners, x, args.seconds, args.rounds)
-        end_to_end = time_end_to_end(predictors, args.end_to_end, batches, args) if args.end_to_end else []
+            bar.update(1)
+        end_to_end = []
+        if args.images:
+            bar.set_postfix_str("end to end")
+            end_to_end = time_end_to_end(predictors, args.images, batches, args, done=bar.update)
         accuracy = None
-        if args.accuracy and card.task == "classification":
-            accuracy = top1_per_backend(runners, model, args.accuracy)
+        if args.data and card.task == "classification":
+            bar.set_postfix_str("top-1")
+            accuracy = top1_per_backend(runners, model, args.data)
+            bar.update(1)
     return {"model": card.name, "task": card.task, "output": args.output, "rows": rows, "end_to_end": end_to_end,
             "accuracy": accuracy, "notes": notes, "export_seconds": exports}
 
@@ -83,7 +100,10 @@ def make_predictor(name: str, model, scratch: Path, args) -> Predictor:
     predictor's integrity checks run as in production)."""
     options = {"output": args.output} if args.output else {}
     if name == "torch":
-        return Predictor(TorchRuntime(model, args.output or default_output(model.card), "cpu"))
+        device = args.device or "cpu"
+        # on a GPU the timed copy moves there; the model the other backends export stays on the CPU
+        network = model if device == "cpu" else copy.deepcopy(model)
+        return Predictor(TorchRuntime(network, args.output or default_output(model.card), device))
     if name.startswith("ort"):
         import onnxruntime as ort
 
@@ -112,9 +132,11 @@ def _numpy_runner(p: Predictor) -> Runner:
     return lambda x: runtime(torch.from_numpy(x))
 
 
-def time_end_to_end(predictors: dict[str, Predictor], folder: Path, batches: list[int], args) -> list[dict]:
+def time_end_to_end(predictors: dict[str, Predictor], folder: Path, batches: list[int], args,
+                    done: Callable[[], object] = lambda: None) -> list[dict]:
     """Images/s of the whole predictor call (decode, preprocess, network, postprocess incl. NMS) per backend and
-    batch size, median of ``--rounds`` passes over the folder's images, interleaved across backends."""
+    batch size, median of ``--rounds`` passes over the folder's images, interleaved across backends; ``done()``
+    after each batch size."""
     from vision.data.io import list_images
 
     images = [str(p) for p in list_images(folder)]
@@ -134,6 +156,7 @@ def time_end_to_end(predictors: dict[str, Predictor], folder: Path, batches: lis
             rows.append({"backend": name, "batch": batch, "images": len(images),
                          "images_per_s": round(len(images) / med, 1),
                          "vs_torch": round(base / med, 2) if base else None})
+        done()
     return rows
 
 

@@ -42,7 +42,7 @@ def trainer_defaults() -> dict:
 
 
 class VisionCLI(LightningCLI):
-    """``tools/train.py``: fit, then (with ``--zoo_name``) evaluate and save the model to the zoo.
+    """``tools/train.py``: fit, then (with ``--zoo-name``) evaluate and save the model to the zoo.
 
     ``model`` and ``data`` are any LightningModule / LightningDataModule given by ``class_path``
     (the task table lives in the configs); a task module offers ``eval_model`` and ``model_card``

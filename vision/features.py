@@ -112,22 +112,27 @@ class FeatureExtractor:
         results = self.predictor.head.postprocess(self.predictor.runtime(batch), meta, [""] * len(arrays))
         return np.stack([r.vector for r in results])
 
-    def extract_folder(self, folder_or_manifest: str | Path, out_path: str | Path, batch_size: int = 32) -> dict:
+    def extract_folder(self, folder_or_manifest: str | Path | Sequence[str | Path], out_path: str | Path,
+                       batch_size: int = 32, progress: bool = True) -> dict:
         """Stream features of every image under a folder (recursive) or in a manifest (``path, ...`` lines,
-        relative to the manifest's folder) to ``.npy`` + ``<out>.ids.txt``, or to ``.parquet`` (needs pyarrow).
+        relative to the manifest's folder), or of a list of image paths, to ``.npy`` + ``<out>.ids.txt``, or to
+        ``.parquet`` (needs pyarrow). ``progress``: a tqdm bar on stderr when it is a terminal.
 
         Unreadable images are skipped and listed in one warning. Returns a summary dict.
         """
         out_path = Path(out_path)
         writer_cls = ParquetWriter if out_path.suffix.lower() == ".parquet" else NpyWriter
-        paths = image_sources(Path(folder_or_manifest))
+        if isinstance(folder_or_manifest, (str, Path)):
+            paths = image_sources(Path(folder_or_manifest))
+        else:
+            paths, folder_or_manifest = [Path(p) for p in folder_or_manifest], "the given images"
         if not paths:
             raise ExtractError(f"{folder_or_manifest}: no images to extract features from (nothing with an image "
                                f"suffix under it); {out_path} was not written")
         skipped: list[tuple[str, str]] = []
         with writer_cls(out_path) as writer:
             for batch_paths in tqdm(_batched(paths, batch_size), total=-(-len(paths) // batch_size),
-                                    desc="features", unit="batch"):
+                                    desc="features", unit="batch", disable=None if progress else True):
                 good, arrays = [], []
                 for p in batch_paths:
                     try:

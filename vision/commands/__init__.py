@@ -7,9 +7,14 @@ traceback instead.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import copy
 import importlib
 import os
 import sys
+from pathlib import Path
+from typing import Iterator
 
 # command -> ("module:function", one-line help); the function takes argv and returns an exit code (or None)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,6 +59,99 @@ def _errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Lists each option under its first spelling only: the later ones are old spellings kept working
+    (``--out-dir`` for ``--out``, ``--zoo_dir`` for ``--zoo-dir``), not part of the vocabulary."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if len(action.option_strings) > 1 and action.option_strings[0].startswith("--"):
+            action = copy.copy(action)
+            action.option_strings = action.option_strings[:1]
+        return super()._format_action_invocation(action)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse with the one-line error of every other mistake: ``error: <cause>; <what to do>`` (exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see '{self.prog} --help'\n")
+
+
+def command_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The argument parser of a command: its docstring's first paragraph as description, old spellings hidden."""
+    return CommandParser(prog=prog, description=" ".join(doc.strip().split("\n\n")[0].split()),
+                         formatter_class=HelpFormatter)
+
+
+# The flags every command spells and means the same way (README: "One flag vocabulary").
+def add_images(ap: argparse.ArgumentParser, required: bool = True, what: str = "") -> None:
+    ap.add_argument("--images", nargs="+", required=required,
+                    help="image files, folders (recursive), globs ('shelf/*.jpg') and/or manifests ('path, ...' "
+                         "lines, relative to the manifest)" + what)
+
+
+def add_device(ap: argparse.ArgumentParser, what: str = "") -> None:
+    ap.add_argument("--device", help="cuda, cuda:1 or cpu (default: CUDA when available)" + what)
+
+
+def add_zoo_dir(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--zoo-dir", "--zoo_dir", metavar="DIR", help="look model (and gallery) names up in this zoo folder only "
+                                                   "(default: $VISION_ZOO_DIR, else your zoo, then the shipped one)")
+
+
+def add_no_progress(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--no-progress", action="store_true",
+                    help="no progress bars (they are drawn only when stderr is a terminal anyway)")
+
+
+def image_inputs(items: list[str]) -> list[Path]:
+    """The image paths of ``--images``: files as given, folders (recursive), globs and manifests, in order.
+
+    A missing path, a glob matching nothing, a folder without images or an empty manifest is an error here,
+    before any model loads; files listed in a manifest that cannot be read are skipped later, like any image.
+    """
+    import glob
+
+    from vision.data.io import IMG_EXTENSIONS, NoImagesError, collect_images
+
+    found: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if glob.has_magic(item) and not path.exists():
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                raise FileNotFoundError(f"no file matches {item!r}")
+            found += collect_images(matches)
+        elif path.is_file() and path.suffix.lower() not in IMG_EXTENSIONS:
+            from vision.features import image_sources
+
+            listed = image_sources(path)
+            if not listed:
+                raise NoImagesError(f"manifest {path} lists no image")
+            found += listed
+        else:
+            found += collect_images([path])
+    return found
+
+
+@contextlib.contextmanager
+def zoo_dir_scope(zoo_dir: str | None) -> Iterator[None]:
+    """``--zoo-dir`` for library calls without a ``zoo_dir=`` parameter: ``$VISION_ZOO_DIR`` is the same lookup
+    (that one folder only, :func:`vision.zoo.zoo_search_path`), set for this command only."""
+    if not zoo_dir:
+        yield
+        return
+    before = os.environ.get("VISION_ZOO_DIR")
+    os.environ["VISION_ZOO_DIR"] = str(zoo_dir)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("VISION_ZOO_DIR", None)
+        else:
+            os.environ["VISION_ZOO_DIR"] = before
+
+
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: vision <command> [options]    (vision <command> --help for its options)", "", "commands:"]
@@ -81,8 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module, _, function = COMMANDS[name][0].partition(":")
     run = getattr(importlib.import_module(module), function)
+    from vision.progress import quiet_third_party
+
     try:
-        code = run(rest)
+        with quiet_third_party(device_lines=name == "train"):
+            code = run(rest)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -3,9 +3,9 @@ side by side in one process, plus (optionally) end-to-end speed on real images a
 labelled split. Prints Markdown tables and writes JSON.
 
     vision benchmark --model grocery_resnet10t --calib-dir ../shared/datasets/grocery_store/train \
-        --accuracy ../shared/datasets/grocery_store/val.txt --out runs/benchmark/grocery.json
-    vision benchmark --model grocery_resnet10t,logo_yolo11n,brand_resnet10t --batch 1,8,32 \
-        --calib-dir data/grocery_sample/train --end-to-end data/logo_sample/images/val --out runs/benchmark/all.json
+        --data ../shared/datasets/grocery_store/val.txt --out runs/benchmark/grocery.json
+    vision benchmark --model grocery_resnet10t,logo_yolo11n,brand_resnet10t --batch-sizes 1,8,32 \
+        --calib-dir data/grocery_sample/train --images data/logo_sample/images/val --out runs/benchmark/all.json
 
 Backends: ``torch`` (eager fp32), ``ort-fp32``, ``ort-int8`` (static QDQ, needs ``--calib-dir``), ``trt-fp32``,
 ``trt-fp16`` (need the [tensorrt] extra and a GPU; skipped with a note otherwise). Each (batch, backend) cell is
@@ -19,24 +19,34 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vision.commands import add_no_progress, add_zoo_dir, command_parser
+
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="vision benchmark", description=__doc__.splitlines()[0])
+    ap = command_parser("vision benchmark", __doc__)
     ap.add_argument("--model", required=True, help="zoo name(s), comma-separated: one table per model")
-    ap.add_argument("--output", help="output kind to time (default per task: logits for classifiers)")
+    add_zoo_dir(ap)
+    ap.add_argument("--output-kind", "--output", dest="output", metavar="KIND",
+                    help="what to time (classification: logits | features); default per task")
     ap.add_argument("--backends", default="torch,ort-fp32,ort-int8,trt-fp32,trt-fp16")
-    ap.add_argument("--batch", default="1,8,16,32", help="batch sizes; the TensorRT profile max is added")
-    ap.add_argument("--profile", default="1,8,64", help="TensorRT min,opt,max batch profile")
+    ap.add_argument("--batch-sizes", "--batch", dest="batch_sizes", metavar="N,N,...", default="1,8,16,32",
+                    help="comma-separated batch sizes, one table row each; the TensorRT profile max is added")
+    ap.add_argument("--profile", default="1,8,64", metavar="MIN,OPT,MAX", help="TensorRT optimisation profile: min,opt,max batch size")
+    ap.add_argument("--device", default="cpu",
+                    help="where the torch eager backend runs (default cpu, beside ONNX Runtime's CPU provider; "
+                         "cuda to compare with TensorRT)")
     ap.add_argument("--calib-dir", type=Path, help="INT8 calibration images (ort-int8)")
     ap.add_argument("--int8-format", default="qdq", choices=["qdq", "qoperator"], help="ort-int8 graph format")
-    ap.add_argument("--accuracy", type=Path, help="labelled manifest: top-1 of every backend on it (classifiers)")
-    ap.add_argument("--end-to-end", type=Path, metavar="IMAGES",
+    ap.add_argument("--images", "--end-to-end", dest="images", type=Path, metavar="FOLDER",
                     help="also time the whole predictor (decode, preprocess, network, postprocess incl. NMS) on "
                          "the images of this folder")
+    ap.add_argument("--data", "--accuracy", dest="data", type=Path, metavar="MANIFEST",
+                    help="labelled data (classifiers: a 'path, label' manifest): top-1 of every backend on it")
     ap.add_argument("--seconds", type=float, default=4.0, help="measuring time per cell")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, help="torch and ONNX Runtime threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=Path("runs/benchmark/benchmark.json"))
+    add_no_progress(ap)
     return ap
 
 

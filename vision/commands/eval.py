@@ -1,14 +1,17 @@
 """``vision eval``: metrics of any zoo model (name, .safetensors or Lightning .ckpt) on a labelled split.
 
+``--data`` is labelled data (images with their answers), unlike the unlabelled ``--images`` of predict, extract and
+recognize; its form depends on the model's task:
+
     vision eval --model grocery_resnet10t --data ../shared/datasets/grocery_store/val.txt \\
         --classes ../shared/datasets/grocery_store/classes.csv              # classifier: top-1/5, confusion PNG
     vision eval --model logo_yolo11n --data data/logo_sample/data.yaml      # detector: mAP50, mAP50-95 on 'val'
     vision eval --model brand_resnet10t --data runs/brands/val              # embedder: gallery/ and query/ folders
 
-Classifiers: ``--data`` is a manifest (``path, label[, coarse]`` lines) or an ImageFolder tree; top-1/top-5 fine
+Classifiers: a manifest (``path, label[, coarse]`` lines) or an ImageFolder tree; top-1/top-5 fine
 and coarse, mean per-class accuracy, per-class accuracies and a confusion-matrix PNG under ``--out``. Detectors:
-``--data`` is a YOLO ``data.yaml``; mAP50, mAP50-95, precision, recall on its val split (ultralytics' matching and
-``DetMetrics``, as in training). Embedders: ``--data`` holds ``gallery/<brand>/*`` and ``query/<brand>/*``;
+a YOLO ``data.yaml``; mAP50, mAP50-95, precision, recall on its val split (ultralytics' matching and
+``DetMetrics``, as in training). Embedders: a folder holding ``gallery/<brand>/*`` and ``query/<brand>/*``;
 Recall@1/5, precision@1 and MAP@R of queries against the gallery. Prints one JSON object and writes it to
 ``<out>/metrics.json``.
 """
@@ -19,21 +22,26 @@ import argparse
 import json
 from pathlib import Path
 
+from vision.commands import add_device, add_no_progress, add_zoo_dir, command_parser
+
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="vision eval", description=__doc__.splitlines()[0])
+    ap = command_parser("vision eval", __doc__)
     ap.add_argument("--model", required=True, help="zoo name, .safetensors file or Lightning .ckpt")
     ap.add_argument("--data", type=Path, required=True,
-                    help="classifier: manifest or ImageFolder; detector: data.yaml; embedder: gallery/+query/ folder")
+                    help="labelled data, by the model's task: classifier: a manifest ('path, label' lines) or an "
+                         "ImageFolder tree; detector: a YOLO data.yaml (its val split); embedder: a folder with "
+                         "gallery/<id>/ and query/<id>/")
     ap.add_argument("--classes", type=Path, help="classifier: class table to check against the model's classes")
     ap.add_argument("--root", type=Path, help="classifier: folder manifest paths are relative to")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--device", help="cuda, cpu (default: CUDA when available)")
-    ap.add_argument("--zoo-dir", help="look model names up in this zoo folder only")
+    ap.add_argument("--batch-size", type=int, default=64, help="images per batch")
+    ap.add_argument("--workers", type=int, default=2, help="image-decoding worker processes (classifier, detector)")
+    add_device(ap)
+    add_zoo_dir(ap)
     ap.add_argument("--out", "--out-dir", dest="out", type=Path, default=Path("runs/eval"),
                     help="folder for metrics.json (and the confusion matrix)")
     ap.add_argument("--strict", action="store_true", help="unreadable images are an error, not a skip")
+    add_no_progress(ap)
     return ap
 
 
@@ -54,9 +62,57 @@ def main(argv: list[str] | None = None) -> dict:
 def _trainer(args):
     import pytorch_lightning as pl
 
-    accelerator = "cpu" if args.device == "cpu" else "auto"
-    return pl.Trainer(accelerator=accelerator, devices=1, logger=False, default_root_dir=args.out,
-                      enable_progress_bar=False, enable_model_summary=False)
+    from vision.progress import progress_wanted
+
+    accelerator, devices = _lightning_device(args.device)
+    # Lightning's own bar writes to stdout, where the JSON report goes: ours writes to stderr
+    callbacks = [_progress_callback()] if progress_wanted(not args.no_progress) else []
+    return pl.Trainer(accelerator=accelerator, devices=devices, logger=False, default_root_dir=args.out,
+                      enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks)
+
+
+def _lightning_device(device: str | None) -> tuple[str, list[int] | int]:
+    """``--device`` as Lightning's ``accelerator``/``devices``: ``cuda:1`` -> ``("gpu", [1])``."""
+    if device is None:
+        return "auto", 1
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
+        return "cpu", 1
+    if kind == "cuda":
+        return "gpu", [int(index)] if index else 1
+    from vision.commands import UsageError
+
+    raise UsageError(f"--device {device}: expected cpu, cuda or cuda:N")
+
+
+def _progress_callback():
+    """A validation/test progress bar on stderr (one per evaluation loop)."""
+    import pytorch_lightning as pl
+
+    from vision.progress import progress_bar
+
+    class EvalProgress(pl.Callback):
+        bar = None
+
+        def _start(self, batches) -> None:
+            self.bar = progress_bar(total=int(sum(batches)), desc="eval", unit="batch")
+
+        def _step(self, *_) -> None:
+            self.bar.update(1)
+
+        def _end(self, *_) -> None:
+            self.bar.close()
+
+        def on_validation_epoch_start(self, trainer, *_):
+            self._start(trainer.num_val_batches)
+
+        def on_test_epoch_start(self, trainer, *_):
+            self._start(trainer.num_test_batches)
+
+        on_validation_batch_end = on_test_batch_end = _step
+        on_validation_epoch_end = on_test_epoch_end = _end
+
+    return EvalProgress()
 
 
 def _classification(model, args) -> dict:
@@ -133,14 +189,17 @@ def _embedding(model, args) -> dict:
     from vision.data.datasets import scan_image_folder
     from vision.features import FeatureExtractor
     from vision.predictors import Predictor, TorchRuntime
+    from vision.progress import progress_bar
     from vision.retrieval import retrieval_metrics
 
     fx = FeatureExtractor(Predictor(TorchRuntime(model, "embedding", args.device)))
     parts = {}
     for part in ("gallery", "query"):
         samples, table = scan_image_folder(args.data / part)
+        starts = range(0, len(samples), args.batch_size)
         vectors = np.concatenate([fx([str(s.path) for s in samples[i:i + args.batch_size]])
-                                  for i in range(0, len(samples), args.batch_size)])
+                                  for i in progress_bar(starts, enabled=not args.no_progress, desc=f"eval {part}",
+                                                        unit="batch")])
         parts[part] = (vectors, [table.names[s.label] for s in samples])
     names = sorted(set(parts["gallery"][1]) | set(parts["query"][1]))
     labels = {part: [names.index(n) for n in owners] for part, (_, owners) in parts.items()}

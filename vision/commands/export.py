@@ -2,14 +2,14 @@
 each artifact carrying
 its model card and a parity report beside it; an export that fails its parity gate is refused with the numbers.
 
-    vision export --model grocery_resnet10t --format onnx --output features --out export/grocery_features.onnx
+    vision export --model grocery_resnet10t --format onnx --output-kind features --out export/grocery_features.onnx
     vision export --model grocery_resnet10t --format onnx-int8 \
         --calib-dir ../shared/datasets/grocery_store/train --parity-dir ../shared/datasets/grocery_store/val
-    vision export --model grocery_resnet10t --format tensorrt --precision fp16 --batch 1,8,32   # GPU
+    vision export --model grocery_resnet10t --format tensorrt --precision fp16 --profile 1,8,32   # GPU
     vision export --model grocery_resnet10t --format triton --serving onnxruntime --out export/triton
     vision export --model logo_yolo11n --format ultralytics      # a .pt that ultralytics' YOLO() loads
 
-``--out`` defaults to ``export/<model>.<output><suffix>``, where ``backend="auto"`` predictors look
+``--out`` defaults to ``export/<model>.<output kind><suffix>``, where ``backend="auto"`` predictors look
 (``export/triton`` for triton). Options a format does
 not take are refused (see ``vision.export.FORMATS``). ``--calib-images`` adds a few real images to the random
 inputs of the fp32 parity check. Every artifact's sha256 is recorded as written (parity report, plan sidecar,
@@ -20,10 +20,11 @@ inputs of the fp32 parity check. Every artifact's sha256 is recorded as written 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from vision.commands import add_zoo_dir, command_parser
 
 SAMPLE_IMAGES = 16
 # (vision.export.FORMATS; spelled out so that --help loads no torch: tests/test_commands.py checks they agree)
@@ -31,16 +32,20 @@ FORMAT_NAMES = ("onnx", "onnx-int8", "tensorrt", "triton", "ultralytics")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="vision export", description=__doc__.splitlines()[0])
+    ap = command_parser("vision export", __doc__)
     ap.add_argument("--model", help="zoo name, .safetensors file or Lightning .ckpt")
-    ap.add_argument("--zoo-dir", help="look model names up in this zoo folder only")
+    add_zoo_dir(ap)
     ap.add_argument("--verify", type=Path, help="check an export (.onnx, .plan, Triton repository) against its "
                                                 "recorded sha256 instead of exporting")
     ap.add_argument("--format", default="onnx", choices=sorted(FORMAT_NAMES))
-    ap.add_argument("--output", help="output kind (classification: logits | features); default per task")
+    ap.add_argument("--output-kind", "--output", dest="output", metavar="KIND",
+                    help="what the artifact computes (classification: logits | features); default per task")
     ap.add_argument("--out", type=Path, help="artifact path (a repository folder for --format triton)")
+    ap.add_argument("--device", help="tensorrt, triton with --serving tensorrt: the GPU to build on (cuda or cuda:N; "
+                                     "default: the current one); ONNX always traces on the CPU")
     ap.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="tensorrt / triton")
-    ap.add_argument("--batch", help="TensorRT profile min,opt,max (default 1,8,32)")
+    ap.add_argument("--profile", "--batch", dest="batch", metavar="MIN,OPT,MAX",
+                    help="TensorRT optimisation profile: min,opt,max batch size (default 1,8,32)")
     ap.add_argument("--calib-dir", type=Path, help="representative images for INT8 calibration")
     ap.add_argument("--parity-dir", type=Path, help="held-out images for the INT8 parity gate")
     ap.add_argument("--calib-images", type=Path, help="folder of images added to the fp32 parity check")
@@ -77,6 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--format onnx-int8 needs --calib-dir FOLDER (32+ representative images for calibration)")
     if args.format == "ultralytics" and args.out is not None and args.out.suffix != ".pt":
         ap.error(f"--format ultralytics writes a .pt file; --out {args.out} has another suffix")
+    builds_plan = args.format == "tensorrt" or (args.format == "triton" and args.serving == "tensorrt")
+    if args.device is not None:
+        kind, _, index = args.device.partition(":")
+        if not builds_plan or kind != "cuda" or not (index.isdigit() or not index):
+            ap.error(f"--device {args.device}: only a TensorRT build takes a device (cuda or cuda:N); ONNX exports "
+                     "trace on the CPU")
+        if index:
+            import torch
+
+            torch.cuda.set_device(int(index))  # TensorRT builds and checks the plan on the current device
     try:
         model = load_model(args.model, zoo_dir=args.zoo_dir)
         out = args.out or default_out(model.card.name, args.format, args.output or default_output(model.card))

@@ -3,6 +3,7 @@ manifest of images, to .npy (+ .ids.txt) or .parquet.
 
     vision extract --model grocery_resnet10t --images data/grocery_sample/val --out runs/val_feats.npy
     vision extract --model export/grocery_features.onnx --images data/grocery_sample/val.txt --out f.npy
+    vision extract --model brand_resnet10t --images 'crops/*.png' --out crops.parquet --zoo-dir runs/my_zoo
 
 Past one machine (``vision.scale``): ``--engine ray`` (Ray Data, local or ``--address`` of a running cluster) or
 ``--engine lightning`` (``trainer.predict``, one process per ``--devices``) write Parquet shards of ``--shard-size``
@@ -19,10 +20,11 @@ back and checks they belong together); exports are checked against their recorde
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir, command_parser
 
 # (vision.predictors.BACKENDS; spelled out so that --help loads no torch: tests/test_commands.py checks they agree)
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
@@ -30,14 +32,15 @@ ENGINES = ("local", "ray", "lightning")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="vision extract", description=__doc__.splitlines()[0])
+    ap = command_parser("vision extract", __doc__)
     ap.add_argument("--model", required=True, help="zoo name, .safetensors, .ckpt, features .onnx or TensorRT .plan")
     ap.add_argument("--backend", default="auto", choices=BACKENDS)
-    ap.add_argument("--images", type=Path, required=True, help="folder (recursive) or manifest of 'path, ...' lines")
+    add_images(ap, what="; ray/lightning: one folder, manifest or Parquet table with a 'path' column")
     ap.add_argument("--out", type=Path, required=True,
                     help="local: .npy (with an .ids.txt sidecar) or .parquet; ray/lightning: a folder of shards")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--device", default=None, help="local engine only")
+    ap.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    add_device(ap, "; local engine only")
+    add_zoo_dir(ap)
     ap.add_argument("--engine", default="local", choices=ENGINES)
     ap.add_argument("--shard-size", type=int, default=10_000, help="images per shard (ray, lightning)")
     ap.add_argument("--address", default=None, help="ray: a running cluster ('auto', 'ray://host:10001'); default: "
@@ -46,19 +49,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-cpus", type=int, default=None, help="ray: CPUs of a local cluster (default: all)")
     ap.add_argument("--devices", type=int, default=1, help="lightning: processes (GPUs, or CPU processes) per node")
     ap.add_argument("--num-nodes", type=int, default=1, help="lightning: nodes")
-    ap.add_argument("--workers", type=int, default=0, help="lightning: DataLoader workers per process")
+    ap.add_argument("--workers", type=int, default=0, help="lightning: image-decoding DataLoader workers per process")
+    add_no_progress(ap)
     args = ap.parse_args(argv)
-    from vision.export import ExportError
-    from vision.features import FeatureExtractor
+    from vision.commands import image_inputs, zoo_dir_scope
 
-    if args.engine != "local":
-        return _extract_shards(args)
+    with zoo_dir_scope(args.zoo_dir):  # model names are looked up in --zoo-dir, also by Ray actors and Lightning ranks
+        if args.engine != "local":
+            if len(args.images) != 1:
+                ap.error(f"--engine {args.engine} takes one --images folder, manifest or Parquet table")
+            args.images = Path(args.images[0])
+            return _extract_shards(args)
+        from vision.export import ExportError
+        from vision.features import FeatureExtractor
 
-    try:
-        extractor = FeatureExtractor.from_pretrained(args.model, backend=args.backend, device=args.device)
-        summary = extractor.extract_folder(args.images, args.out, batch_size=args.batch_size)
-    except (ValueError, ImportError, FileNotFoundError, ExportError) as e:
-        raise SystemExit(f"error: {e}")
+        try:
+            images = image_inputs(args.images)  # before the model loads: a mistyped folder fails at once
+            extractor = FeatureExtractor.from_pretrained(args.model, backend=args.backend, device=args.device)
+            summary = extractor.extract_folder(images, args.out, batch_size=args.batch_size,
+                                               progress=not args.no_progress)
+        except (ValueError, ImportError, FileNotFoundError, ExportError) as e:
+            raise SystemExit(f"error: {e}")
     print(json.dumps({k: v for k, v in summary.items() if k != "skipped"} | {"skipped": len(summary["skipped"])}),
           file=sys.stderr)
     return 0
@@ -66,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _extract_shards(args) -> int:
     from vision.export import ExportError
+    from vision.progress import progress_wanted
+
+    progress = progress_wanted(not args.no_progress)
 
     try:
         if args.engine == "ray":
@@ -73,14 +87,16 @@ def _extract_shards(args) -> int:
 
             summary = extract_with_ray(args.model, args.images, args.out, backend=args.backend,
                                        shard_size=args.shard_size, batch_size=args.batch_size,
-                                       num_actors=args.num_actors, address=args.address, num_cpus=args.num_cpus)
+                                       num_actors=args.num_actors, address=args.address, num_cpus=args.num_cpus,
+                                       progress=progress)
         else:
             from vision.scale.lightning_extract import extract_with_lightning
 
             backend = "torch" if args.backend == "auto" else args.backend
             summary = extract_with_lightning(args.model, args.images, args.out, backend=backend,
                                              shard_size=args.shard_size, batch_size=args.batch_size,
-                                             workers=args.workers, devices=args.devices, num_nodes=args.num_nodes)
+                                             workers=args.workers, devices=args.devices, num_nodes=args.num_nodes,
+                                             progress=progress)
     except (ValueError, ImportError, FileNotFoundError, ExportError) as e:
         raise SystemExit(f"error: {e}")
     if "rank" in summary:

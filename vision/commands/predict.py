@@ -3,6 +3,7 @@
     vision predict --model grocery_resnet10t --images data/grocery_sample/val --topk 3
     vision predict --model logo_yolo11n --images 'shelf/*.jpg' --conf 0.25 --out logos.jsonl --draw runs/drawn
     vision predict --model export/grocery_resnet10t.logits.onnx --images photos/      # ONNX Runtime
+    vision predict --model grocery_resnet10t --images data/grocery_sample/val.txt   # a manifest's images
 
 One line per image: ``{"image", "task", ...}`` with ``topk`` (classifiers), ``width``/``height``/``detections``
 in original pixels (detectors) or ``dim``/``vector`` (embedders). ``--draw DIR`` saves each image annotated as a
@@ -17,36 +18,37 @@ import json
 import sys
 from pathlib import Path
 
+from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir, command_parser
+
 # options that configure one task's head; given to the head that has them
 HEAD_OPTIONS = ("topk", "conf", "iou")
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="vision predict", description=__doc__.splitlines()[0])
+    ap = command_parser("vision predict", __doc__)
     ap.add_argument("--model", required=True, help="zoo name, .safetensors, .ckpt, .onnx or TensorRT .plan")
-    ap.add_argument("--images", nargs="+", required=True, help="image files, folders (recursive) and/or globs")
+    add_images(ap)
     ap.add_argument("--out", type=Path, help="JSON lines file (default: stdout)")
-    ap.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when available)")
+    add_device(ap)
     ap.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"])
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--zoo-dir", help="look model names up in this zoo folder only")
+    ap.add_argument("--batch-size", type=int, default=32, help="images read and run at a time")
+    add_zoo_dir(ap)
     ap.add_argument("--topk", type=int, default=5, help="classifiers: classes per image")
     ap.add_argument("--conf", type=float, default=0.25, help="detectors: minimum box score")
     ap.add_argument("--iou", type=float, default=0.7, help="detectors: NMS IoU threshold")
     ap.add_argument("--draw", type=Path, help="folder for annotated PNGs (classifiers and detectors)")
     ap.add_argument("--strict", action="store_true", help="fail on the first unreadable image")
+    add_no_progress(ap)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from vision.data.io import collect_images
+    from vision.commands import UsageError, image_inputs
 
-    files = collect_images(_expand_globs(args.images))  # before the model loads: a mistyped folder fails at once
-    from tqdm import tqdm
-
-    from vision.commands import UsageError
+    files = image_inputs(args.images)  # before the model loads: a mistyped folder fails at once
     from vision.predictors import predictor
+    from vision.progress import progress_bar
 
     p = predictor(args.model, backend=args.backend, device=args.device, zoo_dir=args.zoo_dir)
     for option in HEAD_OPTIONS:
@@ -59,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     count = 0
     try:
         results = p.stream(files, batch_size=args.batch_size, on_error="raise" if args.strict else "skip")
-        for result in tqdm(results, total=len(files), desc="predict", unit="image", disable=not args.out,
-                           file=sys.stderr):
+        # (no bar when the results go to stdout: it would interleave with them on a terminal)
+        for result in progress_bar(results, enabled=bool(args.out) and not args.no_progress, total=len(files),
+                                   desc="predict", unit="image"):
             out.write(json.dumps(result.to_dict()) + "\n")
             count += 1
             if args.draw:
@@ -76,21 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"predicted {count} image(s) with {args.model} ({p.backend})", file=sys.stderr)
     return 0
-
-
-def _expand_globs(items: list[str]) -> list[str]:
-    import glob
-
-    expanded = []
-    for item in items:
-        if glob.has_magic(item) and not Path(item).exists():
-            matches = sorted(glob.glob(item, recursive=True))
-            if not matches:
-                raise FileNotFoundError(f"no file matches {item!r}")
-            expanded += matches
-        else:
-            expanded.append(item)
-    return expanded
 
 
 def drawing_name(path: Path, taken: set[str]) -> str:

@@ -5,6 +5,8 @@ as JSON lines.
         --gallery simple_icons_gallery --out runs/recognized
     vision recognize --images crops/ --embedder brand_resnet10t --gallery my_gallery.npz \
         --out runs/crops     # no detector: each image is one logo crop
+    vision recognize --images 'shelf/*.jpg' --embedder my_brands --gallery my_gallery --zoo-dir runs/my_zoo \
+        --out runs/mine      # names looked up in your zoo folder
 
 Writes ``<out>/results.jsonl`` (one line per image: ``{"image", "width", "height", "logos": [{"box", "brand",
 "score", "best", "detection_score"}]}``, ``brand`` = ``"unknown"`` below the gallery threshold) and an annotated
@@ -14,15 +16,16 @@ Unreadable files are skipped and listed; a folder without images, or no readable
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir, command_parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="vision recognize", description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=Path, nargs="+", required=True, help="image files or folders (recursive)")
+    ap = command_parser("vision recognize", __doc__)
+    add_images(ap)
     ap.add_argument("--embedder", required=True, help="zoo name or file of an embedding model")
     ap.add_argument("--gallery", type=Path, required=True,
                     help="gallery .npz built with that embedding model, or the name of one in the zoo")
@@ -32,44 +35,53 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margin", type=float, default=0.15, help="context around each box, fraction of its side")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--no-draw", action="store_true", help="skip the annotated PNGs")
-    ap.add_argument("--device", default=None)
+    add_device(ap)
+    ap.add_argument("--batch-size", type=int, default=16, help="photos read and run at a time")
+    add_zoo_dir(ap)
+    add_no_progress(ap)
     args = ap.parse_args(argv)
-    from tqdm import tqdm
-
-    from vision.data.io import ImageLoadError, collect_images, load_image
+    from vision.commands import image_inputs, zoo_dir_scope
+    from vision.data.io import ImageLoadError, load_image
     from vision.gallery import GalleryError
+    from vision.progress import progress_bar
     from vision.recognition import draw_brands
     from vision.zoo import ZooError
 
     try:  # before loading the models: a mistyped or empty folder should fail at once
-        files = collect_images(args.images)
+        files = image_inputs(args.images)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        recognizer = recognizer_class().from_pretrained(args.embedder, args.gallery, detector=args.detector,
-                                                     device=args.device, detector_conf=args.conf,
-                                                     margin=args.margin, threshold=args.threshold)
+        with zoo_dir_scope(args.zoo_dir):  # the embedder, detector and gallery names
+            recognizer = recognizer_class().from_pretrained(args.embedder, args.gallery, detector=args.detector,
+                                                         device=args.device, detector_conf=args.conf,
+                                                         margin=args.margin, threshold=args.threshold)
     except (GalleryError, ZooError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     skipped, counts = [], {"images": 0, "logos": 0, "unknown": 0}
-    with open(args.out / "results.jsonl", "w", encoding="utf-8") as out:
-        for path in tqdm(files, desc="recognize", unit="img"):
-            try:
-                image = load_image(path)
-            except ImageLoadError as e:
-                skipped.append((str(path), e.reason))
-                continue
-            logos = recognizer.predict(image)[0]
-            out.write(json.dumps({"image": str(path), "width": image.shape[1], "height": image.shape[0],
-                                  "logos": logos}) + "\n")
-            counts["images"] += 1
-            counts["logos"] += len(logos)
-            counts["unknown"] += sum(r["brand"] == "unknown" for r in logos)
-            if not args.no_draw:
-                draw_brands(image, logos, args.out / "annotated" / f"{counts['images']:06d}_{path.name}.png")
+    bar = progress_bar(total=len(files), enabled=not args.no_progress, desc="recognize", unit="img")
+    with open(args.out / "results.jsonl", "w", encoding="utf-8") as out, bar:
+        for start in range(0, len(files), args.batch_size):
+            paths, images = [], []
+            for path in files[start:start + args.batch_size]:
+                try:
+                    images.append(load_image(path))
+                    paths.append(path)
+                except ImageLoadError as e:
+                    skipped.append((str(path), e.reason))
+            for path, image, logos in zip(paths, images, recognizer.predict(images, batch_size=args.batch_size)
+                                          if images else []):
+                out.write(json.dumps({"image": str(path), "width": image.shape[1], "height": image.shape[0],
+                                      "logos": logos}) + "\n")
+                counts["images"] += 1
+                counts["logos"] += len(logos)
+                counts["unknown"] += sum(r["brand"] == "unknown" for r in logos)
+                if not args.no_draw:
+                    draw_brands(image, logos, args.out / "annotated" / f"{counts['images']:06d}_{path.name}.png")
+            bar.update(len(files[start:start + args.batch_size]))
     for path, why in skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     print(json.dumps({**counts, "skipped": len(skipped), "out": str(args.out / "results.jsonl")}))
@@ -77,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: none of the {len(files)} image(s) could be read; nothing was recognised", file=sys.stderr)
         return 1
     return 0
-
 
 
 def recognizer_class():

@@ -1,13 +1,16 @@
 """``vision train``: train any task of the task table from YAML configs (LightningCLI).
 
-    vision train --config configs/classification/grocery_resnet10t.yaml --zoo_name my_classifier
+    vision train --config configs/classification/grocery_resnet10t.yaml --zoo-name my_classifier
     vision train --config configs/classification/demo.yaml --trainer.max_epochs 5 --resume last
     vision train --config configs/detection/logo_yolo11n.yaml --trainer.strategy ddp --trainer.devices 4
 
 Every key of the config can be overridden on the command line; ``vision train --config FILE --help`` lists them
 all (that loads Lightning and the task's classes), ``--print_config`` prints the resolved config.
-Options of our own: ``--resume last|CKPT``, ``--zoo_name NAME`` (save the final (EMA) weights to the zoo),
-``--zoo_dir DIR`` (default: $VISION_ZOO_DIR, else your zoo), ``--zoo_half true`` (float16 storage), ``--zoo_notes``.
+Options of our own: ``--resume last|CKPT``, ``--zoo-name NAME`` (save the final (EMA) weights to the zoo),
+``--zoo-dir DIR`` (default: $VISION_ZOO_DIR, else your zoo), ``--zoo-half true`` (float16 storage),
+``--zoo-notes``, ``--zoo-licence``. The common flags of the other commands are config keys here: the device is
+``--trainer.accelerator``/``--trainer.devices``, the batch size ``--data.batch_size``, the image-decoding workers
+``--data.num_workers``, the output folder ``--trainer.default_root_dir``.
 """
 
 from __future__ import annotations

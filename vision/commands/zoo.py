@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import sys
 
+from vision.commands import add_zoo_dir, command_parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="vision zoo", description=__doc__.splitlines()[0])
-    ap.add_argument("--zoo-dir", help="only this zoo folder (default: $VISION_ZOO_DIR, else yours, then shipped)")
+    ap = command_parser("vision zoo", __doc__)
+    add_zoo_dir(ap)
     ap.add_argument("pattern", nargs="?", help="only names matching this shell-style pattern, e.g. '*resnet*'")
     ap.add_argument("--task", help="only models of this task")
     ap.add_argument("--json", action="store_true", help="one JSON object per model instead of a table")
