@@ -17,10 +17,15 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_help_imports_no_heavy_library(command):
-    """``--help`` answers before torch, Lightning or ultralytics load (the check behind "under 1 s")."""
+    """``--help`` answers in under 1 s: before torch, Lightning or ultralytics load (0.1-0.26 s measured on 2 busy
+    cores)."""
+    import time
+
     args = ["--help"] if command is None else [command, "--help"]
+    start = time.perf_counter()
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "vision", *args], capture_output=True,
                          text=True, cwd=REPO)
+    assert time.perf_counter() - start < 1.0, command
     assert out.returncode == 0 and "usage:" in out.stdout
     loaded = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time")}
     assert not loaded & {"torch", "pytorch_lightning", "ultralytics", "timm", "albumentations"}, command
@@ -35,6 +40,15 @@ def test_user_mistakes_are_one_line_errors_with_a_non_zero_exit():
     assert "did you mean ['grocery_resnet10t'" in lines[-1] and "Traceback" not in out.stderr
     out = _run("predict", "--model", "grocery_resnet10t", "--images", str(REPO / "no-such-folder"))
     assert out.returncode == 1 and "Traceback" not in out.stderr and "no-such-folder" in out.stderr
+
+
+def test_task_specific_classes_refuse_another_task_in_one_line():
+    from vision.inference import ImageClassifier
+    from vision.zoo import load_model
+
+    for name in ("logo_yolo11n", "brand_resnet10t"):  # were AttributeError / IndexError deep inside
+        with pytest.raises(ValueError, match=f"ImageClassifier needs a classification model; '{name}' is a"):
+            ImageClassifier(load_model(name))
 
 
 def test_predict_every_task(tmp_path, capsys):
