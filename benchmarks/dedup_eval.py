@@ -27,6 +27,7 @@ import shutil
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,26 +45,48 @@ MIN_PRECISION = 0.98
 
 
 # --- data
+def split_photos(root: Path, split: str) -> dict[str, list[str]]:
+    """The split's photos (paths relative to ``root``) by class folder, each sorted."""
+    lines = [line.split(",")[0].strip() for line in (root / f"{split}.txt").read_text().splitlines() if line.strip()]
+    by_class = defaultdict(list)
+    for rel in lines:
+        by_class[str(Path(rel).parent)].append(rel)
+    return {c: sorted(files) for c, files in sorted(by_class.items())}
+
+
+def source_photos(root: Path, split: str, originals: int, negatives: int, rng: random.Random
+                  ) -> tuple[list[str], list[str]]:
+    """``(originals, negatives)``: the split's photos a benchmark split is built from."""
+    by_class = split_photos(root, split)
+    # a contiguous run of photos per class, like the val split holds (a few shots taken one after another): the
+    # hardest negatives are the neighbouring shots of the same shelf, so validation must contain them too
+    per_class = -(-(originals + negatives) // len(by_class))
+    pool = []
+    for files in by_class.values():
+        start = rng.randint(0, max(0, len(files) - per_class))
+        pool += files[start:start + per_class]
+    rng.shuffle(pool)
+    return pool[:originals], pool[originals:originals + negatives]
+
+
+def holdout(root: Path, originals: int, negatives: int, seed: int, margin: int) -> list[str]:
+    """The train-split photos the validation split is built from, with ``margin`` neighbouring shots on each side
+    (near-identical frames of one shelf): what a descriptor trained for this benchmark must never see."""
+    chosen, others = source_photos(root, "train", originals, negatives, random.Random(seed))
+    used, out = set(chosen) | set(others), set()
+    for files in split_photos(root, "train").values():
+        for n, rel in enumerate(files):
+            if rel in used:
+                out.update(files[max(0, n - margin):n + margin + 1])
+    return sorted(out)
+
+
 def build_split(root: Path, split: str, out: Path, originals: int, edits_per_original: int, negatives: int,
                 seed: int) -> dict:
     """Originals with edited copies, plus other photos of the same classes; ``{"files": [(path, group, edit)]}``
     where ``group`` is the original's number (or -1 for a hard negative: a photo with no copy)."""
     rng = random.Random(seed)
-    lines = [line.split(",")[0].strip() for line in (root / f"{split}.txt").read_text().splitlines() if line.strip()]
-    by_class = defaultdict(list)
-    for rel in lines:
-        by_class[str(Path(rel).parent)].append(rel)
-    classes = sorted(by_class)
-    # a contiguous run of photos per class, like the val split holds (a few shots taken one after another): the
-    # hardest negatives are the neighbouring shots of the same shelf, so validation must contain them too
-    per_class = -(-(originals + negatives) // len(classes))
-    pool = []
-    for c in classes:
-        files = sorted(by_class[c])
-        start = rng.randint(0, max(0, len(files) - per_class))
-        pool += files[start:start + per_class]
-    rng.shuffle(pool)
-    chosen, others = pool[:originals], pool[originals:originals + negatives]
+    chosen, others = source_photos(root, split, originals, negatives, rng)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -160,15 +183,100 @@ def ours_sweep(val_catalog, val_pairs, truth) -> tuple[dict, dict]:
     return choose(trials)
 
 
-def embedding_sweep(catalog, truth, k: int = 10) -> tuple[dict, dict]:
-    """Our embedding stage alone (no hashes, no verification): how far the shipped features go."""
-    pairs = candidate_pairs(catalog, Thresholds(phash_distance=None, similarity=0.5, verify=None, k=k))
+def embedding_sweep(catalog, truth, k: int = 10, lowest: float = 0.80) -> tuple[dict, dict]:
+    """Our embedding stage alone (no hashes, no verification): how far a model's features go."""
+    pairs = candidate_pairs(catalog, Thresholds(phash_distance=None, similarity=min(0.5, lowest), verify=None, k=k))
     trials = []
-    for s in np.round(np.arange(0.80, 1.0, 0.0025), 4):
+    for s in np.round(np.arange(lowest, 1.0, 0.0025), 4):
         t = Thresholds(phash_distance=None, similarity=float(s), verify=None, k=k)
         r = find_duplicates(catalog, t, pairs=pairs)
         trials.append(({"similarity": float(s)}, pair_metrics(group_pairs(r.grouping.root), truth)))
     return choose(trials)
+
+
+# --- the copy-detection descriptor (--descriptor)
+DESCRIPTOR_FLOOR = 0.5   # least descriptor cosine of a pair measured on validation (candidates to verify)
+
+
+def staged_sweep(catalog, pairs, truth, k: int) -> tuple[dict, dict]:
+    """The staged pipeline on the descriptor's vectors: exact, pHash, descriptor cosine accepted directly above
+    ``similarity``, and verification only of the pairs between: within ``candidate_distance`` pHash bits or above
+    ``candidate_similarity`` cosine (fewer verified pairs: faster)."""
+    trials = []
+    band_kinds = [(None, 12, 0.0, 22, DESCRIPTOR_FLOOR)] + [
+        (v, 12, c, cd, cs) for v in (0.97, 0.98, 0.985, 0.99) for c in (0.0, 0.7) for cd in (12, 22)
+        for cs in (0.5, 0.7)]
+    banded = {}
+    for verify, inliers, containment, cd, cs in band_kinds:
+        if (cd, cs) not in banded:
+            banded[cd, cs] = [p if p.exact or (p.distance is not None and p.distance <= cd)
+                              or (p.similarity is not None and p.similarity >= cs) else replace(p, ncc=None)
+                              for p in pairs]
+        for phash in (None, 0, 2, 4):
+            for sim in (None, *np.round(np.arange(0.70, 0.99, 0.02), 3)):
+                t = Thresholds(phash_distance=phash, similarity=None if sim is None else float(sim), verify=verify,
+                               min_inliers=inliers, min_containment=containment, candidate_distance=cd,
+                               candidate_similarity=cs, k=k)
+                r = find_duplicates(catalog, t, pairs=banded[cd, cs])
+                trials.append(({"phash_distance": phash, "similarity": t.similarity, "verify": verify,
+                                "min_inliers": inliers, "min_containment": containment, "candidate_distance": cd,
+                                "candidate_similarity": cs}, pair_metrics(group_pairs(r.grouping.root), truth)))
+    return choose(trials)
+
+
+def grouped_result(setting: dict, val_metrics: dict, paths, files, thresholds: Thresholds, model: str) -> dict:
+    """End to end on test at ``thresholds``: read, hash, embed, search, verify, group."""
+    truth = [g for _, g, _ in files]
+    t0 = time.perf_counter()
+    catalog = scan_images(paths, model=model, backend="torch")
+    result = find_duplicates(catalog, thresholds)
+    e2e = time.perf_counter() - t0
+    root = result.grouping.root
+    return {"setting": setting, "validation": val_metrics, "test": pair_metrics(group_pairs(root), truth),
+            "recall_per_edit": per_edit_recall(lambda a, b: root[a] == root[b], files),
+            "images_per_s": round(len(paths) / e2e, 1), "end_to_end_s": round(e2e, 1),
+            "merges_by_stage": result.summary()["merges_by_stage"], "guarded_edges": len(result.grouping.guarded),
+            "false_merges": [{"a": os.path.basename(catalog.ids[e.i]), "b": os.path.basename(catalog.ids[e.j]),
+                              "reason": e.reason, "score": e.score} for e in result.grouping.accepted
+                             if truth[e.i] < 0 or truth[e.i] != truth[e.j]]}
+
+
+def descriptor_methods(args, val, test, out: dict) -> None:
+    """The descriptor alone and the staged pipeline on its vectors, chosen on validation; with
+    ``--store-thresholds`` the staged setting goes into the descriptor's card (``vision dedup`` defaults)."""
+    from vision.dedup import store_thresholds
+
+    val_paths, test_paths = [p for p, _, _ in val["files"]], [p for p, _, _ in test["files"]]
+    val_truth = [g for _, g, _ in val["files"]]
+    val_catalog = scan_images(val_paths, model=args.descriptor, backend="torch")
+    name = val_catalog.model.name
+
+    e_setting, e_val = embedding_sweep(val_catalog, val_truth, args.k, lowest=0.3)
+    t = Thresholds(phash_distance=None, similarity=e_setting["similarity"], verify=None, k=args.k)
+    entry = grouped_result(e_setting, e_val, test_paths, test["files"], t, args.descriptor)
+    out["methods"][f"descriptor {name} only (cosine, no hashes, no verification)"] = entry
+
+    t0 = time.perf_counter()
+    loose = Thresholds(phash_distance=8, similarity=None, verify=0.5, candidate_distance=22,
+                       candidate_similarity=DESCRIPTOR_FLOOR, k=args.k)
+    pairs = candidate_pairs(val_catalog, loose, verify_all=True)
+    out["descriptor_validation_candidates"] = {"pairs": len(pairs), "seconds": round(time.perf_counter() - t0, 1)}
+    setting, val_metrics = staged_sweep(val_catalog, pairs, val_truth, args.k)
+    chosen = Thresholds(**setting, k=args.k)
+    out["methods"][f"ours with descriptor {name} (exact + pHash + descriptor cosine + verification of the band "
+                   "between)"] = grouped_result(setting, val_metrics, test_paths, test["files"], chosen,
+                                                args.descriptor)
+    ours_val = next(m for n, m in out["methods"].items() if n.startswith("ours (exact"))["validation"]
+    features_val = next(m for n, m in out["methods"].items() if n.startswith("ours, embedding stage only"))["validation"]
+    out["ship_check"] = {
+        "descriptor_only_val_f1": e_val["f1"], "shipped_features_only_val_f1": features_val["f1"],
+        "staged_with_descriptor_val_f1": val_metrics["f1"], "staged_with_shipped_features_val_f1": ours_val["f1"],
+        "descriptor_beats_shipped_features": e_val["f1"] > features_val["f1"] and val_metrics["f1"] >= ours_val["f1"]}
+    if args.store_thresholds:
+        card = store_thresholds(args.descriptor, chosen, {f"dedup_val_{k}": val_metrics[k]
+                                                          for k in ("precision", "recall", "f1")})
+        out["stored_thresholds"] = {"model": card.name, "file": card.file, "sha256": card.sha256,
+                                    "thresholds": card.config["dedup_thresholds"]}
 
 
 # --- peers
@@ -315,6 +423,8 @@ def evaluate(args) -> dict:
         "setting": e_setting, "validation": e_val, "test": pair_metrics(group_pairs(r.grouping.root), test_truth),
         "recall_per_edit": per_edit_recall(lambda a, b: r.grouping.root[a] == r.grouping.root[b], test["files"])}
 
+    if args.descriptor:
+        descriptor_methods(args, val, test, out)
     out["methods"]["imagehash pHash (plain, pairs within distance)"] = plain_phash(
         catalogs["validation"], catalogs["test"], val["files"], test["files"])
     for m in args.imagededup_hashes:
@@ -415,6 +525,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/grocery_store"))
     ap.add_argument("--out", default="runs/dedup_eval")
     ap.add_argument("--model", default="grocery_resnet10t")
+    ap.add_argument("--descriptor", help="a copy-detection descriptor (zoo name or .safetensors) to add side by side")
+    ap.add_argument("--store-thresholds", action="store_true",
+                    help="store the setting chosen on validation for --descriptor in its card (config.dedup_thresholds)")
     ap.add_argument("--originals", type=int, default=150)
     ap.add_argument("--edits", type=int, default=5, help="edited copies per original")
     ap.add_argument("--negatives", type=int, default=150, help="other photos of the same classes, per split")
@@ -423,6 +536,10 @@ def main(argv=None) -> int:
     ap.add_argument("--imagededup-hashes", nargs="*", default=["PHash", "DHash", "WHash", "AHash"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--write-holdout", type=Path, help="write the train photos validation is built from (and their "
+                    "neighbouring shots) to this manifest and stop: a descriptor trained for this benchmark excludes "
+                    "them (configs/embedding/copydetect_holdout.txt)")
+    ap.add_argument("--holdout-margin", type=int, default=3, help="neighbouring shots on each side in --write-holdout")
     ap.add_argument("--scale", action="store_true", help="k-NN graph + grouping figures on synthetic vectors")
     ap.add_argument("--scale-sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--scale-kinds", nargs="+", default=["flat", "ivf", "hnsw"])
@@ -430,6 +547,14 @@ def main(argv=None) -> int:
     ap.add_argument("--flat-limit", type=int, default=200_000)
     ap.add_argument("--hnsw-limit", type=int, default=200_000)
     args = ap.parse_args(argv)
+    if args.write_holdout:
+        photos = holdout(Path(args.data), args.originals, args.negatives, args.seed, args.holdout_margin)
+        args.write_holdout.write_text(
+            f"# benchmarks/dedup_eval.py --write-holdout (originals {args.originals}, negatives {args.negatives}, seed "
+            f"{args.seed}, margin {args.holdout_margin}): the Grocery Store train photos its validation split is built "
+            "from, with their neighbouring shots; paths relative to the dataset folder\n" + "\n".join(photos) + "\n")
+        print(f"{len(photos)} photos -> {args.write_holdout}")
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = scale(args) if args.scale else evaluate(args)

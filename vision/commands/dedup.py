@@ -14,8 +14,9 @@ catalog index.
 
 Stages: exact copies (sha256 of the bytes), pHash (with its mirror image) within --phash-distance bits, embedding
 k-NN (faiss: exact up to 50k images, IVF above; --index-kind to choose) giving candidates that are verified by
-keypoint alignment (--verify: least aligned NCC); groups by union-find with a chaining guard. Unreadable images are
-counted and listed (unreadable.txt); no readable image is an error.
+keypoint alignment (--verify: least aligned NCC); groups by union-find with a chaining guard. A model whose card
+holds calibrated thresholds (config.dedup_thresholds, e.g. the copy-detection descriptor) brings them as the
+defaults. Unreadable images are counted and listed (unreadable.txt); no readable image is an error.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     inc.add_argument("--query", help="folder or manifest of new images to check against --index")
     inc.add_argument("--add", action="store_true", help="with --query: then add the new (unmatched) images to the "
                                                        "index and save it")
-    th = ap.add_argument_group("thresholds (default: the values calibrated by benchmarks/dedup_eval.py)")
+    th = ap.add_argument_group("thresholds (default: those calibrated for --model, stored in its card by "
+                               "benchmarks/dedup_eval.py; else that benchmark's choice for the shipped features)")
     th.add_argument("--phash-distance", type=off_or(int), help="most pHash bits of 64 that differ ('off')")
     th.add_argument("--similarity", type=off_or(float), help="least cosine accepted without verification ('off')")
     th.add_argument("--verify", type=off_or(float), help="least aligned NCC of a verified candidate ('off')")
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--index-kind", default="auto", choices=("auto", "flat", "ivf", "hnsw"))
     ap.add_argument("--out", type=Path, help="report folder")
     args = ap.parse_args(argv)
-    from vision.dedup import CatalogIndex, DedupError, ModelId, find_duplicates, scan_images, write_report
+    from vision.dedup import CatalogIndex, DedupError, ModelId, Thresholds, find_duplicates, scan_images, write_report
 
     try:
         if args.index is not None:
@@ -102,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                               backend=args.backend, device=args.device, batch_size=args.batch_size)
         if args.save_features is not None:
             save_features(catalog, args.save_features)
-        t = thresholds_from(args)
+        t = thresholds_from(args, Thresholds.for_catalog(catalog))
+        if catalog.calibrated is not None:
+            print(f"thresholds calibrated for {catalog.model} (its card), command-line values on top", file=sys.stderr)
         if args.save_index is not None:
             CatalogIndex.build(catalog, t, args.index_kind).save(args.save_index)
             print(f"catalog index: {args.save_index} ({len(catalog)} images)", file=sys.stderr)

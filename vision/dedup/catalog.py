@@ -18,6 +18,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 
+CALIBRATION_KEY = "dedup_thresholds"  # card.config key holding the thresholds calibrated for a model
+
+
 class DedupError(ValueError):
     """Input that cannot be deduplicated as asked: nothing to read, features from two models, an index made by
     another model."""
@@ -57,6 +60,7 @@ class Catalog:
     vectors: np.ndarray | None = None
     model: ModelId | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    calibrated: dict | None = None  # the thresholds calibrated for ``model`` (its card's config.dedup_thresholds)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -142,11 +146,12 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
     if not ids:
         why = "; ".join(f"{p} ({r})" for p, r in skipped[:3])
         raise DedupError(f"{source}: none of its {len(paths)} image(s) could be read ({why})")
-    vectors, model_id = None, None
+    vectors, model_id, calibrated = None, None, None
     if extractor is not None:
         flush()
         vectors = np.concatenate(chunks)
         model_id = ModelId(extractor.card.name, extractor.card.sha256)
+        calibrated = extractor.card.config.get(CALIBRATION_KEY)
     elif given is not None:
         given_ids, given_vectors, model_id = given
         row = {os.path.abspath(i): k for k, i in enumerate(given_ids)}
@@ -155,9 +160,20 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
             raise DedupError(f"{len(missing)} image(s) have no row in the features files (e.g. {missing[0]}); "
                              "extract features for every image")
         vectors = given_vectors[[row[os.path.abspath(i)] for i in ids]]
+        calibrated = zoo_calibration(model_id)
     h = np.asarray(hashes, np.uint64).reshape(-1, 2)
     return Catalog(ids, shas, h[:, 0].copy(), h[:, 1].copy(), np.asarray(pixels, np.int64),
-                   np.asarray(nbytes, np.int64), vectors, model_id, skipped)
+                   np.asarray(nbytes, np.int64), vectors, model_id, skipped, calibrated)
+
+
+def zoo_calibration(model: ModelId) -> dict | None:
+    """The dedup thresholds stored in the card of zoo model ``model`` (same sha256), if any."""
+    from vision.zoo.registry import find_card
+
+    found = find_card(model.name)
+    if found is None or (model.sha256 and found[0].sha256 != model.sha256):
+        return None
+    return found[0].config.get(CALIBRATION_KEY)
 
 
 def model_sidecar(features: str | os.PathLike) -> Path:
@@ -212,4 +228,4 @@ def select(catalog: Catalog, rows: Iterable[int]) -> Catalog:
     rows = list(rows)
     return Catalog([catalog.ids[r] for r in rows], [catalog.sha256[r] for r in rows], catalog.hashes[rows],
                    catalog.mirrored[rows], catalog.pixels[rows], catalog.nbytes[rows],
-                   None if catalog.vectors is None else catalog.vectors[rows], catalog.model, [])
+                   None if catalog.vectors is None else catalog.vectors[rows], catalog.model, [], catalog.calibrated)

@@ -11,13 +11,18 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vision.dedup.catalog import Catalog
+from vision.dedup.catalog import CALIBRATION_KEY, Catalog, DedupError
 from vision.dedup.graph import Edge, Grouping, group_edges
 from vision.dedup.hashing import HASH_BITS, hamming_pairs
+
+if TYPE_CHECKING:
+    from vision.zoo import ModelCard
 
 EXACT_INDEX_LIMIT = 50_000   # above this many vectors the k-NN graph uses an approximate index
 
@@ -45,6 +50,31 @@ class Thresholds:
     k: int = 10
     min_support: float = 0.5
     min_cross_edges: int = 2
+
+    @classmethod
+    def from_dict(cls, d, where: str = "thresholds") -> "Thresholds":
+        """Thresholds from a stored record (a model card, an index); a wrong key or value is a
+        :class:`DedupError` naming ``where`` and the key."""
+        if not isinstance(d, dict):
+            raise DedupError(f"{where}: thresholds must be an object, got {type(d).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise DedupError(f"{where}: unknown threshold(s) {unknown}; known: {sorted(known)}")
+        for key, value in d.items():
+            optional = key in ("phash_distance", "similarity", "verify")
+            if not ((value is None and optional) or (isinstance(value, (int, float)) and not isinstance(value, bool))):
+                raise DedupError(f"{where}: threshold {key!r} must be a number{' or null' if optional else ''}, "
+                                 f"got {value!r}")
+        return cls(**d)
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> "Thresholds":
+        """The thresholds calibrated for the model that made ``catalog``'s vectors (stored in its card by
+        :func:`store_thresholds`), else the defaults."""
+        if catalog.calibrated is None:
+            return cls()
+        return cls.from_dict(catalog.calibrated, f"model card of {catalog.model}: config.{CALIBRATION_KEY}")
 
     def margin(self, edge: Edge) -> float:
         """How far above its stage's threshold an edge scored (0 = on the threshold, inf = exact copy)."""
@@ -245,3 +275,31 @@ def calibrate_threshold(scores, is_duplicate, min_precision: float = 0.98) -> di
     k = int(np.argmax(np.where(ok, f1, -1))) if ok.any() else int(np.argmax(precision))
     return {"threshold": float(s[k]), "precision": float(precision[k]), "recall": float(recall[k]),
             "f1": float(f1[k]), "min_precision": min_precision, "reached": bool(ok.any())}
+
+
+def store_thresholds(model: str | Path, thresholds: Thresholds, metrics: dict[str, float] | None = None,
+                     zoo_dir: str | Path | None = None) -> ModelCard:
+    """Store ``thresholds`` (calibrated for ``model``, e.g. by ``benchmarks/dedup_eval.py``) in the model's card
+    as ``config.dedup_thresholds`` and re-save it in the zoo folder that holds it (float16 stays float16), so
+    ``vision dedup --model NAME`` uses them by default. ``metrics`` (numbers) are added to the card's metrics.
+    The re-saved file has a new sha256: build catalog indexes after calibrating."""
+    from safetensors import safe_open
+
+    from vision.zoo import load_model, save_model
+    from vision.zoo.registry import find_card
+
+    path = Path(model)
+    if path.suffix == ".safetensors" or path.exists():
+        folder, net = path.parent, load_model(path)
+        file = path
+    else:
+        found = find_card(str(model), zoo_dir)
+        if found is None:
+            raise DedupError(f"no zoo model named {model!r} to store thresholds in")
+        folder, net = found[1], load_model(str(model), zoo_dir)
+        file = folder / found[0].file
+    with safe_open(str(file), framework="pt") as f:
+        half = any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
+    card = replace(net.card, config={**net.card.config, CALIBRATION_KEY: asdict(thresholds)},
+                   metrics={**net.card.metrics, **(metrics or {})})
+    return save_model(net, card, folder, half=half)

@@ -57,11 +57,15 @@ def _accepts(cls: type, arg: str) -> bool:
 
 def init_embedder(model: EmbeddingNet, source: str, backbone: str, embedding_size: int) -> None:
     """Copy a trained embedder's weights (zoo name, ``.safetensors`` or ``.ckpt``) into ``model``; a
-    different task, backbone or embedding size is a :class:`ValueError` naming both."""
+    different task, backbone or embedding size is a :class:`ValueError` naming both. A classifier of the same
+    backbone gives its backbone only (the projection neck starts fresh)."""
     from vision.zoo import load_model
 
     trained = load_model(source)
     card = trained.card
+    if card.task == "classification" and card.architecture == backbone:
+        model.backbone.load_state_dict(trained.backbone.state_dict())
+        return
     mismatch = [f"{what} {theirs!r} != {ours!r}" for what, theirs, ours in (
         ("task", card.task, "embedding"), ("backbone", card.architecture, backbone),
         ("embedding_size", card.config.get("embedding_size"), embedding_size)) if theirs != ours]
@@ -81,7 +85,8 @@ class BrandEmbeddingModule(TaskModule):
 
     ``init_from`` starts from a trained embedder (a zoo name such as ``brand_resnet10t``, a zoo ``.safetensors``
     file or a Lightning ``.ckpt``; sha256-checked like any zoo load) to fine-tune it on your own brands or to train
-    it longer under a fresh schedule. Its backbone and embedding size must match.
+    it longer under a fresh schedule. Its backbone and embedding size must match. A classifier of the same backbone
+    (e.g. ``grocery_resnet10t``) is accepted too: its backbone starts the embedder (copy detection does).
 
     Under DDP the loss and miner see the embeddings of every rank's batch (pytorch-metric-learning's distributed
     wrappers), and validation scores the union of all ranks' gallery and query images.
