@@ -351,3 +351,30 @@ def test_eval_draws_progress_on_a_terminal(tmp_path, monkeypatch, capsys):
     assert "eval: 100%" in drawn and "2/2" in drawn
     assert main([*args, "--no-progress"]) == 0 and terminal.getvalue() == drawn
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["images"] == 8  # stdout: the reports only
+
+
+def test_dataset_commands_main_path_on_the_committed_photos(tmp_path, capsys):
+    logos, brands = tmp_path / "logos", tmp_path / "brands"
+    assert main(["make-logo-dataset", "--backgrounds", str(SAMPLE / "train"), "--val-backgrounds", str(SAMPLE / "val"),
+                 "--out", str(logos), "--train-images", "3", "--val-images", "2", "--imgsz", "96",
+                 "--max-brands", "4"]) == 0
+    assert len(list((logos / "images" / "train").iterdir())) == 3 == len(list((logos / "labels" / "train").iterdir()))
+    assert (logos / "data.yaml").is_file() and len(list((logos / "images" / "val").iterdir())) == 2
+    assert main(["make-brand-dataset", "--backgrounds", str(SAMPLE / "train"), "--val-backgrounds", str(SAMPLE / "val"),
+                 "--out", str(brands), "--size", "48", "--train-clean", "1", "--train-wild", "1", "--queries", "1",
+                 "--max-brands", "3"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["brands"] == {"train": 3, "val": 3, "test": 3} and not summary["skipped"]
+    assert len(list((brands / "val" / "query").iterdir())) == 3
+
+
+def test_recognize_main_path_on_the_committed_photos(tmp_path, capsys):
+    photos = sorted((REPO / "data" / "logo_sample" / "images" / "val").glob("*.jpg"))[:2]
+    assert main(["recognize", "--images", *map(str, photos), "--detector", "logo_yolo11n", "--embedder",
+                 "brand_resnet10t", "--gallery", "simple_icons_gallery", "--device", "cpu", "--out",
+                 str(tmp_path)]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [line["image"] for line in lines] == list(map(str, photos)) and all(line["logos"] for line in lines)
+    assert all({"box", "brand", "score"} <= set(logo) for line in lines for logo in line["logos"])
+    assert len(list((tmp_path / "annotated").glob("*.png"))) == 2
+    assert json.loads(capsys.readouterr().out)["images"] == 2
