@@ -87,8 +87,11 @@ def test_eval_scores_every_task(tmp_path, capsys):
     """Detectors get mAP on a data.yaml, embedders recall@k on gallery/query folders, classifiers top-k."""
     from vision.synth.brand_dataset import write_brand_dataset
 
+    # a data.yaml whose train split is not there: evaluation reads the val split only
+    (tmp_path / "data.yaml").write_text(f"path: {REPO / 'data' / 'logo_sample'}\ntrain: images/not-here\n"
+                                        "val: images/val\nnames:\n  0: logo\n")
     det = main(["eval", "--model", "logo_yolo11n", "--device", "cpu", "--workers", "0", "--batch-size", "4",
-                "--data", str(REPO / "data" / "logo_sample" / "data.yaml"), "--out", str(tmp_path / "det")])
+                "--data", str(tmp_path / "data.yaml"), "--out", str(tmp_path / "det")])
     assert det == 0
     report = json.loads((tmp_path / "det" / "metrics.json").read_text())
     assert report["task"] == "detection" and 0.3 < report["mAP50"] <= 1 and "mAP50-95" in report

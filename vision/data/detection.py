@@ -211,7 +211,8 @@ class YoloDataModule(pl.LightningDataModule):
         return hyp
 
     def setup(self, stage: str | None = None) -> None:
-        for split in ("train", "val"):
+        # validate/test read only the val split: `vision eval` on a data.yaml needs no train images
+        for split in ("val",) if stage in ("validate", "test") else ("train", "val"):
             if split in self.datasets:
                 continue
             images = self._checked_images_dir(split)
