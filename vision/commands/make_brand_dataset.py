@@ -41,12 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--style-clean", type=int, default=1, help="clean renders per training-style icon")
     ap.add_argument("--style-wild", type=int, default=3, help="composited crops per training-style icon")
     ap.add_argument("--icons-per-style", type=int, default=2, help="at most this many icons of one style per brand")
+    ap.add_argument("--print-conditions", action=argparse.BooleanOptionalAction, default=True,
+                    help="print conditions in the composites (curved pack, glare, low contrast, small, blur, "
+                    "sticker); --no-print-conditions: composites as before them")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
     from vision.progress import warnings_above_progress_bar
     from vision.synth.brand_dataset import write_brand_dataset
+    from vision.synth.composite import PRINT_CONDITIONS
     from vision.synth.styles import EVAL_STYLES
 
 
@@ -59,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_brands=args.max_brands, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
                 icon_sets=args.icon_sets, eval_styles=tuple(args.eval_styles or EVAL_STYLES),
                 style_clean=args.style_clean, style_wild=args.style_wild, icons_per_style=args.icons_per_style,
+                print_conditions=PRINT_CONDITIONS if args.print_conditions else None,
                 progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, unit="brand"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:  # IconSetError is a ValueError
             print(f"error: {e}", file=sys.stderr)

@@ -42,7 +42,7 @@ from PIL import Image
 
 from vision.data.io import ImageLoadError, list_images, load_image
 from vision.synth.catalog import Brand, Color, list_brands, split_brands, unit_hash
-from vision.synth.composite import random_resized_background, wild_logo_crop
+from vision.synth.composite import PRINT_CONDITIONS, PrintConditions, random_resized_background, wild_logo_crop
 from vision.synth.record import LogoDatasetWarning, package_versions, write_record
 from vision.synth.render import LogoRenderError, canonical_logo, is_monochrome, random_logo_style, render_logo
 from vision.synth.styles import EVAL_STYLES, IconSet, StyleIcon, icon_svg, load_icon_sets, style_catalogue
@@ -63,7 +63,7 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
                         workers: int = 1, overwrite: bool = False,
                         icon_sets: str | os.PathLike | dict[str, IconSet] | None = None,
                         eval_styles: Sequence[str] = EVAL_STYLES, style_clean: int = 1, style_wild: int = 3,
-                        icons_per_style: int = 2,
+                        icons_per_style: int = 2, print_conditions: PrintConditions | None = PRINT_CONDITIONS,
                         progress: Callable[..., Iterable] | None = None) -> dict:
     """Write the brand metric-learning set under ``out_dir`` (layout in the module docstring).
 
@@ -79,6 +79,8 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     ``style_clean`` clean renders and ``style_wild`` composites; val/test galleries hold every training-style
     render; val/test queries are ``queries`` composites of the ``eval_styles`` icons (cycling through a brand's
     icons and wordmarks) and exist only for brands drawn in those styles. ``eval_styles`` never reach train.
+    ``print_conditions`` (default on; ``None``: the composites of datasets made before them) go to every
+    composite (:class:`vision.synth.composite.PrintConditions`).
     """
     if size < 16:
         raise ValueError(f"size must be >= 16, got {size}")
@@ -105,7 +107,7 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
         slugs = sorted(split[name], key=lambda s: unit_hash(seed, "brand-pick", s))[:max_brands]
         pool = photos["train" if name == "train" else "eval"]
         jobs += [_BrandJob(name, by_slug[s], pool, out, size, train_clean, train_wild, queries, seed,
-                           background_size, style_clean, style_wild,
+                           background_size, style_clean, style_wild, print_conditions,
                            train_icons=styles.train_icons.get(s, ()) if styles else (),
                            eval_icons=styles.eval_icons.get(s, ()) if styles else None)
                  for s in sorted(slugs)]
@@ -126,6 +128,7 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     used = sorted(s for names in written.values() for s in names)
     parameters = dict(size=size, train_clean=train_clean, train_wild=train_wild, queries=queries, seed=seed,
                       max_brands=max_brands, background_size=background_size,
+                      print_conditions=vars(print_conditions) if print_conditions else None,
                       backgrounds=[str(b) for b in backgrounds],
                       val_backgrounds=[str(b) for b in (val_backgrounds or backgrounds)])
     if styles is not None:
@@ -235,6 +238,7 @@ class _BrandJob:
     background_size: int
     style_clean: int = 0
     style_wild: int = 0
+    print_conditions: PrintConditions | None = PRINT_CONDITIONS
     train_icons: tuple[StyleIcon, ...] = ()
     eval_icons: tuple[StyleIcon, ...] | None = None     # None: the simple-icons-only layout
 
@@ -338,7 +342,7 @@ def _wild_icon(job: _BrandJob, svg: str, mono: bool, count: int, rng: np.random.
             ink = None if rng.random() < 0.8 else ((0, 0, 0), (255, 255, 255))[int(rng.integers(2))]
             rgba = render_logo(svg, render_side, color=ink)
         crop = wild_logo_crop(rgba, _background(job.photos, rng, job.background_size), rng, job.size,
-                              scale_range=_WILD_SCALE)
+                              scale_range=_WILD_SCALE, print_conditions=job.print_conditions)
         if crop is not None:
             crops.append(crop)
     return crops
@@ -364,7 +368,7 @@ def _wild(job: _BrandJob, count: int, rng: np.random.Generator) -> list[np.ndarr
         if len(crops) == count:
             break
         background = _background(job.photos, rng, job.background_size)
-        crop = wild_logo_crop(job.brand, background, rng, job.size)
+        crop = wild_logo_crop(job.brand, background, rng, job.size, print_conditions=job.print_conditions)
         if crop is not None:
             crops.append(crop)
     return crops
