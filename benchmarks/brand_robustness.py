@@ -18,7 +18,10 @@ Data (built once under ``--data``, seeded; ``brands.json``-style record in ``rec
 - ``known/<brand>/``: calibration queries of known brands: val-split brands in the training styles (simple-icons
   and the Iconify training sets), composited on TRAIN photos, square-cropped at the true box.
 - ``impostors/{train,val}``: the shipped detector's detections on brand-free TRAIN / VAL fruit and vegetable
-  photos, square-cropped as the recogniser does (or ``--impostors DIR`` with ``train/`` and ``val/``).
+  photos, square-cropped as the recogniser does (or ``--impostors DIR`` with ``train/`` and ``val/``, e.g. the
+  output of ``vision make-impostors``).
+
+Each part is built once and listed in ``record.json``; a later run reuses it.
 
 Figures per row: cross-style Recall@1 through the whole recogniser (a query counts when a detection overlapping the
 true box with IoU >= 0.5 has the right best brand; also the share accepted as the right brand at the threshold) and
@@ -45,6 +48,7 @@ import numpy as np  # noqa: E402
 
 from vision.crops import square_crop  # noqa: E402
 from vision.data.io import list_images, load_image  # noqa: E402
+from vision.fileio import atomic_write_text  # noqa: E402
 from vision.gallery import BrandGallery  # noqa: E402
 from vision.recognition import embed_logos  # noqa: E402
 
@@ -52,129 +56,176 @@ SHIPPED = {"embedder": "brand_resnet10t", "detector": "logo_yolo11n", "gallery":
 IOU_MATCH = 0.5
 MARGIN = 0.15            # the recogniser's context around a box (vision.recognition.BrandRecognizer's default)
 _JPEG_QUALITY = 92
+BACKGROUND_SIZE = 416    # composited photos (the detector letterboxes them to its own input size)
+CROP_SIZE = 96
 
 
 # --- data
 def brand_free_photos(grocery: Path, split: str, limit: int | None = None, seed: int = 0) -> list[Path]:
-    """Grocery Store fruit and vegetable photos of ``split`` (``train`` or ``val``): no brand in the gallery;
-    ``limit``: a seeded subset of that many."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be train or val (the test split is held out), got {split!r}")
-    folders = [grocery / split / part for part in ("Fruit", "Vegetables") if (grocery / split / part).is_dir()]
-    photos = [photo for folder in folders for photo in list_images(folder)]
-    if not photos:
-        raise FileNotFoundError(f"{grocery / split}: no Fruit/ or Vegetables/ photos")
+    """Grocery Store fruit and vegetable photos of ``split`` (``train`` or ``val``; the test split is refused):
+    no brand in the gallery (:func:`vision.synth.negatives.brand_free_photos`); ``limit``: a seeded subset."""
+    from vision.synth.negatives import BRAND_FREE_CATEGORIES, brand_free_photos as photos_of
+
+    present = [c for c in BRAND_FREE_CATEGORIES if (grocery / split / c).is_dir()] or list(BRAND_FREE_CATEGORIES)
+    photos = photos_of(grocery, split, categories=present)
     if limit is not None and limit < len(photos):
         photos = [photos[i] for i in sorted(np.random.default_rng(seed).choice(len(photos), limit, replace=False))]
     return photos
 
 
-def build_data(out: Path, grocery: Path, icon_sets: Path, detector, seed: int = 0, queries_per_brand: int = 3,
-               known_brands: int = 150, known_per_brand: int = 2, max_test_brands: int | None = None,
-               impostor_train_photos: int | None = 700, val_photos: int | None = None, background_size: int = 416,
-               crop_size: int = 96) -> dict:
-    """Write the three data parts under ``out`` (see the module docstring) and return their record."""
+def build_data(out: Path, grocery: Path, icon_sets: Path, detector_name: str, impostors: Path | None = None,
+               seed: int = 0, queries_per_brand: int = 3, known_brands: int = 150, known_per_brand: int = 2,
+               max_test_brands: int | None = None, impostor_train_photos: int | None = 700,
+               val_photos: int | None = None) -> dict:
+    """Write the data parts under ``out`` (see the module docstring) that ``out/record.json`` does not list yet
+    (each part has its own seeded generator, so a part is the same whether or not the others were built) and
+    return the record. ``impostors``: a folder with ``train/`` and ``val/`` impostor crops to use instead of
+    building them."""
+    from vision.synth.catalog import list_brands, split_brands
+    from vision.synth.styles import EVAL_STYLES, load_icon_sets, style_catalogue, training_styles
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "record.json"
+    record = json.loads(path.read_text()) if path.is_file() else {"seed": seed, "skipped": []}
+    brands = list_brands()
+    split = split_brands(brands, seed=seed)
+    if "cross_style" not in record or "known" not in record:
+        sets = load_icon_sets(icon_sets)
+        held_out = {p: s for p, s in sets.items() if p in EVAL_STYLES}
+        if not held_out:
+            raise FileNotFoundError(f"{icon_sets}: none of the held-out styles {list(EVAL_STYLES)} is there")
+        record.update(held_out_styles=sorted(held_out), training_styles=sorted(training_styles(sets)),
+                      licences={p: s.record() for p, s in sets.items()})
+        photos = {part: brand_free_photos(grocery, part) for part in ("train", "val")}
+        if "cross_style" not in record:
+            catalogue, _ = style_catalogue(held_out, brands)
+            record["cross_style"] = _cross_style(out / "cross_style", split["test"], catalogue, photos["val"],
+                                                 np.random.default_rng([seed, 1]), queries_per_brand,
+                                                 max_test_brands, record["skipped"])
+            atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+        if "known" not in record:
+            catalogue, _ = style_catalogue(training_styles(sets), brands)
+            record["known"] = _known(out / "known", split["val"], catalogue, {b.slug: b for b in brands},
+                                     photos["train"], np.random.default_rng([seed, 2]), known_brands,
+                                     known_per_brand, record["skipped"])
+            atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    if impostors is not None:
+        for part in ("train", "val"):
+            if not list_images(impostors / part):
+                raise FileNotFoundError(f"--impostors {impostors}: no images under {impostors / part}")
+        record["impostors"] = {"folder": str(impostors.resolve()), "built_by": "given (--impostors)"}
+    elif "impostors" not in record:
+        from vision.inference_detection import LogoDetector
+
+        record["impostors"] = _impostors(out / "impostors", grocery, LogoDetector.from_pretrained(detector_name),
+                                         seed, impostor_train_photos, val_photos)
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def _paste(rgba: np.ndarray, photos: list[Path], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """``rgba`` composited on one of ``photos`` with the detector data's conditions: ``(image, box)``."""
+    from vision.synth.composite import composite_logos, random_resized_background
+
+    for _ in range(5):   # a mark that finds no place is retried on another photo
+        photo = load_image(photos[int(rng.integers(len(photos)))], draft_size=BACKGROUND_SIZE)
+        image, boxes = composite_logos(random_resized_background(photo, BACKGROUND_SIZE, rng), [(rgba, 0)], rng)
+        if len(boxes):
+            return image, boxes[0, 1:]
+    return None
+
+
+def _cross_style(out: Path, test_brands: list[str], catalogue: dict, photos: list[Path], rng: np.random.Generator,
+                 per_brand: int, max_brands: int | None, skipped: list) -> dict:
+    """Test-split brands in the held-out style (icons and wordmarks cycled), one per val photo: a YOLO set and
+    ``queries.json``."""
     from PIL import Image
 
-    from vision.synth.catalog import list_brands, split_brands, unit_hash
-    from vision.synth.composite import composite_logos, random_resized_background
+    from vision.synth.catalog import unit_hash
     from vision.synth.render import LogoRenderError, render_logo
-    from vision.synth.styles import EVAL_STYLES, icon_svg, load_icon_sets, style_catalogue, training_styles
+    from vision.synth.styles import icon_svg
 
-    rng = np.random.default_rng(seed)
-    brands = list_brands()
-    by_slug = {b.slug: b for b in brands}
-    split = split_brands(brands, seed=seed)
-    sets = load_icon_sets(icon_sets)
-    held_out = {p: s for p, s in sets.items() if p in EVAL_STYLES}
-    if not held_out:
-        raise FileNotFoundError(f"{icon_sets}: none of the held-out styles {list(EVAL_STYLES)} is there")
-    eval_catalogue, _ = style_catalogue(held_out, brands)
-    train_catalogue, _ = style_catalogue(training_styles(sets), brands)
-    record = {"seed": seed, "held_out_styles": sorted(held_out), "training_styles": sorted(training_styles(sets)),
-              "licences": {p: s.record() for p, s in sets.items()}, "skipped": []}
-    backgrounds = {"val": brand_free_photos(grocery, "val"), "train": brand_free_photos(grocery, "train")}
-
-    def paste(rgba: np.ndarray, photos: list[Path]) -> tuple[np.ndarray, np.ndarray] | None:
-        for _ in range(5):   # a mark that finds no place is retried on another photo
-            photo = load_image(photos[int(rng.integers(len(photos)))], draft_size=background_size)
-            image, boxes = composite_logos(random_resized_background(photo, background_size, rng), [(rgba, 0)], rng)
-            if len(boxes):
-                return image, boxes[0, 1:]
-        return None
-
-    # cross-style queries: test brands in the held-out style(s), icons and wordmarks cycled
-    cross = out / "cross_style"
-    (cross / "images" / "val").mkdir(parents=True, exist_ok=True)
-    (cross / "labels" / "val").mkdir(parents=True, exist_ok=True)
-    test_slugs = sorted((s for s in split["test"] if s in eval_catalogue),
-                        key=lambda s: unit_hash(seed, "robustness-pick", s))[:max_test_brands]
+    (out / "images" / "val").mkdir(parents=True, exist_ok=True)
+    (out / "labels" / "val").mkdir(parents=True, exist_ok=True)
+    slugs = sorted((s for s in test_brands if s in catalogue), key=lambda s: unit_hash(0, "robustness-pick", s))
     queries = []
-    for slug in sorted(test_slugs):
-        icons = [icon for styled in eval_catalogue[slug].values() for icon in styled]
-        for i in range(queries_per_brand):
+    for slug in sorted(slugs[:max_brands]):
+        icons = [icon for styled in catalogue[slug].values() for icon in styled]
+        for i in range(per_brand):
             icon = icons[i % len(icons)]
             try:
-                pasted = paste(render_logo(icon_svg(icon), 160), backgrounds["val"])
+                pasted = _paste(render_logo(icon_svg(icon), 160), photos, rng)
             except LogoRenderError as e:
-                record["skipped"].append([icon.key, e.reason])
+                skipped.append([icon.key, e.reason])
                 continue
             if pasted is None:
                 continue
             image, box = pasted
             name = f"{len(queries):05d}_{slug}"
-            Image.fromarray(image).save(cross / "images" / "val" / f"{name}.jpg", quality=_JPEG_QUALITY)
+            Image.fromarray(image).save(out / "images" / "val" / f"{name}.jpg", quality=_JPEG_QUALITY)
             h, w = image.shape[:2]
             x1, y1, x2, y2 = (float(v) for v in box)
-            (cross / "labels" / "val" / f"{name}.txt").write_text(
+            (out / "labels" / "val" / f"{name}.txt").write_text(
                 f"0 {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n")
             queries.append({"image": f"images/val/{name}.jpg", "brand": slug, "icon": icon.key, "kind": icon.kind,
                             "box": [x1, y1, x2, y2]})
-    (cross / "queries.json").write_text(json.dumps(queries, indent=0) + "\n")
-    (cross / "data.yaml").write_text("path: .\ntrain: images/val\nval: images/val\nnames:\n  0: logo\n")
-    record["cross_style"] = {"brands": len({q["brand"] for q in queries}), "images": len(queries),
-                             "backgrounds": "grocery_store val Fruit+Vegetables"}
+    (out / "queries.json").write_text(json.dumps(queries, indent=0) + "\n")
+    (out / "data.yaml").write_text("path: .\ntrain: images/val\nval: images/val\nnames:\n  0: logo\n")
+    return {"brands": len({q["brand"] for q in queries}), "images": len(queries),
+            "wordmarks": sum(q["kind"] == "wordmark" for q in queries), "backgrounds": "val Fruit+Vegetables"}
 
-    # known-brand calibration queries: val brands in the training styles, on train photos, cropped at the true box
-    val_slugs = sorted(split["val"], key=lambda s: unit_hash(seed, "robustness-known", s))[:known_brands]
-    count = 0
-    for slug in val_slugs:
-        styled = [None] + [icon for icons in train_catalogue.get(slug, {}).values() for icon in icons]
-        for i in range(known_per_brand):
+
+def _known(out: Path, val_brands: list[str], catalogue: dict, by_slug: dict, photos: list[Path],
+           rng: np.random.Generator, count: int, per_brand: int, skipped: list) -> dict:
+    """Val-split brands in the training styles (simple-icons or an Iconify training set), on train photos,
+    square-cropped at the true box: the known-brand calibration queries."""
+    from PIL import Image
+
+    from vision.synth.catalog import unit_hash
+    from vision.synth.render import LogoRenderError, render_logo
+    from vision.synth.styles import icon_svg
+
+    crops = 0
+    for slug in sorted(val_brands, key=lambda s: unit_hash(0, "robustness-known", s))[:count]:
+        styled = [None] + [icon for icons in catalogue.get(slug, {}).values() for icon in icons]
+        for i in range(per_brand):
+            # the first crop of a brand drawn in another style shows that style
             icon = styled[int(rng.integers(len(styled)))] if i else styled[min(1, len(styled) - 1)]
             try:
                 rgba = render_logo(by_slug[slug] if icon is None else icon_svg(icon), 160)
             except LogoRenderError as e:
-                record["skipped"].append([slug if icon is None else icon.key, e.reason])
+                skipped.append([slug if icon is None else icon.key, e.reason])
                 continue
-            pasted = paste(rgba, backgrounds["train"])
+            pasted = _paste(rgba, photos, rng)
             if pasted is None:
                 continue
-            folder = out / "known" / slug
-            folder.mkdir(parents=True, exist_ok=True)
+            (out / slug).mkdir(parents=True, exist_ok=True)
             style = "simple-icons" if icon is None else icon.prefix
-            Image.fromarray(square_crop(pasted[0], pasted[1], MARGIN, size=crop_size)).save(
-                folder / f"{style}_{i:02d}.jpg", quality=_JPEG_QUALITY)
-            count += 1
-    record["known"] = {"brands": len(list((out / "known").iterdir())) if count else 0, "crops": count,
-                       "backgrounds": "grocery_store train Fruit+Vegetables"}
+            Image.fromarray(square_crop(pasted[0], pasted[1], MARGIN, size=CROP_SIZE)).save(
+                out / slug / f"{style}_{i:02d}.jpg", quality=_JPEG_QUALITY)
+            crops += 1
+    return {"brands": len(list(out.iterdir())) if crops else 0, "crops": crops, "backgrounds": "train Fruit+Vegetables"}
 
-    # impostors: the detector's boxes on brand-free photos (every box there is a false detection)
-    record["impostors"] = {"detector": detector.card.name}
-    for part, limit in (("train", impostor_train_photos), ("val", val_photos)):
+
+def _impostors(out: Path, grocery: Path, detector, seed: int, train_photos: int | None,
+               val_photos: int | None) -> dict:
+    """The detector's boxes on brand-free train / val photos (every one a false detection), square-cropped."""
+    from PIL import Image
+
+    record = {"folder": str(out.resolve()), "built_by": f"detections of {detector.card.name} (conf "
+              f"{detector.conf})"}
+    for part, limit in (("train", train_photos), ("val", val_photos)):
         photos = brand_free_photos(grocery, part, limit, seed)
-        folder = out / "impostors" / part
-        folder.mkdir(parents=True, exist_ok=True)
+        (out / part).mkdir(parents=True, exist_ok=True)
         crops = 0
         for start in range(0, len(photos), 16):
             arrays = [load_image(p) for p in photos[start:start + 16]]
             for path, array, dets in zip(photos[start:start + 16], arrays, detector.predict(arrays)):
                 for j, det in enumerate(dets):
-                    Image.fromarray(square_crop(array, det["box"], MARGIN, size=crop_size)).save(
-                        folder / f"{path.stem}_{j}.jpg", quality=_JPEG_QUALITY)
+                    Image.fromarray(square_crop(array, det["box"], MARGIN, size=CROP_SIZE)).save(
+                        out / part / f"{path.stem}_{j}.jpg", quality=_JPEG_QUALITY)
                     crops += 1
-        record["impostors"][part] = {"photos": len(photos), "crops": crops}
-    (out / "record.json").write_text(json.dumps(record, indent=1) + "\n")
+        record[part] = {"photos": len(photos), "crops": crops}
     return record
 
 
@@ -205,8 +256,9 @@ def open_set_variants(gallery: BrandGallery, known: np.ndarray, known_brands: li
     return variants
 
 
-def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, grocery: Path, max_false_reject: float,
-                 detector_name: str, packaged_goods: bool = True, val_photos: int | None = None) -> dict:
+def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folder: Path, grocery: Path,
+                 max_false_reject: float, detector_name: str, packaged_goods: bool = True,
+                 val_photos: int | None = None) -> dict:
     """Every figure of one model set (see the module docstring)."""
     from vision.data.datasets import scan_image_folder
 
@@ -215,7 +267,7 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, grocery: Path,
     samples, table = scan_image_folder(data / "known")
     known = fx([s.path for s in samples], batch_size=128)
     known_brands = [table.names[s.label] for s in samples]
-    impostors = {part: fx(list_images(data / "impostors" / part), batch_size=128) for part in ("train", "val")}
+    impostors = {part: fx(list_images(impostor_folder / part), batch_size=128) for part in ("train", "val")}
     missing = sorted(set(known_brands) - set(gallery.brands))
     if missing:
         raise ValueError(f"{len(missing)} calibration brands are not in the gallery (e.g. {missing[0]!r})")
@@ -408,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--impostor-train-photos", type=int, default=700,
                     help="brand-free train photos whose detections are the calibration impostors")
     ap.add_argument("--val-photos", type=int, help="brand-free val photos used (default: all)")
+    ap.add_argument("--impostors", type=Path,
+                    help="impostor crops to use (train/ calibrates, val/ measures; e.g. vision make-impostors' "
+                         "output) instead of the shipped detector's detections built under --data")
     ap.add_argument("--skip-grocery-check", action="store_true", help="skip the packaged-goods check")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
@@ -416,27 +471,20 @@ def main(argv: list[str] | None = None) -> int:
     rows = model_rows(args)
     if args.no_shipped:
         rows.pop("shipped")
-    if not (args.data / "record.json").is_file():
-        if args.icon_sets is None:
-            ap.error("--icon-sets is needed to build --data")
-        from vision.inference_detection import LogoDetector
-
-        build_start = time.perf_counter()
-        report["data_record"] = build_data(args.data, args.grocery, args.icon_sets,
-                                           LogoDetector.from_pretrained(SHIPPED["detector"]),
-                                           queries_per_brand=args.queries_per_brand, known_brands=args.known_brands,
-                                           known_per_brand=args.known_per_brand,
-                                           max_test_brands=args.max_test_brands,
-                                           impostor_train_photos=args.impostor_train_photos,
-                                           val_photos=args.val_photos)
-        report["data_build_s"] = round(time.perf_counter() - build_start, 1)
-    else:
-        report["data_record"] = json.loads((args.data / "record.json").read_text())
+    if args.icon_sets is None and not (args.data / "record.json").is_file():
+        ap.error("--icon-sets is needed to build --data")
+    build_start = time.perf_counter()
+    record = build_data(args.data, args.grocery, args.icon_sets, SHIPPED["detector"], impostors=args.impostors,
+                        queries_per_brand=args.queries_per_brand, known_brands=args.known_brands,
+                        known_per_brand=args.known_per_brand, max_test_brands=args.max_test_brands,
+                        impostor_train_photos=args.impostor_train_photos, val_photos=args.val_photos)
+    report["data_record"], report["data_s"] = record, round(time.perf_counter() - build_start, 1)
     for name, models in rows.items():
         row_start = time.perf_counter()
         fx, detector, gallery = load_row(models)
-        row = evaluate_row(fx, detector, gallery, args.data, args.grocery, args.frr, models["detector"],
-                           packaged_goods=not args.skip_grocery_check, val_photos=args.val_photos)
+        row = evaluate_row(fx, detector, gallery, args.data, Path(record["impostors"]["folder"]), args.grocery,
+                           args.frr, models["detector"], packaged_goods=not args.skip_grocery_check,
+                           val_photos=args.val_photos)
         row["models"] = {"embedder": models["embedder"], "detector": models["detector"],
                          "gallery": models["gallery"] or "simple-icons renders, mean of 3 (built here)",
                          "gallery_brands": len(gallery), "gallery_vectors": len(gallery.vectors)}

@@ -20,9 +20,9 @@ def test_iou_and_brand_free_photos_never_read_the_test_split(tmp_path):
     bench = _benchmark()
     assert bench.iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(1 / 3)
     assert bench.iou([0, 0, 1, 1], [2, 2, 3, 3]) == 0
-    with pytest.raises(ValueError, match="test split is held out"):
+    with pytest.raises(ValueError, match="held out"):
         bench.brand_free_photos(SAMPLE, "test")
-    with pytest.raises(FileNotFoundError, match="no Fruit/ or Vegetables/ photos"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         bench.brand_free_photos(tmp_path, "val")
 
 

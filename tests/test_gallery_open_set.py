@@ -247,3 +247,13 @@ def test_build_gallery_with_references_and_impostors_reports_before_and_after(ti
     assert build_gallery.main([*args, "--threshold", "0.5"]) == 2
     assert build_gallery.main([*args[:-4], "--impostors", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_style_renders_give_one_reference_per_training_style_icon():
+    from vision.commands.build_gallery import style_renders
+
+    renders = style_renders(REPO / "tests" / "data" / "iconify", 32)
+    keys = {key for found in renders.values() for key, _ in found}
+    assert renders and all(not key.startswith("devicon:") for key in keys)      # the held-out style never
+    assert {"cib:github", "skill-icons:fastapi"} <= keys
+    assert all(image.shape == (32, 32, 3) for found in renders.values() for _, image in found)

@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated colours of the simple-icons renders per brand: brand, black, white, #rrggbb")
     ap.add_argument("--merge", choices=MERGES, default="all",
                     help="all: a vector per image (a brand scores its best); mean: one prototype per brand")
+    ap.add_argument("--icon-sets", type=Path,
+                    help="Iconify sets folder: each --simple-icons brand drawn in a training style gets one more "
+                         "reference per icon (the held-out evaluation styles are never used)")
     ap.add_argument("--references", type=Path, action="append", default=[],
                     help="<dir>/<brand>/* reference photos: each one more reference of its brand (new or existing)")
     ap.add_argument("--calibrate", type=Path, help="folder with gallery/ and query/ of known brands")
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     from vision.gallery import GalleryError
     from vision.progress import warnings_above_progress_bar
     from vision.synth.render import parse_render_colors
+    from vision.synth.styles import IconSetError
     from vision.zoo import ZooError
 
     if not args.folder and not args.simple_icons and not args.references:
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings_above_progress_bar():
             gallery, report = build(args, colors)
-    except (GalleryError, ManifestError, ZooError, FileNotFoundError) as e:
+    except (GalleryError, ManifestError, ZooError, FileNotFoundError, IconSetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report.update(threshold=gallery.threshold, out=str(args.out), wall_s=round(time.perf_counter() - start, 1))
@@ -171,6 +175,12 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
                 raise GalleryError(f"brand {slug!r} is both in a --folder and in simple-icons; rename one")
             images[slug] = renders
             references[slug] = ["simple-icons"] * len(renders)
+    if args.icon_sets is not None:
+        if not args.simple_icons:
+            raise GalleryError("--icon-sets adds artwork styles to simple-icons brands: give --simple-icons too")
+        for slug, renders in style_renders(args.icon_sets, fx.card.data_config.input_size).items():
+            images[slug] += [image for _, image in renders]
+            references[slug] += [key for key, _ in renders]
     kwargs = dict(index=args.index, threshold=args.threshold, normalization=args.normalization, topk=args.topk)
     gallery = BrandGallery.for_model(fx, **kwargs)
     if images:
@@ -204,6 +214,31 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
             gallery.calibration = {"method": "known-only quantile", **report["calibration"]}
     gallery.save(args.out)
     return gallery, report
+
+
+def style_renders(folder: Path, size: int) -> dict[str, list[tuple[str, "np.ndarray"]]]:
+    """``{slug: [("prefix:icon", image), ...]}``: every simple-icons brand's icons in the training styles of the
+    Iconify sets under ``folder``, drawn as the brand datasets draw gallery images (single-colour icons in the brand
+    colour, full-colour ones in their own); icons that do not render are left out."""
+    from vision.synth.catalog import list_brands
+    from vision.synth.render import LogoRenderError, canonical_logo, is_monochrome, render_logo
+    from vision.synth.styles import icon_svg, load_icon_sets, style_catalogue, training_styles
+
+    brands = list_brands()
+    by_slug = {b.slug: b for b in brands}
+    catalogue, _ = style_catalogue(training_styles(load_icon_sets(folder)), brands)
+    out: dict[str, list] = {}
+    for slug, styles in catalogue.items():
+        for icons in styles.values():
+            for icon in icons:
+                try:
+                    svg = icon_svg(icon)
+                    mono = is_monochrome(render_logo(svg, 32))
+                    image = canonical_logo(svg, size, color=by_slug[slug].rgb if mono else None)
+                except LogoRenderError:
+                    continue
+                out.setdefault(slug, []).append((icon.key, image))
+    return out
 
 
 def reference_photos(folders: list[Path]) -> dict[str, list[Path]]:
