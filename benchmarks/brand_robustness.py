@@ -258,7 +258,7 @@ def open_set_variants(gallery: BrandGallery, known: np.ndarray, known_brands: li
 
 def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folder: Path, grocery: Path,
                  max_false_reject: float, detector_name: str, packaged_goods: bool = True,
-                 val_photos: int | None = None) -> dict:
+                 val_photos: int | None = None, detector_data: list[Path] = ()) -> dict:
     """Every figure of one model set (see the module docstring)."""
     from vision.data.datasets import scan_image_folder
 
@@ -334,6 +334,7 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
 
     start = time.perf_counter()
     row["detector_cross_style"] = detector_map(detector_name, data / "cross_style" / "data.yaml")
+    row["detector_other_sets"] = {str(yaml): detector_map(detector_name, yaml) for yaml in detector_data}
     timings["detector_map_s"] = round(time.perf_counter() - start, 1)
     if packaged_goods:
         start = time.perf_counter()
@@ -437,6 +438,14 @@ def summary_table(report: dict) -> str:
                          f"{f['end_to_end_accepted_correct']:.3f} | {f['oracle_recall@1']:.3f} | {f['known_frr']:.3f} "
                          f"| {f['impostor_far_val_crops']:.3f} | {photos:.3f} | {det.get('mAP50', float('nan')):.3f} / "
                          f"{det.get('mAP50-95', float('nan')):.3f} | {groc.get('brand_recall@1', float('nan'))} |")
+    lines += ["", "| models | detector set | mAP50 | mAP50-95 | precision | recall |", "|---|---|---|---|---|---|"]
+    for name, row in report["rows"].items():
+        sets = {"cross-style (this benchmark)": row.get("detector_cross_style", {}),
+                **row.get("detector_other_sets", {})}
+        for set_name, m in sets.items():
+            lines.append(f"| {name} | {set_name} | {m.get('mAP50', float('nan')):.3f} | "
+                         f"{m.get('mAP50-95', float('nan')):.3f} | {m.get('precision', float('nan')):.3f} | "
+                         f"{m.get('recall', float('nan')):.3f} |")
     return "\n".join(lines)
 
 
@@ -463,6 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--impostors", type=Path,
                     help="impostor crops to use (train/ calibrates, val/ measures; e.g. vision make-impostors' "
                          "output) instead of the shipped detector's detections built under --data")
+    ap.add_argument("--detector-data", type=Path, action="append", default=[],
+                    help="more YOLO data.yaml sets for the detector's mAP (e.g. another cross-style set, the "
+                         "in-distribution simple-icons val)")
     ap.add_argument("--skip-grocery-check", action="store_true", help="skip the packaged-goods check")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
@@ -484,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         fx, detector, gallery = load_row(models)
         row = evaluate_row(fx, detector, gallery, args.data, Path(record["impostors"]["folder"]), args.grocery,
                            args.frr, models["detector"], packaged_goods=not args.skip_grocery_check,
-                           val_photos=args.val_photos)
+                           val_photos=args.val_photos, detector_data=args.detector_data)
         row["models"] = {"embedder": models["embedder"], "detector": models["detector"],
                          "gallery": models["gallery"] or "simple-icons renders, mean of 3 (built here)",
                          "gallery_brands": len(gallery), "gallery_vectors": len(gallery.vectors)}

@@ -31,7 +31,8 @@ def test_robustness_benchmark_runs_end_to_end_on_a_tiny_set(tmp_path):
     out, data = tmp_path / "report.json", tmp_path / "data"
     assert bench.main(["--grocery", str(SAMPLE), "--icon-sets", str(REPO / "tests" / "data" / "iconify"),
                        "--data", str(data), "--queries-per-brand", "1", "--known-brands", "3", "--known-per-brand", "1",
-                       "--impostor-train-photos", "3", "--val-photos", "4", "--skip-grocery-check", "--out", str(out)]) == 0
+                       "--impostor-train-photos", "3", "--val-photos", "4", "--skip-grocery-check",
+                       "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     record = report["data_record"]
     assert record["held_out_styles"] == ["devicon"] and "devicon" not in record["training_styles"]

@@ -25,8 +25,10 @@ calibrated on scores of the kind the shipped gallery will give.
 threshold gives the lowest impostor false-accept rate (FAR) at a known false-reject rate (FRR) of at most ``--frr``
 (default 0.10 here). FRR, FAR, the equal error rate and what the sets were are stored in the gallery file.
 ``--normalization background`` keeps the impostors' embeddings in the gallery as a background cohort (each
-impostor is calibrated against the others). ``--references DIR/<brand>/*`` adds each photo as one more reference of its brand (a brand scores its
-best reference), to simple-icons brands or new ones; the report then holds the figures before and after.
+impostor is calibrated against the others). ``--references DIR/<brand>/*`` adds each photo as one more reference
+of its brand (a brand scores its best reference), to simple-icons brands or new ones; the report then holds the
+figures before and after. ``--icon-sets DIR`` adds one reference per training-style icon of each simple-icons
+brand (see :mod:`vision.synth.styles`).
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
     return gallery, report
 
 
-def style_renders(folder: Path, size: int) -> dict[str, list[tuple[str, "np.ndarray"]]]:
+def style_renders(folder: Path, size: int) -> dict[str, list[tuple]]:
     """``{slug: [("prefix:icon", image), ...]}``: every simple-icons brand's icons in the training styles of the
     Iconify sets under ``folder``, drawn as the brand datasets draw gallery images (single-colour icons in the brand
     colour, full-colour ones in their own); icons that do not render are left out."""
