@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+from vision.commands import add_device, command_parser
+
 # (vision.gallery.MERGES, vision.retrieval.INDEX_KINDS; spelled out so --help loads neither numpy nor faiss:
 # tests/test_commands.py checks they agree)
 MERGES = ("all", "mean")
@@ -77,7 +79,7 @@ def calibrate(fx, folder: Path, frr: float, renders: tuple[str, ...] | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="vision build-gallery", description=__doc__.splitlines()[0])
+    ap = command_parser("vision build-gallery", __doc__)
     ap.add_argument("--embedder", required=True, help="zoo name or file of an embedding model")
     ap.add_argument("--folder", type=Path, action="append", default=[], help="<folder>/<brand>/* images")
     ap.add_argument("--simple-icons", action="store_true", help="add every simple-icons brand's canonical render")
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--index", choices=INDEX_KINDS, default="flat")
     ap.add_argument("--out", type=Path, required=True, help="gallery file to write (.npz)")
     ap.add_argument("--report", type=Path, help="also write the report as JSON here and as text next to it (.txt)")
-    ap.add_argument("--device", help="cuda, cpu (default: CUDA when available)")
+    add_device(ap)
     ap.add_argument("--batch-size", type=int, default=128)
     args = ap.parse_args(argv)
     from vision.data.datasets import ManifestError
