@@ -233,13 +233,8 @@ def load_icon_set(path: str | os.PathLike, *, allow_non_commercial: bool = False
     """
     path = Path(path)
     file = path / "icons.json" if path.is_dir() else path
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise IconSetError(f"{file}: cannot read ({e})") from None
-    except json.JSONDecodeError as e:
-        raise IconSetError(f"{file}: not JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("prefix"), str) or not isinstance(data.get("icons"), dict):
+    data = _read_json(file, missing_ok=False)
+    if not isinstance(data.get("prefix"), str) or not isinstance(data.get("icons"), dict):
         raise IconSetError(f"{file}: not an Iconify icon set (needs a 'prefix' string and an 'icons' object)")
     prefix = data["prefix"]
     _refuse(prefix)
@@ -276,9 +271,9 @@ def load_icon_set(path: str | os.PathLike, *, allow_non_commercial: bool = False
                    icons=icons, aliases=aliases, path=str(file))
 
 
-def _read_json(path: Path) -> dict:
-    """``path`` as a JSON object, ``{}`` when there is no such file."""
-    if not path.is_file():
+def _read_json(path: Path, missing_ok: bool = True) -> dict:
+    """``path`` as a JSON object; ``{}`` when there is no such file and ``missing_ok``."""
+    if missing_ok and not path.is_file():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
