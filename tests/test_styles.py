@@ -13,6 +13,7 @@ import pytest
 
 from vision.synth import styles
 from vision.synth.catalog import Brand, list_brands
+from vision.synth.record import LogoDatasetWarning
 from vision.synth.render import render_logo
 from vision.synth.styles import (EVAL_STYLES, ICON_SETS, IconSetError, PinnedSet, fetch_icon_sets, icon_svg,
                                  load_icon_set, load_icon_sets, match_brands, style_catalogue, title_to_slug,
@@ -167,11 +168,17 @@ def test_cross_style_brand_dataset(tmp_path, brands):
     chosen = [b for b in brands if b.slug in {"vite", "tensorflow", "fastapi", "c", "npm", "vercel", "github",
                                                "nodedotjs"}]
     out = tmp_path / "set"
-    summary = write_brand_dataset(out, [sample / "train"], val_backgrounds=[sample / "val"], brands=chosen, size=32,
-                                  train_clean=1, train_wild=1, queries=2, background_size=96, icon_sets=DATA,
-                                  style_clean=1, style_wild=1)
+    sets = load_icon_sets(DATA)
+    # an icon that draws nothing is left out and reported; its brand keeps its other styles
+    sets["skill-icons"].icons["tensorflow-light"] = styles.StyleIcon("skill-icons", "tensorflow-light", "<g/>",
+                                                                     0, 0, 256, 256)
+    with pytest.warns(LogoDatasetWarning, match="leaving out icon skill-icons:tensorflow-light"):
+        summary = write_brand_dataset(out, [sample / "train"], val_backgrounds=[sample / "val"], brands=chosen,
+                                      size=32, train_clean=1, train_wild=1, queries=2, background_size=96,
+                                      icon_sets=sets, style_clean=1, style_wild=1)
     assert summary["brands"] == {"train": 3, "val": 1, "test": 4} and summary["queries_brands"] == {"val": 1,
                                                                                                      "test": 2}
+    assert summary["skipped_icons"] == [("tensorflow", "skill-icons:tensorflow-light", "renders no visible pixels")]
     names = {p.relative_to(out).as_posix() for p in out.rglob("*.jpg")}
     train = {n for n in names if n.startswith("train/")}
     assert not any("devicon" in n for n in train)                 # the held-out style never reaches training

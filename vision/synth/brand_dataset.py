@@ -114,12 +114,17 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     wrap = progress or (lambda iterable, **_: iterable)
     written: dict[str, list[str]] = {name: [] for name in splits}
     skipped: list[tuple[str, str]] = []
+    skipped_icons: list[tuple[str, str, str]] = []   # (slug, prefix:icon, reason): the brand keeps its other styles
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(wrap(pool.map(_run_job, jobs, chunksize=8), total=len(jobs), desc="brands"))
     else:
         results = [_run_job(job) for job in wrap(jobs, total=len(jobs), desc="brands")]
-    for job, error in zip(jobs, results):
+    for job, (error, icons_left_out) in zip(jobs, results):
+        for key, reason in icons_left_out:
+            warnings.warn(f"brand {job.brand.slug!r}: leaving out icon {key}: {reason}", LogoDatasetWarning,
+                          stacklevel=2)
+            skipped_icons.append((job.brand.slug, key, reason))
         if error is None:
             written[job.split].append(job.brand.slug)
         else:
@@ -148,6 +153,8 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     summary = {"out_dir": str(out), "brands": {k: len(v) for k, v in written.items()}, "skipped": skipped}
     if styles is not None:
         record["styles"] = styles.record(written)
+        record["skipped_icons"] = [list(s) for s in skipped_icons]
+        summary["skipped_icons"] = skipped_icons
         summary["queries_brands"] = {name: sum(1 for s in slugs if styles.eval_icons.get(s))
                                      for name, slugs in written.items() if name != "train"}
     write_record(out, record)
@@ -251,12 +258,14 @@ _CLEAN_COLORS: tuple[Color | None, ...] = (None, (0, 0, 0), (255, 255, 255))
 _WILD_SCALE = (0.2, 0.6)    # wild_logo_crop's default scale range: icons are rendered at its upper end
 
 
-def _run_job(job: _BrandJob) -> str | None:
-    """Write one brand's images; returns why it was skipped, or ``None``."""
+def _run_job(job: _BrandJob) -> tuple[str | None, list[tuple[str, str]]]:
+    """Write one brand's images; returns why the brand was skipped (or ``None``) and the ``(icon, reason)`` of
+    other-style icons left out."""
     rng = np.random.default_rng([job.seed, int(unit_hash(job.seed, "brand", job.brand.slug) * 2**62)])
+    left_out: list[tuple[str, str]] = []
     try:
         if job.styled:
-            _run_styled(job, rng)
+            left_out = _run_styled(job, rng)
         elif job.split == "train":
             folder = job.out / "train" / job.brand.slug
             clean = [canonical_logo(job.brand, job.size, color=_clean_color(i, rng)) for i in range(job.train_clean)]
@@ -267,15 +276,16 @@ def _run_job(job: _BrandJob) -> str | None:
                       [("canonical", [canonical_logo(job.brand, job.size)])])
             _save_all(job.out / job.split / "query" / job.brand.slug, [("wild", _wild(job, job.queries, rng))])
     except LogoRenderError as e:
-        return e.reason
-    return None
+        return e.reason, left_out
+    return None, left_out
 
 
-def _run_styled(job: _BrandJob, rng: np.random.Generator) -> None:
-    """One brand of the cross-style layout (module docstring). A training-style icon that does not render is
-    left out (the brand keeps its other styles); simple-icons failing still skips the brand, as in the plain
-    layout."""
+def _run_styled(job: _BrandJob, rng: np.random.Generator) -> list[tuple[str, str]]:
+    """One brand of the cross-style layout (module docstring). An icon of another style that does not render is
+    left out and returned with the reason (the brand keeps its other styles); simple-icons failing still skips
+    the brand, as in the plain layout."""
     slug, si = job.brand.slug, SIMPLE_ICONS_STYLE
+    left_out: list[tuple[str, str]] = []
     if job.split == "train":
         groups = [(f"{si}__{slug}__clean", [canonical_logo(job.brand, job.size, color=_clean_color(i, rng))
                                            for i in range(job.train_clean)]),
@@ -283,29 +293,32 @@ def _run_styled(job: _BrandJob, rng: np.random.Generator) -> None:
         for icon in job.train_icons:
             try:
                 svg, mono = _icon_source(icon)
-                clean = [canonical_logo(svg, job.size, color=_style_clean_color(job.brand, mono, i, rng))
+                # a single-colour icon is drawn like a simple-icons mark (brand colour, black, white, ...); a
+                # full-colour one in its own colours
+                clean = [canonical_logo(svg, job.size, color=_clean_color(i, rng) if mono else None)
                          for i in range(job.style_clean)]
                 wild = _wild_icon(job, svg, mono, job.style_wild, rng)
-            except LogoRenderError:
+            except LogoRenderError as e:
+                left_out.append((icon.key, e.reason))
                 continue
             groups += [(f"{icon.prefix}__{icon.name}__clean", clean), (f"{icon.prefix}__{icon.name}__wild", wild)]
         _save_all(job.out / "train" / slug, groups)
-        return
+        return left_out
     groups = [(f"{si}__{slug}__canonical", [canonical_logo(job.brand, job.size)])]
     for icon in job.train_icons:
         try:
             svg, mono = _icon_source(icon)
             groups.append((f"{icon.prefix}__{icon.name}__canonical",
                            [canonical_logo(svg, job.size, color=job.brand.rgb if mono else None)]))
-        except LogoRenderError:
-            continue
+        except LogoRenderError as e:
+            left_out.append((icon.key, e.reason))
     queries: list[tuple[str, list[np.ndarray]]] = []
     renderable = []
     for icon in job.eval_icons:
         try:
             renderable.append((icon, *_icon_source(icon)))
-        except LogoRenderError:
-            continue
+        except LogoRenderError as e:
+            left_out.append((icon.key, e.reason))
     for i in range(job.queries if renderable else 0):   # cycle through the brand's icons and wordmarks
         icon, svg, mono = renderable[i % len(renderable)]
         queries.append((f"{icon.prefix}__{icon.name}__wild", _wild_icon(job, svg, mono, 1, rng)))
@@ -313,18 +326,13 @@ def _run_styled(job: _BrandJob, rng: np.random.Generator) -> None:
     (job.out / job.split / "query").mkdir(parents=True, exist_ok=True)   # there even when no brand has queries
     if queries:
         _save_all(job.out / job.split / "query" / slug, _number_groups(queries))
+    return left_out
 
 
 def _icon_source(icon: StyleIcon) -> tuple[str, bool]:
     """``(svg text, single-colour?)``; raises :class:`LogoRenderError` when the icon does not render."""
     svg = icon_svg(icon)
     return svg, is_monochrome(render_logo(svg, 32))
-
-
-def _style_clean_color(brand: Brand, mono: bool, index: int, rng: np.random.Generator) -> Color | None:
-    # a single-colour icon is drawn like a simple-icons mark (brand colour, black, white, ...); a full-colour one
-    # in its own colours
-    return _clean_color(index, rng) if mono else None
 
 
 def _wild_icon(job: _BrandJob, svg: str, mono: bool, count: int, rng: np.random.Generator) -> list[np.ndarray]:
