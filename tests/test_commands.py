@@ -156,6 +156,7 @@ VOCABULARY = {  # command -> the common flags it takes (the meaning is the same 
     "dedup": {"--model", "--images", "--out", "--device", "--batch-size"},
     "make-logo-dataset": {"--out"},
     "make-brand-dataset": {"--out", "--workers"},
+    "make-impostors": {"--out", "--device", "--zoo-dir"},
 }
 OLD_SPELLINGS = {"eval": ["--out-dir"], "export": ["--output", "--batch", "--zoo_dir"],
                  "benchmark": ["--batch", "--end-to-end", "--accuracy", "--output"], "predict": ["--zoo_dir"]}
