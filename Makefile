@@ -20,9 +20,9 @@ venv: $(BIN)/.installed
 
 demo: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python tools/train.py --config configs/classification/demo.yaml \
-		--zoo_name demo_grocery_sample --zoo_dir $(DEMO_ZOO)
+		--zoo-name demo_grocery_sample --zoo-dir $(DEMO_ZOO)
 	HF_HUB_OFFLINE=1 $(BIN)/python tools/eval.py --model $(DEMO_WEIGHTS) --data data/grocery_sample/val.txt \
-		--out-dir runs/demo/eval
+		--out runs/demo/eval
 	HF_HUB_OFFLINE=1 $(BIN)/python tools/predict.py --model $(DEMO_WEIGHTS) --topk 3 \
 		--images data/grocery_sample/val/Packages/Juice data/grocery_sample/val/Fruit/Banana
 	HF_HUB_OFFLINE=1 $(BIN)/python tools/zoo_demo.py --out runs/demo/zoo

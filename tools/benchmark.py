@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Speed of zoo models per runtime through the predictor interface: ``vision benchmark`` from a checkout.
 
-    python tools/benchmark.py --model grocery_resnet10t,logo_yolo11n,brand_resnet10t --batch 1,8,32 \
-        --calib-dir data/grocery_sample/train --end-to-end data/grocery_sample/val
+    python tools/benchmark.py --model grocery_resnet10t,logo_yolo11n,brand_resnet10t --batch-sizes 1,8,32 \
+        --calib-dir data/grocery_sample/train --images data/grocery_sample/val
 """
 
 import sys

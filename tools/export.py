@@ -2,7 +2,7 @@
 """Export a zoo model for deployment (ONNX, INT8 ONNX, TensorRT, Triton, ultralytics): ``vision export`` from a
 checkout.
 
-    python tools/export.py --model grocery_resnet10t --format onnx --output features
+    python tools/export.py --model grocery_resnet10t --format onnx --output-kind features
     python tools/export.py --verify export/grocery_resnet10t.features.onnx
 """
 
