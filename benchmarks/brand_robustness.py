@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from vision.commands.build_gallery import impostor_groups  # noqa: E402
 from vision.crops import square_crop  # noqa: E402
 from vision.data.io import list_images, load_image  # noqa: E402
 from vision.fileio import atomic_write_text  # noqa: E402
@@ -214,6 +215,7 @@ def _impostors(out: Path, grocery: Path, detector, seed: int, train_photos: int 
 
     record = {"folder": str(out.resolve()), "built_by": f"detections of {detector.card.name} (conf "
               f"{detector.conf})"}
+    manifest = ["file,source"]   # the columns of vision make-impostors' manifest that group crops by photo
     for part, limit in (("train", train_photos), ("val", val_photos)):
         photos = brand_free_photos(grocery, part, limit, seed)
         (out / part).mkdir(parents=True, exist_ok=True)
@@ -222,10 +224,13 @@ def _impostors(out: Path, grocery: Path, detector, seed: int, train_photos: int 
             arrays = [load_image(p) for p in photos[start:start + 16]]
             for path, array, dets in zip(photos[start:start + 16], arrays, detector.predict(arrays)):
                 for j, det in enumerate(dets):
+                    name = f"{part}/{path.stem}_{j}.jpg"
                     Image.fromarray(square_crop(array, det["box"], MARGIN, size=CROP_SIZE)).save(
-                        out / part / f"{path.stem}_{j}.jpg", quality=_JPEG_QUALITY)
+                        out / name, quality=_JPEG_QUALITY)
+                    manifest.append(f"{name},{path.relative_to(grocery)}")
                     crops += 1
         record[part] = {"photos": len(photos), "crops": crops}
+    atomic_write_text(out / "manifest.csv", "\n".join(manifest) + "\n")
     return record
 
 
@@ -239,9 +244,9 @@ def iou(a, b) -> float:
 
 
 def open_set_variants(gallery: BrandGallery, known: np.ndarray, known_brands: list[str], impostors: np.ndarray,
-                      max_false_reject: float) -> dict[str, BrandGallery]:
+                      impostor_groups: list[str], max_false_reject: float) -> dict[str, BrandGallery]:
     """The gallery as given, and copies recalibrated on (known, impostor) queries with the plain and the
-    background-cohort score (the impostors are the cohort, scored leave-one-out)."""
+    background-cohort score (the impostors are the cohort, each scored without its own photo's crops)."""
     variants = {"as given": gallery}
     for normalization in ("none", "background"):
         variant = copy.copy(gallery)     # vectors and index shared (read-only); open-set fields replaced
@@ -250,6 +255,7 @@ def open_set_variants(gallery: BrandGallery, known: np.ndarray, known_brands: li
         if normalization == "background":
             variant.set_background(impostors)
         variant.calibrate(known, impostors, max_false_reject, known_brands=known_brands,
+                          impostor_groups=impostor_groups,
                           known_set="calibration known queries (val brands, training styles, train photos)",
                           impostor_set="impostor crops of brand-free train photos")
         variants[f"impostors, {normalization}"] = variant
@@ -267,11 +273,13 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
     samples, table = scan_image_folder(data / "known")
     known = fx([s.path for s in samples], batch_size=128)
     known_brands = [table.names[s.label] for s in samples]
-    impostors = {part: fx(list_images(impostor_folder / part), batch_size=128) for part in ("train", "val")}
+    impostor_files = {part: list_images(impostor_folder / part) for part in ("train", "val")}
+    impostors = {part: fx(files, batch_size=128) for part, files in impostor_files.items()}
     missing = sorted(set(known_brands) - set(gallery.brands))
     if missing:
         raise ValueError(f"{len(missing)} calibration brands are not in the gallery (e.g. {missing[0]!r})")
-    variants = open_set_variants(gallery, known, known_brands, impostors["train"], max_false_reject)
+    variants = open_set_variants(gallery, known, known_brands, impostors["train"],
+                                 impostor_groups(impostor_files["train"]), max_false_reject)
     timings["calibration_s"] = round(time.perf_counter() - start, 1)
 
     # cross-style queries: whole recogniser and oracle crops

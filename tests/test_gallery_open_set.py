@@ -257,3 +257,20 @@ def test_style_renders_give_one_reference_per_training_style_icon():
     assert renders and all(not key.startswith("devicon:") for key in keys)      # the held-out style never
     assert {"cib:github", "skill-icons:fastapi"} <= keys
     assert all(image.shape == (32, 32, 3) for found in renders.values() for _, image in found)
+
+
+def test_crops_of_one_photo_are_left_out_of_each_others_cohort():
+    """Impostor crops come in near-identical pairs (two crops of one photo): scored against a cohort holding the
+    partner, every impostor looks like background and FAR is flattered; grouping by photo gives the honest rate."""
+    gallery, vectors = _gallery(brands=6)
+    pairs = _unit(40, 16, seed=11)
+    impostors = np.concatenate([pairs, _near(pairs, 0.02, seed=12)])
+    groups = [f"photo{i}" for i in range(40)] * 2
+    known = _near(np.repeat(vectors, 5, axis=0), 0.3, seed=13)
+    gallery.normalization = "background"
+    gallery.set_background(impostors)
+    flattered = gallery.calibrate(known, impostors, 0.10)
+    honest = gallery.calibrate(known, impostors, 0.10, impostor_groups=groups)
+    assert honest["far"] > flattered["far"] and honest["impostor_groups"] == 40
+    with pytest.raises(GalleryError, match="3 impostor groups for 80 impostors"):
+        gallery.calibrate(known, impostors, impostor_groups=groups[:3])

@@ -355,11 +355,12 @@ class BrandGallery:
             results.append(list(best.items())[:k])
         return results
 
-    def open_set_scores(self, queries, normalization: str | None = None,
-                        leave_one_out: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
+    def open_set_scores(self, queries, normalization: str | None = None, leave_one_out: bool = False,
+                        leave_out: np.ndarray | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Per query its best brand, that brand's cosine score, and the open-set score the threshold applies to
         (see the module docstring; ``normalization`` defaults to the gallery's own). ``leave_one_out``: a query
-        that is itself in the background cohort is compared with the rest of it (calibrating on the cohort)."""
+        that is itself in the background cohort is compared with the rest of it (calibrating on the cohort);
+        ``leave_out``: a boolean ``(queries, cohort)`` mask of cohort rows each query is not compared with."""
         normalization = self.normalization if normalization is None else normalization
         if normalization not in NORMALIZATIONS:
             raise GalleryError(f"unknown normalization {normalization!r}; choose one of {NORMALIZATIONS}")
@@ -373,6 +374,8 @@ class BrandGallery:
             cohort = self._unit_queries(queries) @ self._background.T
             if leave_one_out:
                 cohort[cohort > 1 - 1e-5] = -1.0
+            if leave_out is not None:
+                cohort[leave_out] = -1.0
             return best, scores, scores - cohort.max(axis=1)
         if normalization == "topk":
             rest = np.array([np.mean([s for _, s in top[1:]]) if len(top) > 1 else 0.0 for top in tops])
@@ -405,12 +408,14 @@ class BrandGallery:
         return self.threshold
 
     def calibrate(self, known_queries, impostor_queries, max_false_reject: float = 0.10,
-                  known_brands: Sequence[str] | None = None, known_set: str = "", impostor_set: str = "") -> dict:
+                  known_brands: Sequence[str] | None = None, known_set: str = "", impostor_set: str = "",
+                  impostor_groups: Sequence[str] | None = None) -> dict:
         """Set :attr:`threshold` from queries of known brands and impostor queries (crops without a brand), and
         return the record stored as :attr:`calibration` (and in the gallery file).
 
         With ``normalization="background"`` the impostors may be the cohort itself (each is scored against the
-        others). The threshold gives the lowest false-accept rate on impostors (FAR: share scoring at or above it) among
+        others); ``impostor_groups`` (e.g. the source photo of each crop) then leaves a crop's whole group out of its
+        cohort, since crops of one photo resemble each other more than a new photo's crops resemble any. The threshold gives the lowest false-accept rate on impostors (FAR: share scoring at or above it) among
         those whose false-reject rate on known queries (FRR: share scoring below it) is at most
         ``max_false_reject``; among thresholds with that FAR the lowest FRR, placed half-way between the
         impostor and the known score it separates. The record also holds the equal error rate (``eer``, where FRR
@@ -426,9 +431,20 @@ class BrandGallery:
                                f"{len(impostor_queries)} impostors")
         if known_brands is not None and len(known_brands) != len(known_queries):
             raise GalleryError(f"{len(known_brands)} brand labels for {len(known_queries)} known queries")
+        leave_out = None
+        if impostor_groups is not None:
+            if len(impostor_groups) != len(impostor_queries):
+                raise GalleryError(f"{len(impostor_groups)} impostor groups for {len(impostor_queries)} impostors")
+            if self.normalization == "background":
+                if len(self._background) != len(impostor_queries):
+                    raise GalleryError("impostor_groups leave groups out of the background cohort: the impostors "
+                                       f"must be the cohort ({len(impostor_queries)} impostors, "
+                                       f"{len(self._background)} cohort rows)")
+                codes = np.unique(np.asarray([str(g) for g in impostor_groups]), return_inverse=True)[1]
+                leave_out = codes[:, None] == codes[None, :]
         best, _, known = self.open_set_scores(known_queries)
         # impostors that are also the background cohort are scored against the rest of it
-        _, _, impostor = self.open_set_scores(impostor_queries, leave_one_out=True)
+        _, _, impostor = self.open_set_scores(impostor_queries, leave_one_out=True, leave_out=leave_out)
         threshold = open_set_threshold(known, impostor, max_false_reject)
         eer, eer_threshold = equal_error_rate(known, impostor)
         self.threshold = threshold
@@ -437,7 +453,8 @@ class BrandGallery:
                   "threshold": round(threshold, 6), "frr": round(float((known < threshold).mean()), 4),
                   "far": round(float((impostor >= threshold).mean()), 4), "eer": round(eer, 4),
                   "eer_threshold": round(eer_threshold, 6), "known": len(known), "impostors": len(impostor),
-                  "known_set": known_set, "impostor_set": impostor_set}
+                  "known_set": known_set, "impostor_set": impostor_set,
+                  "impostor_groups": None if impostor_groups is None else len(set(map(str, impostor_groups)))}
         if known_brands is not None:
             right = np.array([b == t for b, t in zip(best, known_brands)])
             record["known_recall@1"] = round(float(right.mean()), 4)

@@ -194,12 +194,12 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
     user_refs = reference_photos(args.references)
     if args.impostors:
         known, known_brands, known_set = known_queries(fx, args)
-        impostors, impostor_set = impostor_queries(fx, args.impostors, args.batch_size)
+        impostors, groups, impostor_set = impostor_queries(fx, args.impostors, args.batch_size)
         if args.normalization == "background":   # calibration scores each impostor against the others
             gallery.set_background(impostors)
-            impostor_set += " (also the background cohort, leave-one-out)"
+            impostor_set += " (also the background cohort: each scored without its own photo's crops)"
         sets = dict(known=known, known_brands=known_brands, impostors=impostors, max_false_reject=args.frr,
-                         known_set=known_set, impostor_set=impostor_set)
+                    known_set=known_set, impostor_set=impostor_set, impostor_groups=groups)
         if user_refs:
             if len(gallery):
                 report["before_references"] = open_set_report(gallery, **sets)
@@ -286,7 +286,7 @@ def known_queries(fx, args: argparse.Namespace):
 
 
 def impostor_queries(fx, folders: list[Path], batch_size: int):
-    """Embeddings and a description of the impostor crops under ``folders`` (any image tree)."""
+    """Embeddings, groups and a description of the impostor crops under ``folders`` (any image tree)."""
     from vision.data.io import list_images
     from vision.gallery import GalleryError
 
@@ -298,16 +298,34 @@ def impostor_queries(fx, folders: list[Path], batch_size: int):
         if not found:
             raise GalleryError(f"--impostors {folder}: no images in it")
         paths += found
-    return fx(paths, batch_size=batch_size), f"{len(paths)} crops from {', '.join(map(str, folders))}"
+    return fx(paths, batch_size=batch_size), impostor_groups(paths), \
+        f"{len(paths)} crops from {', '.join(map(str, folders))}"
+
+
+def impostor_groups(paths: list[Path]) -> list[str]:
+    """The source photo of each impostor crop where a ``manifest.csv`` of ``vision make-impostors`` lies beside its
+    folder (``file``, ``source`` columns), else the crop itself: crops of one photo are calibrated apart from each
+    other's cohort."""
+    import csv
+
+    sources: dict[Path, str] = {}
+    for root in {p.parent.parent for p in paths}:
+        manifest = root / "manifest.csv"
+        if manifest.is_file():
+            with open(manifest, newline="", encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    if row.get("file") and row.get("source"):
+                        sources[(root / row["file"]).resolve()] = row["source"]
+    return [sources.get(p.resolve(), str(p)) for p in paths]
 
 
 def open_set_report(gallery, known, known_brands, impostors, max_false_reject: float, known_set: str,
-                    impostor_set: str) -> dict:
+                    impostor_set: str, impostor_groups: list[str]) -> dict:
     """Calibrate ``gallery`` on these queries; its calibration record, Recall@1 of the known queries and the number
     of brands and vectors it held. Known queries of brands not in the gallery count as misses (and score as they
     do)."""
     record = gallery.calibrate(known, impostors, max_false_reject, known_brands=known_brands, known_set=known_set,
-                               impostor_set=impostor_set)
+                               impostor_set=impostor_set, impostor_groups=impostor_groups)
     missing = sorted(set(known_brands) - set(gallery.brands))
     return {**record, "gallery_brands": len(gallery), "gallery_vectors": len(gallery.vectors),
             "query_brands_not_in_gallery": len(missing)}
