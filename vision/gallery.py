@@ -413,12 +413,13 @@ class BrandGallery:
         """Set :attr:`threshold` from queries of known brands and impostor queries (crops without a brand), and
         return the record stored as :attr:`calibration` (and in the gallery file).
 
-        With ``normalization="background"`` the impostors may be the cohort itself (each is scored against the
-        others); ``impostor_groups`` (e.g. the source photo of each crop) then leaves a crop's whole group out of its
-        cohort, since crops of one photo resemble each other more than a new photo's crops resemble any. The threshold gives the lowest false-accept rate on impostors (FAR: share scoring at or above it) among
+        The threshold gives the lowest false-accept rate on impostors (FAR: share scoring at or above it) among
         those whose false-reject rate on known queries (FRR: share scoring below it) is at most
         ``max_false_reject``; among thresholds with that FAR the lowest FRR, placed half-way between the
-        impostor and the known score it separates. The record also holds the equal error rate (``eer``, where FRR
+        impostor and the known score it separates. With ``normalization="background"`` the impostors may be the
+        cohort itself (each is scored against the others); ``impostor_groups`` (e.g. the source photo of each
+        crop) then leaves a crop's whole group out of its cohort, since crops of one photo resemble each other
+        more than a new photo's crops resemble any. The record also holds the equal error rate (``eer``, where FRR
         and FAR meet), the counts, ``known_set``/``impostor_set`` (what the two sets were) and, with
         ``known_brands`` (the true brand of each known query), the share of known queries accepted as their own
         brand."""
