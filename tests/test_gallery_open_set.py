@@ -274,3 +274,20 @@ def test_crops_of_one_photo_are_left_out_of_each_others_cohort():
     assert honest["far"] > flattered["far"] and honest["impostor_groups"] == 40
     with pytest.raises(GalleryError, match="3 impostor groups for 80 impostors"):
         gallery.calibrate(known, impostors, impostor_groups=groups[:3])
+
+
+def test_recognizer_uses_the_gallerys_normalisation_and_names_the_best_candidate(tiny_zoo, tmp_path):
+    from vision.features import FeatureExtractor
+    from vision.recognition import BrandRecognizer
+
+    _brand_images(tmp_path / "logos", {"acme": (220, 30, 30), "bolt": (30, 200, 40)}, 1, seed=0)
+    fx = FeatureExtractor.from_pretrained(tiny_zoo / "tiny_open_set.safetensors", backend="torch")
+    gallery = BrandGallery.from_folder(fx, tmp_path / "logos", normalization="background", threshold=0.0)
+    photos = [str(p) for p in sorted((SAMPLE / "val").rglob("*.jpg"))[:6]]
+    gallery.set_background(fx(photos[:3]))
+    logo = str(tmp_path / "logos" / "acme" / "0.jpg")
+    found = [logos[0] for logos in BrandRecognizer(fx, gallery).predict(photos[3:] + [logo])]
+    assert all(f["best"] in {"acme", "bolt"} and (f["brand"] == UNKNOWN) == (f["open_set_score"] < 0)
+               for f in found)
+    assert found[-1]["brand"] == "acme"     # the reference image itself: brand score 1, above any cohort match
+    assert found[-1]["open_set_score"] == pytest.approx(gallery.open_set_scores(fx([logo]))[2][0], abs=1e-5)
