@@ -203,3 +203,17 @@ def test_cross_style_brand_dataset(tmp_path, brands):
     data.setup("test")
     # gallery: 4 simple-icons renders + vercel-dark/-light + cib github, nodedotjs; queries: 2 each of npm, vercel
     assert data.num_classes == 3 and len(data._datasets["test"]) == 4 + 2 + 1 + 1 + 2 * 2
+
+
+def test_bad_icon_sets_leave_an_existing_dataset_alone(tmp_path):
+    from vision.synth.brand_dataset import write_brand_dataset
+
+    out = tmp_path / "set"
+    out.mkdir()
+    (out / "keep.txt").write_text("an earlier dataset")
+    _write_set(tmp_path / "sets" / "logos", "logos", {"title": "CC0", "spdx": "CC0-1.0"})
+    with pytest.raises(IconSetError, match="reserved"):
+        write_brand_dataset(out, [tmp_path], icon_sets=tmp_path / "sets", overwrite=True)
+    with pytest.raises(ValueError, match="held-out style"):
+        write_brand_dataset(out, [tmp_path], icon_sets=DATA, eval_styles=("fa6-brands",), overwrite=True)
+    assert (out / "keep.txt").read_text() == "an earlier dataset"

@@ -90,6 +90,11 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     unknown = set(splits) - {"train", "val", "test"}
     if unknown:
         raise ValueError(f"unknown split(s) {sorted(unknown)}; choose from train, val, test")
+    catalogue = list(brands) if brands is not None else list_brands()
+    # inputs are read before anything is written, so a bad --icon-sets or background folder with --overwrite
+    # never costs an existing dataset
+    styles = _Styles.build(icon_sets, catalogue, eval_styles, icons_per_style) if icon_sets is not None else None
+    photos = {"train": _photos(backgrounds), "eval": _photos(val_backgrounds or backgrounds)}
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -97,11 +102,8 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    catalogue = list(brands) if brands is not None else list_brands()
     by_slug = {b.slug: b for b in catalogue}
     split = split_brands(catalogue, seed=seed)
-    styles = _Styles.build(icon_sets, catalogue, eval_styles, icons_per_style) if icon_sets is not None else None
-    photos = {"train": _photos(backgrounds), "eval": _photos(val_backgrounds or backgrounds)}
     jobs = []
     for name in splits:
         slugs = sorted(split[name], key=lambda s: unit_hash(seed, "brand-pick", s))[:max_brands]
