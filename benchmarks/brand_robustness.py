@@ -264,8 +264,10 @@ def open_set_variants(gallery: BrandGallery, known: np.ndarray, known_brands: li
 
 def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folder: Path, grocery: Path,
                  max_false_reject: float, detector_name: str, packaged_goods: bool = True,
-                 val_photos: int | None = None, detector_data: list[Path] = ()) -> dict:
-    """Every figure of one model set (see the module docstring)."""
+                 val_photos: int | None = None, detector_data: list[Path] = (),
+                 detector_maps: dict | None = None) -> dict:
+    """Every figure of one model set (see the module docstring); ``detector_maps`` caches the detector's mAP
+    figures across rows that share a detector."""
     from vision.data.datasets import scan_image_folder
 
     timings = {}
@@ -341,8 +343,12 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
         row["open_set"][name] = figures
 
     start = time.perf_counter()
-    row["detector_cross_style"] = detector_map(detector_name, data / "cross_style" / "data.yaml")
-    row["detector_other_sets"] = {str(yaml): detector_map(detector_name, yaml) for yaml in detector_data}
+    maps = {} if detector_maps is None else detector_maps
+    for yaml in [data / "cross_style" / "data.yaml", *detector_data]:
+        if (detector_name, str(yaml)) not in maps:
+            maps[detector_name, str(yaml)] = detector_map(detector_name, yaml)
+    row["detector_cross_style"] = maps[detector_name, str(data / "cross_style" / "data.yaml")]
+    row["detector_other_sets"] = {str(yaml): maps[detector_name, str(yaml)] for yaml in detector_data}
     timings["detector_map_s"] = round(time.perf_counter() - start, 1)
     if packaged_goods:
         start = time.perf_counter()
@@ -499,12 +505,14 @@ def main(argv: list[str] | None = None) -> int:
                         known_per_brand=args.known_per_brand, max_test_brands=args.max_test_brands,
                         impostor_train_photos=args.impostor_train_photos, val_photos=args.val_photos)
     report["data_record"], report["data_s"] = record, round(time.perf_counter() - build_start, 1)
+    detector_maps: dict = {}
     for name, models in rows.items():
         row_start = time.perf_counter()
         fx, detector, gallery = load_row(models)
         row = evaluate_row(fx, detector, gallery, args.data, Path(record["impostors"]["folder"]), args.grocery,
                            args.frr, models["detector"], packaged_goods=not args.skip_grocery_check,
-                           val_photos=args.val_photos, detector_data=args.detector_data)
+                           val_photos=args.val_photos, detector_data=args.detector_data,
+                           detector_maps=detector_maps)
         row["models"] = {"embedder": models["embedder"], "detector": models["detector"],
                          "gallery": models["gallery"] or "simple-icons renders, mean of 3 (built here)",
                          "gallery_brands": len(gallery), "gallery_vectors": len(gallery.vectors)}
