@@ -7,8 +7,8 @@
 
 One row per model set (``shipped``: today's ``brand_resnet10t`` + ``logo_yolo11n`` + ``simple_icons_gallery``;
 ``candidate``: ``--embedder/--detector/--gallery`` and the models found in ``--zoo-dir`` folders, the shipped ones
-where none is given), each measured three ways for the open set: the gallery as given, recalibrated against
-impostors with the plain cosine score, and with the background-cohort score (:mod:`vision.gallery`).
+where none is given), each measured four ways for the open set: the gallery as given, and recalibrated against
+impostors with the plain cosine score, the top-5 margin and the background-cohort score (:mod:`vision.gallery`).
 
 Data (built once under ``--data``, seeded; ``brands.json``-style record in ``record.json``):
 
@@ -245,12 +245,13 @@ def iou(a, b) -> float:
 
 def open_set_variants(gallery: BrandGallery, known: np.ndarray, known_brands: list[str], impostors: np.ndarray,
                       impostor_groups: list[str], max_false_reject: float) -> dict[str, BrandGallery]:
-    """The gallery as given, and copies recalibrated on (known, impostor) queries with the plain and the
-    background-cohort score (the impostors are the cohort, each scored without its own photo's crops)."""
+    """The gallery as given, and copies recalibrated on (known, impostor) queries with the plain score, the top-k
+    margin and the background-cohort score (the impostors are the cohort, each scored without its own photo's
+    crops)."""
     variants = {"as given": gallery}
-    for normalization in ("none", "background"):
+    for normalization in ("none", "topk", "background"):
         variant = copy.copy(gallery)     # vectors and index shared (read-only); open-set fields replaced
-        variant.normalization = normalization
+        variant.normalization, variant.topk = normalization, 5
         variant._background = gallery.background[:0]
         if normalization == "background":
             variant.set_background(impostors)

@@ -43,7 +43,7 @@ def test_robustness_benchmark_runs_end_to_end_on_a_tiny_set(tmp_path):
     assert len(list((data / "cross_style" / "labels" / "val").glob("*.txt"))) == 2
     assert record["known"]["crops"] == 3 and record["impostors"]["train"]["photos"] == 3
     row = report["rows"]["shipped"]
-    assert set(row["open_set"]) == {"as given", "impostors, none", "impostors, background"}
+    assert set(row["open_set"]) == {"as given", "impostors, none", "impostors, topk", "impostors, background"}
     for name, figures in row["open_set"].items():
         for key in ("end_to_end_recall@1", "oracle_recall@1", "known_frr", "impostor_far_val_crops"):
             assert 0 <= figures[key] <= 1, (name, key)
