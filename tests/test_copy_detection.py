@@ -24,7 +24,8 @@ def test_two_views_share_labels_and_exclusions_hold(tmp_path):
     dm = CopyDetectionDataModule(str(SAMPLE / "train.txt"), exclude=[str(holdout)], val_fraction=0.2, batch_size=4,
                                  input_size=32, num_workers=0)
     assert dm.excluded == 1 and not any(p.name == "Granny-Smith_001.jpg" for p in dm.train_paths + dm.val_paths)
-    assert len(dm.train_paths) + len(dm.val_paths) == 95 and dm.val_paths and not set(dm.train_paths) & set(dm.val_paths)
+    assert len(dm.train_paths) + len(dm.val_paths) == 95 and dm.val_paths
+    assert not set(dm.train_paths) & set(dm.val_paths)
     dm.setup("fit")
     x, labels = next(iter(dm.train_dataloader()))
     assert x.shape == (8, 3, 32, 32) and torch.equal(labels[:4], labels[4:]) and len(set(labels[:4].tolist())) == 4

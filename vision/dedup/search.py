@@ -37,7 +37,7 @@ class Thresholds:
     ``min_containment`` of the smaller image in common (two overlapping shots of one shelf are not copies);
     ``k``: neighbours per image in the embedding stage; ``min_support``/``min_cross_edges``: the chaining guard.
     The defaults are the setting ``benchmarks/dedup_eval.py`` chose on its validation split (best pairwise F1 at
-    precision >= 0.98).
+    precision >= 0.98); a model may carry its own calibrated setting in its card (:meth:`for_catalog`).
     """
 
     phash_distance: int | None = 2
