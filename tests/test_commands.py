@@ -382,3 +382,62 @@ def test_recognize_main_path_on_the_committed_photos(tmp_path, capsys):
     assert all({"box", "brand", "score"} <= set(logo) for line in lines for logo in line["logos"])
     assert len(list((tmp_path / "annotated").glob("*.png"))) == 2
     assert json.loads(capsys.readouterr().out)["images"] == 2
+
+
+# --- dedup and make-brand-dataset: the same vocabulary, one-line option errors, progress only on a terminal
+def test_dedup_and_brand_dataset_speak_the_vocabulary(capsys):
+    assert {"--model", "--images", "--out", "--device", "--batch-size", "--zoo-dir", "--no-progress"} <= \
+        _help_options("dedup", capsys)
+    assert {"--out", "--workers", "--no-progress"} <= _help_options("make-brand-dataset", capsys)
+
+
+@pytest.mark.parametrize("argv, cause", [
+    (["dedup"], "give --images and/or --features"),
+    (["dedup", "--images", "x", "--batch-size", "many"], "invalid int value"),
+    (["dedup", "--index", "idx"], "--index needs --query"),
+    (["dedup", "--images", "x", "--query", "y", "--out", "o"], "--query needs --index"),
+    (["make-brand-dataset"], "the following arguments are required: --backgrounds, --out"),
+    (["make-brand-dataset", "--backgrounds", "b", "--out", "o", "--workers", "two"], "invalid int value"),
+])
+def test_dedup_and_brand_dataset_option_mistakes_are_one_line(argv, cause, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ") and cause in err, err
+    assert f"see 'vision {argv[0]} --help'" in err
+
+
+def test_dedup_takes_globs_manifests_zoo_dir_and_draws_progress_on_a_terminal(tmp_path, monkeypatch, capsys):
+    photos = sorted((SAMPLE / "val" / "Fruit").rglob("*.jpg"))[:3]
+    (tmp_path / "copy.jpg").write_bytes(photos[0].read_bytes())
+    manifest = tmp_path / "list.txt"
+    manifest.write_text(f"copy.jpg\n{photos[1]}\n")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    args = ["dedup", "--images", str(photos[0].parent / "*.jpg"), str(manifest), "--out", str(tmp_path / "rep")]
+    assert main(args) == 0  # no --model: the exact and pHash stages only
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    count = len(list(photos[0].parent.glob("*.jpg"))) + 2
+    assert summary["images"] == count and summary["groups"] >= 1  # the byte copy in the manifest
+    drawn = terminal.getvalue()
+    assert "scan: 100%" in drawn and f"{count}/{count}" in drawn
+    assert main([*args, "--no-progress"]) == 0 and terminal.getvalue() == drawn
+    with pytest.raises(SystemExit) as exit_info:  # --zoo-dir is the only zoo looked in, before any image is read
+        main([*args, "--model", "grocery_resnet10t", "--zoo-dir", str(tmp_path)])
+    assert str(exit_info.value.code).startswith("error: no model named 'grocery_resnet10t'")
+    capsys.readouterr()
+
+
+def test_brand_dataset_progress_only_on_a_terminal(tmp_path, monkeypatch, capsys):
+    args = ["make-brand-dataset", "--backgrounds", str(SAMPLE / "train" / "Fruit"), "--size", "32", "--train-clean",
+            "1", "--train-wild", "1", "--splits", "train", "--max-brands", "2"]
+    piped = __import__("io").StringIO()
+    monkeypatch.setattr(sys, "stderr", piped)
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "brands" not in piped.getvalue() and "\r" not in piped.getvalue()  # a log gets no bar
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0 and "brands: 100%" in terminal.getvalue()
+    drawn = terminal.getvalue()
+    assert main([*args, "--out", str(tmp_path / "c"), "--no-progress"]) == 0 and terminal.getvalue() == drawn
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["brands"] == {"train": 2}

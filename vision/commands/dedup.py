@@ -1,7 +1,7 @@
 """``vision dedup``: find duplicate and near-duplicate images in a catalog, or check new uploads against a saved
 catalog index.
 
-    # a folder (or a manifest of 'path, ...' lines): groups.csv/.parquet, keep.txt, contact_sheet.html in --out
+    # files, folders, globs or manifests ('path, ...' lines): groups.csv/.parquet, keep.txt, contact_sheet.html
     vision dedup --images data/grocery_sample --model grocery_resnet10t --out runs/dedup
     # vectors already extracted (tools/extract.py); the model is named, so features of two models never mix
     vision dedup --features feats.npy --features-model grocery_resnet10t --out runs/dedup
@@ -21,12 +21,13 @@ defaults. Unreadable images are counted and listed (unreadable.txt); no readable
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+
+from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir, command_parser
 
 
 def save_features(catalog, path: Path) -> None:
@@ -61,20 +62,22 @@ def off_or(kind):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="vision dedup", description=__doc__.splitlines()[0])
+    ap = command_parser("vision dedup", __doc__)
     src = ap.add_argument_group("input")
-    src.add_argument("--images", help="folder (recursive) or manifest of 'path, ...' lines")
+    add_images(src, required=False)
     src.add_argument("--model", help="zoo name or export giving the embedding (omit: exact and pHash stages only)")
     src.add_argument("--features", nargs="+", help="features .npy files (tools/extract.py) instead of --model")
     src.add_argument("--features-model", help="the model that wrote --features files lacking a .model.json")
     src.add_argument("--save-features", type=Path, help="also save the vectors (.npy + .ids.txt + .model.json)")
     src.add_argument("--backend", default="auto")
-    src.add_argument("--device", default=None)
-    src.add_argument("--batch-size", type=int, default=64)
+    add_device(src)
+    src.add_argument("--batch-size", type=int, default=64, help="images per batch (embedding stage)")
+    add_zoo_dir(src)
     inc = ap.add_argument_group("incremental")
     inc.add_argument("--save-index", type=Path, help="save the catalog index here (build once, query later)")
     inc.add_argument("--index", type=Path, help="a saved catalog index to check --query images against")
-    inc.add_argument("--query", help="folder or manifest of new images to check against --index")
+    inc.add_argument("--query", nargs="+", help="new images to check against --index (files, folders, globs "
+                                                "and/or manifests, as --images)")
     inc.add_argument("--add", action="store_true", help="with --query: then add the new (unmatched) images to the "
                                                        "index and save it")
     th = ap.add_argument_group("thresholds (default: those calibrated for --model, stored in its card by "
@@ -89,53 +92,65 @@ def main(argv: list[str] | None = None) -> int:
     th.add_argument("--min-support", type=float, help="chaining guard: share of cross edges to merge two groups")
     ap.add_argument("--index-kind", default="auto", choices=("auto", "flat", "ivf", "hnsw"))
     ap.add_argument("--out", type=Path, help="report folder")
+    add_no_progress(ap)
     args = ap.parse_args(argv)
-    from vision.dedup import CatalogIndex, DedupError, ModelId, Thresholds, find_duplicates, scan_images, write_report
+    if args.index is None and args.images is None and args.features is None:
+        ap.error("give --images and/or --features (or --index with --query)")
+    if args.index is None and args.query is not None:
+        ap.error("--query needs --index (a catalog saved with --save-index)")
+    if args.index is not None and args.query is None:
+        ap.error("--index needs --query (new images: files, folders, globs or manifests)")
+    if args.index is None and args.out is None and args.save_index is None:
+        ap.error("give --out (a report folder) and/or --save-index")
+    from vision.commands import zoo_dir_scope
 
-    try:
-        if args.index is not None:
-            return query(args)
-        if args.images is None and args.features is None:
-            ap.error("give --images and/or --features (or --index with --query)")
-        if args.query is not None:
-            ap.error("--query needs --index (a catalog saved with --save-index)")
-        catalog = scan_images(args.images, model=args.model, features=args.features,
-                              features_model=ModelId(args.features_model) if args.features_model else None,
-                              backend=args.backend, device=args.device, batch_size=args.batch_size)
-        if args.save_features is not None:
-            save_features(catalog, args.save_features)
-        t = thresholds_from(args, Thresholds.for_catalog(catalog))
-        if catalog.calibrated is not None:
-            print(f"thresholds calibrated for {catalog.model} (its card), command-line values on top", file=sys.stderr)
-        if args.save_index is not None:
-            CatalogIndex.build(catalog, t, args.index_kind).save(args.save_index)
-            print(f"catalog index: {args.save_index} ({len(catalog)} images)", file=sys.stderr)
-        if args.out is None and args.save_index is None:
-            ap.error("give --out (a report folder) and/or --save-index")
-        if args.out is not None:
-            result = find_duplicates(catalog, t, args.index_kind)
-            written = write_report(result, args.out)
-            print(json.dumps(result.summary() | {"written": written}, indent=1))
-        if catalog.skipped:
-            print(f"{len(catalog.skipped)} unreadable image(s): "
-                  + "; ".join(f"{p} ({why})" for p, why in catalog.skipped[:5]), file=sys.stderr)
-    except (DedupError, FileNotFoundError, ImportError, ValueError) as e:
-        raise SystemExit(f"error: {e}")
+    with zoo_dir_scope(args.zoo_dir):  # model names, and the cards holding calibrated thresholds, from --zoo-dir
+        try:
+            return report(args) if args.index is None else query(args)
+        except (FileNotFoundError, ImportError, ValueError) as e:  # DedupError, NoImagesError are ValueErrors
+            raise SystemExit(f"error: {e}")
+
+
+def report(args) -> int:
+    from vision.commands import image_inputs
+    from vision.dedup import CatalogIndex, ModelId, Thresholds, find_duplicates, scan_images, write_report
+
+    images = image_inputs(args.images) if args.images is not None else None  # before the model loads
+    catalog = scan_images(images, model=args.model, features=args.features,
+                          features_model=ModelId(args.features_model) if args.features_model else None,
+                          backend=args.backend, device=args.device, batch_size=args.batch_size,
+                          progress=not args.no_progress)
+    if args.save_features is not None:
+        save_features(catalog, args.save_features)
+    t = thresholds_from(args, Thresholds.for_catalog(catalog))
+    if catalog.calibrated is not None:
+        print(f"thresholds calibrated for {catalog.model} (its card), command-line values on top", file=sys.stderr)
+    if args.save_index is not None:
+        CatalogIndex.build(catalog, t, args.index_kind).save(args.save_index)
+        print(f"catalog index: {args.save_index} ({len(catalog)} images)", file=sys.stderr)
+    if args.out is not None:
+        result = find_duplicates(catalog, t, args.index_kind)
+        written = write_report(result, args.out)
+        print(json.dumps(result.summary() | {"written": written}, indent=1))
+    if catalog.skipped:
+        print(f"{len(catalog.skipped)} unreadable image(s): "
+              + "; ".join(f"{p} ({why})" for p, why in catalog.skipped[:5]), file=sys.stderr)
     return 0
 
 
 def query(args) -> int:
+    from vision.commands import image_inputs
     from vision.dedup import CatalogIndex, DedupError, scan_images
 
-    if args.query is None:
-        raise DedupError("--index needs --query (a folder or manifest of new images)")
+    uploads = image_inputs(args.query)  # before the index and the model load: a mistyped folder fails at once
     index = CatalogIndex.load(args.index)
     catalog_model = index.catalog.model
     model = args.model or (catalog_model.name if catalog_model else None)
     if args.model and catalog_model and args.model != catalog_model.name:
         raise DedupError(f"--model {args.model} differs from the model of the catalog index {args.index}: "
                          f"{catalog_model}; query with --model {catalog_model.name}")
-    new = scan_images(args.query, model=model, backend=args.backend, device=args.device, batch_size=args.batch_size)
+    new = scan_images(uploads, model=model, backend=args.backend, device=args.device, batch_size=args.batch_size,
+                      progress=not args.no_progress)
     rows = index.query(new, thresholds_from(args, index.thresholds))
     counts: dict[str, int] = {}
     for row in rows:

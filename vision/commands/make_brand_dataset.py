@@ -21,9 +21,11 @@ import sys
 import time
 from pathlib import Path
 
+from vision.commands import add_no_progress, command_parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="vision make-brand-dataset", description=__doc__.splitlines()[0])
+    ap = command_parser("vision make-brand-dataset", __doc__)
     ap.add_argument("--backgrounds", type=Path, nargs="+", required=True, help="folders of background photos")
     ap.add_argument("--val-backgrounds", type=Path, nargs="+", help="backgrounds for val/test queries")
     ap.add_argument("--out", type=Path, required=True)
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", nargs="+", default=["train", "val", "test"])
     ap.add_argument("--max-brands", type=int, help="at most this many brands per split")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="processes rendering brands")
     ap.add_argument("--icon-sets", type=Path, help="folder of Iconify sets (tools/fetch_icon_sets.py): cross-style "
                     "layout, every training style as positives, held-out style as val/test queries")
     ap.add_argument("--eval-styles", nargs="+", help="held-out styles (default: vision.synth.styles.EVAL_STYLES)")
@@ -45,14 +47,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="print conditions in the composites (curved pack, glare, low contrast, small, blur, "
                     "sticker); --no-print-conditions: composites as before them")
     ap.add_argument("--overwrite", action="store_true")
+    add_no_progress(ap)
     args = ap.parse_args(argv)
-    from tqdm import tqdm
-
-    from vision.progress import warnings_above_progress_bar
+    from vision.progress import progress_bar, warnings_above_progress_bar
     from vision.synth.brand_dataset import write_brand_dataset
     from vision.synth.composite import PRINT_CONDITIONS
     from vision.synth.styles import EVAL_STYLES
-
 
     start = time.perf_counter()
     with warnings_above_progress_bar():
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                 icon_sets=args.icon_sets, eval_styles=tuple(args.eval_styles or EVAL_STYLES),
                 style_clean=args.style_clean, style_wild=args.style_wild, icons_per_style=args.icons_per_style,
                 print_conditions=PRINT_CONDITIONS if args.print_conditions else None,
-                progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, unit="brand"))
+                progress=lambda it, total, desc: progress_bar(it, enabled=not args.no_progress, total=total,
+                                                              desc=desc, unit="brand"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:  # IconSetError is a ValueError
             print(f"error: {e}", file=sys.stderr)
             return 2

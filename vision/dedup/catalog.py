@@ -93,16 +93,17 @@ def image_sources(source) -> list[str]:
 
 def scan_images(source, model: str | None = None, features: str | os.PathLike | Sequence | None = None,
                 features_model: ModelId | None = None, backend: str = "auto", device: str | None = None,
-                batch_size: int = 64, draft_size: int = 256) -> Catalog:
+                batch_size: int = 64, draft_size: int = 256, progress: bool = False) -> Catalog:
     """Read every image once: sha256, pHash pair and size; feature vectors from ``model`` (a zoo name or export)
     or from ``features`` files (``.npy`` + ``.ids.txt``, each with a ``.model.json`` sidecar, else from
     ``features_model``; ``source=None`` reads the images their ids name). Unreadable images are listed in
-    ``skipped``; none readable is a :class:`DedupError`."""
+    ``skipped``; none readable is a :class:`DedupError`. ``progress``: a bar on stderr when it is a terminal."""
     from PIL import Image
 
     from vision.data.io import ImageLoadError, load_image
     from vision.dedup.hashing import phash
     from vision.fileio import sha256_file
+    from vision.progress import progress_bar
 
     if model is not None and features is not None:
         raise DedupError("give either a model to extract features or features files, not both")
@@ -122,7 +123,7 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
             chunks.append(extractor(pending, batch_size=batch_size))
             pending.clear()
 
-    for path in paths:
+    for path in progress_bar(paths, enabled=progress, desc="scan", unit="img"):
         try:
             image = load_image(path, draft_size=draft_size)
             with Image.open(path) as im:
