@@ -230,6 +230,8 @@ def test_build_gallery_with_references_and_impostors_reports_before_and_after(ti
     assert before["query_brands_not_in_gallery"] == 1 and after["query_brands_not_in_gallery"] == 0
     assert after["known"] == 8 and after["impostors"] == len(list((SAMPLE / "val").rglob("*.jpg")))
     assert after["normalization"] == "background" and after["frr"] <= 0.10 and 0 <= after["far"] <= 1
+    mine = after["per_query_folder"][str(tmp_path / "queries")]
+    assert mine["queries"] == 8 and 0 <= mine["recall@1"] <= 1 and 0 <= mine["frr"] <= 1
     text = report.with_suffix(".txt").read_text()
     assert "before references" in text and "after references" in text and "FAR (impostors)" in text
     gallery = BrandGallery.load(out)

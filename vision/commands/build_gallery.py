@@ -193,12 +193,13 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
               "model": gallery.model_name}
     user_refs = reference_photos(args.references)
     if args.impostors:
-        known, known_brands, known_set = known_queries(fx, args)
+        known, known_brands, known_sources, known_set = known_queries(fx, args)
         impostors, groups, impostor_set = impostor_queries(fx, args.impostors, args.batch_size)
         if args.normalization == "background":   # calibration scores each impostor against the others
             gallery.set_background(impostors)
             impostor_set += " (also the background cohort: each scored without its own photo's crops)"
-        sets = dict(known=known, known_brands=known_brands, impostors=impostors, max_false_reject=args.frr,
+        sets = dict(known=known, known_brands=known_brands, known_sources=known_sources, impostors=impostors,
+                    max_false_reject=args.frr,
                     known_set=known_set, impostor_set=impostor_set, impostor_groups=groups)
         if user_refs:
             if len(gallery):
@@ -268,7 +269,8 @@ def references_summary(photos: dict[str, list[Path]]) -> dict:
 
 
 def known_queries(fx, args: argparse.Namespace):
-    """Embeddings, brands and a description of the known-brand queries (``--calibrate DIR/query``, ``--queries``)."""
+    """Embeddings, brands, source folders and a description of the known-brand queries (``--calibrate DIR/query``,
+    ``--queries``)."""
     from vision.data.datasets import scan_image_folder
     from vision.gallery import GalleryError
 
@@ -276,12 +278,13 @@ def known_queries(fx, args: argparse.Namespace):
     if not folders:
         raise GalleryError("--impostors needs known-brand queries too: --calibrate DIR (DIR/query/<brand>/*) or "
                            "--queries DIR/<brand>/*")
-    paths, brands = [], []
+    paths, brands, sources = [], [], []
     for folder in folders:
         samples, table = scan_image_folder(folder)
         paths += [s.path for s in samples]
         brands += [table.names[s.label] for s in samples]
-    return fx(paths, batch_size=args.batch_size), brands, \
+        sources += [str(folder)] * len(samples)
+    return fx(paths, batch_size=args.batch_size), brands, sources, \
         f"{len(paths)} crops of {len(set(brands))} brands from {', '.join(map(str, folders))}"
 
 
@@ -319,16 +322,23 @@ def impostor_groups(paths: list[Path]) -> list[str]:
     return [sources.get(p.resolve(), str(p)) for p in paths]
 
 
-def open_set_report(gallery, known, known_brands, impostors, max_false_reject: float, known_set: str,
-                    impostor_set: str, impostor_groups: list[str]) -> dict:
-    """Calibrate ``gallery`` on these queries; its calibration record, Recall@1 of the known queries and the number
-    of brands and vectors it held. Known queries of brands not in the gallery count as misses (and score as they
-    do)."""
+def open_set_report(gallery, known, known_brands, known_sources, impostors, max_false_reject: float,
+                    known_set: str, impostor_set: str, impostor_groups: list[str]) -> dict:
+    """Calibrate ``gallery`` on these queries; its calibration record, Recall@1 and FRR of the known queries of each
+    query folder, and the number of brands and vectors it held. Known queries of brands not in the gallery count as
+    misses (and score as they do)."""
     record = gallery.calibrate(known, impostors, max_false_reject, known_brands=known_brands, known_set=known_set,
                                impostor_set=impostor_set, impostor_groups=impostor_groups)
+    best, _, scores = gallery.open_set_scores(known)
+    per_folder = {}
+    for folder in dict.fromkeys(known_sources):
+        rows = [i for i, source in enumerate(known_sources) if source == folder]
+        per_folder[folder] = {"queries": len(rows),
+                              "recall@1": round(sum(best[i] == known_brands[i] for i in rows) / len(rows), 4),
+                              "frr": round(sum(bool(scores[i] < gallery.threshold) for i in rows) / len(rows), 4)}
     missing = sorted(set(known_brands) - set(gallery.brands))
-    return {**record, "gallery_brands": len(gallery), "gallery_vectors": len(gallery.vectors),
-            "query_brands_not_in_gallery": len(missing)}
+    return {**record, "per_query_folder": per_folder, "gallery_brands": len(gallery),
+            "gallery_vectors": len(gallery.vectors), "query_brands_not_in_gallery": len(missing)}
 
 
 def write_report(report: dict, path: Path) -> None:
@@ -348,6 +358,10 @@ def write_report(report: dict, path: Path) -> None:
     lines = [f"gallery {report['out']} ({report['model']}): {report['brands']} brands, {report['vectors']} vectors"]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     cal = report.get("calibration", {})
+    for name in ("before_references", "calibration"):
+        for folder, figures in report.get(name, {}).get("per_query_folder", {}).items():
+            lines.append(f"  {'before' if name == 'before_references' else 'now'}: queries of {folder}: "
+                         f"Recall@1 {figures['recall@1']:.3f}, FRR {figures['frr']:.3f} ({figures['queries']})")
     if "known_set" in cal:
         lines += [f"known queries: {cal['known_set']}", f"impostors: {cal['impostor_set']}",
                   f"threshold: lowest FAR at FRR <= {cal['max_false_reject']} (score: {cal['normalization']})"]
