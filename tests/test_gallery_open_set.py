@@ -162,7 +162,15 @@ def test_format_1_galleries_still_load(tmp_path):
                                                                                            (0, 4))
     assert old.identify(np.eye(4, dtype=np.float32)[:1])[0]["brand"] == "a"
     shipped = BrandGallery.load(REPO / "weights" / "simple_icons_gallery.npz")
-    assert len(shipped) > 3000 and shipped.normalization == "none" and shipped.threshold is not None
+    assert len(shipped) > 3000 and shipped.threshold is not None
+
+
+def test_shipped_gallery_is_calibrated_against_impostors():
+    shipped = BrandGallery.load(REPO / "weights" / "simple_icons_gallery.npz")
+    calibration = shipped.calibration
+    assert shipped.normalization == "background" and shipped.background.shape[0] > 1000
+    assert calibration["frr"] <= calibration["max_false_reject"] and 0 < calibration["far"] < 1
+    assert calibration["threshold"] == pytest.approx(shipped.threshold, abs=1e-6)
 
 
 @pytest.mark.parametrize("change, arrays, message", [
