@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from vision.commands import add_device, command_parser
+from vision.commands import add_device, add_no_progress, add_zoo_dir, command_parser, zoo_dir_scope
 
 # (vision.gallery.MERGES, vision.retrieval.INDEX_KINDS; spelled out so --help loads neither numpy nor faiss:
 # tests/test_commands.py checks they agree)
@@ -53,15 +53,15 @@ def calibrate(fx, folder: Path, frr: float, renders: tuple[str, ...] | None = No
 
     With ``renders`` the calibration gallery is rebuilt from simple-icons renders of ``folder/gallery``'s brand
     slugs in those colours and merged as ``merge``: the same construction as the gallery being calibrated."""
-    from tqdm import tqdm
-
     from vision.data.datasets import scan_image_folder
     from vision.gallery import BrandGallery, GalleryError
+    from vision.progress import progress_bar
     from vision.synth.render import simple_icons_renders
 
     samples, table = scan_image_folder(folder / "query")
     if renders:
-        images = simple_icons_renders(fx.card.data_config.input_size, list(table.names), renders, progress=tqdm)
+        images = simple_icons_renders(fx.card.data_config.input_size, list(table.names), renders,
+                                      progress=progress_bar)
         missing = sorted(set(table.names) - set(images))
         if missing:
             raise GalleryError(f"--calibrate {folder}: {len(missing)} query brands are not simple-icons slugs "
@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, help="also write the report as JSON here and as text next to it (.txt)")
     add_device(ap)
     ap.add_argument("--batch-size", type=int, default=128)
+    add_zoo_dir(ap)
+    add_no_progress(ap)
     args = ap.parse_args(argv)
     from vision.data.datasets import ManifestError
     from vision.gallery import GalleryError
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     try:
-        with warnings_above_progress_bar():
+        with warnings_above_progress_bar(), zoo_dir_scope(args.zoo_dir):
             gallery, report = build(args, colors)
     except (GalleryError, ManifestError, ZooError, FileNotFoundError, IconSetError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -153,13 +155,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def build(args: argparse.Namespace, colors: tuple[str, ...]):
     """Embed the brands, calibrate and save the gallery (errors propagate to :func:`main`)."""
-    from tqdm import tqdm
+    from functools import partial
 
     from vision.data.datasets import scan_image_folder
     from vision.features import FeatureExtractor
     from vision.gallery import BrandGallery, GalleryError
+    from vision.progress import progress_bar
     from vision.synth.render import simple_icons_renders
 
+    bar = partial(progress_bar, enabled=not args.no_progress)
     fx = FeatureExtractor.from_pretrained(args.embedder, backend="torch", device=args.device)
     if not fx.card.sha256:  # the gallery could not be bound to the model: recognisers refuse it by default
         raise GalleryError(f"--embedder {args.embedder}: this model has no sha256 (a weights file outside a zoo "
@@ -174,7 +178,7 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
             references.setdefault(table.names[s.label], []).append(folder.name)
     if args.simple_icons:
         size = fx.card.data_config.input_size
-        for slug, renders in simple_icons_renders(size, colors=colors, progress=tqdm).items():
+        for slug, renders in simple_icons_renders(size, colors=colors, progress=bar).items():
             if slug in images:
                 raise GalleryError(f"brand {slug!r} is both in a --folder and in simple-icons; rename one")
             images[slug] = renders

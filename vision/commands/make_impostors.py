@@ -11,33 +11,33 @@ kind, source photo, box, detector score) and <out>/impostors.json (parameters an
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="vision make-impostors", description=__doc__.splitlines()[0])
+    from vision.commands import add_device, add_no_progress, add_zoo_dir, command_parser
+
+    ap = command_parser("vision make-impostors", __doc__)
     ap.add_argument("--root", type=Path, required=True, help="Grocery Store root (with train/ and val/)")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--splits", default="train,val", help="comma-separated splits (train, val)")
     ap.add_argument("--detector", default="logo_yolo11n",
                     help="detector whose false detections become impostors (zoo name, file or export); 'none': "
                          "textured crops only")
-    ap.add_argument("--zoo-dir", help="look the detector up in this zoo folder only")
+    add_zoo_dir(ap)
     ap.add_argument("--conf", type=float, default=0.1, help="lowest detection score kept")
     ap.add_argument("--detections-per-photo", type=int, default=4)
     ap.add_argument("--textured-per-photo", type=int, default=2)
     ap.add_argument("--margin", type=float, default=0.15, help="square-crop margin around a box (the recogniser's)")
     ap.add_argument("--size", type=int, default=128, help="side of the written crops")
     ap.add_argument("--max-photos", type=int, help="at most this many photos per split (seeded choice)")
-    ap.add_argument("--device", help="cuda, cpu (default: CUDA when available)")
+    add_device(ap)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true", help="replace impostors already in --out")
+    add_no_progress(ap)
     args = ap.parse_args(argv)
-    from tqdm import tqdm
-
-    from vision.progress import warnings_above_progress_bar
+    from vision.progress import progress_bar, warnings_above_progress_bar
     from vision.synth.negatives import write_impostors
 
     detect, name = None, None
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                 detections_per_photo=args.detections_per_photo, textured_per_photo=args.textured_per_photo,
                 conf=args.conf, margin=args.margin, size=args.size, seed=args.seed, detector_name=name,
                 overwrite=args.overwrite,
-                progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, unit="batch"))
+                progress=lambda it, total, desc: progress_bar(it, enabled=not args.no_progress, total=total,
+                                                               desc=desc, unit="batch"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -58,7 +58,9 @@ def print_summary(summary) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="vision make-logo-dataset", description=__doc__.splitlines()[0])
+    from vision.commands import add_no_progress, command_parser
+
+    ap = command_parser("vision make-logo-dataset", __doc__)
     ap.add_argument("--backgrounds", type=Path, nargs="+", required=True,
                     help="folder(s) of background photos (recursive)")
     ap.add_argument("--val-backgrounds", type=Path, nargs="+",
@@ -90,10 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="curved packaging, glare, low contrast, small size, blur and stickers while compositing")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
+    add_no_progress(ap)
     args = ap.parse_args(argv)
-    from tqdm import tqdm
-
-    from vision.progress import warnings_above_progress_bar
+    from vision.progress import progress_bar, warnings_above_progress_bar
     from vision.synth.composite import PRINT_CONDITIONS
     from vision.synth.styles import EVAL_STYLES, IconSetError, load_icon_sets
     from vision.synth.yolo import write_yolo_dataset
@@ -121,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 val_brand_split="test" if args.cross_style_val else "val", negatives=args.negatives,
                 val_negatives=args.val_negatives, negative_fraction=args.negative_fraction,
                 print_conditions=PRINT_CONDITIONS if args.print_conditions else None, overwrite=args.overwrite,
-                progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, unit="img"))
+                progress=lambda it, total, desc: progress_bar(it, enabled=not args.no_progress, total=total,
+                                                               desc=desc, unit="img"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
