@@ -333,7 +333,7 @@ def test_empty_input_folder_is_an_error(tiny, tmp_path):
     from extract import main
 
     (empty / "broken.jpg").unlink()
-    with pytest.raises(SystemExit, match=rf"error: {empty}: no images"):
+    with pytest.raises(SystemExit, match=rf"error: no image files .* in folder\(s\): {empty}"):
         main(["--model", str(root / "tiny.safetensors"), "--backend", "torch", "--images", str(empty),
               "--out", str(tmp_path / "f.npy")])
     assert list(tmp_path.glob("f.npy*")) == []
