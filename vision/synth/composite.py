@@ -255,16 +255,22 @@ def _paste(canvas: np.ndarray, owner: np.ndarray, layer: np.ndarray, position: t
     return x1, y1, x2, y2
 
 
-def _occlude(canvas: np.ndarray, owner: np.ndarray, background: np.ndarray, box: tuple[int, int, int, int],
-             rng: np.random.Generator) -> None:
-    """Cover 20-50% of each side of ``box`` with a patch of background texture taken from elsewhere."""
-    height, width = canvas.shape[:2]
+def _patch_over(box: tuple[int, int, int, int], width: int, height: int,
+                rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """``x, y, w, h`` of a patch 20-50% of each side of ``box``, centred near its edge, clipped to the image."""
     x1, y1, x2, y2 = box
     w = max(1, round((x2 - x1) * rng.uniform(0.2, 0.5)))
     h = max(1, round((y2 - y1) * rng.uniform(0.2, 0.5)))
     x = int(rng.integers(max(0, x1 - w // 2), max(1, min(width - w, x2 - w // 2) + 1)))
     y = int(rng.integers(max(0, y1 - h // 2), max(1, min(height - h, y2 - h // 2) + 1)))
-    w, h = min(w, width - x), min(h, height - y)
+    return x, y, min(w, width - x), min(h, height - y)
+
+
+def _occlude(canvas: np.ndarray, owner: np.ndarray, background: np.ndarray, box: tuple[int, int, int, int],
+             rng: np.random.Generator) -> None:
+    """Cover 20-50% of each side of ``box`` with a patch of background texture taken from elsewhere."""
+    height, width = canvas.shape[:2]
+    x, y, w, h = _patch_over(box, width, height, rng)
     src_x, src_y = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
     canvas[y:y + h, x:x + w] = background[src_y:src_y + h, src_x:src_x + w] / 255.0
     owner[y:y + h, x:x + w] = -1
@@ -274,12 +280,7 @@ def _stick_label(canvas: np.ndarray, owner: np.ndarray, box: tuple[int, int, int
                  rng: np.random.Generator) -> None:
     """A price label (light paper, a few dark print lines) over 20-50% of each side of ``box``."""
     height, width = canvas.shape[:2]
-    x1, y1, x2, y2 = box
-    w = max(1, round((x2 - x1) * rng.uniform(0.2, 0.5)))
-    h = max(1, round((y2 - y1) * rng.uniform(0.2, 0.5)))
-    x = int(rng.integers(max(0, x1 - w // 2), max(1, min(width - w, x2 - w // 2) + 1)))
-    y = int(rng.integers(max(0, y1 - h // 2), max(1, min(height - h, y2 - h // 2) + 1)))
-    w, h = min(w, width - x), min(h, height - y)
+    x, y, w, h = _patch_over(box, width, height, rng)
     label = np.empty((h, w, 3), np.float32)
     label[:] = rng.uniform([0.85, 0.8, 0.55], [1.0, 1.0, 1.0])   # white, cream or yellow paper
     for _ in range(int(rng.integers(1, 4))):

@@ -26,7 +26,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ from PIL import Image
 from vision.crops import square_crop
 from vision.data.io import ImageLoadError, list_images, load_image
 from vision.fileio import atomic_write_text
-from vision.synth.record import LogoDatasetWarning, package_versions
+from vision.synth.record import LogoDatasetWarning, clear_outputs, package_versions
 
 __all__ = ["BRAND_FREE_CATEGORIES", "IMPOSTOR_KINDS", "ImpostorSummary", "brand_free_photos", "textured_boxes",
            "write_impostors"]
@@ -198,11 +197,5 @@ def write_impostors(out_dir: str | os.PathLike, root: str | os.PathLike, detect:
 
 
 def _prepare(out: Path, splits: Sequence[str], overwrite: bool) -> None:
-    ours = [out / s for s in splits] + [out / "manifest.csv", out / "impostors.json"]
-    existing = [p for p in ours if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{out} already holds impostors ({', '.join(p.name for p in existing)}); "
-                              "pass overwrite=True (--overwrite) to replace them")
-    for path in existing:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    clear_outputs(out, [out / s for s in splits] + [out / "manifest.csv", out / "impostors.json"], "impostors",
+                  overwrite)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from importlib import metadata
 from pathlib import Path
+from typing import Sequence
 
 __all__ = ["RECORD_NAME", "LogoDatasetWarning", "package_versions", "write_record"]
 
@@ -32,3 +34,15 @@ def _installed_version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+def clear_outputs(out: Path, ours: Sequence[Path], what: str, overwrite: bool) -> None:
+    """Make ``out`` ready for a new run: refuse if any of ``ours`` (this writer's outputs) exists unless
+    ``overwrite`` (stale files of a bigger earlier run would silently join the new one), else remove them."""
+    existing = [p for p in ours if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{out} already holds {what} ({', '.join(p.name for p in existing)}); "
+                              "pass overwrite=True (--overwrite) to replace it")
+    for path in existing:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from PIL import Image
 from vision.data.io import ImageLoadError, list_images, load_image
 from vision.synth.catalog import Brand, list_brands, split_brands, unit_hash
 from vision.synth.composite import SCALE_RANGE, PrintConditions, composite_logos, random_resized_background
-from vision.synth.record import RECORD_NAME, LogoDatasetWarning, package_versions, write_record
+from vision.synth.record import RECORD_NAME, LogoDatasetWarning, clear_outputs, package_versions, write_record
 from vision.synth.render import LogoRenderError, check_renderable, random_logo_style, render_logo
 from vision.synth.styles import EVAL_STYLES, IconSet, StyleIcon, icon_svg, style_catalogue
 
@@ -369,15 +368,7 @@ def _yolo_lines(boxes: np.ndarray, width: int, height: int) -> str:
 
 
 def _prepare_out_dir(out: Path, overwrite: bool) -> None:
-    ours = [out / "images", out / "labels", out / "data.yaml", out / RECORD_NAME]
-    existing = [p for p in ours if p.exists()]
-    if existing and not overwrite:
-        # stale images from a bigger earlier run would silently join the new dataset
-        raise FileExistsError(f"{out} already holds a dataset ({', '.join(p.name for p in existing)}); "
-                              "pass overwrite=True (--overwrite) to replace it")
-    for path in existing:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    clear_outputs(out, [out / "images", out / "labels", out / "data.yaml", out / RECORD_NAME], "a dataset", overwrite)
 
 
 def _write_metadata(out: Path, summary: LogoDatasetSummary, split: dict[str, list[str]],
