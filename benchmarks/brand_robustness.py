@@ -210,28 +210,17 @@ def _known(out: Path, val_brands: list[str], catalogue: dict, by_slug: dict, pho
 
 def _impostors(out: Path, grocery: Path, detector, seed: int, train_photos: int | None,
                val_photos: int | None) -> dict:
-    """The detector's boxes on brand-free train / val photos (every one a false detection), square-cropped."""
-    from PIL import Image
+    """The detector's boxes on brand-free train / val photos (every one a false detection), square-cropped by
+    ``vision make-impostors``' writer (detections only)."""
+    from vision.synth.negatives import BRAND_FREE_CATEGORIES, write_impostors
 
-    record = {"folder": str(out.resolve()), "built_by": f"detections of {detector.card.name} (conf "
-              f"{detector.conf})"}
-    manifest = ["file,source"]   # the columns of vision make-impostors' manifest that group crops by photo
-    for part, limit in (("train", train_photos), ("val", val_photos)):
-        photos = brand_free_photos(grocery, part, limit, seed)
-        (out / part).mkdir(parents=True, exist_ok=True)
-        crops = 0
-        for start in range(0, len(photos), 16):
-            arrays = [load_image(p) for p in photos[start:start + 16]]
-            for path, array, dets in zip(photos[start:start + 16], arrays, detector.predict(arrays)):
-                for j, det in enumerate(dets):
-                    name = f"{part}/{path.stem}_{j}.jpg"
-                    Image.fromarray(square_crop(array, det["box"], MARGIN, size=CROP_SIZE)).save(
-                        out / name, quality=_JPEG_QUALITY)
-                    manifest.append(f"{name},{path.relative_to(grocery)}")
-                    crops += 1
-        record[part] = {"photos": len(photos), "crops": crops}
-    atomic_write_text(out / "manifest.csv", "\n".join(manifest) + "\n")
-    return record
+    present = [c for c in BRAND_FREE_CATEGORIES if (grocery / "train" / c).is_dir()] or list(BRAND_FREE_CATEGORIES)
+    summary = write_impostors(out, grocery, detector.predict, max_photos={"train": train_photos, "val": val_photos},
+                              categories=present, textured_per_photo=0, conf=detector.conf, margin=MARGIN,
+                              size=CROP_SIZE, seed=seed, detector_name=detector.card.name, overwrite=True)
+    return {"folder": str(out.resolve()), "built_by": f"detections of {detector.card.name} (conf {detector.conf})",
+            **{part: {"photos": summary.photos[part], "crops": sum(summary.crops[part].values())}
+               for part in ("train", "val")}}
 
 
 # --- measuring

@@ -29,7 +29,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -118,7 +118,8 @@ def textured_boxes(image: np.ndarray, count: int, rng: np.random.Generator, *,
 
 
 def write_impostors(out_dir: str | os.PathLike, root: str | os.PathLike, detect: Detect | None, *,
-                    splits: Sequence[str] = ("train", "val"), max_photos: int | None = None,
+                    splits: Sequence[str] = ("train", "val"), max_photos: int | Mapping[str, int | None] | None = None,
+                    categories: Sequence[str] = BRAND_FREE_CATEGORIES,
                     detections_per_photo: int = 4, textured_per_photo: int = 2, conf: float = 0.1,
                     margin: float = 0.15, size: int = 128, seed: int = 0, detector_name: str | None = None,
                     batch_size: int = 16, overwrite: bool = False,
@@ -128,7 +129,8 @@ def write_impostors(out_dir: str | os.PathLike, root: str | os.PathLike, detect:
     Per photo: the ``detections_per_photo`` most confident boxes ``detect`` finds at or above ``conf`` (all false,
     the photos carry no brand) and ``textured_per_photo`` :func:`textured_boxes`, each cut out with
     :func:`~vision.crops.square_crop` and ``margin`` (the recogniser's framing) and resized to ``size``.
-    ``detect=None`` writes textured crops only. ``max_photos`` caps the photos per split (a seeded choice).
+    ``detect=None`` writes textured crops only. ``max_photos`` caps the photos per split (a seeded choice; a
+    mapping gives each split its own cap). ``categories``: the brand-free folders of each split.
     Same arguments and detector, same files. Unreadable photos are skipped with a warning and listed.
     """
     if detections_per_photo < 0 or textured_per_photo < 0 or detections_per_photo + textured_per_photo == 0:
@@ -141,9 +143,10 @@ def write_impostors(out_dir: str | os.PathLike, root: str | os.PathLike, detect:
     rows: list[dict] = []
     wrap = progress or (lambda iterable, **_: iterable)
     for split_index, split in enumerate(splits):
-        photos = brand_free_photos(root, split)
-        if max_photos is not None and max_photos < len(photos):
-            keep = np.random.default_rng([seed, split_index]).choice(len(photos), size=max_photos, replace=False)
+        photos = brand_free_photos(root, split, categories)
+        limit = max_photos.get(split) if isinstance(max_photos, Mapping) else max_photos
+        if limit is not None and limit < len(photos):
+            keep = np.random.default_rng([seed, split_index]).choice(len(photos), size=limit, replace=False)
             photos = [photos[i] for i in sorted(keep)]
         (out / split).mkdir(parents=True, exist_ok=True)
         summary.photos[split] = summary.photos_with_detection[split] = 0
@@ -184,8 +187,9 @@ def write_impostors(out_dir: str | os.PathLike, root: str | os.PathLike, detect:
     record = {
         "generator": "vision.synth.negatives.write_impostors",
         "packages": package_versions(),
-        "parameters": dict(root=str(root), splits=list(splits), categories=list(BRAND_FREE_CATEGORIES),
-                           max_photos=max_photos, detector=detector_name, detections_per_photo=detections_per_photo,
+        "parameters": dict(root=str(root), splits=list(splits), categories=list(categories),
+                           max_photos=dict(max_photos) if isinstance(max_photos, Mapping) else max_photos,
+                           detector=detector_name, detections_per_photo=detections_per_photo,
                            textured_per_photo=textured_per_photo, conf=conf, margin=margin, size=size, seed=seed),
         "photos": summary.photos,
         "photos_with_detection": summary.photos_with_detection,
