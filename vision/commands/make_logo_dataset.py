@@ -15,6 +15,12 @@ style left out), print conditions (--print-conditions) and brand-free photos as 
         --backgrounds $G/val/Fruit $G/val/Vegetables --negatives $G/val/Fruit $G/val/Vegetables \
         --negative-fraction 0.25 --out data/logo_cross_style      # test-split brands, held-out style only
 
+Hard-negative mining (--mined-negatives): the negatives are the train photos on which a detector fired, read from
+the manifest `vision make-impostors` wrote (its detector's false detections per photo), instead of random photos:
+
+    vision make-logo-dataset ... --mined-negatives runs/impostors --mined-min-score 0.25 \
+        --val-negatives $G/val/Fruit $G/val/Vegetables --negative-fraction 0.3
+
 Writes images/{train,val}, labels/{train,val}, data.yaml and brands.json (brand split and parameters) under --out.
 Broken SVGs and unreadable backgrounds are skipped with a warning and counted in the summary.
 """
@@ -88,19 +94,42 @@ def main(argv: list[str] | None = None) -> int:
                     help="brand-free photo folder(s) for val images (default: --negatives)")
     ap.add_argument("--negative-fraction", type=float, default=0.0,
                     help="fraction of images that are a brand-free photo (needs --negatives)")
+    ap.add_argument("--mined-negatives", type=Path, metavar="IMPOSTORS_DIR",
+                    help="train negatives = the train photos listed in this `vision make-impostors` output with a "
+                         "false detection >= --mined-min-score (instead of --negatives; needs --val-negatives when "
+                         "val images are drawn)")
+    ap.add_argument("--mined-min-score", type=float, default=0.25,
+                    help="with --mined-negatives: the detector score a photo's false detection must reach")
     ap.add_argument("--print-conditions", action="store_true",
                     help="curved packaging, glare, low contrast, small size, blur and stickers while compositing")
+    ap.add_argument("--print-conditions-scale", type=float, default=1.0, metavar="S",
+                    help="with --print-conditions: multiply each condition's probability by S (0 < S <= 1; fewer "
+                         "degraded logos keeps more clean ones)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     add_no_progress(ap)
     args = ap.parse_args(argv)
     from vision.progress import progress_bar, warnings_above_progress_bar
-    from vision.synth.composite import PRINT_CONDITIONS
+    from vision.synth.composite import PRINT_CONDITIONS, PrintConditions
     from vision.synth.styles import EVAL_STYLES, IconSetError, load_icon_sets
     from vision.synth.yolo import write_yolo_dataset
 
     icon_sets = val_icon_sets = None
+    negatives, record_extra = args.negatives, None
     try:
+        if not 0.0 < args.print_conditions_scale <= 1.0:
+            raise ValueError(f"--print-conditions-scale must be in (0, 1], got {args.print_conditions_scale}")
+        if args.mined_negatives is not None:
+            from vision.synth.mined import mined_negative_photos
+
+            if args.negatives is not None:
+                raise ValueError("--mined-negatives and --negatives both name the train negatives: pass one")
+            if args.val_images > 0 and args.negative_fraction > 0 and args.val_negatives is None:
+                raise ValueError("--mined-negatives mines train photos only: pass --val-negatives for val images")
+            negatives, mined = mined_negative_photos(args.mined_negatives, args.mined_min_score)
+            record_extra = {"mined_negatives": mined.record()}
+            print(f"mined negatives: {mined.photos_kept} of {mined.photos_in_split} train photos with a false "
+                  f"detection >= {args.mined_min_score} ({mined.detector}), {len(mined.missing)} missing")
         if args.cross_style_val and args.icon_sets is None:
             raise ValueError("--cross-style-val needs --icon-sets (the folder holding the held-out style)")
         if args.icon_sets is not None:
@@ -112,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    print_conditions = None
+    if args.print_conditions:
+        print_conditions = PrintConditions(**{name: p * args.print_conditions_scale
+                                              for name, p in vars(PRINT_CONDITIONS).items()})
     with warnings_above_progress_bar():
         try:
             summary = write_yolo_dataset(
@@ -119,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                 val_images=args.val_images, imgsz=args.imgsz, mode=args.mode, max_brands=args.max_brands,
                 logos_per_image=args.logos_per_image, seed=args.seed, background_only_fraction=args.background_only,
                 icon_sets=icon_sets, style_fraction=args.style_fraction, val_icon_sets=val_icon_sets,
-                val_brand_split="test" if args.cross_style_val else "val", negatives=args.negatives,
+                val_brand_split="test" if args.cross_style_val else "val", negatives=negatives,
                 val_negatives=args.val_negatives, negative_fraction=args.negative_fraction,
-                print_conditions=PRINT_CONDITIONS if args.print_conditions else None, overwrite=args.overwrite,
+                print_conditions=print_conditions, overwrite=args.overwrite, record_extra=record_extra,
                 progress=lambda it, total, desc: progress_bar(it, enabled=not args.no_progress, total=total,
                                                                desc=desc, unit="img"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:

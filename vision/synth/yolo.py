@@ -67,10 +67,13 @@ class LogoDatasetSummary:
 
 def find_images(folder: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
     """Image files under ``folder`` (or each of several folders; recursively, by extension), sorted so runs are
-    reproducible."""
+    reproducible. An image file in the list is taken as itself (e.g. mined hard negatives, :mod:`vision.synth.mined`)."""
     folders = [folder] if isinstance(folder, (str, os.PathLike)) else list(folder)
     images = []
     for root in map(Path, folders):
+        if root.is_file():
+            images.append(root)
+            continue
         if not root.is_dir():
             raise FileNotFoundError(f"background folder {root} does not exist")
         images += list_images(root)
@@ -91,7 +94,8 @@ def write_yolo_dataset(out_dir: str | os.PathLike, backgrounds: PathArg, *,
                        val_brand_split: str = "val", negatives: PathArg | None = None,
                        val_negatives: PathArg | None = None, negative_fraction: float = 0.0,
                        print_conditions: PrintConditions | None = None, overwrite: bool = False,
-                       progress: Callable[..., Iterable] | None = None) -> LogoDatasetSummary:
+                       progress: Callable[..., Iterable] | None = None,
+                       record_extra: Mapping | None = None) -> LogoDatasetSummary:
     """Write an ultralytics YOLO detection dataset of brand logos pasted on photos under ``out_dir``.
 
     Layout: ``images/{train,val}/*.jpg``, ``labels/{train,val}/*.txt`` (``class cx cy w h``, normalised),
@@ -118,6 +122,7 @@ def write_yolo_dataset(out_dir: str | os.PathLike, backgrounds: PathArg, *,
     Output depends only on the arguments: the same seed gives byte-identical files. Broken SVGs and unreadable
     backgrounds are skipped with a :class:`LogoDatasetWarning` and listed in the returned summary.
     ``progress`` wraps the per-image loop, e.g. ``tqdm``; it is called as ``progress(iterable, total=n, desc=split)``.
+    ``record_extra``: more generation parameters for ``brands.json`` (e.g. how hard negatives were mined).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -241,7 +246,7 @@ def write_yolo_dataset(out_dir: str | os.PathLike, backgrounds: PathArg, *,
         val_icon_sets=None if val_icon_sets is None else sorted(val_icon_sets), val_brand_split=val_brand_split,
         negatives=_path_record(negatives), val_negatives=_path_record(val_negatives),
         negative_fraction=negative_fraction,
-        print_conditions=None if print_conditions is None else vars(print_conditions)),
+        print_conditions=None if print_conditions is None else vars(print_conditions), **(record_extra or {})),
         {**(icon_sets or {}), **(val_icon_sets or {})})
     return summary
 
