@@ -7,6 +7,9 @@ in the wild, by brand split.
     # cross-style: + every training style of the Iconify sets (tools/fetch_icon_sets.py); val/test queries in the
     # held-out style (vision.synth.styles.EVAL_STYLES)
     vision make-brand-dataset ... --icon-sets runs/iconify --out runs/brand_styles
+    # + brand titles set as text (vision.synth.wordmarks) as one more training style and gallery reference; --fonts
+    # adds the pinned @fontsource fonts (tools/fetch_fonts.py) to the DejaVu/STIX faces inside matplotlib
+    vision make-brand-dataset ... --icon-sets runs/iconify --wordmarks 3 --fonts runs/fonts --out runs/wordmark_styles
 
 Writes train/<brand>/, {val,test}/gallery/<brand>/, {val,test}/query/<brand>/ and brands.json under --out
 (see vision.synth.brand_dataset). Use fruit and vegetable photos as backgrounds: package photos carry real,
@@ -43,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--style-clean", type=int, default=1, help="clean renders per training-style icon")
     ap.add_argument("--style-wild", type=int, default=3, help="composited crops per training-style icon")
     ap.add_argument("--icons-per-style", type=int, default=2, help="at most this many icons of one style per brand")
+    ap.add_argument("--wordmarks", type=int, default=0, help="wordmarks (the brand title set as text) per train "
+                    "brand, each one clean render and --style-wild composites; val/test galleries get "
+                    "--gallery-wordmarks references (0: none)")
+    ap.add_argument("--gallery-wordmarks", type=int, default=2, help="wordmark references per val/test brand")
+    ap.add_argument("--fonts", type=Path, help="folder of fetched @fontsource fonts (tools/fetch_fonts.py) added to "
+                    "the built-in DejaVu/STIX faces for --wordmarks")
     ap.add_argument("--print-conditions", action=argparse.BooleanOptionalAction, default=True,
                     help="print conditions in the composites (curved pack, glare, low contrast, small, blur, "
                     "sticker); --no-print-conditions: composites as before them")
@@ -64,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
                 icon_sets=args.icon_sets, eval_styles=tuple(args.eval_styles or EVAL_STYLES),
                 style_clean=args.style_clean, style_wild=args.style_wild, icons_per_style=args.icons_per_style,
                 print_conditions=PRINT_CONDITIONS if args.print_conditions else None,
+                wordmarks=args.wordmarks, gallery_wordmark_count=args.gallery_wordmarks, fonts=args.fonts,
                 progress=lambda it, total, desc: progress_bar(it, enabled=not args.no_progress, total=total,
                                                               desc=desc, unit="brand"))
-        except (ValueError, FileExistsError, FileNotFoundError) as e:  # IconSetError is a ValueError
+        except (ValueError, FileExistsError, FileNotFoundError) as e:  # IconSetError, FontError: ValueErrors
             print(f"error: {e}", file=sys.stderr)
             return 2
     summary["wall_s"] = round(time.perf_counter() - start, 1)

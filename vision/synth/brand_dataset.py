@@ -20,6 +20,11 @@ brand slug as icon, or an Iconify prefix and icon name; variant ``clean``, ``wil
 by :func:`parse_image_name`. ``brands.json`` then records each style's licence and version, how names matched,
 and which styles were held out.
 
+With ``wordmarks`` (:mod:`vision.synth.wordmarks`, either layout) each brand's title set as text is one more training
+style, ``wordmark``: train brands get that many wordmarks (fonts, letter cases, colours drawn per brand), each one
+clean render and ``style_wild`` composites (``wordmark__<font>-<case>-<colours>__clean_00.jpg``); val/test galleries
+get ``gallery_wordmarks`` references (the title as written, brand colour). Queries are never wordmark renders.
+
 Logos in the wild are the detector data's rendering and compositing (:func:`vision.synth.composite.wild_logo_crop`);
 a query is the square crop around the composited logo's box (:func:`vision.crops.square_crop`), the same crop the
 recogniser takes around a detected box, so training, evaluation and inference see logos framed alike.
@@ -46,6 +51,8 @@ from vision.synth.composite import PRINT_CONDITIONS, PrintConditions, random_res
 from vision.synth.record import LogoDatasetWarning, package_versions, write_record
 from vision.synth.render import LogoRenderError, canonical_logo, is_monochrome, random_logo_style, render_logo
 from vision.synth.styles import EVAL_STYLES, IconSet, StyleIcon, icon_svg, load_icon_sets, style_catalogue
+from vision.synth.wordmarks import WORDMARK_STYLE, FontError, FontFace, Wordmark, canonical_wordmark, \
+    gallery_wordmarks, load_fonts, render_wordmark, wordmark_variants
 
 __all__ = ["SIMPLE_ICONS_STYLE", "parse_image_name", "write_brand_dataset"]
 
@@ -64,6 +71,8 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
                         icon_sets: str | os.PathLike | dict[str, IconSet] | None = None,
                         eval_styles: Sequence[str] = EVAL_STYLES, style_clean: int = 1, style_wild: int = 3,
                         icons_per_style: int = 2, print_conditions: PrintConditions | None = PRINT_CONDITIONS,
+                        wordmarks: int = 0, gallery_wordmark_count: int = 2,
+                        fonts: str | os.PathLike | Sequence[FontFace] | None = None,
                         progress: Callable[..., Iterable] | None = None) -> dict:
     """Write the brand metric-learning set under ``out_dir`` (layout in the module docstring).
 
@@ -81,6 +90,11 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     icons and wordmarks) and exist only for brands drawn in those styles. ``eval_styles`` never reach train.
     ``print_conditions`` (default on; ``None``: the composites of datasets made before them) go to every
     composite (:class:`vision.synth.composite.PrintConditions`).
+
+    ``wordmarks`` > 0 adds the wordmark style (module docstring): that many per train brand, and
+    ``gallery_wordmark_count`` references per val/test brand, in ``fonts`` (faces, or a folder of fetched
+    ``@fontsource`` fonts added to the built-in ones; default: the built-in ones). Wordmarks draw from their own
+    per-brand generator, so every other image is the same as without them.
     """
     if size < 16:
         raise ValueError(f"size must be >= 16, got {size}")
@@ -94,6 +108,10 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     # inputs are read before anything is written, so a bad --icon-sets or background folder with --overwrite
     # never costs an existing dataset
     styles = _Styles.build(icon_sets, catalogue, eval_styles, icons_per_style) if icon_sets is not None else None
+    if wordmarks < 0 or gallery_wordmark_count < 0:
+        raise ValueError(f"wordmarks and gallery_wordmark_count must be >= 0, got {wordmarks}, "
+                         f"{gallery_wordmark_count}")
+    faces = (list(fonts) if isinstance(fonts, (list, tuple)) else load_fonts(fonts)) if wordmarks else []
     photos = {"train": _photos(backgrounds), "eval": _photos(val_backgrounds or backgrounds)}
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
@@ -111,7 +129,9 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
         jobs += [_BrandJob(name, by_slug[s], pool, out, size, train_clean, train_wild, queries, seed,
                            background_size, style_clean, style_wild, print_conditions,
                            train_icons=styles.train_icons.get(s, ()) if styles else (),
-                           eval_icons=styles.eval_icons.get(s, ()) if styles else None)
+                           eval_icons=styles.eval_icons.get(s, ()) if styles else None,
+                           wordmarks=_brand_wordmarks(by_slug[s], name, faces, wordmarks, gallery_wordmark_count,
+                                                      seed))
                  for s in sorted(slugs)]
     wrap = progress or (lambda iterable, **_: iterable)
     written: dict[str, list[str]] = {name: [] for name in splits}
@@ -159,8 +179,32 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
         summary["skipped_icons"] = skipped_icons
         summary["queries_brands"] = {name: sum(1 for s in slugs if styles.eval_icons.get(s))
                                      for name, slugs in written.items() if name != "train"}
+    if wordmarks:
+        parameters.update(wordmarks=wordmarks, gallery_wordmark_count=gallery_wordmark_count,
+                          fonts=str(fonts) if isinstance(fonts, (str, os.PathLike)) else None)
+        with_marks = {job.brand.slug for job in jobs if job.wordmarks}
+        record["wordmarks"] = {
+            "style": WORDMARK_STYLE, "fonts": {f.key: f.record() for f in faces},
+            "brands": {name: sum(1 for s in slugs if s in with_marks) for name, slugs in written.items()},
+            "without_wordmark": sorted(s for s in used if s not in with_marks)}
+        summary["wordmark_brands"] = record["wordmarks"]["brands"]
     write_record(out, record)
     return summary
+
+
+def _brand_wordmarks(brand: Brand, split: str, faces: Sequence[FontFace], count: int, gallery_count: int,
+                     seed: int) -> tuple[Wordmark, ...]:
+    """A brand's wordmarks: drawn at random for a train brand, the fixed gallery references for val/test."""
+    if not faces or not count:
+        return ()
+    if split != "train":
+        return tuple(gallery_wordmarks(brand, faces, gallery_count))
+    return tuple(wordmark_variants(brand, faces, count, _wordmark_rng(seed, "wordmark", brand.slug)))
+
+
+def _wordmark_rng(seed: int, purpose: str, slug: str) -> np.random.Generator:
+    # apart from the brand's own generator, so adding wordmarks leaves every other image as it was
+    return np.random.default_rng([seed, int(unit_hash(seed, purpose, slug) * 2**62)])
 
 
 @dataclass(frozen=True)
@@ -250,6 +294,7 @@ class _BrandJob:
     print_conditions: PrintConditions | None = PRINT_CONDITIONS
     train_icons: tuple[StyleIcon, ...] = ()
     eval_icons: tuple[StyleIcon, ...] | None = None     # None: the simple-icons-only layout
+    wordmarks: tuple[Wordmark, ...] = ()
 
     @property
     def styled(self) -> bool:
@@ -279,7 +324,37 @@ def _run_job(job: _BrandJob) -> tuple[str | None, list[tuple[str, str]]]:
             _save_all(job.out / job.split / "query" / job.brand.slug, [("wild", _wild(job, job.queries, rng))])
     except LogoRenderError as e:
         return e.reason, left_out
-    return None, left_out
+    return None, left_out + _write_wordmarks(job)
+
+
+def _write_wordmarks(job: _BrandJob) -> list[tuple[str, str]]:
+    """The brand's wordmark images (train: one clean render and ``style_wild`` composites each; val/test: gallery
+    references); returns the ``(wordmark:<name>, reason)`` of those that did not render."""
+    rng = _wordmark_rng(job.seed, "wordmark-composite", job.brand.slug)
+    left_out, groups = [], []
+    for mark in job.wordmarks:
+        prefix = f"{WORDMARK_STYLE}__{mark.name}"
+        try:
+            if job.split == "train":
+                rgba = render_wordmark(mark, math.ceil(_WILD_SCALE[1] * job.background_size))
+                wild = []
+                for _ in range(job.style_wild * 4):
+                    if len(wild) == job.style_wild:
+                        break
+                    crop = wild_logo_crop(rgba, _background(job.photos, rng, job.background_size), rng, job.size,
+                                          scale_range=_WILD_SCALE, print_conditions=job.print_conditions)
+                    if crop is not None:
+                        wild.append(crop)
+                groups += [(f"{prefix}__clean", [canonical_wordmark(mark, job.size)]), (f"{prefix}__wild", wild)]
+            else:
+                groups.append((f"{prefix}__canonical", [canonical_wordmark(mark, job.size)]))
+        except FontError as e:
+            left_out.append((f"{WORDMARK_STYLE}:{mark.name}", str(e)))
+    if groups:
+        folder = job.out / "train" / job.brand.slug if job.split == "train" else \
+            job.out / job.split / "gallery" / job.brand.slug
+        _save_all(folder, groups)
+    return left_out
 
 
 def _run_styled(job: _BrandJob, rng: np.random.Generator) -> list[tuple[str, str]]:
