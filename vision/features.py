@@ -22,6 +22,8 @@ absent, stale (another model version) or built for another TensorRT/GPU falls ba
 
 from __future__ import annotations
 
+import json
+
 import shutil
 import tempfile
 import warnings
@@ -130,7 +132,8 @@ class FeatureExtractor:
             raise ExtractError(f"{folder_or_manifest}: no images to extract features from (nothing with an image "
                                f"suffix under it); {out_path} was not written")
         skipped: list[tuple[str, str]] = []
-        with writer_cls(out_path) as writer:
+        identity = {"model": self.card.name, "model_sha256": self.card.sha256, "output": _feature_output(self.card)}
+        with writer_cls(out_path, identity) as writer:
             for batch_paths in tqdm(_batched(paths, batch_size), total=-(-len(paths) // batch_size),
                                     desc="features", unit="batch", disable=None if progress else True):
                 good, arrays = [], []
@@ -229,16 +232,87 @@ def load_features(path: str | Path) -> tuple[list[str], np.ndarray]:
     return ids, features
 
 
+def model_sidecar(features: str | Path) -> Path:
+    """``<features>.model.json``: the model that wrote a features ``.npy`` (``{"name", "sha256"}``)."""
+    features = Path(features)
+    return features.with_name(features.name + ".model.json")
+
+
+def write_model_sidecar(features: str | Path, name: str, sha256: str) -> Path:
+    from vision.fileio import atomic_write_text
+
+    path = model_sidecar(features)
+    atomic_write_text(path, json.dumps({"name": name, "sha256": sha256}) + "\n")
+    return path
+
+
+def read_features(source: str | Path) -> tuple[list[str], np.ndarray, dict[str, str] | None]:
+    """``(image paths, vectors (N, D) float32, model)`` of any features output of ``vision extract``: an ``.npy``
+    (+ ``.ids.txt``, model from its ``.model.json`` sidecar), a ``.parquet`` table (``path`` and ``features`` or
+    ``vector`` columns, model from the ``vision.*`` schema metadata), or a folder of ``vision.scale`` shards
+    (``part-*.parquet`` + ``manifest.json``; every shard must name the same model). ``model`` is
+    ``{"name", "sha256"}``, or None where the file does not say."""
+    source = Path(source)
+    if source.is_dir():
+        from vision.scale.shards import read_shards
+
+        paths, vectors, meta = read_shards(source, key="path")
+        return paths, vectors, {"name": meta["model"], "sha256": meta["model_sha256"]}
+    if source.suffix.lower() == ".parquet":
+        return _read_parquet_features(source)
+    ids, vectors = load_features(source)
+    sidecar = model_sidecar(source)
+    model = None
+    if sidecar.is_file():
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            model = {"name": str(meta["name"]), "sha256": str(meta.get("sha256", ""))}
+        except (ValueError, KeyError, TypeError) as e:
+            raise ExtractError(f"{sidecar}: not a model record ({e}); delete it and name the model instead") from None
+    return ids, vectors.astype(np.float32, copy=False), model
+
+
+def _read_parquet_features(path: Path) -> tuple[list[str], np.ndarray, dict[str, str] | None]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ExtractError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    if not path.is_file():
+        raise ExtractError(f"{path}: no such features file")
+    try:
+        schema = pq.read_schema(path)
+        vector_column = next((c for c in ("features", "vector") if c in schema.names), None)
+        if "path" not in schema.names or vector_column is None:
+            raise ExtractError(f"{path}: a features table needs a 'path' column and a 'features' (or 'vector') "
+                               f"column; it has {schema.names}")
+        table = pq.read_table(path, columns=["path", vector_column])
+    except ExtractError:
+        raise
+    except (OSError, ValueError) as e:  # pyarrow's errors derive from these
+        raise ExtractError(f"{path}: not a readable Parquet features table ({e})") from None
+    column = table.column(vector_column).combine_chunks()
+    if len(table) and (column.null_count or len(column.values) % len(table)):
+        raise ExtractError(f"{path}: column {vector_column!r} holds missing or ragged vectors")
+    dim = len(column.values) // len(table) if len(table) else 0
+    vectors = column.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(table), dim)
+    meta = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items() if k.startswith(b"vision.")}
+    model = ({"name": meta["vision.model"], "sha256": meta.get("vision.model_sha256", "")}
+             if "vision.model" in meta else None)
+    return table.column("path").to_pylist(), vectors, model
+
+
 class NpyWriter:
     """Rows appended to a scratch file, then committed as one ``.npy`` plus its ids file: both or neither.
 
     The commit removes the old ``.npy`` before the new ids file replaces the old one and renames the new ``.npy``
     last, so whenever an ``.npy`` exists its ids file is the one written with it; a crash mid-commit leaves no
     ``.npy`` (never a new one beside old ids or an old one beside new ids), and :func:`load_features` says so.
+    With ``identity`` (the model that made the rows) a ``.model.json`` sidecar names the model.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, identity: dict[str, str] | None = None):
         self.path = path
+        self.identity = identity
         self.ids_path = str(ids_path_of(path))
         self.count, self.dim, self.ids = 0, None, []
 
@@ -268,16 +342,21 @@ class NpyWriter:
                         ids_tmp.write_text("".join(f"{i}\n" for i in self.ids), encoding="utf-8")
                         self.path.unlink(missing_ok=True)  # no old .npy may sit beside the new ids
                     # the ids are committed here, the .npy when the outer block ends
+                if self.identity is not None:
+                    write_model_sidecar(self.path, self.identity["model"], self.identity["model_sha256"])
         finally:
             self.rows.close()
 
 
 class ParquetWriter:
-    """Rows streamed to Parquet: a ``path`` column and a ``features`` list<float32> column."""
+    """Rows streamed to Parquet: a ``path`` column and a ``features`` list<float32> column; ``identity`` (the model
+    that made the rows) goes into the schema metadata as ``vision.model``, ``vision.model_sha256``,
+    ``vision.output``, the keys of ``vision.scale`` shards."""
 
     ids_path = None
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, identity: dict[str, str] | None = None):
+        self.identity = identity
         try:
             import pyarrow  # noqa: F401
         except ImportError:
@@ -300,6 +379,8 @@ class ParquetWriter:
         self.dim = feats.shape[1]
         column = pa.FixedSizeListArray.from_arrays(pa.array(feats.reshape(-1), pa.float32()), self.dim)
         table = pa.table({"path": pa.array(ids, pa.string()), "features": column})
+        if self.identity is not None:
+            table = table.replace_schema_metadata({f"vision.{k}": v for k, v in self.identity.items()})
         if self.writer is None:
             self.writer = pq.ParquetWriter(str(self.tmp), table.schema)
         self.writer.write_table(table)

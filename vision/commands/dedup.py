@@ -3,8 +3,9 @@ catalog index.
 
     # files, folders, globs or manifests ('path, ...' lines): groups.csv/.parquet, keep.txt, contact_sheet.html
     vision dedup --images data/grocery_sample --model grocery_resnet10t --out runs/dedup
-    # vectors already extracted (tools/extract.py); the model is named, so features of two models never mix
-    vision dedup --features feats.npy --features-model grocery_resnet10t --out runs/dedup
+    # vectors already extracted by vision extract: .npy, .parquet, or a folder of Ray/Lightning shards; the model
+    # comes from the file (or --features-model for older .npy files), so features of two models never mix
+    vision dedup --features runs/catalog_vectors --out runs/dedup
     # build a catalog index once ...
     vision dedup --images catalog/ --model grocery_resnet10t --save-index runs/catalog_index
     # ... then check uploads against it without rebuilding (query.csv: id, match, reason, score)
@@ -66,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     src = ap.add_argument_group("input")
     add_images(src, required=False)
     src.add_argument("--model", help="zoo name or export giving the embedding (omit: exact and pHash stages only)")
-    src.add_argument("--features", nargs="+", help="features .npy files (tools/extract.py) instead of --model")
-    src.add_argument("--features-model", help="the model that wrote --features files lacking a .model.json")
+    src.add_argument("--features", nargs="+", help="outputs of vision extract instead of --model: .npy, .parquet, or "
+                     "folders of --engine ray/lightning shards (image paths are read from them)")
+    src.add_argument("--features-model", help="the model that wrote --features files that do not name one (.npy without .model.json)")
     src.add_argument("--save-features", type=Path, help="also save the vectors (.npy + .ids.txt + .model.json)")
     src.add_argument("--backend", default="auto")
     add_device(src)

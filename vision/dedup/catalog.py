@@ -9,7 +9,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,44 +178,47 @@ def zoo_calibration(model: ModelId) -> dict | None:
 
 def model_sidecar(features: str | os.PathLike) -> Path:
     """``<features>.model.json``: the model that wrote a features file (``{"name", "sha256"}``)."""
-    features = Path(features)
-    return features.with_name(features.name + ".model.json")
+    from vision.features import model_sidecar as sidecar
+
+    return sidecar(features)
 
 
 def write_model_sidecar(features: str | os.PathLike, model: ModelId) -> Path:
-    from vision.fileio import atomic_write_text
+    """Name the model of a features ``.npy`` next to it (``<features>.model.json``), atomically."""
+    from vision.features import write_model_sidecar as write
 
-    path = model_sidecar(features)
-    atomic_write_text(path, json.dumps(model.to_dict()) + "\n")
-    return path
+    return write(features, model.name, model.sha256)
 
 
 def load_feature_files(files, model: ModelId | None = None) -> tuple[list[str], np.ndarray, ModelId]:
-    """Ids, unit vectors and model of one or several features files (``.npy`` pairs of ``tools/extract.py``).
+    """Image paths, unit vectors and model of one or several outputs of ``vision extract``: ``.npy`` (+ ``.ids.txt``
+    and ``.model.json``), ``.parquet`` tables, or folders of ``vision.scale`` shards (Ray or Lightning engines).
 
-    Each file's model comes from its ``.model.json`` sidecar, or ``model`` for files without one; files of two
-    models are refused, naming both."""
-    from vision.features import load_features
+    Each file's model comes from the file (sidecar or Parquet metadata), or ``model`` for files that do not name
+    one; files of two models are refused, naming both."""
+    from vision.features import read_features
 
     files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
     if not files:
         raise DedupError("no features files given")
     all_ids, blocks, first, first_file = [], [], None, None
     for f in files:
-        sidecar = model_sidecar(f)
-        if sidecar.is_file():
-            meta = json.loads(sidecar.read_text(encoding="utf-8"))
-            file_model = ModelId(meta["name"], meta.get("sha256", ""))
+        ids, vectors, named = read_features(f)
+        if named is not None:
+            file_model = ModelId(named["name"], named.get("sha256", ""))
         elif model is not None:
             file_model = model
         else:
-            raise DedupError(f"{f}: which model made these features is unknown (no {sidecar.name}); name it "
-                             "(--features-model NAME) so features of different models are never mixed")
+            raise DedupError(f"{f}: which model made these features is unknown (no {model_sidecar(f).name} and no "
+                             "model in its metadata); name it (--features-model NAME) so features of different "
+                             "models are never mixed")
         check_same_model(first, file_model, str(first_file), str(f))
         first, first_file = first or file_model, first_file or f
-        ids, vectors = load_features(f)
         all_ids += ids
         blocks.append(vectors)
+    if len({b.shape[1] for b in blocks}) > 1:
+        raise DedupError(f"{', '.join(map(str, files))}: vectors of different widths "
+                         f"{sorted({b.shape[1] for b in blocks})}")
     vectors = np.concatenate(blocks).astype(np.float32)
     if len(vectors) == 0:
         raise DedupError(f"{', '.join(map(str, files))}: no feature rows")

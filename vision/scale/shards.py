@@ -169,8 +169,10 @@ def write_manifest(out_dir: Path, plan: ShardPlan, extra: dict[str, Any]) -> dic
     return manifest
 
 
-def read_shards(out_dir: str | Path, partial: bool = False) -> tuple[list[str], np.ndarray, dict[str, Any]]:
-    """``(ids, vectors (N, D) float32, metadata)`` of every shard in ``out_dir``, in shard order.
+def read_shards(out_dir: str | Path, partial: bool = False, key: str = "id"
+                ) -> tuple[list[str], np.ndarray, dict[str, Any]]:
+    """``(ids, vectors (N, D) float32, metadata)`` of every shard in ``out_dir``, in shard order; ``key="path"``
+    gives the image paths instead of the ids.
 
     Refuses shards of two models (name + sha256, or output kind) with :class:`MixedModelsError` naming both. Without
     ``partial=True`` the run must have finished: ``manifest.json`` present and listing exactly the shards found.
@@ -195,8 +197,8 @@ def read_shards(out_dir: str | Path, partial: bool = False) -> tuple[list[str], 
     vectors = []
     for path in paths:
         _check_same_model(first, shard_metadata(path), paths[0].name, path)
-        table = pq.read_table(path, columns=["id", "vector"])
-        ids += table.column("id").to_pylist()
+        table = pq.read_table(path, columns=[key, "vector"])
+        ids += table.column(key).to_pylist()
         column = table.column("vector").combine_chunks()
         vectors.append(column.values.to_numpy(zero_copy_only=False).reshape(len(table), first["dim"]))
     metadata = {k: first[k] for k in (*MODEL_KEYS, "dim")} | {"shards": len(paths)}
