@@ -90,7 +90,7 @@ def build_data(out: Path, grocery: Path, icon_sets: Path, detector_name: str, im
     record = json.loads(path.read_text()) if path.is_file() else {"seed": seed, "skipped": []}
     brands = list_brands()
     split = split_brands(brands, seed=seed)
-    if "cross_style" not in record or "known" not in record:
+    if "cross_style" not in record or "known" not in record or "known_scenes" not in record:
         sets = load_icon_sets(icon_sets)
         held_out = {p: s for p, s in sets.items() if p in EVAL_STYLES}
         if not held_out:
@@ -109,6 +109,12 @@ def build_data(out: Path, grocery: Path, icon_sets: Path, detector_name: str, im
             record["known"] = _known(out / "known", split["val"], catalogue, {b.slug: b for b in brands},
                                      photos["train"], np.random.default_rng([seed, 2]), known_brands,
                                      known_per_brand, record["skipped"])
+            atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+        if "known_scenes" not in record:   # the same draws as "known": the whole photos the crops came from
+            catalogue, _ = style_catalogue(training_styles(sets), brands)
+            record["known_scenes"] = _known(None, split["val"], catalogue, {b.slug: b for b in brands},
+                                            photos["train"], np.random.default_rng([seed, 2]), known_brands,
+                                            known_per_brand, [], scenes=out / "known_scenes")
             atomic_write_text(path, json.dumps(record, indent=1) + "\n")
     if impostors is not None:
         for part in ("train", "val"):
@@ -176,17 +182,19 @@ def _cross_style(out: Path, test_brands: list[str], catalogue: dict, photos: lis
             "wordmarks": sum(q["kind"] == "wordmark" for q in queries), "backgrounds": "val Fruit+Vegetables"}
 
 
-def _known(out: Path, val_brands: list[str], catalogue: dict, by_slug: dict, photos: list[Path],
-           rng: np.random.Generator, count: int, per_brand: int, skipped: list) -> dict:
+def _known(out: Path | None, val_brands: list[str], catalogue: dict, by_slug: dict, photos: list[Path],
+           rng: np.random.Generator, count: int, per_brand: int, skipped: list, scenes: Path | None = None) -> dict:
     """Val-split brands in the training styles (simple-icons or an Iconify training set), on train photos,
-    square-cropped at the true box: the known-brand calibration queries."""
+    square-cropped at the true box: the known-brand calibration queries (under ``out``). ``scenes``: also (or,
+    with ``out=None``, only) the whole composited photos, ``scenes/images/*.jpg`` and ``scenes/queries.json``
+    (brand, box), for calibrating the detection-aware rule (the same draws: the same composites as the crops)."""
     from PIL import Image
 
     from vision.synth.catalog import unit_hash
     from vision.synth.render import LogoRenderError, render_logo
     from vision.synth.styles import icon_svg
 
-    crops = 0
+    crops, scene_queries, written = 0, [], set()
     for slug in sorted(val_brands, key=lambda s: unit_hash(0, "robustness-known", s))[:count]:
         styled = [None] + [icon for icons in catalogue.get(slug, {}).values() for icon in icons]
         for i in range(per_brand):
@@ -200,12 +208,22 @@ def _known(out: Path, val_brands: list[str], catalogue: dict, by_slug: dict, pho
             pasted = _paste(rgba, photos, rng)
             if pasted is None:
                 continue
-            (out / slug).mkdir(parents=True, exist_ok=True)
             style = "simple-icons" if icon is None else icon.prefix
-            Image.fromarray(square_crop(pasted[0], pasted[1], MARGIN, size=CROP_SIZE)).save(
-                out / slug / f"{style}_{i:02d}.jpg", quality=_JPEG_QUALITY)
+            if out is not None:
+                (out / slug).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(square_crop(pasted[0], pasted[1], MARGIN, size=CROP_SIZE)).save(
+                    out / slug / f"{style}_{i:02d}.jpg", quality=_JPEG_QUALITY)
+            if scenes is not None:
+                name = f"images/{slug}_{style}_{i:02d}.jpg"
+                (scenes / "images").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pasted[0]).save(scenes / name, quality=_JPEG_QUALITY)
+                scene_queries.append({"image": name, "brand": slug, "style": style,
+                                      "box": [float(v) for v in pasted[1]]})
             crops += 1
-    return {"brands": len(list(out.iterdir())) if crops else 0, "crops": crops, "backgrounds": "train Fruit+Vegetables"}
+            written.add(slug)
+    if scenes is not None:
+        atomic_write_text(scenes / "queries.json", json.dumps(scene_queries, indent=0) + "\n")
+    return {"brands": len(written), "crops": crops, "backgrounds": "train Fruit+Vegetables"}
 
 
 def _impostors(out: Path, grocery: Path, detector, seed: int, train_photos: int | None,

@@ -13,6 +13,12 @@ similarity minus the query's best similarity to a background cohort of impostor 
 (``"background"``: a crop that looks more like a price label than like any brand is rejected) or minus the mean of
 its next ``topk`` brands' similarities (``"topk"``).
 
+On whole photos a gallery may also hold a :class:`vision.detection_rule.DetectionRule` (:attr:`BrandGallery.
+detection_rule`, metadata field ``detection_rule``): a decision on the detector's confidence together with the open-set
+score, calibrated for one detector (name and sha256 recorded) on known-brand photos and brand-free photos;
+:class:`vision.recognition.BrandRecognizer` applies it with that detector and falls back to ``threshold`` otherwise.
+Galleries without one (all files written before it) keep the crop-only threshold.
+
 Example::
 
     fx = FeatureExtractor.from_pretrained("brand_resnet10t")
@@ -41,6 +47,7 @@ from vision.fileio import atomic_path
 from vision.retrieval import INDEX_KINDS, as_vectors, build_index
 
 if TYPE_CHECKING:
+    from vision.detection_rule import DetectionRule
     from vision.features import FeatureExtractor
     from vision.zoo import ModelCard
 
@@ -139,6 +146,8 @@ class BrandGallery:
         self.nlist, self.nprobe = nlist, nprobe
         self.normalization, self.topk = normalization, topk
         self.calibration: dict | None = None  # what calibrate() measured; saved with the gallery
+        # a decision rule on detection confidence and open-set score for one detector (None: threshold only)
+        self.detection_rule: "DetectionRule | None" = None
         self._vectors = np.empty((0, self.dim), np.float32)
         self._owner: list[str] = []          # brand of each vector row
         self._reference: list[str] = []      # what each row was made from ("" when not recorded)
@@ -474,6 +483,8 @@ class BrandGallery:
                 "model_sha256": self.model_sha256, "threshold": self.threshold, "index": self.index_kind,
                 "hnsw_m": self.hnsw_m, "ef_search": self.ef_search, "nlist": self.nlist, "nprobe": self.nprobe,
                 "normalization": self.normalization, "topk": self.topk, "calibration": self.calibration}
+        if self.detection_rule is not None:   # absent otherwise: files without a rule read as before
+            meta["detection_rule"] = self.detection_rule.to_json()
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, vectors=self._vectors, owner=np.array(self._owner, dtype=str),
@@ -511,6 +522,7 @@ class BrandGallery:
                       meta["hnsw_m"], meta["ef_search"], meta["nlist"], meta["nprobe"], meta["normalization"],
                       meta["topk"])
         gallery.calibration = meta["calibration"]
+        gallery.detection_rule = meta["detection_rule"]
         gallery._vectors, gallery._owner = _gallery_rows(path, vectors, owner, gallery.dim)
         gallery._reference = _gallery_references(path, reference, len(gallery._owner))
         gallery._background = _gallery_background(path, background, gallery.dim)
@@ -536,7 +548,8 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
         raise GalleryError(f"{path}: unsupported gallery format {meta.get('format')!r} (this version reads "
                            f"{', '.join(map(str, _READABLE_FORMATS))})")
     # files written before IVF support lack nlist/nprobe; format 1 files lack the open-set fields
-    meta = {"nlist": None, "nprobe": 16, "normalization": "none", "topk": 5, "calibration": None, **meta}
+    meta = {"nlist": None, "nprobe": 16, "normalization": "none", "topk": 5, "calibration": None,
+            "detection_rule": None, **meta}
 
     def bad(field: str, expected: str) -> GalleryError:
         shown = repr(meta[field]) if field in meta else "missing"
@@ -562,6 +575,13 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
         raise bad("normalization", f"one of {list(NORMALIZATIONS)}")
     if meta["calibration"] is not None and not isinstance(meta["calibration"], dict):
         raise bad("calibration", "null or a JSON object")
+    if meta["detection_rule"] is not None:
+        from vision.detection_rule import DetectionRule, DetectionRuleError
+
+        try:
+            meta["detection_rule"] = DetectionRule.from_json(meta["detection_rule"], "metadata field 'detection_rule'")
+        except DetectionRuleError as e:
+            raise GalleryError(f"{path}: {e}") from None
     return meta
 
 

@@ -11,22 +11,29 @@ Example::
 A logo is ``"unknown"`` (``best`` still names the nearest brand) when its ``open_set_score`` is below the gallery's
 calibrated threshold: the gallery decides how that score is made (its ``normalization``: the plain cosine
 ``score``, or the margin over a background cohort of real non-logo crops stored in the gallery), see
-:mod:`vision.gallery`. Without a detector (``detector=None``) every image is treated as one logo crop (its whole frame).
+:mod:`vision.gallery`. A gallery may also hold a detection-aware rule (:mod:`vision.detection_rule`: the detector's
+confidence together with the open-set score, calibrated on whole photos for one detector); with that detector (same
+name and sha256) it decides instead of the threshold, and the detector runs at the rule's confidence unless told
+otherwise; with another detector the recogniser warns and falls back to the threshold. Without a detector
+(``detector=None``) every image is treated as one logo crop (its whole frame).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
 from vision.crops import square_crop
-from vision.gallery import BrandGallery, GalleryError
+from vision.gallery import UNKNOWN, BrandGallery, GalleryError
 from vision.data.inputs import ImageInput, to_rgb_array
 from vision.predictors import Predictor
 from vision.results import Recognitions
+
+DEFAULT_DETECTOR_CONF = 0.25   # without a detection rule for the detector
 
 
 class Detector(Protocol):
@@ -45,24 +52,56 @@ class BrandRecognizer:
     gallery must have been built with the same model (checked here; a gallery that records no model name or sha256
     is refused unless ``allow_unbound=True``, which is logged). ``margin`` frames each detected box as in training
     (:func:`vision.crops.square_crop`). ``threshold`` overrides the gallery's calibrated one (it applies to the
-gallery's open-set score).
+    gallery's open-set score; the gallery's detection rule is then not used).
+
+    ``detection_rule``: ``"auto"`` applies the gallery's :attr:`~vision.gallery.BrandGallery.detection_rule` when
+    ``detector`` is the detector it was calibrated for (card name and sha256), and warns and falls back to the
+    threshold with any other detector; ``"off"`` always uses the threshold. :attr:`rule` is the rule in use (or
+    ``None``).
     """
 
     def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float = 0.15,
-                 threshold: float | None = None, allow_unbound: bool = False):
+                 threshold: float | None = None, allow_unbound: bool = False, detection_rule: str = "auto"):
         gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
             raise GalleryError("the gallery is empty: add brands before recognising with it")
+        if detection_rule not in ("auto", "off"):
+            raise ValueError(f"detection_rule must be 'auto' or 'off', got {detection_rule!r}")
         self.extractor, self.gallery, self.detector = extractor, gallery, detector
         self.margin, self.threshold = margin, threshold
         self.skipped: list[tuple[str, str]] = []
+        self.rule = self._rule_for(detector) if detection_rule == "auto" and threshold is None else None
+        if self.rule is not None:
+            conf = detector_conf(detector)
+            if conf is not None and conf > self.rule.min_detection_score:
+                warnings.warn(f"the detector runs at confidence {conf}, above the {self.rule.min_detection_score:.4g} "
+                              "the gallery's detection rule was calibrated at: more known logos will be missed than "
+                              "its calibration says", stacklevel=2)
+
+    def _rule_for(self, detector):
+        """The gallery's detection rule when ``detector`` is its detector; otherwise ``None`` (warned about)."""
+        rule = self.gallery.detection_rule
+        if rule is None or detector is None:
+            return None
+        card = getattr(detector, "card", None)
+        name, sha = (getattr(card, "name", ""), getattr(card, "sha256", "")) if card is not None else ("", "")
+        if rule.matches(name, sha):
+            return rule
+        warnings.warn(f"the gallery's detection rule was calibrated for detector {rule.detector_name!r} (sha256 "
+                      f"{rule.detector_sha256[:12]}...), not {name or 'this detector'!r}"
+                      f"{f' (sha256 {sha[:12]}...)' if sha else ' (no sha256)'}: falling back to the open-set "
+                      f"threshold {self.gallery.threshold}", stacklevel=3)
+        return None
 
     @classmethod
     def from_pretrained(cls, embedder: str | os.PathLike, gallery: str | os.PathLike,
                         detector: str | os.PathLike | None = None, device: str | None = None,
-                        detector_conf: float = 0.25, allow_unbound: bool = False, embedder_backend: str = "auto",
-                        detector_backend: str = "auto", **kwargs) -> "BrandRecognizer":
-        """``embedder``/``detector``: zoo names, weights files or exports, each run by its own backend."""
+                        detector_conf: float | None = None, allow_unbound: bool = False,
+                        embedder_backend: str = "auto", detector_backend: str = "auto",
+                        **kwargs) -> "BrandRecognizer":
+        """``embedder``/``detector``: zoo names, weights files or exports, each run by its own backend.
+        ``detector_conf``: default the gallery's detection rule's confidence when the rule is for this detector,
+        else 0.25."""
         from vision.features import FeatureExtractor
 
         extractor = FeatureExtractor.from_pretrained(embedder, backend=embedder_backend, device=device)
@@ -71,9 +110,15 @@ gallery's open-set score).
         if detector is not None:
             from vision.predictors import predictor
 
-            logo_detector = predictor(detector, backend=detector_backend, device=device, conf=detector_conf)
+            logo_detector = predictor(detector, backend=detector_backend, device=device,
+                                      conf=DEFAULT_DETECTOR_CONF if detector_conf is None else detector_conf)
             if logo_detector.card.task != "detection":
                 raise ValueError(f"detector {detector!r} is a {logo_detector.card.task} model, not a detector")
+            rule = loaded.detection_rule
+            if (detector_conf is None and rule is not None and kwargs.get("threshold") is None
+                    and kwargs.get("detection_rule", "auto") == "auto"
+                    and rule.matches(logo_detector.card.name, logo_detector.card.sha256)):
+                logo_detector.head.conf = rule.min_detection_score   # the confidence the rule was calibrated at
         return cls(extractor, loaded, logo_detector, allow_unbound=allow_unbound, **kwargs)
 
     def __call__(self, images, batch_size: int = 16, on_error: str = "raise") -> list[Recognitions]:
@@ -102,13 +147,29 @@ gallery's open-set score).
         flat = [(i, det, vector) for i, (dets, vectors) in enumerate(logos) for det, vector in zip(dets, vectors)]
         if not flat:
             return results
-        matches = self.gallery.identify(np.stack([vector for _, _, vector in flat]), threshold=self.threshold)
+        vectors = np.stack([vector for _, _, vector in flat])
+        if self.rule is None:
+            matches = self.gallery.identify(vectors, threshold=self.threshold)
+        else:
+            best, scores, open_set = self.gallery.open_set_scores(vectors)
+            accepted = self.rule.accept([float(det["score"]) for _, det, _ in flat], open_set)
+            matches = [{"brand": b if ok else UNKNOWN, "score": round(float(s), 6), "best": b,
+                        "open_set_score": round(float(o), 6)}
+                       for b, s, o, ok in zip(best, scores, open_set, accepted)]
         for (i, det, _), match in zip(flat, matches):
             results[i].append({"box": [round(float(v), 2) for v in det["box"]], "brand": match["brand"],
                                "score": match["score"], "best": match["best"],
                                "open_set_score": match["open_set_score"],
                                "detection_score": round(float(det["score"]), 6)})
         return results
+
+
+def detector_conf(detector) -> float | None:
+    """The confidence a detector keeps boxes at (a :class:`~vision.predictors.Predictor`'s head, a
+    :class:`~vision.inference_detection.LogoDetector`'s ``conf``), or ``None`` when it does not say."""
+    head = getattr(detector, "head", None)
+    conf = getattr(head, "conf", None) if head is not None else getattr(detector, "conf", None)
+    return float(conf) if isinstance(conf, (int, float)) else None
 
 
 def embed_logos(extractor, images: ImageInput | Sequence[ImageInput], detector: Detector | None = None,

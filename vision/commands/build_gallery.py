@@ -29,6 +29,24 @@ impostor is calibrated against the others). ``--references DIR/<brand>/*`` adds 
 of its brand (a brand scores its best reference), to simple-icons brands or new ones; the report then holds the
 figures before and after. ``--icon-sets DIR`` adds one reference per training-style icon of each simple-icons
 brand (see :mod:`vision.synth.styles`).
+
+``--detector NAME`` with ``--known-scenes DIR`` (whole photos with one known-brand mark each: ``DIR/queries.json``,
+``[{"image", "brand", "box": [x1, y1, x2, y2]}]`` with images relative to DIR, as ``benchmarks/brand_robustness.py``
+writes under ``known_scenes/``) and ``--impostor-photos DIR`` (brand-free photos, any image tree) also calibrates a
+detection-aware rule (:mod:`vision.detection_rule`, ``--decision-rule pair|logistic``): the detector's confidence and
+the open-set score together, the fewest brand-free photos with an accepted detection at a known-mark false-reject
+rate of at most ``--frr`` (a mark is rejected when no detection of it passes, missed ones included). The rule, the
+detector's name and sha256 and its figures are stored in the gallery (``vision recognize`` applies it with that
+detector only); the report shows it next to the threshold alone at the recogniser's default confidence (0.25) on the
+same photos. With ``--normalization background`` a brand-free photo's detections are scored without the cohort crops
+cut from that photo (matched by the ``source`` column of ``vision make-impostors``' manifest).
+
+    vision build-gallery --embedder brand_resnet10t --simple-icons --renders brand,black,white --merge mean \
+        --icon-sets runs/iconify --queries runs/brand_robustness/data/known --impostors runs/impostors/train \
+        --detector logo_yolo11n --known-scenes runs/brand_robustness/data/known_scenes \
+        --impostor-photos ../shared/datasets/grocery_store/train/Fruit \
+        --impostor-photos ../shared/datasets/grocery_store/train/Vegetables \
+        --frr 0.10 --report runs/gallery_report.json --out my_gallery.npz
 """
 
 from __future__ import annotations
@@ -46,6 +64,7 @@ from vision.commands import add_device, add_no_progress, add_zoo_dir, command_pa
 MERGES = ("all", "mean")
 INDEX_KINDS = ("flat", "hnsw", "ivf")
 NORMALIZATIONS = ("none", "background", "topk")
+RULE_KINDS = ("pair", "logistic")   # vision.detection_rule.RULE_KINDS
 
 
 def calibrate(fx, folder: Path, frr: float, renders: tuple[str, ...] | None = None, merge: str = "all") -> dict:
@@ -105,6 +124,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="false-reject rate on known queries the threshold is set for (with --impostors: at most; "
                          "default 0.10 with --impostors, else 0.05)")
     ap.add_argument("--threshold", type=float, help="set the threshold directly instead of calibrating")
+    ap.add_argument("--detector", help="logo detector (zoo name or file) to calibrate a detection-aware rule for "
+                                       "(with --known-scenes and --impostor-photos)")
+    ap.add_argument("--known-scenes", type=Path, action="append", default=[],
+                    help="folder with queries.json (image, brand, box) of photos with one known-brand mark each")
+    ap.add_argument("--impostor-photos", type=Path, action="append", default=[],
+                    help="folder of brand-free photos (any image tree): every detection on them is a false one")
+    ap.add_argument("--decision-rule", choices=RULE_KINDS, default="pair",
+                    help="pair: a detection threshold and an open-set threshold; logistic: a weighted sum of the "
+                         "two (default pair)")
+    ap.add_argument("--detector-floor", type=float, default=0.05,
+                    help="detector confidence the calibration photos' detections are collected at (the lowest "
+                         "detection threshold the rule may pick)")
     ap.add_argument("--index", choices=INDEX_KINDS, default="flat")
     ap.add_argument("--out", type=Path, required=True, help="gallery file to write (.npz)")
     ap.add_argument("--report", type=Path, help="also write the report as JSON here and as text next to it (.txt)")
@@ -114,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     add_no_progress(ap)
     args = ap.parse_args(argv)
     from vision.data.datasets import ManifestError
+    from vision.detection_rule import DetectionRuleError
     from vision.gallery import GalleryError
     from vision.progress import warnings_above_progress_bar
     from vision.synth.render import parse_render_colors
@@ -133,7 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --threshold sets the threshold, --impostors calibrates it: give one", file=sys.stderr)
         return 2
     if args.frr is None:
-        args.frr = 0.10 if args.impostors else 0.05
+        args.frr = 0.10 if args.impostors or args.detector else 0.05
+    if (args.detector or args.known_scenes or args.impostor_photos) and not (
+            args.detector and args.known_scenes and args.impostor_photos):
+        print("error: a detection-aware rule needs --detector, --known-scenes and --impostor-photos together",
+              file=sys.stderr)
+        return 2
     try:
         colors = parse_render_colors(args.renders)
     except ValueError as e:
@@ -143,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings_above_progress_bar(), zoo_dir_scope(args.zoo_dir):
             gallery, report = build(args, colors)
-    except (GalleryError, ManifestError, ZooError, FileNotFoundError, IconSetError) as e:
+    except (GalleryError, ManifestError, ZooError, FileNotFoundError, IconSetError, DetectionRuleError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report.update(threshold=gallery.threshold, out=str(args.out), wall_s=round(time.perf_counter() - start, 1))
@@ -221,8 +258,91 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
             report["calibration"] = calibrate(fx, args.calibrate, args.frr, same_way, args.merge)
             gallery.threshold = report["calibration"]["threshold"]
             gallery.calibration = {"method": "known-only quantile", **report["calibration"]}
+    if args.detector:
+        if gallery.threshold is None:
+            raise GalleryError("a detection-aware rule is calibrated on a calibrated gallery: give --impostors "
+                               "(or --calibrate, or --threshold) too")
+        report["detection_rule"] = calibrate_rule(fx, gallery, args, groups if args.impostors else None, bar)
     gallery.save(args.out)
     return gallery, report
+
+
+def read_known_scenes(folders: list[Path]) -> list[dict]:
+    """The ``queries.json`` entries of the ``--known-scenes`` folders (``image`` made a path), each checked."""
+    from vision.gallery import GalleryError
+
+    scenes = []
+    for folder in folders:
+        path = folder / "queries.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"--known-scenes {folder}: no queries.json in it")
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise GalleryError(f"{path}: not JSON ({e})") from None
+        if not isinstance(entries, list) or not entries:
+            raise GalleryError(f"{path}: expected a non-empty list of {{image, brand, box}} entries")
+        for i, entry in enumerate(entries):
+            box = entry.get("box") if isinstance(entry, dict) else None
+            if not (isinstance(entry, dict) and isinstance(entry.get("image"), str)
+                    and isinstance(entry.get("brand"), str) and isinstance(box, list) and len(box) == 4
+                    and all(type(v) in (int, float) for v in box) and box[2] > box[0] and box[3] > box[1]):
+                raise GalleryError(f"{path}: entry {i} must be {{\"image\": str, \"brand\": str, \"box\": "
+                                   f"[x1, y1, x2, y2] with x2 > x1, y2 > y1}}, got {str(entry)[:120]}")
+            image = folder / entry["image"]
+            if not image.is_file():
+                raise FileNotFoundError(f"{path}: entry {i}: image {image} not found")
+            scenes.append({**entry, "image": image})
+    return scenes
+
+
+def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[str] | None, bar) -> dict:
+    """Calibrate and attach the detection-aware rule (see the module docstring); its record, and the threshold
+    alone at the recogniser's default confidence measured on the same photos."""
+    from vision.data.io import list_images
+    from vision.detection_rule import (DetectionRule, calibrate_detection_rule, detect_and_score, known_scene_set,
+                                       photo_set, rule_figures, source_rows)
+    from vision.gallery import GalleryError
+    from vision.predictors import predictor
+    from vision.recognition import DEFAULT_DETECTOR_CONF
+
+    detector = predictor(args.detector, backend="torch", device=args.device, conf=args.detector_floor)
+    if detector.card.task != "detection":
+        raise GalleryError(f"--detector {args.detector} is a {detector.card.task} model, not a detector")
+    if not detector.card.sha256:
+        raise GalleryError(f"--detector {args.detector}: this model has no sha256 (a weights file outside a zoo "
+                           "manifest), so the rule could not record which detector it was calibrated for")
+    scenes = read_known_scenes(args.known_scenes)
+    missing = sorted({s["brand"] for s in scenes} - set(gallery.brands))
+    if missing:
+        raise GalleryError(f"--known-scenes: {len(missing)} brands are not in the gallery (e.g. {missing[0]!r})")
+    photos = []
+    for folder in args.impostor_photos:
+        found = list_images(folder) if folder.is_dir() else []
+        if not found:
+            raise FileNotFoundError(f"--impostor-photos {folder}: no images in it")
+        photos += found
+    with bar(total=len(scenes) + len(photos), desc="detection rule", unit="img") as progress:
+        known = detect_and_score(fx, detector, gallery, [s["image"] for s in scenes], progress=progress.update)
+        background = cohort_groups and gallery.normalization == "background"
+        rows = source_rows(photos, cohort_groups) if background else None
+        free = detect_and_score(fx, detector, gallery, photos, cohort_rows=rows, progress=progress.update)
+    known_set = known_scene_set([d for d, _, _ in known], [s for _, _, s in known], [s["box"] for s in scenes],
+                                [b for _, b, _ in known], [s["brand"] for s in scenes])
+    impostors = photo_set([d for d, _, _ in free], [s for _, _, s in free])
+    left_out = 0 if rows is None else sum(len(r) > 0 for r in rows)
+    rule = calibrate_detection_rule(
+        known_set, impostors, detector.card.name, detector.card.sha256, kind=args.decision_rule,
+        max_false_reject=args.frr, min_detection_score=args.detector_floor,
+        known_set=f"{len(scenes)} photos with one known-brand mark from {', '.join(map(str, args.known_scenes))}",
+        impostor_set=f"{len(photos)} brand-free photos from {', '.join(map(str, args.impostor_photos))}"
+                     + (f" ({left_out} scored without their own cohort crops)" if rows is not None else ""))
+    gallery.detection_rule = rule
+    threshold_only = DetectionRule("pair", rule.detector_name, rule.detector_sha256, DEFAULT_DETECTOR_CONF,
+                                   float(gallery.threshold))
+    return {**rule.to_json(), "threshold_only_at_default_conf": {
+        "detection_threshold": DEFAULT_DETECTOR_CONF, "threshold": round(float(gallery.threshold), 6),
+        **rule_figures(threshold_only, known_set, impostors)}}
 
 
 def style_renders(folder: Path, size: int) -> dict[str, list[tuple]]:
@@ -389,4 +509,19 @@ def write_report(report: dict, path: Path) -> None:
     if "known_set" in cal:
         lines += [f"known queries: {cal['known_set']}", f"impostors: {cal['impostor_set']}",
                   f"threshold: lowest FAR at FRR <= {cal['max_false_reject']} (score: {cal['normalization']})"]
+    rule = report.get("detection_rule")
+    if rule:
+        c, base = rule["calibration"], rule["threshold_only_at_default_conf"]
+        how = (f"detection >= {rule['min_detection_score']:.4g} and open-set score >= {rule['threshold']:.4g}"
+               if rule["kind"] == "pair" else
+               f"detection >= {rule['min_detection_score']:.4g} and {rule['weights'][0]:.4g} * detection + "
+               f"{rule['weights'][1]:.4g} * open-set score >= {rule['threshold']:.4g}")
+        lines += [f"detection rule ({rule['kind']}) for detector {rule['detector']['name']} "
+                  f"(sha256 {rule['detector']['sha256'][:12]}...): {how}",
+                  f"  {'':26}  FRR (known marks)  brand-free photos accepted  detections accepted",
+                  f"  {'detection rule':26}  {c['frr']:<17.3f}  {c['far_photos']:<26.3f}  {c['far_detections']:.3f}",
+                  f"  {'threshold alone, conf ' + str(base['detection_threshold']):26}  {base['frr']:<17.3f}  "
+                  f"{base['far_photos']:<26.3f}  {base['far_detections']:.3f}",
+                  f"  known marks: {c['known_set']} ({c['known_missed']} not detected at confidence "
+                  f"{c['collected_at_confidence']})", f"  brand-free photos: {c['impostor_set']}"]
     atomic_write_text(path.with_suffix(".txt"), "\n".join(lines) + "\n")

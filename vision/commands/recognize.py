@@ -11,6 +11,8 @@ as JSON lines.
 Writes ``<out>/results.jsonl`` (one line per image: ``{"image", "width", "height", "logos": [{"box", "brand",
 "score", "best", "detection_score"}]}``, ``brand`` = ``"unknown"`` below the gallery threshold) and an annotated
 PNG per image under ``<out>/annotated/`` (``--no-draw`` skips them, ``shelf.1.jpg`` -> ``000001_shelf.1.jpg.png``).
+A gallery with a detection rule for ``--detector`` (``vision build-gallery --detector``) decides on the detection
+confidence and the open-set score together; with another detector it warns and falls back to the threshold.
 Unreadable files are skipped and listed; a folder without images, or no readable image at all, exits non-zero.
 """
 
@@ -30,8 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gallery", type=Path, required=True,
                     help="gallery .npz built with that embedding model, or the name of one in the zoo")
     ap.add_argument("--detector", help="zoo name or file of a logo detector (default: whole image = one logo)")
-    ap.add_argument("--conf", type=float, default=0.25, help="detector confidence threshold")
-    ap.add_argument("--threshold", type=float, help="override the gallery's open-set threshold")
+    ap.add_argument("--conf", type=float, default=None,
+                    help="detector confidence threshold (default: the confidence of the gallery's detection rule "
+                         "when it was calibrated for this detector, else 0.25)")
+    ap.add_argument("--threshold", type=float,
+                    help="override the gallery's open-set threshold (its detection rule is then not used)")
+    ap.add_argument("--no-detection-rule", action="store_true",
+                    help="decide on the open-set threshold alone even when the gallery holds a detection rule for "
+                         "this detector")
     ap.add_argument("--margin", type=float, default=0.15, help="context around each box, fraction of its side")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--no-draw", action="store_true", help="skip the annotated PNGs")
@@ -56,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         with zoo_dir_scope(args.zoo_dir):  # the embedder, detector and gallery names
             recognizer = recognizer_class().from_pretrained(args.embedder, args.gallery, detector=args.detector,
                                                          device=args.device, detector_conf=args.conf,
-                                                         margin=args.margin, threshold=args.threshold)
+                                                         margin=args.margin, threshold=args.threshold,
+                                                         detection_rule="off" if args.no_detection_rule
+                                                         else "auto")
     except (GalleryError, ZooError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,341 @@
+"""A decision rule on a detected logo's detection confidence *and* its gallery open-set score, calibrated for one
+detector.
+
+The gallery's own ``threshold`` judges a crop by its open-set score alone; on whole photos the detector's confidence
+is a second, largely independent piece of evidence (a PLU sticker may look like some brand to the embedder while the
+detector is unsure it is a logo at all). A :class:`DetectionRule` accepts a detection as a brand when
+
+- ``kind="pair"``: ``detection_score >= min_detection_score`` and ``open_set_score >= threshold``;
+- ``kind="logistic"``: ``detection_score >= min_detection_score`` and
+  ``weights[0] * detection_score + weights[1] * open_set_score >= threshold`` (a logistic regression of known logos
+  against impostor detections, its bias folded into the threshold).
+
+:func:`calibrate_detection_rule` sets it from whole photos: *known scenes* (photos with one known-brand mark and its
+true box; the mark counts as found by any detection with IoU >= 0.5 to it, and as rejected when no such detection
+passes the rule, missed detections included) and *impostor photos* (brand-free photos: every detection is a false
+one). Among rules whose known-scene false-reject rate (FRR) stays within the budget it picks the lowest share of
+impostor photos with any accepted detection (photo FAR), then the lowest detection FAR, then the lowest FRR. The rule
+records the detector it was calibrated for (name and sha256): its detection confidences mean nothing for another
+detector (:meth:`DetectionRule.matches`).
+
+Stored in a gallery file as the ``detection_rule`` metadata field (:mod:`vision.gallery`); galleries without one keep
+the crop-only threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+RULE_KINDS = ("pair", "logistic")
+IOU_MATCH = 0.5
+
+
+class DetectionRuleError(ValueError):
+    """A detection rule that cannot be calibrated, or a malformed stored one."""
+
+
+@dataclass(frozen=True)
+class DetectionRule:
+    kind: str
+    detector_name: str
+    detector_sha256: str
+    min_detection_score: float
+    threshold: float
+    weights: tuple[float, ...] = ()
+    calibration: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if self.kind not in RULE_KINDS:
+            raise DetectionRuleError(f"unknown rule kind {self.kind!r}; choose one of {RULE_KINDS}")
+        if not self.detector_name or not self.detector_sha256:
+            raise DetectionRuleError("a detection rule must record its detector's name and sha256")
+        for name, value in (("min_detection_score", self.min_detection_score), ("threshold", self.threshold),
+                            *((f"weights[{i}]", w) for i, w in enumerate(self.weights))):
+            if type(value) not in (int, float) or not math.isfinite(value):
+                raise DetectionRuleError(f"{name} must be a finite number, got {value!r}")
+        if not 0 <= self.min_detection_score <= 1:
+            raise DetectionRuleError(f"min_detection_score must be in [0, 1], got {self.min_detection_score}")
+        if len(self.weights) != (2 if self.kind == "logistic" else 0):
+            raise DetectionRuleError(f"a {self.kind!r} rule has {2 if self.kind == 'logistic' else 0} weights, got "
+                                     f"{len(self.weights)}")
+
+    def combined(self, detection_scores, open_set_scores) -> np.ndarray:
+        """The score the ``threshold`` applies to: the open-set score (``pair``) or the weighted sum (``logistic``)."""
+        det = np.asarray(detection_scores, np.float64)
+        score = np.asarray(open_set_scores, np.float64)
+        if self.kind == "pair":
+            return score
+        return self.weights[0] * det + self.weights[1] * score
+
+    def accept(self, detection_scores, open_set_scores) -> np.ndarray:
+        """Per detection: accepted as its best brand (``True``) or ``unknown``."""
+        det = np.asarray(detection_scores, np.float64)
+        return (det >= self.min_detection_score) & (self.combined(det, open_set_scores) >= self.threshold)
+
+    def matches(self, name: str, sha256: str) -> bool:
+        """Whether a detector (its card's ``name`` and ``sha256``) is the one this rule was calibrated for."""
+        return bool(sha256) and name == self.detector_name and sha256 == self.detector_sha256
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "detector": {"name": self.detector_name, "sha256": self.detector_sha256},
+                "min_detection_score": round(self.min_detection_score, 6), "threshold": round(self.threshold, 6),
+                "weights": [round(w, 6) for w in self.weights], "calibration": self.calibration}
+
+    @classmethod
+    def from_json(cls, record, where: str = "detection_rule") -> "DetectionRule":
+        """The rule of a stored record, every field checked (:class:`DetectionRuleError` naming ``where``)."""
+        if not isinstance(record, dict):
+            raise DetectionRuleError(f"{where} must be a JSON object, got {type(record).__name__}")
+        detector = record.get("detector")
+        if not isinstance(detector, dict) or not all(isinstance(detector.get(k), str) for k in ("name", "sha256")):
+            raise DetectionRuleError(f"{where}.detector must be an object with string 'name' and 'sha256'")
+        weights = record.get("weights", [])
+        if not isinstance(weights, list):
+            raise DetectionRuleError(f"{where}.weights must be a list of numbers")
+        calibration = record.get("calibration", {})
+        if not isinstance(calibration, dict):
+            raise DetectionRuleError(f"{where}.calibration must be a JSON object")
+        try:
+            return cls(record.get("kind"), detector["name"], detector["sha256"], record.get("min_detection_score"),
+                       record.get("threshold"), tuple(weights), calibration)
+        except DetectionRuleError as e:
+            raise DetectionRuleError(f"{where}: {e}") from None
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class RuleSet:
+    """Detections of one set of photos: per detection its photo (index), detection score and open-set score;
+    ``photos`` counts every photo, those without a detection too. For known scenes only detections that match the
+    true mark (IoU >= 0.5) are listed, ``correct`` (optional) says whether each one's best brand is the mark's."""
+    photo: np.ndarray
+    detection: np.ndarray
+    open_set: np.ndarray
+    photos: int
+    correct: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.photo = np.asarray(self.photo, np.int64)
+        self.detection = np.asarray(self.detection, np.float64)
+        self.open_set = np.asarray(self.open_set, np.float64)
+        if not len(self.photo) == len(self.detection) == len(self.open_set):
+            raise DetectionRuleError(f"{len(self.photo)} photo indices, {len(self.detection)} detection scores and "
+                                     f"{len(self.open_set)} open-set scores: one of each per detection")
+        if self.correct is not None:
+            self.correct = np.asarray(self.correct, bool)
+            if len(self.correct) != len(self.photo):
+                raise DetectionRuleError(f"{len(self.correct)} 'correct' flags for {len(self.photo)} detections")
+        if len(self.photo) and (self.photo.min() < 0 or self.photo.max() >= self.photos):
+            raise DetectionRuleError(f"photo indices must be in [0, {self.photos})")
+
+    def photo_accepted(self, accepted: np.ndarray) -> np.ndarray:
+        """Per photo: whether any of its detections is accepted."""
+        out = np.zeros(self.photos, bool)
+        out[self.photo[accepted]] = True
+        return out
+
+    def photo_max(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Per photo the largest of ``values`` over its detections (where ``mask``); ``-inf`` without one."""
+        out = np.full(self.photos, -np.inf)
+        keep = np.ones(len(values), bool) if mask is None else mask
+        np.maximum.at(out, self.photo[keep], np.asarray(values, np.float64)[keep])
+        return out
+
+
+def rule_figures(rule: DetectionRule, known: RuleSet, impostors: RuleSet) -> dict:
+    """FRR on known scenes (a mark without an accepted matching detection), detection FAR and photo FAR on the
+    impostor photos, and the counts."""
+    known_accepted = rule.accept(known.detection, known.open_set)
+    known_ok = known.photo_accepted(known_accepted)
+    accepted = rule.accept(impostors.detection, impostors.open_set)
+    right = {} if known.correct is None else {"known_accepted_correct": round(float(
+        known.photo_accepted(known_accepted & known.correct).mean()), 4)}
+    return {"frr": round(float(1 - known_ok.mean()), 4), **right,
+            "far_detections": round(float(accepted.mean()), 4) if len(accepted) else 0.0,
+            "far_photos": round(float(impostors.photo_accepted(accepted).mean()), 4),
+            "known_scenes": known.photos, "known_missed": int(known.photos - len(np.unique(known.photo))),
+            "impostor_photos": impostors.photos, "impostor_detections": int(len(accepted))}
+
+
+def _threshold(known_best: np.ndarray, impostor_best: np.ndarray, max_false_reject: float) -> float | None:
+    """The threshold on per-photo best scores with known FRR <= budget and the lowest impostor FAR (placed
+    half-way between the impostor and the known score it separates); None when the budget cannot be met."""
+    known = np.sort(known_best)
+    highest = known[int(math.floor(max_false_reject * len(known) + 1e-9))]
+    if not np.isfinite(highest):
+        return None
+    below = impostor_best[impostor_best < highest]
+    below = below[np.isfinite(below)]
+    if not len(below):
+        return float(highest)
+    low = float(below.max())
+    return (low + float(known[known > low][0])) / 2
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int = 50) -> tuple[np.ndarray, float]:
+    """Weights and bias of a class-balanced, L2-regularised logistic regression (Newton's method, numpy only)."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    if not (0 < y.sum() < len(y)):
+        raise DetectionRuleError("logistic calibration needs both known and impostor detections")
+    sample_weight = np.where(y > 0, 0.5 / y.sum(), 0.5 / (len(y) - y.sum())) * len(y)
+    mean, std = x.mean(0), np.maximum(x.std(0), 1e-9)
+    z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    penalty = np.diag([l2] * (z.shape[1] - 1) + [0.0]) * len(y)
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-np.clip(z @ w, -30, 30)))
+        gradient = z.T @ (sample_weight * (p - y)) + penalty @ w
+        hessian = (z * (sample_weight * p * (1 - p))[:, None]).T @ z + penalty
+        step = np.linalg.solve(hessian + 1e-9 * np.eye(len(w)), gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    weights = w[:-1] / std
+    return weights, float(w[-1] - (weights * mean).sum())
+
+
+def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: str, detector_sha256: str,
+                             kind: str = "pair", max_false_reject: float = 0.10, min_detection_score: float = 0.05,
+                             known_set: str = "", impostor_set: str = "") -> DetectionRule:
+    """The rule of ``kind`` with known-scene FRR <= ``max_false_reject`` and the fewest impostor photos with an
+    accepted detection (see the module docstring). ``min_detection_score``: the confidence the detections were
+    collected at (the lowest detection threshold a ``pair`` rule may pick; a ``logistic`` rule keeps it as its
+    floor)."""
+    if kind not in RULE_KINDS:
+        raise DetectionRuleError(f"unknown rule kind {kind!r}; choose one of {RULE_KINDS}")
+    if not 0 <= max_false_reject < 1:
+        raise DetectionRuleError(f"max_false_reject must be in [0, 1), got {max_false_reject}")
+    if known.photos == 0 or impostors.photos == 0:
+        raise DetectionRuleError(f"calibration needs known scenes and impostor photos, got {known.photos} and "
+                                 f"{impostors.photos}")
+    floor = float(min_detection_score)
+    detected = known.detection >= floor
+    if kind == "pair":
+        # candidate detection thresholds: the floor and every known detection score above it
+        candidates = np.unique(np.concatenate([[floor], known.detection[detected]]))
+        best = None
+        for t_det in candidates:
+            t_score = _threshold(known.photo_max(known.open_set, known.detection >= t_det),
+                                 impostors.photo_max(impostors.open_set, impostors.detection >= t_det),
+                                 max_false_reject)
+            if t_score is None:
+                break   # higher detection thresholds only reject more marks
+            rule = DetectionRule("pair", detector_name, detector_sha256, float(t_det), t_score)
+            figures = rule_figures(rule, known, impostors)
+            key = (figures["far_photos"], figures["far_detections"], figures["frr"])
+            if best is None or key < best[0]:
+                best = (key, rule)
+        if best is None:
+            raise DetectionRuleError(f"no rule keeps the known-scene FRR within {max_false_reject}: the detector "
+                                     f"misses {int(known.photos - len(np.unique(known.photo[detected])))} of "
+                                     f"{known.photos} marks at confidence {floor}")
+        rule = best[1]
+        extra = {}
+    else:
+        x = np.stack([np.concatenate([known.detection[detected], impostors.detection[impostors.detection >= floor]]),
+                      np.concatenate([known.open_set[detected], impostors.open_set[impostors.detection >= floor]])], 1)
+        y = np.concatenate([np.ones(int(detected.sum())), np.zeros(int((impostors.detection >= floor).sum()))])
+        weights, bias = fit_logistic(x, y)
+        probe = DetectionRule("logistic", detector_name, detector_sha256, floor, 0.0, tuple(float(w) for w in weights))
+        threshold = _threshold(known.photo_max(probe.combined(known.detection, known.open_set), detected),
+                               impostors.photo_max(probe.combined(impostors.detection, impostors.open_set),
+                                                   impostors.detection >= floor), max_false_reject)
+        if threshold is None:
+            raise DetectionRuleError(f"no rule keeps the known-scene FRR within {max_false_reject}: too many marks "
+                                     f"are missed at confidence {floor}")
+        rule = DetectionRule("logistic", detector_name, detector_sha256, floor, threshold, probe.weights)
+        extra = {"bias": round(bias, 6), "probability_at_threshold": round(1 / (1 + math.exp(-(threshold + bias))), 4)}
+    figures = rule_figures(rule, known, impostors)
+    record = {"method": "known-scene FRR <= max_false_reject, fewest impostor photos with an accepted detection",
+              "max_false_reject": max_false_reject, "collected_at_confidence": floor, **figures, **extra,
+              "known_set": known_set, "impostor_set": impostor_set}
+    return DetectionRule(rule.kind, rule.detector_name, rule.detector_sha256, rule.min_detection_score,
+                         rule.threshold, rule.weights, record)
+
+
+def known_scene_set(detections: Sequence[Sequence[dict]], open_set: Sequence[np.ndarray],
+                    boxes: Sequence[Sequence[float]], best: Sequence[Sequence[str]] | None = None,
+                    brands: Sequence[str] | None = None) -> RuleSet:
+    """A :class:`RuleSet` of known scenes: per photo its detections (``{"box", "score"}``), their open-set scores
+    and the true box of its mark; detections not overlapping it (IoU < 0.5) are left out (they are neither the mark
+    nor a brand-free region). With ``best`` (per photo each detection's best brand) and ``brands`` (the mark's),
+    each kept detection's ``correct`` flag."""
+    photo, det, score, correct = [], [], [], []
+    for i, (dets, scores, box) in enumerate(zip(detections, open_set, boxes)):
+        for j, (d, s) in enumerate(zip(dets, scores)):
+            if iou(d["box"], box) >= IOU_MATCH:
+                photo.append(i)
+                det.append(d["score"])
+                score.append(s)
+                correct.append(best is not None and brands is not None and best[i][j] == brands[i])
+    return RuleSet(np.array(photo, np.int64), np.array(det), np.array(score), len(detections),
+                   np.array(correct, bool) if best is not None and brands is not None else None)
+
+
+def photo_set(detections: Sequence[Sequence[dict]], open_set: Sequence[np.ndarray]) -> RuleSet:
+    """A :class:`RuleSet` of brand-free photos: every detection counts."""
+    photo = [i for i, dets in enumerate(detections) for _ in dets]
+    det = [d["score"] for dets in detections for d in dets]
+    score = [float(s) for scores in open_set for s in scores]
+    return RuleSet(np.array(photo, np.int64), np.array(det), np.array(score), len(detections))
+
+
+def source_rows(photos: Sequence, groups: Sequence[str]) -> list[np.ndarray]:
+    """Per photo the rows of a background cohort that were cut from it: ``groups`` names each cohort row's source
+    photo (``vision make-impostors``' manifest ``source``, relative to the dataset root, e.g.
+    ``train/Fruit/Apple/x.jpg``), matched as a path suffix of the photo's path. A detection on a photo is scored
+    without its own photo's cohort crops (they are near-copies of it: the score would say nothing of a new photo)."""
+    from pathlib import PurePath
+
+    by_tail: dict[tuple[str, ...], list[int]] = {}
+    for row, group in enumerate(groups):
+        by_tail.setdefault(PurePath(str(group)).parts, []).append(row)
+    lengths = sorted({len(tail) for tail in by_tail})
+    out = []
+    for photo in photos:
+        parts = PurePath(str(photo)).parts
+        rows = [r for n in lengths if n <= len(parts) for r in by_tail.get(parts[-n:], ())]
+        out.append(np.array(sorted(rows), np.int64))
+    return out
+
+
+def detect_and_score(extractor, detector, gallery, photos: Sequence, margin: float = 0.15,
+                     cohort_rows: Sequence[np.ndarray] | None = None, batch_size: int = 16,
+                     progress=None) -> list[tuple[list[dict], list[str], np.ndarray]]:
+    """Per photo (a path or an image) its detections (``{"box", "score"}`` at the detector's own confidence), each
+    one's best brand and open-set score in ``gallery``, as the recogniser frames and embeds them
+    (:func:`vision.recognition.embed_logos`). ``cohort_rows``: per photo the background-cohort rows left out of its
+    detections' scores (:func:`source_rows`)."""
+    from vision.data.io import load_image
+    from vision.recognition import embed_logos
+
+    out = []
+    for start in range(0, len(photos), batch_size):
+        chunk = photos[start:start + batch_size]
+        images = [load_image(p) if not isinstance(p, np.ndarray) else p for p in chunk]
+        for offset, (dets, vectors) in enumerate(embed_logos(extractor, images, detector, margin)):
+            if not dets:
+                out.append(([], [], np.empty(0)))
+                continue
+            leave_out = None
+            rows = None if cohort_rows is None else cohort_rows[start + offset]
+            if rows is not None and len(rows) and len(gallery.background):
+                leave_out = np.zeros((len(dets), len(gallery.background)), bool)
+                leave_out[:, rows] = True
+            best, _, scores = gallery.open_set_scores(vectors, leave_out=leave_out)
+            out.append((dets, best, scores))
+        if progress is not None:
+            progress(len(chunk))
+    return out
