@@ -50,6 +50,8 @@ from vision.commands.build_gallery import impostor_groups  # noqa: E402
 from vision.crops import square_crop  # noqa: E402
 from vision.data.io import list_images, load_image  # noqa: E402
 from vision.fileio import atomic_write_text  # noqa: E402
+from vision.detection_rule import (RULE_KINDS, DetectionRule, DetectionRuleError, RuleSet,  # noqa: E402
+                                   calibrate_detection_rule, known_scene_set, photo_set, rule_figures, source_rows)
 from vision.gallery import BrandGallery  # noqa: E402
 from vision.recognition import embed_logos  # noqa: E402
 
@@ -59,6 +61,7 @@ MARGIN = 0.15            # the recogniser's context around a box (vision.recogni
 _JPEG_QUALITY = 92
 BACKGROUND_SIZE = 416    # composited photos (the detector letterboxes them to its own input size)
 CROP_SIZE = 96
+RULE_FLOOR = 0.05        # detector confidence the detection-rule rows collect detections at
 
 
 # --- data
@@ -273,7 +276,7 @@ def open_set_variants(gallery: BrandGallery, known: np.ndarray, known_brands: li
 def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folder: Path, grocery: Path,
                  max_false_reject: float, detector_name: str, packaged_goods: bool = True,
                  val_photos: int | None = None, detector_data: list[Path] = (),
-                 detector_maps: dict | None = None) -> dict:
+                 detector_maps: dict | None = None, rule_train_photos: int | None = None) -> dict:
     """Every figure of one model set (see the module docstring); ``detector_maps`` caches the detector's mAP
     figures across rows that share a detector."""
     from vision.data.datasets import scan_image_folder
@@ -297,15 +300,53 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
     queries = json.loads((data / "cross_style" / "queries.json").read_text())
     images = [load_image(data / "cross_style" / q["image"]) for q in queries]
     truth = [q["brand"] for q in queries]
-    detected = embed_logos(fx, images, detector, MARGIN)
+    # one detector pass at the rule's floor; the threshold-only rows keep the detections at the detector's own
+    # confidence (NMS keeps the same boxes above it)
+    detected_floor = embed_logos(fx, images, AtConfidence(detector, RULE_FLOOR), MARGIN)
+    detected = [above(logos, detector.conf) for logos in detected_floor]
     oracle = fx([square_crop(image, q["box"], MARGIN) for image, q in zip(images, queries)], batch_size=128)
     timings["cross_style_s"] = round(time.perf_counter() - start, 1)
     # brand-free whole photos (val)
     start = time.perf_counter()
     photos = brand_free_photos(grocery, "val", val_photos)
-    photo_logos = [logos for i in range(0, len(photos), 16)
-                   for logos in embed_logos(fx, [load_image(p) for p in photos[i:i + 16]], detector, MARGIN)]
+    photo_logos_floor = photo_detections(fx, detector, photos, None)
+    photo_logos = [above(logos, detector.conf) for logos in photo_logos_floor]
     timings["brand_free_photos_s"] = round(time.perf_counter() - start, 1)
+    # detection-aware rules: known scenes (the calibration crops' whole photos) and brand-free TRAIN photos
+    start = time.perf_counter()
+    scenes = json.loads((data / "known_scenes" / "queries.json").read_text())
+    scene_logos = photo_detections(fx, detector, [data / "known_scenes" / q["image"] for q in scenes], None)
+    train_photos = brand_free_photos(grocery, "train", rule_train_photos)
+    train_logos = photo_detections(fx, detector, train_photos, data / "detections")
+    timings["rule_photos_s"] = round(time.perf_counter() - start, 1)
+
+    cache: dict = {}
+    # per brand-free train photo the impostor-cohort rows cut from it, left out of its detections' scores (they are
+    # near-copies); used where the cohort is the train impostor crops (the recalibrated variants' and, when its
+    # vectors are those crops', the gallery's own)
+    train_rows = source_rows(train_photos, impostor_groups(impostor_files["train"]))
+    left_out = {}
+
+    def scored_sets(variant: BrandGallery, part: str) -> RuleSet:
+        """The detections of one photo set scored by ``variant`` (a detection-rule RuleSet), cached per variant."""
+        key = (id(variant), part)
+        if key not in cache:
+            if part == "known":
+                logos, boxes, brands = scene_logos, [q["box"] for q in scenes], [q["brand"] for q in scenes]
+            elif part == "cross":
+                logos, boxes, brands = detected_floor, [q["box"] for q in queries], truth
+            else:
+                logos = train_logos if part == "train" else photo_logos_floor
+            same_cohort = part == "train" and len(variant.background) and \
+                variant.background.shape == impostors["train"].shape and \
+                np.allclose(variant.background, impostors["train"], atol=1e-3)
+            if part == "train":
+                left_out[id(variant)] = bool(same_cohort)
+            best, scores = score_logos(variant, logos, train_rows if same_cohort else None)
+            dets = [d for d, _ in logos]
+            cache[key] = known_scene_set(dets, scores, boxes, best, brands) if part in ("known", "cross") \
+                else photo_set(dets, scores)
+        return cache[key]
 
     row = {"cross_style": {"queries": len(queries), "brands": len(set(truth)),
                            "detected@iou0.5": _share([any(iou(d["box"], q["box"]) >= IOU_MATCH for d in dets)
@@ -348,7 +389,21 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
                 flagged += bool(accept(s).any())
         figures["brand_free_photos"] = {"photos": len(photos), "detections": logos, "accepted_as_a_brand": accepted,
                                         "with_any_false_brand": round(flagged / len(photos), 4)}
+        if threshold is not None:   # the same decision end to end: known marks on whole photos, conf as deployed
+            as_rule = DetectionRule("pair", detector.card.name, detector.card.sha256 or "-", detector.conf,
+                                    float(threshold))
+            figures["known_frr_end_to_end"] = rule_figures(as_rule, scored_sets(variant, "known"),
+                                                           scored_sets(variant, "train"))["frr"]
         row["open_set"][name] = figures
+    start = time.perf_counter()
+    for name, rule, how in detection_rules(gallery, detector, scored_sets(gallery, "known"),
+                                           scored_sets(gallery, "train"), max_false_reject):
+        row["open_set"][name] = rule_row(rule, how, gallery, scored_sets(gallery, "known"),
+                                         scored_sets(gallery, "train"), scored_sets(gallery, "val"),
+                                         scored_sets(gallery, "cross"), oracle, truth)
+    timings["rules_s"] = round(time.perf_counter() - start, 1)
+    row["train_photos_cohort_left_out"] = {name: left_out.get(id(variants.get(name, gallery)))
+                                           for name in row["open_set"]}
 
     start = time.perf_counter()
     maps = {} if detector_maps is None else detector_maps
@@ -364,6 +419,113 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
         timings["grocery_s"] = round(time.perf_counter() - start, 1)
     row["timings"] = timings
     return row
+
+
+class AtConfidence:
+    """A detector whose ``predict`` keeps boxes down to ``conf`` (the detection-rule rows' floor)."""
+
+    def __init__(self, detector, conf: float):
+        self.detector, self.conf, self.card = detector, conf, detector.card
+
+    def predict(self, images):
+        return self.detector.predict(images, conf=self.conf)
+
+
+def above(logos: tuple[list[dict], np.ndarray], conf: float) -> tuple[list[dict], np.ndarray]:
+    """The detections (and their embeddings) of one photo scoring at least ``conf``."""
+    dets, vectors = logos
+    keep = [i for i, d in enumerate(dets) if d["score"] >= conf]
+    return [dets[i] for i in keep], vectors[keep]
+
+
+def photo_detections(fx, detector, photos: list[Path], cache: Path | None) -> list[tuple[list[dict], np.ndarray]]:
+    """Per photo its detections at :data:`RULE_FLOOR` and their embeddings; with ``cache``, kept in
+    ``cache/<detector>_<embedder>_<photos>.npz`` (keyed by both models' sha256 and the photo list) and reused."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([detector.card.sha256, fx.card.sha256, RULE_FLOOR, MARGIN,
+                                     [str(p) for p in photos]]).encode()).hexdigest()[:16]
+    path = None if cache is None else cache / f"{detector.card.name}_{fx.card.name}_{key}.npz"
+    if path is not None and path.is_file():
+        with np.load(path, allow_pickle=False) as c:
+            photo, score, box, vectors = c["photo"], c["score"], c["box"], c["vectors"]
+        return [([{"box": b.tolist(), "score": float(s)} for b, s in zip(box[photo == i], score[photo == i])],
+                 vectors[photo == i]) for i in range(len(photos))]
+    floor = AtConfidence(detector, RULE_FLOOR)
+    logos = [found for i in range(0, len(photos), 16)
+             for found in embed_logos(fx, [load_image(p) for p in photos[i:i + 16]], floor, MARGIN)]
+    if path is not None:
+        from vision.fileio import atomic_path
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, photo=np.array([i for i, (d, _) in enumerate(logos) for _ in d], np.int64),
+                     score=np.array([x["score"] for d, _ in logos for x in d], np.float64),
+                     box=np.array([x["box"] for d, _ in logos for x in d], np.float64).reshape(-1, 4),
+                     vectors=np.concatenate([v for _, v in logos]).astype(np.float32) if logos
+                     else np.empty((0, fx.dim), np.float32))
+    return logos
+
+
+def score_logos(gallery: BrandGallery, logos: list[tuple[list[dict], np.ndarray]],
+                cohort_rows: list[np.ndarray] | None) -> tuple[list[list[str]], list[np.ndarray]]:
+    """Per photo the best brand and open-set score of each detection (``cohort_rows``: per photo the cohort rows
+    left out)."""
+    best, scores = [], []
+    for i, (dets, vectors) in enumerate(logos):
+        if not dets:
+            best.append([])
+            scores.append(np.empty(0))
+            continue
+        leave_out = None
+        if cohort_rows is not None and len(cohort_rows[i]):
+            leave_out = np.zeros((len(dets), len(gallery.background)), bool)
+            leave_out[:, cohort_rows[i]] = True
+        b, _, s = gallery.open_set_scores(vectors, leave_out=leave_out)
+        best.append(b)
+        scores.append(s)
+    return best, scores
+
+
+def detection_rules(gallery: BrandGallery, detector, known: RuleSet, train: RuleSet, max_false_reject: float):
+    """``(row name, rule, how)``: the gallery's own rule when it was calibrated for this detector, and a pair and
+    a logistic rule calibrated here on the known scenes and the brand-free train photos."""
+    own = gallery.detection_rule
+    if own is not None and own.matches(detector.card.name, detector.card.sha256):
+        yield f"as given, detection rule ({own.kind})", own, "stored in the gallery"
+    for kind in RULE_KINDS:
+        try:
+            rule = calibrate_detection_rule(known, train, detector.card.name, detector.card.sha256 or "-",
+                                            kind=kind, max_false_reject=max_false_reject,
+                                            min_detection_score=RULE_FLOOR)
+        except DetectionRuleError as e:   # e.g. the detector misses too many marks: reported, not a crash
+            print(f"detection rule ({kind}) not calibrated: {e}", file=sys.stderr)
+            continue
+        yield f"as given + detection rule ({kind})", rule, "calibrated here"
+
+
+def rule_row(rule: DetectionRule, how: str, gallery: BrandGallery, known: RuleSet, train: RuleSet, val: RuleSet,
+             cross: RuleSet, oracle: np.ndarray, truth: list[str]) -> dict:
+    """The figures of a detection-rule row, with the threshold-only rows' keys (crop FAR: the val photos'
+    detections, the only val crops with a detection score; FRR: known marks end to end)."""
+    calibrated = rule_figures(rule, known, train)
+    on_val = rule_figures(rule, cross, val)
+    seen = cross.detection >= rule.min_detection_score
+    top1 = np.zeros(cross.photos, bool)
+    top1[cross.photo[seen & cross.correct]] = True
+    best, _, _ = gallery.open_set_scores(oracle)
+    weights = "" if rule.kind == "pair" else f", {rule.weights[0]:.3g} det + {rule.weights[1]:.3g} score"
+    return {"threshold": f"det >= {rule.min_detection_score:.3g}{weights}, score >= {rule.threshold:.4g}",
+            "normalization": gallery.normalization, "rule": {**rule.to_json(), "how": how},
+            "calibration": {k: calibrated[k] for k in ("frr", "far_photos", "far_detections")},
+            "known_frr": float("nan"), "known_frr_end_to_end": calibrated["frr"],
+            "impostor_far_val_crops": on_val["far_detections"], "impostor_far_is": "val photo detections",
+            "oracle_recall@1": _share([b == t for b, t in zip(best, truth)]),
+            "oracle_accepted_correct": float("nan"), "oracle_frr": float("nan"),
+            "end_to_end_recall@1": _share(top1), "end_to_end_accepted_correct": on_val["known_accepted_correct"],
+            "brand_free_photos": {"photos": val.photos, "detections": on_val["impostor_detections"],
+                                  "accepted_as_a_brand": int(rule.accept(val.detection, val.open_set).sum()),
+                                  "with_any_false_brand": on_val["far_photos"]}}
 
 
 def detector_map(detector: str, data_yaml: Path) -> dict:
@@ -447,9 +609,9 @@ def simple_icons_gallery(fx, batch_size: int = 128) -> BrandGallery:
 
 def summary_table(report: dict) -> str:
     """One markdown line per (row, open-set variant): the issue's goals side by side."""
-    head = ("| models | open set | e2e Recall@1 | e2e accepted+correct | oracle Recall@1 | known FRR | impostor FAR "
-            "(val crops) | brand-free photos with a false brand | detector mAP50 / 50-95 (cross-style) | "
-            "Grocery brand R@1 (detected logos) |\n|" + "---|" * 10)
+    head = ("| models | open set | e2e Recall@1 | e2e accepted+correct | oracle Recall@1 | known FRR | known FRR end to "
+            "end | impostor FAR (val crops) | brand-free photos with a false brand | detector mAP50 / 50-95 "
+            "(cross-style) | Grocery brand R@1 (detected logos) |\n|" + "---|" * 11)
     lines = [head]
     for name, row in report["rows"].items():
         det = row.get("detector_cross_style", {})
@@ -458,7 +620,9 @@ def summary_table(report: dict) -> str:
             photos = f.get("brand_free_photos", {}).get("with_any_false_brand", float("nan"))
             lines.append(f"| {name} | {variant} (thr {f['threshold']}) | {f['end_to_end_recall@1']:.3f} | "
                          f"{f['end_to_end_accepted_correct']:.3f} | {f['oracle_recall@1']:.3f} | {f['known_frr']:.3f} "
-                         f"| {f['impostor_far_val_crops']:.3f} | {photos:.3f} | {det.get('mAP50', float('nan')):.3f} / "
+                         f"| {f.get('known_frr_end_to_end', float('nan')):.3f} | {f['impostor_far_val_crops']:.3f}"
+                         f"{' (detections)' if 'impostor_far_is' in f else ''} | {photos:.3f} | "
+                         f"{det.get('mAP50', float('nan')):.3f} / "
                          f"{det.get('mAP50-95', float('nan')):.3f} | {groc.get('brand_recall@1', float('nan'))} |")
     lines += ["", "| models | detector set | mAP50 | mAP50-95 | precision | recall |", "|---|---|---|---|---|---|"]
     for name, row in report["rows"].items():
@@ -491,6 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--impostor-train-photos", type=int, default=700,
                     help="brand-free train photos whose detections are the calibration impostors")
     ap.add_argument("--val-photos", type=int, help="brand-free val photos used (default: all)")
+    ap.add_argument("--rule-train-photos", type=int,
+                    help="brand-free train photos the detection rules are calibrated on (default: all; their "
+                         "detections are cached under --data/detections)")
     ap.add_argument("--impostors", type=Path,
                     help="impostor crops to use (train/ calibrates, val/ measures; e.g. vision make-impostors' "
                          "output) instead of the shipped detector's detections built under --data")
@@ -520,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
         row = evaluate_row(fx, detector, gallery, args.data, Path(record["impostors"]["folder"]), args.grocery,
                            args.frr, models["detector"], packaged_goods=not args.skip_grocery_check,
                            val_photos=args.val_photos, detector_data=args.detector_data,
-                           detector_maps=detector_maps)
+                           detector_maps=detector_maps, rule_train_photos=args.rule_train_photos)
         row["models"] = {"embedder": models["embedder"], "detector": models["detector"],
                          "gallery": models["gallery"] or "simple-icons renders, mean of 3 (built here)",
                          "gallery_brands": len(gallery), "gallery_vectors": len(gallery.vectors)}

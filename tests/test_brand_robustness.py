@@ -42,10 +42,15 @@ def test_robustness_benchmark_runs_end_to_end_on_a_tiny_set(tmp_path):
                                                                             for q in queries)
     assert len(list((data / "cross_style" / "labels" / "val").glob("*.txt"))) == 2
     assert record["known"]["crops"] == 3 and record["impostors"]["train"]["photos"] == 3
+    assert record["known_scenes"]["crops"] == 3
+    assert len(json.loads((data / "known_scenes" / "queries.json").read_text())) == 3
     row = report["rows"]["shipped"]
-    assert set(row["open_set"]) == {"as given", "impostors, none", "impostors, topk", "impostors, background"}
+    crop_rows = {"as given", "impostors, none", "impostors, topk", "impostors, background"}
+    assert crop_rows <= set(row["open_set"]) <= crop_rows | {"as given + detection rule (pair)",
+                                                             "as given + detection rule (logistic)"}
     for name, figures in row["open_set"].items():
-        for key in ("end_to_end_recall@1", "oracle_recall@1", "known_frr", "impostor_far_val_crops"):
+        keys = ["end_to_end_recall@1", "oracle_recall@1", "known_frr_end_to_end", "impostor_far_val_crops"]
+        for key in keys + (["known_frr"] if name in crop_rows else []):
             assert 0 <= figures[key] <= 1, (name, key)
         assert figures["end_to_end_accepted_correct"] <= figures["end_to_end_recall@1"]
         assert figures["brand_free_photos"]["photos"] == record["impostors"]["val"]["photos"] == 4
