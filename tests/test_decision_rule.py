@@ -144,3 +144,67 @@ def test_recognizer_applies_the_rule_of_its_detector_and_falls_back_for_another(
                            BrandRecognizer(_Extractor(), _gallery(rule), _Detector(*DETECTOR), threshold=0.5)):
             assert recognizer.rule is None
             assert [f["brand"] for f in recognizer.predict(_red_photo())[0]] == ["acme", "acme"]
+
+
+@pytest.fixture(scope="module")
+def tiny_embedder(tmp_path_factory):
+    """An untrained 16-d embedder saved to a zoo (the CLI needs a model with a sha256)."""
+    from vision.tasks.embedding import BrandEmbeddingModule
+    from vision.zoo import save_model
+
+    module = BrandEmbeddingModule("resnet10t", embedding_size=16, num_classes=3,
+                                  preprocessing={"input_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3,
+                                                 "interpolation": "bilinear", "crop_pct": 1.0})
+    zoo = tmp_path_factory.mktemp("zoo")
+    save_model(module.eval_model, module.model_card("tiny_rule"), zoo)
+    return zoo / "tiny_rule.safetensors"
+
+
+def test_build_gallery_calibrates_a_rule_for_the_shipped_detector_and_reports_it(tiny_embedder, tmp_path, capsys):
+    """Simple-icons marks pasted on sample fruit photos (known scenes) and brand-free sample photos, through the
+    shipped logo detector: the rule, its detector and both rates land in the gallery and the report."""
+    from PIL import Image
+
+    from vision.commands import build_gallery
+    from vision.synth.render import list_brands, render_logo
+    from vision.zoo import find_card
+
+    from .conftest import SAMPLE
+
+    brands = {b.slug: b for b in list_brands() if b.slug in ("github", "python", "spotify")}
+    photos = sorted((SAMPLE / "train" / "Fruit").rglob("*.jpg"))
+    rng = np.random.default_rng(0)
+    scenes = []
+    (tmp_path / "scenes").mkdir()
+    for i, (slug, brand) in enumerate(sorted(brands.items())):
+        mark = Image.fromarray(render_logo(brand, 110))
+        (tmp_path / "logos" / slug).mkdir(parents=True, exist_ok=True)
+        Image.alpha_composite(Image.new("RGBA", mark.size, "white"), mark).convert("RGB").save(
+            tmp_path / "logos" / slug / "0.png")
+        photo = Image.open(photos[i * 5]).convert("RGBA").resize((348, 348))
+        x, y = (int(v) for v in rng.integers(20, 348 - 130, 2))
+        photo.alpha_composite(mark, (x, y))
+        photo.convert("RGB").save(tmp_path / "scenes" / f"{i}.jpg")
+        scenes.append({"image": f"{i}.jpg", "brand": slug, "box": [x, y, x + mark.width, y + mark.height]})
+    (tmp_path / "scenes" / "queries.json").write_text(json.dumps(scenes))
+    (tmp_path / "free").mkdir()
+    for photo in sorted((SAMPLE / "val" / "Fruit").rglob("*.jpg"))[:4]:
+        (tmp_path / "free" / photo.name).write_bytes(photo.read_bytes())
+    out, report = tmp_path / "g.npz", tmp_path / "report.json"
+    args = ["--embedder", str(tiny_embedder), "--folder", str(tmp_path / "logos"), "--threshold", "0.0",
+            "--out", str(out)]
+    assert build_gallery.main([*args, "--detector", "logo_yolo11n", "--known-scenes", str(tmp_path / "scenes"),
+                               "--impostor-photos", str(tmp_path / "free"), "--frr", "0.5",
+                               "--report", str(report)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rule = printed["detection_rule"]
+    card = find_card("logo_yolo11n")[0]
+    assert rule["detector"] == {"name": "logo_yolo11n", "sha256": card.sha256} and rule["kind"] == "pair"
+    c = rule["calibration"]
+    assert c["known_scenes"] == 3 and c["frr"] <= 0.5 and 0 <= c["far_photos"] <= 1 and c["impostor_photos"] == 4
+    assert set(rule["threshold_only_at_default_conf"]) >= {"frr", "far_photos", "far_detections"}
+    stored = BrandGallery.load(out).detection_rule
+    assert stored.matches("logo_yolo11n", card.sha256) and stored.calibration == c
+    assert "detection rule (pair) for detector logo_yolo11n" in report.with_suffix(".txt").read_text()
+    assert build_gallery.main([*args, "--detector", "logo_yolo11n"]) == 2
+    assert "--detector, --known-scenes and --impostor-photos together" in capsys.readouterr().err
