@@ -101,3 +101,26 @@ def test_writer_takes_photo_files_as_negatives(tmp_path, impostors):
     assert summary.hard_negatives["train"] == 8
     image = np.asarray(Image.open(tmp_path / "d/images/train/train_000000.jpg"), dtype=float)
     assert np.abs(image.mean(axis=(0, 1)) - (90, 160, 100)).max() < 25   # (the compositor's image noise aside)
+
+
+def test_writer_draws_wordmarks_with_their_font_licences(tmp_path, impostors):
+    from vision.synth.wordmarks import WORDMARK_STYLE, load_fonts
+
+    _, root = impostors
+    brands = [b for b in list_brands() if b.slug in {"c", "vite", "npm", "tensorflow", "vercel", "github"}]
+    fonts = load_fonts()
+    summary = write_yolo_dataset(tmp_path / "w", root / "train", train_images=6, val_images=0, imgsz=96,
+                                 brands=brands, wordmark_fraction=1.0, fonts=fonts, logos_per_image=(1, 2))
+    assert set(summary.styles_used["train"]) == {WORDMARK_STYLE} and summary.logos_pasted["train"] > 0
+    record = json.loads((tmp_path / "w" / "brands.json").read_text())
+    assert record["parameters"]["wordmark_fraction"] == 1.0
+    assert all(face["license"] for face in record["parameters"]["fonts"].values())
+    # without wordmarks the same seed gives the same images as before the option existed
+    plain = write_yolo_dataset(tmp_path / "p", root / "train", train_images=3, val_images=0, imgsz=96, brands=brands)
+    again = write_yolo_dataset(tmp_path / "q", root / "train", train_images=3, val_images=0, imgsz=96, brands=brands,
+                               fonts=fonts)
+    assert plain.styles_used == again.styles_used
+    assert (tmp_path / "p/labels/train/train_000002.txt").read_text() == \
+        (tmp_path / "q/labels/train/train_000002.txt").read_text()
+    with pytest.raises(ValueError, match="needs fonts"):
+        write_yolo_dataset(tmp_path / "x", root / "train", imgsz=96, brands=brands, wordmark_fraction=0.2)

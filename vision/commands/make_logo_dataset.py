@@ -21,6 +21,9 @@ the manifest `vision make-impostors` wrote (its detector's false detections per 
     vision make-logo-dataset ... --mined-negatives runs/impostors --mined-min-score 0.25 \
         --val-negatives $G/val/Fruit $G/val/Vegetables --negative-fraction 0.3
 
+Wordmarks (--wordmark-fraction, --fonts): a share of the logos are the brand's title set in a font, alone or as a
+lockup with its mark (vision.synth.wordmarks; fonts from tools/fetch_fonts.py, licences recorded in brands.json).
+
 Writes images/{train,val}, labels/{train,val}, data.yaml and brands.json (brand split and parameters) under --out.
 Broken SVGs and unreadable backgrounds are skipped with a warning and counted in the summary.
 """
@@ -105,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--print-conditions-scale", type=float, default=1.0, metavar="S",
                     help="with --print-conditions: multiply each condition's probability by S (0 < S <= 1; fewer "
                          "degraded logos keeps more clean ones)")
+    ap.add_argument("--wordmark-fraction", type=float, default=0.0, metavar="F",
+                    help="fraction of logos drawn as the brand's title set in a font (half of them beside or under "
+                         "its mark; vision.synth.wordmarks), not in a --cross-style-val split")
+    ap.add_argument("--fonts", type=Path, metavar="DIR",
+                    help="with --wordmark-fraction: fonts fetched by tools/fetch_fonts.py, besides the built-in "
+                         "DejaVu/STIX faces")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     add_no_progress(ap)
@@ -115,8 +124,20 @@ def main(argv: list[str] | None = None) -> int:
     from vision.synth.yolo import write_yolo_dataset
 
     icon_sets = val_icon_sets = None
-    negatives, record_extra = args.negatives, None
+    negatives, record_extra, fonts = args.negatives, None, None
     try:
+        if not 0.0 <= args.wordmark_fraction <= 1.0:
+            raise ValueError(f"--wordmark-fraction must be in [0, 1], got {args.wordmark_fraction}")
+        if args.fonts is not None and args.wordmark_fraction == 0:
+            raise ValueError("--fonts needs --wordmark-fraction > 0")
+        if args.wordmark_fraction > 0:
+            from vision.synth.wordmarks import FontError, load_fonts
+
+            try:
+                fonts = load_fonts(args.fonts)
+            except FontError as e:
+                raise ValueError(str(e)) from None
+            print(f"wordmark fonts: {len(fonts)}")
         if not 0.0 < args.print_conditions_scale <= 1.0:
             raise ValueError(f"--print-conditions-scale must be in (0, 1], got {args.print_conditions_scale}")
         if args.mined_negatives is not None:
@@ -155,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 val_brand_split="test" if args.cross_style_val else "val", negatives=negatives,
                 val_negatives=args.val_negatives, negative_fraction=args.negative_fraction,
                 print_conditions=print_conditions, overwrite=args.overwrite, record_extra=record_extra,
+                wordmark_fraction=args.wordmark_fraction, fonts=fonts,
                 progress=lambda it, total, desc: progress_bar(it, enabled=not args.no_progress, total=total,
                                                                desc=desc, unit="img"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:

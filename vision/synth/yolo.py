@@ -95,7 +95,8 @@ def write_yolo_dataset(out_dir: str | os.PathLike, backgrounds: PathArg, *,
                        val_negatives: PathArg | None = None, negative_fraction: float = 0.0,
                        print_conditions: PrintConditions | None = None, overwrite: bool = False,
                        progress: Callable[..., Iterable] | None = None,
-                       record_extra: Mapping | None = None) -> LogoDatasetSummary:
+                       record_extra: Mapping | None = None, wordmark_fraction: float = 0.0,
+                       fonts: Sequence | None = None) -> LogoDatasetSummary:
     """Write an ultralytics YOLO detection dataset of brand logos pasted on photos under ``out_dir``.
 
     Layout: ``images/{train,val}/*.jpg``, ``labels/{train,val}/*.txt`` (``class cx cy w h``, normalised),
@@ -123,6 +124,10 @@ def write_yolo_dataset(out_dir: str | os.PathLike, backgrounds: PathArg, *,
     backgrounds are skipped with a :class:`LogoDatasetWarning` and listed in the returned summary.
     ``progress`` wraps the per-image loop, e.g. ``tqdm``; it is called as ``progress(iterable, total=n, desc=split)``.
     ``record_extra``: more generation parameters for ``brands.json`` (e.g. how hard negatives were mined).
+    Wordmarks: with ``fonts`` (:func:`vision.synth.wordmarks.load_fonts`) a ``wordmark_fraction`` of the logos are
+    the brand's title set in one of them (:func:`~vision.synth.wordmarks.wordmark_variants`), half of them as a
+    lockup beside or under the brand's simple-icons mark (one box), counted as the style ``wordmark``; a title no
+    font covers falls back to the other styles. Not in a styles-only (cross-style) val split.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -138,6 +143,8 @@ def write_yolo_dataset(out_dir: str | os.PathLike, backgrounds: PathArg, *,
     if not 0.0 <= negative_fraction <= 1.0 or not 0.0 <= style_fraction <= 1.0:
         raise ValueError(f"negative_fraction and style_fraction must be in [0, 1], got {negative_fraction}, "
                          f"{style_fraction}")
+    if not 0.0 <= wordmark_fraction <= 1.0 or (wordmark_fraction > 0 and not fonts):
+        raise ValueError(f"wordmark_fraction must be in [0, 1] and needs fonts, got {wordmark_fraction}")
     if negative_fraction > 0 and negatives is None:
         raise ValueError("negative_fraction > 0 needs a folder of brand-free photos (negatives=, --negatives)")
     held_out = sorted(set(icon_sets or ()) & set(EVAL_STYLES))
@@ -211,8 +218,12 @@ def write_yolo_dataset(out_dir: str | os.PathLike, backgrounds: PathArg, *,
                                                  1.0 if only_styles else style_fraction):
                     brand = by_slug[slug]
                     try:
-                        rgba, style_name = _render_brand(brand, styles[split_name].get(slug) if styled else None,
-                                                         render_side, rng, fallback=not only_styles)
+                        # (drawn only when asked for, so datasets without wordmarks stay as they were)
+                        wordmark = (wordmark_fraction > 0 and not only_styles and rng.random() < wordmark_fraction
+                                    and _render_wordmark(brand, fonts, render_side, rng))
+                        rgba, style_name = wordmark or _render_brand(
+                            brand, styles[split_name].get(slug) if styled else None, render_side, rng,
+                            fallback=not only_styles)
                     except LogoRenderError as e:  # it rendered when checked, at another size: rare
                         _skip_svg(summary, e)
                         pools[split_name].remove(brand.slug)
@@ -246,7 +257,9 @@ def write_yolo_dataset(out_dir: str | os.PathLike, backgrounds: PathArg, *,
         val_icon_sets=None if val_icon_sets is None else sorted(val_icon_sets), val_brand_split=val_brand_split,
         negatives=_path_record(negatives), val_negatives=_path_record(val_negatives),
         negative_fraction=negative_fraction,
-        print_conditions=None if print_conditions is None else vars(print_conditions), **(record_extra or {})),
+        print_conditions=None if print_conditions is None else vars(print_conditions),
+        **({"wordmark_fraction": wordmark_fraction, "fonts": {f.key: f.record() for f in fonts}}
+           if wordmark_fraction > 0 else {}), **(record_extra or {})),
         {**(icon_sets or {}), **(val_icon_sets or {})})
     return summary
 
@@ -299,6 +312,43 @@ def _render_brand(brand: Brand, styles: Mapping[str, Sequence[StyleIcon]] | None
                           stacklevel=3)
     style = random_logo_style(brand, rng)
     return render_logo(brand, side, color=style.color, background=style.background), SIMPLE_ICONS
+
+
+def _render_wordmark(brand: Brand, fonts: Sequence, side: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, str] | None:
+    """``(rgba, "wordmark")``: the brand's title in a random font, case and colour scheme; half of the time a lockup
+    with its simple-icons mark (mark left of or above the text, one box). ``None`` when no font sets the title."""
+    from vision.synth.wordmarks import WORDMARK_STYLE, render_wordmark, wordmark_variants
+
+    marks = wordmark_variants(brand, fonts, 1, rng)
+    if not marks:
+        return None
+    text = render_wordmark(marks[0], side)
+    if rng.random() < 0.5:
+        beside = rng.random() < 0.6
+        h, w = text.shape[:2]
+        icon_side = max(4, int(h * 1.4) if beside else min(w, int(side * 0.6)))
+        style = random_logo_style(brand, rng)
+        icon = render_logo(brand, icon_side, color=style.color, background=style.background)
+        gap = max(1, int(0.3 * (h if beside else icon.shape[0] * 0.3)))
+        if beside:
+            height = max(h, icon.shape[0])
+            parts = [np.pad(a, (((height - a.shape[0]) // 2, height - a.shape[0] - (height - a.shape[0]) // 2),
+                                (0, 0), (0, 0))) for a in (icon, text)]
+            lockup = np.concatenate([parts[0], np.zeros((height, gap, 4), np.uint8), parts[1]], axis=1)
+        else:
+            width = max(w, icon.shape[1])
+            parts = [np.pad(a, ((0, 0), ((width - a.shape[1]) // 2, width - a.shape[1] - (width - a.shape[1]) // 2),
+                                (0, 0))) for a in (icon, text)]
+            lockup = np.concatenate([parts[0], np.zeros((gap, width, 4), np.uint8), parts[1]], axis=0)
+        scale = side / max(lockup.shape[:2])
+        if scale < 1:
+            import cv2
+
+            size = (max(1, round(lockup.shape[1] * scale)), max(1, round(lockup.shape[0] * scale)))
+            lockup = cv2.resize(lockup, size, interpolation=cv2.INTER_AREA)
+        text = lockup
+    return text, WORDMARK_STYLE
 
 
 def _pick_brands(slugs: list[str], by_slug: dict[str, Brand], seed: int, max_brands: int | None,
