@@ -94,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(len(files[start:start + args.batch_size]))
     for path, why in skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
-    print(json.dumps({**counts, "skipped": len(skipped), "out": str(args.out / "results.jsonl")}))
+    rule = getattr(recognizer, "rule", None)
+    decision = "open-set threshold" if rule is None else (
+        f"detection rule ({rule.kind}) for {rule.detector_name}: detection >= {rule.min_detection_score:.4g}, "
+        f"{'open-set score' if rule.kind == 'pair' else 'combined score'} >= {rule.threshold:.4g}")
+    print(json.dumps({**counts, "skipped": len(skipped), "decision": decision,
+                      "out": str(args.out / "results.jsonl")}))
     if not counts["images"]:
         print(f"error: none of the {len(files)} image(s) could be read; nothing was recognised", file=sys.stderr)
         return 1
