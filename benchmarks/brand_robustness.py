@@ -302,20 +302,22 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
     truth = [q["brand"] for q in queries]
     # one detector pass at the rule's floor; the threshold-only rows keep the detections at the detector's own
     # confidence (NMS keeps the same boxes above it)
-    detected_floor = embed_logos(fx, images, AtConfidence(detector, RULE_FLOOR), MARGIN)
+    detected_floor = photo_detections(fx, detector, [data / "cross_style" / q["image"] for q in queries],
+                                      data / "detections")
     detected = [above(logos, detector.conf) for logos in detected_floor]
     oracle = fx([square_crop(image, q["box"], MARGIN) for image, q in zip(images, queries)], batch_size=128)
     timings["cross_style_s"] = round(time.perf_counter() - start, 1)
     # brand-free whole photos (val)
     start = time.perf_counter()
     photos = brand_free_photos(grocery, "val", val_photos)
-    photo_logos_floor = photo_detections(fx, detector, photos, None)
+    photo_logos_floor = photo_detections(fx, detector, photos, data / "detections")
     photo_logos = [above(logos, detector.conf) for logos in photo_logos_floor]
     timings["brand_free_photos_s"] = round(time.perf_counter() - start, 1)
     # detection-aware rules: known scenes (the calibration crops' whole photos) and brand-free TRAIN photos
     start = time.perf_counter()
     scenes = json.loads((data / "known_scenes" / "queries.json").read_text())
-    scene_logos = photo_detections(fx, detector, [data / "known_scenes" / q["image"] for q in scenes], None)
+    scene_logos = photo_detections(fx, detector, [data / "known_scenes" / q["image"] for q in scenes],
+                                   data / "detections")
     train_photos = brand_free_photos(grocery, "train", rule_train_photos)
     train_logos = photo_detections(fx, detector, train_photos, data / "detections")
     timings["rule_photos_s"] = round(time.perf_counter() - start, 1)
@@ -441,11 +443,7 @@ def above(logos: tuple[list[dict], np.ndarray], conf: float) -> tuple[list[dict]
 def photo_detections(fx, detector, photos: list[Path], cache: Path | None) -> list[tuple[list[dict], np.ndarray]]:
     """Per photo its detections at :data:`RULE_FLOOR` and their embeddings; with ``cache``, kept in
     ``cache/<detector>_<embedder>_<photos>.npz`` (keyed by both models' sha256 and the photo list) and reused."""
-    import hashlib
-
-    key = hashlib.sha256(json.dumps([detector.card.sha256, fx.card.sha256, RULE_FLOOR, MARGIN,
-                                     [str(p) for p in photos]]).encode()).hexdigest()[:16]
-    path = None if cache is None else cache / f"{detector.card.name}_{fx.card.name}_{key}.npz"
+    path = None if cache is None else detections_cache(cache, detector.card, fx.card, photos)
     if path is not None and path.is_file():
         with np.load(path, allow_pickle=False) as c:
             photo, score, box, vectors = c["photo"], c["score"], c["box"], c["vectors"]
@@ -465,6 +463,16 @@ def photo_detections(fx, detector, photos: list[Path], cache: Path | None) -> li
                      vectors=np.concatenate([v for _, v in logos]).astype(np.float32) if logos
                      else np.empty((0, fx.dim), np.float32))
     return logos
+
+
+def detections_cache(folder: Path, detector_card, embedder_card, photos: list[Path]) -> Path:
+    """The cache file of :func:`photo_detections`: named by both models and keyed by their sha256, the floor, the
+    crop margin and the photo list."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([detector_card.sha256, embedder_card.sha256, RULE_FLOOR, MARGIN,
+                                     [str(p) for p in photos]]).encode()).hexdigest()[:16]
+    return folder / f"{detector_card.name}_{embedder_card.name}_{key}.npz"
 
 
 def score_logos(gallery: BrandGallery, logos: list[tuple[list[dict], np.ndarray]],
