@@ -61,7 +61,8 @@ MARGIN = 0.15            # the recogniser's context around a box (vision.recogni
 _JPEG_QUALITY = 92
 BACKGROUND_SIZE = 416    # composited photos (the detector letterboxes them to its own input size)
 CROP_SIZE = 96
-RULE_FLOOR = 0.05        # detector confidence the detection-rule rows collect detections at
+RULE_COLLECT = 0.05      # detector confidence the detection-rule rows collect (and cache) detections at
+RULE_FLOOR = 0.10        # the rules' lowest detection confidence; their FRR budget counts the marks found there
 
 
 # --- data
@@ -326,7 +327,7 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
     # per brand-free train photo the impostor-cohort rows cut from it, left out of its detections' scores (they are
     # near-copies); used where the cohort is the train impostor crops (the recalibrated variants' and, when its
     # vectors are those crops', the gallery's own)
-    train_rows = source_rows(train_photos, impostor_groups(impostor_files["train"]))
+    train_rows = source_rows(train_photos, impostor_groups(impostor_files["train"]), by="folder")
     left_out = {}
 
     def scored_sets(variant: BrandGallery, part: str) -> RuleSet:
@@ -394,8 +395,10 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
         if threshold is not None:   # the same decision end to end: known marks on whole photos, conf as deployed
             as_rule = DetectionRule("pair", detector.card.name, detector.card.sha256 or "-", detector.conf,
                                     float(threshold))
-            figures["known_frr_end_to_end"] = rule_figures(as_rule, scored_sets(variant, "known"),
-                                                           scored_sets(variant, "train"))["frr"]
+            on_scenes = rule_figures(as_rule, scored_sets(variant, "known"), scored_sets(variant, "train"),
+                                     RULE_FLOOR)
+            figures["known_frr_end_to_end"] = on_scenes["frr"]
+            figures["known_frr_found"] = on_scenes["frr_found"]   # of the marks found at RULE_FLOOR
         row["open_set"][name] = figures
     start = time.perf_counter()
     for name, rule, how in detection_rules(gallery, detector, scored_sets(gallery, "known"),
@@ -424,7 +427,7 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
 
 
 class AtConfidence:
-    """A detector whose ``predict`` keeps boxes down to ``conf`` (the detection-rule rows' floor)."""
+    """A detector whose ``predict`` keeps boxes down to ``conf`` (:data:`RULE_COLLECT`)."""
 
     def __init__(self, detector, conf: float):
         self.detector, self.conf, self.card = detector, conf, detector.card
@@ -441,7 +444,7 @@ def above(logos: tuple[list[dict], np.ndarray], conf: float) -> tuple[list[dict]
 
 
 def photo_detections(fx, detector, photos: list[Path], cache: Path | None) -> list[tuple[list[dict], np.ndarray]]:
-    """Per photo its detections at :data:`RULE_FLOOR` and their embeddings; with ``cache``, kept in
+    """Per photo its detections at :data:`RULE_COLLECT` and their embeddings; with ``cache``, kept in
     ``cache/<detector>_<embedder>_<photos>.npz`` (keyed by both models' sha256 and the photo list) and reused."""
     path = None if cache is None else detections_cache(cache, detector.card, fx.card, photos)
     if path is not None and path.is_file():
@@ -449,7 +452,7 @@ def photo_detections(fx, detector, photos: list[Path], cache: Path | None) -> li
             photo, score, box, vectors = c["photo"], c["score"], c["box"], c["vectors"]
         return [([{"box": b.tolist(), "score": float(s)} for b, s in zip(box[photo == i], score[photo == i])],
                  vectors[photo == i]) for i in range(len(photos))]
-    floor = AtConfidence(detector, RULE_FLOOR)
+    floor = AtConfidence(detector, RULE_COLLECT)
     logos = [found for i in range(0, len(photos), 16)
              for found in embed_logos(fx, [load_image(p) for p in photos[i:i + 16]], floor, MARGIN)]
     if path is not None:
@@ -470,7 +473,7 @@ def detections_cache(folder: Path, detector_card, embedder_card, photos: list[Pa
     crop margin and the photo list."""
     import hashlib
 
-    key = hashlib.sha256(json.dumps([detector_card.sha256, embedder_card.sha256, RULE_FLOOR, MARGIN,
+    key = hashlib.sha256(json.dumps([detector_card.sha256, embedder_card.sha256, RULE_COLLECT, MARGIN,
                                      [str(p) for p in photos]]).encode()).hexdigest()[:16]
     return folder / f"{detector_card.name}_{embedder_card.name}_{key}.npz"
 
@@ -516,8 +519,8 @@ def rule_row(rule: DetectionRule, how: str, gallery: BrandGallery, known: RuleSe
              cross: RuleSet, oracle: np.ndarray, truth: list[str]) -> dict:
     """The figures of a detection-rule row, with the threshold-only rows' keys (crop FAR: the val photos'
     detections, the only val crops with a detection score; FRR: known marks end to end)."""
-    calibrated = rule_figures(rule, known, train)
-    on_val = rule_figures(rule, cross, val)
+    calibrated = rule_figures(rule, known, train, RULE_FLOOR)
+    on_val = rule_figures(rule, cross, val, RULE_FLOOR)
     seen = cross.detection >= rule.min_detection_score
     top1 = np.zeros(cross.photos, bool)
     top1[cross.photo[seen & cross.correct]] = True
@@ -525,8 +528,9 @@ def rule_row(rule: DetectionRule, how: str, gallery: BrandGallery, known: RuleSe
     weights = "" if rule.kind == "pair" else f", {rule.weights[0]:.3g} det + {rule.weights[1]:.3g} score"
     return {"threshold": f"det >= {rule.min_detection_score:.3g}{weights}, score >= {rule.threshold:.4g}",
             "normalization": gallery.normalization, "rule": {**rule.to_json(), "how": how},
-            "calibration": {k: calibrated[k] for k in ("frr", "far_photos", "far_detections")},
-            "known_frr": float("nan"), "known_frr_end_to_end": calibrated["frr"],
+            "calibration": {k: calibrated[k] for k in ("frr", "frr_found", "far_photos", "far_detections")},
+            "known_frr": calibrated["frr_found"], "known_frr_is": f"marks found at confidence {RULE_FLOOR}",
+            "known_frr_found": calibrated["frr_found"], "known_frr_end_to_end": calibrated["frr"],
             "impostor_far_val_crops": on_val["far_detections"], "impostor_far_is": "val photo detections",
             "oracle_recall@1": _share([b == t for b, t in zip(best, truth)]),
             "oracle_accepted_correct": float("nan"), "oracle_frr": float("nan"),
@@ -617,9 +621,9 @@ def simple_icons_gallery(fx, batch_size: int = 128) -> BrandGallery:
 
 def summary_table(report: dict) -> str:
     """One markdown line per (row, open-set variant): the issue's goals side by side."""
-    head = ("| models | open set | e2e Recall@1 | e2e accepted+correct | oracle Recall@1 | known FRR | known FRR end to "
-            "end | impostor FAR (val crops) | brand-free photos with a false brand | detector mAP50 / 50-95 "
-            "(cross-style) | Grocery brand R@1 (detected logos) |\n|" + "---|" * 11)
+    head = ("| models | open set | e2e Recall@1 | e2e accepted+correct | oracle Recall@1 | known FRR | "
+            "known FRR end to end | impostor FAR (val crops) | brand-free photos with a false brand | "
+            "detector mAP50 / 50-95 (cross-style) | Grocery brand R@1 (detected logos) |\n|" + "---|" * 11)
     lines = [head]
     for name, row in report["rows"].items():
         det = row.get("detector_cross_style", {})
@@ -627,7 +631,8 @@ def summary_table(report: dict) -> str:
         for variant, f in row["open_set"].items():
             photos = f.get("brand_free_photos", {}).get("with_any_false_brand", float("nan"))
             lines.append(f"| {name} | {variant} (thr {f['threshold']}) | {f['end_to_end_recall@1']:.3f} | "
-                         f"{f['end_to_end_accepted_correct']:.3f} | {f['oracle_recall@1']:.3f} | {f['known_frr']:.3f} "
+                         f"{f['end_to_end_accepted_correct']:.3f} | {f['oracle_recall@1']:.3f} | {f['known_frr']:.3f}"
+                         f"{' (found marks)' if 'known_frr_is' in f else ''} "
                          f"| {f.get('known_frr_end_to_end', float('nan')):.3f} | {f['impostor_far_val_crops']:.3f}"
                          f"{' (detections)' if 'impostor_far_is' in f else ''} | {photos:.3f} | "
                          f"{det.get('mAP50', float('nan')):.3f} / "

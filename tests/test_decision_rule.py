@@ -38,9 +38,10 @@ def test_calibration_keeps_the_frr_budget_and_records_both_rates_and_the_detecto
                                     min_detection_score=0.05, known_set="k", impostor_set="i")
     c = rule.calibration
     assert (rule.detector_name, rule.detector_sha256) == DETECTOR and rule.kind == kind
-    assert c["frr"] <= 0.10 and c["known_missed"] == 5 and c["known_scenes"] == 105
+    assert c["frr_found"] <= 0.10 and c["known_missed"] == 5 and c["known_scenes"] == 105
+    assert c["frr"] == pytest.approx((105 - 100 * (1 - c["frr_found"])) / 105, abs=1e-3)   # + the 5 never found
     assert c["impostor_photos"] == 200 and 0 <= c["far_photos"] <= 1 and 0 <= c["far_detections"] <= 1
-    assert c == {**c, **rule_figures(rule, known, impostors)}        # the stored rates are the rule's own
+    assert c == {**c, **rule_figures(rule, known, impostors, 0.05)}   # the stored rates are the rule's own
     # the detection confidence carries what the open-set score cannot: the rule beats the threshold alone
     alone = calibrate_detection_rule(RuleSet(known.photo, np.ones(len(known.photo)), known.open_set, known.photos),
                                      RuleSet(impostors.photo, np.ones(len(impostors.photo)), impostors.open_set,
@@ -56,7 +57,9 @@ def test_calibration_refuses_a_budget_the_detector_cannot_meet():
     known, impostors = _sets()
     missed = RuleSet(known.photo, known.detection, known.open_set, known.photos * 3)   # two thirds never detected
     with pytest.raises(DetectionRuleError, match="misses 215 of 315 marks"):
-        calibrate_detection_rule(missed, impostors, *DETECTOR)
+        calibrate_detection_rule(missed, impostors, *DETECTOR, budget="all")
+    found = calibrate_detection_rule(missed, impostors, *DETECTOR).calibration    # the rule's own rejections
+    assert found["frr_found"] <= 0.10 and found["frr"] > 2 / 3 and found["budget"] == "frr_found"
     with pytest.raises(DetectionRuleError, match="detector's name and sha256"):
         DetectionRule("pair", "logo_det", "", 0.3, 0.1)
 
@@ -68,8 +71,10 @@ def test_known_scenes_keep_only_detections_of_the_mark_and_cohort_rows_match_the
     assert known.photo.tolist() == [0] and known.open_set.tolist() == [0.4] and known.correct.tolist() == [True]
     assert photo_set(dets, [np.array([0.4, 0.9]), np.array([])]).photo.tolist() == [0, 0]
     groups = ["train/Fruit/Apple/a.jpg", "train/Fruit/Apple/a.jpg", "train/Vegetables/b.jpg", "crop/x.jpg"]
-    rows = source_rows(["/data/grocery/train/Fruit/Apple/a.jpg", "../g/train/Vegetables/b.jpg", "c.jpg"], groups)
-    assert [r.tolist() for r in rows] == [[0, 1], [2], []]
+    photos = ["/data/grocery/train/Fruit/Apple/a.jpg", "../g/train/Vegetables/b.jpg", "c.jpg",
+              "/data/grocery/train/Fruit/Apple/z.jpg"]
+    assert [r.tolist() for r in source_rows(photos, groups, by="photo")] == [[0, 1], [2], [], []]
+    assert [r.tolist() for r in source_rows(photos, groups)] == [[0, 1], [2], [], [0, 1]]   # the folder's crops
 
 
 def _gallery(rule: DetectionRule | None = None) -> BrandGallery:
@@ -199,12 +204,12 @@ def test_build_gallery_calibrates_a_rule_for_the_shipped_detector_and_reports_it
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rule = printed["detection_rule"]
     card = find_card("logo_yolo11n")[0]
-    assert rule["detector"] == {"name": "logo_yolo11n", "sha256": card.sha256} and rule["kind"] == "pair"
+    assert rule["detector"] == {"name": "logo_yolo11n", "sha256": card.sha256} and rule["kind"] == "logistic"
     c = rule["calibration"]
-    assert c["known_scenes"] == 3 and c["frr"] <= 0.5 and 0 <= c["far_photos"] <= 1 and c["impostor_photos"] == 4
+    assert c["known_scenes"] == 3 and c["frr_found"] <= 0.5 and 0 <= c["far_photos"] <= 1 and c["impostor_photos"] == 4
     assert set(rule["threshold_only_at_default_conf"]) >= {"frr", "far_photos", "far_detections"}
     stored = BrandGallery.load(out).detection_rule
-    assert stored.matches("logo_yolo11n", card.sha256) and stored.calibration == c
-    assert "detection rule (pair) for detector logo_yolo11n" in report.with_suffix(".txt").read_text()
+    assert stored.matches("logo_yolo11n", card.sha256) and stored.calibration == c and stored.kind == "logistic"
+    assert "detection rule (logistic) for detector logo_yolo11n" in report.with_suffix(".txt").read_text()
     assert build_gallery.main([*args, "--detector", "logo_yolo11n"]) == 2
     assert "--detector, --known-scenes and --impostor-photos together" in capsys.readouterr().err

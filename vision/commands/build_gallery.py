@@ -35,11 +35,13 @@ brand (see :mod:`vision.synth.styles`).
 writes under ``known_scenes/``) and ``--impostor-photos DIR`` (brand-free photos, any image tree) also calibrates a
 detection-aware rule (:mod:`vision.detection_rule`, ``--decision-rule pair|logistic``): the detector's confidence and
 the open-set score together, the fewest brand-free photos with an accepted detection at a known-mark false-reject
-rate of at most ``--frr`` (a mark is rejected when no detection of it passes, missed ones included). The rule, the
+rate of at most ``--frr`` (of the marks the detector finds at ``--detector-floor``; ``--rule-budget all`` counts the
+marks it misses too). The rule, the
 detector's name and sha256 and its figures are stored in the gallery (``vision recognize`` applies it with that
 detector only); the report shows it next to the threshold alone at the recogniser's default confidence (0.25) on the
 same photos. With ``--normalization background`` a brand-free photo's detections are scored without the cohort crops
-cut from that photo (matched by the ``source`` column of ``vision make-impostors``' manifest).
+cut from the photos of its folder (near-copies; matched by the ``source`` column of ``vision make-impostors``'
+manifest).
 
     vision build-gallery --embedder brand_resnet10t --simple-icons --renders brand,black,white --merge mean \
         --icon-sets runs/iconify --queries runs/brand_robustness/data/known --impostors runs/impostors/train \
@@ -130,10 +132,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder with queries.json (image, brand, box) of photos with one known-brand mark each")
     ap.add_argument("--impostor-photos", type=Path, action="append", default=[],
                     help="folder of brand-free photos (any image tree): every detection on them is a false one")
-    ap.add_argument("--decision-rule", choices=RULE_KINDS, default="pair",
-                    help="pair: a detection threshold and an open-set threshold; logistic: a weighted sum of the "
-                         "two (default pair)")
-    ap.add_argument("--detector-floor", type=float, default=0.05,
+    ap.add_argument("--decision-rule", choices=RULE_KINDS, default="logistic",
+                    help="logistic: a weighted sum of detection confidence and open-set score (default: it measured "
+                         "better); pair: a detection threshold and an open-set threshold")
+    ap.add_argument("--rule-budget", choices=("found", "all"), default="found",
+                    help="marks the --frr budget of the detection rule counts: found (those the detector finds at "
+                         "--detector-floor: the rule's own rejections; default) or all (end to end, missed marks "
+                         "included)")
+    ap.add_argument("--detector-floor", type=float, default=0.10,
                     help="detector confidence the calibration photos' detections are collected at (the lowest "
                          "detection threshold the rule may pick)")
     ap.add_argument("--index", choices=INDEX_KINDS, default="flat")
@@ -325,7 +331,7 @@ def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[st
     with bar(total=len(scenes) + len(photos), desc="detection rule", unit="img") as progress:
         known = detect_and_score(fx, detector, gallery, [s["image"] for s in scenes], progress=progress.update)
         background = cohort_groups and gallery.normalization == "background"
-        rows = source_rows(photos, cohort_groups) if background else None
+        rows = source_rows(photos, cohort_groups, by="folder") if background else None
         free = detect_and_score(fx, detector, gallery, photos, cohort_rows=rows, progress=progress.update)
     known_set = known_scene_set([d for d, _, _ in known], [s for _, _, s in known], [s["box"] for s in scenes],
                                 [b for _, b, _ in known], [s["brand"] for s in scenes])
@@ -333,7 +339,7 @@ def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[st
     left_out = 0 if rows is None else sum(len(r) > 0 for r in rows)
     rule = calibrate_detection_rule(
         known_set, impostors, detector.card.name, detector.card.sha256, kind=args.decision_rule,
-        max_false_reject=args.frr, min_detection_score=args.detector_floor,
+        max_false_reject=args.frr, min_detection_score=args.detector_floor, budget=args.rule_budget,
         known_set=f"{len(scenes)} photos with one known-brand mark from {', '.join(map(str, args.known_scenes))}",
         impostor_set=f"{len(photos)} brand-free photos from {', '.join(map(str, args.impostor_photos))}"
                      + (f" ({left_out} scored without their own cohort crops)" if rows is not None else ""))
@@ -518,10 +524,12 @@ def write_report(report: dict, path: Path) -> None:
                f"{rule['weights'][1]:.4g} * open-set score >= {rule['threshold']:.4g}")
         lines += [f"detection rule ({rule['kind']}) for detector {rule['detector']['name']} "
                   f"(sha256 {rule['detector']['sha256'][:12]}...): {how}",
-                  f"  {'':26}  FRR (known marks)  brand-free photos accepted  detections accepted",
-                  f"  {'detection rule':26}  {c['frr']:<17.3f}  {c['far_photos']:<26.3f}  {c['far_detections']:.3f}",
-                  f"  {'threshold alone, conf ' + str(base['detection_threshold']):26}  {base['frr']:<17.3f}  "
-                  f"{base['far_photos']:<26.3f}  {base['far_detections']:.3f}",
+                  f"  {'':26}  FRR (found marks)  FRR (end to end)  brand-free photos accepted  detections "
+                  "accepted",
+                  f"  {'detection rule':26}  {c['frr_found']:<17.3f}  {c['frr']:<16.3f}  {c['far_photos']:<26.3f}  "
+                  f"{c['far_detections']:.3f}",
+                  f"  {'threshold alone, conf ' + str(base['detection_threshold']):26}  {base['frr_found']:<17.3f}  "
+                  f"{base['frr']:<16.3f}  {base['far_photos']:<26.3f}  {base['far_detections']:.3f}",
                   f"  known marks: {c['known_set']} ({c['known_missed']} not detected at confidence "
                   f"{c['collected_at_confidence']})", f"  brand-free photos: {c['impostor_set']}"]
     atomic_write_text(path.with_suffix(".txt"), "\n".join(lines) + "\n")
