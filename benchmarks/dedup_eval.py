@@ -173,17 +173,32 @@ def choose(candidates: list[tuple[dict, dict]]) -> tuple[dict, dict]:
 
 
 # --- our method
+VERIFY_GRID = [None, *np.round(np.arange(0.95, 0.9951, 0.005), 3)]
+LOCAL_GRID = (None, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94)
+
+
+def sweepable(pairs, phash_max: int = 8, verify_min: float = 0.95, similarity_min: float | None = None):
+    """The pairs some setting of the sweep can accept (the others add no edge: leaving them out is faster)."""
+    return [p for p in pairs if p.exact or (p.distance is not None and p.distance <= phash_max)
+            or (p.ncc or -1) >= verify_min
+            or (similarity_min is not None and p.similarity is not None and p.similarity >= similarity_min)]
+
+
 def ours_sweep(val_catalog, val_pairs, truth) -> tuple[dict, dict]:
+    """pHash radius x verification (NCC, inliers, containment, local edge agreement), chosen on validation."""
     trials = []
+    pairs = sweepable(val_pairs)
     for phash in (None, 0, 2, 4, 6, 8):
-        for verify in [None, *np.round(np.arange(0.90, 0.9951, 0.005), 3)]:
-            for inliers, containment in ([(12, 0.0)] if verify is None else
-                                         [(i, c) for i in (12, 20) for c in (0.0, 0.7, 0.8, 0.85, 0.9, 0.95)]):
+        for verify in VERIFY_GRID:
+            for inliers, containment, local in ([(12, 0.0, None)] if verify is None else
+                                                [(i, c, m) for i in (12, 20) for c in (0.0, 0.7, 0.8)
+                                                 for m in LOCAL_GRID]):
                 t = Thresholds(phash_distance=phash, similarity=None, verify=None if verify is None else float(verify),
-                               min_inliers=inliers, min_containment=containment)
-                r = find_duplicates(val_catalog, t, pairs=val_pairs)
+                               min_inliers=inliers, min_containment=containment, min_local=local)
+                r = find_duplicates(val_catalog, t, pairs=pairs)
                 trials.append(({"phash_distance": phash, "verify": t.verify, "min_inliers": inliers,
-                                "min_containment": containment}, pair_metrics(group_pairs(r.grouping.root), truth)))
+                                "min_containment": containment, "min_local": local},
+                               pair_metrics(group_pairs(r.grouping.root), truth)))
     return choose(trials)
 
 
@@ -196,6 +211,47 @@ def embedding_sweep(catalog, truth, k: int = 10, lowest: float = 0.80) -> tuple[
         r = find_duplicates(catalog, t, pairs=pairs)
         trials.append(({"similarity": float(s)}, pair_metrics(group_pairs(r.grouping.root), truth)))
     return choose(trials)
+
+
+# --- our pipeline cut down to its cheap stages (quality at the peers' speed)
+def cheap_stage_methods(val_catalog, val_pairs, truth, test_files, model: str, k: int) -> dict[str, dict]:
+    """Our stages without the costly parts, each setting chosen on validation and timed end to end on test: the
+    hash stages alone (no model, no check), hashes + embedding cosine (no check), and hashes with the check run
+    only on close pHash neighbours (no model)."""
+    paths = [p for p, _, _ in test_files]
+    pairs = sweepable(val_pairs, phash_max=12, verify_min=0.97, similarity_min=0.9)
+    no_vectors = [replace(p, similarity=None) for p in pairs]
+
+    def trial(t: Thresholds, setting: dict, given) -> tuple[dict, dict]:
+        return setting, pair_metrics(group_pairs(find_duplicates(val_catalog, t, pairs=given).grouping.root), truth)
+
+    out = {}
+    setting, val_metrics = choose([trial(Thresholds(phash_distance=d, similarity=None, verify=None, k=k),
+                                         {"phash_distance": d}, no_vectors) for d in range(13)])
+    out["ours, hash stages only (exact + pHash/mirror, guarded union-find; no model, no check)"] = grouped_result(
+        setting, val_metrics, paths, test_files, Thresholds(**setting, similarity=None, verify=None, k=k), None)
+    setting, val_metrics = choose([trial(Thresholds(phash_distance=d, similarity=s, verify=None, k=k),
+                                         {"phash_distance": d, "similarity": s}, pairs)
+                                   for d in (None, 0, 2, 4, 6, 8)
+                                   for s in (None, *map(float, np.round(np.arange(0.90, 0.9951, 0.005), 3)))])
+    out[f"ours without the check (exact + pHash/mirror + {model} cosine)"] = grouped_result(
+        setting, val_metrics, paths, test_files, Thresholds(**setting, verify=None, k=k), model)
+    trials = []
+    for cd in (6, 10, 14, 18, 22):
+        banded = [p if p.exact or (p.distance is not None and p.distance <= cd) else replace(p, ncc=None)
+                  for p in no_vectors]
+        for d in (None, 0, 2, 4):
+            for v in (0.97, 0.98, 0.985, 0.99):
+                for local in LOCAL_GRID:
+                    for c in (0.0, 0.7):
+                        t = Thresholds(phash_distance=d, similarity=None, verify=v, candidate_distance=cd,
+                                       min_containment=c, min_local=local, k=k)
+                        trials.append(trial(t, {"phash_distance": d, "verify": v, "candidate_distance": cd,
+                                                "min_containment": c, "min_local": local}, banded))
+    setting, val_metrics = choose(trials)
+    out["ours, check on pHash neighbours only (exact + pHash/mirror + check; no model)"] = grouped_result(
+        setting, val_metrics, paths, test_files, Thresholds(**setting, similarity=None, k=k), None)
+    return out
 
 
 # --- the copy-detection descriptor (--descriptor)
@@ -228,8 +284,9 @@ def staged_sweep(catalog, pairs, truth, k: int) -> tuple[dict, dict]:
                                candidate_similarity=cs, k=k)
                 r = find_duplicates(catalog, t, pairs=banded[cd, cs])
                 trials.append(({"phash_distance": phash, "similarity": t.similarity, "verify": verify,
-                                "min_inliers": inliers, "min_containment": containment, "candidate_distance": cd,
-                                "candidate_similarity": cs}, pair_metrics(group_pairs(r.grouping.root), truth)))
+                                "min_inliers": inliers, "min_containment": containment, "min_local": t.min_local,
+                                "candidate_distance": cd, "candidate_similarity": cs},
+                               pair_metrics(group_pairs(r.grouping.root), truth)))
     return choose(trials)
 
 
@@ -407,9 +464,7 @@ def evaluate(args) -> dict:
     setting, val_metrics = ours_sweep(catalogs["validation"], pairs["validation"], val_truth)
 
     # end to end on test at the chosen setting: read, hash, embed, search, verify, group
-    chosen = Thresholds(phash_distance=setting["phash_distance"], similarity=None, verify=setting["verify"],
-                        min_inliers=setting["min_inliers"], min_containment=setting["min_containment"],
-                        candidate_similarity=args.candidate_similarity, k=args.k)
+    chosen = Thresholds(**setting, similarity=None, candidate_similarity=args.candidate_similarity, k=args.k)
     paths = [p for p, _, _ in test["files"]]
     t0 = time.perf_counter()
     test_catalog = scan_images(paths, model=args.model, backend="torch")
@@ -434,6 +489,9 @@ def evaluate(args) -> dict:
         "setting": e_setting, "validation": e_val, "test": pair_metrics(group_pairs(r.grouping.root), test_truth),
         "recall_per_edit": per_edit_recall(lambda a, b: r.grouping.root[a] == r.grouping.root[b], test["files"])}
 
+    if not args.no_cheap_stages:
+        out["methods"].update(cheap_stage_methods(catalogs["validation"], pairs["validation"], val_truth, test["files"],
+                                                  args.model, args.k))
     if args.descriptor:
         descriptor_methods(args, val, test, out)
     out["methods"]["imagehash pHash (plain, pairs within distance)"] = plain_phash(
@@ -545,6 +603,9 @@ def main(argv=None) -> int:
     ap.add_argument("--negatives", type=int, default=150, help="other photos of the same classes, per split")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--candidate-similarity", type=float, default=0.8)
+    ap.add_argument("--no-cheap-stages", action="store_true",
+                    help="leave out our pipeline cut down to its cheap stages (hashes only, no check, check on pHash "
+                         "neighbours only)")
     ap.add_argument("--imagededup-hashes", nargs="*", default=["PHash", "DHash", "WHash", "AHash"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)

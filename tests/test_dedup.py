@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import SAMPLE
-from vision.dedup import (CatalogIndex, DedupError, Edge, ModelId, Thresholds, calibrate_threshold, candidate_pairs,
-                          find_duplicates, group_edges, scan_images, write_model_sidecar, write_report)
+from vision.dedup import (CatalogIndex, DedupError, Edge, ModelId, Pair, Thresholds, calibrate_threshold,
+                          candidate_pairs, find_duplicates, group_edges, scan_images, write_model_sidecar,
+                          write_report)
 from vision.dedup.edits import apply_edit
 from vision.dedup.hashing import hamming_distance, phash
 
@@ -105,6 +106,31 @@ def test_mirror_hash_and_verification_scores(dataset):
     assert crop.ncc > 0.98 and crop.containment > 0.8
     other = [p for (x, y), p in by_name.items() if {x, y} == {"g3_orig.jpg", "neg1.jpg"}]
     assert not other or other[0].edge(Thresholds()) is None  # same product, other photo: candidate at most
+
+
+def test_verifier_local_score_tells_an_edited_copy_from_another_shot(tmp_path):
+    """Two real shots of one banana display a moment apart align with NCC 0.99 over most of the frame (the old check
+    accepted them); the local edge agreement rejects them but keeps edited copies of one of the shots."""
+    from PIL import Image
+
+    from vision.dedup.verify import Verifier
+
+    shot = SAMPLE / "train/Fruit/Banana/Banana_006.jpg"
+    other = SAMPLE / "train/Fruit/Banana/Banana_011.jpg"
+    t = Thresholds()
+    verifier = Verifier()
+    neighbour = verifier.score(str(shot), str(other))
+    assert neighbour.ncc >= t.verify and neighbour.inliers >= t.min_inliers
+    assert neighbour.containment >= t.min_containment
+    assert neighbour.local < t.min_local
+    image, rng = Image.open(shot).convert("RGB"), random.Random(0)
+    for edit in ("jpeg", "downscale", "crop", "rotate", "mirror", "text", "letterbox", "colour+text"):
+        path = tmp_path / f"{edit}.jpg"
+        apply_edit(image, edit, rng).save(path, quality=92)
+        copy = verifier.score(str(shot), str(path))
+        assert copy.local >= t.min_local + 0.02, (edit, copy)
+        assert Pair(0, 1, inliers=copy.inliers, ncc=copy.ncc, containment=copy.containment,
+                    local=copy.local).edge(t) is not None, (edit, copy)
 
 
 def clique(members):

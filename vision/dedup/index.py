@@ -163,7 +163,7 @@ class CatalogIndex:
             if not close or p.i in tried:
                 continue
             tried.add(p.i)
-            p.inliers, p.ncc, p.containment = verifier.score(self.paths[p.i], query_id)
+            p.inliers, p.ncc, p.containment, p.local = verifier.score(self.paths[p.i], query_id)
             edge = p.edge(t)
             if edge is not None:
                 return edge

@@ -34,19 +34,22 @@ class Thresholds:
     ``phash_distance``: most differing pHash bits (of 64) accepted directly; ``similarity``: least cosine accepted
     directly; ``verify``: least aligned NCC (:mod:`vision.dedup.verify`) for candidates found within
     ``candidate_distance`` bits or ``candidate_similarity`` cosine, with at least ``min_inliers`` keypoints and
-    ``min_containment`` of the smaller image in common (two overlapping shots of one shelf are not copies);
+    ``min_containment`` of the smaller image in common (two overlapping shots of one shelf are not copies) and a
+    local edge agreement of at least ``min_local`` (:mod:`vision.dedup.verify`: another shot of the same scene
+    aligns globally but its edges drift apart tile by tile; ``None``: not required);
     ``k``: neighbours per image in the embedding stage; ``min_support``/``min_cross_edges``: the chaining guard.
     The defaults are the setting ``benchmarks/dedup_eval.py`` chose on its validation split (best pairwise F1 at
     precision >= 0.98); a model may carry its own calibrated setting in its card (:meth:`for_catalog`).
     """
 
-    phash_distance: int | None = 2
+    phash_distance: int | None = 4
     similarity: float | None = None
-    verify: float | None = 0.985
+    verify: float | None = 0.95
     candidate_distance: int = 22
     candidate_similarity: float = 0.8
     min_inliers: int = 12
-    min_containment: float = 0.7
+    min_containment: float = 0.0
+    min_local: float | None = 0.92
     k: int = 10
     min_support: float = 0.5
     min_cross_edges: int = 2
@@ -62,7 +65,7 @@ class Thresholds:
         if unknown:
             raise DedupError(f"{where}: unknown threshold(s) {unknown}; known: {sorted(known)}")
         for key, value in d.items():
-            optional = key in ("phash_distance", "similarity", "verify")
+            optional = key in ("phash_distance", "similarity", "verify", "min_local")
             if not ((value is None and optional) or (isinstance(value, (int, float)) and not isinstance(value, bool))):
                 raise DedupError(f"{where}: threshold {key!r} must be a number{' or null' if optional else ''}, "
                                  f"got {value!r}")
@@ -100,6 +103,7 @@ class Pair:
     inliers: int = 0
     ncc: float | None = None
     containment: float = 0.0
+    local: float | None = None
 
     def edge(self, t: Thresholds) -> Edge | None:
         """The edge these signals give under ``t`` (earliest stage that accepts), or ``None``."""
@@ -110,7 +114,8 @@ class Pair:
         if self.similarity is not None and t.similarity is not None and self.similarity >= t.similarity:
             return Edge(self.i, self.j, round(self.similarity, 6), "embedding", self.mutual)
         if (self.ncc is not None and t.verify is not None and self.ncc >= t.verify and self.inliers >= t.min_inliers
-                and self.containment >= t.min_containment):
+                and self.containment >= t.min_containment
+                and (t.min_local is None or (self.local is not None and self.local >= t.min_local))):
             return Edge(self.i, self.j, round(self.ncc, 6), "verified", self.mutual)
         return None
 
@@ -175,7 +180,7 @@ def candidate_pairs(catalog: Catalog, t: Thresholds, index_kind: str = "auto", v
         direct = replace(t, verify=None)
         for p in pairs.values():
             if (verify_all and not p.exact) or p.edge(direct) is None:
-                p.inliers, p.ncc, p.containment = verifier.score(catalog.ids[p.i], catalog.ids[p.j])
+                p.inliers, p.ncc, p.containment, p.local = verifier.score(catalog.ids[p.i], catalog.ids[p.j])
     return list(pairs.values())
 
 

@@ -4,19 +4,43 @@ aligned by it, over the region the inliers span. An edited copy (re-encoded, res
 bordered, overlaid) aligns to NCC near 1; a different photo of the same product finds few consistent keypoints or
 leaves residual differences (pose, lighting, background) that lower the NCC.
 
+Two shots of one shelf taken a moment apart can still reach an NCC of 0.99 (smooth produce, a small shift). The
+``local`` score separates them: the median over a 4x4 grid of tiles of the NCC of the two images' gradient
+magnitudes, compared at the resolution of the coarser of the two (the finer one area-downscaled first, so a
+downscaled or letterboxed copy is not penalised for the detail it lost). An edited copy is the same pixels under a
+similarity transform, so its edges coincide in most tiles (a caption or sticker spoils a few tiles, which the
+median ignores); another shot has parallax and its own noise, and its edges drift apart everywhere.
+
 Example::
 
     verifier = Verifier()
-    verifier.score("a.jpg", "b.jpg")        # (inliers, ncc, containment); ncc -1: no transform found
+    verifier.score("a.jpg", "b.jpg")        # Check(inliers, ncc, containment, local); ncc -1: no transform found
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 SIDE = 256          # images are compared with their longer side resized to this many pixels
 MIN_MATCHES = 8
 TRIM = 0.1           # share of worst-matching pixels left out of the NCC
+GRID = 4             # the local score's tiles per side
+LOCAL_FROM = 0.8     # the local score is measured only for pairs whose NCC reaches this (no setting accepts less)
+
+
+class Check(NamedTuple):
+    """The verifier's signals for one pair: RANSAC inliers, aligned NCC (-1: no transform found), the share of the
+    smaller image the two have in common, and the local edge agreement (-1: not measured)."""
+
+    inliers: int
+    ncc: float
+    containment: float
+    local: float = -1.0
+
+
+NO_MATCH = Check(0, -1.0, 0.0)
 
 
 class Verifier:
@@ -33,6 +57,8 @@ class Verifier:
         self.cache: dict[tuple[str, bool], tuple] = {}
 
     def _features(self, path: str, mirrored: bool):
+        """``(keypoints, descriptors, grey image, upsampling)``: the image with its longer side at :data:`SIDE`,
+        and how much that enlarged it (1 for images at least that large), or ``None`` if unreadable."""
         key = (path, mirrored)
         if key not in self.cache:
             from vision.data.io import ImageLoadError, load_image
@@ -51,64 +77,50 @@ class Verifier:
             points = np.float32([k.pt for k in kp]).reshape(-1, 2)
             if len(self.cache) >= self.cache_size:
                 self.cache.pop(next(iter(self.cache)))
-            self.cache[key] = (points, des, grey)
+            self.cache[key] = (points, des, grey, max(1.0, s))
         return self.cache[key]
 
-    def _align(self, a, b) -> tuple[int, float, float]:
+    def _align(self, a, b) -> Check:
         cv2 = self.cv2
-        (pa, da, ga), (pb, db, gb) = a, b
+        (pa, da, ga, _), (pb, db, gb, _) = a, b
         if da is None or db is None or len(da) < MIN_MATCHES or len(db) < MIN_MATCHES:
-            return 0, -1.0, 0.0
+            return NO_MATCH
         good = [m[0] for m in self.matcher.knnMatch(da, db, k=2)
                 if len(m) == 2 and m[0].distance < self.ratio * m[1].distance]
         if len(good) < MIN_MATCHES:
-            return len(good), -1.0, 0.0
+            return Check(len(good), -1.0, 0.0)
         src = pa[[m.queryIdx for m in good]]
         dst = pb[[m.trainIdx for m in good]]
         transform, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=4)
         if transform is None:
-            return 0, -1.0, 0.0
+            return NO_MATCH
         inliers = inliers.ravel().astype(bool)
         count = int(inliers.sum())
         if count < MIN_MATCHES:
-            return count, -1.0, 0.0
-        size = (ga.shape[1], ga.shape[0])
-        warped = cv2.warpAffine(gb.astype(np.float32), transform, size,
-                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=-1)
-        # compare where both images have content (the hull of each one's keypoints), so a border or screenshot
-        # frame around one copy is left out but the background around a matched product is not
-        content_b = cv2.warpAffine(_hull(gb.shape, pb), transform, size,
-                                   flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
+            return Check(count, -1.0, 0.0)
+        warped, valid = _warp(ga, pa, gb, pb, transform)
         hull_a = _hull(ga.shape, pa)
-        valid = (warped >= 0) & (hull_a > 0) & (content_b > 0)
         # containment: a copy (even cropped) lies inside the other image; two shots of one shelf only overlap
         scale2 = abs(np.linalg.det(transform[:, :2])) or 1.0
         area_b = _hull(gb.shape, pb).sum() / scale2
         containment = float(valid.sum() / max(1.0, min(hull_a.sum(), area_b)))
         if valid.sum() < 400:
-            return count, -1.0, 0.0
-        x, y = ga.astype(np.float32)[valid], warped[valid]
-        x = (x - x.mean()) / (x.std() + 1e-6)
-        y = (y - y.mean()) / (y.std() + 1e-6)
-        # a text overlay or a status bar changes a small area completely: leave out the worst-matching tenth
-        keep = (x - y) ** 2 <= np.quantile((x - y) ** 2, 1 - TRIM)
-        x, y = x[keep], y[keep]
-        x = (x - x.mean()) / (x.std() + 1e-6)
-        y = (y - y.mean()) / (y.std() + 1e-6)
-        return count, float((x * y).mean()), containment
+            return Check(count, -1.0, 0.0)
+        score = _ncc(ga.astype(np.float32)[valid], warped[valid], TRIM)
+        local = _local(a, b, transform, (warped, valid)) if score >= LOCAL_FROM else -1.0
+        return Check(count, score, containment, local)
 
-    def score(self, path_a: str, path_b: str) -> tuple[int, float, float]:
-        """``(inliers, ncc, containment)`` of the better of ``b`` against ``a`` and against ``a`` mirrored;
-        containment: the share of the smaller image's content that the aligned pair has in common."""
+    def score(self, path_a: str, path_b: str) -> Check:
+        """The :class:`Check` of the better of ``b`` against ``a`` and against ``a`` mirrored (by NCC)."""
         b = self._features(path_b, False)
         if b is None:
-            return 0, -1.0, 0.0
-        best = (0, -1.0, 0.0)
+            return NO_MATCH
+        best = NO_MATCH
         for mirrored in (False, True):
             a = self._features(path_a, mirrored)
             if a is not None:
-                best = max(best, self._align(a, b), key=lambda r: r[1])
-            if best[1] >= 0.9:   # a confident direct match: skip the mirror
+                best = max(best, self._align(a, b), key=lambda r: r.ncc)
+            if best.ncc >= 0.9:   # a confident direct match: skip the mirror
                 break
         return best
 
@@ -120,3 +132,81 @@ def _hull(shape, points: np.ndarray) -> np.ndarray:
     if len(points) >= 3:
         cv2.fillConvexPoly(mask, cv2.convexHull(points.astype(np.int32)), 1)
     return mask
+
+
+def _warp(ga, pa, gb, pb, transform) -> tuple[np.ndarray, np.ndarray]:
+    """``b`` resampled into ``a``'s frame (``transform`` maps ``a``'s coordinates to ``b``'s; -1 outside) and the
+    mask where both have content: the hull of each one's keypoints, so a border or screenshot frame around one copy
+    is left out but the background around a matched product is not."""
+    import cv2
+
+    size = (ga.shape[1], ga.shape[0])
+    warped = cv2.warpAffine(gb.astype(np.float32), transform, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                            borderValue=-1)
+    content_b = cv2.warpAffine(_hull(gb.shape, pb), transform, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                               borderValue=0)
+    return warped, (warped >= 0) & (_hull(ga.shape, pa) > 0) & (content_b > 0)
+
+
+def _ncc(x: np.ndarray, y: np.ndarray, trim: float = 0.0) -> float:
+    """NCC of two samples; ``trim``: the share of worst-matching pixels left out (a text overlay or a status bar
+    changes a small area completely)."""
+    x = (x - x.mean()) / (x.std() + 1e-6)
+    y = (y - y.mean()) / (y.std() + 1e-6)
+    if trim:
+        keep = (x - y) ** 2 <= np.quantile((x - y) ** 2, 1 - trim)
+        x, y = x[keep], y[keep]
+        x = (x - x.mean()) / (x.std() + 1e-6)
+        y = (y - y.mean()) / (y.std() + 1e-6)
+    return float((x * y).mean())
+
+
+def _local(a, b, transform, warped_a) -> float:
+    """Median over a :data:`GRID` x :data:`GRID` grid of the NCC of gradient magnitudes, in the frame of the image
+    with the coarser content (-1 if fewer than 4 tiles have content on both sides). ``warped_a``: ``b`` already
+    resampled into ``a``'s frame, reused when that frame is the one to compare in."""
+    import cv2
+
+    (pa, _, ga, ua), (pb, _, gb, ub) = a, b
+    s = float(np.sqrt(abs(np.linalg.det(transform[:, :2])))) or 1.0   # b's frame pixels per a's frame pixel
+    # the real pixels each image has per pixel of a's frame: 1/ua for a, s/ub for b (ua, ub: upsampling on load)
+    if s / ub < 1 / ua:       # b is coarser: compare in b's frame
+        ref, p_ref, u, other, p_other, m, f = gb, pb, ub, ga, pa, cv2.invertAffineTransform(transform), 1 / s
+    else:
+        ref, p_ref, u, other, p_other, m, f = ga, pa, ua, gb, pb, transform, s
+    if ref is ga and f <= 1.05:
+        warped, valid = warped_a
+    else:
+        if f > 1.05:          # the other image is larger in this frame: area-downscale it first (no aliasing)
+            other = cv2.resize(other, None, fx=1 / f, fy=1 / f, interpolation=cv2.INTER_AREA)
+            m, p_other = m / f, p_other / f
+        warped, valid = _warp(ref, p_ref, other, p_other, m)
+    ref = ref.astype(np.float32)
+    warped = np.where(valid, warped, 0).astype(np.float32)
+    valid = valid.astype(np.uint8)
+    if u > 1.05:              # the reference was enlarged on load: compare at its real resolution
+        size = (max(8, round(ref.shape[1] / u)), max(8, round(ref.shape[0] / u)))
+        ref, warped = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (ref, warped))
+        valid = cv2.resize(valid, size, interpolation=cv2.INTER_NEAREST)
+    inner = cv2.erode(valid, np.ones((5, 5), np.uint8)) > 0    # gradients at the content's edge are the edge's
+    if inner.sum() < 100:
+        return -1.0
+
+    def edges(x):
+        return np.hypot(cv2.Sobel(x, cv2.CV_32F, 1, 0), cv2.Sobel(x, cv2.CV_32F, 0, 1))
+
+    ea, eb = edges(ref), edges(warped)
+    ys, xs = np.nonzero(inner)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    tiles = []
+    for r in range(GRID):
+        for c in range(GRID):
+            rows = slice(y0 + (y1 - y0) * r // GRID, y0 + (y1 - y0) * (r + 1) // GRID)
+            cols = slice(x0 + (x1 - x0) * c // GRID, x0 + (x1 - x0) * (c + 1) // GRID)
+            v = inner[rows, cols]
+            if v.sum() < max(30, v.size // 2):
+                continue
+            x, y = ea[rows, cols][v], eb[rows, cols][v]
+            if x.std() > 1e-3 and y.std() > 1e-3:
+                tiles.append(_ncc(x, y))
+    return float(np.median(tiles)) if len(tiles) >= 4 else -1.0
