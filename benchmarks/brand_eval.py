@@ -50,12 +50,20 @@ from vision.synth.render import parse_render_colors, simple_icons_renders  # noq
 _TWO_WORD_BRANDS = ("God-Morgon",)
 
 
-def embed_folder(fx: FeatureExtractor, folder: Path) -> tuple[np.ndarray, list[str]]:
+def embed_folder(fx: FeatureExtractor, folder: Path, exclude_styles: tuple[str, ...] = ()
+                 ) -> tuple[np.ndarray, list[str]]:
+    """Embeddings and brand names of ``folder/<brand>/*``; ``exclude_styles`` leaves out images whose file name
+    says they are in one of those styles (``<style>__<icon>__<variant>_NN.jpg``, e.g. ``wordmark``)."""
+    from vision.synth.brand_dataset import parse_image_name
+
     samples, table = scan_image_folder(folder)
+    if exclude_styles:
+        samples = [s for s in samples if (parse_image_name(s.path) or {}).get("style") not in exclude_styles]
     return fx([s.path for s in samples], batch_size=128), [table.names[s.label] for s in samples]
 
 
-def closed_set(fx, data: Path, renders: tuple[str, ...] | None = None, merge: str = "all") -> dict:
+def closed_set(fx, data: Path, renders: tuple[str, ...] | None = None, merge: str = "all",
+               exclude_styles: tuple[str, ...] = ()) -> dict:
     queries, q_names = embed_folder(fx, data / "test" / "query")
     if renders:
         # the shipped gallery's construction: simple-icons renders of each test brand in these colours
@@ -63,14 +71,15 @@ def closed_set(fx, data: Path, renders: tuple[str, ...] | None = None, merge: st
         g_names = [name for name, renders_of in images.items() for _ in renders_of]
         gallery = fx([image for renders_of in images.values() for image in renders_of], batch_size=128)
     else:
-        gallery, g_names = embed_folder(fx, data / "test" / "gallery")
+        gallery, g_names = embed_folder(fx, data / "test" / "gallery", exclude_styles)
     if merge == "mean":
         g_names, gallery = mean_prototypes(g_names, gallery)
     names = sorted(set(g_names))
     index = {n: i for i, n in enumerate(names)}
     metrics = retrieval_metrics(queries, [index[n] for n in q_names], gallery, [index[n] for n in g_names])
     result = {"brands": len(names), "queries": len(q_names), "gallery": f"renders {list(renders)}" if renders
-              else "test/gallery", "merge": merge, **{k: round(v, 4) for k, v in metrics.items()}}
+              else "test/gallery", "merge": merge, "gallery_images": len(g_names),
+              "gallery_styles_left_out": list(exclude_styles), **{k: round(v, 4) for k, v in metrics.items()}}
     record = json.loads((data / "brands.json").read_text()) if (data / "brands.json").is_file() else {}
     if "styles" in record:
         result["cross_style"] = cross_style_breakdown(data, record["styles"], queries, q_names, gallery, g_names)
@@ -197,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grocery", type=Path, help="Grocery Store dataset root (train/val only)")
     ap.add_argument("--renders", help="build the test gallery from simple-icons renders in these colours "
                     "(comma-separated: brand, black, white, #rrggbb) instead of the dataset's test/gallery")
+    ap.add_argument("--gallery-exclude", nargs="+", default=[], metavar="STYLE",
+                    help="leave these styles' images out of the dataset's test/gallery (e.g. wordmark: the same "
+                    "queries against the gallery without them)")
     ap.add_argument("--merge", choices=MERGES, default="all", help="how a brand's gallery images are combined")
     ap.add_argument("--detector", help="logo detector (zoo name) for the Grocery Store check's logo crops")
     ap.add_argument("--detector-conf", type=float, default=0.25)
@@ -211,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     threshold = BrandGallery.load(args.gallery, model=fx.card, dim=fx.dim).threshold if args.gallery else None
     report = {"model": fx.card.name, "hardware": hardware()}
     start = time.perf_counter()
-    report["closed_set"], embedded = closed_set(fx, args.data, renders, args.merge)
+    report["closed_set"], embedded = closed_set(fx, args.data, renders, args.merge, tuple(args.gallery_exclude))
     report["open_set"] = open_set(fx, embedded, threshold, args.frr)
     report["simple_icons_wall_s"] = round(time.perf_counter() - start, 1)
     if args.grocery:

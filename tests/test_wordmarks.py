@@ -153,3 +153,24 @@ def test_make_brand_dataset_command_takes_wordmarks(tmp_path, capsys):
     assert main(base + ["--wordmarks", "1", "--fonts", str(tmp_path / "none")]) == 2
     assert "tools/fetch_fonts.py" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_brand_eval_can_leave_a_style_out_of_the_gallery(tmp_path):
+    import importlib.util
+
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("benchmarks_brand_eval", SAMPLE.parents[1] / "benchmarks" /
+                                                  "brand_eval.py")
+    brand_eval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(brand_eval)
+    for name in ("simple-icons__acme__canonical_00.jpg", "wordmark__dejavu-sans-as-written-brand__canonical_00.jpg"):
+        (tmp_path / "acme").mkdir(exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "acme" / name)
+
+    def embed(paths, batch_size):
+        return np.array([[len(p.name)] for p in paths], np.float32)
+
+    vectors, names = brand_eval.embed_folder(embed, tmp_path, exclude_styles=("wordmark",))
+    assert names == ["acme"] and vectors.tolist() == [[len("simple-icons__acme__canonical_00.jpg")]]
+    assert len(brand_eval.embed_folder(embed, tmp_path)[1]) == 2
