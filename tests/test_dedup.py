@@ -133,6 +133,17 @@ def test_verifier_local_score_tells_an_edited_copy_from_another_shot(tmp_path):
                     local=copy.local).edge(t) is not None, (edit, copy)
 
 
+def test_min_local_is_a_stored_threshold():
+    from dataclasses import asdict
+
+    assert Thresholds.from_dict(asdict(Thresholds()), "card") == Thresholds()
+    off = Thresholds.from_dict({"min_local": None}, "card")
+    checked = Pair(0, 1, inliers=50, ncc=0.99, containment=0.9)            # local not measured
+    assert checked.edge(off) is not None and checked.edge(Thresholds()) is None
+    with pytest.raises(DedupError, match="'min_local' must be a number or null"):
+        Thresholds.from_dict({"min_local": "high"}, "card")
+
+
 def clique(members):
     return [Edge(a, b, 0.99, "verified") for x, a in enumerate(members) for b in members[x + 1:]]
 
