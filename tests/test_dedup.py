@@ -280,6 +280,19 @@ def test_calibrate_threshold_meets_precision():
         calibrate_threshold([0.5], [0])
 
 
+def test_phash_pair_is_imagehash_on_the_image_and_its_mirror():
+    import imagehash
+    from PIL import Image
+
+    from vision.data.io import load_image
+
+    for rel in ORIGINALS + NEGATIVES:
+        image = load_image(SAMPLE / "val" / rel, draft_size=256)
+        pil = Image.fromarray(image)
+        expected = [int(str(imagehash.phash(x)), 16) for x in (pil, pil.transpose(Image.FLIP_LEFT_RIGHT))]
+        assert list(phash(image)) == expected, rel
+
+
 def test_phash_is_stable_under_reencoding(dataset):
     folder, _, _ = dataset
     from vision.data.io import load_image
