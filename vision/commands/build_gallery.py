@@ -342,7 +342,7 @@ def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[st
         max_false_reject=args.frr, min_detection_score=args.detector_floor, budget=args.rule_budget,
         known_set=f"{len(scenes)} photos with one known-brand mark from {', '.join(map(str, args.known_scenes))}",
         impostor_set=f"{len(photos)} brand-free photos from {', '.join(map(str, args.impostor_photos))}"
-                     + (f" ({left_out} scored without their own cohort crops)" if rows is not None else ""))
+                     + (f" ({left_out} scored without the cohort crops of their folder)" if rows is not None else ""))
     gallery.detection_rule = rule
     threshold_only = DetectionRule("pair", rule.detector_name, rule.detector_sha256, DEFAULT_DETECTOR_CONF,
                                    float(gallery.threshold))
