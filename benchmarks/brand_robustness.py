@@ -8,7 +8,10 @@
 One row per model set (``shipped``: today's ``brand_resnet10t`` + ``logo_yolo11n`` + ``simple_icons_gallery``;
 ``candidate``: ``--embedder/--detector/--gallery`` and the models found in ``--zoo-dir`` folders, the shipped ones
 where none is given), each measured four ways for the open set: the gallery as given, and recalibrated against
-impostors with the plain cosine score, the top-5 margin and the background-cohort score (:mod:`vision.gallery`).
+impostors with the plain cosine score, the top-5 margin and the background-cohort score (:mod:`vision.gallery`);
+plus the detection-aware rules (:mod:`vision.detection_rule`: detector confidence with the gallery's open-set score;
+a pair and a logistic rule calibrated here on the known scenes against the brand-free TRAIN photos, and the
+gallery's own rule when it holds one for the detector).
 
 Data (built once under ``--data``, seeded; ``brands.json``-style record in ``record.json``):
 
@@ -17,6 +20,10 @@ Data (built once under ``--data``, seeded; ``brands.json``-style record in ``rec
   (``data.yaml``, one class) and ``queries.json`` (brand, icon, box per image).
 - ``known/<brand>/``: calibration queries of known brands: val-split brands in the training styles (simple-icons
   and the Iconify training sets), composited on TRAIN photos, square-cropped at the true box.
+- ``known_scenes/``: the whole composited photos those crops were cut from (the same draws), ``queries.json`` with
+  brand and box: the detection rules' known marks.
+- ``detections/``: every photo set's detections at confidence :data:`RULE_COLLECT` and their embeddings, cached per
+  detector and embedder (sha256) and photo list.
 - ``impostors/{train,val}``: the shipped detector's detections on brand-free TRAIN / VAL fruit and vegetable
   photos, square-cropped as the recogniser does (or ``--impostors DIR`` with ``train/`` and ``val/``, e.g. the
   output of ``vision make-impostors``).
@@ -27,8 +34,9 @@ Figures per row: cross-style Recall@1 through the whole recogniser (a query coun
 true box with IoU >= 0.5 has the right best brand; also the share accepted as the right brand at the threshold) and
 on oracle crops; impostor false-accept rate (VAL crops) with the known-brand false-reject rate at the same
 threshold (calibration known queries, and the cross-style oracle crops); the share of brand-free VAL photos with any
-accepted brand; detector mAP50/mAP50-95 on the cross-style set (``vision eval``); the Grocery Store packaged-goods
-check of ``benchmarks/brand_eval.py``. Calibration uses TRAIN photos only; the Grocery Store test split is never
+accepted brand; the known FRR end to end (a known mark on a whole photo is rejected when no detection of it passes,
+marks the detector misses included); detector mAP50/mAP50-95 on the cross-style set (``vision eval``); the Grocery
+Store packaged-goods check of ``benchmarks/brand_eval.py``. Calibration uses TRAIN photos only; the Grocery Store test split is never
 read.
 """
 
