@@ -36,8 +36,8 @@ on oracle crops; impostor false-accept rate (VAL crops) with the known-brand fal
 threshold (calibration known queries, and the cross-style oracle crops); the share of brand-free VAL photos with any
 accepted brand; the known FRR end to end (a known mark on a whole photo is rejected when no detection of it passes,
 marks the detector misses included); detector mAP50/mAP50-95 on the cross-style set (``vision eval``); the Grocery
-Store packaged-goods check of ``benchmarks/brand_eval.py``. Calibration uses TRAIN photos only; the Grocery Store test split is never
-read.
+Store packaged-goods check of ``benchmarks/brand_eval.py``. Calibration uses TRAIN photos only; the Grocery Store
+test split is never read.
 """
 
 from __future__ import annotations
@@ -58,13 +58,13 @@ from vision.commands.build_gallery import impostor_groups  # noqa: E402
 from vision.crops import square_crop  # noqa: E402
 from vision.data.io import list_images, load_image  # noqa: E402
 from vision.fileio import atomic_write_text  # noqa: E402
-from vision.detection_rule import (RULE_KINDS, DetectionRule, DetectionRuleError, RuleSet,  # noqa: E402
-                                   calibrate_detection_rule, known_scene_set, photo_set, rule_figures, source_rows)
+from vision.detection_rule import (IOU_MATCH, RULE_KINDS, DetectionRule, DetectionRuleError,  # noqa: E402
+                                   RuleSet, calibrate_detection_rule, iou, known_scene_set, photo_set,
+                                   rule_figures, source_rows)
 from vision.gallery import BrandGallery  # noqa: E402
 from vision.recognition import embed_logos  # noqa: E402
 
 SHIPPED = {"embedder": "brand_resnet10t", "detector": "logo_yolo11n", "gallery": "simple_icons_gallery"}
-IOU_MATCH = 0.5
 MARGIN = 0.15            # the recogniser's context around a box (vision.recognition.BrandRecognizer's default)
 _JPEG_QUALITY = 92
 BACKGROUND_SIZE = 416    # composited photos (the detector letterboxes them to its own input size)
@@ -254,14 +254,6 @@ def _impostors(out: Path, grocery: Path, detector, seed: int, train_photos: int 
 
 
 # --- measuring
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def open_set_variants(gallery: BrandGallery, known: np.ndarray, known_brands: list[str], impostors: np.ndarray,
                       impostor_groups: list[str], max_false_reject: float) -> dict[str, BrandGallery]:
     """The gallery as given, and copies recalibrated on (known, impostor) queries with the plain score, the top-k

@@ -12,6 +12,8 @@ from vision.detection_rule import (DetectionRule, DetectionRuleError, RuleSet, c
                                    known_scene_set, photo_set, rule_figures, source_rows)
 from vision.gallery import UNKNOWN, BrandGallery, GalleryError
 
+from .test_gallery_open_set import tiny_zoo  # noqa: F401  (an untrained embedder in a zoo, for the CLI)
+
 DETECTOR = ("logo_det", "d" * 64)
 
 
@@ -151,21 +153,7 @@ def test_recognizer_applies_the_rule_of_its_detector_and_falls_back_for_another(
             assert [f["brand"] for f in recognizer.predict(_red_photo())[0]] == ["acme", "acme"]
 
 
-@pytest.fixture(scope="module")
-def tiny_embedder(tmp_path_factory):
-    """An untrained 16-d embedder saved to a zoo (the CLI needs a model with a sha256)."""
-    from vision.tasks.embedding import BrandEmbeddingModule
-    from vision.zoo import save_model
-
-    module = BrandEmbeddingModule("resnet10t", embedding_size=16, num_classes=3,
-                                  preprocessing={"input_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3,
-                                                 "interpolation": "bilinear", "crop_pct": 1.0})
-    zoo = tmp_path_factory.mktemp("zoo")
-    save_model(module.eval_model, module.model_card("tiny_rule"), zoo)
-    return zoo / "tiny_rule.safetensors"
-
-
-def test_build_gallery_calibrates_a_rule_for_the_shipped_detector_and_reports_it(tiny_embedder, tmp_path, capsys):
+def test_build_gallery_calibrates_a_rule_for_the_shipped_detector_and_reports_it(tmp_path, capsys, request):
     """Simple-icons marks pasted on sample fruit photos (known scenes) and brand-free sample photos, through the
     shipped logo detector: the rule, its detector and both rates land in the gallery and the report."""
     from PIL import Image
@@ -196,7 +184,8 @@ def test_build_gallery_calibrates_a_rule_for_the_shipped_detector_and_reports_it
     for photo in sorted((SAMPLE / "val" / "Fruit").rglob("*.jpg"))[:4]:
         (tmp_path / "free" / photo.name).write_bytes(photo.read_bytes())
     out, report = tmp_path / "g.npz", tmp_path / "report.json"
-    args = ["--embedder", str(tiny_embedder), "--folder", str(tmp_path / "logos"), "--threshold", "0.0",
+    embedder = request.getfixturevalue("tiny_zoo") / "tiny_open_set.safetensors"
+    args = ["--embedder", str(embedder), "--folder", str(tmp_path / "logos"), "--threshold", "0.0",
             "--out", str(out)]
     assert build_gallery.main([*args, "--detector", "logo_yolo11n", "--known-scenes", str(tmp_path / "scenes"),
                                "--impostor-photos", str(tmp_path / "free"), "--frr", "0.5",
