@@ -27,7 +27,7 @@ SIDE = 256          # images are compared with their longer side resized to this
 MIN_MATCHES = 8
 TRIM = 0.1           # share of worst-matching pixels left out of the NCC
 GRID = 4             # the local score's tiles per side
-LOCAL_FROM = 0.8     # the local score is measured only for pairs whose NCC reaches this (no setting accepts less)
+LOCAL_FROM = 0.8     # the local score is measured only from this NCC up (-1 below: far under any useful verify)
 
 
 class Check(NamedTuple):
