@@ -15,9 +15,10 @@ duplicate; a contiguous run of shots per class, as the val split holds them). Pa
 over all image pairs; recall per edit type counts an edited copy as found when it is grouped with its original.
 Peers, on the same images: imagededup's PHash/DHash/WHash/AHash and its CNN method given our features
 (encoding_map), and plain imagehash pHash; our pipeline cut down to its cheap stages (hashes only; no check; the
-check on pHash neighbours only, no model) shows our quality at the peers' speed. ``--descriptor`` adds a copy-detection descriptor alone and as the staged
-pipeline's embedding (``ship_check`` compares both with the shipped features on validation); a descriptor trained for
-this benchmark must exclude the photos ``--write-holdout`` lists. Writes ``result.json`` and ``result.md``.
+check on pHash neighbours only, no model) shows our quality at the peers' speed. ``--descriptor`` adds a
+copy-detection descriptor alone and as the staged pipeline's embedding (``ship_check`` compares both with the shipped
+features on validation); a descriptor trained for this benchmark must exclude the photos ``--write-holdout`` lists.
+Writes ``result.json`` and ``result.md``.
 """
 
 from __future__ import annotations
