@@ -171,6 +171,11 @@ def test_shipped_gallery_is_calibrated_against_impostors():
     assert shipped.normalization == "background" and shipped.background.shape[0] > 1000
     assert calibration["frr"] <= calibration["max_false_reject"] and 0 < calibration["far"] < 1
     assert calibration["threshold"] == pytest.approx(shipped.threshold, abs=1e-6)
+    from vision.zoo import find_card
+
+    rule, detector = shipped.detection_rule, find_card("logo_yolo11n")[0]  # calibrated for the shipped detector
+    assert rule is not None and rule.matches(detector.name, detector.sha256)
+    assert rule.calibration["frr_found"] <= rule.calibration["max_false_reject"] and rule.calibration["far_photos"] < 1
 
 
 @pytest.mark.parametrize("change, arrays, message", [
