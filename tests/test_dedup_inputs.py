@@ -86,3 +86,17 @@ def test_parquet_without_model_needs_one_and_bad_tables_name_the_file(catalog, t
     shutil.copyfile(folder / sorted(p.name for p in folder.iterdir())[0], garbage)
     with pytest.raises(SystemExit, match="garbage.parquet: not a readable Parquet"):
         dedup_command.main(["--features", str(garbage), "--features-model", MODEL, "--out", str(tmp_path / "r3")])
+
+
+def test_reading_threads_keep_the_input_order_and_the_skips(catalog, tmp_path):
+    from vision.dedup import scan_images
+
+    folder, _ = catalog
+    paths = sorted(str(p) for p in folder.iterdir())
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    paths.insert(3, str(broken))
+    one, four = scan_images(paths, workers=1), scan_images(paths, workers=4)
+    assert one.ids == four.ids == [p for p in paths if p != str(broken)]
+    assert one.sha256 == four.sha256 and (one.hashes == four.hashes).all() and (one.pixels == four.pixels).all()
+    assert [p for p, _ in four.skipped] == [str(broken)]

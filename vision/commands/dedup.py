@@ -49,7 +49,7 @@ def thresholds_from(args, base=None):
 
     t = asdict(base or Thresholds())
     for name in ("phash_distance", "similarity", "verify", "candidate_distance", "candidate_similarity",
-                 "min_inliers", "k", "min_support"):
+                 "min_inliers", "min_containment", "min_local", "k", "min_support"):
         value = getattr(args, name)
         if value is not None:
             t[name] = None if value in ("off", -1) else value
@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--backend", default="auto")
     add_device(src)
     src.add_argument("--batch-size", type=int, default=64, help="images per batch (embedding stage)")
+    src.add_argument("--workers", type=int, default=None, help="threads reading and hashing images (default: one "
+                                                               "per CPU core, at most 8)")
     add_zoo_dir(src)
     inc = ap.add_argument_group("incremental")
     inc.add_argument("--save-index", type=Path, help="save the catalog index here (build once, query later)")
@@ -90,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     th.add_argument("--candidate-distance", type=int)
     th.add_argument("--candidate-similarity", type=float)
     th.add_argument("--min-inliers", type=int)
+    th.add_argument("--min-containment", type=float, help="least share of the smaller image the two have in common")
+    th.add_argument("--min-local", type=off_or(float), help="least local edge agreement of a verified candidate "
+                                                          "(another shot of the same shelf scores lower; 'off')")
     th.add_argument("--k", type=int, help="neighbours per image in the embedding stage")
     th.add_argument("--min-support", type=float, help="chaining guard: share of cross edges to merge two groups")
     ap.add_argument("--index-kind", default="auto", choices=("auto", "flat", "ivf", "hnsw"))
@@ -121,7 +126,7 @@ def report(args) -> int:
     catalog = scan_images(images, model=args.model, features=args.features,
                           features_model=ModelId(args.features_model) if args.features_model else None,
                           backend=args.backend, device=args.device, batch_size=args.batch_size,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, workers=args.workers)
     if args.save_features is not None:
         save_features(catalog, args.save_features)
     t = thresholds_from(args, Thresholds.for_catalog(catalog))
@@ -152,7 +157,7 @@ def query(args) -> int:
         raise DedupError(f"--model {args.model} differs from the model of the catalog index {args.index}: "
                          f"{catalog_model}; query with --model {catalog_model.name}")
     new = scan_images(uploads, model=model, backend=args.backend, device=args.device, batch_size=args.batch_size,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, workers=args.workers)
     rows = index.query(new, thresholds_from(args, index.thresholds))
     counts: dict[str, int] = {}
     for row in rows:

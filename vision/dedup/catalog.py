@@ -10,6 +10,7 @@ Example::
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -17,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 
+WINDOW = 512  # images read ahead by the worker threads
 CALIBRATION_KEY = "dedup_thresholds"  # card.config key holding the thresholds calibrated for a model
 
 
@@ -92,11 +94,14 @@ def image_sources(source) -> list[str]:
 
 def scan_images(source, model: str | None = None, features: str | os.PathLike | Sequence | None = None,
                 features_model: ModelId | None = None, backend: str = "auto", device: str | None = None,
-                batch_size: int = 64, draft_size: int = 256, progress: bool = False) -> Catalog:
+                batch_size: int = 64, draft_size: int = 256, progress: bool = False,
+                workers: int | None = None) -> Catalog:
     """Read every image once: sha256, pHash pair and size; feature vectors from ``model`` (a zoo name or export)
     or from ``features`` files (``.npy`` + ``.ids.txt``, each with a ``.model.json`` sidecar, else from
     ``features_model``; ``source=None`` reads the images their ids name). Unreadable images are listed in
-    ``skipped``; none readable is a :class:`DedupError`. ``progress``: a bar on stderr when it is a terminal."""
+    ``skipped``; none readable is a :class:`DedupError`. ``progress``: a bar on stderr when it is a terminal.
+    ``workers``: threads reading, hashing and decoding images (default: one per CPU core, at most 8); the order of
+    the catalog is the order of the input either way."""
     from PIL import Image
 
     from vision.data.io import ImageLoadError, load_image
@@ -122,27 +127,38 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
             chunks.append(extractor(pending, batch_size=batch_size))
             pending.clear()
 
-    for path in progress_bar(paths, enabled=progress, desc="scan", unit="img"):
+    def read(path):
+        """Everything the stages need of one image, or the reason it cannot be read (runs in a worker thread:
+        decoding, hashing the bytes and the DCT release the GIL)."""
         try:
             image = load_image(path, draft_size=draft_size)
             with Image.open(path) as im:
                 size = im.size
-            sha = sha256_file(path)
+            return path, (image, size, sha256_file(path), phash(image), os.path.getsize(path))
         except ImageLoadError as e:
-            skipped.append((path, e.reason))
-            continue
+            return path, e.reason
         except OSError as e:
-            skipped.append((path, f"cannot read: {e.strerror or e}"))
-            continue
-        ids.append(path)
-        shas.append(sha)
-        hashes.append(phash(image))
-        pixels.append(size[0] * size[1])
-        nbytes.append(os.path.getsize(path))
-        if extractor is not None:
-            pending.append(image)
-            if len(pending) >= batch_size:
-                flush()
+            return path, f"cannot read: {e.strerror or e}"
+
+    workers = default_workers() if workers is None else max(1, int(workers))
+    with ThreadPoolExecutor(workers) as pool, progress_bar(total=len(paths), enabled=progress, desc="scan",
+                                                            unit="img") as bar:
+        for start in range(0, len(paths), WINDOW):  # a bounded window: memory stays flat on large catalogs
+            for path, got in pool.map(read, paths[start:start + WINDOW]):
+                bar.update(1)
+                if isinstance(got, str):
+                    skipped.append((path, got))
+                    continue
+                image, size, sha, pair, size_bytes = got
+                ids.append(path)
+                shas.append(sha)
+                hashes.append(pair)
+                pixels.append(size[0] * size[1])
+                nbytes.append(size_bytes)
+                if extractor is not None:
+                    pending.append(image)
+                    if len(pending) >= batch_size:
+                        flush()
     if not ids:
         why = "; ".join(f"{p} ({r})" for p, r in skipped[:3])
         raise DedupError(f"{source}: none of its {len(paths)} image(s) could be read ({why})")
@@ -164,6 +180,15 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
     h = np.asarray(hashes, np.uint64).reshape(-1, 2)
     return Catalog(ids, shas, h[:, 0].copy(), h[:, 1].copy(), np.asarray(pixels, np.int64),
                    np.asarray(nbytes, np.int64), vectors, model_id, skipped, calibrated)
+
+
+def default_workers() -> int:
+    """Threads for reading images: one per CPU core this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 def zoo_calibration(model: ModelId) -> dict | None:
