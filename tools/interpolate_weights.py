@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""Weight-space interpolation of a fine-tuned zoo model with the model it was fine-tuned from (WiSE-FT,
+Wortsman et al. 2022): ``(1 - alpha) * base + alpha * finetuned``, saved to a zoo as a new model.
+
+    python tools/interpolate_weights.py --base logo_yolo11n \
+        --finetuned runs/logo_mined_zoo/logo_mined_yolo11n.safetensors --alpha 0.5 \
+        --zoo-dir runs/logo_mined_zoo --zoo-name logo_mined_wise50_yolo11n
+
+Both models must have the same architecture, task, classes, preprocessing and tensor names and shapes (a model and
+its own fine-tune); anything else is refused. Integer buffers (e.g. BatchNorm's step counters) are the fine-tune's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+
+def interpolate_state(base: dict, finetuned: dict, alpha: float) -> dict:
+    """``(1 - alpha) * base + alpha * finetuned`` per floating tensor; a ``ValueError`` names the first mismatch."""
+    if set(base) != set(finetuned):
+        diff = sorted(set(base) ^ set(finetuned))
+        raise ValueError(f"the models have different tensors, e.g. {diff[:3]}")
+    out = {}
+    for name, tensor in finetuned.items():
+        if base[name].shape != tensor.shape:
+            raise ValueError(f"tensor {name}: shape {tuple(base[name].shape)} vs {tuple(tensor.shape)}")
+        out[name] = (base[name].float() * (1 - alpha) + tensor.float() * alpha).to(tensor.dtype) \
+            if tensor.is_floating_point() else tensor.clone()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", required=True, help="zoo name or weights file the fine-tune started from")
+    ap.add_argument("--finetuned", required=True, help="zoo name or weights file of the fine-tune")
+    ap.add_argument("--alpha", type=float, required=True, help="weight of the fine-tune, in [0, 1]")
+    ap.add_argument("--zoo-dir", required=True)
+    ap.add_argument("--zoo-name", required=True)
+    ap.add_argument("--zoo-half", action="store_true", help="store float16 weights")
+    args = ap.parse_args(argv)
+    if not 0.0 <= args.alpha <= 1.0:
+        print(f"error: --alpha must be in [0, 1], got {args.alpha}", file=sys.stderr)
+        return 2
+    from vision.zoo.registry import load_model, save_model
+
+    base, tuned = load_model(args.base), load_model(args.finetuned)
+    for field in ("task", "architecture", "class_names", "preprocessing"):
+        if getattr(base.card, field) != getattr(tuned.card, field):
+            print(f"error: the models differ in {field}: {getattr(base.card, field)!r} vs "
+                  f"{getattr(tuned.card, field)!r}", file=sys.stderr)
+            return 2
+    try:
+        state = interpolate_state(base.state_dict(), tuned.state_dict(), args.alpha)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    tuned.load_state_dict(state)
+    card = dataclasses.replace(
+        tuned.card, name=args.zoo_name, file="", sha256="", created="", metrics={},
+        command="python tools/interpolate_weights.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        notes=f"WiSE-FT: {1 - args.alpha:g} x {base.card.name} ({base.card.sha256[:12]}) + {args.alpha:g} x "
+              f"{tuned.card.name} ({tuned.card.sha256[:12]})")
+    saved = save_model(tuned, card, args.zoo_dir, half=args.zoo_half)
+    print(f"saved {saved.name} to {args.zoo_dir}: {saved.file} sha256={saved.sha256[:12]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
