@@ -309,3 +309,13 @@ def test_recognizer_uses_the_gallerys_normalisation_and_names_the_best_candidate
                for f in found)
     assert found[-1]["brand"] == "acme"     # the reference image itself: brand score 1, above any cohort match
     assert found[-1]["open_set_score"] == pytest.approx(gallery.open_set_scores(fx([logo]))[2][0], abs=1e-5)
+
+
+def test_build_gallery_wordmarks_need_simple_icons_brands(tiny_zoo, tmp_path, capsys):
+    from vision.commands import build_gallery
+
+    _brand_images(tmp_path / "logos", {"acme": (220, 30, 30)}, 1, seed=0)
+    code = build_gallery.main(["--embedder", str(tiny_zoo / "tiny_open_set.safetensors"), "--folder",
+                               str(tmp_path / "logos"), "--wordmarks", "2", "--out", str(tmp_path / "g.npz")])
+    assert code != 0 and "--wordmarks adds references to simple-icons brands" in capsys.readouterr().err
+    assert not (tmp_path / "g.npz").exists()

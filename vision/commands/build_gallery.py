@@ -111,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--icon-sets", type=Path,
                     help="Iconify sets folder: each --simple-icons brand drawn in a training style gets one more "
                          "reference per icon (the held-out evaluation styles are never used)")
+    ap.add_argument("--wordmarks", type=int, default=0, metavar="N",
+                    help="each --simple-icons brand gets N more references: its title set as text "
+                         "(vision.synth.wordmarks; 0: none)")
+    ap.add_argument("--fonts", type=Path, help="fetched @fontsource fonts (tools/fetch_fonts.py) for --wordmarks, "
+                    "added to the DejaVu/STIX faces inside matplotlib")
     ap.add_argument("--references", type=Path, action="append", default=[],
                     help="<dir>/<brand>/* reference photos: each one more reference of its brand (new or existing)")
     ap.add_argument("--calibrate", type=Path, help="folder with gallery/ and query/ of known brands")
@@ -156,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     from vision.progress import warnings_above_progress_bar
     from vision.synth.render import parse_render_colors
     from vision.synth.styles import IconSetError
+    from vision.synth.wordmarks import FontError
     from vision.zoo import ZooError
 
     if not args.folder and not args.simple_icons and not args.references:
@@ -186,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings_above_progress_bar(), zoo_dir_scope(args.zoo_dir):
             gallery, report = build(args, colors)
-    except (GalleryError, ManifestError, ZooError, FileNotFoundError, IconSetError, DetectionRuleError) as e:
+    except (GalleryError, ManifestError, ZooError, FileNotFoundError, IconSetError, FontError, DetectionRuleError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report.update(threshold=gallery.threshold, out=str(args.out), wall_s=round(time.perf_counter() - start, 1))
@@ -230,6 +236,16 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
         if not args.simple_icons:
             raise GalleryError("--icon-sets adds artwork styles to simple-icons brands: give --simple-icons too")
         for slug, renders in style_renders(args.icon_sets, fx.card.data_config.input_size).items():
+            images[slug] += [image for _, image in renders]
+            references[slug] += [key for key, _ in renders]
+    if args.wordmarks:
+        if not args.simple_icons:
+            raise GalleryError("--wordmarks adds references to simple-icons brands: give --simple-icons too")
+        from vision.synth.wordmarks import load_fonts, wordmark_references
+
+        for slug, renders in wordmark_references(fx.card.data_config.input_size, brands=list(images),
+                                                 fonts=load_fonts(args.fonts), count=args.wordmarks,
+                                                 progress=bar).items():
             images[slug] += [image for _, image in renders]
             references[slug] += [key for key, _ in renders]
     kwargs = dict(index=args.index, threshold=args.threshold, normalization=args.normalization, topk=args.topk)
