@@ -292,11 +292,16 @@ def staged_sweep(catalog, pairs, truth, k: int) -> tuple[dict, dict]:
     return choose(trials)
 
 
+# timed runs read and hash images on one thread, as the peers are timed here (imagededup's encode_image one image at
+# a time, num_dist_workers=1); benchmarks/dedup_speed.py compares both at their multi-core defaults
+TIMED_WORKERS = 1
+
+
 def grouped_result(setting: dict, val_metrics: dict, paths, files, thresholds: Thresholds, model: str) -> dict:
     """End to end on test at ``thresholds``: read, hash, embed, search, verify, group."""
     truth = [g for _, g, _ in files]
     t0 = time.perf_counter()
-    catalog = scan_images(paths, model=model, backend="torch")
+    catalog = scan_images(paths, model=model, backend="torch", workers=TIMED_WORKERS)
     result = find_duplicates(catalog, thresholds)
     e2e = time.perf_counter() - t0
     root = result.grouping.root
@@ -469,7 +474,7 @@ def evaluate(args) -> dict:
     chosen = Thresholds(**setting, similarity=None, candidate_similarity=args.candidate_similarity, k=args.k)
     paths = [p for p, _, _ in test["files"]]
     t0 = time.perf_counter()
-    test_catalog = scan_images(paths, model=args.model, backend="torch")
+    test_catalog = scan_images(paths, model=args.model, backend="torch", workers=TIMED_WORKERS)
     result = find_duplicates(test_catalog, chosen)
     e2e = time.perf_counter() - t0
     root_of = result.grouping.root
