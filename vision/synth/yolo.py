@@ -67,7 +67,8 @@ class LogoDatasetSummary:
 
 def find_images(folder: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
     """Image files under ``folder`` (or each of several folders; recursively, by extension), sorted so runs are
-    reproducible. An image file in the list is taken as itself (e.g. mined hard negatives, :mod:`vision.synth.mined`)."""
+    reproducible. An image file in the list is taken as itself (e.g. mined hard negatives,
+    :mod:`vision.synth.mined`)."""
     folders = [folder] if isinstance(folder, (str, os.PathLike)) else list(folder)
     images = []
     for root in map(Path, folders):
