@@ -10,6 +10,7 @@ Example::
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,22 +144,21 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
     workers = default_workers() if workers is None else max(1, int(workers))
     with ThreadPoolExecutor(workers) as pool, progress_bar(total=len(paths), enabled=progress, desc="scan",
                                                             unit="img") as bar:
-        for start in range(0, len(paths), WINDOW):  # a bounded window: memory stays flat on large catalogs
-            for path, got in pool.map(read, paths[start:start + WINDOW]):
-                bar.update(1)
-                if isinstance(got, str):
-                    skipped.append((path, got))
-                    continue
-                image, size, sha, pair, size_bytes = got
-                ids.append(path)
-                shas.append(sha)
-                hashes.append(pair)
-                pixels.append(size[0] * size[1])
-                nbytes.append(size_bytes)
-                if extractor is not None:
-                    pending.append(image)
-                    if len(pending) >= batch_size:
-                        flush()
+        for path, got in read_ahead(pool, read, paths, WINDOW):
+            bar.update(1)
+            if isinstance(got, str):
+                skipped.append((path, got))
+                continue
+            image, size, sha, pair, size_bytes = got
+            ids.append(path)
+            shas.append(sha)
+            hashes.append(pair)
+            pixels.append(size[0] * size[1])
+            nbytes.append(size_bytes)
+            if extractor is not None:
+                pending.append(image)
+                if len(pending) >= batch_size:
+                    flush()
     if not ids:
         why = "; ".join(f"{p} ({r})" for p, r in skipped[:3])
         raise DedupError(f"{source}: none of its {len(paths)} image(s) could be read ({why})")
@@ -180,6 +180,17 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
     h = np.asarray(hashes, np.uint64).reshape(-1, 2)
     return Catalog(ids, shas, h[:, 0].copy(), h[:, 1].copy(), np.asarray(pixels, np.int64),
                    np.asarray(nbytes, np.int64), vectors, model_id, skipped, calibrated)
+
+
+def read_ahead(pool, fn, items, window: int):
+    """``fn(item)`` for each item in input order, run on ``pool`` with at most ``window`` items in flight."""
+    ahead: deque = deque()
+    for item in items:
+        ahead.append(pool.submit(fn, item))
+        if len(ahead) >= window:
+            yield ahead.popleft().result()
+    while ahead:
+        yield ahead.popleft().result()
 
 
 def default_workers() -> int:
