@@ -37,3 +37,29 @@ def tiny_data_kwargs() -> dict:
     """The committed sample at a tiny size: fast enough for unit and end-to-end tests on CPU."""
     return dict(train=str(SAMPLE / "train.txt"), val=str(SAMPLE / "val.txt"), classes=str(SAMPLE / "classes.csv"),
                 input_size=32, batch_size=16, num_workers=0, train_preset="light")
+
+
+@pytest.fixture
+def fake_npm_registry(monkeypatch):
+    """``serve(tarball_bytes) -> urls``: every ``urllib.request.urlopen`` answers with those bytes (no network) and
+    the requested URLs are appended to ``urls``."""
+    import io
+    import urllib.request
+
+    urls, payload = [], {}
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(urllib.request, "urlopen",
+                        lambda url, timeout: urls.append(url) or Response(payload["tarball"]))
+
+    def serve(tarball: bytes) -> list[str]:
+        payload["tarball"] = tarball
+        return urls
+
+    return serve

@@ -126,7 +126,7 @@ def test_icons_render_in_their_own_colours_or_a_given_one(sets):
     assert black[..., :3][black[..., 3] == 255].max() == 0
 
 
-def test_fetch_verifies_the_checksum(tmp_path, monkeypatch):
+def test_fetch_verifies_the_checksum(tmp_path, monkeypatch, fake_npm_registry):
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name in ("icons.json", "info.json", "package.json"):
@@ -137,15 +137,7 @@ def test_fetch_verifies_the_checksum(tmp_path, monkeypatch):
     tgz = buffer.getvalue()
     good = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
 
-    class Response(io.BytesIO):
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    urls = []
-    monkeypatch.setattr(styles.urllib.request, "urlopen", lambda url, timeout: urls.append(url) or Response(tgz))
+    urls = fake_npm_registry(tgz)
     monkeypatch.setitem(ICON_SETS, "cib", PinnedSet("cib", "1.2.3", good, "CC0-1.0"))
     sources = fetch_icon_sets(tmp_path, ["cib"])
     assert urls == ["https://registry.npmjs.org/@iconify-json/cib/-/cib-1.2.3.tgz"]

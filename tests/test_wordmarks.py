@@ -79,19 +79,11 @@ def _font_tarball(font_file: Path, licence: str) -> bytes:
     return buffer.getvalue()
 
 
-def test_fetch_verifies_checksum_and_licence(tmp_path, monkeypatch, fonts):
+def test_fetch_verifies_checksum_and_licence(tmp_path, monkeypatch, fonts, fake_npm_registry):
     tgz = _font_tarball(Path(fonts[0].path), "This Font Software is licensed under the SIL Open Font License, 1.1")
     good = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
 
-    class Response(io.BytesIO):
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    urls = []
-    monkeypatch.setattr(wordmarks.urllib.request, "urlopen", lambda url, timeout: urls.append(url) or Response(tgz))
+    urls = fake_npm_registry(tgz)
     monkeypatch.setattr(wordmarks, "FONTSOURCE_FONTS", {"demo": PinnedFont("demo", "Demo", "1.0.0", good, "OFL-1.1",
                                                                             ((400, False),))})
     sources = fetch_fonts(tmp_path, ["demo"])

@@ -250,8 +250,13 @@ def canonical_logo(logo: Brand | str, size: int, color: Color | None = None,
         weights = rgba[..., 3:4].astype(np.float32)
         fill = (rgba[..., :3] * weights).sum((0, 1)) / max(float(weights.sum()), 1.0) / 255
     luma = float(fill @ np.array([0.299, 0.587, 0.114], np.float32))
+    return paste_centered(rgba, size, _DARK_CANVAS if luma > _LIGHT_LUMA else (255, 255, 255))
+
+
+def paste_centered(rgba: np.ndarray, size: int, ground) -> np.ndarray:
+    """An ``HxWx4`` render alpha-composited at the centre of a ``size`` x ``size`` RGB canvas of colour ``ground``."""
     canvas = np.empty((size, size, 3), np.float32)
-    canvas[:] = _DARK_CANVAS if luma > _LIGHT_LUMA else (255, 255, 255)
+    canvas[:] = ground
     h, w = rgba.shape[:2]
     top, left = (size - h) // 2, (size - w) // 2
     alpha = rgba[..., 3:4].astype(np.float32) / 255

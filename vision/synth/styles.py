@@ -175,10 +175,7 @@ def fetch_icon_sets(out_dir: str | os.PathLike | None = None, prefixes: Sequence
             if existing.get("version") == pinned.version and existing.get("integrity") == pinned.integrity:
                 sources[prefix] = existing
                 continue
-        tarball = f"{_REGISTRY}/@iconify-json/{prefix}/-/{prefix}-{pinned.version}.tgz"
-        with urllib.request.urlopen(tarball, timeout=timeout) as response:  # noqa: S310 - fixed https registry URL
-            data = response.read()
-        _verify_integrity(data, pinned.integrity, tarball)
+        tarball, data = fetch_npm_tarball(f"@iconify-json/{prefix}", pinned.version, pinned.integrity, timeout)
         files = _read_tarball_json(data, [f"package/{n}" for n in _PACKAGE_FILES], tarball)
         source = {"package": f"@iconify-json/{prefix}", "version": pinned.version, "tarball": tarball,
                   "integrity": pinned.integrity, "sha1": hashlib.sha1(data).hexdigest(),  # noqa: S324 - npm shasum
@@ -189,6 +186,16 @@ def fetch_icon_sets(out_dir: str | os.PathLike | None = None, prefixes: Sequence
         atomic_write_text(source_file, json.dumps(source, indent=1) + "\n")
         sources[prefix] = source
     return sources
+
+
+def fetch_npm_tarball(package: str, version: str, integrity: str, timeout: float = 60.0) -> tuple[str, bytes]:
+    """``(url, bytes)`` of ``package@version``'s tarball from the npm registry, checked against its pinned
+    ``integrity`` (npm's ``sha512-<base64>``) before anything is read out of it (:class:`IconSetError` if not)."""
+    url = f"{_REGISTRY}/{package}/-/{package.rsplit('/', 1)[-1]}-{version}.tgz"
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed https registry URL
+        data = response.read()
+    _verify_integrity(data, integrity, url)
+    return url, data
 
 
 def _verify_integrity(data: bytes, integrity: str, name: str) -> None:

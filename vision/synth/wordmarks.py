@@ -22,7 +22,6 @@ import io
 import json
 import os
 import tarfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -33,7 +32,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vision.fileio import atomic_write_text
 from vision.synth.catalog import Brand, Color, list_brands
-from vision.synth.styles import _verify_integrity
+from vision.synth.render import paste_centered
+from vision.synth.styles import fetch_npm_tarball
 
 __all__ = ["BUILTIN_FONTS", "CASES", "FONTSOURCE_FONTS", "SCHEMES", "WORDMARK_STYLE", "FontFace", "FontError",
            "PinnedFont", "Wordmark", "canonical_wordmark", "default_fonts_dir", "fetch_fonts", "gallery_wordmarks",
@@ -159,7 +159,6 @@ FONTSOURCE_FONTS: dict[str, PinnedFont] = {p.id: p for p in (
                "sjgZZGkeHyKPrbWdDaZtpCVw==", "OFL-1.1", ((400, False),)),
 )}
 _LICENSE_MARKERS = {"OFL-1.1": "SIL Open Font License", "Apache-2.0": "Apache License"}
-_REGISTRY = "https://registry.npmjs.org"
 
 # the gallery's wordmark references, most preferred first: plain faces a reader would call "the name, written"
 _GALLERY_FONTS = ("dejavu-sans-bold", "dejavu-serif", "montserrat-800", "dejavu-sans")
@@ -196,10 +195,7 @@ def fetch_fonts(out_dir: str | os.PathLike | None = None, ids: Sequence[str] | N
                     (folder / pinned.file(*face)).is_file() for face in pinned.faces):
                 sources[font_id] = existing
                 continue
-        tarball = f"{_REGISTRY}/@fontsource/{font_id}/-/{font_id}-{pinned.version}.tgz"
-        with urllib.request.urlopen(tarball, timeout=timeout) as response:  # noqa: S310 - fixed https registry URL
-            data = response.read()
-        _verify_integrity(data, pinned.integrity, tarball)
+        tarball, data = fetch_npm_tarball(f"@fontsource/{font_id}", pinned.version, pinned.integrity, timeout)
         names = [pinned.file(*face) for face in pinned.faces]
         members = _read_members(data, ["LICENSE", "package.json"] + [f"files/{n}" for n in names], tarball)
         license_text = members["LICENSE"].decode("utf-8", errors="replace")
@@ -409,14 +405,7 @@ def canonical_wordmark(mark: Wordmark, size: int, margin: float = 0.1) -> np.nda
     else:
         luma = float(np.asarray(mark.color, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255
         ground = _DARK_CANVAS if luma > _LIGHT_LUMA else (255, 255, 255)
-    canvas = np.empty((size, size, 3), np.float32)
-    canvas[:] = ground
-    h, w = rgba.shape[:2]
-    top, left = (size - h) // 2, (size - w) // 2
-    alpha = rgba[..., 3:4].astype(np.float32) / 255
-    region = canvas[top:top + h, left:left + w]
-    region[:] = rgba[..., :3] * alpha + region * (1 - alpha)
-    return np.rint(canvas).astype(np.uint8)
+    return paste_centered(rgba, size, ground)
 
 
 def wordmark_references(size: int, brands: Iterable[str] | None = None, fonts: Sequence[FontFace] | None = None,
