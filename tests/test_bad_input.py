@@ -102,7 +102,7 @@ def test_empty_folder_is_an_error_for_predict_and_recognize(tmp_path, monkeypatc
     from vision.commands import recognize
 
     assert recognize.main(["--images", str(tmp_path / "empty"), "--embedder", "e", "--gallery", "g.npz",
-                           "--out", str(tmp_path / "out")]) == 2
+                           "--out", str(tmp_path / "out")]) == 1
     assert f"{tmp_path / 'empty'}" in capsys.readouterr().err
 
 

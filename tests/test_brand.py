@@ -355,7 +355,7 @@ def test_recognize_tool_writes_jsonl_and_pngs(brand_data, trained, tmp_path, cap
     assert len(lines) == len(list(queries.rglob("*.jpg"))) and all(len(line["logos"]) == 1 for line in lines)
     assert len(list((tmp_path / "out" / "annotated").glob("*.png"))) == len(lines)
     capsys.readouterr()
-    assert recognize.main([*args, "--gallery", str(tmp_path / "no.npz"), "--out", str(tmp_path / "out2")]) == 2
+    assert recognize.main([*args, "--gallery", str(tmp_path / "no.npz"), "--out", str(tmp_path / "out2")]) == 1
     assert "gallery file" in capsys.readouterr().err
 
 def _tool(name: str, folder: str = "tools"):
@@ -386,7 +386,7 @@ def test_build_gallery_tool_calibrates_and_refuses_bad_input(brand_data, trained
     assert build.main(["--embedder", model, "--simple-icons", "--renders", "brand,mauve", "--out", str(out)]) == 2
     assert "render colour 'mauve'" in capsys.readouterr().err
     assert build.main(["--embedder", model, "--out", str(out)]) == 2
-    assert build.main(["--embedder", model, "--folder", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert build.main(["--embedder", model, "--folder", str(tmp_path / "nope"), "--out", str(out)]) == 1
 
 
 def test_brand_eval_benchmark_runs_on_a_tiny_set(brand_data, trained, tmp_path):

@@ -263,7 +263,7 @@ def test_build_gallery_with_references_and_impostors_reports_before_and_after(ti
                                str(tmp_path / "queries"), "--out", str(out)]) == 2
     assert "give --impostors" in capsys.readouterr().err
     assert build_gallery.main([*args, "--threshold", "0.5"]) == 2
-    assert build_gallery.main([*args[:-4], "--impostors", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert build_gallery.main([*args[:-4], "--impostors", str(tmp_path / "nope"), "--out", str(out)]) == 1
     assert "no such folder" in capsys.readouterr().err
 
 

@@ -140,9 +140,9 @@ def test_make_brand_dataset_command_takes_wordmarks(tmp_path, capsys):
     from vision.commands import main
 
     base = ["make-brand-dataset", "--backgrounds", str(SAMPLE / "train"), "--out", str(tmp_path / "o")]
-    assert main(base + ["--wordmarks", "-1"]) == 2
+    assert main(base + ["--wordmarks", "-1"]) == 1
     assert "wordmarks and gallery_wordmark_count must be >= 0" in capsys.readouterr().err
-    assert main(base + ["--wordmarks", "1", "--fonts", str(tmp_path / "none")]) == 2
+    assert main(base + ["--wordmarks", "1", "--fonts", str(tmp_path / "none")]) == 1
     assert "tools/fetch_fonts.py" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         faces = load_fonts(out)
     except (FontError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     summary = {"out": str(out), "fetched": {i: {"version": s["version"], "license": s["license"], "files": s["files"]}
                                             for i, s in sources.items()},
                "faces": {f.key: f.record() for f in faces}, "wall_s": round(time.perf_counter() - start, 1)}

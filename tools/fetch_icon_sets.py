@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         sets = load_icon_sets(out, list(sources))
     except (IconSetError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     brands = list_brands()
     test = set(split_brands(brands, seed=0)["test"])
     catalogue, reports = style_catalogue(sets, brands)

@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             gallery, report = build(args, colors)
     except (GalleryError, ManifestError, ZooError, FileNotFoundError, IconSetError, FontError, DetectionRuleError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     report.update(threshold=gallery.threshold, out=str(args.out), wall_s=round(time.perf_counter() - start, 1))
     if args.report is not None:
         write_report(report, args.report)

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                                                               desc=desc, unit="brand"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:  # IconSetError, FontError: ValueErrors
             print(f"error: {e}", file=sys.stderr)
-            return 2
+            return 1
     summary["wall_s"] = round(time.perf_counter() - start, 1)
     print(json.dumps(summary))
     return 0

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         if model.card.task != "detection":
             print(f"error: --detector {args.detector!r} is a {model.card.task} model, not a detector",
                   file=sys.stderr)
-            return 2
+            return 1
         name = f"{model.card.name} (sha256 {model.card.sha256})"
 
         def detect(arrays):
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                desc=desc, unit="batch"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
-            return 2
+            return 1
     print(f"wrote {summary.out_dir}")
     for split in splits:
         crops = summary.crops[split]

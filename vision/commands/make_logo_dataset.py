@@ -181,6 +181,6 @@ def main(argv: list[str] | None = None) -> int:
                                                                desc=desc, unit="img"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
-            return 2
+            return 1
     print_summary(summary)
     return 0

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         files = image_inputs(args.images)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     try:
         with zoo_dir_scope(args.zoo_dir):  # the embedder, detector and gallery names
             recognizer = recognizer_class().from_pretrained(args.embedder, args.gallery, detector=args.detector,
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                                                          else "auto")
     except (GalleryError, ZooError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     args.out.mkdir(parents=True, exist_ok=True)
     skipped, counts = [], {"images": 0, "logos": 0, "unknown": 0}
     bar = progress_bar(total=len(files), enabled=not args.no_progress, desc="recognize", unit="img")
