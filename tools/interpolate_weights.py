@@ -53,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(base.card, field) != getattr(tuned.card, field):
             print(f"error: the models differ in {field}: {getattr(base.card, field)!r} vs "
                   f"{getattr(tuned.card, field)!r}", file=sys.stderr)
-            return 2
+            return 1
     try:
         state = interpolate_state(base.state_dict(), tuned.state_dict(), args.alpha)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     tuned.load_state_dict(state)
     card = dataclasses.replace(
         tuned.card, name=args.zoo_name, file="", sha256="", created="", metrics={},
