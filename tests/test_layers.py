@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("export", ("vision.export",)),
     ("inference", ("vision.inference", "vision.inference_detection", "vision.results", "vision.predictors",
                    "vision.features")),
-    ("retrieval", ("vision.retrieval", "vision.gallery", "vision.recognition")),
+    ("retrieval", ("vision.retrieval", "vision.detection_rule", "vision.gallery", "vision.recognition")),
     ("tasks", ("vision.tasks.",)),
     ("apps", ("vision.scale", "vision.dedup", "vision.benchmarking")),
     ("cli", ("vision.cli", "vision.commands", "vision.__main__")),

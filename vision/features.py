@@ -247,17 +247,11 @@ def write_model_sidecar(features: str | Path, name: str, sha256: str) -> Path:
 
 
 def read_features(source: str | Path) -> tuple[list[str], np.ndarray, dict[str, str] | None]:
-    """``(image paths, vectors (N, D) float32, model)`` of any features output of ``vision extract``: an ``.npy``
-    (+ ``.ids.txt``, model from its ``.model.json`` sidecar), a ``.parquet`` table (``path`` and ``features`` or
-    ``vector`` columns, model from the ``vision.*`` schema metadata), or a folder of ``vision.scale`` shards
-    (``part-*.parquet`` + ``manifest.json``; every shard must name the same model). ``model`` is
-    ``{"name", "sha256"}``, or None where the file does not say."""
+    """``(image paths, vectors (N, D) float32, model)`` of a features file of ``vision extract``: an ``.npy``
+    (+ ``.ids.txt``, model from its ``.model.json`` sidecar) or a ``.parquet`` table (``path`` and ``features`` or
+    ``vector`` columns, model from the ``vision.*`` schema metadata). ``model`` is ``{"name", "sha256"}``, or None
+    where the file does not say. (A folder of ``vision.scale`` shards: :func:`vision.scale.shards.read_shards`.)"""
     source = Path(source)
-    if source.is_dir():
-        from vision.scale.shards import read_shards
-
-        paths, vectors, meta = read_shards(source, key="path")
-        return paths, vectors, {"name": meta["model"], "sha256": meta["model_sha256"]}
     if source.suffix.lower() == ".parquet":
         return _read_parquet_features(source)
     ids, vectors = load_features(source)

@@ -211,3 +211,32 @@ def draw_brands(image: ImageInput, results: list[dict], path: str | os.PathLike)
 
     return draw_detections(image, [{"box": r["box"], "label": r["brand"], "score": r["score"]} for r in results],
                            path)
+
+
+def detect_and_score(extractor, detector, gallery, photos: Sequence, margin: float = 0.15,
+                     cohort_rows: Sequence[np.ndarray] | None = None, batch_size: int = 16,
+                     progress=None) -> list[tuple[list[dict], list[str], np.ndarray]]:
+    """Per photo (a path or an image) its detections (``{"box", "score"}`` at the detector's own confidence), each
+    one's best brand and open-set score in ``gallery``, as the recogniser frames and embeds them
+    (:func:`embed_logos`). ``cohort_rows``: per photo the background-cohort rows left out of its
+    detections' scores (:func:`vision.detection_rule.source_rows`)."""
+    from vision.data.io import load_image
+
+    out = []
+    for start in range(0, len(photos), batch_size):
+        chunk = photos[start:start + batch_size]
+        images = [load_image(p) if not isinstance(p, np.ndarray) else p for p in chunk]
+        for offset, (dets, vectors) in enumerate(embed_logos(extractor, images, detector, margin)):
+            if not dets:
+                out.append(([], [], np.empty(0)))
+                continue
+            leave_out = None
+            rows = None if cohort_rows is None else cohort_rows[start + offset]
+            if rows is not None and len(rows) and len(gallery.background):
+                leave_out = np.zeros((len(dets), len(gallery.background)), bool)
+                leave_out[:, rows] = True
+            best, _, scores = gallery.open_set_scores(vectors, leave_out=leave_out)
+            out.append((dets, best, scores))
+        if progress is not None:
+            progress(len(chunk))
+    return out

@@ -322,11 +322,11 @@ def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[st
     """Calibrate and attach the detection-aware rule (see the module docstring); its record, and the threshold
     alone at the recogniser's default confidence measured on the same photos."""
     from vision.data.io import list_images
-    from vision.detection_rule import (DetectionRule, calibrate_detection_rule, detect_and_score, known_scene_set,
-                                       photo_set, rule_figures, source_rows)
+    from vision.detection_rule import (DetectionRule, calibrate_detection_rule, known_scene_set, photo_set,
+                                       rule_figures, source_rows)
     from vision.gallery import GalleryError
     from vision.predictors import predictor
-    from vision.recognition import DEFAULT_DETECTOR_CONF
+    from vision.recognition import DEFAULT_DETECTOR_CONF, detect_and_score
 
     detector = predictor(args.detector, backend="torch", device=args.device, conf=args.detector_floor)
     if detector.card.task != "detection":

@@ -239,7 +239,13 @@ def load_feature_files(files, model: ModelId | None = None) -> tuple[list[str], 
         raise DedupError("no features files given")
     all_ids, blocks, first, first_file = [], [], None, None
     for f in files:
-        ids, vectors, named = read_features(f)
+        if Path(f).is_dir():  # shards of vision extract --engine ray/lightning, the model in their metadata
+            from vision.scale.shards import read_shards
+
+            ids, vectors, meta = read_shards(f, key="path")
+            named = {"name": meta["model"], "sha256": meta["model_sha256"]}
+        else:
+            ids, vectors, named = read_features(f)
         if named is not None:
             file_model = ModelId(named["name"], named.get("sha256", ""))
         elif model is not None:
