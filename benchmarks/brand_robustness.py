@@ -54,7 +54,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from vision.commands.build_gallery import impostor_groups  # noqa: E402
 from vision.crops import square_crop  # noqa: E402
 from vision.data.io import list_images, load_image  # noqa: E402
 from vision.fileio import atomic_write_text  # noqa: E402
@@ -62,7 +61,8 @@ from vision.detection_rule import (IOU_MATCH, RULE_KINDS, DetectionRule, Detecti
                                    RuleSet, calibrate_detection_rule, iou, known_scene_set, photo_set,
                                    rule_figures, source_rows)
 from vision.gallery import BrandGallery  # noqa: E402
-from vision.recognition import embed_logos  # noqa: E402
+from vision.recognition import embed_logos, score_logos  # noqa: E402
+from vision.synth.negatives import impostor_groups  # noqa: E402
 
 SHIPPED = {"embedder": "brand_resnet10t", "detector": "logo_yolo11n", "gallery": "simple_icons_gallery"}
 MARGIN = 0.15            # the recogniser's context around a box (vision.recognition.BrandRecognizer's default)
@@ -454,7 +454,7 @@ def photo_detections(fx, detector, photos: list[Path], cache: Path | None) -> li
                  vectors[photo == i]) for i in range(len(photos))]
     floor = AtConfidence(detector, RULE_COLLECT)
     logos = [found for i in range(0, len(photos), 16)
-             for found in embed_logos(fx, [load_image(p) for p in photos[i:i + 16]], floor, MARGIN)]
+             for found in embed_logos(fx, photos[i:i + 16], floor, MARGIN)]
     if path is not None:
         from vision.fileio import atomic_path
 
@@ -476,26 +476,6 @@ def detections_cache(folder: Path, detector_card, embedder_card, photos: list[Pa
     key = hashlib.sha256(json.dumps([detector_card.sha256, embedder_card.sha256, RULE_COLLECT, MARGIN,
                                      [str(p) for p in photos]]).encode()).hexdigest()[:16]
     return folder / f"{detector_card.name}_{embedder_card.name}_{key}.npz"
-
-
-def score_logos(gallery: BrandGallery, logos: list[tuple[list[dict], np.ndarray]],
-                cohort_rows: list[np.ndarray] | None) -> tuple[list[list[str]], list[np.ndarray]]:
-    """Per photo the best brand and open-set score of each detection (``cohort_rows``: per photo the cohort rows
-    left out)."""
-    best, scores = [], []
-    for i, (dets, vectors) in enumerate(logos):
-        if not dets:
-            best.append([])
-            scores.append(np.empty(0))
-            continue
-        leave_out = None
-        if cohort_rows is not None and len(cohort_rows[i]):
-            leave_out = np.zeros((len(dets), len(gallery.background)), bool)
-            leave_out[:, cohort_rows[i]] = True
-        b, _, s = gallery.open_set_scores(vectors, leave_out=leave_out)
-        best.append(b)
-        scores.append(s)
-    return best, scores
 
 
 def detection_rules(gallery: BrandGallery, detector, known: RuleSet, train: RuleSet, max_false_reject: float):

@@ -30,6 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
+from vision.retrieval import open_set_threshold
+
 RULE_KINDS = ("pair", "logistic")
 IOU_MATCH = 0.5
 
@@ -174,18 +176,12 @@ def rule_figures(rule: DetectionRule, known: RuleSet, impostors: RuleSet, found_
 
 
 def _threshold(known_best: np.ndarray, impostor_best: np.ndarray, max_false_reject: float) -> float | None:
-    """The threshold on per-photo best scores with known FRR <= budget and the lowest impostor FAR (placed
-    half-way between the impostor and the known score it separates); None when the budget cannot be met."""
+    """:func:`vision.retrieval.open_set_threshold` on per-photo best scores (-inf: a photo without a detection the
+    rule could accept); None when the budget cannot be met (too many known photos have none)."""
     known = np.sort(known_best)
-    highest = known[int(math.floor(max_false_reject * len(known) + 1e-9))]
-    if not np.isfinite(highest):
+    if not np.isfinite(known[int(math.floor(max_false_reject * len(known) + 1e-9))]):
         return None
-    below = impostor_best[impostor_best < highest]
-    below = below[np.isfinite(below)]
-    if not len(below):
-        return float(highest)
-    low = float(below.max())
-    return (low + float(known[known > low][0])) / 2
+    return open_set_threshold(known, impostor_best[np.isfinite(impostor_best)], max_false_reject)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int = 50) -> tuple[np.ndarray, float]:

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from vision.fileio import atomic_path
-from vision.retrieval import INDEX_KINDS, as_vectors, build_index
+from vision.retrieval import INDEX_KINDS, as_vectors, build_index, equal_error_rate, open_set_threshold
 
 if TYPE_CHECKING:
     from vision.detection_rule import DetectionRule
@@ -83,36 +83,6 @@ def mean_prototypes(owners: Sequence, vectors) -> tuple[list, np.ndarray]:
     sums = np.zeros((len(names), vectors.shape[1]), np.float32)
     np.add.at(sums, [row[o] for o in owners], vectors)
     return names, sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
-
-
-def open_set_threshold(known, impostors, max_false_reject: float = 0.10) -> float:
-    """The threshold :meth:`BrandGallery.calibrate` picks from open-set scores of known and impostor queries.
-
-    >>> open_set_threshold([0.9, 0.8, 0.7, 0.6], [0.1, 0.65], max_false_reject=0.25)
-    0.675
-    """
-    known = np.sort(np.asarray(known, np.float64))
-    impostors = np.asarray(impostors, np.float64)
-    # the highest threshold within the false-reject budget: known[r] rejects at most r of len(known) queries
-    highest = known[int(math.floor(max_false_reject * len(known) + 1e-9))]
-    # FAR at `highest` cannot be lowered; keep it while rejecting fewer known queries: just above the highest
-    # impostor below `highest`, half-way to the next known score
-    below = impostors[impostors < highest]
-    if not len(below):
-        return float(known[0])
-    low = float(below.max())
-    return (low + float(known[known > low][0])) / 2
-
-
-def equal_error_rate(known, impostors) -> tuple[float, float]:
-    """``(rate, threshold)`` where the known false-reject rate and the impostor false-accept rate meet (their mean
-    at the threshold, among the observed scores, with the smallest gap)."""
-    known, impostors = np.asarray(known, np.float64), np.asarray(impostors, np.float64)
-    candidates = np.unique(np.concatenate([known, impostors]))
-    frr = np.searchsorted(np.sort(known), candidates, side="left") / len(known)
-    far = 1 - np.searchsorted(np.sort(impostors), candidates, side="left") / len(impostors)
-    i = int(np.argmin(np.abs(frr - far)))
-    return float((frr[i] + far[i]) / 2), float(candidates[i])
 
 
 class GalleryError(ValueError):

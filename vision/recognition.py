@@ -218,25 +218,33 @@ def detect_and_score(extractor, detector, gallery, photos: Sequence, margin: flo
                      progress=None) -> list[tuple[list[dict], list[str], np.ndarray]]:
     """Per photo (a path or an image) its detections (``{"box", "score"}`` at the detector's own confidence), each
     one's best brand and open-set score in ``gallery``, as the recogniser frames and embeds them
-    (:func:`embed_logos`). ``cohort_rows``: per photo the background-cohort rows left out of its
-    detections' scores (:func:`vision.detection_rule.source_rows`)."""
-    from vision.data.io import load_image
-
-    out = []
+    (:func:`embed_logos`, :func:`score_logos`)."""
+    logos = []
     for start in range(0, len(photos), batch_size):
-        chunk = photos[start:start + batch_size]
-        images = [load_image(p) if not isinstance(p, np.ndarray) else p for p in chunk]
-        for offset, (dets, vectors) in enumerate(embed_logos(extractor, images, detector, margin)):
-            if not dets:
-                out.append(([], [], np.empty(0)))
-                continue
-            leave_out = None
-            rows = None if cohort_rows is None else cohort_rows[start + offset]
-            if rows is not None and len(rows) and len(gallery.background):
-                leave_out = np.zeros((len(dets), len(gallery.background)), bool)
-                leave_out[:, rows] = True
-            best, _, scores = gallery.open_set_scores(vectors, leave_out=leave_out)
-            out.append((dets, best, scores))
+        chunk = list(photos[start:start + batch_size])
+        logos += embed_logos(extractor, chunk, detector, margin)
         if progress is not None:
             progress(len(chunk))
-    return out
+    best, scores = score_logos(gallery, logos, cohort_rows)
+    return [(dets, b, s) for (dets, _), b, s in zip(logos, best, scores)]
+
+
+def score_logos(gallery: BrandGallery, logos: Sequence[tuple[list[dict], np.ndarray]],
+                cohort_rows: Sequence[np.ndarray] | None = None) -> tuple[list[list[str]], list[np.ndarray]]:
+    """Per photo the best brand and open-set score of each of its embedded logos (:func:`embed_logos`' output).
+    ``cohort_rows``: per photo the background-cohort rows its logos are not compared with
+    (:func:`vision.detection_rule.source_rows`: crops cut from the same photos)."""
+    best, scores = [], []
+    for i, (dets, vectors) in enumerate(logos):
+        if not dets:
+            best.append([])
+            scores.append(np.empty(0))
+            continue
+        leave_out = None
+        if cohort_rows is not None and len(cohort_rows[i]) and len(gallery.background):
+            leave_out = np.zeros((len(dets), len(gallery.background)), bool)
+            leave_out[:, cohort_rows[i]] = True
+        b, _, s = gallery.open_set_scores(vectors, leave_out=leave_out)
+        best.append(b)
+        scores.append(s)
+    return best, scores

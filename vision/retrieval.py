@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import faiss
@@ -98,3 +99,33 @@ def retrieval_metrics(query, query_labels: Sequence[int], reference, reference_l
     metrics["precision@1"] = float(acc["precision_at_1"])
     metrics["map@r"] = float(acc["mean_average_precision_at_r"])
     return metrics
+
+
+def open_set_threshold(known, impostors, max_false_reject: float = 0.10) -> float:
+    """The threshold :meth:`vision.gallery.BrandGallery.calibrate` picks from open-set scores of known and impostor queries.
+
+    >>> open_set_threshold([0.9, 0.8, 0.7, 0.6], [0.1, 0.65], max_false_reject=0.25)
+    0.675
+    """
+    known = np.sort(np.asarray(known, np.float64))
+    impostors = np.asarray(impostors, np.float64)
+    # the highest threshold within the false-reject budget: known[r] rejects at most r of len(known) queries
+    highest = known[int(math.floor(max_false_reject * len(known) + 1e-9))]
+    # FAR at `highest` cannot be lowered; keep it while rejecting fewer known queries: just above the highest
+    # impostor below `highest`, half-way to the next known score
+    below = impostors[impostors < highest]
+    if not len(below):
+        return float(known[np.isfinite(known)][0])   # -inf: a query that is never accepted (no detection)
+    low = float(below.max())
+    return (low + float(known[known > low][0])) / 2
+
+
+def equal_error_rate(known, impostors) -> tuple[float, float]:
+    """``(rate, threshold)`` where the known false-reject rate and the impostor false-accept rate meet (their mean
+    at the threshold, among the observed scores, with the smallest gap)."""
+    known, impostors = np.asarray(known, np.float64), np.asarray(impostors, np.float64)
+    candidates = np.unique(np.concatenate([known, impostors]))
+    frr = np.searchsorted(np.sort(known), candidates, side="left") / len(known)
+    far = 1 - np.searchsorted(np.sort(impostors), candidates, side="left") / len(impostors)
+    i = int(np.argmin(np.abs(frr - far)))
+    return float((frr[i] + far[i]) / 2), float(candidates[i])

@@ -447,25 +447,10 @@ def impostor_queries(fx, folders: list[Path], batch_size: int):
         if not found:
             raise GalleryError(f"--impostors {folder}: no images in it")
         paths += found
+    from vision.synth.negatives import impostor_groups
+
     return fx(paths, batch_size=batch_size), impostor_groups(paths), \
         f"{len(paths)} crops from {', '.join(map(str, folders))}"
-
-
-def impostor_groups(paths: list[Path]) -> list[str]:
-    """The source photo of each impostor crop where a ``manifest.csv`` of ``vision make-impostors`` lies beside its
-    folder (``file``, ``source`` columns), else the crop itself: crops of one photo are calibrated apart from each
-    other's cohort."""
-    import csv
-
-    sources: dict[Path, str] = {}
-    for root in {p.parent.parent for p in paths}:
-        manifest = root / "manifest.csv"
-        if manifest.is_file():
-            with open(manifest, newline="", encoding="utf-8") as f:
-                for row in csv.DictReader(f):
-                    if row.get("file") and row.get("source"):
-                        sources[(root / row["file"]).resolve()] = row["source"]
-    return [sources.get(p.resolve(), str(p)) for p in paths]
 
 
 def open_set_report(gallery, known, known_brands, known_sources, impostors, max_false_reject: float,

@@ -203,3 +203,19 @@ def write_impostors(out_dir: str | os.PathLike, root: str | os.PathLike, detect:
 def _prepare(out: Path, splits: Sequence[str], overwrite: bool) -> None:
     clear_outputs(out, [out / s for s in splits] + [out / "manifest.csv", out / "impostors.json"], "impostors",
                   overwrite)
+
+
+def impostor_groups(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """The source photo of each impostor crop (the ``source`` column of the ``manifest.csv`` that
+    :func:`write_impostors` put beside its split folder), else the crop's own path: crops of one photo are
+    calibrated apart from each other's cohort (:meth:`vision.gallery.BrandGallery.calibrate`)."""
+    paths = [Path(p) for p in paths]
+    sources: dict[Path, str] = {}
+    for root in {p.parent.parent for p in paths}:
+        manifest = root / "manifest.csv"
+        if manifest.is_file():
+            with open(manifest, newline="", encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    if row.get("file") and row.get("source"):
+                        sources[(root / row["file"]).resolve()] = row["source"]
+    return [sources.get(p.resolve(), str(p)) for p in paths]
