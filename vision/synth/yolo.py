@@ -315,6 +315,23 @@ def _render_brand(brand: Brand, styles: Mapping[str, Sequence[StyleIcon]] | None
     return render_logo(brand, side, color=style.color, background=style.background), SIMPLE_ICONS
 
 
+def _join(a: np.ndarray, b: np.ndarray, gap: int, axis: int) -> np.ndarray:
+    """RGBA ``a`` then ``b`` along ``axis`` (1: side by side, 0: one above the other), each centred across it, with
+    ``gap`` transparent pixels between."""
+    across = 1 - axis
+    size = max(a.shape[across], b.shape[across])
+
+    def centred(x):
+        pad = size - x.shape[across]
+        widths = [(0, 0)] * 3
+        widths[across] = (pad // 2, pad - pad // 2)
+        return np.pad(x, widths)
+
+    spacer = [0, 0, 4]
+    spacer[axis], spacer[across] = gap, size
+    return np.concatenate([centred(a), np.zeros(spacer, np.uint8), centred(b)], axis=axis)
+
+
 def _render_wordmark(brand: Brand, fonts: Sequence, side: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, str] | None:
     """``(rgba, "wordmark")``: the brand's title in a random font, case and colour scheme; half of the time a lockup
@@ -332,16 +349,7 @@ def _render_wordmark(brand: Brand, fonts: Sequence, side: int,
         style = random_logo_style(brand, rng)
         icon = render_logo(brand, icon_side, color=style.color, background=style.background)
         gap = max(1, int(0.3 * (h if beside else icon.shape[0] * 0.3)))
-        if beside:
-            height = max(h, icon.shape[0])
-            parts = [np.pad(a, (((height - a.shape[0]) // 2, height - a.shape[0] - (height - a.shape[0]) // 2),
-                                (0, 0), (0, 0))) for a in (icon, text)]
-            lockup = np.concatenate([parts[0], np.zeros((height, gap, 4), np.uint8), parts[1]], axis=1)
-        else:
-            width = max(w, icon.shape[1])
-            parts = [np.pad(a, ((0, 0), ((width - a.shape[1]) // 2, width - a.shape[1] - (width - a.shape[1]) // 2),
-                                (0, 0))) for a in (icon, text)]
-            lockup = np.concatenate([parts[0], np.zeros((gap, width, 4), np.uint8), parts[1]], axis=0)
+        lockup = _join(icon, text, gap, axis=1 if beside else 0)
         scale = side / max(lockup.shape[:2])
         if scale < 1:
             import cv2
