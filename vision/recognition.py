@@ -34,6 +34,8 @@ from vision.predictors import Predictor
 from vision.results import Recognitions
 
 DEFAULT_DETECTOR_CONF = 0.25   # without a detection rule for the detector
+TEXT_THRESHOLD = 0.8           # a text match's score (OCR confidence x name similarity) that names a logo's brand
+TEXT_KINDS = ("exact", "fuzzy")   # vision.ocr match kinds that may name a brand ("word" matches read common words)
 
 
 class Detector(Protocol):
@@ -54,6 +56,12 @@ class BrandRecognizer:
     (:func:`vision.crops.square_crop`). ``threshold`` overrides the gallery's calibrated one (it applies to the
     gallery's open-set score; the gallery's detection rule is then not used).
 
+    ``reader``: a :class:`vision.ocr.TextReader` to read the text on each logo as well; a logo whose text names a
+    brand (:class:`vision.ocr.BrandNames` of the gallery, or ``names``: a match of one of ``text_kinds`` scoring
+    at least ``text_threshold``) is that brand whatever the embedder says (results then also carry ``text``: the
+    lines read, and ``source``: ``"text"`` or ``"image"``, what named the brand, with the match's ``text_score``
+    when it was the text; ``best`` and ``score`` stay the embedder's).
+
     ``detection_rule``: ``"auto"`` applies the gallery's :attr:`~vision.gallery.BrandGallery.detection_rule` when
     ``detector`` is the detector it was calibrated for (card name and sha256), and warns and falls back to the
     threshold with any other detector; ``"off"`` always uses the threshold. :attr:`rule` is the rule in use (or
@@ -61,7 +69,9 @@ class BrandRecognizer:
     """
 
     def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float = 0.15,
-                 threshold: float | None = None, allow_unbound: bool = False, detection_rule: str = "auto"):
+                 threshold: float | None = None, allow_unbound: bool = False, detection_rule: str = "auto",
+                 reader=None, names=None, text_threshold: float = TEXT_THRESHOLD,
+                 text_kinds: Sequence[str] = TEXT_KINDS):
         gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
             raise GalleryError("the gallery is empty: add brands before recognising with it")
@@ -70,6 +80,12 @@ class BrandRecognizer:
         self.extractor, self.gallery, self.detector = extractor, gallery, detector
         self.margin, self.threshold = margin, threshold
         self.skipped: list[tuple[str, str]] = []
+        self.reader, self.text_threshold, self.text_kinds = reader, float(text_threshold), tuple(text_kinds)
+        self.names = names
+        if reader is not None and names is None:
+            from vision.ocr import BrandNames
+
+            self.names = BrandNames.from_gallery(gallery)
         self.rule = self._rule_for(detector) if detection_rule == "auto" and threshold is None else None
         if self.rule is not None:
             conf = detector_conf(detector)
@@ -97,11 +113,12 @@ class BrandRecognizer:
     def from_pretrained(cls, embedder: str | os.PathLike, gallery: str | os.PathLike,
                         detector: str | os.PathLike | None = None, device: str | None = None,
                         detector_conf: float | None = None, allow_unbound: bool = False,
-                        embedder_backend: str = "auto", detector_backend: str = "auto",
+                        embedder_backend: str = "auto", detector_backend: str = "auto", read_text: bool = False,
                         **kwargs) -> "BrandRecognizer":
         """``embedder``/``detector``: zoo names, weights files or exports, each run by its own backend.
         ``detector_conf``: default the gallery's detection rule's confidence when the rule is for this detector,
-        else 0.25."""
+        else 0.25. ``read_text``: also read the text on each logo (a :class:`vision.ocr.TextReader`; needs
+        ``vision-zoo[ocr]``)."""
         from vision.features import FeatureExtractor
 
         extractor = FeatureExtractor.from_pretrained(embedder, backend=embedder_backend, device=device)
@@ -119,6 +136,10 @@ class BrandRecognizer:
                     and kwargs.get("detection_rule", "auto") == "auto"
                     and rule.matches(logo_detector.card.name, logo_detector.card.sha256)):
                 logo_detector.head.conf = rule.min_detection_score   # the confidence the rule was calibrated at
+        if read_text and kwargs.get("reader") is None:
+            from vision.ocr import TextReader
+
+            kwargs["reader"] = TextReader()
         return cls(extractor, loaded, logo_detector, allow_unbound=allow_unbound, **kwargs)
 
     def __call__(self, images, batch_size: int = 16, on_error: str = "raise") -> list[Recognitions]:
@@ -161,7 +182,19 @@ class BrandRecognizer:
                                "score": match["score"], "best": match["best"],
                                "open_set_score": match["open_set_score"],
                                "detection_score": round(float(det["score"]), 6)})
+            if self.reader is not None:
+                self._read_text(arrays[i], results[i][-1])
         return results
+
+    def _read_text(self, array: np.ndarray, logo: dict) -> None:
+        """Read the text on one logo (framed as for the embedder); a match names its brand."""
+        margin = self.margin if self.detector is not None else 0.0
+        lines = self.reader.read([square_crop(array, logo["box"], margin)])[0]
+        found = self.names.match(lines, kinds=self.text_kinds)
+        logo["text"] = [line.text for line in lines]
+        logo["source"] = "image"
+        if found is not None and found.score >= self.text_threshold:
+            logo.update(brand=found.brand, source="text", text_score=round(found.score, 6))
 
 
 def detector_conf(detector) -> float | None:

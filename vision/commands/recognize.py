@@ -11,6 +11,8 @@ as JSON lines.
 Writes ``<out>/results.jsonl`` (one line per image: ``{"image", "width", "height", "logos": [{"box", "brand",
 "score", "best", "detection_score"}]}``, ``brand`` = ``"unknown"`` below the gallery threshold) and an annotated
 PNG per image under ``<out>/annotated/`` (``--no-draw`` skips them, ``shelf.1.jpg`` -> ``000001_shelf.1.jpg.png``).
+``--read-text`` also reads the text on each logo (OCR, :mod:`vision.ocr`; ``pip install 'vision-zoo[ocr]'``): a
+logo whose text names a gallery brand is that brand (its result carries ``text`` and ``source``).
 A gallery with a detection rule for ``--detector`` (``vision build-gallery --detector``) decides on the detection
 confidence and the open-set score together; with another detector it warns and falls back to the threshold.
 Unreadable files are skipped and listed; a folder without images, or no readable image at all, exits non-zero.
@@ -40,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-detection-rule", action="store_true",
                     help="decide on the open-set threshold alone even when the gallery holds a detection rule for "
                          "this detector")
+    ap.add_argument("--read-text", action="store_true",
+                    help="also read the text on each logo (OCR): a logo whose text names a gallery brand is that "
+                         "brand; needs vision-zoo[ocr]")
+    ap.add_argument("--text-threshold", type=float, default=None,
+                    help="lowest text match score (OCR confidence x name similarity) that names a brand "
+                         "(default 0.8)")
     ap.add_argument("--margin", type=float, default=0.15, help="context around each box, fraction of its side")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--no-draw", action="store_true", help="skip the annotated PNGs")
@@ -48,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     add_zoo_dir(ap)
     add_no_progress(ap)
     args = ap.parse_args(argv)
+    if args.text_threshold is not None and not args.read_text:
+        ap.error("--text-threshold needs --read-text")
     from vision.commands import image_inputs, zoo_dir_scope
     from vision.data.io import ImageLoadError, load_image
     from vision.gallery import GalleryError
@@ -66,12 +76,12 @@ def main(argv: list[str] | None = None) -> int:
                                                          device=args.device, detector_conf=args.conf,
                                                          margin=args.margin, threshold=args.threshold,
                                                          detection_rule="off" if args.no_detection_rule
-                                                         else "auto")
-    except (GalleryError, ZooError, FileNotFoundError, ValueError) as e:
+                                                         else "auto", **text_options(args))
+    except (GalleryError, ZooError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    skipped, counts = [], {"images": 0, "logos": 0, "unknown": 0}
+    skipped, counts, named_by_text = [], {"images": 0, "logos": 0, "unknown": 0}, 0
     bar = progress_bar(total=len(files), enabled=not args.no_progress, desc="recognize", unit="img")
     with open(args.out / "results.jsonl", "w", encoding="utf-8") as out, bar:
         for start in range(0, len(files), args.batch_size):
@@ -89,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 counts["images"] += 1
                 counts["logos"] += len(logos)
                 counts["unknown"] += sum(r["brand"] == "unknown" for r in logos)
+                named_by_text += sum(r.get("source") == "text" for r in logos)
                 if not args.no_draw:
                     draw_brands(image, logos, args.out / "annotated" / f"{counts['images']:06d}_{path.name}.png")
             bar.update(len(files[start:start + args.batch_size]))
@@ -98,12 +109,26 @@ def main(argv: list[str] | None = None) -> int:
     decision = "open-set threshold" if rule is None else (
         f"detection rule ({rule.kind}) for {rule.detector_name}: detection >= {rule.min_detection_score:.4g}, "
         f"{'open-set score' if rule.kind == 'pair' else 'combined score'} >= {rule.threshold:.4g}")
+    if args.read_text:
+        counts["named_by_text"] = named_by_text
     print(json.dumps({**counts, "skipped": len(skipped), "decision": decision,
                       "out": str(args.out / "results.jsonl")}))
     if not counts["images"]:
         print(f"error: none of the {len(files)} image(s) could be read; nothing was recognised", file=sys.stderr)
         return 1
     return 0
+
+
+def text_options(args) -> dict:
+    """The recogniser's text-reading keywords from ``--read-text`` / ``--text-threshold`` (none without them)."""
+    if not args.read_text:
+        return {}
+    from vision.ocr import TextReader
+
+    reader = TextReader()
+    reader.engine   # RapidOCR missing: fail before any photo is read
+    return {"reader": reader} if args.text_threshold is None else {"reader": reader,
+                                                                  "text_threshold": args.text_threshold}
 
 
 def recognizer_class():

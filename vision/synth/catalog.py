@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
-import simple_icons_pack
+
+from vision.data.simple_icons import icons
 
 __all__ = ["SPLITS", "Brand", "Color", "list_brands", "split_brands", "unit_hash"]
 
@@ -49,11 +50,8 @@ class Brand:
 
 def list_brands() -> list[Brand]:
     """Every brand in the installed ``simple-icons-pack``, sorted by slug."""
-    # the package has no listing function: each icon is a module constant named SI_<SLUG>
-    icons = (getattr(simple_icons_pack, name) for name in simple_icons_pack.__all__ if name.startswith("SI_"))
-    brands = [Brand(slug=icon.slug, title=icon.title, hex=icon.hex, svg=icon.svg, license=icon.license,
-                    guidelines=icon.guidelines, source=icon.source) for icon in icons]
-    return sorted(brands, key=lambda b: b.slug)
+    return [Brand(slug=icon.slug, title=icon.title, hex=icon.hex, svg=icon.svg, license=icon.license,
+                  guidelines=icon.guidelines, source=icon.source) for icon in icons()]
 
 
 def split_brands(brands: Iterable[Brand | str], fractions: Sequence[float] = (0.7, 0.15, 0.15),

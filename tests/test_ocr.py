@@ -1,0 +1,163 @@
+"""Reading brand names on logos (vision.ocr): name normalisation as simple-icons makes slugs, matching read text to
+a gallery's brands (exact, fuzzy, a brand's own word; ties and short names refused), real OCR of rendered text, and
+the recogniser and `vision recognize --read-text` naming a logo by its text."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from vision.gallery import UNKNOWN, BrandGallery
+from vision.ocr import BrandNames, TextLine, TextReader, normalize
+
+from .test_gallery_open_set import _brand_images, tiny_zoo  # noqa: F401
+
+
+def _lines(*texts, score=0.99):
+    return [TextLine(t, score) for t in texts]
+
+
+def _text_image(text: str, size=(220, 64), font_size=30) -> np.ndarray:
+    image = Image.new("RGB", size, (250, 250, 245))
+    ImageDraw.Draw(image).text((8, (size[1] - font_size) // 2), text, fill=(20, 30, 90),
+                               font=ImageFont.load_default(font_size))
+    return np.asarray(image)
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return TextReader()
+
+
+NAMES = {"nodedotjs": ["Node.js"], "apachehadoop": ["Apache Hadoop"], "apachespark": ["Apache Spark"],
+         "kubernetes": ["Kubernetes"], "spring": ["Spring"], "spring_creators": ["Spring"], "x": ["X"],
+         "acme": [], "organicmaps": ["Organic Maps"], "organic": ["Organic"]}
+
+
+def test_normalize_is_simple_icons_title_to_slug():
+    from vision.synth.catalog import list_brands
+
+    assert normalize("Node.js") == "nodedotjs" and normalize("C++") == "cplusplus"
+    assert normalize("Ça & Là") == "caandla" and normalize("Træfik Mesh") == "traefikmesh"
+    brands = list_brands()
+    same = sum(normalize(b.title) == b.slug for b in brands)
+    assert same >= len(brands) - 20   # the rest are renamed duplicates ("Spring" -> spring_creators)
+
+
+def test_brand_names_match_exact_fuzzy_and_a_brands_own_word():
+    names = BrandNames(NAMES)
+    found = names.match(_lines("node.js"))
+    assert (found.brand, found.name, found.how, found.score) == ("nodedotjs", "Node.js", "exact", 0.99)
+    found = names.match(_lines("Apache", "Hadoop"))          # a name read over two lines
+    assert (found.brand, found.how, found.text) == ("apachehadoop", "exact", "Apache Hadoop")
+    found = names.match(_lines("Kubernctes"))                 # one OCR slip
+    assert (found.brand, found.how) == ("kubernetes", "fuzzy") and found.score == pytest.approx(0.99 * 0.9)
+    assert names.match(_lines("Kubrnctes")) is None           # two slips in 9 letters: no
+    found = names.match(_lines("Hadoop"))                     # a word only Apache Hadoop has
+    assert (found.brand, found.how) == ("apachehadoop", "word") and found.score == pytest.approx(0.99 * 0.9)
+    assert names.match(_lines("Apache")) is None              # a word two brands share names neither
+    assert names.match(_lines("Hadoop"), kinds=("exact", "fuzzy")) is None
+    assert names.match(_lines("Organic")).brand == "organic"  # a whole name beats another brand's word
+    assert names.match(_lines("Spring")).brand == "spring"    # the brand named so beats the one only titled so
+    assert names.match(_lines("X")) is None and names.match(_lines("acme")).brand == "acme"
+    assert names.match([]) is None and names.match(_lines("4011 bananas")) is None
+    # the strongest line decides; every brand named is a candidate, strongest first
+    both = names.candidates([TextLine("Kubernetes", 0.7), TextLine("node.js", 0.95)])
+    assert [c.brand for c in both] == ["nodedotjs", "kubernetes"]
+
+
+def test_brand_names_refuse_a_tie_between_brands():
+    names = BrandNames({"alpha": ["Twin"], "beta": ["Twin"]})   # neither is named "twin" itself
+    assert names.match(_lines("Twin")) is None
+
+
+def test_brand_names_from_a_gallery_take_simple_icons_titles_and_aliases():
+    gallery = BrandGallery(dim=2)
+    gallery.add_many(["nodedotjs", "acme"], np.eye(2, dtype=np.float32))
+    names = BrandNames.from_gallery(gallery, aliases={"acme": ["Acme Corporation"]})
+    assert names.names["nodedotjs"] == ["Node.js", "nodedotjs"]
+    assert names.match(_lines("ACME CORPORATION")).brand == "acme"
+    with pytest.raises(KeyError, match="'zeta', which is not a brand of the gallery"):
+        BrandNames.from_gallery(gallery, aliases={"zeta": ["Zeta"]})
+
+
+def test_text_reader_reads_rendered_text(reader):
+    (lines,), = [reader.read([_text_image("Kubernetes")])]
+    assert [ln.text for ln in lines] == ["Kubernetes"] and lines[0].score > 0.9
+    xs = [x for x, _ in lines[0].box]
+    assert 0 <= min(xs) < max(xs) <= 220   # boxes in the input's pixels, not the enlarged copy's
+    small = reader.read([_text_image("Kubernetes", size=(110, 32), font_size=15), np.zeros((40, 40, 3), np.uint8)])
+    assert [ln.text for ln in small[0]] == ["Kubernetes"] and small[1] == []   # enlarged to be read; blank: none
+    with pytest.raises(ValueError, match="RGB uint8"):
+        reader.read([np.zeros((8, 8), np.float32)])
+
+
+class _Card:
+    def __init__(self, name, sha256, task="embedding"):
+        self.name, self.sha256, self.task = name, sha256, task
+
+
+class _Extractor:
+    """Every crop embeds as 'acme' (1, 0): the embedder alone names every logo acme."""
+    dim, card = 2, _Card("emb", "e" * 64)
+
+    def __call__(self, crops, batch_size=64):
+        return np.tile(np.array([[1.0, 0.0]], np.float32), (len(crops), 1))
+
+
+class _Detector:
+    def __init__(self, boxes):
+        self.boxes, self.card, self.conf = boxes, _Card("det", "d" * 64, "detection"), 0.25
+
+    def predict(self, images):
+        return [[{"box": b, "score": 0.9} for b in self.boxes] for _ in images]
+
+
+def test_recognizer_names_a_logo_by_its_text(reader):
+    from vision.recognition import BrandRecognizer
+
+    gallery = BrandGallery(dim=2, model_name="emb", model_sha256="e" * 64, threshold=0.5)
+    gallery.add_many(["acme", "kubernetes"], np.eye(2, dtype=np.float32))
+    photo = np.full((200, 400, 3), 245, np.uint8)
+    photo[20:84, 10:230] = _text_image("Kubernetes")
+    photo[120:180, 300:360] = (200, 30, 30)                       # a mark without text
+    detector = _Detector([[10, 20, 230, 84], [300, 120, 360, 180]])
+    plain = BrandRecognizer(_Extractor(), gallery, detector).predict(photo)[0]
+    assert [f["brand"] for f in plain] == ["acme", "acme"] and "text" not in plain[0]
+    found = BrandRecognizer(_Extractor(), gallery, detector, reader=reader).predict(photo)[0]
+    assert [f["brand"] for f in found] == ["kubernetes", "acme"]
+    assert [f["source"] for f in found] == ["text", "image"] and found[0]["text"] == ["Kubernetes"]
+    assert found[0]["best"] == "acme" and found[0]["text_score"] > 0.8   # best and score stay the embedder's
+    strict = BrandRecognizer(_Extractor(), gallery, detector, reader=reader, text_threshold=1.01).predict(photo)[0]
+    assert [f["brand"] for f in strict] == ["acme", "acme"] and strict[0]["source"] == "image"
+    # a brand the gallery lacks is never named, whatever the text says
+    only_acme = BrandGallery(dim=2, model_name="emb", model_sha256="e" * 64, threshold=2.0)
+    only_acme.add_many(["acme"], np.eye(2, dtype=np.float32)[:1])
+    assert [f["brand"] for f in BrandRecognizer(_Extractor(), only_acme, detector, reader=reader)
+            .predict(photo)[0]] == [UNKNOWN, UNKNOWN]
+
+
+def test_vision_recognize_read_text(tiny_zoo, tmp_path, capsys):
+    from vision.commands import build_gallery, recognize
+
+    _brand_images(tmp_path / "logos", {"acme": (220, 30, 30), "kubernetes": (30, 60, 220)}, 1, seed=0)
+    model = str(tiny_zoo / "tiny_open_set.safetensors")
+    assert build_gallery.main(["--embedder", model, "--folder", str(tmp_path / "logos"),
+                               "--out", str(tmp_path / "g.npz")]) == 0
+    (tmp_path / "crops").mkdir()
+    Image.fromarray(_text_image("kubernetes")).save(tmp_path / "crops" / "k8s.png")
+    capsys.readouterr()
+    args = ["--images", str(tmp_path / "crops"), "--embedder", model, "--gallery", str(tmp_path / "g.npz"),
+            "--no-draw", "--no-progress", "--device", "cpu"]
+    assert recognize.main([*args, "--out", str(tmp_path / "plain")]) == 0
+    assert recognize.main([*args, "--read-text", "--out", str(tmp_path / "text")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["named_by_text"] == 1
+    (logo,) = json.loads((tmp_path / "text" / "results.jsonl").read_text())["logos"]
+    assert (logo["brand"], logo["source"], logo["text"]) == ("kubernetes", "text", ["kubernetes"])
+    (plain,) = json.loads((tmp_path / "plain" / "results.jsonl").read_text())["logos"]
+    assert "source" not in plain
+    with pytest.raises(SystemExit):
+        recognize.main([*args, "--text-threshold", "0.5", "--out", str(tmp_path / "x")])
+    assert "--text-threshold needs --read-text" in capsys.readouterr().err

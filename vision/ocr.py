@@ -1,0 +1,264 @@
+"""Reading brand names on logos: OCR matched against a gallery's brand names.
+
+A wordmark is text, and the brand embedder sees text without reading it (a devicon wordmark's right brand ranks
+about 210th). This module reads it: RapidOCR runs PaddleOCR's text detector and recogniser (ONNX models shipped
+inside its wheel, Apache-2.0; nothing is downloaded) on a logo crop, and :class:`BrandNames` matches the lines
+against the brands' names::
+
+    reader = TextReader()                                    # pip install 'vision-zoo[ocr]'
+    names = BrandNames.from_gallery(gallery)                 # simple-icons titles where a brand is a simple-icons slug
+    names.match(reader.read([crop])[0])
+    # TextMatch(brand='nodedotjs', name='Node.js', text='node.js', score=0.98, how='exact')
+
+Matching compares normalised strings (simple-icons' own title -> slug rule: lower case, ``+`` -> ``plus``, ``.``
+-> ``dot``, ``&`` -> ``and``, accents dropped, everything but letters and digits removed) of every run of up to
+:data:`MAX_WORDS` consecutive words the OCR read (across lines, in reading order) with each brand's names:
+
+- ``exact``: a run equals a brand's name (at least :data:`MIN_EXACT` characters);
+- ``fuzzy``: a run of at least :data:`MIN_FUZZY` characters is within one edit of a name (two from 10 characters):
+  OCR slips such as ``rn`` for ``m``; scored by the similarity;
+- ``word``: a single read word of at least :data:`MIN_WORD` characters is a word of exactly one brand's names and
+  of no other brand's (``Hadoop`` -> Apache Hadoop): a partial name is weaker evidence and scores
+  :data:`WORD_WEIGHT` of the line.
+
+A match's ``score`` is the OCR confidence of the lines it was read from times that factor; the strongest kind wins
+(exact, then fuzzy, then word), then the higher score, then the longer name, then a brand named exactly so over one
+only titled so (simple-icons' ``spring`` over ``spring_creators``, titled "Spring"); two brands still tied are no
+match.
+:class:`vision.recognition.BrandRecognizer` (``reader=``) names a logo by its text when a match scores at least its
+``text_threshold``, and by the embedder otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["TextLine", "TextMatch", "TextReader", "BrandNames", "normalize", "OCRUnavailable"]
+
+MAX_WORDS = 4          # the longest run of read words compared with a name
+MIN_EXACT = 3          # shorter names ("x", "go") are never matched: too many strings contain them by chance
+MIN_FUZZY = 6
+MIN_WORD = 5
+WORD_WEIGHT = 0.9
+KINDS = ("exact", "fuzzy", "word")
+
+# simple-icons' titleToSlug (its scripts/utils): the gallery's simple-icons brand names are these slugs
+_SUBSTITUTIONS = {"+": "plus", ".": "dot", "&": "and", "đ": "d", "ħ": "h", "ı": "i", "ĸ": "k", "ŀ": "l",
+                  "ł": "l", "ß": "ss", "ŧ": "t",
+                  # letters NFD does not take apart, which OCR reads on wordmarks ("træfik")
+                  "æ": "ae", "œ": "oe", "ø": "o", "þ": "th", "ð": "d"}
+_SUBSTITUTE = re.compile("|".join(re.escape(k) for k in _SUBSTITUTIONS))
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_WORD_SPLIT = re.compile(r"[\s|/\\,:;()\[\]{}<>\"'`_\-–—*#@!?=~^]+")
+
+
+class OCRUnavailable(ImportError):
+    """RapidOCR is not installed."""
+
+
+def normalize(text: str) -> str:
+    """``text`` as simple-icons turns a title into a slug (``"Node.js"`` -> ``"nodedotjs"``)."""
+    lowered = _SUBSTITUTE.sub(lambda m: _SUBSTITUTIONS[m.group(0)], text.lower())
+    plain = unicodedata.normalize("NFD", lowered).encode("ascii", "ignore").decode()
+    return _NOT_ALNUM.sub("", plain)
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One line of read text: its ``score`` is the recogniser's confidence, ``box`` its corners (x, y) in the
+    read image's pixels."""
+
+    text: str
+    score: float
+    box: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """``brand`` (a gallery brand), the ``name`` of it that matched, the ``text`` read, ``score`` and ``how``
+    (``exact``, ``fuzzy`` or ``word``)."""
+
+    brand: str
+    name: str
+    text: str
+    score: float
+    how: str
+    rank: tuple = field(default=(), repr=False, compare=False)   # the ordering of BrandNames.candidates
+
+    def to_dict(self) -> dict:
+        return {"brand": self.brand, "name": self.name, "text": self.text, "score": round(self.score, 6),
+                "how": self.how}
+
+
+class TextReader:
+    """OCR of image crops with RapidOCR's bundled PP-OCR ONNX models on ONNX Runtime (CPU).
+
+    Each image is scaled so its longer side is ``side`` pixels (small logo crops are enlarged: the text detector
+    misses text a few pixels high), then text regions are found and read; lines read with a confidence under
+    ``min_score`` are dropped. ``threads``: ONNX Runtime's intra-op threads (default: ONNX Runtime's choice).
+    The models are loaded on the first :meth:`read`.
+    """
+
+    def __init__(self, side: int = 320, min_score: float = 0.5, threads: int | None = None):
+        if side < 32:
+            raise ValueError(f"side must be at least 32 pixels, got {side}")
+        if not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1], got {min_score}")
+        self.side, self.min_score, self.threads = int(side), float(min_score), threads
+        self._engine = None
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            try:
+                from rapidocr import RapidOCR
+            except ImportError:
+                raise OCRUnavailable("reading text on logos needs RapidOCR: pip install 'vision-zoo[ocr]'") from None
+            params = {"Global.log_level": "error", "Global.use_cls": False, "Global.text_score": self.min_score,
+                      "Det.limit_side_len": self.side, "Det.limit_type": "max"}
+            if self.threads is not None:
+                params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(self.threads)
+            self._engine = RapidOCR(params=params)
+        return self._engine
+
+    def read(self, images: Sequence[np.ndarray]) -> list[list[TextLine]]:
+        """Per RGB ``uint8`` image (H, W, 3) its lines of text in reading order (top to bottom, left to right),
+        boxes in that image's pixels."""
+        out = []
+        for image in images:
+            image = np.asarray(image)
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"TextReader.read takes RGB uint8 (H, W, 3) images, got {image.dtype} "
+                                 f"{image.shape}")
+            h, w = image.shape[:2]
+            if min(h, w) < 2:
+                out.append([])
+                continue
+            scale = self.side / max(h, w)
+            import cv2
+
+            resized = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                 interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+            result = self.engine(np.ascontiguousarray(resized[:, :, ::-1]))   # RapidOCR takes BGR like OpenCV
+            lines = []
+            for text, score, box in zip(result.txts or (), result.scores or (), result.boxes
+                                        if result.boxes is not None else ()):
+                if text and float(score) >= self.min_score:
+                    corners = tuple((float(x) / scale, float(y) / scale) for x, y in np.asarray(box))
+                    lines.append(TextLine(str(text), float(score), corners))
+            lines.sort(key=lambda line: (min(y for _, y in line.box), min(x for x, _ in line.box))
+                       if line.box else (0.0, 0.0))
+            out.append(lines)
+        return out
+
+
+class BrandNames:
+    """The names of a gallery's brands, matched against read text (see the module docstring).
+
+    ``names``: per brand its names (a title, aliases); the brand itself is always one of them.
+    """
+
+    def __init__(self, names: Mapping[str, Sequence[str]]):
+        self.names = {str(brand): sorted({str(brand), *map(str, titles)}) for brand, titles in names.items()}
+        self._exact: dict[str, set[str]] = {}
+        self._display: dict[tuple[str, str], str] = {}
+        words: dict[str, set[str]] = {}
+        for brand, titles in self.names.items():
+            for title in titles:
+                key = normalize(title)
+                if len(key) >= MIN_EXACT:
+                    self._exact.setdefault(key, set()).add(brand)
+                    self._display.setdefault((brand, key), title)
+                for word in _WORD_SPLIT.split(title):
+                    token = normalize(word)
+                    if len(token) >= MIN_WORD:
+                        words.setdefault(token, set()).add(brand)
+        # a word names a brand only when no other brand has it, as a word or as a whole name
+        self._words = {token: next(iter(brands)) for token, brands in words.items()
+                       if len(brands) == 1 and not (self._exact.get(token, set()) - brands)}
+        self._fuzzy_keys = [key for key in self._exact if len(key) >= MIN_FUZZY]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def from_gallery(cls, gallery, aliases: Mapping[str, Sequence[str]] | None = None) -> "BrandNames":
+        """The names of ``gallery``'s brands: a brand that is a simple-icons slug also gets its simple-icons title
+        (``nodedotjs`` -> ``Node.js``); ``aliases`` adds names per brand (brands not in the gallery are refused)."""
+        from vision.data.simple_icons import titles as simple_icons_titles
+
+        titles = simple_icons_titles()
+        names = {brand: [titles[brand]] if brand in titles else [] for brand in gallery.brands}
+        for brand, extra in (aliases or {}).items():
+            if brand not in names:
+                raise KeyError(f"alias for {brand!r}, which is not a brand of the gallery")
+            names[brand] = [*names[brand], *extra]
+        return cls(names)
+
+    def match(self, lines: Sequence[TextLine], kinds: Sequence[str] = KINDS) -> TextMatch | None:
+        """The brand the read ``lines`` name, or ``None`` (nothing read, nothing matched, or a tie between
+        brands); ``kinds``: the kinds of match allowed."""
+        found = [m for m in self.candidates(lines) if m.how in kinds]
+        if not found:
+            return None
+        top = found[0]
+        if len(found) > 1 and found[1].rank == top.rank:
+            return None   # two brands equally named by the text
+        return top
+
+    def candidates(self, lines: Sequence[TextLine]) -> list[TextMatch]:
+        """Every brand the read ``lines`` name, strongest first (exact, fuzzy, word; then by score; then the
+        longer name), one match per brand."""
+        words: list[tuple[str, str, float]] = []   # (word as read, normalised, its line's score)
+        for line in lines:
+            for word in _WORD_SPLIT.split(line.text):
+                if normalize(word):
+                    words.append((word, normalize(word), line.score))
+        # (kind rank, -score, -len, 1 when the brand is only titled so, brand, name, text)
+        found: list[tuple[int, float, int, int, str, str, str]] = []
+        for start in range(len(words)):
+            for end in range(start + 1, min(start + MAX_WORDS, len(words)) + 1):
+                run = words[start:end]
+                key = "".join(n for _, n, _ in run)
+                text = " ".join(w for w, _, _ in run)
+                score = min(s for _, _, s in run)
+                for brand in self._exact.get(key, ()):   # a brand named exactly so before one titled so
+                    found.append((0, -score, -len(key), int(normalize(brand) != key), brand,
+                                  self._display[brand, key], text))
+                if len(key) >= MIN_FUZZY and key not in self._exact:
+                    found += self._fuzzy(key, text, score)
+                if end - start == 1 and key in self._words:
+                    brand = self._words[key]
+                    found.append((2, -score * WORD_WEIGHT, -len(key), 0, brand, self._title_of(brand, key), text))
+        found.sort()
+        seen, out = set(), []
+        for rank, score, length, titled, brand, name, text in found:
+            if brand not in seen:
+                seen.add(brand)
+                out.append(TextMatch(brand=brand, name=name, text=text, score=-score, how=KINDS[rank],
+                                     rank=(rank, score, length, titled)))
+        return out
+
+    def _fuzzy(self, key: str, text: str, score: float) -> list[tuple]:
+        from rapidfuzz.distance import Levenshtein
+        from rapidfuzz.process import extract
+
+        limit = 1 if len(key) < 10 else 2
+        hits = extract(key, self._fuzzy_keys, scorer=Levenshtein.distance, score_cutoff=limit, limit=8)
+        out = []
+        for name_key, distance, _ in hits:
+            if abs(len(name_key) - len(key)) > limit:
+                continue
+            similarity = 1.0 - distance / max(len(name_key), len(key))
+            for brand in self._exact[name_key]:
+                out.append((1, -score * similarity, -len(name_key), int(normalize(brand) != name_key), brand,
+                            self._display[brand, name_key], text))
+        return out
+
+    def _title_of(self, brand: str, token: str) -> str:
+        return next((t for t in self.names[brand] if token in normalize(t)), brand)
