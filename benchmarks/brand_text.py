@@ -37,13 +37,18 @@ import numpy as np  # noqa: E402
 
 from vision.detection_rule import IOU_MATCH, iou  # noqa: E402
 
-VARIANTS = {   # row name: (match kinds that may name a brand, lowest match score); None: the embedder alone
+VARIANTS = {   # row name: (match kinds that may name a brand, lowest match score, where the text is read);
+    # None: the embedder alone; "crop": on each detected logo (the recogniser's reader); "photo": on the whole photo
+    # (a name read over a detected logo names it, one read elsewhere is one more logo); "both": crop, then photo
     "embedder only (today)": None,
-    "+ text: exact names, score >= 0.8": (("exact",), 0.8),
-    "+ text: exact or fuzzy, score >= 0.8 (the recogniser's default)": (("exact", "fuzzy"), 0.8),
-    "+ text: exact or fuzzy, score >= 0.9": (("exact", "fuzzy"), 0.9),
-    "+ text: exact, fuzzy or a brand's word, score >= 0.8": (("exact", "fuzzy", "word"), 0.8),
+    "+ text: exact names, score >= 0.8": (("exact",), 0.8, "crop"),
+    "+ text: exact or fuzzy, score >= 0.8 (the recogniser's default)": (("exact", "fuzzy"), 0.8, "crop"),
+    "+ text: exact or fuzzy, score >= 0.9": (("exact", "fuzzy"), 0.9, "crop"),
+    "+ text: exact, fuzzy or a brand's word, score >= 0.8": (("exact", "fuzzy", "word"), 0.8, "crop"),
+    "+ whole-photo text instead: exact or fuzzy, score >= 0.8": (("exact", "fuzzy"), 0.8, "photo"),
+    "+ text on logos and on the whole photo: exact or fuzzy, score >= 0.8": (("exact", "fuzzy"), 0.8, "both"),
 }
+PHOTO_ROWS = tuple(name for name, v in VARIANTS.items() if v is not None and v[2] != "crop")
 
 
 class RecordingReader:
@@ -71,47 +76,74 @@ def run_set(recognizer, recorder, photos: list[Path]) -> list[list[dict]]:
     return results
 
 
-def decide(logo: dict, names, variant) -> tuple[str, str]:
-    """``(brand or "unknown", top-1 brand)`` of one logo under ``variant``."""
-    image = (logo["brand"], logo["best"])
+def decide(logos: list[dict], photo_lines, names, variant) -> list[tuple[list[float], str, str]]:
+    """``(box, brand or "unknown", top-1 brand)`` of each logo of one photo under ``variant`` (and of each name
+    read on the photo away from every logo, for the whole-photo rows)."""
+    out = [(lg["box"], lg["brand"], lg["best"]) for lg in logos]
     if variant is None:
-        return image
-    kinds, threshold = variant
-    found = names.match(logo["_lines"], kinds=kinds)
-    if found is not None and found.score >= threshold:
-        return found.brand, found.brand
-    return image
+        return out
+    kinds, threshold, where = variant
+    if where in ("crop", "both"):
+        for i, lg in enumerate(logos):
+            found = names.match(lg["_lines"], kinds=kinds)
+            if found is not None and found.score >= threshold:
+                out[i] = (lg["box"], found.brand, found.brand)
+    if where in ("photo", "both"):
+        for found in names.candidates(photo_lines):
+            if found.how not in kinds or found.score < threshold or found.box is None:
+                continue
+            over = [i for i, (box, _, _) in enumerate(out) if _centre_inside(found.box, box)]
+            for i in over if where == "photo" else ():
+                out[i] = (out[i][0], found.brand, found.brand)
+            if not over:
+                out.append((list(found.box), found.brand, found.brand))
+    return out
 
 
-def figures(variant, names, cross, queries, known, scenes, free) -> dict:
+def _centre_inside(text_box, box, pad: float = 0.15) -> bool:
+    """Whether the centre of ``text_box`` lies in ``box`` grown by ``pad`` of its sides."""
+    cx, cy = (text_box[0] + text_box[2]) / 2, (text_box[1] + text_box[3]) / 2
+    w, h = box[2] - box[0], box[3] - box[1]
+    return box[0] - pad * w <= cx <= box[2] + pad * w and box[1] - pad * h <= cy <= box[3] + pad * h
+
+
+def figures(variant, names, cross, queries, known, scenes, free, photo_lines) -> dict:
+    """``photo_lines``: per set (cross, known, free) per photo the lines read on the whole photo."""
     out = {}
+    decided = [[decide(logos, lines, names, variant) for logos, lines in zip(results, set_lines)]
+               for results, set_lines in zip((cross, known, [logos for _, logos in free]), photo_lines)]
     for kind in ("all", "icon", "wordmark"):
         top1, right = [], []
-        for logos, q in zip(cross, queries):
+        for logos, q in zip(decided[0], queries):
             if kind != "all" and q["kind"] != kind:
                 continue
-            hits = [decide(lg, names, variant) for lg in logos if iou(lg["box"], q["box"]) >= IOU_MATCH]
+            hits = [(brand, best) for box, brand, best in logos if iou(box, q["box"]) >= IOU_MATCH]
             top1.append(any(best == q["brand"] for _, best in hits))
             right.append(any(brand == q["brand"] for brand, _ in hits))
         out[f"cross_style_{kind}"] = {"queries": len(top1), "end_to_end_recall@1": round(float(np.mean(top1)), 4),
                                       "end_to_end_accepted_correct": round(float(np.mean(right)), 4)}
     accepted, correct = [], []
-    for logos, q in zip(known, scenes):
-        hits = [decide(lg, names, variant) for lg in logos if iou(lg["box"], q["box"]) >= IOU_MATCH]
-        accepted.append(any(brand != "unknown" for brand, _ in hits))
-        correct.append(any(brand == q["brand"] for brand, _ in hits))
+    for logos, q in zip(decided[1], scenes):
+        hits = [brand for box, brand, _ in logos if iou(box, q["box"]) >= IOU_MATCH]
+        accepted.append(any(brand != "unknown" for brand in hits))
+        correct.append(any(brand == q["brand"] for brand in hits))
     out["known_scenes"] = {"scenes": len(known), "frr_end_to_end": round(1 - float(np.mean(accepted)), 4),
                            "accepted_correct": round(float(np.mean(correct)), 4)}
     flagged, by_text = 0, []
-    for photo, logos in free:
-        decided = [(decide(lg, names, variant), lg) for lg in logos]
-        flagged += any(brand != "unknown" for (brand, _), _ in decided)
-        by_text += [{"photo": photo, "read": [ln.text for ln in lg["_lines"]], "brand": brand}
-                    for (brand, _), lg in decided if variant is not None and brand != lg["brand"]
-                    and brand != "unknown"]
+    for (photo, logos), mine in zip(free, decided[2]):
+        flagged += any(brand != "unknown" for _, brand, _ in mine)
+        by_text += [{"photo": photo, "read": [ln.text for ln in logos[i]["_lines"]] if i < len(logos) else "photo",
+                     "brand": brand} for i, (_, brand, _) in enumerate(mine)
+                    if brand != "unknown" and (i >= len(logos) or brand != logos[i]["brand"])]
     out["brand_free_val_photos"] = {"photos": len(free), "with_any_false_brand": round(flagged / len(free), 4),
                                     "named_by_text": by_text}
     return out
+
+
+def _jsonable(value):
+    if hasattr(value, "__dataclass_fields__"):
+        return {"text": value.text, "score": value.score, "box": value.box}
+    raise TypeError(type(value))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,34 +153,72 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detector", default="logo_yolo11n")
     ap.add_argument("--embedder", default="brand_resnet10t")
     ap.add_argument("--gallery", default="simple_icons_gallery")
+    ap.add_argument("--photo-side", type=int, default=960,
+                    help="also read each whole photo at this longer side (the photo-text rows); 0 skips them")
+    ap.add_argument("--records", type=Path, help="write every photo's logos and read lines here (JSON)")
+    ap.add_argument("--from-records", type=Path,
+                    help="take the logos and lines from a --records file instead of running the models (the rows "
+                         "only: the decisions are recomputed)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
 
-    from vision.ocr import TextReader
-    from vision.recognition import BrandRecognizer
+    from vision.data.io import load_image
+    from vision.ocr import BrandNames, TextLine, TextReader
     from vision.synth.negatives import brand_free_photos
 
     start = time.perf_counter()
-    recorder = RecordingReader(TextReader())
-    recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector,
-                                                 device="cpu", reader=recorder, text_threshold=float("inf"))
     queries = json.loads((args.data / "cross_style" / "queries.json").read_text())
     scenes = json.loads((args.data / "known_scenes" / "queries.json").read_text())
     free_photos = brand_free_photos(args.grocery, "val")
-    timings = {}
-    t = time.perf_counter()
-    cross = run_set(recognizer, recorder, [args.data / "cross_style" / q["image"] for q in queries])
-    known = run_set(recognizer, recorder, [args.data / "known_scenes" / q["image"] for q in scenes])
-    free = list(zip(map(str, free_photos), run_set(recognizer, recorder, free_photos)))
-    timings["recognise_s"] = round(time.perf_counter() - t, 1)
-    timings["ocr_s"] = round(recorder.seconds, 1)
-    timings["ocr_crops"] = len(recorder.lines)
+    timings, photo_lines = {}, []
+    if args.from_records:
+        from vision.gallery import BrandGallery
+
+        def lines_of(rows):
+            return [TextLine(r["text"], r["score"], tuple(map(tuple, r["box"]))) for r in rows]
+
+        saved = json.loads(args.from_records.read_text())
+        for logo in (lg for part in ("cross", "known", "free") for photo in saved[part] for lg in photo):
+            logo["_lines"] = lines_of(logo["_lines"])
+        cross, known = saved["cross"], saved["known"]
+        free = list(zip(map(str, free_photos), saved["free"]))
+        photo_lines = [[lines_of(rows) for rows in part] for part in saved["photo_lines"]]
+        names = BrandNames.from_gallery(BrandGallery.load(args.gallery))
+        decision = saved.get("decision")
+    else:
+        from vision.recognition import BrandRecognizer
+
+        recorder = RecordingReader(TextReader())
+        recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu",
+                                                     reader=recorder, text_threshold=float("inf"))
+        names, decision = recognizer.names, "detection rule" if recognizer.rule is not None else "threshold"
+        t = time.perf_counter()
+        cross = run_set(recognizer, recorder, [args.data / "cross_style" / q["image"] for q in queries])
+        known = run_set(recognizer, recorder, [args.data / "known_scenes" / q["image"] for q in scenes])
+        free = list(zip(map(str, free_photos), run_set(recognizer, recorder, free_photos)))
+        timings["recognise_s"] = round(time.perf_counter() - t, 1)
+        timings["ocr_s"] = round(recorder.seconds, 1)
+        timings["ocr_crops"] = len(recorder.lines)
+        if args.photo_side:
+            t = time.perf_counter()
+            photo_reader = TextReader(side=args.photo_side)
+            for paths in ([args.data / "cross_style" / q["image"] for q in queries],
+                          [args.data / "known_scenes" / q["image"] for q in scenes], free_photos):
+                photo_lines.append([photo_reader.read([load_image(p)])[0] for p in paths])
+            timings["photo_ocr_s"] = round(time.perf_counter() - t, 1)
+            timings["photo_ocr_photos"] = sum(map(len, photo_lines))
+        if args.records:
+            args.records.parent.mkdir(parents=True, exist_ok=True)
+            args.records.write_text(json.dumps({"cross": cross, "known": known,
+                                                "free": [logos for _, logos in free], "photo_lines": photo_lines,
+                                                "decision": decision}, default=_jsonable) + "\n")
     report = {"hardware": {"machine": platform.machine(), "processor": platform.processor(),
                            "cpu_count": __import__("os").cpu_count()},
               "models": {"detector": args.detector, "embedder": args.embedder, "gallery": args.gallery,
-                         "decision": "detection rule" if recognizer.rule is not None else "threshold"},
-              "rows": {name: figures(v, recognizer.names, cross, queries, known, scenes, free)
-                       for name, v in VARIANTS.items()}}
+                         "decision": decision, "photo_side": args.photo_side or None},
+              "rows": {name: figures(v, names, cross, queries, known, scenes, free,
+                                     photo_lines or [[[]] * len(cross), [[]] * len(known), [[]] * len(free)])
+                       for name, v in VARIANTS.items() if photo_lines or name not in PHOTO_ROWS}}
     timings["wall_s"] = round(time.perf_counter() - start, 1)
     report["timings"] = timings
     lines = ["| variant | cross-style e2e R@1 (icons / wordmarks) | cross-style accepted + correct | known FRR e2e "

@@ -67,6 +67,17 @@ def test_brand_names_match_exact_fuzzy_and_a_brands_own_word():
     assert [c.brand for c in both] == ["nodedotjs", "kubernetes"]
 
 
+def test_a_match_carries_the_box_of_the_lines_it_was_read_from():
+    names = BrandNames(NAMES)
+    lines = [TextLine("fresh", 0.99, ((0, 0), (40, 0), (40, 10), (0, 10))),
+             TextLine("Apache", 0.98, ((100, 50), (160, 50), (160, 70), (100, 70))),
+             TextLine("Hadoop", 0.97, ((102, 72), (170, 72), (170, 90), (102, 90)))]
+    found = names.match(lines)
+    assert found.brand == "apachehadoop" and found.box == (100, 50, 170, 90)
+    assert found.to_dict()["box"] == [100, 50, 170, 90]
+    assert names.match(_lines("node.js")).box is None   # lines without corners: no box
+
+
 def test_brand_names_refuse_a_tie_between_brands():
     names = BrandNames({"alpha": ["Twin"], "beta": ["Twin"]})   # neither is named "twin" itself
     assert names.match(_lines("Twin")) is None
@@ -161,3 +172,52 @@ def test_vision_recognize_read_text(tiny_zoo, tmp_path, capsys):
     with pytest.raises(SystemExit):
         recognize.main([*args, "--text-threshold", "0.5", "--out", str(tmp_path / "x")])
     assert "--text-threshold needs --read-text" in capsys.readouterr().err
+
+
+def test_brand_text_benchmark_rows_from_records(tmp_path, capsys):
+    """benchmarks/brand_text.py recomputes its rows from a --records file: a wordmark the embedder got wrong is named
+    by the text on its crop, a name read elsewhere on the photo is one more logo, a sticker's text names nothing."""
+    import importlib.util
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("brand_text", repo / "benchmarks" / "brand_text.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data, grocery = tmp_path / "data", tmp_path / "grocery"
+    for part, queries in (("cross_style", [{"image": "a.jpg", "brand": "nodedotjs", "kind": "wordmark",
+                                            "box": [10, 10, 60, 30]},
+                                           {"image": "b.jpg", "brand": "kubernetes", "kind": "icon",
+                                            "box": [100, 100, 140, 140]}]),
+                          ("known_scenes", [{"image": "c.jpg", "brand": "docker", "box": [0, 0, 50, 50]}])):
+        (data / part).mkdir(parents=True)
+        (data / part / "queries.json").write_text(json.dumps(queries))
+    for category in ("Fruit", "Vegetables"):
+        (grocery / "val" / category).mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(grocery / "val" / category / "x.jpg")
+    box = [[10, 10], [60, 10], [60, 30], [10, 30]]
+    logo = lambda b, brand, best, lines: {"box": b, "brand": brand, "best": best, "_lines": lines}   # noqa: E731
+    records = {
+        "cross": [[logo([10, 10, 60, 30], "unknown", "gitter", [{"text": "node.js", "score": 0.97, "box": box}])],
+                  []],                                                      # the icon was not detected
+        "known": [[logo([0, 0, 50, 50], "docker", "docker", [])]],
+        "free": [[logo([0, 0, 20, 20], "unknown", "gitter", [{"text": "4011", "score": 0.99, "box": box}])], []],
+        "photo_lines": [[[], [{"text": "Kubernetes", "score": 0.95,
+                               "box": [[98, 102], [142, 102], [142, 138], [98, 138]]}]],
+                        [[]], [[], [{"text": "Docker", "score": 0.9, "box": box}]]],
+        "decision": "detection rule"}
+    (tmp_path / "records.json").write_text(json.dumps(records))
+    out = tmp_path / "report.json"
+    assert bench.main(["--data", str(data), "--grocery", str(grocery), "--from-records",
+                       str(tmp_path / "records.json"), "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    alone, text = rows["embedder only (today)"], rows["+ text: exact or fuzzy, score >= 0.8 (the recogniser's default)"]
+    both = rows["+ text on logos and on the whole photo: exact or fuzzy, score >= 0.8"]
+    assert alone["cross_style_all"]["end_to_end_recall@1"] == 0.0
+    assert text["cross_style_wordmark"]["end_to_end_recall@1"] == 1.0
+    assert text["cross_style_all"]["end_to_end_recall@1"] == 0.5            # the undetected icon stays missed
+    assert both["cross_style_all"]["end_to_end_recall@1"] == 1.0            # read on the photo, boxed by its text
+    assert text["known_scenes"]["frr_end_to_end"] == 0.0
+    assert text["brand_free_val_photos"]["with_any_false_brand"] == 0.0     # "4011" names nothing
+    assert both["brand_free_val_photos"]["with_any_false_brand"] == 0.5     # "Docker" read on a brand-free photo
+    assert "| embedder only (today) | 0.000" in capsys.readouterr().out

@@ -88,11 +88,15 @@ class TextMatch:
     text: str
     score: float
     how: str
+    box: tuple[float, float, float, float] | None = None   # x1, y1, x2, y2 around the lines it was read from
     rank: tuple = field(default=(), repr=False, compare=False)   # the ordering of BrandNames.candidates
 
     def to_dict(self) -> dict:
-        return {"brand": self.brand, "name": self.name, "text": self.text, "score": round(self.score, 6),
-                "how": self.how}
+        out = {"brand": self.brand, "name": self.name, "text": self.text, "score": round(self.score, 6),
+               "how": self.how}
+        if self.box is not None:
+            out["box"] = [round(v, 2) for v in self.box]
+        return out
 
 
 class TextReader:
@@ -157,6 +161,15 @@ class TextReader:
         return out
 
 
+def _box_of(lines: Sequence[TextLine]) -> tuple[float, float, float, float] | None:
+    """The axis-aligned box around the corners of ``lines`` (``None`` when they carry none)."""
+    corners = [corner for line in lines for corner in line.box]
+    if not corners:
+        return None
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
 class BrandNames:
     """The names of a gallery's brands, matched against read text (see the module docstring).
 
@@ -214,34 +227,36 @@ class BrandNames:
     def candidates(self, lines: Sequence[TextLine]) -> list[TextMatch]:
         """Every brand the read ``lines`` name, strongest first (exact, fuzzy, word; then by score; then the
         longer name), one match per brand."""
-        words: list[tuple[str, str, float]] = []   # (word as read, normalised, its line's score)
-        for line in lines:
+        words: list[tuple[str, str, float, int]] = []   # (word as read, normalised, its line's score, its line)
+        for index, line in enumerate(lines):
             for word in _WORD_SPLIT.split(line.text):
                 if normalize(word):
-                    words.append((word, normalize(word), line.score))
-        # (kind rank, -score, -len, 1 when the brand is only titled so, brand, name, text)
-        found: list[tuple[int, float, int, int, str, str, str]] = []
+                    words.append((word, normalize(word), line.score, index))
+        # (kind rank, -score, -len, 1 when the brand is only titled so, brand, name, text, (first, last line))
+        found: list[tuple[int, float, int, int, str, str, str, tuple[int, int]]] = []
         for start in range(len(words)):
             for end in range(start + 1, min(start + MAX_WORDS, len(words)) + 1):
                 run = words[start:end]
-                key = "".join(n for _, n, _ in run)
-                text = " ".join(w for w, _, _ in run)
-                score = min(s for _, _, s in run)
+                key = "".join(w[1] for w in run)
+                text = " ".join(w[0] for w in run)
+                score = min(w[2] for w in run)
+                span = (run[0][3], run[-1][3])
                 for brand in self._exact.get(key, ()):   # a brand named exactly so before one titled so
                     found.append((0, -score, -len(key), int(normalize(brand) != key), brand,
-                                  self._display[brand, key], text))
+                                  self._display[brand, key], text, span))
                 if len(key) >= MIN_FUZZY and key not in self._exact:
-                    found += self._fuzzy(key, text, score)
+                    found += [(*hit, span) for hit in self._fuzzy(key, text, score)]
                 if end - start == 1 and key in self._words:
                     brand = self._words[key]
-                    found.append((2, -score * WORD_WEIGHT, -len(key), 0, brand, self._title_of(brand, key), text))
+                    found.append((2, -score * WORD_WEIGHT, -len(key), 0, brand, self._title_of(brand, key), text,
+                                  span))
         found.sort()
         seen, out = set(), []
-        for rank, score, length, titled, brand, name, text in found:
+        for rank, score, length, titled, brand, name, text, span in found:
             if brand not in seen:
                 seen.add(brand)
                 out.append(TextMatch(brand=brand, name=name, text=text, score=-score, how=KINDS[rank],
-                                     rank=(rank, score, length, titled)))
+                                     box=_box_of(lines[span[0]:span[1] + 1]), rank=(rank, score, length, titled)))
         return out
 
     def _fuzzy(self, key: str, text: str, score: float) -> list[tuple]:
