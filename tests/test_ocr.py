@@ -58,8 +58,12 @@ def test_brand_names_match_exact_fuzzy_and_a_brands_own_word():
     assert (found.brand, found.how) == ("apachehadoop", "word") and found.score == pytest.approx(0.99 * 0.9)
     assert names.match(_lines("Apache")) is None              # a word two brands share names neither
     assert names.match(_lines("Hadoop"), kinds=("exact", "fuzzy")) is None
-    assert names.match(_lines("Organic")).brand == "organic"  # a whole name beats another brand's word
-    assert names.match(_lines("Spring")).brand == "spring"    # the brand named so beats the one only titled so
+    # everyday words name a brand only when asked: a whole name beats another brand's word, and the brand named so
+    # beats the one only titled so
+    assert names.match(_lines("Organic")) is None and names.match(_lines("Spring")) is None
+    assert names.match(_lines("Organic"), everyday=True).brand == "organic"
+    assert names.match(_lines("Spring"), everyday=True).brand == "spring"
+    assert names.match(_lines("Organic Maps")).brand == "organicmaps"   # a name of everyday words is a name
     assert names.match(_lines("X")) is None and names.match(_lines("acme")).brand == "acme"
     assert names.match([]) is None and names.match(_lines("4011 bananas")) is None
     # the strongest line decides; every brand named is a candidate, strongest first
@@ -79,8 +83,26 @@ def test_a_match_carries_the_box_of_the_lines_it_was_read_from():
 
 
 def test_brand_names_refuse_a_tie_between_brands():
-    names = BrandNames({"alpha": ["Twin"], "beta": ["Twin"]})   # neither is named "twin" itself
-    assert names.match(_lines("Twin")) is None
+    names = BrandNames({"alpha": ["Twinx"], "beta": ["Twinx"]})   # neither is named "twinx" itself
+    assert names.match(_lines("Twinx")) is None
+
+
+def test_everyday_words_and_letters_the_name_lacks():
+    """"orange" on a juice carton, "ÄPPLE" (Swedish) on an apple juice: real packaging text that is no brand."""
+    from vision.ocr import everyday_word
+
+    names = BrandNames({"orange": ["Orange"], "apple": ["Apple"], "citroen": ["Citroën"], "docker": ["Docker"]})
+    assert everyday_word("orange") and everyday_word("conference") and not everyday_word("Docker")
+    assert not everyday_word("Red Bull")   # several words: a name
+    found = names.candidates(_lines("orange", "100%"))
+    assert [(m.brand, m.everyday) for m in found] == [("orange", True)]
+    assert names.match(_lines("orange")) is None and names.match(_lines("orange"), everyday=True).brand == "orange"
+    assert names.match(_lines("prange")) is None                  # a misread everyday name is everyday too
+    assert names.match(_lines("prange"), everyday=True).how == "fuzzy"
+    assert names.candidates(_lines("ÄPPLE", "JUICE")) == []       # Ä is not a letter of "Apple"
+    assert names.match(_lines("CITROËN")).brand == "citroen"      # the name's own accent
+    assert names.match(_lines("Citroen")).brand == "citroen"      # OCR dropping an accent is tolerated
+    assert names.match(_lines("DOCKER")).brand == "docker"
 
 
 def test_brand_names_from_a_gallery_take_simple_icons_titles_and_aliases():
@@ -176,7 +198,8 @@ def test_vision_recognize_read_text(tiny_zoo, tmp_path, capsys):
 
 def test_brand_text_benchmark_rows_from_records(tmp_path, capsys):
     """benchmarks/brand_text.py recomputes its rows from a --records file: a wordmark the embedder got wrong is named
-    by the text on its crop, a name read elsewhere on the photo is one more logo, a sticker's text names nothing."""
+    by the text on its crop, a name read elsewhere on the photo is one more logo, a sticker's text names nothing, an
+    everyday word on a carton only in the row that lets everyday words name brands."""
     import importlib.util
     from pathlib import Path
 
@@ -192,7 +215,7 @@ def test_brand_text_benchmark_rows_from_records(tmp_path, capsys):
                           ("known_scenes", [{"image": "c.jpg", "brand": "docker", "box": [0, 0, 50, 50]}])):
         (data / part).mkdir(parents=True)
         (data / part / "queries.json").write_text(json.dumps(queries))
-    for category in ("Fruit", "Vegetables"):
+    for category in ("Fruit", "Vegetables", "Packages"):
         (grocery / "val" / category).mkdir(parents=True)
         Image.new("RGB", (32, 32)).save(grocery / "val" / category / "x.jpg")
     box = [[10, 10], [60, 10], [60, 30], [10, 30]]
@@ -202,6 +225,7 @@ def test_brand_text_benchmark_rows_from_records(tmp_path, capsys):
                   []],                                                      # the icon was not detected
         "known": [[logo([0, 0, 50, 50], "docker", "docker", [])]],
         "free": [[logo([0, 0, 20, 20], "unknown", "gitter", [{"text": "4011", "score": 0.99, "box": box}])], []],
+        "packages": [[logo([0, 0, 20, 20], "unknown", "gitter", [{"text": "orange", "score": 0.99, "box": box}])]],
         "photo_lines": [[[], [{"text": "Kubernetes", "score": 0.95,
                                "box": [[98, 102], [142, 102], [142, 138], [98, 138]]}]],
                         [[]], [[], [{"text": "Docker", "score": 0.9, "box": box}]]],
@@ -212,7 +236,7 @@ def test_brand_text_benchmark_rows_from_records(tmp_path, capsys):
                        str(tmp_path / "records.json"), "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     alone, text = rows["embedder only (today)"], rows["+ text: exact or fuzzy, score >= 0.8 (the recogniser's default)"]
-    both = rows["+ text on logos and on the whole photo: exact or fuzzy, score >= 0.8"]
+    both = rows["+ text on logos and on the whole photo"]
     assert alone["cross_style_all"]["end_to_end_recall@1"] == 0.0
     assert text["cross_style_wordmark"]["end_to_end_recall@1"] == 1.0
     assert text["cross_style_all"]["end_to_end_recall@1"] == 0.5            # the undetected icon stays missed
@@ -220,4 +244,7 @@ def test_brand_text_benchmark_rows_from_records(tmp_path, capsys):
     assert text["known_scenes"]["frr_end_to_end"] == 0.0
     assert text["brand_free_val_photos"]["with_any_false_brand"] == 0.0     # "4011" names nothing
     assert both["brand_free_val_photos"]["with_any_false_brand"] == 0.5     # "Docker" read on a brand-free photo
+    assert text["packaged_val_photos"]["with_a_brand_named_by_text"] == 0.0   # "orange" on a juice carton:
+    assert rows['+ text, everyday words too ("orange")']["packaged_val_photos"]["with_a_brand_named_by_text"] == 1.0
+    assert alone["packaged_val_photos"]["with_a_brand_named_by_text"] == 0.0
     assert "| embedder only (today) | 0.000" in capsys.readouterr().out

@@ -21,6 +21,12 @@ Matching compares normalised strings (simple-icons' own title -> slug rule: lowe
   of no other brand's (``Hadoop`` -> Apache Hadoop): a partial name is weaker evidence and scores
   :data:`WORD_WEIGHT` of the line.
 
+Read text with a letter the name lacks is no match (``ÄPPLE`` is not Apple; OCR dropping an accent is tolerated).
+A match whose read text or matched name is an **everyday word** (:func:`everyday_word`: wordfreq's Zipf frequency at least
+:data:`EVERYDAY_ZIPF` in one of :data:`EVERYDAY_LANGUAGES`: ``orange`` on a juice carton, ``apple``, ``red``,
+``conference``) is marked ``everyday`` and names nothing unless asked (``match(..., everyday=True)``): on real
+packaging such words are product descriptions far more often than brands.
+
 A match's ``score`` is the OCR confidence of the lines it was read from times that factor; the strongest kind wins
 (exact, then fuzzy, then word), then the higher score, then the longer name, then a brand named exactly so over one
 only titled so (simple-icons' ``spring`` over ``spring_creators``, titled "Spring"); two brands still tied are no
@@ -34,11 +40,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["TextLine", "TextMatch", "TextReader", "BrandNames", "normalize", "OCRUnavailable"]
+__all__ = ["TextLine", "TextMatch", "TextReader", "BrandNames", "normalize", "everyday_word", "OCRUnavailable"]
 
 MAX_WORDS = 4          # the longest run of read words compared with a name
 MIN_EXACT = 3          # shorter names ("x", "go") are never matched: too many strings contain them by chance
@@ -46,6 +53,8 @@ MIN_FUZZY = 6
 MIN_WORD = 5
 WORD_WEIGHT = 0.9
 KINDS = ("exact", "fuzzy", "word")
+EVERYDAY_ZIPF = 4.0    # wordfreq Zipf frequency (log10 of uses per billion words): 4 = ten per million words
+EVERYDAY_LANGUAGES = ("en", "sv", "de", "fr", "es", "it", "nl", "pt")
 
 # simple-icons' titleToSlug (its scripts/utils): the gallery's simple-icons brand names are these slugs
 _SUBSTITUTIONS = {"+": "plus", ".": "dot", "&": "and", "đ": "d", "ħ": "h", "ı": "i", "ĸ": "k", "ŀ": "l",
@@ -59,6 +68,28 @@ _WORD_SPLIT = re.compile(r"[\s|/\\,:;()\[\]{}<>\"'`_\-–—*#@!?=~^]+")
 
 class OCRUnavailable(ImportError):
     """RapidOCR is not installed."""
+
+
+@lru_cache(maxsize=65536)
+def everyday_word(text: str, min_zipf: float = EVERYDAY_ZIPF,
+                  languages: tuple[str, ...] = EVERYDAY_LANGUAGES) -> bool:
+    """Whether ``text``, one word, is in everyday use in one of ``languages``: its Zipf frequency in wordfreq's
+    lists (bundled in its wheel, Apache-2.0 code, CC-BY-SA-4.0 data) is at least ``min_zipf``. Several words
+    ("Organic Maps", "Red Bull") are not: a name of everyday words is still a name."""
+    if len(text.split()) != 1:
+        return False
+    try:
+        from wordfreq import zipf_frequency
+    except ImportError:
+        raise OCRUnavailable("telling everyday words from brand names needs wordfreq: "
+                             "pip install 'vision-zoo[ocr]'") from None
+    return max(zipf_frequency(text, lang) for lang in languages) >= min_zipf
+
+
+def _marked_letters(text: str) -> set[str]:
+    """The letters of ``text`` outside ASCII once simple-icons' substitutions are made (``ä``, ``ö``, ``é``)."""
+    lowered = _SUBSTITUTE.sub(lambda m: _SUBSTITUTIONS[m.group(0)], text.lower())
+    return {c for c in unicodedata.normalize("NFC", lowered) if c.isalpha() and not c.isascii()}
 
 
 def normalize(text: str) -> str:
@@ -89,11 +120,12 @@ class TextMatch:
     score: float
     how: str
     box: tuple[float, float, float, float] | None = None   # x1, y1, x2, y2 around the lines it was read from
+    everyday: bool = False   # the read text or the name matched is an everyday word (see everyday_word)
     rank: tuple = field(default=(), repr=False, compare=False)   # the ordering of BrandNames.candidates
 
     def to_dict(self) -> dict:
         out = {"brand": self.brand, "name": self.name, "text": self.text, "score": round(self.score, 6),
-               "how": self.how}
+               "how": self.how, "everyday": self.everyday}
         if self.box is not None:
             out["box"] = [round(v, 2) for v in self.box]
         return out
@@ -213,10 +245,11 @@ class BrandNames:
             names[brand] = [*names[brand], *extra]
         return cls(names)
 
-    def match(self, lines: Sequence[TextLine], kinds: Sequence[str] = KINDS) -> TextMatch | None:
+    def match(self, lines: Sequence[TextLine], kinds: Sequence[str] = KINDS,
+              everyday: bool = False) -> TextMatch | None:
         """The brand the read ``lines`` name, or ``None`` (nothing read, nothing matched, or a tie between
-        brands); ``kinds``: the kinds of match allowed."""
-        found = [m for m in self.candidates(lines) if m.how in kinds]
+        brands); ``kinds``: the kinds of match allowed; ``everyday``: also let read everyday words name a brand."""
+        found = [m for m in self.candidates(lines) if m.how in kinds and (everyday or not m.everyday)]
         if not found:
             return None
         top = found[0]
@@ -226,7 +259,7 @@ class BrandNames:
 
     def candidates(self, lines: Sequence[TextLine]) -> list[TextMatch]:
         """Every brand the read ``lines`` name, strongest first (exact, fuzzy, word; then by score; then the
-        longer name), one match per brand."""
+        longer name), one match per brand; everyday words included (marked)."""
         words: list[tuple[str, str, float, int]] = []   # (word as read, normalised, its line's score, its line)
         for index, line in enumerate(lines):
             for word in _WORD_SPLIT.split(line.text):
@@ -253,10 +286,12 @@ class BrandNames:
         found.sort()
         seen, out = set(), []
         for rank, score, length, titled, brand, name, text, span in found:
-            if brand not in seen:
-                seen.add(brand)
-                out.append(TextMatch(brand=brand, name=name, text=text, score=-score, how=KINDS[rank],
-                                     box=_box_of(lines[span[0]:span[1] + 1]), rank=(rank, score, length, titled)))
+            if brand in seen or _marked_letters(text) - _marked_letters(name):
+                continue   # one match per brand; a letter read that the name lacks: not that name
+            seen.add(brand)
+            out.append(TextMatch(brand=brand, name=name, text=text, score=-score, how=KINDS[rank],
+                                 box=_box_of(lines[span[0]:span[1] + 1]), everyday=everyday_word(text) or everyday_word(name),
+                                 rank=(rank, score, length, titled)))
         return out
 
     def _fuzzy(self, key: str, text: str, score: float) -> list[tuple]:

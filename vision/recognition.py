@@ -58,7 +58,8 @@ class BrandRecognizer:
 
     ``reader``: a :class:`vision.ocr.TextReader` to read the text on each logo as well; a logo whose text names a
     brand (:class:`vision.ocr.BrandNames` of the gallery, or ``names``: a match of one of ``text_kinds`` scoring
-    at least ``text_threshold``) is that brand whatever the embedder says (results then also carry ``text``: the
+    at least ``text_threshold``; an everyday word such as "orange" only with ``text_everyday``) is that brand
+    whatever the embedder says (results then also carry ``text``: the
     lines read, and ``source``: ``"text"`` or ``"image"``, what named the brand, with the match's ``text_score``
     when it was the text; ``best`` and ``score`` stay the embedder's).
 
@@ -71,7 +72,7 @@ class BrandRecognizer:
     def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float = 0.15,
                  threshold: float | None = None, allow_unbound: bool = False, detection_rule: str = "auto",
                  reader=None, names=None, text_threshold: float = TEXT_THRESHOLD,
-                 text_kinds: Sequence[str] = TEXT_KINDS):
+                 text_kinds: Sequence[str] = TEXT_KINDS, text_everyday: bool = False):
         gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
             raise GalleryError("the gallery is empty: add brands before recognising with it")
@@ -81,6 +82,7 @@ class BrandRecognizer:
         self.margin, self.threshold = margin, threshold
         self.skipped: list[tuple[str, str]] = []
         self.reader, self.text_threshold, self.text_kinds = reader, float(text_threshold), tuple(text_kinds)
+        self.text_everyday = bool(text_everyday)
         self.names = names
         if reader is not None and names is None:
             from vision.ocr import BrandNames
@@ -190,7 +192,7 @@ class BrandRecognizer:
         """Read the text on one logo (framed as for the embedder); a match names its brand."""
         margin = self.margin if self.detector is not None else 0.0
         lines = self.reader.read([square_crop(array, logo["box"], margin)])[0]
-        found = self.names.match(lines, kinds=self.text_kinds)
+        found = self.names.match(lines, kinds=self.text_kinds, everyday=self.text_everyday)
         logo["text"] = [line.text for line in lines]
         logo["source"] = "image"
         if found is not None and found.score >= self.text_threshold:
