@@ -19,7 +19,9 @@
    split's natural photos of packaged goods. Product-level recall@1 (nearest iconic image is the right product)
    and brand-level recall@1 (its brand, the leading word of the class name) against chance, for the whole photo
    embedded as one vector and, with ``--detector``, for the recogniser's logo crops (every detected logo plus the
-   whole frame; a photo pair scores its most similar pair of crops).
+   whole frame; a photo pair scores its most similar pair of crops). With ``--read-text`` also the brand read on
+   those crops (:mod:`vision.ocr`, the 9 brands' names; everyday words excluded): a photo whose text names a brand
+   is that brand, else the crops' nearest product's. ``--data`` may be left out to run this check alone.
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ def open_set(fx, embedded, shipped_threshold: float | None, frr: float) -> dict:
     return result
 
 
-def grocery(fx, root: Path, detector=None) -> dict:
+def grocery(fx, root: Path, detector=None, reader=None, text_threshold: float = 0.8) -> dict:
     with open(root / "classes.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))[1:]
     iconic = {int(r[1]): root / r[4].lstrip("/") for r in rows
@@ -179,13 +181,42 @@ def grocery(fx, root: Path, detector=None) -> dict:
             return [np.concatenate([vectors, whole[i:i + 1]])
                     for i, (_, vectors) in enumerate(embed_logos(fx, images, detector))]
 
-        gallery_sets, query_sets = logo_sets(gallery_images, gallery_whole), logo_sets(query_images, query_whole)
+        query_logos = embed_logos(fx, query_images, detector)
+        gallery_sets = logo_sets(gallery_images, gallery_whole)
+        query_sets = [np.concatenate([vectors, query_whole[i:i + 1]]) for i, (_, vectors) in enumerate(query_logos)]
         scores = np.array([[float((q @ g.T).max()) for g in gallery_sets] for q in query_sets])
         report["detected_logos"] = {
             **score(scores), "detector": detector.card.name,
             "logos_per_gallery_image": round(float(np.mean([len(g) - 1 for g in gallery_sets])), 2),
             "logos_per_query": round(float(np.mean([len(q) - 1 for q in query_sets])), 2)}
+        if reader is not None:
+            report["detected_logos_and_text"] = read_brands(reader, query_images, query_logos, scores, ids, labels,
+                                                            brand, text_threshold)
     return report
+
+
+def read_brands(reader, images, logos, scores, ids, labels, brand, threshold: float) -> dict:
+    """Brand Recall@1 when the text read on a photo's detected logos (the recogniser's crops) names its brand
+    where it names one (the strongest match over its logos), the crops' nearest product's brand elsewhere."""
+    from vision.crops import square_crop
+    from vision.ocr import BrandNames
+
+    brands = sorted({brand(i) for i in ids})
+    names = BrandNames({b: [b.replace("-", " ")] for b in brands})
+    nearest = np.asarray(ids)[np.argmax(scores, axis=1)]
+    named, crops = [], 0
+    for image, (dets, _) in zip(images, logos):
+        lines = reader.read([square_crop(image, d["box"], 0.15) for d in dets]) if dets else []
+        crops += len(dets)
+        found = [m for m in (names.match(ln) for ln in lines) if m is not None and m.score >= threshold]
+        named.append(max(found, key=lambda m: m.score).brand if found else None)
+    decided = [n if n is not None else brand(b) for n, b in zip(named, nearest)]
+    truth = [brand(t) for t in labels]
+    return {"brand_recall@1": round(float(np.mean([d == t for d, t in zip(decided, truth)])), 4),
+            "named_by_text": round(float(np.mean([n is not None for n in named])), 4),
+            "named_by_text_wrong": round(float(np.mean([n is not None and n != t for n, t in zip(named, truth)])),
+                                         4),
+            "crops_read": crops}
 
 
 def hardware() -> str:
@@ -201,7 +232,7 @@ def hardware() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--embedder", required=True)
-    ap.add_argument("--data", type=Path, required=True, help="output of tools/make_brand_dataset.py")
+    ap.add_argument("--data", type=Path, help="output of tools/make_brand_dataset.py (else only the Grocery check)")
     ap.add_argument("--gallery", type=Path, help="shipped gallery whose calibrated threshold is evaluated")
     ap.add_argument("--grocery", type=Path, help="Grocery Store dataset root (train/val only)")
     ap.add_argument("--renders", help="build the test gallery from simple-icons renders in these colours "
@@ -212,9 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--merge", choices=MERGES, default="all", help="how a brand's gallery images are combined")
     ap.add_argument("--detector", help="logo detector (zoo name) for the Grocery Store check's logo crops")
     ap.add_argument("--detector-conf", type=float, default=0.25)
+    ap.add_argument("--read-text", action="store_true",
+                    help="Grocery check: also name brands by the text read on the detected logos (vision-zoo[ocr])")
     ap.add_argument("--frr", type=float, default=0.05)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    if args.data is None and args.grocery is None:
+        ap.error("--data or --grocery is needed")
+    if args.read_text and not (args.detector and args.grocery):
+        ap.error("--read-text needs --detector and --grocery")
     try:
         renders = parse_render_colors(args.renders) if args.renders else None
     except ValueError as e:
@@ -223,9 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     threshold = BrandGallery.load(args.gallery, model=fx.card, dim=fx.dim).threshold if args.gallery else None
     report = {"model": fx.card.name, "hardware": hardware()}
     start = time.perf_counter()
-    report["closed_set"], embedded = closed_set(fx, args.data, renders, args.merge, tuple(args.gallery_exclude))
-    report["open_set"] = open_set(fx, embedded, threshold, args.frr)
-    report["simple_icons_wall_s"] = round(time.perf_counter() - start, 1)
+    if args.data is not None:
+        report["closed_set"], embedded = closed_set(fx, args.data, renders, args.merge,
+                                                    tuple(args.gallery_exclude))
+        report["open_set"] = open_set(fx, embedded, threshold, args.frr)
+        report["simple_icons_wall_s"] = round(time.perf_counter() - start, 1)
     if args.grocery:
         start = time.perf_counter()
         detector = None
@@ -233,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
             from vision.inference_detection import LogoDetector
 
             detector = LogoDetector.from_pretrained(args.detector, conf=args.detector_conf)
-        report["grocery"] = grocery(fx, args.grocery, detector)
+        reader = None
+        if args.read_text:
+            from vision.ocr import TextReader
+
+            reader = TextReader()
+        report["grocery"] = grocery(fx, args.grocery, detector, reader)
         report["grocery_wall_s"] = round(time.perf_counter() - start, 1)
     text = json.dumps(report, indent=1)
     print(text)
