@@ -154,15 +154,17 @@ def figures(variant, names, cross, queries, known, scenes, free, packages, photo
     decided = [[decide(logos, lines, names, variant) for logos, lines in zip(results, set_lines)]
                for results, set_lines in zip((cross, known, [logos for _, logos in free]), photo_lines)]
     for kind in ("all", "icon", "wordmark"):
-        top1, right = [], []
-        for logos, q in zip(decided[0], queries):
+        top1, right, found = [], [], 0
+        for logos, q, detected in zip(decided[0], queries, cross):
             if kind != "all" and q["kind"] != kind:
                 continue
             hits = [(brand, best) for box, brand, best in logos if iou(box, q["box"]) >= IOU_MATCH]
             top1.append(any(best == q["brand"] for _, best in hits))
             right.append(any(brand == q["brand"] for brand, _ in hits))
+            found += any(iou(lg["box"], q["box"]) >= IOU_MATCH for lg in detected)
         out[f"cross_style_{kind}"] = {"queries": len(top1), "end_to_end_recall@1": round(float(np.mean(top1)), 4),
-                                      "end_to_end_accepted_correct": round(float(np.mean(right)), 4)}
+                                      "end_to_end_accepted_correct": round(float(np.mean(right)), 4),
+                                      "found_by_the_detector": found}
     accepted, correct = [], []
     for logos, q in zip(decided[1], scenes):
         hits = [brand for box, brand, _ in logos if iou(box, q["box"]) >= IOU_MATCH]

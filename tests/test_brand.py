@@ -434,3 +434,17 @@ def test_grocery_check_scores_whole_images_and_detected_logos(brand_data, traine
     for mode in ("whole_image", "detected_logos"):
         assert 0 <= report[mode]["product_recall@1"] <= report[mode]["product_recall@5"] == 1.0
     assert report["detected_logos"]["logos_per_query"] == 2 and report["detected_logos"]["detector"] == "boxes"
+    pytest.importorskip("rapidocr")
+    from vision.ocr import TextLine, everyday_word
+
+    first = brands[0].name.capitalize()
+
+    class Reader:   # reads the first brand's name on every crop
+        def read(self, crops):
+            return [[TextLine(first, 0.95)] for _ in crops]
+
+    read = evaluate.grocery(fx, root, detector, reader=Reader())["detected_logos_and_text"]
+    assert read["crops_read"] == 3 * 2 * 2
+    if not everyday_word(first):   # every photo named the first brand: right on its own 2 photos of 6
+        assert (read["named_by_text"], read["named_by_text_wrong"]) == (1.0, round(4 / 6, 4))
+        assert read["brand_recall@1"] == round(2 / 6, 4)
