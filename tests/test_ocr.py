@@ -111,8 +111,25 @@ def test_brand_names_from_a_gallery_take_simple_icons_titles_and_aliases():
     names = BrandNames.from_gallery(gallery, aliases={"acme": ["Acme Corporation"]})
     assert names.names["nodedotjs"] == ["Node.js", "nodedotjs"]
     assert names.match(_lines("ACME CORPORATION")).brand == "acme"
-    with pytest.raises(KeyError, match="'zeta', which is not a brand of the gallery"):
+    with pytest.raises(ValueError, match="names for 'zeta', which is not a brand of the gallery"):
         BrandNames.from_gallery(gallery, aliases={"zeta": ["Zeta"]})
+
+
+def test_brand_names_from_a_yaml_file_with_errors_naming_file_and_brand(tmp_path):
+    from vision.ocr import load_aliases
+
+    good = tmp_path / "names.yaml"
+    good.write_text("god_morgon: God Morgon\nacme: [Acme Corporation, ACME Co]\n")
+    assert load_aliases(good) == {"god_morgon": ["God Morgon"], "acme": ["Acme Corporation", "ACME Co"]}
+    for text, why in (("- a\n- b\n", "expected a mapping"), ("acme: 3\n", "brand 'acme': expected a name"),
+                      ("acme: ['!!']\n", "brand 'acme'"), ("acme: [unclosed\n", "not valid YAML"),
+                      ("acme: !!python/object:os.system echo\n", "not valid YAML")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=f"bad.yaml: .*{why}"):
+            load_aliases(bad)
+    with pytest.raises(ValueError, match="missing.yaml: cannot read"):
+        load_aliases(tmp_path / "missing.yaml")
 
 
 def test_text_reader_reads_rendered_text(reader):
@@ -171,6 +188,17 @@ def test_recognizer_names_a_logo_by_its_text(reader):
             .predict(photo)[0]] == [UNKNOWN, UNKNOWN]
 
 
+def test_recognizer_leaves_everyday_words_to_the_embedder_unless_asked(reader):
+    from vision.recognition import BrandRecognizer
+
+    gallery = BrandGallery(dim=2, model_name="emb", model_sha256="e" * 64, threshold=0.5)
+    gallery.add_many(["acme", "orange"], np.eye(2, dtype=np.float32))
+    carton = _text_image("orange")
+    assert BrandRecognizer(_Extractor(), gallery, reader=reader).predict(carton)[0][0]["brand"] == "acme"
+    found = BrandRecognizer(_Extractor(), gallery, reader=reader, text_everyday=True).predict(carton)[0][0]
+    assert (found["brand"], found["source"]) == ("orange", "text")
+
+
 def test_vision_recognize_read_text(tiny_zoo, tmp_path, capsys):
     from vision.commands import build_gallery, recognize
 
@@ -191,9 +219,21 @@ def test_vision_recognize_read_text(tiny_zoo, tmp_path, capsys):
     assert (logo["brand"], logo["source"], logo["text"]) == ("kubernetes", "text", ["kubernetes"])
     (plain,) = json.loads((tmp_path / "plain" / "results.jsonl").read_text())["logos"]
     assert "source" not in plain
-    with pytest.raises(SystemExit):
-        recognize.main([*args, "--text-threshold", "0.5", "--out", str(tmp_path / "x")])
-    assert "--text-threshold needs --read-text" in capsys.readouterr().err
+    for flag in (["--text-threshold", "0.5"], ["--text-everyday"], ["--brand-names", "n.yaml"]):
+        with pytest.raises(SystemExit):
+            recognize.main([*args, *flag, "--out", str(tmp_path / "x")])
+        assert f"{flag[0]} needs --read-text" in capsys.readouterr().err
+    # more names per brand from a file; one for a brand the gallery lacks is an error naming the file
+    (tmp_path / "crops" / "k8s.png").unlink()
+    Image.fromarray(_text_image("K8s Cluster")).save(tmp_path / "crops" / "k8s.png")
+    names = tmp_path / "names.yaml"
+    names.write_text("kubernetes: [K8s Cluster]\n")
+    assert recognize.main([*args, "--read-text", "--brand-names", str(names), "--out", str(tmp_path / "a")]) == 0
+    (logo,) = json.loads((tmp_path / "a" / "results.jsonl").read_text())["logos"]
+    assert (logo["brand"], logo["source"]) == ("kubernetes", "text")
+    names.write_text("zeta: Zeta\n")
+    assert recognize.main([*args, "--read-text", "--brand-names", str(names), "--out", str(tmp_path / "b")]) == 1
+    assert "names.yaml: names for 'zeta', which is not a brand of the gallery" in capsys.readouterr().err
 
 
 def test_brand_text_benchmark_rows_from_records(tmp_path, capsys):

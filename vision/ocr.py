@@ -45,7 +45,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["TextLine", "TextMatch", "TextReader", "BrandNames", "normalize", "everyday_word", "OCRUnavailable"]
+__all__ = ["TextLine", "TextMatch", "TextReader", "BrandNames", "normalize", "everyday_word", "load_aliases",
+           "OCRUnavailable"]
 
 MAX_WORDS = 4          # the longest run of read words compared with a name
 MIN_EXACT = 3          # shorter names ("x", "go") are never matched: too many strings contain them by chance
@@ -202,6 +203,33 @@ def _box_of(lines: Sequence[TextLine]) -> tuple[float, float, float, float] | No
     return (min(xs), min(ys), max(xs), max(ys))
 
 
+def load_aliases(path) -> dict[str, list[str]]:
+    """More names per brand from a YAML file, ``brand: name`` or ``brand: [name, ...]`` (``god_morgon: God Morgon``);
+    read with ``yaml.safe_load``. A malformed file is a ``ValueError`` naming the file and the brand."""
+    import os
+
+    import yaml
+
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read brand names: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"{path}: expected a mapping of brand -> name or list of names")
+    out = {}
+    for brand, names in data.items():
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and normalize(n) for n in names):
+            raise ValueError(f"{path}: brand {brand!r}: expected a name or a list of names (each with a letter "
+                             f"or digit), got {names!r}")
+        out[str(brand)] = list(names)
+    return out
+
+
 class BrandNames:
     """The names of a gallery's brands, matched against read text (see the module docstring).
 
@@ -232,16 +260,19 @@ class BrandNames:
         return len(self.names)
 
     @classmethod
-    def from_gallery(cls, gallery, aliases: Mapping[str, Sequence[str]] | None = None) -> "BrandNames":
+    def from_gallery(cls, gallery, aliases: Mapping[str, Sequence[str]] | None = None,
+                     source: str | None = None) -> "BrandNames":
         """The names of ``gallery``'s brands: a brand that is a simple-icons slug also gets its simple-icons title
-        (``nodedotjs`` -> ``Node.js``); ``aliases`` adds names per brand (brands not in the gallery are refused)."""
+        (``nodedotjs`` -> ``Node.js``); ``aliases`` adds names per brand (a brand not in the gallery is a
+        ``ValueError``, naming ``source``, the file the aliases came from, when given)."""
         from vision.data.simple_icons import titles as simple_icons_titles
 
         titles = simple_icons_titles()
         names = {brand: [titles[brand]] if brand in titles else [] for brand in gallery.brands}
         for brand, extra in (aliases or {}).items():
             if brand not in names:
-                raise KeyError(f"alias for {brand!r}, which is not a brand of the gallery")
+                raise ValueError(f"{source + ': ' if source else ''}names for {brand!r}, which is not a brand of "
+                                 f"the gallery")
             names[brand] = [*names[brand], *extra]
         return cls(names)
 

@@ -58,7 +58,8 @@ class BrandRecognizer:
 
     ``reader``: a :class:`vision.ocr.TextReader` to read the text on each logo as well; a logo whose text names a
     brand (:class:`vision.ocr.BrandNames` of the gallery, or ``names``: a match of one of ``text_kinds`` scoring
-    at least ``text_threshold``; an everyday word such as "orange" only with ``text_everyday``) is that brand
+    at least ``text_threshold``; an everyday word such as "orange" only with ``text_everyday``; ``text_aliases``:
+    more names per brand, a mapping or a YAML file for :func:`vision.ocr.load_aliases`) is that brand
     whatever the embedder says (results then also carry ``text``: the
     lines read, and ``source``: ``"text"`` or ``"image"``, what named the brand, with the match's ``text_score``
     when it was the text; ``best`` and ``score`` stay the embedder's).
@@ -72,7 +73,7 @@ class BrandRecognizer:
     def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float = 0.15,
                  threshold: float | None = None, allow_unbound: bool = False, detection_rule: str = "auto",
                  reader=None, names=None, text_threshold: float = TEXT_THRESHOLD,
-                 text_kinds: Sequence[str] = TEXT_KINDS, text_everyday: bool = False):
+                 text_kinds: Sequence[str] = TEXT_KINDS, text_everyday: bool = False, text_aliases=None):
         gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
             raise GalleryError("the gallery is empty: add brands before recognising with it")
@@ -87,7 +88,13 @@ class BrandRecognizer:
         if reader is not None and names is None:
             from vision.ocr import BrandNames
 
-            self.names = BrandNames.from_gallery(gallery)
+            if isinstance(text_aliases, (str, os.PathLike)):
+                from vision.ocr import load_aliases
+
+                self.names = BrandNames.from_gallery(gallery, aliases=load_aliases(text_aliases),
+                                                     source=os.fspath(text_aliases))
+            else:
+                self.names = BrandNames.from_gallery(gallery, aliases=text_aliases)
         self.rule = self._rule_for(detector) if detection_rule == "auto" and threshold is None else None
         if self.rule is not None:
             conf = detector_conf(detector)

@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--text-threshold", type=float, default=None,
                     help="lowest text match score (OCR confidence x name similarity) that names a brand "
                          "(default 0.8)")
+    ap.add_argument("--text-everyday", action="store_true",
+                    help="let everyday words name a brand too (\"orange\" on a juice carton names Orange)")
+    ap.add_argument("--brand-names", type=Path, metavar="YAML",
+                    help="more names per gallery brand read on logos: 'brand: name' or 'brand: [name, ...]' lines")
     ap.add_argument("--margin", type=float, default=0.15, help="context around each box, fraction of its side")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--no-draw", action="store_true", help="skip the annotated PNGs")
@@ -56,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     add_zoo_dir(ap)
     add_no_progress(ap)
     args = ap.parse_args(argv)
-    if args.text_threshold is not None and not args.read_text:
-        ap.error("--text-threshold needs --read-text")
+    for flag, value in (("--text-threshold", args.text_threshold is not None),
+                        ("--text-everyday", args.text_everyday), ("--brand-names", args.brand_names is not None)):
+        if value and not args.read_text:
+            ap.error(f"{flag} needs --read-text")
     from vision.commands import image_inputs, zoo_dir_scope
     from vision.data.io import ImageLoadError, load_image
     from vision.gallery import GalleryError
@@ -120,15 +126,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def text_options(args) -> dict:
-    """The recogniser's text-reading keywords from ``--read-text`` / ``--text-threshold`` (none without them)."""
+    """The recogniser's text-reading keywords from ``--read-text`` and its options (none without it)."""
     if not args.read_text:
         return {}
     from vision.ocr import TextReader
 
     reader = TextReader()
     reader.engine   # RapidOCR missing: fail before any photo is read
-    return {"reader": reader} if args.text_threshold is None else {"reader": reader,
-                                                                  "text_threshold": args.text_threshold}
+    options = {"reader": reader, "text_everyday": args.text_everyday}
+    if args.text_threshold is not None:
+        options["text_threshold"] = args.text_threshold
+    if args.brand_names is not None:
+        options["text_aliases"] = args.brand_names   # read and checked against the gallery by the recogniser
+    return options
 
 
 def recognizer_class():
