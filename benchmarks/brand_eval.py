@@ -52,6 +52,26 @@ from vision.synth.render import parse_render_colors, simple_icons_renders  # noq
 _TWO_WORD_BRANDS = ("God-Morgon",)
 
 
+def grocery_brand(class_name: str) -> str:
+    """The brand of a Grocery Store packaged-goods class (``God-Morgon-Orange-Juice`` -> ``God-Morgon``)."""
+    return next((b for b in _TWO_WORD_BRANDS if class_name.startswith(b + "-")), class_name.split("-")[0])
+
+
+def grocery_names(brands):
+    """:class:`vision.ocr.BrandNames` of Grocery Store brands, each named as printed (``God-Morgon``: God Morgon)."""
+    from vision.ocr import BrandNames
+
+    return BrandNames({b: [b.replace("-", " ")] for b in sorted(set(brands))})
+
+
+def named_brand(names, line_sets, threshold: float, everyday: bool = False) -> str | None:
+    """The brand of the strongest text match scoring at least ``threshold`` over ``line_sets`` (the lines read on
+    each logo of a photo), or ``None``."""
+    found = [m for m in (names.match(lines, everyday=everyday) for lines in line_sets)
+             if m is not None and m.score >= threshold]
+    return max(found, key=lambda m: m.score).brand if found else None
+
+
 def embed_folder(fx: FeatureExtractor, folder: Path, exclude_styles: tuple[str, ...] = ()
                  ) -> tuple[np.ndarray, list[str]]:
     """Embeddings and brand names of ``folder/<brand>/*``; ``exclude_styles`` leaves out images whose file name
@@ -157,8 +177,7 @@ def grocery(fx, root: Path, detector=None, reader=None, text_threshold: float = 
     query_images = [to_rgb_array(p) for p, _ in queries]
 
     def brand(class_id: int) -> str:
-        name = names[class_id]
-        return next((b for b in _TWO_WORD_BRANDS if name.startswith(b + "-")), name.split("-")[0])
+        return grocery_brand(names[class_id])
 
     gallery_brands = [brand(i) for i in ids]
     report = {"gallery_products": len(ids), "gallery_brands": len(set(gallery_brands)), "queries": len(queries),
@@ -199,17 +218,14 @@ def read_brands(reader, images, logos, scores, ids, labels, brand, threshold: fl
     """Brand Recall@1 when the text read on a photo's detected logos (the recogniser's crops) names its brand
     where it names one (the strongest match over its logos), the crops' nearest product's brand elsewhere."""
     from vision.crops import square_crop
-    from vision.ocr import BrandNames
 
-    brands = sorted({brand(i) for i in ids})
-    names = BrandNames({b: [b.replace("-", " ")] for b in brands})
+    names = grocery_names(brand(i) for i in ids)
     nearest = np.asarray(ids)[np.argmax(scores, axis=1)]
     named, crops = [], 0
     for image, (dets, _) in zip(images, logos):
         lines = reader.read([square_crop(image, d["box"], 0.15) for d in dets]) if dets else []
         crops += len(dets)
-        found = [m for m in (names.match(ln) for ln in lines) if m is not None and m.score >= threshold]
-        named.append(max(found, key=lambda m: m.score).brand if found else None)
+        named.append(named_brand(names, lines, threshold))
     decided = [n if n is not None else brand(b) for n, b in zip(named, nearest)]
     truth = [brand(t) for t in labels]
     return {"brand_recall@1": round(float(np.mean([d == t for d, t in zip(decided, truth)])), 4),

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # brand_eval's Grocery helpers
 
 import numpy as np  # noqa: E402
 
@@ -192,28 +193,19 @@ def figures(variant, names, cross, queries, known, scenes, free, packages, photo
     return out
 
 
-def grocery_brand(class_name: str) -> str:
-    """The brand of a Grocery Store packaged-goods class (``God-Morgon-Orange-Juice`` -> ``God-Morgon``)."""
-    return "God-Morgon" if class_name.startswith("God-Morgon-") else class_name.split("-")[0]
-
-
 def grocery_text(packages, package_lines, threshold: float = 0.8) -> dict:
     """The Grocery Store packaged-goods check by text: the 9 brands of the packaged goods are the names, each val
     photo's brand is its class folder's; per way of reading (the text on the detected logos: the strongest match
     over them; the whole photo; logos first, then the photo) and with or without everyday words ("Bravo" is one),
     the share of photos named right, named wrong and not named."""
-    from vision.ocr import BrandNames
+    from brand_eval import grocery_brand, grocery_names, named_brand
 
     truth = [grocery_brand(Path(photo).parent.name) for photo, _ in packages]
-    names = BrandNames({b: [b.replace("-", " ")] for b in sorted(set(truth))})
+    names = grocery_names(truth)
     out = {"photos": len(packages), "brands": sorted(set(truth))}
     for everyday in (False, True):
-        def best(matches):
-            found = [m for m in matches if m is not None and m.score >= threshold]
-            return max(found, key=lambda m: m.score).brand if found else None
-
-        crop = [best([names.match(lg["_lines"], everyday=everyday) for lg in logos]) for _, logos in packages]
-        photo = [best([names.match(lines, everyday=everyday)]) for lines in package_lines] or [None] * len(crop)
+        crop = [named_brand(names, [lg["_lines"] for lg in logos], threshold, everyday) for _, logos in packages]
+        photo = [named_brand(names, [lines], threshold, everyday) for lines in package_lines] or [None] * len(crop)
         for how, named in (("logos", crop), ("photo", photo),
                            ("logos_then_photo", [c or p for c, p in zip(crop, photo)])):
             if how != "logos" and not package_lines:

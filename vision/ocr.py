@@ -294,8 +294,8 @@ class BrandNames:
         words: list[tuple[str, str, float, int]] = []   # (word as read, normalised, its line's score, its line)
         for index, line in enumerate(lines):
             for word in _WORD_SPLIT.split(line.text):
-                if normalize(word):
-                    words.append((word, normalize(word), line.score, index))
+                if key := normalize(word):
+                    words.append((word, key, line.score, index))
         # (kind rank, -score, -len, 1 when the brand is only titled so, brand, name, text, (first, last line))
         found: list[tuple[int, float, int, int, str, str, str, tuple[int, int]]] = []
         for start in range(len(words)):
@@ -321,7 +321,8 @@ class BrandNames:
                 continue   # one match per brand; a letter read that the name lacks: not that name
             seen.add(brand)
             out.append(TextMatch(brand=brand, name=name, text=text, score=-score, how=KINDS[rank],
-                                 box=_box_of(lines[span[0]:span[1] + 1]), everyday=everyday_word(text) or everyday_word(name),
+                                 box=_box_of(lines[span[0]:span[1] + 1]),
+                                 everyday=everyday_word(text) or everyday_word(name),
                                  rank=(rank, score, length, titled)))
         return out
 

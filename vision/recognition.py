@@ -86,15 +86,12 @@ class BrandRecognizer:
         self.text_everyday = bool(text_everyday)
         self.names = names
         if reader is not None and names is None:
-            from vision.ocr import BrandNames
+            from vision.ocr import BrandNames, load_aliases
 
-            if isinstance(text_aliases, (str, os.PathLike)):
-                from vision.ocr import load_aliases
-
-                self.names = BrandNames.from_gallery(gallery, aliases=load_aliases(text_aliases),
-                                                     source=os.fspath(text_aliases))
-            else:
-                self.names = BrandNames.from_gallery(gallery, aliases=text_aliases)
+            source = None
+            if isinstance(text_aliases, (str, os.PathLike)):   # a YAML file of names
+                source, text_aliases = os.fspath(text_aliases), load_aliases(text_aliases)
+            self.names = BrandNames.from_gallery(gallery, aliases=text_aliases, source=source)
         self.rule = self._rule_for(detector) if detection_rule == "auto" and threshold is None else None
         if self.rule is not None:
             conf = detector_conf(detector)
