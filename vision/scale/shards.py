@@ -143,6 +143,7 @@ class ShardAssembler:
             names = [f"part-{i:06d}.parquet" for i in sorted(self.remaining)]
             raise ExtractError(f"{self.out_dir}: {len(names)} shard(s) incomplete after the run ({names[:3]}); "
                                "run the command again to finish them")
+        self.written.sort()   # shards finish in whatever order their batches come back: report them in order
 
 
 def write_manifest(out_dir: Path, plan: ShardPlan, extra: dict[str, Any]) -> dict[str, Any]:
