@@ -31,7 +31,7 @@ def test_robustness_benchmark_runs_end_to_end_on_a_tiny_set(tmp_path):
     out, data = tmp_path / "report.json", tmp_path / "data"
     assert bench.main(["--grocery", str(SAMPLE), "--icon-sets", str(REPO / "tests" / "data" / "iconify"),
                        "--data", str(data), "--queries-per-brand", "1", "--known-brands", "3", "--known-per-brand", "1",
-                       "--impostor-train-photos", "3", "--val-photos", "4", "--skip-grocery-check",
+                       "--impostor-train-photos", "6", "--val-photos", "4", "--skip-grocery-check",
                        "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     record = report["data_record"]
@@ -41,7 +41,7 @@ def test_robustness_benchmark_runs_end_to_end_on_a_tiny_set(tmp_path):
     assert sorted(q["brand"] for q in queries) == ["npm", "vercel"] and all(q["icon"].startswith("devicon:")
                                                                             for q in queries)
     assert len(list((data / "cross_style" / "labels" / "val").glob("*.txt"))) == 2
-    assert record["known"]["crops"] == 3 and record["impostors"]["train"]["photos"] == 3
+    assert record["known"]["crops"] == 3 and record["impostors"]["train"]["photos"] == 6
     assert record["known_scenes"]["crops"] == 3
     assert len(json.loads((data / "known_scenes" / "queries.json").read_text())) == 3
     row = report["rows"]["shipped"]
