@@ -36,20 +36,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("src", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--quality", type=int, default=80)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="encoding processes (1: in this process)")
     args = ap.parse_args(argv)
     files = sorted(p for p in args.src.rglob("*") if p.is_file())
     jpegs = [p for p in files if p.suffix.lower() in (".jpg", ".jpeg")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     before = after = 0
-    with tarfile.open(args.out, "w:gz", compresslevel=6) as tar, ProcessPoolExecutor(args.workers) as pool:
-        for p, data in zip(jpegs, pool.map(_webp, jpegs, [args.quality] * len(jpegs), chunksize=256)):
+    pool = ProcessPoolExecutor(args.workers) if args.workers > 1 else None
+    encode = pool.map if pool else map
+    with tarfile.open(args.out, "w:gz", compresslevel=6) as tar:
+        for p, data in zip(jpegs, encode(_webp, jpegs, [args.quality] * len(jpegs),
+                                         **({"chunksize": 256} if pool else {}))):
             before += p.stat().st_size
             after += len(data)
             _add(tar, str(Path(args.src.name) / p.relative_to(args.src).with_suffix(".webp")), data)
         for p in files:
             if p.suffix.lower() not in (".jpg", ".jpeg"):
                 _add(tar, str(Path(args.src.name) / p.relative_to(args.src)), p.read_bytes())
+    if pool:
+        pool.shutdown()
     print(f"{args.out}: {len(jpegs)} images {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB WebP q{args.quality}, "
           f"{len(files) - len(jpegs)} other files; tar {args.out.stat().st_size / 1e6:.1f} MB")
     return 0
