@@ -9,10 +9,12 @@ below), every other file (labels, data.yaml, brands.json) as is. Both training l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import sys
 import tarfile
 from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 
 from PIL import Image
@@ -42,19 +44,20 @@ def main(argv: list[str] | None = None) -> int:
     jpegs = [p for p in files if p.suffix.lower() in (".jpg", ".jpeg")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     before = after = 0
-    pool = ProcessPoolExecutor(args.workers) if args.workers > 1 else None
-    encode = pool.map if pool else map
-    with tarfile.open(args.out, "w:gz", compresslevel=6) as tar:
-        for p, data in zip(jpegs, encode(_webp, jpegs, [args.quality] * len(jpegs),
-                                         **({"chunksize": 256} if pool else {}))):
+    with contextlib.ExitStack() as stack:
+        tar = stack.enter_context(tarfile.open(args.out, "w:gz", compresslevel=6))
+        if args.workers > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(args.workers))
+            encoded = pool.map(_webp, jpegs, repeat(args.quality), chunksize=256)
+        else:
+            encoded = (_webp(p, args.quality) for p in jpegs)
+        for p, data in zip(jpegs, encoded):
             before += p.stat().st_size
             after += len(data)
             _add(tar, str(Path(args.src.name) / p.relative_to(args.src).with_suffix(".webp")), data)
         for p in files:
             if p.suffix.lower() not in (".jpg", ".jpeg"):
                 _add(tar, str(Path(args.src.name) / p.relative_to(args.src)), p.read_bytes())
-    if pool:
-        pool.shutdown()
     print(f"{args.out}: {len(jpegs)} images {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB WebP q{args.quality}, "
           f"{len(files) - len(jpegs)} other files; tar {args.out.stat().st_size / 1e6:.1f} MB")
     return 0

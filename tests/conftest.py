@@ -20,6 +20,18 @@ SHARED_GROCERY = REPO.parent / "shared" / "datasets" / "grocery_store"
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+def load_script(relative: str):
+    """A script of the checkout that is not part of the package (``"benchmarks/brand_eval.py"``, a tool) as a module,
+    so a test can call its functions and ``main``."""
+    import importlib.util
+
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(f"script_{path.parent.name}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="needs CUDA")
     for item in items:

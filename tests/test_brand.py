@@ -25,7 +25,7 @@ from vision.synth.render import canonical_logo, render_logo
 from vision.tasks.embedding import BrandEmbeddingModule, build_loss, build_miner
 from vision.zoo import save_model
 
-from .conftest import REPO, SAMPLE
+from .conftest import REPO, SAMPLE, load_script
 
 SIZE = 32
 BRANDS_PER_SPLIT = 6
@@ -359,12 +359,7 @@ def test_recognize_tool_writes_jsonl_and_pngs(brand_data, trained, tmp_path, cap
     assert "gallery file" in capsys.readouterr().err
 
 def _tool(name: str, folder: str = "tools"):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", REPO / folder / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"{folder}/{name}.py")
 
 
 def test_build_gallery_tool_calibrates_and_refuses_bad_input(brand_data, trained, tmp_path, capsys):

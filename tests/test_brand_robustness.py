@@ -1,19 +1,15 @@
 """benchmarks/brand_robustness.py end to end on a tiny set: the committed Grocery sample photos, the test Iconify
 fixture (its devicon icons are the held-out style) and the shipped detector, embedder and gallery."""
 
-import importlib.util
 import json
 
 import pytest
 
-from .conftest import REPO, SAMPLE
+from .conftest import REPO, SAMPLE, load_script
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("brand_robustness", REPO / "benchmarks" / "brand_robustness.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/brand_robustness.py")
 
 
 def test_iou_and_brand_free_photos_never_read_the_test_split(tmp_path):

@@ -3,22 +3,19 @@ back out as the same dataset to both training loaders (labels untouched, images 
 
 from __future__ import annotations
 
-import importlib.util
 import tarfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import REPO, load_script
+
 LOGO_SAMPLE = REPO / "data" / "logo_sample"
 
 
 def _pack():
-    spec = importlib.util.spec_from_file_location("device_pack", REPO / "benchmarks" / "device_pack.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/device_pack.py")
 
 
 def test_yolo_set_packs_as_webp_and_loads_with_the_same_labels(tmp_path):

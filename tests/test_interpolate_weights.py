@@ -1,15 +1,11 @@
 """tools/interpolate_weights.py: WiSE-FT weight interpolation of a model and its fine-tune."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-_spec = importlib.util.spec_from_file_location(
-    "interpolate_weights", Path(__file__).resolve().parents[1] / "tools" / "interpolate_weights.py")
-iw = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(iw)
+from .conftest import load_script
+
+iw = load_script("tools/interpolate_weights.py")
 
 
 def test_interpolation_mixes_floats_and_keeps_the_finetunes_counters():

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 from vision.gallery import UNKNOWN, BrandGallery
 from vision.ocr import BrandNames, TextLine, TextReader, normalize
 
+from .conftest import load_script
 from .test_gallery_open_set import _brand_images, tiny_zoo  # noqa: F401
 
 
@@ -240,13 +241,7 @@ def test_brand_text_benchmark_rows_from_records(tmp_path, capsys):
     """benchmarks/brand_text.py recomputes its rows from a --records file: a wordmark the embedder got wrong is named
     by the text on its crop, a name read elsewhere on the photo is one more logo, a sticker's text names nothing, an
     everyday word on a carton only in the row that lets everyday words name brands."""
-    import importlib.util
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("brand_text", repo / "benchmarks" / "brand_text.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/brand_text.py")
     data, grocery = tmp_path / "data", tmp_path / "grocery"
     for part, queries in (("cross_style", [{"image": "a.jpg", "brand": "nodedotjs", "kind": "wordmark",
                                             "box": [10, 10, 60, 30]},

@@ -18,7 +18,7 @@ from vision.synth.wordmarks import (FONTSOURCE_FONTS, FontError, PinnedFont, can
                                     gallery_wordmarks, load_fonts, render_wordmark, wordmark_references,
                                     wordmark_variants)
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "grocery_sample"
+from .conftest import SAMPLE, load_script
 
 
 @pytest.fixture(scope="module")
@@ -148,14 +148,9 @@ def test_make_brand_dataset_command_takes_wordmarks(tmp_path, capsys):
 
 
 def test_brand_eval_can_leave_a_style_out_of_the_gallery(tmp_path):
-    import importlib.util
-
     from PIL import Image
 
-    spec = importlib.util.spec_from_file_location("benchmarks_brand_eval", SAMPLE.parents[1] / "benchmarks" /
-                                                  "brand_eval.py")
-    brand_eval = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(brand_eval)
+    brand_eval = load_script("benchmarks/brand_eval.py")
     for name in ("simple-icons__acme__canonical_00.jpg", "wordmark__dejavu-sans-as-written-brand__canonical_00.jpg"):
         (tmp_path / "acme").mkdir(exist_ok=True)
         Image.new("RGB", (8, 8)).save(tmp_path / "acme" / name)
