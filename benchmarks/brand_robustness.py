@@ -569,10 +569,12 @@ def model_rows(args) -> dict[str, dict]:
     roles it lacks; a candidate embedder without a gallery gets one built)."""
     rows = {"shipped": dict(SHIPPED)}
     candidate = zoo_models(args.zoo_dir)
-    candidate.update({role: getattr(args, role) for role in ("embedder", "detector", "gallery") if getattr(args, role)})
+    candidate.update({role: getattr(args, role) for role in ("embedder", "detector", "gallery", "verifier")
+                      if getattr(args, role, None)})
     if candidate:
         gallery = candidate.get("gallery") or (None if "embedder" in candidate else SHIPPED["gallery"])
-        rows["candidate"] = {**SHIPPED, **candidate, "gallery": gallery}
+        rows["candidate"] = {**SHIPPED, **candidate, "gallery": gallery,
+                             "verifier_power": getattr(args, "verifier_power", 0.5)}
     return rows
 
 
@@ -582,6 +584,11 @@ def load_row(models: dict, batch_size: int = 128):
 
     fx = FeatureExtractor.from_pretrained(models["embedder"], backend="torch")
     detector = LogoDetector.from_pretrained(models["detector"])
+    if models.get("verifier"):   # the detector's boxes rescored by a logo verifier (vision.verification)
+        from vision.verification import LogoVerifier, VerifiedDetector
+
+        detector = VerifiedDetector(detector, LogoVerifier.from_pretrained(models["verifier"], backend="torch"),
+                                    margin=MARGIN, power=models.get("verifier_power", 0.5))
     if models["gallery"] is None:
         gallery = simple_icons_gallery(fx, batch_size)
     else:
@@ -637,6 +644,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedder", help="candidate embedding model (zoo name or file)")
     ap.add_argument("--detector", help="candidate logo detector (zoo name or file)")
     ap.add_argument("--gallery", help="candidate gallery .npz (default: built for the candidate embedder)")
+    ap.add_argument("--verifier", help="candidate logo verifier (zoo name or file): the detector's boxes rescored "
+                                       "by it (vision.verification.VerifiedDetector)")
+    ap.add_argument("--verifier-power", type=float, default=0.5,
+                    help="the verifier's weight in the rescored detection confidence")
     ap.add_argument("--zoo-dir", type=Path, action="append", default=[],
                     help="zoo folder(s) holding candidate models (newest embedder, detector, gallery .npz)")
     ap.add_argument("--no-shipped", action="store_true", help="skip the shipped row")
@@ -682,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
                            val_photos=args.val_photos, detector_data=args.detector_data,
                            detector_maps=detector_maps, rule_train_photos=args.rule_train_photos)
         row["models"] = {"embedder": models["embedder"], "detector": models["detector"],
+                         "verifier": models.get("verifier"),
                          "gallery": models["gallery"] or "simple-icons renders, mean of 3 (built here)",
                          "gallery_brands": len(gallery), "gallery_vectors": len(gallery.vectors)}
         row["wall_s"] = round(time.perf_counter() - row_start, 1)

@@ -120,11 +120,14 @@ class BrandRecognizer:
                         detector: str | os.PathLike | None = None, device: str | None = None,
                         detector_conf: float | None = None, allow_unbound: bool = False,
                         embedder_backend: str = "auto", detector_backend: str = "auto", read_text: bool = False,
+                        verifier: str | os.PathLike | None = None, verifier_power: float = 0.5,
                         **kwargs) -> "BrandRecognizer":
         """``embedder``/``detector``: zoo names, weights files or exports, each run by its own backend.
         ``detector_conf``: default the gallery's detection rule's confidence when the rule is for this detector,
         else 0.25. ``read_text``: also read the text on each logo (a :class:`vision.ocr.TextReader`; needs
-        ``vision-zoo[ocr]``)."""
+        ``vision-zoo[ocr]``). ``verifier``: a logo verifier (zoo name or file) rescoring the detector's boxes
+        (:class:`vision.verification.VerifiedDetector`, ``verifier_power``); the gallery's rule applies when it was
+        calibrated for that pair."""
         from vision.features import FeatureExtractor
 
         extractor = FeatureExtractor.from_pretrained(embedder, backend=embedder_backend, device=device)
@@ -137,11 +140,18 @@ class BrandRecognizer:
                                       conf=DEFAULT_DETECTOR_CONF if detector_conf is None else detector_conf)
             if logo_detector.card.task != "detection":
                 raise ValueError(f"detector {detector!r} is a {logo_detector.card.task} model, not a detector")
+            if verifier is not None:
+                from vision.verification import LogoVerifier, VerifiedDetector
+
+                logo_detector = VerifiedDetector(logo_detector, LogoVerifier.from_pretrained(
+                    verifier, backend=detector_backend, device=device), power=verifier_power)
             rule = loaded.detection_rule
             if (detector_conf is None and rule is not None and kwargs.get("threshold") is None
                     and kwargs.get("detection_rule", "auto") == "auto"
                     and rule.matches(logo_detector.card.name, logo_detector.card.sha256)):
-                logo_detector.head.conf = rule.min_detection_score   # the confidence the rule was calibrated at
+                set_detector_conf(logo_detector, rule.min_detection_score)   # the rule's calibration confidence
+        elif verifier is not None:
+            raise ValueError("a verifier rescores a detector's boxes: give a detector too")
         if read_text and kwargs.get("reader") is None:
             from vision.ocr import TextReader
 
@@ -201,6 +211,12 @@ class BrandRecognizer:
         logo["source"] = "image"
         if found is not None and found.score >= self.text_threshold:
             logo.update(brand=found.brand, source="text", text_score=round(found.score, 6))
+
+
+def set_detector_conf(detector, conf: float) -> None:
+    """Make ``detector`` keep boxes down to ``conf`` (a predictor's head, or a detector's own ``conf``)."""
+    head = getattr(detector, "head", None)
+    setattr(head if head is not None and hasattr(head, "conf") else detector, "conf", float(conf))
 
 
 def detector_conf(detector) -> float | None:

@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                           "marks pasted on photos"),
     "make-impostors": ("vision.commands.make_impostors:main", "impostor crops of brand-free photos (open-set "
                        "calibration)"),
+    "make-verifier-data": ("vision.commands.make_verifier_data:main", "train/val manifests of a logo verifier "
+                           "(logo vs brand-free crops)"),
     "make-brand-dataset": ("vision.commands.make_brand_dataset:main",
                            "the brand metric-learning set from simple-icons"),
     "benchmark": ("vision.commands.benchmark:main", "speed of zoo models per runtime and batch size, side by side"),

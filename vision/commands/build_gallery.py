@@ -133,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, help="set the threshold directly instead of calibrating")
     ap.add_argument("--detector", help="logo detector (zoo name or file) to calibrate a detection-aware rule for "
                                        "(with --known-scenes and --impostor-photos)")
+    ap.add_argument("--verifier", help="logo verifier (a background/logo classifier, zoo name or file) rescoring the "
+                                       "--detector's boxes: the rule is calibrated for the pair (vision.verification)")
+    ap.add_argument("--verifier-power", type=float, default=0.5,
+                    help="the verifier's weight in the rescored detection confidence (geometric mean)")
     ap.add_argument("--known-scenes", type=Path, action="append", default=[],
                     help="folder with queries.json (image, brand, box) of photos with one known-brand mark each")
     ap.add_argument("--impostor-photos", type=Path, action="append", default=[],
@@ -162,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     from vision.synth.render import parse_render_colors
     from vision.synth.styles import IconSetError
     from vision.synth.wordmarks import FontError
+    from vision.verification import VerifierError
     from vision.zoo import ZooError
 
     if not args.folder and not args.simple_icons and not args.references:
@@ -183,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: a detection-aware rule needs --detector, --known-scenes and --impostor-photos together",
               file=sys.stderr)
         return 2
+    if args.verifier and not args.detector:
+        print("error: --verifier rescores a detector's boxes: give --detector (with --known-scenes and "
+              "--impostor-photos) too", file=sys.stderr)
+        return 2
     try:
         colors = parse_render_colors(args.renders)
     except ValueError as e:
@@ -192,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings_above_progress_bar(), zoo_dir_scope(args.zoo_dir):
             gallery, report = build(args, colors)
-    except (GalleryError, ManifestError, ZooError, FileNotFoundError, IconSetError, FontError, DetectionRuleError) as e:
+    except (GalleryError, ManifestError, ZooError, FileNotFoundError, IconSetError, FontError, DetectionRuleError,
+            VerifierError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     report.update(threshold=gallery.threshold, out=str(args.out), wall_s=round(time.perf_counter() - start, 1))
@@ -334,6 +344,14 @@ def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[st
     if not detector.card.sha256:
         raise GalleryError(f"--detector {args.detector}: this model has no sha256 (a weights file outside a zoo "
                            "manifest), so the rule could not record which detector it was calibrated for")
+    if args.verifier:
+        from vision.verification import LogoVerifier, VerifiedDetector
+
+        verifier = LogoVerifier.from_pretrained(args.verifier, backend="torch", device=args.device)
+        if not verifier.card.sha256:
+            raise GalleryError(f"--verifier {args.verifier}: this model has no sha256 (a weights file outside a zoo "
+                               "manifest), so the rule could not record which verifier it was calibrated for")
+        detector = VerifiedDetector(detector, verifier, power=args.verifier_power)
     scenes = read_known_scenes(args.known_scenes)
     missing = sorted({s["brand"] for s in scenes} - set(gallery.brands))
     if missing:

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gallery", type=Path, required=True,
                     help="gallery .npz built with that embedding model, or the name of one in the zoo")
     ap.add_argument("--detector", help="zoo name or file of a logo detector (default: whole image = one logo)")
+    ap.add_argument("--verifier", help="zoo name or file of a logo verifier rescoring the detector's boxes "
+                                       "(a gallery rule calibrated for the pair applies; vision.verification)")
     ap.add_argument("--conf", type=float, default=None,
                     help="detector confidence threshold (default: the confidence of the gallery's detection rule "
                          "when it was calibrated for this detector, else 0.25)")
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         with zoo_dir_scope(args.zoo_dir):  # the embedder, detector and gallery names
             recognizer = recognizer_class().from_pretrained(args.embedder, args.gallery, detector=args.detector,
                                                          device=args.device, detector_conf=args.conf,
+                                                         verifier=args.verifier,
                                                          margin=args.margin, threshold=args.threshold,
                                                          detection_rule="off" if args.no_detection_rule
                                                          else "auto", **text_options(args))

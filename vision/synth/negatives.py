@@ -40,8 +40,8 @@ from vision.data.io import ImageLoadError, list_images, load_image
 from vision.fileio import atomic_write_text
 from vision.synth.record import LogoDatasetWarning, clear_outputs, package_versions
 
-__all__ = ["BRAND_FREE_CATEGORIES", "IMPOSTOR_KINDS", "ImpostorSummary", "brand_free_photos", "textured_boxes",
-           "write_impostors"]
+__all__ = ["BRAND_FREE_CATEGORIES", "IMPOSTOR_KINDS", "ImpostorSummary", "VerifierDataSummary", "brand_free_photos",
+           "textured_boxes", "write_impostors", "write_verifier_data"]
 
 BRAND_FREE_CATEGORIES: tuple[str, ...] = ("Fruit", "Vegetables")   # Packages (juice, milk cartons) carry brands
 IMPOSTOR_KINDS: tuple[str, ...] = ("detection", "textured")
@@ -219,3 +219,74 @@ def impostor_groups(paths: Sequence[str | os.PathLike]) -> list[str]:
                     if row.get("file") and row.get("source"):
                         sources[(root / row["file"]).resolve()] = row["source"]
     return [sources.get(p.resolve(), str(p)) for p in paths]
+
+
+@dataclass
+class VerifierDataSummary:
+    """What :func:`write_verifier_data` wrote: counts per split and class, and the held-out source folders."""
+
+    out_dir: Path
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    held_out_folders: list[str] = field(default_factory=list)
+
+
+def write_verifier_data(out_dir: str | os.PathLike, logos: str | os.PathLike, impostors: str | os.PathLike,
+                        val_logos: str | os.PathLike | None = None, max_logos: int = 8000,
+                        val_fraction: float = 0.125, seed: int = 0, pattern: str = "*wild*") -> VerifierDataSummary:
+    """Manifests of a logo verifier (a two-class classifier: ``background`` / ``logo``, :mod:`vision.verification`)
+    for ``vision train`` with a :class:`~vision.data.datamodule.ClassificationDataModule`.
+
+    ``logos``: a brand dataset's train folder (``<brand>/<style>__<icon>__<variant>_NN.jpg``,
+    ``vision make-brand-dataset``): its composites on real photos (``pattern``) are the positives, at most
+    ``max_logos`` (a seeded choice over every style). ``impostors``: ``vision make-impostors``' output; its
+    ``train`` crops are the negatives, those of a ``val_fraction`` of the source class folders held out as the
+    validation negatives (crops of one folder are near-copies, so they never straddle train and val). Validation
+    positives: ``val_logos`` (e.g. the cross-style val queries: a style never trained on), else none. The val split
+    of the impostors is left alone (it measures the recogniser). Writes ``train.txt``, ``val.txt`` (``path, label``
+    lines, absolute paths), ``classes.txt`` and ``verifier_data.json``."""
+    import random
+
+    out, logos, impostors = Path(out_dir), Path(logos), Path(impostors)
+    if not logos.is_dir():
+        raise FileNotFoundError(f"logo folder {logos} not found (a brand dataset's train/ folder)")
+    manifest = impostors / "manifest.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} not found: --impostors must be the output of vision make-impostors")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    rng = random.Random(seed)
+    positives = sorted(str(p.resolve()) for p in logos.glob(f"*/{pattern}") if p.is_file())
+    if not positives:
+        raise ValueError(f"no logo crops matching {pattern!r} under {logos}/<brand>/")
+    rng.shuffle(positives)
+    positives = sorted(positives[:max_logos])
+    with open(manifest, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("split") == "train"]
+    if not rows:
+        raise ValueError(f"{manifest} lists no train crops")
+    folders = sorted({str(Path(r["source"]).parent) for r in rows})
+    rng.shuffle(folders)
+    held = set(folders[:int(round(len(folders) * val_fraction))])
+    negatives = {"train": [], "val": []}
+    for r in rows:
+        path = impostors / r["file"]
+        if not path.is_file():
+            raise FileNotFoundError(f"{manifest}: {r['file']} is listed but missing")
+        negatives["val" if str(Path(r["source"]).parent) in held else "train"].append(str(path.resolve()))
+    val_positives = [] if val_logos is None else sorted(
+        str(p.resolve()) for p in Path(val_logos).glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    lines = {"train": [(p, 1) for p in positives] + [(p, 0) for p in negatives["train"]],
+             "val": [(p, 1) for p in val_positives] + [(p, 0) for p in negatives["val"]]}
+    summary = VerifierDataSummary(out, held_out_folders=sorted(held))
+    out.mkdir(parents=True, exist_ok=True)
+    for split, items in lines.items():
+        atomic_write_text(out / f"{split}.txt", "".join(f"{p}, {label}\n" for p, label in items))
+        summary.counts[split] = {"logo": sum(1 for _, label in items if label),
+                                 "background": sum(1 for _, label in items if not label)}
+    atomic_write_text(out / "classes.txt", "background\nlogo\n")
+    atomic_write_text(out / "verifier_data.json", json.dumps(
+        {"generator": "vision.synth.negatives.write_verifier_data", "logos": str(logos), "pattern": pattern,
+         "impostors": str(impostors), "val_logos": None if val_logos is None else str(val_logos),
+         "max_logos": max_logos, "val_fraction": val_fraction, "seed": seed, "counts": summary.counts,
+         "held_out_folders": summary.held_out_folders}, indent=1))
+    return summary

@@ -1,0 +1,144 @@
+"""A second look at every detected logo: a crop classifier (background / logo) rescoring the detector's boxes.
+
+The logo detector sees whole photos at 320 px and fires on PLU stickers, price labels and printed text; a
+classifier that sees each box's crop (framed as the recogniser frames it, :func:`vision.crops.square_crop`) at its
+own resolution, trained on real brand-free crops against logos in many artwork styles, is a second, independent
+piece of evidence, as the second stage of a cascade detector. :class:`VerifiedDetector` wraps a detector: each box
+keeps the detector's confidence as ``detector_score``, gets the classifier's probability as ``verifier_score``, and
+its ``score`` becomes their weighted geometric mean ``detector_score ** (1 - power) * verifier_score ** power``.
+It is a detector like any other for :class:`~vision.recognition.BrandRecognizer`, ``vision build-gallery
+--detector ... --verifier ...`` and the benchmarks; its card names both models and hashes both sha256s, so a
+gallery's detection rule calibrated for the pair is never applied to the detector alone (or to another verifier).
+
+Example::
+
+    detector = VerifiedDetector(LogoDetector.from_pretrained("logo_yolo11n", conf=0.1),
+                                LogoVerifier.from_pretrained("logo_verifier_lite0"))
+    detector.predict(["photo.jpg"])   # [[{"box", "score", "detector_score", "verifier_score"}, ...]]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from vision.crops import square_crop
+from vision.data.inputs import ImageInput, to_rgb_array
+
+LOGO_CLASS = "logo"
+
+
+class VerifierError(ValueError):
+    """A model that cannot serve as a logo verifier."""
+
+
+class LogoVerifier:
+    """P(logo) of image crops from a two-class (or more) classification model whose class names include ``logo``.
+
+    ``predictor``: a classification :class:`~vision.predictors.Predictor` (any backend)."""
+
+    def __init__(self, predictor, positive: str = LOGO_CLASS, batch_size: int = 64):
+        card = predictor.card
+        if card.task != "classification":
+            raise VerifierError(f"a logo verifier is a classification model; {card.name!r} is a {card.task} model")
+        if positive not in card.class_names:
+            raise VerifierError(f"verifier {card.name!r} has no class {positive!r} (classes: {card.class_names})")
+        self.predictor, self.card, self.batch_size = predictor, card, batch_size
+        self.index = list(card.class_names).index(positive)
+        predictor.head.topk = len(card.class_names)   # every class's probability
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, backend: str = "auto", device: str | None = None,
+                        **kwargs) -> "LogoVerifier":
+        from vision.predictors import predictor
+
+        return cls(predictor(name_or_path, backend=backend, device=device), **kwargs)
+
+    def __call__(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        if not len(crops):
+            return np.empty(0, np.float64)
+        out = []
+        for result in self.predictor(list(crops), batch_size=self.batch_size):
+            out.append(next((t["score"] for t in result.topk if t["index"] == self.index), 0.0))
+        return np.asarray(out, np.float64)
+
+
+@dataclass(frozen=True)
+class PairCard:
+    """The card of a detector + verifier pair: what a detection rule records and checks."""
+    name: str
+    sha256: str
+    detector: object
+    verifier: object
+    task: str = "detection"
+
+
+class VerifiedDetector:
+    """A detector whose boxes are rescored by a :class:`LogoVerifier` (see the module docstring).
+
+    ``detector``: a :class:`~vision.inference_detection.LogoDetector` (``predict(images, conf=)``) or a detection
+    :class:`~vision.predictors.Predictor`; ``margin``: the crop framing (the recogniser's, 0.15); ``power``: the
+    verifier's weight in the geometric mean (0: the detector alone, 1: the verifier alone). ``conf`` (as for the
+    detector) applies to both the detector's confidence and the combined score."""
+
+    def __init__(self, detector, verifier: LogoVerifier, margin: float = 0.15, power: float = 0.5):
+        if not 0.0 <= power <= 1.0:
+            raise ValueError(f"power must be in [0, 1], got {power}")
+        self.detector, self.verifier, self.margin, self.power = detector, verifier, float(margin), float(power)
+        d, v = detector.card, verifier.card
+        digest = hashlib.sha256(f"{d.sha256}:{v.sha256}:{self.power:g}:{self.margin:g}".encode()).hexdigest()
+        self.card = PairCard(f"{d.name}+{v.name}", digest if d.sha256 and v.sha256 else "", d, v)
+
+    @property
+    def conf(self) -> float | None:
+        head = getattr(self.detector, "head", None)
+        conf = getattr(head, "conf", None) if head is not None else getattr(self.detector, "conf", None)
+        return float(conf) if isinstance(conf, (int, float)) else None
+
+    @conf.setter
+    def conf(self, value: float) -> None:
+        head = getattr(self.detector, "head", None)
+        setattr(head if head is not None else self.detector, "conf", float(value))
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], conf: float | None = None) -> list[list[dict]]:
+        items = list(images) if isinstance(images, (list, tuple)) else [images]
+        arrays = [to_rgb_array(image) for image in items]
+        floor = self.conf if conf is None else float(conf)
+        detections = self._detect(arrays, floor)
+        crops, owners = [], []
+        for i, (array, dets) in enumerate(zip(arrays, detections)):
+            for j, det in enumerate(dets):
+                x1, y1, x2, y2 = det["box"]
+                if x2 - x1 >= 1 and y2 - y1 >= 1:
+                    crops.append(square_crop(array, det["box"], self.margin))
+                    owners.append((i, j))
+        probs = self.verifier(crops)
+        verified = {owner: float(p) for owner, p in zip(owners, probs)}
+        out: list[list[dict]] = []
+        for i, dets in enumerate(detections):
+            kept = []
+            for j, det in enumerate(dets):
+                p = verified.get((i, j), 0.0)
+                c = float(det["score"])
+                score = c ** (1.0 - self.power) * p ** self.power
+                if floor is None or score >= floor:
+                    kept.append({**det, "score": score, "detector_score": c, "verifier_score": round(p, 6)})
+            out.append(kept)
+        return out
+
+    def _detect(self, arrays: list[np.ndarray], conf: float | None) -> list[list[dict]]:
+        from vision.predictors import Predictor
+
+        if isinstance(self.detector, Predictor):
+            previous = self.detector.head.conf
+            if conf is not None:
+                self.detector.head.conf = conf
+            try:
+                return [[dict(b) for b in r.boxes] for r in self.detector(arrays)]
+            finally:
+                self.detector.head.conf = previous
+        return self.detector.predict(arrays, conf=conf)
