@@ -133,3 +133,14 @@ def test_verifier_data_manifests(tmp_path):
         write_verifier_data(tmp_path / "o2", tmp_path / "logos", tmp_path / "logos")
     with pytest.raises(ValueError, match="no logo crops"):
         write_verifier_data(tmp_path / "o3", tmp_path / "logos", tmp_path / "imp", pattern="*nothing*")
+
+
+def test_a_verifier_needs_a_detector(tmp_path, capsys):
+    from vision.commands.build_gallery import main as build_gallery
+    from vision.recognition import BrandRecognizer
+
+    assert build_gallery(["--embedder", "brand_resnet10t", "--simple-icons", "--verifier", "v",
+                          "--out", str(tmp_path / "g.npz")]) == 2
+    assert "--verifier rescores a detector's boxes" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="give a detector too"):
+        BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", verifier="logo_verifier_lite0")
