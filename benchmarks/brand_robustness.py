@@ -582,17 +582,19 @@ def load_row(models: dict, batch_size: int = 128):
     from vision.features import FeatureExtractor
     from vision.inference_detection import LogoDetector
 
+    from vision.verification import LogoVerifier, VerifiedDetector, verified_for_rule
+
     fx = FeatureExtractor.from_pretrained(models["embedder"], backend="torch")
     detector = LogoDetector.from_pretrained(models["detector"])
-    if models.get("verifier"):   # the detector's boxes rescored by a logo verifier (vision.verification)
-        from vision.verification import LogoVerifier, VerifiedDetector
-
-        detector = VerifiedDetector(detector, LogoVerifier.from_pretrained(models["verifier"], backend="torch"),
-                                    margin=MARGIN, power=models.get("verifier_power", 0.5))
     if models["gallery"] is None:
         gallery = simple_icons_gallery(fx, batch_size)
     else:
         gallery = BrandGallery.load(models["gallery"], model=fx.card, dim=fx.dim)
+    if models.get("verifier"):   # the detector's boxes rescored by a logo verifier (vision.verification)
+        detector = VerifiedDetector(detector, LogoVerifier.from_pretrained(models["verifier"], backend="torch"),
+                                    margin=MARGIN, power=models.get("verifier_power", 0.5))
+    else:   # as the recogniser does: the verifier the gallery's rule was calibrated with, if any
+        detector = verified_for_rule(detector, gallery.detection_rule, backend="torch")
     return fx, detector, gallery
 
 

@@ -144,3 +144,35 @@ def test_a_verifier_needs_a_detector(tmp_path, capsys):
     assert "--verifier rescores a detector's boxes" in capsys.readouterr().err
     with pytest.raises(ValueError, match="give a detector too"):
         BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", verifier="logo_verifier_lite0")
+
+
+def _rule_for(pair, **verifier):
+    from vision.detection_rule import DetectionRule
+
+    spec = {**pair.describe(), **verifier}
+    return DetectionRule("logistic", pair.card.name, pair.card.sha256, 0.1, 1.0, (1.0, 2.0), verifier=spec)
+
+
+def test_a_rule_calibrated_with_a_verifier_brings_it_along(monkeypatch):
+    from vision.detection_rule import DetectionRule, DetectionRuleError
+    from vision.verification import verified_for_rule
+
+    det = FakeDetector([])
+    pair = VerifiedDetector(det, LogoVerifier(FakeClassifier()), power=0.5)
+    rule = _rule_for(pair)
+    record = rule.to_json()
+    assert record["verifier"]["detector"] == {"name": "det", "sha256": "d" * 64}
+    assert DetectionRule.from_json(record).verifier == rule.verifier
+    monkeypatch.setattr(LogoVerifier, "from_pretrained", classmethod(lambda cls, name, **kw: cls(FakeClassifier())))
+    wrapped = verified_for_rule(det, rule)
+    assert isinstance(wrapped, VerifiedDetector) and rule.matches(wrapped.card.name, wrapped.card.sha256)
+    other = FakeDetector([])
+    other.card = SimpleNamespace(name="det", sha256="e" * 64, task="detection")
+    assert verified_for_rule(other, rule) is other          # another detector: no verifier, the rule won't match
+    assert verified_for_rule(det, DetectionRule("pair", "det", "d" * 64, 0.1, 0.0)) is det   # a rule without one
+    with pytest.warns(UserWarning, match="sha256"):
+        assert verified_for_rule(det, _rule_for(pair, sha256="f" * 64)) is det
+    for bad, match in (({"power": 2}, "verifier.power"), ({"detector": {"name": "det"}}, "verifier.detector"),
+                       ({"name": ""}, "verifier.name")):
+        with pytest.raises(DetectionRuleError, match=match):
+            _rule_for(pair, **bad)

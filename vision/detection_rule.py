@@ -49,6 +49,9 @@ class DetectionRule:
     threshold: float
     weights: tuple[float, ...] = ()
     calibration: dict = field(default_factory=dict, compare=False)
+    # the logo verifier the detections were rescored by (vision.verification; then detector_* name the pair):
+    # {"name", "sha256", "power", "margin", "detector": {"name", "sha256"}}, or empty
+    verifier: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         if self.kind not in RULE_KINDS:
@@ -64,6 +67,8 @@ class DetectionRule:
         if len(self.weights) != (2 if self.kind == "logistic" else 0):
             raise DetectionRuleError(f"a {self.kind!r} rule has {2 if self.kind == 'logistic' else 0} weights, got "
                                      f"{len(self.weights)}")
+        if self.verifier:
+            _check_verifier(self.verifier)
 
     def combined(self, detection_scores, open_set_scores) -> np.ndarray:
         """The score the ``threshold`` applies to: the open-set score (``pair``) or the weighted sum (``logistic``)."""
@@ -85,7 +90,8 @@ class DetectionRule:
     def to_json(self) -> dict:
         return {"kind": self.kind, "detector": {"name": self.detector_name, "sha256": self.detector_sha256},
                 "min_detection_score": round(self.min_detection_score, 6), "threshold": round(self.threshold, 6),
-                "weights": [round(w, 6) for w in self.weights], "calibration": self.calibration}
+                "weights": [round(w, 6) for w in self.weights], "calibration": self.calibration,
+                **({"verifier": self.verifier} if self.verifier else {})}
 
     @classmethod
     def from_json(cls, record, where: str = "detection_rule") -> "DetectionRule":
@@ -101,11 +107,28 @@ class DetectionRule:
         calibration = record.get("calibration", {})
         if not isinstance(calibration, dict):
             raise DetectionRuleError(f"{where}.calibration must be a JSON object")
+        verifier = record.get("verifier", {})
+        if not isinstance(verifier, dict):
+            raise DetectionRuleError(f"{where}.verifier must be a JSON object")
         try:
             return cls(record.get("kind"), detector["name"], detector["sha256"], record.get("min_detection_score"),
-                       record.get("threshold"), tuple(weights), calibration)
+                       record.get("threshold"), tuple(weights), calibration, verifier)
         except DetectionRuleError as e:
             raise DetectionRuleError(f"{where}: {e}") from None
+
+
+def _check_verifier(spec: dict) -> None:
+    for key in ("name", "sha256"):
+        if not isinstance(spec.get(key), str) or not spec[key]:
+            raise DetectionRuleError(f"verifier.{key} must be a non-empty string")
+    for key, low, high in (("power", 0.0, 1.0), ("margin", 0.0, math.inf)):
+        value = spec.get(key)
+        if type(value) not in (int, float) or not low <= value <= high:
+            raise DetectionRuleError(f"verifier.{key} must be a number in [{low}, {high}], got {value!r}")
+    detector = spec.get("detector")
+    if not isinstance(detector, dict) or not all(isinstance(detector.get(k), str) and detector[k]
+                                                 for k in ("name", "sha256")):
+        raise DetectionRuleError("verifier.detector must be an object with string 'name' and 'sha256'")
 
 
 def iou(a, b) -> float:

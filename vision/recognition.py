@@ -127,7 +127,8 @@ class BrandRecognizer:
         else 0.25. ``read_text``: also read the text on each logo (a :class:`vision.ocr.TextReader`; needs
         ``vision-zoo[ocr]``). ``verifier``: a logo verifier (zoo name or file) rescoring the detector's boxes
         (:class:`vision.verification.VerifiedDetector`, ``verifier_power``); the gallery's rule applies when it was
-        calibrated for that pair."""
+        calibrated for that pair. Without it, a gallery rule calibrated with a verifier for this detector brings its
+        verifier along (:func:`vision.verification.verified_for_rule`)."""
         from vision.features import FeatureExtractor
 
         extractor = FeatureExtractor.from_pretrained(embedder, backend=embedder_backend, device=device)
@@ -140,14 +141,18 @@ class BrandRecognizer:
                                       conf=DEFAULT_DETECTOR_CONF if detector_conf is None else detector_conf)
             if logo_detector.card.task != "detection":
                 raise ValueError(f"detector {detector!r} is a {logo_detector.card.task} model, not a detector")
+            rule = loaded.detection_rule
+            auto = kwargs.get("threshold") is None and kwargs.get("detection_rule", "auto") == "auto"
             if verifier is not None:
                 from vision.verification import LogoVerifier, VerifiedDetector
 
                 logo_detector = VerifiedDetector(logo_detector, LogoVerifier.from_pretrained(
                     verifier, backend=detector_backend, device=device), power=verifier_power)
-            rule = loaded.detection_rule
-            if (detector_conf is None and rule is not None and kwargs.get("threshold") is None
-                    and kwargs.get("detection_rule", "auto") == "auto"
+            elif auto and rule is not None and rule.verifier:   # the verifier the gallery's rule was calibrated with
+                from vision.verification import verified_for_rule
+
+                logo_detector = verified_for_rule(logo_detector, rule, backend=detector_backend, device=device)
+            if (detector_conf is None and rule is not None and auto
                     and rule.matches(logo_detector.card.name, logo_detector.card.sha256)):
                 set_detector_conf(logo_detector, rule.min_detection_score)   # the rule's calibration confidence
         elif verifier is not None:

@@ -93,6 +93,12 @@ class VerifiedDetector:
         digest = hashlib.sha256(f"{d.sha256}:{v.sha256}:{self.power:g}:{self.margin:g}".encode()).hexdigest()
         self.card = PairCard(f"{d.name}+{v.name}", digest if d.sha256 and v.sha256 else "", d, v)
 
+    def describe(self) -> dict:
+        """What a detection rule records of the pair (:attr:`vision.detection_rule.DetectionRule.verifier`)."""
+        d, v = self.detector.card, self.verifier.card
+        return {"name": v.name, "sha256": v.sha256, "power": self.power, "margin": self.margin,
+                "detector": {"name": d.name, "sha256": d.sha256}}
+
     @property
     def conf(self) -> float | None:
         head = getattr(self.detector, "head", None)
@@ -142,3 +148,32 @@ class VerifiedDetector:
             finally:
                 self.detector.head.conf = previous
         return self.detector.predict(arrays, conf=conf)
+
+
+def verified_for_rule(detector, rule, backend: str = "auto", device: str | None = None):
+    """``detector`` rescored by the verifier a gallery's detection rule was calibrated with, when the rule names one
+    (:attr:`~vision.detection_rule.DetectionRule.verifier`) and ``detector`` is the detector of that pair (card name
+    and sha256); otherwise ``detector`` unchanged. A verifier that cannot be loaded, or whose sha256 differs from the
+    recorded one, is warned about and left out (the rule then does not match, and the threshold decides)."""
+    import warnings
+
+    spec = getattr(rule, "verifier", None) or {}
+    card = getattr(detector, "card", None)
+    if not spec or card is None or isinstance(detector, VerifiedDetector):
+        return detector
+    if (getattr(card, "name", ""), getattr(card, "sha256", "")) != (spec["detector"]["name"],
+                                                                    spec["detector"]["sha256"]):
+        return detector
+    try:
+        verifier = LogoVerifier.from_pretrained(spec["name"], backend=backend, device=device)
+    except Exception as e:  # noqa: BLE001 - a missing or unreadable model: say so and go on without it
+        warnings.warn(f"the gallery's detection rule rescores detections with the logo verifier {spec['name']!r}, "
+                      f"which could not be loaded ({type(e).__name__}: {e}); without it the rule does not apply",
+                      stacklevel=2)
+        return detector
+    if verifier.card.sha256 != spec["sha256"]:
+        warnings.warn(f"the gallery's detection rule was calibrated with the logo verifier {spec['name']!r} sha256 "
+                      f"{spec['sha256'][:12]}..., this one is {verifier.card.sha256[:12]}...: it is not used and the "
+                      "rule does not apply", stacklevel=2)
+        return detector
+    return VerifiedDetector(detector, verifier, margin=spec["margin"], power=spec["power"])

@@ -377,6 +377,10 @@ def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[st
         known_set=f"{len(scenes)} photos with one known-brand mark from {', '.join(map(str, args.known_scenes))}",
         impostor_set=f"{len(photos)} brand-free photos from {', '.join(map(str, args.impostor_photos))}"
                      + (f" ({left_out} scored without the cohort crops of their folder)" if rows is not None else ""))
+    if hasattr(detector, "describe"):   # a VerifiedDetector: the recogniser brings the same verifier along
+        import dataclasses
+
+        rule = dataclasses.replace(rule, verifier=detector.describe())
     gallery.detection_rule = rule
     threshold_only = DetectionRule("pair", rule.detector_name, rule.detector_sha256, DEFAULT_DETECTOR_CONF,
                                    float(gallery.threshold))
