@@ -173,8 +173,11 @@ def test_shipped_gallery_is_calibrated_against_impostors():
     assert calibration["threshold"] == pytest.approx(shipped.threshold, abs=1e-6)
     from vision.zoo import find_card
 
-    rule, detector = shipped.detection_rule, find_card("logo_yolo11n")[0]  # calibrated for the shipped detector
-    assert rule is not None and rule.matches(detector.name, detector.sha256)
+    # calibrated for the shipped detector rescored by the shipped logo verifier (vision.verification)
+    rule, detector, verifier = shipped.detection_rule, find_card("logo_yolo11n")[0], find_card("logo_verifier_lite0")[0]
+    assert rule is not None and rule.verifier["detector"] == {"name": detector.name, "sha256": detector.sha256}
+    assert (rule.verifier["name"], rule.verifier["sha256"]) == (verifier.name, verifier.sha256)
+    assert rule.detector_name == "logo_yolo11n+logo_verifier_lite0" and not rule.matches(detector.name, detector.sha256)
     assert rule.calibration["frr_found"] <= rule.calibration["max_false_reject"] and rule.calibration["far_photos"] < 1
 
 

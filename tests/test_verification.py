@@ -11,6 +11,8 @@ from vision.results import Classification
 from vision.synth.negatives import write_verifier_data
 from vision.verification import LogoVerifier, VerifiedDetector, VerifierError
 
+from .conftest import REPO
+
 
 class FakeClassifier:
     """A classification predictor: P(logo) is the crop's mean red channel / 255."""
@@ -176,3 +178,23 @@ def test_a_rule_calibrated_with_a_verifier_brings_it_along(monkeypatch):
                        ({"name": ""}, "verifier.name")):
         with pytest.raises(DetectionRuleError, match=match):
             _rule_for(pair, **bad)
+
+
+def test_the_shipped_recogniser_brings_the_shipped_verifier_along():
+    """The shipped gallery's rule was calibrated for logo_yolo11n rescored by logo_verifier_lite0: naming the
+    detector is enough, and the rule applies (at its own confidence)."""
+    from vision.recognition import BrandRecognizer
+
+    rec = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", detector="logo_yolo11n",
+                                          device="cpu", embedder_backend="torch", detector_backend="torch")
+    assert isinstance(rec.detector, VerifiedDetector) and rec.rule is not None
+    assert rec.detector.conf == rec.rule.min_detection_score
+    composites = sorted((REPO / "data" / "logo_sample" / "images" / "val").glob("*.jpg"))[:3]
+    logos = [logo for r in rec(composites) for logo in r.boxes]
+    assert logos and all(0 <= logo["verifier_score"] <= 1 for logo in logos)
+    for logo in logos:   # the rule's score is the geometric mean of the two parts
+        assert logo["detection_score"] == pytest.approx((logo["detector_confidence"] * logo["verifier_score"]) ** 0.5,
+                                                        abs=1e-5)
+    plain = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", detector="logo_yolo11n",
+                                            device="cpu", detection_rule="off")
+    assert not isinstance(plain.detector, VerifiedDetector) and plain.rule is None

@@ -179,7 +179,8 @@ class BrandRecognizer:
     def predict(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 16) -> list[list[dict]]:
         """Per image a list of ``{"box", "brand", "score", "best", "open_set_score", "detection_score"}``, one per
         detected logo (``brand`` is ``"unknown"`` when ``open_set_score`` is below the threshold); an image without a
-        detected logo gives ``[]``."""
+        detected logo gives ``[]``. With a logo verifier, ``detection_score`` is the rescored confidence, and
+        ``detector_confidence`` and ``verifier_score`` are its two parts."""
         items = list(images) if isinstance(images, (list, tuple)) else [images]
         return [r.boxes for r in self([to_rgb_array(im) for im in items], batch_size=batch_size)]
 
@@ -203,6 +204,9 @@ class BrandRecognizer:
                                "score": match["score"], "best": match["best"],
                                "open_set_score": match["open_set_score"],
                                "detection_score": round(float(det["score"]), 6)})
+            if "verifier_score" in det:   # a VerifiedDetector: detection_score is its rescored confidence
+                results[i][-1].update(detector_confidence=round(float(det["detector_score"]), 6),
+                                      verifier_score=round(float(det["verifier_score"]), 6))
             if self.reader is not None:
                 self._read_text(arrays[i], results[i][-1])
         return results

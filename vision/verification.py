@@ -93,6 +93,11 @@ class VerifiedDetector:
         digest = hashlib.sha256(f"{d.sha256}:{v.sha256}:{self.power:g}:{self.margin:g}".encode()).hexdigest()
         self.card = PairCard(f"{d.name}+{v.name}", digest if d.sha256 and v.sha256 else "", d, v)
 
+    @property
+    def backend(self) -> str | None:
+        """The detector's runtime (``torch``, ``onnxruntime``, ``tensorrt``), when it is a predictor."""
+        return getattr(self.detector, "backend", None)
+
     def describe(self) -> dict:
         """What a detection rule records of the pair (:attr:`vision.detection_rule.DetectionRule.verifier`)."""
         d, v = self.detector.card, self.verifier.card
