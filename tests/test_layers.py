@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("training", ("vision.training", "vision.reports")),
     ("export", ("vision.export",)),
     ("inference", ("vision.inference", "vision.inference_detection", "vision.results", "vision.predictors",
-                   "vision.features")),
+                   "vision.features", "vision.verification")),
     ("retrieval", ("vision.retrieval", "vision.detection_rule", "vision.gallery", "vision.ocr",
                    "vision.recognition")),
     ("tasks", ("vision.tasks.",)),

@@ -198,3 +198,16 @@ def test_the_shipped_recogniser_brings_the_shipped_verifier_along():
     plain = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", detector="logo_yolo11n",
                                             device="cpu", detection_rule="off")
     assert not isinstance(plain.detector, VerifiedDetector) and plain.rule is None
+
+
+@pytest.mark.skipif(not (REPO.parent / "shared" / "datasets" / "grocery_store").is_dir(), reason="needs ../shared")
+def test_verifier_speed_benchmark_runs(capsys):
+    import json
+
+    from .conftest import SHARED_GROCERY, load_script
+
+    bench = load_script("benchmarks/verifier_speed.py")
+    assert bench.main(["--grocery", str(SHARED_GROCERY), "--photos", "2", "--runs", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["photos"] == 2 and report["ratio"] > 0
+    assert report["boxes_kept"]["detector + verifier"] <= report["boxes_kept"]["detector"]
