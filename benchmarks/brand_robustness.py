@@ -574,7 +574,7 @@ def model_rows(args) -> dict[str, dict]:
     if candidate:
         gallery = candidate.get("gallery") or (None if "embedder" in candidate else SHIPPED["gallery"])
         rows["candidate"] = {**SHIPPED, **candidate, "gallery": gallery,
-                             "verifier_power": getattr(args, "verifier_power", 0.5)}
+                             "verifier_power": getattr(args, "verifier_power", 0.75)}
     return rows
 
 
@@ -592,7 +592,7 @@ def load_row(models: dict, batch_size: int = 128):
         gallery = BrandGallery.load(models["gallery"], model=fx.card, dim=fx.dim)
     if models.get("verifier"):   # the detector's boxes rescored by a logo verifier (vision.verification)
         detector = VerifiedDetector(detector, LogoVerifier.from_pretrained(models["verifier"], backend="torch"),
-                                    margin=MARGIN, power=models.get("verifier_power", 0.5))
+                                    margin=MARGIN, power=models.get("verifier_power", 0.75))
     else:   # as the recogniser does: the verifier the gallery's rule was calibrated with, if any
         detector = verified_for_rule(detector, gallery.detection_rule, backend="torch")
     return fx, detector, gallery
@@ -648,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gallery", help="candidate gallery .npz (default: built for the candidate embedder)")
     ap.add_argument("--verifier", help="candidate logo verifier (zoo name or file): the detector's boxes rescored "
                                        "by it (vision.verification.VerifiedDetector)")
-    ap.add_argument("--verifier-power", type=float, default=0.5,
+    ap.add_argument("--verifier-power", type=float, default=0.75,
                     help="the verifier's weight in the rescored detection confidence")
     ap.add_argument("--zoo-dir", type=Path, action="append", default=[],
                     help="zoo folder(s) holding candidate models (newest embedder, detector, gallery .npz)")

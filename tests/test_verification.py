@@ -192,9 +192,10 @@ def test_the_shipped_recogniser_brings_the_shipped_verifier_along():
     composites = sorted((REPO / "data" / "logo_sample" / "images" / "val").glob("*.jpg"))[:3]
     logos = [logo for r in rec(composites) for logo in r.boxes]
     assert logos and all(0 <= logo["verifier_score"] <= 1 for logo in logos)
-    for logo in logos:   # the rule's score is the geometric mean of the two parts
-        assert logo["detection_score"] == pytest.approx((logo["detector_confidence"] * logo["verifier_score"]) ** 0.5,
-                                                        abs=1e-5)
+    power = rec.rule.verifier["power"]
+    for logo in logos:   # the rule's score is the weighted geometric mean of the two parts
+        expected = logo["detector_confidence"] ** (1 - power) * logo["verifier_score"] ** power
+        assert logo["detection_score"] == pytest.approx(expected, abs=1e-5)
     plain = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", detector="logo_yolo11n",
                                             device="cpu", detection_rule="off")
     assert not isinstance(plain.detector, VerifiedDetector) and plain.rule is None

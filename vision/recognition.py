@@ -120,7 +120,7 @@ class BrandRecognizer:
                         detector: str | os.PathLike | None = None, device: str | None = None,
                         detector_conf: float | None = None, allow_unbound: bool = False,
                         embedder_backend: str = "auto", detector_backend: str = "auto", read_text: bool = False,
-                        verifier: str | os.PathLike | None = None, verifier_power: float = 0.5,
+                        verifier: str | os.PathLike | None = None, verifier_power: float = 0.75,
                         **kwargs) -> "BrandRecognizer":
         """``embedder``/``detector``: zoo names, weights files or exports, each run by its own backend.
         ``detector_conf``: default the gallery's detection rule's confidence when the rule is for this detector,

@@ -5,7 +5,8 @@ classifier that sees each box's crop (framed as the recogniser frames it, :func:
 own resolution, trained on real brand-free crops against logos in many artwork styles, is a second, independent
 piece of evidence, as the second stage of a cascade detector. :class:`VerifiedDetector` wraps a detector: each box
 keeps the detector's confidence as ``detector_score``, gets the classifier's probability as ``verifier_score``, and
-its ``score`` becomes their weighted geometric mean ``detector_score ** (1 - power) * verifier_score ** power``.
+its ``score`` becomes their weighted geometric mean ``detector_score ** (1 - power) * verifier_score ** power``
+(``power`` 0.75 by default).
 It is a detector like any other for :class:`~vision.recognition.BrandRecognizer`, ``vision build-gallery
 --detector ... --verifier ...`` and the benchmarks; its card names both models and hashes both sha256s, so a
 gallery's detection rule calibrated for the pair is never applied to the detector alone (or to another verifier).
@@ -82,10 +83,11 @@ class VerifiedDetector:
 
     ``detector``: a :class:`~vision.inference_detection.LogoDetector` (``predict(images, conf=)``) or a detection
     :class:`~vision.predictors.Predictor`; ``margin``: the crop framing (the recogniser's, 0.15); ``power``: the
-    verifier's weight in the geometric mean (0: the detector alone, 1: the verifier alone). ``conf`` (as for the
+    verifier's weight in the geometric mean (0: the detector alone, 1: the verifier alone; 0.75, the
+    shipped gallery's, measured better than 0 and 0.5). ``conf`` (as for the
     detector) applies to both the detector's confidence and the combined score."""
 
-    def __init__(self, detector, verifier: LogoVerifier, margin: float = 0.15, power: float = 0.5):
+    def __init__(self, detector, verifier: LogoVerifier, margin: float = 0.15, power: float = 0.75):
         if not 0.0 <= power <= 1.0:
             raise ValueError(f"power must be in [0, 1], got {power}")
         self.detector, self.verifier, self.margin, self.power = detector, verifier, float(margin), float(power)

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "(with --known-scenes and --impostor-photos)")
     ap.add_argument("--verifier", help="logo verifier (a background/logo classifier, zoo name or file) rescoring the "
                                        "--detector's boxes: the rule is calibrated for the pair (vision.verification)")
-    ap.add_argument("--verifier-power", type=float, default=0.5,
+    ap.add_argument("--verifier-power", type=float, default=0.75,
                     help="the verifier's weight in the rescored detection confidence (geometric mean)")
     ap.add_argument("--known-scenes", type=Path, action="append", default=[],
                     help="folder with queries.json (image, brand, box) of photos with one known-brand mark each")
