@@ -574,7 +574,8 @@ def model_rows(args) -> dict[str, dict]:
     if candidate:
         gallery = candidate.get("gallery") or (None if "embedder" in candidate else SHIPPED["gallery"])
         rows["candidate"] = {**SHIPPED, **candidate, "gallery": gallery,
-                             "verifier_power": getattr(args, "verifier_power", 0.75)}
+                             "verifier_power": getattr(args, "verifier_power", 0.75),
+                             "verifier_detector_conf": getattr(args, "verifier_detector_conf", None)}
     return rows
 
 
@@ -592,7 +593,8 @@ def load_row(models: dict, batch_size: int = 128):
         gallery = BrandGallery.load(models["gallery"], model=fx.card, dim=fx.dim)
     if models.get("verifier"):   # the detector's boxes rescored by a logo verifier (vision.verification)
         detector = VerifiedDetector(detector, LogoVerifier.from_pretrained(models["verifier"], backend="torch"),
-                                    margin=MARGIN, power=models.get("verifier_power", 0.75))
+                                    margin=MARGIN, power=models.get("verifier_power", 0.75),
+                                    detector_conf=models.get("verifier_detector_conf"))
     else:   # as the recogniser does: the verifier the gallery's rule was calibrated with, if any
         detector = verified_for_rule(detector, gallery.detection_rule, backend="torch")
     return fx, detector, gallery
@@ -650,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "by it (vision.verification.VerifiedDetector)")
     ap.add_argument("--verifier-power", type=float, default=0.75,
                     help="the verifier's weight in the rescored detection confidence")
+    ap.add_argument("--verifier-detector-conf", type=float, default=None,
+                    help="the detector confidence down to which boxes go to the verifier (default: the rule's)")
     ap.add_argument("--zoo-dir", type=Path, action="append", default=[],
                     help="zoo folder(s) holding candidate models (newest embedder, detector, gallery .npz)")
     ap.add_argument("--no-shipped", action="store_true", help="skip the shipped row")

@@ -67,6 +67,13 @@ def test_verified_detector_rescores_and_keeps_both_scores():
     assert len(found) == 1   # the black box scores 0 and the degenerate one has no crop: both below 0.05
     assert found[0]["detector_score"] == 0.36 and found[0]["verifier_score"] == pytest.approx(1.0)
     assert found[0]["score"] == pytest.approx(0.6)   # sqrt(0.36 * 1.0)
+    # a weak box the verifier is sure of passes when the detector hands boxes down to detector_conf
+    weak = [{"box": [5, 5, 45, 45], "score": 0.04, "label": "logo"}]
+    assert VerifiedDetector(FakeDetector(weak), LogoVerifier(FakeClassifier()), margin=0.0).predict([image],
+                                                                                                   conf=0.1) == [[]]
+    (kept,) = VerifiedDetector(FakeDetector(weak), LogoVerifier(FakeClassifier()), margin=0.0,
+                               detector_conf=0.01).predict([image], conf=0.1)
+    assert len(kept) == 1 and kept[0]["score"] == pytest.approx(0.04 ** 0.25)
     # power 0 is the detector alone
     alone = VerifiedDetector(FakeDetector(boxes), LogoVerifier(FakeClassifier()), power=0.0)
     assert [round(d["score"], 6) for d in alone.predict([image], conf=0.3)[0]] == [0.36, 0.9, 0.5]
@@ -78,8 +85,12 @@ def test_verified_detector_card_binds_rules_to_the_pair():
     assert pair.card.name == "det+verifier" and pair.card.task == "detection" and len(pair.card.sha256) == 64
     assert pair.card.sha256 not in (det.card.sha256, ver.card.sha256)
     assert VerifiedDetector(det, ver, power=0.3).card.sha256 != pair.card.sha256
+    assert pair.conf == det.conf == 0.25   # the detector's own until set
     pair.conf = 0.1
-    assert det.conf == 0.1 and pair.conf == 0.1
+    assert pair.conf == 0.1 and det.conf == 0.25
+    low = VerifiedDetector(det, ver, detector_conf=0.01)
+    assert low.card.sha256 != pair.card.sha256 and low.describe()["detector_conf"] == 0.01
+    assert "detector_conf" not in pair.describe()
     with pytest.raises(ValueError, match="power"):
         VerifiedDetector(det, ver, power=1.5)
 

@@ -121,8 +121,10 @@ def _check_verifier(spec: dict) -> None:
     for key in ("name", "sha256"):
         if not isinstance(spec.get(key), str) or not spec[key]:
             raise DetectionRuleError(f"verifier.{key} must be a non-empty string")
-    for key, low, high in (("power", 0.0, 1.0), ("margin", 0.0, math.inf)):
+    for key, low, high in (("power", 0.0, 1.0), ("margin", 0.0, math.inf), ("detector_conf", 0.0, 1.0)):
         value = spec.get(key)
+        if key == "detector_conf" and value is None:
+            continue   # optional: the rule's own confidence applies to the detector too
         if type(value) not in (int, float) or not low <= value <= high:
             raise DetectionRuleError(f"verifier.{key} must be a number in [{low}, {high}], got {value!r}")
     detector = spec.get("detector")

@@ -84,15 +84,27 @@ class VerifiedDetector:
     ``detector``: a :class:`~vision.inference_detection.LogoDetector` (``predict(images, conf=)``) or a detection
     :class:`~vision.predictors.Predictor`; ``margin``: the crop framing (the recogniser's, 0.15); ``power``: the
     verifier's weight in the geometric mean (0: the detector alone, 1: the verifier alone; 0.75, the
-    shipped gallery's, measured better than 0 and 0.5). ``conf`` (as for the
-    detector) applies to both the detector's confidence and the combined score."""
+    shipped gallery's, measured better than 0 and 0.5). ``conf`` (the detector's own by default) applies to the
+    combined score; ``detector_conf``, when given, is the detector's confidence down to which boxes go to the
+    verifier (lower than ``conf``: a weak box the verifier is sure of can still pass), else ``conf`` applies to
+    the detector's confidence too."""
 
-    def __init__(self, detector, verifier: LogoVerifier, margin: float = 0.15, power: float = 0.75):
+    def __init__(self, detector, verifier: LogoVerifier, margin: float = 0.15, power: float = 0.75,
+                 detector_conf: float | None = None):
         if not 0.0 <= power <= 1.0:
             raise ValueError(f"power must be in [0, 1], got {power}")
+        if detector_conf is not None and not 0.0 < detector_conf <= 1.0:
+            raise ValueError(f"detector_conf must be in (0, 1], got {detector_conf}")
         self.detector, self.verifier, self.margin, self.power = detector, verifier, float(margin), float(power)
+        self.detector_conf = None if detector_conf is None else float(detector_conf)
+        head = getattr(detector, "head", None)
+        conf = getattr(head, "conf", None) if head is not None else getattr(detector, "conf", None)
+        self._conf = float(conf) if isinstance(conf, (int, float)) else None
         d, v = detector.card, verifier.card
-        digest = hashlib.sha256(f"{d.sha256}:{v.sha256}:{self.power:g}:{self.margin:g}".encode()).hexdigest()
+        key = f"{d.sha256}:{v.sha256}:{self.power:g}:{self.margin:g}"
+        if self.detector_conf is not None:
+            key += f":{self.detector_conf:g}"
+        digest = hashlib.sha256(key.encode()).hexdigest()
         self.card = PairCard(f"{d.name}+{v.name}", digest if d.sha256 and v.sha256 else "", d, v)
 
     @property
@@ -104,24 +116,25 @@ class VerifiedDetector:
         """What a detection rule records of the pair (:attr:`vision.detection_rule.DetectionRule.verifier`)."""
         d, v = self.detector.card, self.verifier.card
         return {"name": v.name, "sha256": v.sha256, "power": self.power, "margin": self.margin,
+                **({"detector_conf": self.detector_conf} if self.detector_conf is not None else {}),
                 "detector": {"name": d.name, "sha256": d.sha256}}
 
     @property
     def conf(self) -> float | None:
-        head = getattr(self.detector, "head", None)
-        conf = getattr(head, "conf", None) if head is not None else getattr(self.detector, "conf", None)
-        return float(conf) if isinstance(conf, (int, float)) else None
+        """The combined score a box needs (the detector's own confidence until set)."""
+        return self._conf
 
     @conf.setter
     def conf(self, value: float) -> None:
-        head = getattr(self.detector, "head", None)
-        setattr(head if head is not None else self.detector, "conf", float(value))
+        self._conf = float(value)
 
     def predict(self, images: ImageInput | Sequence[ImageInput], conf: float | None = None) -> list[list[dict]]:
         items = list(images) if isinstance(images, (list, tuple)) else [images]
         arrays = [to_rgb_array(image) for image in items]
         floor = self.conf if conf is None else float(conf)
-        detections = self._detect(arrays, floor)
+        inner = floor if self.detector_conf is None else (
+            self.detector_conf if floor is None else min(floor, self.detector_conf))
+        detections = self._detect(arrays, inner)
         crops, owners = [], []
         for i, (array, dets) in enumerate(zip(arrays, detections)):
             for j, det in enumerate(dets):
@@ -183,4 +196,5 @@ def verified_for_rule(detector, rule, backend: str = "auto", device: str | None 
                       f"{spec['sha256'][:12]}..., this one is {verifier.card.sha256[:12]}...: it is not used and the "
                       "rule does not apply", stacklevel=2)
         return detector
-    return VerifiedDetector(detector, verifier, margin=spec["margin"], power=spec["power"])
+    return VerifiedDetector(detector, verifier, margin=spec["margin"], power=spec["power"],
+                            detector_conf=spec.get("detector_conf"))

@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "--detector's boxes: the rule is calibrated for the pair (vision.verification)")
     ap.add_argument("--verifier-power", type=float, default=0.75,
                     help="the verifier's weight in the rescored detection confidence (geometric mean)")
+    ap.add_argument("--verifier-detector-conf", type=float, default=None,
+                    help="the detector confidence down to which boxes go to the verifier (default: --detector-floor)")
     ap.add_argument("--known-scenes", type=Path, action="append", default=[],
                     help="folder with queries.json (image, brand, box) of photos with one known-brand mark each")
     ap.add_argument("--impostor-photos", type=Path, action="append", default=[],
@@ -351,7 +353,8 @@ def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[st
         if not verifier.card.sha256:
             raise GalleryError(f"--verifier {args.verifier}: this model has no sha256 (a weights file outside a zoo "
                                "manifest), so the rule could not record which verifier it was calibrated for")
-        detector = VerifiedDetector(detector, verifier, power=args.verifier_power)
+        detector = VerifiedDetector(detector, verifier, power=args.verifier_power,
+                                    detector_conf=args.verifier_detector_conf)
     scenes = read_known_scenes(args.known_scenes)
     missing = sorted({s["brand"] for s in scenes} - set(gallery.brands))
     if missing:
