@@ -640,6 +640,8 @@ def summary_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vision.commands import add_verifier
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="data folder (built there when missing)")
     ap.add_argument("--grocery", type=Path, required=True,
@@ -648,12 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedder", help="candidate embedding model (zoo name or file)")
     ap.add_argument("--detector", help="candidate logo detector (zoo name or file)")
     ap.add_argument("--gallery", help="candidate gallery .npz (default: built for the candidate embedder)")
-    ap.add_argument("--verifier", help="candidate logo verifier (zoo name or file): the detector's boxes rescored "
-                                       "by it (vision.verification.VerifiedDetector)")
-    ap.add_argument("--verifier-power", type=float, default=0.75,
-                    help="the verifier's weight in the rescored detection confidence")
-    ap.add_argument("--verifier-detector-conf", type=float, default=None,
-                    help="the detector confidence down to which boxes go to the verifier (default: the rule's)")
+    add_verifier(ap, ", a candidate")
     ap.add_argument("--zoo-dir", type=Path, action="append", default=[],
                     help="zoo folder(s) holding candidate models (newest embedder, detector, gallery .npz)")
     ap.add_argument("--no-shipped", action="store_true", help="skip the shipped row")

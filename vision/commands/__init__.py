@@ -96,6 +96,18 @@ def add_device(ap: argparse.ArgumentParser, what: str = "") -> None:
     ap.add_argument("--device", help="cuda, cuda:1 or cpu (default: CUDA when available)" + what)
 
 
+def add_verifier(ap: argparse.ArgumentParser, what: str = "") -> None:
+    """``--verifier``, ``--verifier-power``, ``--verifier-detector-conf``: a logo verifier rescoring the detector's
+    boxes (:class:`vision.verification.VerifiedDetector`)."""
+    ap.add_argument("--verifier", help="logo verifier (a background/logo classifier, zoo name or file) rescoring the "
+                                       "detector's boxes (vision.verification)" + what)
+    ap.add_argument("--verifier-power", type=float, default=0.75,
+                    help="the verifier's weight in the rescored detection confidence (weighted geometric mean)")
+    ap.add_argument("--verifier-detector-conf", type=float, default=None,
+                    help="the detector confidence down to which boxes go to the verifier (default: the confidence "
+                         "the rescored boxes need)")
+
+
 def add_zoo_dir(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--zoo-dir", "--zoo_dir", metavar="DIR", help="look model (and gallery) names up in this zoo folder only "
                                                    "(default: $VISION_ZOO_DIR, else your zoo, then the shipped one)")

@@ -59,7 +59,8 @@ import sys
 import time
 from pathlib import Path
 
-from vision.commands import add_device, add_no_progress, add_zoo_dir, command_parser, zoo_dir_scope
+from vision.commands import (add_device, add_no_progress, add_verifier, add_zoo_dir, command_parser,
+                             zoo_dir_scope)
 
 # (vision.gallery.MERGES, vision.retrieval.INDEX_KINDS; spelled out so --help loads neither numpy nor faiss:
 # tests/test_commands.py checks they agree)
@@ -133,12 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, help="set the threshold directly instead of calibrating")
     ap.add_argument("--detector", help="logo detector (zoo name or file) to calibrate a detection-aware rule for "
                                        "(with --known-scenes and --impostor-photos)")
-    ap.add_argument("--verifier", help="logo verifier (a background/logo classifier, zoo name or file) rescoring the "
-                                       "--detector's boxes: the rule is calibrated for the pair (vision.verification)")
-    ap.add_argument("--verifier-power", type=float, default=0.75,
-                    help="the verifier's weight in the rescored detection confidence (geometric mean)")
-    ap.add_argument("--verifier-detector-conf", type=float, default=None,
-                    help="the detector confidence down to which boxes go to the verifier (default: --detector-floor)")
+    add_verifier(ap, ": the rule is calibrated for the pair")
     ap.add_argument("--known-scenes", type=Path, action="append", default=[],
                     help="folder with queries.json (image, brand, box) of photos with one known-brand mark each")
     ap.add_argument("--impostor-photos", type=Path, action="append", default=[],
