@@ -376,7 +376,7 @@ def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[st
         known_set=f"{len(scenes)} photos with one known-brand mark from {', '.join(map(str, args.known_scenes))}",
         impostor_set=f"{len(photos)} brand-free photos from {', '.join(map(str, args.impostor_photos))}"
                      + (f" ({left_out} scored without the cohort crops of their folder)" if rows is not None else ""))
-    if hasattr(detector, "describe"):   # a VerifiedDetector: the recogniser brings the same verifier along
+    if args.verifier:   # the rule records its VerifiedDetector: the recogniser brings the same verifier along
         import dataclasses
 
         rule = dataclasses.replace(rule, verifier=detector.describe())

