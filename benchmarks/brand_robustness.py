@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from vision.crops import square_crop  # noqa: E402
+from vision.crops import CROP_MARGIN, square_crop  # noqa: E402
 from vision.data.io import list_images, load_image  # noqa: E402
 from vision.fileio import atomic_write_text  # noqa: E402
 from vision.detection_rule import (IOU_MATCH, RULE_KINDS, DetectionRule, DetectionRuleError,  # noqa: E402
@@ -62,10 +62,11 @@ from vision.detection_rule import (IOU_MATCH, RULE_KINDS, DetectionRule, Detecti
                                    rule_figures, source_rows)
 from vision.gallery import BrandGallery  # noqa: E402
 from vision.recognition import embed_logos, score_logos  # noqa: E402
-from vision.synth.negatives import impostor_groups  # noqa: E402
+from vision.synth.negatives import impostor_groups, recorded_margin  # noqa: E402
 
 SHIPPED = {"embedder": "brand_resnet10t", "detector": "logo_yolo11n", "gallery": "simple_icons_gallery"}
-MARGIN = 0.15            # the recogniser's context around a box (vision.recognition.BrandRecognizer's default)
+KNOWN_MARGIN = 0.15      # the framing of the known/ crops (written before galleries recorded their crop margin);
+                         # a gallery framing its queries otherwise gets known crops re-cut from known_scenes/
 _JPEG_QUALITY = 92
 BACKGROUND_SIZE = 416    # composited photos (the detector letterboxes them to its own input size)
 CROP_SIZE = 96
@@ -223,7 +224,7 @@ def _known(out: Path | None, val_brands: list[str], catalogue: dict, by_slug: di
             style = "simple-icons" if icon is None else icon.prefix
             if out is not None:
                 (out / slug).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(square_crop(pasted[0], pasted[1], MARGIN, size=CROP_SIZE)).save(
+                Image.fromarray(square_crop(pasted[0], pasted[1], KNOWN_MARGIN, size=CROP_SIZE)).save(
                     out / slug / f"{style}_{i:02d}.jpg", quality=_JPEG_QUALITY)
             if scenes is not None:
                 name = f"images/{slug}_{style}_{i:02d}.jpg"
@@ -238,6 +239,30 @@ def _known(out: Path | None, val_brands: list[str], catalogue: dict, by_slug: di
     return {"brands": len(written), "crops": crops, "backgrounds": "train Fruit+Vegetables"}
 
 
+def known_crops(data: Path, margin: float) -> Path:
+    """The folder of known-brand calibration crops framed with ``margin``: ``known/`` at :data:`KNOWN_MARGIN`, else
+    ``known_margin<m>/``, cut once from the ``known_scenes/`` photos (the same composites, read back from their JPEGs)
+    at the true boxes."""
+    from PIL import Image
+
+    if abs(margin - KNOWN_MARGIN) < 1e-9:
+        return data / "known"
+    out = data / f"known_margin{margin:g}"
+    if (out / "crops.json").is_file():
+        return out
+    scenes = json.loads((data / "known_scenes" / "queries.json").read_text())
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=data))
+    for q in scenes:
+        name = Path(q["image"]).name[len(q["brand"]) + 1:]   # images/<slug>_<style>_NN.jpg -> <style>_NN.jpg
+        crop = square_crop(load_image(data / "known_scenes" / q["image"]), q["box"], margin, size=CROP_SIZE)
+        (tmp / q["brand"]).mkdir(exist_ok=True)
+        Image.fromarray(crop).save(tmp / q["brand"] / name, quality=_JPEG_QUALITY)
+    atomic_write_text(tmp / "crops.json", json.dumps({"margin": margin, "crops": len(scenes),
+                                                      "from": "known_scenes/queries.json"}) + "\n")
+    tmp.rename(out)
+    return out
+
+
 def _impostors(out: Path, grocery: Path, detector, seed: int, train_photos: int | None,
                val_photos: int | None) -> dict:
     """The detector's boxes on brand-free train / val photos (every one a false detection), square-cropped by
@@ -246,7 +271,7 @@ def _impostors(out: Path, grocery: Path, detector, seed: int, train_photos: int 
 
     present = [c for c in BRAND_FREE_CATEGORIES if (grocery / "train" / c).is_dir()] or list(BRAND_FREE_CATEGORIES)
     summary = write_impostors(out, grocery, detector.predict, max_photos={"train": train_photos, "val": val_photos},
-                              categories=present, textured_per_photo=0, conf=detector.conf, margin=MARGIN,
+                              categories=present, textured_per_photo=0, conf=detector.conf, margin=CROP_MARGIN,
                               size=CROP_SIZE, seed=seed, detector_name=detector.card.name, overwrite=True)
     return {"folder": str(out.resolve()), "built_by": f"detections of {detector.card.name} (conf {detector.conf})",
             **{part: {"photos": summary.photos[part], "crops": sum(summary.crops[part].values())}
@@ -284,7 +309,12 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
 
     timings = {}
     start = time.perf_counter()
-    samples, table = scan_image_folder(data / "known")
+    margin = gallery.crop_margin   # queries are framed as the gallery was calibrated
+    found = recorded_margin(impostor_folder)
+    if found is not None and abs(found[1] - margin) > 1e-9:
+        raise ValueError(f"{found[0]}: the impostor crops are framed at margin {found[1]:g}, the gallery's queries at "
+                         f"{margin:g}: give --impostors cut at {margin:g} (vision make-impostors --margin {margin:g})")
+    samples, table = scan_image_folder(known_crops(data, margin))
     known = fx([s.path for s in samples], batch_size=128)
     known_brands = [table.names[s.label] for s in samples]
     impostor_files = {part: list_images(impostor_folder / part) for part in ("train", "val")}
@@ -304,23 +334,23 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
     # one detector pass at the rule's floor; the threshold-only rows keep the detections at the detector's own
     # confidence (NMS keeps the same boxes above it)
     detected_floor = photo_detections(fx, detector, [data / "cross_style" / q["image"] for q in queries],
-                                      data / "detections")
+                                      data / "detections", margin)
     detected = [above(logos, detector.conf) for logos in detected_floor]
-    oracle = fx([square_crop(image, q["box"], MARGIN) for image, q in zip(images, queries)], batch_size=128)
+    oracle = fx([square_crop(image, q["box"], margin) for image, q in zip(images, queries)], batch_size=128)
     timings["cross_style_s"] = round(time.perf_counter() - start, 1)
     # brand-free whole photos (val)
     start = time.perf_counter()
     photos = brand_free_photos(grocery, "val", val_photos)
-    photo_logos_floor = photo_detections(fx, detector, photos, data / "detections")
+    photo_logos_floor = photo_detections(fx, detector, photos, data / "detections", margin)
     photo_logos = [above(logos, detector.conf) for logos in photo_logos_floor]
     timings["brand_free_photos_s"] = round(time.perf_counter() - start, 1)
     # detection-aware rules: known scenes (the calibration crops' whole photos) and brand-free TRAIN photos
     start = time.perf_counter()
     scenes = json.loads((data / "known_scenes" / "queries.json").read_text())
     scene_logos = photo_detections(fx, detector, [data / "known_scenes" / q["image"] for q in scenes],
-                                   data / "detections")
+                                   data / "detections", margin)
     train_photos = brand_free_photos(grocery, "train", rule_train_photos)
-    train_logos = photo_detections(fx, detector, train_photos, data / "detections")
+    train_logos = photo_detections(fx, detector, train_photos, data / "detections", margin)
     timings["rule_photos_s"] = round(time.perf_counter() - start, 1)
 
     cache: dict = {}
@@ -443,10 +473,12 @@ def above(logos: tuple[list[dict], np.ndarray], conf: float) -> tuple[list[dict]
     return [dets[i] for i in keep], vectors[keep]
 
 
-def photo_detections(fx, detector, photos: list[Path], cache: Path | None) -> list[tuple[list[dict], np.ndarray]]:
-    """Per photo its detections at :data:`RULE_COLLECT` and their embeddings; with ``cache``, kept in
-    ``cache/<detector>_<embedder>_<photos>.npz`` (keyed by both models' sha256 and the photo list) and reused."""
-    path = None if cache is None else detections_cache(cache, detector.card, fx.card, photos)
+def photo_detections(fx, detector, photos: list[Path], cache: Path | None,
+                     margin: float = CROP_MARGIN) -> list[tuple[list[dict], np.ndarray]]:
+    """Per photo its detections at :data:`RULE_COLLECT` and their embeddings (boxes framed with ``margin``); with
+    ``cache``, kept in ``cache/<detector>_<embedder>_<photos>.npz`` (keyed by both models' sha256, the margin and
+    the photo list) and reused."""
+    path = None if cache is None else detections_cache(cache, detector.card, fx.card, photos, margin)
     if path is not None and path.is_file():
         with np.load(path, allow_pickle=False) as c:
             photo, score, box, vectors = c["photo"], c["score"], c["box"], c["vectors"]
@@ -454,7 +486,7 @@ def photo_detections(fx, detector, photos: list[Path], cache: Path | None) -> li
                  vectors[photo == i]) for i in range(len(photos))]
     floor = AtConfidence(detector, RULE_COLLECT)
     logos = [found for i in range(0, len(photos), 16)
-             for found in embed_logos(fx, photos[i:i + 16], floor, MARGIN)]
+             for found in embed_logos(fx, photos[i:i + 16], floor, margin)]
     if path is not None:
         from vision.fileio import atomic_path
 
@@ -468,12 +500,13 @@ def photo_detections(fx, detector, photos: list[Path], cache: Path | None) -> li
     return logos
 
 
-def detections_cache(folder: Path, detector_card, embedder_card, photos: list[Path]) -> Path:
+def detections_cache(folder: Path, detector_card, embedder_card, photos: list[Path],
+                     margin: float = CROP_MARGIN) -> Path:
     """The cache file of :func:`photo_detections`: named by both models and keyed by their sha256, the floor, the
     crop margin and the photo list."""
     import hashlib
 
-    key = hashlib.sha256(json.dumps([detector_card.sha256, embedder_card.sha256, RULE_COLLECT, MARGIN,
+    key = hashlib.sha256(json.dumps([detector_card.sha256, embedder_card.sha256, RULE_COLLECT, margin,
                                      [str(p) for p in photos]]).encode()).hexdigest()[:16]
     return folder / f"{detector_card.name}_{embedder_card.name}_{key}.npz"
 
@@ -593,7 +626,7 @@ def load_row(models: dict, batch_size: int = 128):
         gallery = BrandGallery.load(models["gallery"], model=fx.card, dim=fx.dim)
     if models.get("verifier"):   # the detector's boxes rescored by a logo verifier (vision.verification)
         detector = VerifiedDetector(detector, LogoVerifier.from_pretrained(models["verifier"], backend="torch"),
-                                    margin=MARGIN, power=models.get("verifier_power", 0.75),
+                                    power=models.get("verifier_power", 0.75),
                                     detector_conf=models.get("verifier_detector_conf"))
     else:   # as the recogniser does: the verifier the gallery's rule was calibrated with, if any
         detector = verified_for_rule(detector, gallery.detection_rule, backend="torch")

@@ -55,3 +55,10 @@ def test_robustness_benchmark_runs_end_to_end_on_a_tiny_set(tmp_path):
     assert {"mAP50", "mAP50-95"} <= set(row["detector_cross_style"])
     assert row["models"]["embedder"] == "brand_resnet10t" and "| shipped | as given" in report["table"]
     assert out.with_suffix(".md").read_text().startswith("| models |")
+    # a gallery framing its queries another way gets the known crops re-cut from the same scenes
+    assert bench.known_crops(data, bench.KNOWN_MARGIN) == data / "known"
+    recut = bench.known_crops(data, 0.1)
+    assert recut == data / "known_margin0.1" and json.loads((recut / "crops.json").read_text())["crops"] == 3
+    assert sorted(p.relative_to(recut) for p in recut.rglob("*.jpg")) == \
+        sorted(p.relative_to(data / "known") for p in (data / "known").rglob("*.jpg"))
+    assert bench.known_crops(data, 0.1) == recut   # built once

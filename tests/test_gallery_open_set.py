@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vision.crops import CROP_MARGIN, LEGACY_CROP_MARGIN
 from vision.gallery import (UNKNOWN, BrandGallery, GalleryError, equal_error_rate, open_set_threshold)
 
 from .conftest import REPO, SAMPLE
@@ -46,6 +47,16 @@ def test_calibration_puts_the_threshold_between_known_and_impostor_scores(tmp_pa
     loaded = BrandGallery.load(gallery.save(tmp_path / "g.npz"))
     assert loaded.calibration == gallery.calibration and loaded.threshold == gallery.threshold
     assert loaded.calibration["known_set"] == "near copies" and loaded.calibration["impostor_set"] == "random"
+    assert gallery.crop_margin == loaded.crop_margin == CROP_MARGIN
+
+
+def test_the_crop_margin_is_stored_and_checked():
+    gallery = BrandGallery(4, crop_margin=0.2)
+    gallery.add("a", np.eye(4, dtype=np.float32)[:1])
+    assert gallery.crop_margin == 0.2
+    for bad in (-0.1, 2, float("nan"), True, "0.1"):
+        with pytest.raises(GalleryError, match="crop_margin must be a number from 0 to 1"):
+            BrandGallery(4, crop_margin=bad)
 
 
 def test_overlapping_scores_give_the_lowest_far_within_the_frr_budget():
@@ -160,6 +171,7 @@ def test_format_1_galleries_still_load(tmp_path):
     old = BrandGallery.load(path)
     assert (old.normalization, old.calibration, old.references, old.background.shape) == ("none", None, ["", ""],
                                                                                            (0, 4))
+    assert old.crop_margin == LEGACY_CROP_MARGIN   # calibrated before galleries recorded their framing
     assert old.identify(np.eye(4, dtype=np.float32)[:1])[0]["brand"] == "a"
     shipped = BrandGallery.load(REPO / "weights" / "simple_icons_gallery.npz")
     assert len(shipped) > 3000 and shipped.threshold is not None
@@ -190,6 +202,8 @@ def test_shipped_gallery_is_calibrated_against_impostors():
     ({}, {"background": np.ones((2, 3), np.float32)}, r"field 'background' must be a float \(M, 4\) array"),
     ({}, {"background": np.full((1, 4), 0.9, np.float32)}, "field 'background' row 0 is not unit-norm"),
     ({"normalization": "background"}, {}, "'normalization' is 'background' but field 'background'"),
+    ({"crop_margin": 1.5}, {}, "field 'crop_margin' must be a number from 0 to 1"),
+    ({"crop_margin": "0.1"}, {}, "field 'crop_margin' must be a number from 0 to 1"),
 ])
 def test_bad_open_set_fields_name_file_and_field(tmp_path, change, arrays, message):
     path = _write(tmp_path / "bad.npz", {**FORMAT_1, "format": 2, **change}, vectors=np.eye(4, dtype=np.float32)[:2],
@@ -270,6 +284,25 @@ def test_build_gallery_with_references_and_impostors_reports_before_and_after(ti
     assert "no such folder" in capsys.readouterr().err
 
 
+def test_build_gallery_refuses_impostors_framed_with_another_margin(tiny_zoo, tmp_path, capsys):
+    import shutil
+
+    from vision.commands import build_gallery
+
+    _brand_images(tmp_path / "logos", {"acme": (220, 30, 30), "bolt": (30, 200, 40)}, 2, seed=0)
+    shutil.copytree(SAMPLE / "val", tmp_path / "imp" / "val")
+    (tmp_path / "imp" / "impostors.json").write_text(json.dumps({"parameters": {"margin": 0.3}}))
+    args = ["--embedder", str(tiny_zoo / "tiny_open_set.safetensors"), "--folder", str(tmp_path / "logos"),
+            "--queries", str(tmp_path / "logos"), "--impostors", str(tmp_path / "imp" / "val"),
+            "--out", str(tmp_path / "g.npz")]
+    assert build_gallery.main(args) == 1
+    err = capsys.readouterr().err
+    assert "impostors.json: parameters.margin is 0.3" in err and "--margin 0.15" in err
+    assert not (tmp_path / "g.npz").exists()
+    assert build_gallery.main([*args, "--margin", "0.3"]) == 0
+    assert BrandGallery.load(tmp_path / "g.npz").crop_margin == 0.3
+
+
 def test_style_renders_give_one_reference_per_training_style_icon():
     from vision.commands.build_gallery import style_renders
 
@@ -307,6 +340,10 @@ def test_recognizer_uses_the_gallerys_normalisation_and_names_the_best_candidate
     photos = [str(p) for p in sorted((SAMPLE / "val").rglob("*.jpg"))[:6]]
     gallery.set_background(fx(photos[:3]))
     logo = str(tmp_path / "logos" / "acme" / "0.jpg")
+    # boxes are framed as the gallery was calibrated unless the caller says otherwise
+    assert BrandRecognizer(fx, gallery).margin == gallery.crop_margin == CROP_MARGIN
+    gallery.crop_margin = 0.25
+    assert BrandRecognizer(fx, gallery).margin == 0.25 and BrandRecognizer(fx, gallery, margin=0.0).margin == 0.0
     found = [logos[0] for logos in BrandRecognizer(fx, gallery).predict(photos[3:] + [logo])]
     assert all(f["best"] in {"acme", "bolt"} and (f["brand"] == UNKNOWN) == (f["open_set_score"] < 0)
                for f in found)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vision.crops import square_crop
+from vision.crops import CROP_MARGIN, square_crop
 from vision.synth.catalog import list_brands
 from vision.synth.composite import PrintConditions, composite_logos, cylindrical_warp, wild_logo_crop
-from vision.synth.negatives import brand_free_photos, textured_boxes, write_impostors
+from vision.synth.negatives import brand_free_photos, recorded_margin, textured_boxes, write_impostors
 from vision.synth.styles import EVAL_STYLES, load_icon_sets, training_styles
 from vision.synth.yolo import write_yolo_dataset
 
@@ -85,10 +85,18 @@ def test_write_impostors_crops_detections_and_textured_regions(tmp_path, grocery
     assert [float(detection[k]) for k in ("x1", "y1", "x2", "y2")] == [40, 30, 100, 60]
     crop = np.asarray(Image.open(tmp_path / "imp" / detection["file"]))
     photo = np.asarray(Image.open(grocery / detection["source"]))
-    expected = square_crop(photo, [40, 30, 100, 60], margin=0.15, size=48)
+    expected = square_crop(photo, [40, 30, 100, 60], margin=CROP_MARGIN, size=48)   # the recogniser's framing
     assert crop.shape == (48, 48, 3) and np.abs(crop.astype(int) - expected).mean() < 8   # JPEG round trip
     record = json.loads((tmp_path / "imp" / "impostors.json").read_text())
     assert record["crops"]["val"] == {"detection": 4, "textured": 8} and record["parameters"]["conf"] == 0.1
+    # build-gallery checks the crops' framing against the gallery's: found from a split folder or the root
+    assert recorded_margin(tmp_path / "imp" / "val") == (tmp_path / "imp" / "impostors.json", CROP_MARGIN)
+    assert recorded_margin(tmp_path / "imp") == recorded_margin(tmp_path / "imp" / "train")
+    assert recorded_margin(grocery) is None
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "impostors.json").write_text('{"parameters": {"margin": "wide"}}')
+    with pytest.raises(ValueError, match=r"bad.impostors.json: parameters.margin must be a number"):
+        recorded_margin(tmp_path / "bad")
 
     again = write_impostors(tmp_path / "imp2", grocery, detect, conf=0.1, textured_per_photo=2, size=48)
     assert again.crops == summary.crops

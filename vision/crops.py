@@ -7,10 +7,20 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["square_crop"]
+__all__ = ["CROP_MARGIN", "LEGACY_CROP_MARGIN", "square_crop"]
+
+# How the brand recogniser frames a detected box before embedding it: the context on each side as a fraction of the
+# box's longer side (the embedder trained on crops with 0.05-0.3). A gallery records the margin its threshold and
+# detection rule were calibrated on (BrandGallery.crop_margin) and the recogniser frames its queries that way;
+# galleries written before they recorded it were calibrated at LEGACY_CROP_MARGIN. 0.10 (the scale of the canonical
+# references) measured better on oracle crops and no better end to end, with more false brands (README, "How a
+# detected logo is framed").
+CROP_MARGIN = 0.15
+LEGACY_CROP_MARGIN = 0.15
 
 
-def square_crop(image: np.ndarray, box: Sequence[float], margin: float = 0.15, size: int | None = None) -> np.ndarray:
+def square_crop(image: np.ndarray, box: Sequence[float], margin: float = CROP_MARGIN,
+                size: int | None = None) -> np.ndarray:
     """The square region centred on ``box`` (``x1, y1, x2, y2``) with side ``max(w, h) * (1 + 2 * margin)``.
 
     Parts outside the image are filled by replicating the border, so a wide wordmark is never cut by the model's

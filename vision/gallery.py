@@ -19,6 +19,10 @@ score, calibrated for one detector (name and sha256 recorded) on known-brand pho
 :class:`vision.recognition.BrandRecognizer` applies it with that detector and falls back to ``threshold`` otherwise.
 Galleries without one (all files written before it) keep the crop-only threshold.
 
+``crop_margin`` is how the recogniser frames each detected box before embedding it (:func:`vision.crops.square_crop`):
+the threshold and the detection rule were calibrated on crops framed that way, so the recogniser takes it from the
+gallery (default :data:`vision.crops.CROP_MARGIN`; files that do not record it were calibrated at 0.15).
+
 Example::
 
     fx = FeatureExtractor.from_pretrained("brand_resnet10t")
@@ -43,6 +47,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
+from vision.crops import CROP_MARGIN, LEGACY_CROP_MARGIN
 from vision.fileio import atomic_path
 from vision.retrieval import INDEX_KINDS, as_vectors, build_index, equal_error_rate, open_set_threshold
 
@@ -97,11 +102,12 @@ class BrandGallery:
     (``hnsw_m``, ``ef_search``) or ``"ivf"`` (``nlist`` lists, default about 4 sqrt(N); ``nprobe`` scanned per query);
     see :func:`vision.retrieval.build_index`. ``normalization`` (one of :data:`NORMALIZATIONS`) and ``topk`` choose
     the open-set score the ``threshold`` applies to; :attr:`calibration` records how the threshold was set.
+    ``crop_margin``: how query crops are framed around a detected box (the recogniser takes it from the gallery).
     """
 
     def __init__(self, dim: int, model_name: str = "", model_sha256: str = "", threshold: float | None = None,
                  index: str = "flat", hnsw_m: int = 32, ef_search: int = 64, nlist: int | None = None,
-                 nprobe: int = 16, normalization: str = "none", topk: int = 5):
+                 nprobe: int = 16, normalization: str = "none", topk: int = 5, crop_margin: float = CROP_MARGIN):
         if dim < 1:
             raise GalleryError(f"embedding size must be >= 1, got {dim}")
         if index not in INDEX_KINDS:
@@ -115,6 +121,7 @@ class BrandGallery:
         self.index_kind, self.hnsw_m, self.ef_search = index, hnsw_m, ef_search
         self.nlist, self.nprobe = nlist, nprobe
         self.normalization, self.topk = normalization, topk
+        self.crop_margin = _check_margin(crop_margin, "crop_margin")
         self.calibration: dict | None = None  # what calibrate() measured; saved with the gallery
         # a decision rule on detection confidence and open-set score for one detector (None: threshold only)
         self.detection_rule: "DetectionRule | None" = None
@@ -452,7 +459,8 @@ class BrandGallery:
         meta = {"format": _FORMAT, "dim": self.dim, "model_name": self.model_name,
                 "model_sha256": self.model_sha256, "threshold": self.threshold, "index": self.index_kind,
                 "hnsw_m": self.hnsw_m, "ef_search": self.ef_search, "nlist": self.nlist, "nprobe": self.nprobe,
-                "normalization": self.normalization, "topk": self.topk, "calibration": self.calibration}
+                "normalization": self.normalization, "topk": self.topk, "calibration": self.calibration,
+                "crop_margin": self.crop_margin}
         if self.detection_rule is not None:   # absent otherwise: files without a rule read as before
             meta["detection_rule"] = self.detection_rule.to_json()
         with atomic_path(path) as tmp:
@@ -490,7 +498,7 @@ class BrandGallery:
         meta = _gallery_meta(path, meta_array)
         gallery = cls(meta["dim"], meta["model_name"], meta["model_sha256"], meta["threshold"], meta["index"],
                       meta["hnsw_m"], meta["ef_search"], meta["nlist"], meta["nprobe"], meta["normalization"],
-                      meta["topk"])
+                      meta["topk"], meta["crop_margin"])
         gallery.calibration = meta["calibration"]
         gallery.detection_rule = meta["detection_rule"]
         gallery._vectors, gallery._owner = _gallery_rows(path, vectors, owner, gallery.dim)
@@ -502,6 +510,14 @@ class BrandGallery:
         if model is not None:
             gallery.check_model(model, dim, allow_unbound=allow_unbound)
         return gallery
+
+
+def _check_margin(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= 1:
+        raise GalleryError(f"{what} must be a number from 0 to 1 (context around a box, fraction of its side), "
+                           f"got {value!r}")
+    return float(value)
 
 
 def _gallery_meta(path: Path, array: np.ndarray) -> dict:
@@ -518,8 +534,9 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
         raise GalleryError(f"{path}: unsupported gallery format {meta.get('format')!r} (this version reads "
                            f"{', '.join(map(str, _READABLE_FORMATS))})")
     # files written before IVF support lack nlist/nprobe; format 1 files lack the open-set fields
+    # and files written before the crop margin was recorded were calibrated on crops framed at the old default
     meta = {"nlist": None, "nprobe": 16, "normalization": "none", "topk": 5, "calibration": None,
-            "detection_rule": None, **meta}
+            "detection_rule": None, "crop_margin": LEGACY_CROP_MARGIN, **meta}
 
     def bad(field: str, expected: str) -> GalleryError:
         shown = repr(meta[field]) if field in meta else "missing"
@@ -543,6 +560,9 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
         raise bad("index", f"one of {list(INDEX_KINDS)}")
     if meta["normalization"] not in NORMALIZATIONS:
         raise bad("normalization", f"one of {list(NORMALIZATIONS)}")
+    margin = meta["crop_margin"]
+    if type(margin) not in (int, float) or not math.isfinite(margin) or not 0 <= margin <= 1:
+        raise bad("crop_margin", "a number from 0 to 1")
     if meta["calibration"] is not None and not isinstance(meta["calibration"], dict):
         raise bad("calibration", "null or a JSON object")
     if meta["detection_rule"] is not None:

@@ -27,7 +27,7 @@ from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
-from vision.crops import square_crop
+from vision.crops import CROP_MARGIN, square_crop
 from vision.gallery import UNKNOWN, BrandGallery, GalleryError
 from vision.data.inputs import ImageInput, to_rgb_array
 from vision.predictors import Predictor
@@ -35,6 +35,7 @@ from vision.results import Recognitions
 
 DEFAULT_DETECTOR_CONF = 0.25   # without a detection rule for the detector
 TEXT_THRESHOLD = 0.8           # a text match's score (OCR confidence x name similarity) that names a logo's brand
+TEXT_MARGIN = 0.15             # context the text reader gets around a logo (measured with it: README, --read-text)
 TEXT_KINDS = ("exact", "fuzzy")   # vision.ocr match kinds that may name a brand ("word" matches read common words)
 
 
@@ -52,9 +53,10 @@ class BrandRecognizer:
 
     ``extractor`` embeds crops (a :class:`vision.features.FeatureExtractor` of an ``embedding`` zoo model); the
     gallery must have been built with the same model (checked here; a gallery that records no model name or sha256
-    is refused unless ``allow_unbound=True``, which is logged). ``margin`` frames each detected box as in training
-    (:func:`vision.crops.square_crop`). ``threshold`` overrides the gallery's calibrated one (it applies to the
-    gallery's open-set score; the gallery's detection rule is then not used).
+    is refused unless ``allow_unbound=True``, which is logged). ``margin`` frames each detected box
+    (:func:`vision.crops.square_crop`); by default the gallery's :attr:`~vision.gallery.BrandGallery.crop_margin`,
+    the framing its threshold and rule were calibrated on. ``threshold`` overrides the gallery's calibrated one (it
+    applies to the gallery's open-set score; the gallery's detection rule is then not used).
 
     ``reader``: a :class:`vision.ocr.TextReader` to read the text on each logo as well; a logo whose text names a
     brand (:class:`vision.ocr.BrandNames` of the gallery, or ``names``: a match of one of ``text_kinds`` scoring
@@ -70,7 +72,7 @@ class BrandRecognizer:
     ``None``).
     """
 
-    def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float = 0.15,
+    def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float | None = None,
                  threshold: float | None = None, allow_unbound: bool = False, detection_rule: str = "auto",
                  reader=None, names=None, text_threshold: float = TEXT_THRESHOLD,
                  text_kinds: Sequence[str] = TEXT_KINDS, text_everyday: bool = False, text_aliases=None):
@@ -80,7 +82,8 @@ class BrandRecognizer:
         if detection_rule not in ("auto", "off"):
             raise ValueError(f"detection_rule must be 'auto' or 'off', got {detection_rule!r}")
         self.extractor, self.gallery, self.detector = extractor, gallery, detector
-        self.margin, self.threshold = margin, threshold
+        self.margin = gallery.crop_margin if margin is None else float(margin)
+        self.threshold = threshold
         self.skipped: list[tuple[str, str]] = []
         self.reader, self.text_threshold, self.text_kinds = reader, float(text_threshold), tuple(text_kinds)
         self.text_everyday = bool(text_everyday)
@@ -212,8 +215,8 @@ class BrandRecognizer:
         return results
 
     def _read_text(self, array: np.ndarray, logo: dict) -> None:
-        """Read the text on one logo (framed as for the embedder); a match names its brand."""
-        margin = self.margin if self.detector is not None else 0.0
+        """Read the text on one logo (framed with :data:`TEXT_MARGIN`); a match names its brand."""
+        margin = TEXT_MARGIN if self.detector is not None else 0.0
         lines = self.reader.read([square_crop(array, logo["box"], margin)])[0]
         found = self.names.match(lines, kinds=self.text_kinds, everyday=self.text_everyday)
         logo["text"] = [line.text for line in lines]
@@ -237,10 +240,10 @@ def detector_conf(detector) -> float | None:
 
 
 def embed_logos(extractor, images: ImageInput | Sequence[ImageInput], detector: Detector | None = None,
-                margin: float = 0.15) -> list[tuple[list[dict], np.ndarray]]:
+                margin: float = CROP_MARGIN) -> list[tuple[list[dict], np.ndarray]]:
     """Per image its detected logos (``{"box", "score"}``) and their embeddings, ``(n_logos, D)``.
 
-    Each box is framed by :func:`~vision.crops.square_crop` with ``margin`` as in training; without a
+    Each box is framed by :func:`~vision.crops.square_crop` with ``margin``; without a
     ``detector`` the whole frame is the one logo. An image without a detected logo gives ``([], (0, D))``.
     """
     items = list(images) if isinstance(images, (list, tuple)) else [images]
@@ -277,12 +280,13 @@ def draw_brands(image: ImageInput, results: list[dict], path: str | os.PathLike)
                            path)
 
 
-def detect_and_score(extractor, detector, gallery, photos: Sequence, margin: float = 0.15,
+def detect_and_score(extractor, detector, gallery, photos: Sequence, margin: float | None = None,
                      cohort_rows: Sequence[np.ndarray] | None = None, batch_size: int = 16,
                      progress=None) -> list[tuple[list[dict], list[str], np.ndarray]]:
     """Per photo (a path or an image) its detections (``{"box", "score"}`` at the detector's own confidence), each
     one's best brand and open-set score in ``gallery``, as the recogniser frames and embeds them
-    (:func:`embed_logos`, :func:`score_logos`)."""
+    (:func:`embed_logos`, :func:`score_logos`; ``margin``: default the gallery's ``crop_margin``)."""
+    margin = gallery.crop_margin if margin is None else margin
     logos = []
     for start in range(0, len(photos), batch_size):
         chunk = list(photos[start:start + batch_size])

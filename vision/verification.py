@@ -82,8 +82,8 @@ class VerifiedDetector:
     """A detector whose boxes are rescored by a :class:`LogoVerifier` (see the module docstring).
 
     ``detector``: a :class:`~vision.inference_detection.LogoDetector` (``predict(images, conf=)``) or a detection
-    :class:`~vision.predictors.Predictor`; ``margin``: the crop framing (the recogniser's, 0.15); ``power``: the
-    verifier's weight in the geometric mean (0: the detector alone, 1: the verifier alone; 0.75, the
+    :class:`~vision.predictors.Predictor`; ``margin``: the crop framing (as the verifier's training crops, 0.15);
+    ``power``: the verifier's weight in the geometric mean (0: the detector alone, 1: the verifier alone; 0.75, the
     shipped gallery's, measured better than 0 and 0.5). ``conf`` (the detector's own by default) applies to the
     combined score; ``detector_conf``, when given, is the detector's confidence down to which boxes go to the
     verifier (lower than ``conf``: a weak box the verifier is sure of can still pass), else ``conf`` applies to

@@ -149,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detector-floor", type=float, default=0.10,
                     help="detector confidence the calibration photos' detections are collected at (the lowest "
                          "detection threshold the rule may pick)")
+    ap.add_argument("--margin", type=float, default=None,
+                    help="how the recogniser frames each detected box (context per side, fraction of the box's "
+                         "longer side), stored in the gallery; --queries and --impostors crops must be framed the "
+                         "same way (vision make-impostors --margin; checked against its impostors.json). Default "
+                         "vision.crops.CROP_MARGIN (0.15)")
     ap.add_argument("--index", choices=INDEX_KINDS, default="flat")
     ap.add_argument("--out", type=Path, required=True, help="gallery file to write (.npz)")
     ap.add_argument("--report", type=Path, help="also write the report as JSON here and as text next to it (.txt)")
@@ -214,6 +219,7 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
     """Embed the brands, calibrate and save the gallery (errors propagate to :func:`main`)."""
     from functools import partial
 
+    from vision.crops import CROP_MARGIN
     from vision.data.datasets import scan_image_folder
     from vision.features import FeatureExtractor
     from vision.gallery import BrandGallery, GalleryError
@@ -256,7 +262,8 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
                                                  progress=bar).items():
             images[slug] += [image for _, image in renders]
             references[slug] += [key for key, _ in renders]
-    kwargs = dict(index=args.index, threshold=args.threshold, normalization=args.normalization, topk=args.topk)
+    kwargs = dict(index=args.index, threshold=args.threshold, normalization=args.normalization, topk=args.topk,
+                  crop_margin=CROP_MARGIN if args.margin is None else args.margin)
     gallery = BrandGallery.for_model(fx, **kwargs)
     if images:
         gallery.add_images(fx, images, batch_size=args.batch_size, merge=args.merge, references=references)
@@ -265,7 +272,8 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
     user_refs = reference_photos(args.references)
     if args.impostors:
         known, known_brands, known_sources, known_set = known_queries(fx, args)
-        impostors, groups, impostor_set = impostor_queries(fx, args.impostors, args.batch_size)
+        impostors, groups, impostor_set = impostor_queries(fx, args.impostors, args.batch_size,
+                                                           kwargs["crop_margin"])
         if args.normalization == "background":   # calibration scores each impostor against the others
             gallery.set_background(impostors)
             impostor_set += " (also the background cohort: each scored without its own photo's crops)"
@@ -455,8 +463,10 @@ def known_queries(fx, args: argparse.Namespace):
         f"{len(paths)} crops of {len(set(brands))} brands from {', '.join(map(str, folders))}"
 
 
-def impostor_queries(fx, folders: list[Path], batch_size: int):
-    """Embeddings, groups and a description of the impostor crops under ``folders`` (any image tree)."""
+def impostor_queries(fx, folders: list[Path], batch_size: int, margin: float | None = None):
+    """Embeddings, groups and a description of the impostor crops under ``folders`` (any image tree). ``margin``:
+    the gallery's crop margin, which the crops' ``impostors.json`` (``vision make-impostors``), when there is one in
+    a folder or the folder above it, must record."""
     from vision.data.io import list_images
     from vision.gallery import GalleryError
 
@@ -464,6 +474,8 @@ def impostor_queries(fx, folders: list[Path], batch_size: int):
     for folder in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"--impostors {folder}: no such folder")
+        if margin is not None:
+            check_impostor_margin(folder, margin)
         found = list_images(folder)
         if not found:
             raise GalleryError(f"--impostors {folder}: no images in it")
@@ -472,6 +484,23 @@ def impostor_queries(fx, folders: list[Path], batch_size: int):
 
     return fx(paths, batch_size=batch_size), impostor_groups(paths), \
         f"{len(paths)} crops from {', '.join(map(str, folders))}"
+
+
+def check_impostor_margin(folder: Path, margin: float) -> None:
+    """Refuse impostor crops framed with another margin than the gallery's (a cohort and a threshold calibrated on
+    crops framed one way do not hold for queries framed another)."""
+    from vision.gallery import GalleryError
+    from vision.synth.negatives import recorded_margin
+
+    try:
+        found = recorded_margin(folder)
+    except ValueError as e:
+        raise GalleryError(str(e)) from None
+    if found is not None and abs(found[1] - margin) > 1e-9:
+        record, recorded = found
+        raise GalleryError(f"{record}: parameters.margin is {recorded:g} but the gallery frames its queries at "
+                           f"--margin {margin:g}; cut the impostors at that margin (vision make-impostors --margin "
+                           f"{margin:g}) or pass --margin {recorded:g}")
 
 
 def open_set_report(gallery, known, known_brands, known_sources, impostors, max_false_reject: float,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     from vision.commands import add_device, add_no_progress, add_zoo_dir, command_parser
+    from vision.crops import CROP_MARGIN
 
     ap = command_parser("vision make-impostors", __doc__)
     ap.add_argument("--root", type=Path, required=True, help="Grocery Store root (with train/ and val/)")
@@ -29,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conf", type=float, default=0.1, help="lowest detection score kept")
     ap.add_argument("--detections-per-photo", type=int, default=4)
     ap.add_argument("--textured-per-photo", type=int, default=2)
-    ap.add_argument("--margin", type=float, default=0.15, help="square-crop margin around a box (the recogniser's)")
+    ap.add_argument("--margin", type=float, default=CROP_MARGIN,
+                    help="square-crop margin around a box (the recogniser's; build-gallery --margin must match)")
     ap.add_argument("--size", type=int, default=128, help="side of the written crops")
     ap.add_argument("--max-photos", type=int, help="at most this many photos per split (seeded choice)")
     add_device(ap)

@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="let everyday words name a brand too (\"orange\" on a juice carton names Orange)")
     ap.add_argument("--brand-names", type=Path, metavar="YAML",
                     help="more names per gallery brand read on logos: 'brand: name' or 'brand: [name, ...]' lines")
-    ap.add_argument("--margin", type=float, default=0.15, help="context around each box, fraction of its side")
+    ap.add_argument("--margin", type=float, default=None,
+                    help="context around each box, fraction of its side (default: the gallery's crop_margin, the "
+                         "framing it was calibrated on)")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--no-draw", action="store_true", help="skip the annotated PNGs")
     add_device(ap)

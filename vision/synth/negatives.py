@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from vision.crops import square_crop
+from vision.crops import CROP_MARGIN, square_crop
 from vision.data.io import ImageLoadError, list_images, load_image
 from vision.fileio import atomic_write_text
 from vision.synth.record import LogoDatasetWarning, clear_outputs, package_versions
@@ -121,7 +121,7 @@ def write_impostors(out_dir: str | os.PathLike, root: str | os.PathLike, detect:
                     splits: Sequence[str] = ("train", "val"), max_photos: int | Mapping[str, int | None] | None = None,
                     categories: Sequence[str] = BRAND_FREE_CATEGORIES,
                     detections_per_photo: int = 4, textured_per_photo: int = 2, conf: float = 0.1,
-                    margin: float = 0.15, size: int = 128, seed: int = 0, detector_name: str | None = None,
+                    margin: float = CROP_MARGIN, size: int = 128, seed: int = 0, detector_name: str | None = None,
                     batch_size: int = 16, overwrite: bool = False,
                     progress: Callable[..., Iterable] | None = None) -> ImpostorSummary:
     """Write impostor crops of the brand-free photos of ``splits`` under ``out_dir`` (layout in the module doc).
@@ -203,6 +203,26 @@ def write_impostors(out_dir: str | os.PathLike, root: str | os.PathLike, detect:
 def _prepare(out: Path, splits: Sequence[str], overwrite: bool) -> None:
     clear_outputs(out, [out / s for s in splits] + [out / "manifest.csv", out / "impostors.json"], "impostors",
                   overwrite)
+
+
+def recorded_margin(folder: str | os.PathLike) -> tuple[Path, float] | None:
+    """``(impostors.json, margin)``: the crop margin :func:`write_impostors` recorded for the crops under ``folder``
+    (its ``impostors.json``, or the one in the folder above: ``<out>/train`` is a split of ``<out>``), or ``None``
+    when neither folder holds one. A record without a numeric ``parameters.margin`` is a :class:`ValueError`
+    naming the file."""
+    folder = Path(folder)
+    for record in (folder / "impostors.json", folder.parent / "impostors.json"):
+        if not record.is_file():
+            continue
+        try:
+            margin = json.loads(record.read_text())["parameters"]["margin"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{record}: not a vision make-impostors record (parameters.margin: "
+                             f"{type(e).__name__}: {e})") from None
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+            raise ValueError(f"{record}: parameters.margin must be a number, got {margin!r}")
+        return record, float(margin)
+    return None
 
 
 def impostor_groups(paths: Sequence[str | os.PathLike]) -> list[str]:
