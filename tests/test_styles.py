@@ -65,6 +65,16 @@ def test_logos_set_is_refused_everywhere(tmp_path):
         load_icon_set(renamed)
 
 
+def test_the_held_out_styles_own_plain_set_is_refused(tmp_path):
+    folder = _write_set(tmp_path / "devicon-plain", "devicon-plain", {"title": "MIT", "spdx": "MIT"})
+    with pytest.raises(IconSetError, match="held-out evaluation style"):
+        load_icon_set(folder)
+    with pytest.raises(IconSetError, match="held-out evaluation style"):
+        load_icon_sets(tmp_path)
+    with pytest.raises(IconSetError, match="held-out evaluation style"):
+        fetch_icon_sets(tmp_path / "cache", ["devicon-plain"])
+
+
 def test_non_commercial_and_unlicensed_sets_are_refused(tmp_path):
     nc = _write_set(tmp_path / "cbi", "cbi", {"title": "CC BY-NC-SA 4.0", "spdx": "CC-BY-NC-SA-4.0"})
     with pytest.raises(IconSetError, match="non-commercial"):

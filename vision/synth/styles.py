@@ -53,7 +53,7 @@ class PinnedSet:
 
 # The brand sets we use. Licences checked against each package's ``info.license``. Not pinned: ``token-branded``
 # (names are crypto tickers: ``nim``, ``flux``, ``ray`` would match unrelated simple-icons brands), ``cbi``
-# (CC-BY-NC-SA: non-commercial), ``logos`` (see REFUSED_SETS).
+# (CC-BY-NC-SA: non-commercial), ``logos`` and ``devicon-plain`` (see REFUSED_SETS).
 ICON_SETS: dict[str, PinnedSet] = {p.prefix: p for p in (
     PinnedSet("devicon", "1.2.68", "sha512-4RNlCSNCSgDEOVMHkBOxgik9agJcVRcfXwAZcwMdIolWx/lvXHzo2kqcqTqQGviZuBbnv3L1l"
               "yd+CowyZE+I3g==", "MIT"),
@@ -73,9 +73,12 @@ ICON_SETS: dict[str, PinnedSet] = {p.prefix: p for p in (
               "b8CBDWEsBj5xVfWQ==", "MIT"),
 )}
 
-# Never used by anything here: ``logos`` is kept for an independent evaluation; ``cbi`` is non-commercial.
+# Never used by anything here: ``logos`` is kept for an independent evaluation, ``devicon-plain`` draws the held-out
+# style's own marks (a training set or gallery holding it would leak the evaluation); ``cbi`` is non-commercial.
 REFUSED_SETS: dict[str, str] = {
     "logos": "@iconify-json/logos is reserved for independent evaluation and must not be used to build any data",
+    "devicon-plain": "@iconify-json/devicon-plain is devicon's plain drawings, and devicon is the held-out evaluation "
+                     "style (EVAL_STYLES): it must not be used to build any data",
 }
 _NON_COMMERCIAL = re.compile(r"(^|[-\s])NC([-\s]|$)|non-?commercial", re.IGNORECASE)
 
