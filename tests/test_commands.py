@@ -69,7 +69,7 @@ def test_zoo_lists_the_shipped_models(capsys):
     assert all(r["size_mb"] and r["task"] for r in rows)
     assert {r["name"]: r["licence"].split(" ")[0] for r in rows if r["zoo"].endswith("weights")} == {
         "grocery_resnet10t": "Apache-2.0", "brand_resnet10t": "Apache-2.0", "logo_yolo11n": "AGPL-3.0",
-        "logo_verifier_lite0": "Apache-2.0"}
+        "logo_verifier_lite0": "Apache-2.0", "grocery_lite0": "Apache-2.0"}
 
 
 def test_zoo_demo_page_shows_every_shipped_model(tmp_path):
