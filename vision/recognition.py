@@ -82,6 +82,8 @@ class BrandRecognizer:
         if detection_rule not in ("auto", "off"):
             raise ValueError(f"detection_rule must be 'auto' or 'off', got {detection_rule!r}")
         self.extractor, self.gallery, self.detector = extractor, gallery, detector
+        if margin is not None and not 0 <= float(margin) <= 1:
+            raise ValueError(f"margin must be from 0 to 1 (context around a box, fraction of its side), got {margin}")
         self.margin = gallery.crop_margin if margin is None else float(margin)
         self.threshold = threshold
         self.skipped: list[tuple[str, str]] = []
