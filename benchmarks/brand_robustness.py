@@ -62,7 +62,7 @@ from vision.detection_rule import (IOU_MATCH, RULE_KINDS, DetectionRule, Detecti
                                    rule_figures, source_rows)
 from vision.gallery import BrandGallery  # noqa: E402
 from vision.recognition import embed_logos, score_logos  # noqa: E402
-from vision.synth.negatives import impostor_groups, recorded_margin  # noqa: E402
+from vision.synth.negatives import check_recorded_margin, impostor_groups  # noqa: E402
 
 SHIPPED = {"embedder": "brand_resnet10t", "detector": "logo_yolo11n", "gallery": "simple_icons_gallery"}
 KNOWN_MARGIN = 0.15      # the framing of the known/ crops (written before galleries recorded their crop margin);
@@ -310,10 +310,7 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
     timings = {}
     start = time.perf_counter()
     margin = gallery.crop_margin   # queries are framed as the gallery was calibrated
-    found = recorded_margin(impostor_folder)
-    if found is not None and abs(found[1] - margin) > 1e-9:
-        raise ValueError(f"{found[0]}: the impostor crops are framed at margin {found[1]:g}, the gallery's queries at "
-                         f"{margin:g}: give --impostors cut at {margin:g} (vision make-impostors --margin {margin:g})")
+    check_recorded_margin(impostor_folder, margin)
     samples, table = scan_image_folder(known_crops(data, margin))
     known = fx([s.path for s in samples], batch_size=128)
     known_brands = [table.names[s.label] for s in samples]

@@ -344,7 +344,7 @@ def test_recognizer_uses_the_gallerys_normalisation_and_names_the_best_candidate
     assert BrandRecognizer(fx, gallery).margin == gallery.crop_margin == CROP_MARGIN
     gallery.crop_margin = 0.25
     assert BrandRecognizer(fx, gallery).margin == 0.25 and BrandRecognizer(fx, gallery, margin=0.0).margin == 0.0
-    with pytest.raises(ValueError, match="margin must be from 0 to 1"):
+    with pytest.raises(ValueError, match="margin must be a number from 0 to 1"):
         BrandRecognizer(fx, gallery, margin=-0.1)
     found = [logos[0] for logos in BrandRecognizer(fx, gallery).predict(photos[3:] + [logo])]
     assert all(f["best"] in {"acme", "bolt"} and (f["brand"] == UNKNOWN) == (f["open_set_score"] < 0)

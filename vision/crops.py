@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-__all__ = ["CROP_MARGIN", "LEGACY_CROP_MARGIN", "square_crop"]
+__all__ = ["CROP_MARGIN", "LEGACY_CROP_MARGIN", "check_margin", "square_crop"]
 
 # How the brand recogniser frames a detected box before embedding it: the context on each side as a fraction of the
 # box's longer side (the embedder trained on crops with 0.05-0.3). A gallery records the margin its threshold and
@@ -17,6 +18,15 @@ __all__ = ["CROP_MARGIN", "LEGACY_CROP_MARGIN", "square_crop"]
 # detected logo is framed").
 CROP_MARGIN = 0.15
 LEGACY_CROP_MARGIN = 0.15
+
+
+def check_margin(value, what: str = "margin") -> float:
+    """``value`` as a crop margin (a number from 0 to 1), else a :class:`ValueError` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= 1:
+        raise ValueError(f"{what} must be a number from 0 to 1 (context around a box, fraction of its side), "
+                         f"got {value!r}")
+    return float(value)
 
 
 def square_crop(image: np.ndarray, box: Sequence[float], margin: float = CROP_MARGIN,

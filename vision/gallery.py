@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from vision.crops import CROP_MARGIN, LEGACY_CROP_MARGIN
+from vision.crops import CROP_MARGIN, LEGACY_CROP_MARGIN, check_margin
 from vision.fileio import atomic_path
 from vision.retrieval import INDEX_KINDS, as_vectors, build_index, equal_error_rate, open_set_threshold
 
@@ -513,11 +513,10 @@ class BrandGallery:
 
 
 def _check_margin(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 <= value <= 1:
-        raise GalleryError(f"{what} must be a number from 0 to 1 (context around a box, fraction of its side), "
-                           f"got {value!r}")
-    return float(value)
+    try:
+        return check_margin(value, what)
+    except ValueError as e:
+        raise GalleryError(str(e)) from None
 
 
 def _gallery_meta(path: Path, array: np.ndarray) -> dict:

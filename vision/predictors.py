@@ -385,3 +385,16 @@ def _export_matches(path: Path, card, backend: str) -> bool:
         return False
     return sidecar.get("model_sha256") == card.sha256
 
+
+def set_detector_conf(detector, conf: float) -> None:
+    """Make ``detector`` keep boxes down to ``conf`` (a predictor's head, or a detector's own ``conf``)."""
+    head = getattr(detector, "head", None)
+    setattr(head if head is not None and hasattr(head, "conf") else detector, "conf", float(conf))
+
+
+def detector_conf(detector) -> float | None:
+    """The confidence a detector keeps boxes at (a :class:`~vision.predictors.Predictor`'s head, a
+    :class:`~vision.inference_detection.LogoDetector`'s ``conf``), or ``None`` when it does not say."""
+    head = getattr(detector, "head", None)
+    conf = getattr(head, "conf", None) if head is not None else getattr(detector, "conf", None)
+    return float(conf) if isinstance(conf, (int, float)) else None

@@ -27,10 +27,10 @@ from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
-from vision.crops import CROP_MARGIN, square_crop
+from vision.crops import CROP_MARGIN, check_margin, square_crop
 from vision.gallery import UNKNOWN, BrandGallery, GalleryError
 from vision.data.inputs import ImageInput, to_rgb_array
-from vision.predictors import Predictor
+from vision.predictors import Predictor, detector_conf, set_detector_conf
 from vision.results import Recognitions
 
 DEFAULT_DETECTOR_CONF = 0.25   # without a detection rule for the detector
@@ -82,9 +82,7 @@ class BrandRecognizer:
         if detection_rule not in ("auto", "off"):
             raise ValueError(f"detection_rule must be 'auto' or 'off', got {detection_rule!r}")
         self.extractor, self.gallery, self.detector = extractor, gallery, detector
-        if margin is not None and not 0 <= float(margin) <= 1:
-            raise ValueError(f"margin must be from 0 to 1 (context around a box, fraction of its side), got {margin}")
-        self.margin = gallery.crop_margin if margin is None else float(margin)
+        self.margin = gallery.crop_margin if margin is None else check_margin(margin)
         self.threshold = threshold
         self.skipped: list[tuple[str, str]] = []
         self.reader, self.text_threshold, self.text_kinds = reader, float(text_threshold), tuple(text_kinds)
@@ -225,20 +223,6 @@ class BrandRecognizer:
         logo["source"] = "image"
         if found is not None and found.score >= self.text_threshold:
             logo.update(brand=found.brand, source="text", text_score=round(found.score, 6))
-
-
-def set_detector_conf(detector, conf: float) -> None:
-    """Make ``detector`` keep boxes down to ``conf`` (a predictor's head, or a detector's own ``conf``)."""
-    head = getattr(detector, "head", None)
-    setattr(head if head is not None and hasattr(head, "conf") else detector, "conf", float(conf))
-
-
-def detector_conf(detector) -> float | None:
-    """The confidence a detector keeps boxes at (a :class:`~vision.predictors.Predictor`'s head, a
-    :class:`~vision.inference_detection.LogoDetector`'s ``conf``), or ``None`` when it does not say."""
-    head = getattr(detector, "head", None)
-    conf = getattr(head, "conf", None) if head is not None else getattr(detector, "conf", None)
-    return float(conf) if isinstance(conf, (int, float)) else None
 
 
 def embed_logos(extractor, images: ImageInput | Sequence[ImageInput], detector: Detector | None = None,

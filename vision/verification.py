@@ -97,9 +97,9 @@ class VerifiedDetector:
             raise ValueError(f"detector_conf must be in (0, 1], got {detector_conf}")
         self.detector, self.verifier, self.margin, self.power = detector, verifier, float(margin), float(power)
         self.detector_conf = None if detector_conf is None else float(detector_conf)
-        head = getattr(detector, "head", None)
-        conf = getattr(head, "conf", None) if head is not None else getattr(detector, "conf", None)
-        self._conf = float(conf) if isinstance(conf, (int, float)) else None
+        from vision.predictors import detector_conf
+
+        self._conf = detector_conf(detector)   # the combined score's floor starts at the detector's own
         d, v = detector.card, verifier.card
         key = f"{d.sha256}:{v.sha256}:{self.power:g}:{self.margin:g}"
         if self.detector_conf is not None:

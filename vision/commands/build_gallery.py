@@ -475,7 +475,12 @@ def impostor_queries(fx, folders: list[Path], batch_size: int, margin: float | N
         if not folder.is_dir():
             raise FileNotFoundError(f"--impostors {folder}: no such folder")
         if margin is not None:
-            check_impostor_margin(folder, margin)
+            from vision.synth.negatives import check_recorded_margin
+
+            try:
+                check_recorded_margin(folder, margin)
+            except ValueError as e:
+                raise GalleryError(f"{e}, or pass --margin to match") from None
         found = list_images(folder)
         if not found:
             raise GalleryError(f"--impostors {folder}: no images in it")
@@ -484,23 +489,6 @@ def impostor_queries(fx, folders: list[Path], batch_size: int, margin: float | N
 
     return fx(paths, batch_size=batch_size), impostor_groups(paths), \
         f"{len(paths)} crops from {', '.join(map(str, folders))}"
-
-
-def check_impostor_margin(folder: Path, margin: float) -> None:
-    """Refuse impostor crops framed with another margin than the gallery's (a cohort and a threshold calibrated on
-    crops framed one way do not hold for queries framed another)."""
-    from vision.gallery import GalleryError
-    from vision.synth.negatives import recorded_margin
-
-    try:
-        found = recorded_margin(folder)
-    except ValueError as e:
-        raise GalleryError(str(e)) from None
-    if found is not None and abs(found[1] - margin) > 1e-9:
-        record, recorded = found
-        raise GalleryError(f"{record}: parameters.margin is {recorded:g} but the gallery frames its queries at "
-                           f"--margin {margin:g}; cut the impostors at that margin (vision make-impostors --margin "
-                           f"{margin:g}) or pass --margin {recorded:g}")
 
 
 def open_set_report(gallery, known, known_brands, known_sources, impostors, max_false_reject: float,

@@ -225,6 +225,17 @@ def recorded_margin(folder: str | os.PathLike) -> tuple[Path, float] | None:
     return None
 
 
+def check_recorded_margin(folder: str | os.PathLike, margin: float) -> None:
+    """Refuse impostor crops under ``folder`` that :func:`write_impostors` recorded as framed with another margin
+    than ``margin`` (a cohort and a threshold calibrated on crops framed one way do not hold for queries framed
+    another): a :class:`ValueError` naming the record and both margins. Crops without a record pass."""
+    found = recorded_margin(folder)
+    if found is not None and abs(found[1] - margin) > 1e-9:
+        record, recorded = found
+        raise ValueError(f"{record}: parameters.margin is {recorded:g} but the gallery frames its queries at "
+                         f"{margin:g}; cut the impostors at that margin (vision make-impostors --margin {margin:g})")
+
+
 def impostor_groups(paths: Sequence[str | os.PathLike]) -> list[str]:
     """The source photo of each impostor crop (the ``source`` column of the ``manifest.csv`` that
     :func:`write_impostors` put beside its split folder), else the crop's own path: crops of one photo are
