@@ -155,18 +155,21 @@ def test_triton_repository_records_and_checks_digests(tiny, tmp_path, capsys):
     onnx_dir = write_triton_model(onnx_path, repo, name="tiny_onnx")
     plan_dir = write_triton_model(_fake_plan(model.card, tmp_path / "tiny.plan"), repo, name="tiny_plan")
     write_triton_model(onnx_path, repo, name="tiny_onnx", version=2)   # a second version keeps the first's record
-    lines = (onnx_dir / DIGESTS).read_text().splitlines()
-    assert [line.split("  ")[1] for line in lines] == ["1/model.onnx", "2/model.onnx"]
+    lines = (onnx_dir / DIGESTS).read_text().splitlines()   # every file of the folder (issue 29, item 8)
+    assert [line.split("  ")[1] for line in lines] == ["1/model.onnx", "2/model.onnx", "config.pbtxt",
+                                                       "vision.json"]
     assert lines[0].split("  ")[0] == sha256_file(onnx_dir / "1" / "model.onnx") == sha256_file(onnx_path)
     checked = verify_triton_repository(repo)
-    assert {p.relative_to(repo).as_posix() for p in checked} == {"tiny_onnx/1/model.onnx", "tiny_onnx/2/model.onnx",
-                                                                 "tiny_plan/1/model.plan"}
-    assert verify_triton_repository(plan_dir) == [plan_dir / "1" / "model.plan"]
+    assert {p.relative_to(repo).as_posix() for p in checked} == {
+        "tiny_onnx/1/model.onnx", "tiny_onnx/2/model.onnx", "tiny_onnx/config.pbtxt", "tiny_onnx/vision.json",
+        "tiny_plan/1/model.plan", "tiny_plan/config.pbtxt", "tiny_plan/vision.json"}
+    assert verify_triton_repository(plan_dir) == [plan_dir / p for p in ("1/model.plan", "config.pbtxt",
+                                                                          "vision.json")]
 
     sys.path.insert(0, str(REPO / "tools"))
     from export import main
 
-    assert main(["--verify", str(repo)]) == 0 and "3 file(s) match" in capsys.readouterr().err
+    assert main(["--verify", str(repo)]) == 0 and "7 file(s) match" in capsys.readouterr().err
     model_file = onnx_dir / "2" / "model.onnx"
     model_file.write_bytes(model_file.read_bytes() + b"\x00")
     with pytest.raises(ArtifactIntegrityError, match=r"tiny_onnx/2/model\.onnx: sha256 differs .*python "
@@ -175,7 +178,7 @@ def test_triton_repository_records_and_checks_digests(tiny, tmp_path, capsys):
         verify_triton_repository(repo)
     with pytest.raises(SystemExit, match="error: .*model.onnx: sha256 differs"):
         main(["--verify", str(repo)])
-    (onnx_dir / DIGESTS).write_text(lines[0] + "\n")
+    (onnx_dir / DIGESTS).write_text("\n".join(lines[:1] + lines[2:]) + "\n")
     with pytest.raises(ArtifactIntegrityError, match=r"2/model\.onnx: not recorded in .*vision\.sha256"):
         verify_triton_repository(onnx_dir)
     (plan_dir / DIGESTS).unlink()
