@@ -88,3 +88,37 @@ def test_pip_cache_convert_waits_for_the_lock(pip_cache, monkeypatch):
             pip_weights.resolve("efficientnet_lite0")
         assert not out.exists()
     assert pip_weights.resolve("efficientnet_lite0") == out
+
+
+# --- item 11: the run report escapes the confusion-matrix path
+def test_run_report_escapes_a_hostile_run_folder_name(tmp_path):
+    from types import SimpleNamespace
+
+    from vision.reports import RunReport
+
+    run = tmp_path / "logs" / "v' onerror='alert(8)"  # a logger version chosen by whoever starts the run
+    (run / "confusion").mkdir(parents=True)
+    (run / "confusion" / "val_epoch000.png").write_bytes(b"\x89PNG")
+    report = RunReport(folder=str(tmp_path / "report"))
+    report.history = [{"epoch": 0.0, "val/top1": 0.5}]
+    page = report.write(SimpleNamespace(default_root_dir=str(run), global_step=3)).read_text(encoding="utf-8")
+    assert "onerror='alert" not in page
+    assert "<img src='../logs/v&#x27; onerror=&#x27;alert(8)/confusion/val_epoch000.png'" in page
+
+
+# --- item 14: class names are drawn as text, never as mathtext
+@pytest.mark.parametrize("name", ["a$b$c", "a$\\frac$c", "x$^$y"])
+def test_confusion_matrix_draws_dollar_names_as_plain_text(tmp_path, monkeypatch, name):
+    from matplotlib.figure import Figure
+
+    from vision.tasks.classification import save_confusion_png
+
+    drawn = []
+    original = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (drawn.append(self), original(self, *a, **k))[1])
+    path = save_confusion_png(torch.tensor([[3, 1], [0, 2]]), [name, "b"], tmp_path / "cm.png", title=f"val {name}")
+    assert path.stat().st_size > 0
+    (ax,) = drawn[0].axes
+    labels = ax.get_xticklabels() + ax.get_yticklabels() + [ax.title]
+    assert {t.get_text() for t in labels} >= {name, f"val {name}"}
+    assert not any(t.get_parse_math() for t in labels if "$" in t.get_text())

@@ -64,10 +64,11 @@ class RunReport(pl.Callback):
                  f"<p>{len(self.history)} validated epoch(s); {trainer.global_step} optimiser steps.</p>",
                  f"<h2>Final metrics</h2><table>{rows}</table>"]
         if curves:
-            parts.append(f"<h2>Curves</h2><img src='{curves.name}' alt='metric curves'>")
+            parts.append(f"<h2>Curves</h2>{_img(curves.name, 'metric curves')}")
         if confusion:
-            parts.append(f"<h2>Confusion matrix (latest validation)</h2><img src='{os.path.relpath(confusion, out)}' "
-                         "alt='confusion matrix' style='max-width:900px'>")
+            # the path holds the run folder's name (logger name and version, user-chosen): escaped like every text
+            parts.append(f"<h2>Confusion matrix (latest validation)</h2>"
+                         f"{_img(os.path.relpath(confusion, out), 'confusion matrix', 'max-width:900px')}")
         if self.card:
             card = {k: v for k, v in self.card.items() if k not in ("class_names", "coarse_names", "fine_to_coarse")}
             parts.append(f"<h2>Model card</h2><pre>{html.escape(json.dumps(card, indent=1))}</pre>")
@@ -94,12 +95,18 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> Path:
         ax = fig.add_subplot(rows, cols, i + 1)
         points = [(row["epoch"], row[name]) for row in history if name in row]
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name, fontsize=9, parse_math=False, usetex=False)  # a metric name is not mathtext
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path
+
+
+def _img(src: str, alt: str, style: str = "") -> str:
+    """An ``<img>`` tag, every attribute escaped (``quote=True``: a quote in a path cannot end the attribute)."""
+    attrs = f"src='{html.escape(src, quote=True)}' alt='{html.escape(alt, quote=True)}'"
+    return f"<img {attrs}" + (f" style='{html.escape(style, quote=True)}'" if style else "") + ">"
 
 
 def _first_existing(paths) -> Path | None:

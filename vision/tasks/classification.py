@@ -221,11 +221,12 @@ def save_confusion_png(confmat: torch.Tensor, names: list[str], path: Path, titl
     ax = fig.add_subplot()
     ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
     font = max(3.0, min(9.0, 300.0 / max(n, 1)))
-    ax.set_xticks(range(n), names, rotation=90, fontsize=font)
-    ax.set_yticks(range(n), names, fontsize=font)
+    # class names are data, not mathtext: 'a$b$c' must neither render as math nor fail the draw
+    ax.set_xticks(range(n), names, rotation=90, fontsize=font, parse_math=False, usetex=False)
+    ax.set_yticks(range(n), names, fontsize=font, parse_math=False, usetex=False)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_title(title, parse_math=False, usetex=False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
