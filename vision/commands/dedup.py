@@ -158,16 +158,22 @@ def query(args) -> int:
                          f"{catalog_model}; query with --model {catalog_model.name}")
     new = scan_images(uploads, model=model, backend=args.backend, device=args.device, batch_size=args.batch_size,
                       progress=not args.no_progress, workers=args.workers)
-    rows = index.query(new, thresholds_from(args, index.thresholds))
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
-    summary = {"queries": len(rows), "catalog": len(index), "by_reason": counts, "unreadable": len(new.skipped)}
     if args.add:
         from vision.dedup.catalog import select
 
-        index.add(select(new, [q for q, row in enumerate(rows) if row["match"] is None]))
-        index.save(args.index)
+        # the lock is held from this load to the save: a concurrent --add waits, then sees these images
+        with CatalogIndex.update(args.index) as index:
+            before = len(index)
+            rows = index.query(new, thresholds_from(args, index.thresholds))
+            index.add(select(new, [q for q, row in enumerate(rows) if row["match"] is None]))
+    else:
+        rows = index.query(new, thresholds_from(args, index.thresholds))
+        before = len(index)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
+    summary = {"queries": len(rows), "catalog": before, "by_reason": counts, "unreadable": len(new.skipped)}
+    if args.add:
         summary["catalog_after_add"] = len(index)
     if args.out is not None:
         from vision.fileio import atomic_write_text

@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from vision.zoo import ModelCard
 
 EXACT_INDEX_LIMIT = 50_000   # above this many vectors the k-NN graph uses an approximate index
+
+
+# thresholds that count something (bits, keypoints, neighbours, edges): whole numbers
+_WHOLE = ("phash_distance", "candidate_distance", "min_inliers", "k", "min_cross_edges")
 
 
 @dataclass
@@ -66,9 +71,14 @@ class Thresholds:
             raise DedupError(f"{where}: unknown threshold(s) {unknown}; known: {sorted(known)}")
         for key, value in d.items():
             optional = key in ("phash_distance", "similarity", "verify", "min_local")
-            if not ((value is None and optional) or (isinstance(value, (int, float)) and not isinstance(value, bool))):
-                raise DedupError(f"{where}: threshold {key!r} must be a number{' or null' if optional else ''}, "
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ((value is None and optional) or number):
+                raise DedupError(f"{where}: threshold {key!r} must be a finite number{' or null' if optional else ''}"
+                                 f", got {value!r}")
+            if key in _WHOLE and value is not None and (value != int(value) or value < (1 if key == "k" else 0)):
+                raise DedupError(f"{where}: threshold {key!r} must be a whole number >= {1 if key == 'k' else 0}, "
                                  f"got {value!r}")
+        d = {k: int(v) if k in _WHOLE and v is not None else v for k, v in d.items()}
         return cls(**d)
 
     @classmethod
