@@ -140,21 +140,31 @@ def _classification(model, args) -> dict:
 
 
 def read_split(data: Path, root: Path | None, table, classes_file: Path | None):
-    """A classifier's labelled samples from a manifest or an ImageFolder tree, in the model's class order."""
+    """A classifier's labelled samples from a manifest or an ImageFolder tree, in the model's class order.
+
+    A manifest's labels index its own class table (``--classes``, else a ``classes.csv`` beside it, as the Grocery
+    Store and the shipped sample have): that table may be a subset of the model's classes in another order, and
+    its labels are mapped onto the model's by class name. Without a table, labels are the model's own ids."""
     from vision.data.datasets import ClassTable, ManifestError, Sample, read_manifest, scan_image_folder
 
-    if classes_file is not None:
-        given = ClassTable.read(classes_file)
-        if given.names != table.names:
-            raise ManifestError(f"{classes_file}: class names differ from the model's "
-                                f"({len(given.names)} vs {len(table.names)} classes)")
     if data.is_dir():
         samples, folder_table = scan_image_folder(data)
         unknown = [n for n in folder_table.names if n not in table.names]
         if unknown:
-            raise ManifestError(f"{data}: class folders {unknown[:5]} are not classes of the model")
+            raise ManifestError(f"{data}: class folders {unknown[:5]} are not classes of the model (an ImageFolder "
+                                "tree holds one folder per class; pass a manifest and its classes.csv instead)")
         return [Sample(s.path, table.names.index(folder_table.names[s.label])) for s in samples]
-    return read_manifest(data, root, table)
+    if classes_file is None and (data.parent / "classes.csv").is_file():
+        classes_file = data.parent / "classes.csv"
+    if classes_file is None:
+        return read_manifest(data, root, table)
+    given = ClassTable.read(classes_file)
+    unknown = [n for n in given.names if n not in table.names]
+    if unknown:
+        raise ManifestError(f"{classes_file}: classes {unknown[:5]} are not classes of the model "
+                            f"({len(unknown)} of {len(given.names)})")
+    to_model = [table.names.index(n) for n in given.names]
+    return [Sample(s.path, to_model[s.label], -1, s.where) for s in read_manifest(data, root, given)]
 
 
 def _detection(model, args) -> dict:

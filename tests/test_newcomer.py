@@ -1,0 +1,62 @@
+"""A newcomer's path: the README's zoo table and links, `vision zoo`, evaluating a shipped model on the sample."""
+
+import re
+import subprocess
+import sys
+
+from .conftest import REPO, SAMPLE
+
+
+def _vision(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vision", *args], capture_output=True, text=True, cwd=REPO)
+
+
+def test_readme_is_short_and_its_zoo_table_is_generated_from_the_manifest():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 300
+    table = readme.split("<!-- zoo-table:start -->\n", 1)[1].split("<!-- zoo-table:end -->", 1)[0].strip()
+    out = _vision("zoo", "--markdown", "--zoo-dir", str(REPO / "weights"))
+    assert out.returncode == 0, out.stderr
+    assert table == out.stdout.strip(), "README's zoo table is stale: paste `vision zoo --markdown` into it"
+
+
+def test_every_local_link_in_readme_and_docs_exists():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
+             *sorted((REPO / "benchmarks" / "results").glob("*.md"))]
+    missing = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            if "://" not in target and not (page.parent / target).exists():
+                missing.append(f"{page.relative_to(REPO)} -> {target}")
+    assert not missing, missing
+
+
+def test_zoo_shows_the_headline_metric_the_origin_and_the_galleries():
+    out = _vision("zoo", "--zoo-dir", str(REPO / "weights"))
+    assert out.returncode == 0, out.stderr
+    lite0 = next(line for line in out.stdout.splitlines() if line.startswith("grocery_lite0 "))
+    assert "top-1 0.851" in lite0 and "shipped" in lite0
+    assert "mAP50 0.834" in next(line for line in out.stdout.splitlines() if line.startswith("logo_yolo11n "))
+    assert any(line.startswith("simple_icons_gallery ") and "gallery" in line for line in out.stdout.splitlines())
+
+
+def test_zoo_refuses_an_unknown_task():
+    out = _vision("zoo", "--task", "segmentation")
+    assert out.returncode != 0 and "unknown task 'segmentation'" in out.stderr and "classification" in out.stderr
+
+
+def test_a_sample_manifest_maps_its_own_class_table_onto_the_models_classes():
+    """The shipped sample's labels index its own 8-class table; the model has 81 classes in another order."""
+    from vision.commands.eval import read_split
+    from vision.data.datasets import ClassTable
+    from vision.zoo import find_card
+
+    card, _ = find_card("grocery_lite0")
+    table = ClassTable(card.class_names, card.coarse_names, card.fine_to_coarse)
+    samples = read_split(SAMPLE / "val.txt", None, table, None)
+    sample_table = ClassTable.read(SAMPLE / "classes.csv")
+    lines = [line.split(",") for line in (SAMPLE / "val.txt").read_text().splitlines() if line.strip()]
+    assert len(samples) == len(lines)
+    for sample, (path, label, *_) in zip(samples, lines):
+        assert sample.path.name == path.strip().rsplit("/", 1)[-1]
+        assert table.names[sample.label] == sample_table.names[int(label)]
