@@ -67,7 +67,9 @@ def test_zoo_lists_the_shipped_models(capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {"grocery_resnet10t", "logo_yolo11n", "brand_resnet10t"} <= {r["name"] for r in rows}
     assert all(r["size_mb"] and r["task"] for r in rows)
-    assert {r["name"]: r["licence"].split(" ")[0] for r in rows if r["zoo"].endswith("weights")} == {
+    assert {r["name"] for r in rows if r["kind"] == "gallery"} == {"simple_icons_gallery"}
+    assert {r["name"]: r["licence"].split(" ")[0] for r in rows
+            if r["zoo"].endswith("weights") and r["kind"] == "model"} == {
         "grocery_resnet10t": "Apache-2.0", "brand_resnet10t": "Apache-2.0", "logo_yolo11n": "AGPL-3.0",
         "logo_verifier_lite0": "Apache-2.0", "grocery_lite0": "Apache-2.0"}
 
