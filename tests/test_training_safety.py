@@ -122,3 +122,34 @@ def test_confusion_matrix_draws_dollar_names_as_plain_text(tmp_path, monkeypatch
     labels = ax.get_xticklabels() + ax.get_yticklabels() + [ax.title]
     assert {t.get_text() for t in labels} >= {name, f"val {name}"}
     assert not any(t.get_parse_math() for t in labels if "$" in t.get_text())
+
+
+# --- item 16: a config without model.init_args.optimizer trains with the default optimiser
+def test_config_without_optimizer_gets_a_callable_default(tmp_path, monkeypatch):
+    import pytorch_lightning as pl
+    import yaml
+
+    from vision.cli import VisionCLI, trainer_defaults
+    from vision.training import default_optimizer
+
+    from .conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    config = yaml.safe_load((REPO / "configs/classification/demo.yaml").read_text())
+    del config["model"]["init_args"]["optimizer"]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    cli = VisionCLI(pl.LightningModule, pl.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                    run=False, trainer_defaults=trainer_defaults(), auto_configure_optimizers=False,
+                    args=["--config", str(tmp_path / "c.yaml"), "--model.backbone", "test_resnet",
+                          "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path / "run")],
+                    parser_kwargs={"default_env": False})
+    assert cli.model.optimizer_factory is default_optimizer  # was the string 'vision.tasks...._default_optimizer'
+    optimizer = cli.model.optimizer_factory(cli.model.parameters())
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.param_groups[0]["lr"] == 1e-3
+
+
+def test_task_modules_refuse_a_non_callable_optimizer():
+    from vision.tasks.classification import ClassificationModule
+
+    with pytest.raises(TypeError, match="model.init_args.optimizer must be an optimiser"):
+        ClassificationModule(backbone="test_resnet", optimizer="torch.optim.AdamW")

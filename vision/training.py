@@ -85,6 +85,11 @@ def frozen_ema(model: torch.nn.Module, decay: float):
     return ema
 
 
+def default_optimizer(params):
+    """The tasks' optimiser when a config names none: AdamW, lr 1e-3, weight decay 0.05 (no-decay groups apply)."""
+    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
+
+
 class TaskModule(pl.LightningModule):
     """What every task's LightningModule shares: the network in ``self.model``, an optional EMA of it
     (``eval_model`` is what validates, exports and ships), the warmup+cosine optimiser recipe, the zoo card and
@@ -96,6 +101,17 @@ class TaskModule(pl.LightningModule):
     """
 
     task: str = ""
+
+    def init_optimizer(self, optimizer) -> None:
+        """Keep the ``optimizer`` argument's factory; ``None`` (a config without ``model.init_args.optimizer``)
+        is :func:`default_optimizer`. The default is ``None``, not the function itself: LightningCLI writes a
+        callable default into the config as its import path and hands that string back to the module."""
+        if optimizer is None:
+            optimizer = default_optimizer
+        if not callable(optimizer):
+            raise TypeError(f"model.init_args.optimizer must be an optimiser (class_path: torch.optim.AdamW, "
+                            f"init_args: {{lr: ...}}), got {type(optimizer).__name__} {optimizer!r}")
+        self.optimizer_factory = optimizer
 
     def init_ema(self, decay: float | None) -> None:
         self.ema = frozen_ema(self.model, decay) if decay else None

@@ -26,10 +26,6 @@ if TYPE_CHECKING:
     from vision.zoo import ModelCard
 
 
-def _default_optimizer(params):
-    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
-
-
 class ClassificationModule(TaskModule):
     """Trains a :class:`ProductClassifier`.
 
@@ -60,14 +56,14 @@ class ClassificationModule(TaskModule):
         mix_prob: float = 1.0,
         mixup_off_epochs: int = 0,
         ema_decay: float | None = None,
-        optimizer: OptimizerCallable = _default_optimizer,
+        optimizer: OptimizerCallable | None = None,  # None: vision.training.default_optimizer
         warmup_epochs: float = 1.0,
         min_lr_ratio: float = 0.01,
         save_confusion_matrix: bool = True,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
-        self.optimizer_factory = optimizer
+        self.init_optimizer(optimizer)
         with_coarse = coarse_head and bool(num_coarse_classes)
         self.model = ProductClassifier(backbone, num_classes, num_coarse_classes if with_coarse else None,
                                        pretrained=pretrained, drop_rate=drop_rate, drop_path_rate=drop_path_rate)

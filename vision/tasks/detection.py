@@ -26,10 +26,6 @@ if TYPE_CHECKING:
 IOU_THRESHOLDS = torch.linspace(0.5, 0.95, 10)
 
 
-def _default_optimizer(params):
-    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
-
-
 class LogoDetectionModule(TaskModule):
     """Trains a YOLO ``DetectionModel`` built from ``yaml``, the bare name of a YAML shipped with ultralytics
     (e.g. ``yolo11n.yaml``; paths are refused, see :func:`vision.models.detector.build_detection_model`).
@@ -55,7 +51,7 @@ class LogoDetectionModule(TaskModule):
         cls_gain: float = 0.5,
         dfl_gain: float = 1.5,
         ema_decay: float | None = None,
-        optimizer: OptimizerCallable = _default_optimizer,
+        optimizer: OptimizerCallable | None = None,  # None: vision.training.default_optimizer
         warmup_epochs: float = 1.0,
         min_lr_ratio: float = 0.01,
         val_conf: float = 0.001,
@@ -64,7 +60,7 @@ class LogoDetectionModule(TaskModule):
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
-        self.optimizer_factory = optimizer
+        self.init_optimizer(optimizer)
         self.model = build_detection_model(yaml, num_classes, class_names, weights=weights)
         self.model.args = SimpleNamespace(box=box_gain, cls=cls_gain, dfl=dfl_gain)
         self.init_ema(ema_decay)

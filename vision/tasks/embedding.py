@@ -20,10 +20,6 @@ if TYPE_CHECKING:
     from vision.zoo import ModelCard
 
 
-def _default_optimizer(params):
-    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
-
-
 def build_loss(name: str, num_classes: int, embedding_size: int, **kwargs) -> torch.nn.Module:
     """A pytorch-metric-learning loss by class name; ``num_classes``/``embedding_size`` go to losses that own
     weights (ArcFace, SubCenterArcFace, CosFace, ProxyAnchor, NormalizedSoftmax, ...) and not to pair losses."""
@@ -108,14 +104,14 @@ class BrandEmbeddingModule(TaskModule):
         loss_lr_multiplier: float = 10.0,
         drop_path_rate: float = 0.0,
         ema_decay: float | None = None,
-        optimizer: OptimizerCallable = _default_optimizer,
+        optimizer: OptimizerCallable | None = None,  # None: vision.training.default_optimizer
         warmup_epochs: float = 1.0,
         min_lr_ratio: float = 0.01,
         init_from: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
-        self.optimizer_factory = optimizer
+        self.init_optimizer(optimizer)
         self.model = EmbeddingNet(backbone, embedding_size, pretrained=pretrained, drop_path_rate=drop_path_rate)
         if init_from:
             init_embedder(self.model, init_from, backbone, embedding_size)
