@@ -132,9 +132,15 @@ class FeatureExtractor:
             raise ExtractError(f"{folder_or_manifest}: no images to extract features from (nothing with an image "
                                f"suffix under it); {out_path} was not written")
         skipped: list[tuple[str, str]] = []
+        from vision.dedup.catalog import unlistable_name
+
+        listable = []
+        for p in paths:  # the ids file is one path per line: a name with a line break cannot be listed in it
+            why = unlistable_name(p)
+            (skipped.append((str(p), why)) if why else listable.append(p))
         identity = {"model": self.card.name, "model_sha256": self.card.sha256, "output": _feature_output(self.card)}
         with writer_cls(out_path, identity) as writer:
-            for batch_paths in tqdm(_batched(paths, batch_size), total=-(-len(paths) // batch_size),
+            for batch_paths in tqdm(_batched(listable, batch_size), total=-(-len(listable) // batch_size),
                                     desc="features", unit="batch", disable=None if progress else True):
                 good, arrays = [], []
                 for p in batch_paths:
@@ -151,7 +157,7 @@ class FeatureExtractor:
                                    "written")
         if skipped:
             warnings.warn(f"skipped {len(skipped)} of {len(paths)} unreadable image(s): "
-                          + "; ".join(f"{p} ({why})" for p, why in skipped), stacklevel=2)
+                          + "; ".join(f"{p!r} ({why})" for p, why in skipped), stacklevel=2)
         return {"model": self.card.name, "out": str(out_path), "ids": writer.ids_path, "count": writer.count,
                 "dim": writer.dim, "skipped": skipped}
 
@@ -221,15 +227,32 @@ def load_features(path: str | Path) -> tuple[list[str], np.ndarray]:
         raise ExtractError(f"{path}: no such features file{stopped if ids_path.is_file() else ''}")
     if not ids_path.is_file():
         raise ExtractError(f"{path}: its ids file {ids_path.name} is missing; run the extraction again")
+    from vision.arrays import load_npy
+
+    features = load_npy(path, ExtractError)  # the header checked against the bytes present before reading
     try:
-        features = np.load(path, allow_pickle=False)
         ids = ids_path.read_text(encoding="utf-8").split("\n")[:-1]  # not splitlines: \r etc. may be in a path
-    except (OSError, ValueError) as e:  # ValueError: not an .npy, or not UTF-8
-        raise ExtractError(f"{path}: not a readable features file pair ({e})") from None
+    except (OSError, ValueError) as e:  # ValueError: not UTF-8
+        raise ExtractError(f"{ids_path}: not a readable ids file ({e})") from None
     if features.ndim != 2 or len(features) != len(ids):
         raise ExtractError(f"{path}: {features.shape} features for {len(ids)} ids in {ids_path.name}: the pair does "
                            "not belong together (written by different runs); run the extraction again")
+    if features.dtype.kind not in "fiu":
+        raise ExtractError(f"{path}: features of dtype {features.dtype}, expected float32 vectors")
+    check_finite(features, ids, path)
     return ids, features
+
+
+def check_finite(vectors: np.ndarray, ids: Sequence[str], where) -> None:
+    """Refuse vectors holding inf or NaN (a similarity with them means nothing), naming the file and the row."""
+    if vectors.dtype.kind != "f" or not len(vectors):
+        return
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if len(bad):
+        r = int(bad[0])
+        raise ExtractError(f"{where}: row {r} ({ids[r]!r}) holds inf or NaN"
+                           f"{f', and {len(bad) - 1} more row(s)' if len(bad) > 1 else ''}: a broken extraction; "
+                           "extract it again")
 
 
 def model_sidecar(features: str | Path) -> Path:
@@ -238,12 +261,43 @@ def model_sidecar(features: str | Path) -> Path:
     return features.with_name(features.name + ".model.json")
 
 
-def write_model_sidecar(features: str | Path, name: str, sha256: str) -> Path:
+def write_model_sidecar(features: str | Path, name: str, sha256: str, record: dict | None = None) -> Path:
+    """``<features>.model.json``: the model, and the sha256 and shape of the ``.npy`` and ids file it describes
+    (``record``, else taken from the files present), so a sidecar left from another run is refused by readers."""
     from vision.fileio import atomic_write_text
 
     path = model_sidecar(features)
-    atomic_write_text(path, json.dumps({"name": name, "sha256": sha256}) + "\n")
+    if record is None:
+        record = features_record(Path(features), ids_path_of(features)) if Path(features).is_file() else {}
+    atomic_write_text(path, json.dumps({"name": name, "sha256": sha256, **record}) + "\n")
     return path
+
+
+def features_record(npy: Path, ids: Path) -> dict:
+    """What a sidecar records of the pair it belongs to: sha256 and shape of the ``.npy``, sha256 of the ids."""
+    from vision.arrays import check_npy
+    from vision.fileio import sha256_file
+
+    shape, _ = check_npy(npy, ExtractError)
+    return {"features_sha256": sha256_file(npy), "shape": list(shape),
+            "ids_sha256": sha256_file(ids) if ids.is_file() else None}
+
+
+def _check_sidecar(sidecar: Path, meta: dict, npy: Path, vectors: np.ndarray) -> None:
+    """A sidecar that records a digest must describe this very ``.npy`` and ids file (older sidecars record none)."""
+    from vision.fileio import sha256_file
+
+    if "features_sha256" not in meta:
+        return
+    recorded, shape, ids_sha = meta["features_sha256"], meta.get("shape"), meta.get("ids_sha256")
+    found = sha256_file(npy)
+    ids_found = sha256_file(ids_path_of(npy))
+    if recorded != found or shape != list(vectors.shape) or (ids_sha is not None and ids_sha != ids_found):
+        raise ExtractError(f"{sidecar}: describes a features file of shape {shape} with sha256 {str(recorded)[:12]}, "
+                           f"but {npy} has shape {list(vectors.shape)} and sha256 {found[:12]}"
+                           f"{'' if ids_sha in (None, ids_found) else f' (and its ids file differs too)'}: the "
+                           "model record and the features were not written together (an extraction stopped "
+                           "between them); run the extraction again")
 
 
 def read_features(source: str | Path) -> tuple[list[str], np.ndarray, dict[str, str] | None]:
@@ -261,8 +315,9 @@ def read_features(source: str | Path) -> tuple[list[str], np.ndarray, dict[str, 
         try:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             model = {"name": str(meta["name"]), "sha256": str(meta.get("sha256", ""))}
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise ExtractError(f"{sidecar}: not a model record ({e}); delete it and name the model instead") from None
+        _check_sidecar(sidecar, meta, source, vectors)
     return ids, vectors.astype(np.float32, copy=False), model
 
 
@@ -292,20 +347,23 @@ def _read_parquet_features(path: Path) -> tuple[list[str], np.ndarray, dict[str,
     meta = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items() if k.startswith(b"vision.")}
     model = ({"name": meta["vision.model"], "sha256": meta.get("vision.model_sha256", "")}
              if "vision.model" in meta else None)
-    return table.column("path").to_pylist(), vectors, model
+    ids = table.column("path").to_pylist()
+    check_finite(vectors, ids, path)
+    return ids, vectors, model
 
 
 class NpyWriter:
     """Rows appended to a scratch file, then committed as one ``.npy`` plus its ids file: both or neither.
 
-    The commit removes the old ``.npy`` before the new ids file replaces the old one and renames the new ``.npy``
-    last, so whenever an ``.npy`` exists its ids file is the one written with it; a crash mid-commit leaves no
-    ``.npy`` (never a new one beside old ids or an old one beside new ids), and :func:`load_features` says so.
-    With ``identity`` (the model that made the rows) a ``.model.json`` sidecar names the model.
+    With ``identity`` (the model that made the rows) a ``.model.json`` sidecar names the model and records the
+    sha256 and shape of the new ``.npy`` and ids file; it is committed first, then the ids file (the old ``.npy``
+    removed before), then the ``.npy``. A crash at any point leaves the old triple, a sidecar that no longer matches
+    the ``.npy`` beside it (readers refuse it, naming both), or no ``.npy`` at all: never a ``.npy`` labelled with
+    another model. Without ``identity`` an old sidecar is removed before the commit, for the same reason.
     """
 
     def __init__(self, path: Path, identity: dict[str, str] | None = None):
-        self.path = path
+        self.path = Path(path)
         self.identity = identity
         self.ids_path = str(ids_path_of(path))
         self.count, self.dim, self.ids = 0, None, []
@@ -316,28 +374,41 @@ class NpyWriter:
         return self
 
     def write(self, ids: list[str], feats: np.ndarray) -> None:
+        from vision.names import text_line
+
+        for i in ids:  # the ids file holds one per line: a line break would shift every later row
+            text_line(str(i), f"{self.ids_path}: image path", ExtractError)
+        if len(ids) != len(feats):
+            raise ExtractError(f"{self.path}: {len(feats)} feature rows for {len(ids)} ids")
         self.dim = feats.shape[1]
         self.rows.write(np.ascontiguousarray(feats, dtype="<f4").tobytes())
         self.ids += ids
         self.count += len(ids)
 
     def __exit__(self, exc_type, *_) -> None:
-        from vision.fileio import atomic_path
+        from vision.fileio import atomic_path, sha256_file
 
         try:
             if exc_type is None:
                 self.rows.seek(0)
+                ids_text = "".join(f"{i}\n" for i in self.ids)
                 with atomic_path(self.path) as npy_tmp:
                     with open(npy_tmp, "wb") as f:
                         header = {"descr": "<f4", "fortran_order": False, "shape": (self.count, self.dim or 0)}
                         np.lib.format.write_array_header_1_0(f, header)
                         shutil.copyfileobj(self.rows, f)
+                    if self.identity is not None:  # first: a crash after it leaves a sidecar that matches nothing
+                        import hashlib
+
+                        record = {"features_sha256": sha256_file(npy_tmp), "shape": [self.count, self.dim or 0],
+                                  "ids_sha256": hashlib.sha256(ids_text.encode("utf-8")).hexdigest()}
+                        write_model_sidecar(self.path, self.identity["model"], self.identity["model_sha256"], record)
+                    else:
+                        model_sidecar(self.path).unlink(missing_ok=True)  # it described the old file
                     with atomic_path(self.ids_path) as ids_tmp:
-                        ids_tmp.write_text("".join(f"{i}\n" for i in self.ids), encoding="utf-8")
+                        ids_tmp.write_text(ids_text, encoding="utf-8")
                         self.path.unlink(missing_ok=True)  # no old .npy may sit beside the new ids
                     # the ids are committed here, the .npy when the outer block ends
-                if self.identity is not None:
-                    write_model_sidecar(self.path, self.identity["model"], self.identity["model_sha256"])
         finally:
             self.rows.close()
 

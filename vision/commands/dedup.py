@@ -34,14 +34,13 @@ from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir
 def save_features(catalog, path: Path) -> None:
     """The catalog's vectors as a features .npy (+ .ids.txt) with the .model.json that names their model."""
     from vision.dedup import DedupError
-    from vision.dedup.catalog import write_model_sidecar
     from vision.features import NpyWriter
 
     if catalog.vectors is None:
         raise DedupError("--save-features needs vectors: give --model")
-    with NpyWriter(path) as writer:
+    # the writer commits the sidecar with the pair it describes (sha256 and shape), so a crash cannot mislabel it
+    with NpyWriter(path, {"model": catalog.model.name, "model_sha256": catalog.model.sha256}) as writer:
         writer.write(catalog.ids, catalog.vectors)
-    write_model_sidecar(path, catalog.model)
 
 
 def thresholds_from(args, base=None):
@@ -183,7 +182,9 @@ def query(args) -> int:
             writer = csv.DictWriter(f, fieldnames=["id", "match", "reason", "score"])
             writer.writeheader()
             writer.writerows(rows)
-        atomic_write_text(args.out / "unreadable.txt", "".join(f"{p}\t{why}\n" for p, why in new.skipped))
+        from vision.dedup.report import unreadable_lines
+
+        atomic_write_text(args.out / "unreadable.txt", unreadable_lines(new.skipped))
         summary["written"] = str(args.out / "query.csv")
     else:
         for row in rows:

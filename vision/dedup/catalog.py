@@ -93,6 +93,18 @@ def image_sources(source) -> list[str]:
     return paths
 
 
+def unlistable_name(path) -> str | None:
+    """Why an image cannot go into a one-per-line list (ids.txt, keep.txt): its name holds a line break. Such a
+    name is legal on disk, so scanners skip the file with this reason (counted and reported) instead of failing."""
+    from vision.names import text_line
+
+    try:
+        text_line(str(path), "image path")
+    except ValueError:
+        return "file name contains a line break: it cannot be listed one per line; rename it"
+    return None
+
+
 def scan_images(source, model: str | None = None, features: str | os.PathLike | Sequence | None = None,
                 features_model: ModelId | None = None, backend: str = "auto", device: str | None = None,
                 batch_size: int = 64, draft_size: int = 256, progress: bool = False,
@@ -131,6 +143,9 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
     def read(path):
         """Everything the stages need of one image, or the reason it cannot be read (runs in a worker thread:
         decoding, hashing the bytes and the DCT release the GIL)."""
+        unlistable = unlistable_name(path)
+        if unlistable:  # legal on disk, but keep.txt and ids files list one path per line
+            return path, unlistable
         try:
             image = load_image(path, draft_size=draft_size)
             with Image.open(path) as im:

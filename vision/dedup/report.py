@@ -105,6 +105,14 @@ def contact_sheet(result: DedupResult, largest: int = 20, uncertain: int = 20, t
             + "</body></html>\n")
 
 
+def unreadable_lines(skipped) -> str:
+    """``unreadable.txt``: ``path<TAB>reason`` lines; a path that holds a line break (the reason it was skipped)
+    is written as a JSON string, so every entry stays on its line."""
+    from vision.dedup.catalog import unlistable_name
+
+    return "".join(f"{json.dumps(p) if unlistable_name(p) else p}\t{why}\n" for p, why in skipped)
+
+
 def write_report(result: DedupResult, folder: str | os.PathLike, html_groups: int = 20) -> dict[str, str]:
     """Write every output to ``folder``; returns ``{kind: path}``."""
     from vision.fileio import atomic_write_text
@@ -116,9 +124,14 @@ def write_report(result: DedupResult, folder: str | os.PathLike, html_groups: in
     parquet = write_parquet(rows, folder / "groups.parquet")
     if parquet:
         written["parquet"] = str(parquet)
-    atomic_write_text(folder / "keep.txt", "".join(f"{i}\n" for i in result.keep()))
+    from vision.dedup.catalog import DedupError
+    from vision.names import text_line
+
+    # one path per line, read by cleanup scripts: a name that would split is never written (scan_images skips it)
+    atomic_write_text(folder / "keep.txt",
+                      "".join(f"{text_line(i, 'keep.txt: image path', DedupError)}\n" for i in result.keep()))
     written["keep"] = str(folder / "keep.txt")
-    atomic_write_text(folder / "unreadable.txt", "".join(f"{p}\t{why}\n" for p, why in result.catalog.skipped))
+    atomic_write_text(folder / "unreadable.txt", unreadable_lines(result.catalog.skipped))
     written["unreadable"] = str(folder / "unreadable.txt")
     atomic_write_text(folder / "contact_sheet.html", contact_sheet(result, html_groups, html_groups))
     written["html"] = str(folder / "contact_sheet.html")
