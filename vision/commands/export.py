@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from vision.data.io import list_images
     from vision.export import ExportError, export, verify_artifact
     from vision.export.onnx import default_output
+    from vision.names import check_plain_name
     from vision.zoo import ZooError, load_model
 
     if args.verify is not None:
@@ -71,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.model is None:
         ap.error("--model is required (or --verify PATH)")
+    if args.name is not None:  # refused before the model is loaded and exported
+        try:
+            check_plain_name(args.name, "Triton model name", ExportError)
+        except ExportError as e:
+            raise SystemExit(f"error: --name: {e}")
 
     given = {"output": args.output, "precision": args.precision, "batch": args.batch, "calib_dir": args.calib_dir,
              "parity_dir": args.parity_dir, "serving": args.serving, "max_batch_size": args.max_batch_size,

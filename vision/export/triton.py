@@ -420,6 +420,8 @@ def export_triton(model, repository: str | Path, *, serving: str = "onnxruntime"
 
     if serving not in ("onnxruntime", "tensorrt"):
         raise ExportError(f"unknown Triton serving backend {serving!r}; choose onnxruntime or tensorrt")
+    if name is not None:  # refused before the export, not after it
+        check_plain_name(name, "Triton model name", ExportError)
     with tempfile.TemporaryDirectory(prefix="vision-triton-") as scratch:
         if serving == "tensorrt":
             from vision.export.tensorrt import export_tensorrt
