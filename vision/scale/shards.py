@@ -74,18 +74,55 @@ def write_shard(out_dir: Path, shard: Shard, rows: dict[str, tuple[str, np.ndarr
 
 
 def shard_metadata(path: Path) -> dict[str, Any]:
-    """The ``vision.*`` schema metadata of a shard file (its footer only), decoded."""
+    """The ``vision.*`` schema metadata of a shard file (its footer only), decoded and checked field by field: a
+    malformed one is an :class:`ExtractError` naming the file and the field."""
     import pyarrow.parquet as pq
 
     try:
         raw = pq.read_schema(path).metadata or {}
     except Exception as e:  # pyarrow's errors for a file that is not Parquet
         raise ExtractError(f"{path}: not a readable Parquet shard ({e})") from None
-    meta = {k.decode()[len("vision."):]: v.decode() for k, v in raw.items() if k.startswith(b"vision.")}
-    if not all(k in meta for k in (*MODEL_KEYS, "dim", "shard")):
-        raise ExtractError(f"{path}: not a vision.scale shard (no vision.* model metadata)")
-    meta["dim"], meta["shard"] = int(meta["dim"]), json.loads(meta["shard"])
+    try:
+        meta = {k.decode()[len("vision."):]: v.decode() for k, v in raw.items() if k.startswith(b"vision.")}
+    except UnicodeDecodeError:
+        raise ExtractError(f"{path}: its vision.* metadata is not UTF-8 text; not written by vision.scale") from None
+    missing = [f"vision.{k}" for k in (*MODEL_KEYS, "dim", "shard") if k not in meta]
+    if missing:
+        raise ExtractError(f"{path}: not a vision.scale shard (metadata {missing} missing)")
+    if not meta["model"]:
+        raise ExtractError(f"{path}: metadata field 'vision.model' is empty")
+    if not meta["dim"].isdigit() or not 1 <= int(meta["dim"]) <= 1 << 16:
+        raise ExtractError(f"{path}: metadata field 'vision.dim' must be a vector length in 1-65536, got "
+                           f"{meta['dim']!r:.40}")
+    meta["dim"] = int(meta["dim"])
+    meta["shard"] = _shard_info(path, meta["shard"])
     return meta
+
+
+def _shard_info(path: Path, text: str) -> dict[str, Any]:
+    """``vision.shard``: ``{"index", "ids_sha256", "images", "engine", "unreadable": [{"id", "path", "reason"}]}``."""
+    def bad(field: str, want: str) -> ExtractError:
+        return ExtractError(f"{path}: metadata field 'vision.shard' {field} must be {want}; the shard is damaged: "
+                            "delete it and run the extraction again (finished shards are kept)")
+
+    try:
+        info = json.loads(text)
+    except (ValueError, RecursionError):
+        raise bad("", "a JSON object") from None
+    if not isinstance(info, dict):
+        raise bad("", "a JSON object")
+    for key in ("index", "images"):
+        if not isinstance(info.get(key), int) or isinstance(info.get(key), bool) or info[key] < 0:
+            raise bad(f"field {key!r}", "a whole number >= 0")
+    for key in ("ids_sha256", "engine"):
+        if not isinstance(info.get(key), str):
+            raise bad(f"field {key!r}", "a string")
+    unreadable = info.get("unreadable")
+    if not isinstance(unreadable, list) or len(unreadable) > info["images"] or not all(
+            isinstance(u, dict) and all(isinstance(u.get(k), str) for k in ("id", "path", "reason"))
+            for u in unreadable):
+        raise bad("field 'unreadable'", "a list of at most 'images' objects with 'id', 'path' and 'reason' strings")
+    return info
 
 
 def pending_shards(plan: ShardPlan, out_dir: Path, identity: dict[str, str]) -> list[Shard]:
@@ -178,8 +215,6 @@ def read_shards(out_dir: str | Path, partial: bool = False, key: str = "id"
     Refuses shards of two models (name + sha256, or output kind) with :class:`MixedModelsError` naming both. Without
     ``partial=True`` the run must have finished: ``manifest.json`` present and listing exactly the shards found.
     """
-    import pyarrow.parquet as pq
-
     out_dir = Path(out_dir)
     paths = sorted(out_dir.glob(SHARD_GLOB))
     if not partial:
@@ -187,7 +222,7 @@ def read_shards(out_dir: str | Path, partial: bool = False, key: str = "id"
         if not manifest_path.is_file():
             raise ExtractError(f"{out_dir}: no {MANIFEST}, the extraction has not finished (rerun it: finished shards "
                                "are kept), or pass partial=True")
-        listed = [s["file"] for s in json.loads(manifest_path.read_text(encoding="utf-8"))["shards"]]
+        listed = _manifest_files(manifest_path)
         if listed != [p.name for p in paths]:
             raise ExtractError(f"{out_dir}: {MANIFEST} lists {len(listed)} shard(s) but {len(paths)} are there; "
                                "rerun the extraction")
@@ -197,13 +232,59 @@ def read_shards(out_dir: str | Path, partial: bool = False, key: str = "id"
     ids: list[str] = []
     vectors = []
     for path in paths:
-        _check_same_model(first, shard_metadata(path), paths[0].name, path)
-        table = pq.read_table(path, columns=[key, "vector"])
-        ids += table.column(key).to_pylist()
-        column = table.column("vector").combine_chunks()
-        vectors.append(column.values.to_numpy(zero_copy_only=False).reshape(len(table), first["dim"]))
+        meta = shard_metadata(path)
+        _check_same_model(first, meta, paths[0].name, path)
+        if meta["dim"] != first["dim"]:
+            raise ExtractError(f"{path}: metadata field 'vision.dim' is {meta['dim']}, {paths[0].name} says "
+                               f"{first['dim']}; keep each run's shards in its own folder")
+        shard_ids, shard_vectors = _read_shard_table(path, key, first["dim"])
+        ids += shard_ids
+        vectors.append(shard_vectors)
     metadata = {k: first[k] for k in (*MODEL_KEYS, "dim")} | {"shards": len(paths)}
     return ids, np.concatenate(vectors).astype(np.float32, copy=False), metadata
+
+
+def _manifest_files(path: Path) -> list[str]:
+    """The shard file names ``manifest.json`` lists, the file checked to be a manifest."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: not JSON or not UTF-8
+        raise ExtractError(f"{path}: not a readable manifest ({type(e).__name__}); rerun the extraction "
+                           "(finished shards are kept)") from None
+    shards = manifest.get("shards") if isinstance(manifest, dict) else None
+    if not isinstance(shards, list) or not all(isinstance(s, dict) and isinstance(s.get("file"), str)
+                                               for s in shards):
+        raise ExtractError(f"{path}: field 'shards' must be a list of objects with a 'file' name; rerun the "
+                           "extraction (finished shards are kept)")
+    return [s["file"] for s in shards]
+
+
+def _read_shard_table(path: Path, key: str, dim: int) -> tuple[list[str], np.ndarray]:
+    """The ``key`` column and the vectors of one shard, checked: strings, ``dim`` floats per row, all finite."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vision.features import check_finite
+
+    try:
+        table = pq.read_table(path, columns=[key, "vector"])
+        ids = table.column(key)
+        column = table.column("vector").combine_chunks()
+        if not pa.types.is_string(ids.type) or ids.null_count:
+            raise ExtractError(f"{path}: column {key!r} must hold a string for every row, it is {ids.type}")
+        if not (pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type)) or column.null_count \
+                or not pa.types.is_floating(column.type.value_type) or len(column.values) != len(table) * dim:
+            raise ExtractError(f"{path}: column 'vector' must hold {dim} floats per row (metadata field "
+                               f"'vision.dim'), it is {column.type} with {len(column.values)} values for "
+                               f"{len(table)} rows")
+        vectors = column.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(table), dim)
+        ids = ids.to_pylist()
+    except ExtractError:
+        raise
+    except Exception as e:  # pyarrow's errors for a damaged file or a missing column
+        raise ExtractError(f"{path}: not a readable shard ({type(e).__name__}: {str(e)[:200]})") from None
+    check_finite(vectors, ids, path)
+    return ids, vectors
 
 
 def _check_same_model(expected: dict, found: dict, expected_from: str, path: Path) -> None:
