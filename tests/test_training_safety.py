@@ -153,3 +153,31 @@ def test_task_modules_refuse_a_non_callable_optimizer():
 
     with pytest.raises(TypeError, match="model.init_args.optimizer must be an optimiser"):
         ClassificationModule(backbone="test_resnet", optimizer="torch.optim.AdamW")
+
+
+# --- item 15: ultralytics never deletes, renames or downloads a user's starting weights
+@pytest.mark.parametrize("name", ["yolo11n.pt", "yolov5s.pt"])
+@pytest.mark.parametrize("damage", ["truncated", "bad_member"])
+def test_corrupt_bare_name_weights_are_refused_and_kept(tmp_path, monkeypatch, name, damage):
+    import io
+    import zipfile
+
+    from vision import ultralytics_compat as ulc
+
+    monkeypatch.chdir(tmp_path)
+    buffer = io.BytesIO()
+    torch.save({"model": None, "x": torch.zeros(1000)}, buffer)
+    if damage == "truncated":
+        data = buffer.getvalue()[:-200]
+    else:  # a readable archive whose pickle is garbage
+        with zipfile.ZipFile(buffer := io.BytesIO(), "w") as z:
+            z.writestr("archive/data.pkl", b"\x80\x02garbage")
+        data = buffer.getvalue()
+    (tmp_path / name).write_bytes(data)
+    downloads = ulc._import("ultralytics.utils.downloads")
+    monkeypatch.setattr(downloads, "safe_download", lambda *a, **k: pytest.fail("ultralytics tried a download"))
+    with pytest.raises(ulc.WeightsFileError, match=f"{tmp_path / name}: not a (readable|loadable) ultralytics") as e:
+        ulc.load_ultralytics_pt(name)
+    assert "weights_only" not in str(e.value)
+    assert (tmp_path / name).read_bytes() == data  # still there, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]

@@ -415,22 +415,59 @@ def yolo_class():
     return _import("ultralytics.models", "YOLO")
 
 
+class WeightsFileError(ValueError):
+    """An ultralytics ``.pt`` that is missing, unreadable or not a checkpoint of a detection model."""
+
+
 def load_ultralytics_pt(path: str | os.PathLike):
     """The ``DetectionModel`` inside an ultralytics ``.pt`` file, unpickled with ultralytics' restricted loader.
 
     ``.pt`` files are pickles; this uses ``weights_only=True`` with ultralytics' allow-list of model
     classes, so a file that needs any other class is refused rather than executed. The architecture record
     the module carries (``model.yaml``) must pass :func:`check_architecture`.
+
+    ultralytics treats a bare name it knows (``yolo11n.pt``) as its own download cache: a corrupt one is deleted
+    and downloaded again, and ``yolov5s.pt`` is renamed to ``yolov5su.pt`` first. So the name is resolved here
+    to an absolute path, checked to be a readable archive, and ultralytics' downloader is replaced for the call
+    by one that returns that path only: a user's file is never deleted, renamed or downloaded.
     """
+    import zipfile
+
     tasks = _import("ultralytics.nn.tasks")
-    path = Path(path)
+    downloads = _import("ultralytics.utils.downloads")
+    given, path = path, Path(path).expanduser().absolute()
     if not path.is_file():  # never let ultralytics treat a missing name as a download request
-        raise FileNotFoundError(f"ultralytics weights {path} not found (only local files are loaded)")
+        raise FileNotFoundError(f"ultralytics weights {given} not found (only local files are loaded)")
+    if not zipfile.is_zipfile(path):  # torch.save's format; an empty, truncated or foreign file fails here
+        raise WeightsFileError(f"{path}: not a readable ultralytics checkpoint (a .pt is a zip archive; this one is "
+                               "empty, truncated or another kind of file); re-export or restore it (it was left "
+                               "as it is)")
+
+    def local_only(file, *args, **kwargs):
+        if Path(str(file)).absolute() != path:
+            raise WeightsFileError(f"{path}: ultralytics asked for {file!r}; vision loads local files only")
+        return str(path)
+
+    original = downloads.attempt_download_asset
     with _preserving_global_state():
-        ckpt, _ = tasks.torch_safe_load(str(path), safe_only=True)
+        downloads.attempt_download_asset = local_only
+        try:
+            ckpt, _ = tasks.torch_safe_load(str(path), safe_only=True)
+        except WeightsFileError:
+            raise
+        except Exception as e:  # noqa: BLE001 - damaged or foreign bytes surface as zip, pickle, EOF or type errors
+            # ultralytics' and torch's own messages point at weights_only=False: never show that advice
+            raise WeightsFileError(f"{path}: not a loadable ultralytics checkpoint ({type(e).__name__}); it is "
+                                   "damaged, or holds objects outside ultralytics' model classes, which vision "
+                                   "does not unpickle; re-export or restore it (it was left as it is)") from None
+        finally:
+            downloads.attempt_download_asset = original
+    if not isinstance(ckpt, dict):
+        raise WeightsFileError(f"{path}: holds a {type(ckpt).__name__}, not an ultralytics checkpoint (a dict with "
+                               "'model' or 'ema')")
     model = ckpt.get("ema") or ckpt.get("model")
     if model is None:
-        raise ValueError(f"{path}: no 'model' or 'ema' entry; not an ultralytics checkpoint")
+        raise WeightsFileError(f"{path}: no 'model' or 'ema' entry; not an ultralytics checkpoint")
     if not isinstance(model, tasks.DetectionModel):
         raise ArchitectureError(f"{path}: holds a {type(model).__name__}, not an ultralytics DetectionModel")
     check_architecture(getattr(model, "yaml", None), where=f"{path} model.yaml")
