@@ -10,7 +10,7 @@ its model card and a parity report beside it; an export that fails its parity ga
     vision export --model logo_yolo11n --format ultralytics      # a .pt that ultralytics' YOLO() loads
 
 ``--out`` defaults to ``export/<model>.<output kind><suffix>``, where ``backend="auto"`` predictors look
-(``export/triton`` for triton). Options a format does
+(``export/triton`` for triton); an ``--out`` that is an existing folder gets that file name inside it. Options a format does
 not take are refused (see ``vision.export.FORMATS``). ``--calib-images`` adds a few real images to the random
 inputs of the fp32 parity check. Every artifact's sha256 is recorded as written (parity report, plan sidecar,
 ``vision.sha256`` in a Triton model folder) and checked before it is served:
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", default="onnx", choices=sorted(FORMAT_NAMES))
     ap.add_argument("--output-kind", "--output", dest="output", metavar="KIND",
                     help="what the artifact computes (classification: logits | features); default per task")
-    ap.add_argument("--out", type=Path, help="artifact path (a repository folder for --format triton)")
+    ap.add_argument("--out", type=Path, help="artifact path (a repository folder for --format triton); an existing "
+                                             "folder gets the default file name <model>.<output kind><suffix>")
     ap.add_argument("--device", help="tensorrt, triton with --serving tensorrt: the GPU to build on (cuda or cuda:N; "
                                      "default: the current one); ONNX always traces on the CPU")
     ap.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="tensorrt / triton")
@@ -100,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.set_device(int(index))  # TensorRT builds and checks the plan on the current device
     try:
         model = load_model(args.model, zoo_dir=args.zoo_dir)
-        out = args.out or default_out(model.card.name, args.format, args.output or default_output(model.card))
+        out = default_out(model.card.name, args.format, args.output or default_output(model.card))
+        if args.out is not None:  # an existing folder (not for triton): the default file name inside it
+            out = args.out / out.name if args.format != "triton" and args.out.is_dir() else args.out
         path = export(model, args.format, out, **options)
     except (ExportError, ZooError) as e:
         raise SystemExit(f"error: {e}")

@@ -20,7 +20,7 @@ from typing import Callable
 from torch import nn
 
 from vision.export.onnx import (ArtifactIntegrityError, ExportError,  # noqa: F401
-                                export_onnx, parity_report, read_onnx_metadata, verify_recorded_digest)
+                                check_not_a_folder, export_onnx, parity_report, read_onnx_metadata, verify_recorded_digest)
 
 
 def _export_onnx_int8(model, path, **options):
@@ -96,7 +96,12 @@ def export(model: nn.Module, format: str, path: str | Path, **options) -> Path:
     unknown = sorted(set(options) - spec.options)
     if unknown:
         raise ExportError(f"format {format!r} does not take {unknown}; it takes {sorted(spec.options)}")
-    return spec.export(model, Path(path), **options)
+    path = Path(path)
+    if format == "triton" and path.exists() and not path.is_dir():
+        raise ExportError(f"{path}: exists and is not a folder; a Triton repository is a folder")
+    if format != "triton":
+        check_not_a_folder(path)
+    return spec.export(model, path, **options)
 
 
 def verify_artifact(path: str | Path) -> list[Path]:

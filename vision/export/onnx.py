@@ -6,7 +6,9 @@ card JSON (``vision.card``) and the output kind (``vision.output``), so an ``.on
 
 The parity report ``<file>.parity.json`` also records the sha256 and size of the file as finally written (after
 onnxslim and the metadata): :func:`verify_recorded_digest` refuses a file that differs from that record or has
-none, and every loader of ours calls it before parsing the file.
+none, and every loader of ours calls it before parsing the file. Re-exporting over a previous export writes the
+new report holding the previous one first, then moves the new file in, then drops the previous record: a crash at
+any point leaves the previous export (or the new one) verifiable.
 
 Example::
 
@@ -36,6 +38,8 @@ OUTPUT_KEY = "vision.output"
 PRECISION_KEY = "vision.precision"
 INPUT_NAME = "images"
 PARITY_RANDOM_BATCH = 4
+# in a parity report during a replacement: the report of the file being replaced (see keep_previous_record)
+REPLACES_KEY = "replaces"
 
 
 # what each export output kind means, for sidecars and serving configs (read from the task table)
@@ -74,6 +78,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = 17, dynamic_
     """
     import onnx
 
+    check_not_a_folder(Path(path))
     card = card_of(model)
     output = output or default_output(card)
     network = output_network(model, output).eval()
@@ -104,8 +109,16 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = 17, dynamic_
         report.update(opset=opset, simplified=simplify, output=output, onnx=path.name, model=card.name,
                       format="onnx", **file_digest(tmp))
         check_parity(report, "fp32", f"{card.name}: ONNX output")
+        keep_previous_record(path, report)  # a crash from here on leaves the previous export verifiable
     write_parity_report(path, report)
     return path
+
+
+def check_not_a_folder(path: Path) -> None:
+    """An export path that is an existing folder is refused before any work (``os.replace`` would fail late)."""
+    if path.is_dir():
+        raise ExportError(f"{path}: is a folder; give the export a file path (vision export --out FOLDER writes "
+                          "the default file name inside it)")
 
 
 def default_output(card: ModelCard) -> str:
@@ -216,8 +229,36 @@ def verify_recorded_digest(path: str | Path) -> dict:
     if not path.is_file():
         raise ExportError(f"{path}: no such exported file")
     report = read_parity_report(path)
-    check_digest(path, report, where=parity_report_path(path).name, rebuild=_rebuild_hint(path, report))
+    try:
+        check_digest(path, report, where=parity_report_path(path).name, rebuild=_rebuild_hint(path, report))
+    except ArtifactIntegrityError:
+        previous = report.get(REPLACES_KEY)
+        if isinstance(previous, dict) and _matches(path, previous):
+            return previous  # a crash between the two steps of replace_artifact: the previous export, whole
+        raise
     return report
+
+
+def _matches(path: Path, record: dict) -> bool:
+    try:
+        check_digest(path, record, where="", rebuild="")
+    except ArtifactIntegrityError:
+        return False
+    return True
+
+
+def keep_previous_record(path: Path, report: dict) -> None:
+    """First step of replacing an export and its parity report, called just before the new file is moved to
+    ``path``: the new report is written holding the previous one (if the file at ``path`` verifies), so that a
+    crash before the file is moved leaves the previous export verifiable. After the move, write the plain
+    report (:func:`write_parity_report`); until then a reader takes whichever record the file matches."""
+    try:
+        previous = verify_recorded_digest(path) if path.is_file() else None
+    except ExportError:  # a damaged or unrecorded previous export: nothing worth keeping
+        previous = None
+    if previous is not None:
+        previous = {k: v for k, v in previous.items() if k != REPLACES_KEY}
+        write_parity_report(path, {**report, REPLACES_KEY: previous})
 
 
 def check_digest(path: Path, record: dict, *, where: str, rebuild: str, what: str = "the file",

@@ -27,8 +27,9 @@ from torch import nn
 
 from vision.export.calibration import MAX_CALIB_IMAGES, MIN_CALIB_IMAGES, CalibrationSet
 from vision.export.onnx import (CARD_KEY, INPUT_NAME, OUTPUT_KEY, PRECISION_KEY, ExportError, card_of, check_parity,
-                                compare_outputs, default_output, export_onnx, file_digest, onnx_session,
-                                read_onnx_metadata, read_onnx_props, torch_outputs, write_parity_report)
+                                check_not_a_folder, compare_outputs, default_output, export_onnx, file_digest,
+                                keep_previous_record, onnx_session, read_onnx_metadata, read_onnx_props,
+                                torch_outputs, write_parity_report)
 from vision.fileio import atomic_path
 
 CALIBRATION_KEY = "vision.calibration"
@@ -55,6 +56,7 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    check_not_a_folder(Path(path))
     if quant_format not in QUANT_FORMATS:
         raise ExportError(f"unknown quant_format {quant_format!r}; choose one of {list(QUANT_FORMATS)}")
     if calibrate_method not in CALIBRATE_METHODS:
@@ -103,6 +105,7 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
                           parity_images=str(parity_set.root), model=card.name, format="onnx-int8",
                           **file_digest(tmp))  # the bytes as finally written, metadata included
             check_parity(report, "int8", f"{card.name}: INT8 ONNX output")
+            keep_previous_record(path, report)  # a crash from here on leaves the previous export verifiable
     write_parity_report(path, report)
     return path
 
