@@ -74,15 +74,21 @@ def test_zoo_lists_the_shipped_models(capsys):
         "logo_verifier_lite0": "Apache-2.0", "grocery_lite0": "Apache-2.0"}
 
 
-def test_zoo_demo_page_shows_every_shipped_model(tmp_path):
-    sys.path.insert(0, str(REPO / "tools"))
-    import zoo_demo
+def test_zoo_demo_page_shows_every_shipped_model_with_ground_truth(tmp_path):
+    from .conftest import load_script
 
-    assert zoo_demo.main(["--out", str(tmp_path)]) == 0
+    zoo_demo = load_script("tools/zoo_demo.py")
+    (tmp_path / "run" / "version_0" / "report").mkdir(parents=True)
+    (tmp_path / "run" / "version_0" / "report" / "index.html").write_text("report")
+    assert zoo_demo.main(["--out", str(tmp_path / "page"), "--trained", "grocery_resnet10t",
+                          "--report", str(tmp_path / "run")]) == 0
+    tmp_path = tmp_path / "page"
     page = (tmp_path / "index.html").read_text()
-    assert page.count("<figure>") == 12 and "grocery_resnet10t" in page and "Brand recognition" in page
+    assert page.count("<figure>") == 16 and "grocery_lite0" in page and "Brand recognition" in page
+    assert "truth: <b>Banana</b>" in page and "truth: 2 logos" in page
+    assert "The model you just trained: grocery_resnet10t" in page and "../run/version_0/report/index.html" in page
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results) == {"classification", "detection", "recognition"}
+    assert set(results) == {"classification", "trained", "detection", "recognition"}
     assert all((tmp_path / src).is_file() for src in __import__("re").findall(r'src="([^"]+)"', page))
 
 
