@@ -10,7 +10,7 @@ import pytest
 
 from vision.detection_rule import (DetectionRule, DetectionRuleError, RuleSet, calibrate_detection_rule,
                                    known_scene_set, photo_set, rule_figures, source_rows)
-from vision.gallery import UNKNOWN, BrandGallery, GalleryError
+from vision.gallery import UNKNOWN, BrandGallery, GalleryError, content_sha256
 
 from .test_gallery_open_set import tiny_zoo  # noqa: F401  (an untrained embedder in a zoo, for the CLI)
 
@@ -97,6 +97,7 @@ def test_the_rule_survives_a_round_trip_and_old_galleries_load_without_one(tmp_p
     meta = json.loads(str(arrays["meta"]))
     meta["detection_rule"]["detector"]["sha256"] = 7
     arrays["meta"] = np.array(json.dumps(meta))
+    arrays["content_sha256"] = np.array(content_sha256(arrays))   # re-stamped: the field check itself is tested
     with open(tmp_path / "bad.npz", "wb") as f:
         np.savez(f, **arrays)
     with pytest.raises(GalleryError, match=r"bad.npz: metadata field 'detection_rule'.detector"):

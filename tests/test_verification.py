@@ -18,7 +18,7 @@ class FakeClassifier:
     """A classification predictor: P(logo) is the crop's mean red channel / 255."""
 
     def __init__(self, classes=("background", "logo"), task="classification"):
-        self.card = SimpleNamespace(task=task, class_names=list(classes), name="verifier", sha256="v" * 64)
+        self.card = SimpleNamespace(task=task, class_names=list(classes), name="verifier", sha256="c" * 64)
         self.head = SimpleNamespace(topk=1)
         self.calls = []
 
@@ -177,6 +177,7 @@ def test_a_rule_calibrated_with_a_verifier_brings_it_along(monkeypatch):
     assert record["verifier"]["detector"] == {"name": "det", "sha256": "d" * 64}
     assert DetectionRule.from_json(record).verifier == rule.verifier
     monkeypatch.setattr(LogoVerifier, "from_pretrained", classmethod(lambda cls, name, **kw: cls(FakeClassifier())))
+    monkeypatch.setattr("vision.verification.zoo_source", lambda name: name)   # 'verifier' is no zoo model
     wrapped = verified_for_rule(det, rule)
     assert isinstance(wrapped, VerifiedDetector) and rule.matches(wrapped.card.name, wrapped.card.sha256)
     other = FakeDetector([])

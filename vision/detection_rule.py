@@ -25,6 +25,7 @@ the crop-only threshold.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -34,6 +35,9 @@ from vision.retrieval import open_set_threshold
 
 RULE_KINDS = ("pair", "logistic")
 IOU_MATCH = 0.5
+OPEN_SET_BOUND = 2.0   # an open-set score is a cosine (-1..1) or a cosine minus a cosine (-2..2)
+MAX_WEIGHT = 1e4       # a logistic coefficient past this is not a calibration (the shipped rule's are 9 and 13)
+SHOWN_CHARS = 80       # of a stored value quoted in an error
 
 
 class DetectionRuleError(ValueError):
@@ -61,14 +65,31 @@ class DetectionRule:
         for name, value in (("min_detection_score", self.min_detection_score), ("threshold", self.threshold),
                             *((f"weights[{i}]", w) for i, w in enumerate(self.weights))):
             if type(value) not in (int, float) or not math.isfinite(value):
-                raise DetectionRuleError(f"{name} must be a finite number, got {value!r}")
+                raise DetectionRuleError(f"{name} must be a finite number, got {_shown(value)}")
         if not 0 <= self.min_detection_score <= 1:
             raise DetectionRuleError(f"min_detection_score must be in [0, 1], got {self.min_detection_score}")
         if len(self.weights) != (2 if self.kind == "logistic" else 0):
             raise DetectionRuleError(f"a {self.kind!r} rule has {2 if self.kind == 'logistic' else 0} weights, got "
                                      f"{len(self.weights)}")
+        for i, w in enumerate(self.weights):
+            if abs(w) > MAX_WEIGHT:
+                raise DetectionRuleError(f"weights[{i}] must be in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}] (a logistic "
+                                         f"coefficient of a score in [0, 1] or [-2, 2]), got {w!r}")
+        low, high = self.score_range()
+        if not low < self.threshold <= high:
+            # at or below the lowest combined score every detection is accepted, above the highest none is
+            raise DetectionRuleError(f"threshold must be in ({low:g}, {high:g}] (the range of this {self.kind!r} "
+                                     f"rule's score), got {self.threshold!r}")
         if self.verifier:
             _check_verifier(self.verifier)
+
+    def score_range(self) -> tuple[float, float]:
+        """The lowest and highest value :meth:`combined` can take (detection scores in [0, 1], open-set scores in
+        [-2, 2])."""
+        if self.kind == "pair":
+            return -OPEN_SET_BOUND, OPEN_SET_BOUND
+        w_det, w_score = self.weights
+        return min(0.0, w_det) - OPEN_SET_BOUND * abs(w_score), max(0.0, w_det) + OPEN_SET_BOUND * abs(w_score)
 
     def combined(self, detection_scores, open_set_scores) -> np.ndarray:
         """The score the ``threshold`` applies to: the open-set score (``pair``) or the weighted sum (``logistic``)."""
@@ -117,16 +138,33 @@ class DetectionRule:
             raise DetectionRuleError(f"{where}: {e}") from None
 
 
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + f"... ({len(text)} characters)"
+
+
 def _check_verifier(spec: dict) -> None:
-    for key in ("name", "sha256"):
-        if not isinstance(spec.get(key), str) or not spec[key]:
-            raise DetectionRuleError(f"verifier.{key} must be a non-empty string")
-    for key, low, high in (("power", 0.0, 1.0), ("margin", 0.0, math.inf), ("detector_conf", 0.0, 1.0)):
+    """The ``verifier`` record: a zoo name (never a path: it is loaded and run), a sha256, and the values
+    :class:`vision.verification.VerifiedDetector` accepts (power in [0, 1], a crop margin from 0 to 1, detector_conf
+    in (0, 1])."""
+    from vision.crops import check_margin
+    from vision.names import check_plain_name
+
+    check_plain_name(spec.get("name"), "verifier.name (a zoo model name)", DetectionRuleError)
+    if not isinstance(spec.get("sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", spec["sha256"]):
+        raise DetectionRuleError(f"verifier.sha256 must be a sha256 hex digest, got {_shown(spec.get('sha256'))}")
+    for key, low, high in (("power", 0.0, 1.0), ("detector_conf", 0.0, 1.0)):
         value = spec.get(key)
         if key == "detector_conf" and value is None:
             continue   # optional: the rule's own confidence applies to the detector too
-        if type(value) not in (int, float) or not low <= value <= high:
-            raise DetectionRuleError(f"verifier.{key} must be a number in [{low}, {high}], got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not low <= value <= high or (key == "detector_conf" and value == 0):
+            interval = "(0, 1]" if key == "detector_conf" else f"[{low:g}, {high:g}]"
+            raise DetectionRuleError(f"verifier.{key} must be a number in {interval}, got {_shown(value)}")
+    try:
+        check_margin(spec.get("margin"), "verifier.margin")
+    except ValueError as e:
+        raise DetectionRuleError(str(e)) from None
     detector = spec.get("detector")
     if not isinstance(detector, dict) or not all(isinstance(detector.get(k), str) and detector[k]
                                                  for k in ("name", "sha256")):

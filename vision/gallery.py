@@ -36,19 +36,21 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import math
 import os
-import zipfile
-import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from vision.arrays import load_npz
 from vision.crops import CROP_MARGIN, LEGACY_CROP_MARGIN, check_margin
 from vision.fileio import atomic_path
+from vision.store import file_lock
 from vision.retrieval import INDEX_KINDS, as_vectors, build_index, equal_error_rate, open_set_threshold
 
 if TYPE_CHECKING:
@@ -62,6 +64,14 @@ _READABLE_FORMATS = (1, 2)
 MERGES = ("all", "mean")      # how BrandGallery.from_images combines a brand's images (per reference)
 NORMALIZATIONS = ("none", "background", "topk")   # open-set score: see the module docstring
 UNIT_NORM_TOLERANCE = 1e-3    # stored vectors are normalised by add_many; a file whose rows are not was edited
+DIGEST_FIELD = "content_sha256"   # sha256 of every other array (names, dtypes, shapes, bytes): see content_sha256
+# decoded arrays may hold at most this multiple of the file's size (+ a floor): np.savez stores them as they are, and
+# even a compressed gallery (float vectors barely compress) stays far below it; a file claiming more is refused
+# before anything is allocated
+MAX_EXPANSION = 16
+MAX_EXPANSION_FLOOR = 16 << 20
+# the range an open-set score can take: a cosine, or a cosine minus a cosine (background, topk)
+SCORE_RANGE = {"none": (-1.0, 1.0), "background": (-2.0, 2.0), "topk": (-2.0, 2.0)}
 log = logging.getLogger(__name__)
 
 
@@ -76,6 +86,24 @@ def _resolve_gallery(path: Path) -> Path:
                 if candidate.is_file():
                     return candidate
     raise GalleryError(f"gallery file {path} not found (nor a gallery of that name in the zoo)")
+
+
+def content_sha256(arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 over every array but :data:`DIGEST_FIELD`, in name order: its name, dtype, shape and bytes (the
+    metadata JSON is the ``meta`` array's bytes). Stored in the file by :meth:`BrandGallery.save`, so an edit of
+    any field, brand names and thresholds included, is caught by :meth:`BrandGallery.load`."""
+    names = sorted(n for n in arrays if n != DIGEST_FIELD)
+    index = json.dumps([[n, arrays[n].dtype.str, list(arrays[n].shape)] for n in names])
+    h = hashlib.sha256(index.encode())
+    for n in names:
+        h.update(np.ascontiguousarray(arrays[n]).reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def gallery_lock(path: str | os.PathLike):
+    """The lock around a read-modify-write of the gallery file ``path`` (``<path>.lock``)."""
+    path = Path(path)
+    return file_lock(path.with_name(path.name + ".lock"), f"gallery {path}", GalleryError)
 
 
 def mean_prototypes(owners: Sequence, vectors) -> tuple[list, np.ndarray]:
@@ -463,12 +491,32 @@ class BrandGallery:
                 "crop_margin": self.crop_margin}
         if self.detection_rule is not None:   # absent otherwise: files without a rule read as before
             meta["detection_rule"] = self.detection_rule.to_json()
+        arrays = {"vectors": self._vectors, "owner": np.array(self._owner, dtype=str).reshape(len(self._owner)),
+                  "reference": np.array(self._reference, dtype=str).reshape(len(self._reference)),
+                  "background": self._background, "meta": np.array(json.dumps(meta))}
+        arrays[DIGEST_FIELD] = np.array(content_sha256(arrays))
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, vectors=self._vectors, owner=np.array(self._owner, dtype=str),
-                         reference=np.array(self._reference, dtype=str).reshape(len(self._reference)),
-                         background=self._background, meta=np.array(json.dumps(meta)))
+                np.savez(f, **arrays)
         return path
+
+    @classmethod
+    @contextlib.contextmanager
+    def edit(cls, path: str | os.PathLike, **load_kwargs) -> Iterator["BrandGallery"]:
+        """Read-modify-write of an existing gallery file under its lock (:func:`gallery_lock`): loaded (checked)
+        on entry, saved atomically on a clean exit, so two processes editing one file never lose each other's
+        brands. ``load_kwargs`` go to :meth:`load`.
+
+        Example::
+
+            with BrandGallery.edit("my_gallery.npz") as gallery:
+                gallery.add("newco", fx(["newco.png"]))
+        """
+        path = Path(path)
+        with gallery_lock(path):
+            gallery = cls.load(path, **load_kwargs)
+            yield gallery
+            gallery.save(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, model: "ModelCard | None" = None, dim: int | None = None,
@@ -480,21 +528,23 @@ class BrandGallery:
         ships with vision), looked up along :func:`vision.zoo.zoo_search_path`."""
         path = _resolve_gallery(Path(path))
         try:
-            with np.load(path, allow_pickle=False) as data:
-                missing = {"meta", "vectors", "owner"} - set(data.files)
-                if missing:
-                    raise GalleryError(f"{path}: not a gallery file: arrays {sorted(missing)} are missing")
-                meta_array, vectors, owner = data["meta"], data["vectors"], data["owner"]
-                # format 1 files have neither: one unnamed reference per row, no background cohort
-                reference = data["reference"] if "reference" in data.files else None
-                background = data["background"] if "background" in data.files else None
-        except GalleryError:
-            raise
-        # what numpy and zipfile raise for a file that is not an .npz of plain arrays (BadZipFile, truncated
-        # members, bad .npy headers, an .npy instead of an .npz: no context manager)
-        except (OSError, ValueError, KeyError, EOFError, TypeError, AttributeError, zipfile.BadZipFile, zlib.error,
-                NotImplementedError, MemoryError) as e:
-            raise GalleryError(f"{path}: not a readable gallery file ({type(e).__name__}: {e})") from None
+            size = path.stat().st_size
+        except OSError as e:
+            raise GalleryError(f"{path}: cannot read the gallery file ({e.strerror or e})") from None
+        # every header is checked against the bytes present, the total against the file's size, before numpy
+        # allocates: a small file claiming gigabytes of vectors is refused in constant memory
+        try:
+            data = load_npz(path, GalleryError, max_bytes=MAX_EXPANSION * size + MAX_EXPANSION_FLOOR)
+        except GalleryError as e:
+            why = str(e).removeprefix(str(path)).lstrip(": ")
+            raise GalleryError(f"{path}: not a readable gallery file: {why}") from None
+        missing = {"meta", "vectors", "owner"} - set(data)
+        if missing:
+            raise GalleryError(f"{path}: not a gallery file: arrays {sorted(missing)} are missing")
+        _check_digest(path, data)
+        meta_array, vectors, owner = data["meta"], data["vectors"], data["owner"]
+        # format 1 files have neither: one unnamed reference per row, no background cohort
+        reference, background = data.get("reference"), data.get("background")
         meta = _gallery_meta(path, meta_array)
         gallery = cls(meta["dim"], meta["model_name"], meta["model_sha256"], meta["threshold"], meta["index"],
                       meta["hnsw_m"], meta["ef_search"], meta["nlist"], meta["nprobe"], meta["normalization"],
@@ -519,6 +569,24 @@ def _check_margin(value, what: str) -> float:
         raise GalleryError(str(e)) from None
 
 
+def _check_digest(path: Path, data: dict[str, np.ndarray]) -> None:
+    """Refuse a file whose arrays do not match its :data:`DIGEST_FIELD`; warn about a file without one."""
+    recorded = data.get(DIGEST_FIELD)
+    if recorded is None:
+        log.warning("%s: the gallery records no content digest (written by an older vision), so an edit of its "
+                    "brands or thresholds cannot be detected; re-save it (BrandGallery.load(path).save(path)) once "
+                    "you trust it", path)
+        return
+    if recorded.ndim != 0 or recorded.dtype.kind != "U" or len(str(recorded)) != 64:
+        raise GalleryError(f"{path}: field {DIGEST_FIELD!r} must be one sha256 hex string, got an array "
+                           f"{recorded.dtype} {recorded.shape}")
+    actual = content_sha256(data)
+    if actual != str(recorded):
+        raise GalleryError(f"{path}: content sha256 mismatch (field {DIGEST_FIELD!r} {str(recorded)[:12]}..., "
+                           f"arrays {actual[:12]}...): the gallery is corrupt or was edited after it was saved; "
+                           "restore it or build it again with vision build-gallery")
+
+
 def _gallery_meta(path: Path, array: np.ndarray) -> dict:
     """The ``meta`` record of a gallery file, every field's type and range checked."""
     if array.ndim != 0 or array.dtype.kind != "U":
@@ -527,6 +595,8 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
         meta = json.loads(str(array))
     except ValueError as e:
         raise GalleryError(f"{path}: field 'meta' is not JSON ({e})") from None
+    except RecursionError:
+        raise GalleryError(f"{path}: field 'meta' is JSON nested too deep to read; not a file vision wrote") from None
     if not isinstance(meta, dict):
         raise GalleryError(f"{path}: field 'meta' must be a JSON object, got {type(meta).__name__}")
     if meta.get("format") not in _READABLE_FORMATS or isinstance(meta.get("format"), bool):
@@ -559,6 +629,11 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
         raise bad("index", f"one of {list(INDEX_KINDS)}")
     if meta["normalization"] not in NORMALIZATIONS:
         raise bad("normalization", f"one of {list(NORMALIZATIONS)}")
+    low, high = SCORE_RANGE[meta["normalization"]]
+    if threshold is not None and not low < threshold <= high:
+        # at or below the lowest score every query is a brand (null says that), above the highest none is
+        raise bad("threshold", f"null or a number in ({low:g}, {high:g}] (the range of a "
+                               f"{meta['normalization']!r} open-set score)")
     margin = meta["crop_margin"]
     if type(margin) not in (int, float) or not math.isfinite(margin) or not 0 <= margin <= 1:
         raise bad("crop_margin", "a number from 0 to 1")

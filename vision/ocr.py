@@ -205,27 +205,37 @@ def _box_of(lines: Sequence[TextLine]) -> tuple[float, float, float, float] | No
 
 def load_aliases(path) -> dict[str, list[str]]:
     """More names per brand from a YAML file, ``brand: name`` or ``brand: [name, ...]`` (``god_morgon: God Morgon``);
-    read with ``yaml.safe_load``. A malformed file is a ``ValueError`` naming the file and the brand."""
+    read with a safe loader that refuses aliases (no "billion laughs"). A malformed file is a ``ValueError`` naming
+    the file and the brand (values shown cut to 80 characters)."""
     import os
 
     import yaml
 
+    class NoAliasLoader(yaml.SafeLoader):
+        """Anchors and aliases refused: nested aliases expand exponentially (a "billion laughs" file)."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in a names "
+                                                  "file; write each name out", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8-sig") as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=NoAliasLoader)   # noqa: S506 - a SafeLoader subclass
     except OSError as e:
         raise ValueError(f"{path}: cannot read brand names: {e.strerror or e}") from None
     except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"{path}: not valid YAML: {' '.join(str(e).split())[:300]}") from None
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{path}: expected a mapping of brand -> name or list of names")
     out = {}
     for brand, names in data.items():
         names = [names] if isinstance(names, str) else names
         if not isinstance(names, list) or not names or not all(isinstance(n, str) and normalize(n) for n in names):
-            raise ValueError(f"{path}: brand {brand!r}: expected a name or a list of names (each with a letter "
-                             f"or digit), got {names!r}")
+            raise ValueError(f"{path}: brand {repr(brand)[:80]}: expected a name or a list of names (each with a "
+                             f"letter or digit), got {repr(names)[:80]}")
         out[str(brand)] = list(names)
     return out
 

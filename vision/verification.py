@@ -170,11 +170,30 @@ class VerifiedDetector:
         return self.detector.predict(arrays, conf=conf)
 
 
+def zoo_source(name: str):
+    """What loads zoo model ``name`` and nothing else: the name itself, or its file in the zoo when a file or folder
+    of that name lies in the working directory (which the loaders would otherwise take). A gallery names its rule's
+    verifier, and a gallery file is data: it must not choose a file to load and run. :class:`vision.zoo.ZooError`
+    when no zoo holds the name."""
+    from pathlib import Path
+
+    from vision.names import check_plain_name
+    from vision.zoo import ZooError, find_card
+
+    check_plain_name(name, "verifier name", ZooError)
+    found = find_card(name)
+    if found is None:
+        raise ZooError(f"no model named {name!r} in the zoo (a gallery's verifier is loaded from the zoo only)")
+    card, folder = found
+    return folder / card.file if Path(name).exists() else name
+
+
 def verified_for_rule(detector, rule, backend: str = "auto", device: str | None = None):
     """``detector`` rescored by the verifier a gallery's detection rule was calibrated with, when the rule names one
     (:attr:`~vision.detection_rule.DetectionRule.verifier`) and ``detector`` is the detector of that pair (card name
     and sha256); otherwise ``detector`` unchanged. A verifier that cannot be loaded, or whose sha256 differs from the
-    recorded one, is warned about and left out (the rule then does not match, and the threshold decides)."""
+    recorded one, is warned about and left out (the rule then does not match, and the threshold decides). The
+    verifier is looked up in the zoo only (:func:`zoo_source`), never as a file path."""
     import warnings
 
     spec = getattr(rule, "verifier", None) or {}
@@ -185,7 +204,7 @@ def verified_for_rule(detector, rule, backend: str = "auto", device: str | None 
                                                                     spec["detector"]["sha256"]):
         return detector
     try:
-        verifier = LogoVerifier.from_pretrained(spec["name"], backend=backend, device=device)
+        verifier = LogoVerifier.from_pretrained(zoo_source(spec["name"]), backend=backend, device=device)
     except Exception as e:  # noqa: BLE001 - a missing or unreadable model: say so and go on without it
         warnings.warn(f"the gallery's detection rule rescores detections with the logo verifier {spec['name']!r}, "
                       f"which could not be loaded ({type(e).__name__}: {e}); without it the rule does not apply",

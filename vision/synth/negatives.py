@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from vision.crops import CROP_MARGIN, square_crop
+from vision.crops import CROP_MARGIN, check_margin, square_crop
 from vision.data.io import ImageLoadError, list_images, load_image
 from vision.fileio import atomic_write_text
 from vision.synth.record import LogoDatasetWarning, clear_outputs, package_versions
@@ -208,20 +208,21 @@ def _prepare(out: Path, splits: Sequence[str], overwrite: bool) -> None:
 def recorded_margin(folder: str | os.PathLike) -> tuple[Path, float] | None:
     """``(impostors.json, margin)``: the crop margin :func:`write_impostors` recorded for the crops under ``folder``
     (its ``impostors.json``, or the one in the folder above: ``<out>/train`` is a split of ``<out>``), or ``None``
-    when neither folder holds one. A record without a numeric ``parameters.margin`` is a :class:`ValueError`
-    naming the file."""
+    when neither folder holds one. A record without a finite ``parameters.margin`` from 0 to 1 is a
+    :class:`ValueError` naming the file."""
     folder = Path(folder)
     for record in (folder / "impostors.json", folder.parent / "impostors.json"):
         if not record.is_file():
             continue
         try:
-            margin = json.loads(record.read_text())["parameters"]["margin"]
-        except (ValueError, KeyError, TypeError) as e:
+            margin = json.loads(record.read_text(encoding="utf-8"))["parameters"]["margin"]
+        except (ValueError, KeyError, TypeError, IndexError, RecursionError) as e:
             raise ValueError(f"{record}: not a vision make-impostors record (parameters.margin: "
-                             f"{type(e).__name__}: {e})") from None
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)):
-            raise ValueError(f"{record}: parameters.margin must be a number, got {margin!r}")
-        return record, float(margin)
+                             f"{type(e).__name__}: {str(e)[:200]})") from None
+        try:   # NaN or Infinity (JSON literals Python reads) would pass any comparison of margins
+            return record, check_margin(margin, "parameters.margin")
+        except ValueError as e:
+            raise ValueError(f"{record}: {str(e)[:300]}") from None
     return None
 
 
