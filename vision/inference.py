@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import torch
 
 from vision.data.inputs import ImageInput, to_batch, to_rgb_array  # noqa: F401  (public here too)
+from vision.predictors import DEFAULT_MAX_BATCH_PIXELS, read_batches
 from vision.zoo import load_model
 
 class ImageClassifier:
@@ -20,7 +21,8 @@ class ImageClassifier:
         clf.predict(["photo.jpg"], topk=3)[0]["topk"][0]   # {'label': 'Oatly-Oat-Milk', 'index': 45, 'score': 0.48}
     """
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None):
+    def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None,
+                 max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS):
         from vision.predictors import Predictor, TorchRuntime
 
         if not hasattr(model, "card"):
@@ -28,7 +30,7 @@ class ImageClassifier:
         if model.card.task != "classification":
             raise ValueError(f"ImageClassifier needs a classification model; {model.card.name!r} is a "
                              f"{model.card.task} model (use vision.predictor for any task)")
-        self.predictor = Predictor(TorchRuntime(model, "logits", device))
+        self.predictor = Predictor(TorchRuntime(model, "logits", device), max_batch_pixels=max_batch_pixels)
         self.model, self.card, self.device = self.predictor.runtime.network, model.card, self.predictor.runtime.device
 
     @classmethod
@@ -39,8 +41,10 @@ class ImageClassifier:
         return self.predictor.head.preprocess([to_rgb_array(im) for im in images])[0]
 
     def logits(self, images: Sequence[ImageInput], batch_size: int = 32) -> torch.Tensor:
-        out = [torch.from_numpy(self.predictor.runtime(self.preprocess(images[i:i + batch_size])))
-               for i in range(0, len(images), batch_size)]
+        # decoded batch by batch within the predictor's pixel budget, never all at once
+        p = self.predictor
+        out = [torch.from_numpy(p.runtime(p.head.preprocess(arrays)[0]))
+               for _, arrays in read_batches(list(images), batch_size, max_batch_pixels=p.max_batch_pixels)]
         return torch.cat(out) if out else torch.empty(0, len(self.card.class_names))
 
     def predict(self, images: Sequence[ImageInput] | ImageInput, topk: int = 5, batch_size: int = 32
@@ -50,5 +54,5 @@ class ImageClassifier:
         if not isinstance(images, (list, tuple)):
             images = [images]
         self.predictor.head.topk = topk
-        results = self.predictor([to_rgb_array(im) for im in images], batch_size=batch_size)
+        results = self.predictor(list(images), batch_size=batch_size)  # decoded a batch at a time, not all up front
         return [{k: v for k, v in r.to_dict().items() if k not in ("image", "task")} for r in results]

@@ -18,6 +18,7 @@ from PIL import Image
 from torch import nn
 
 from vision.data.inputs import ImageInput, to_rgb_array
+from vision.predictors import DEFAULT_MAX_BATCH_PIXELS
 from vision.predictors import letterbox_to_original  # noqa: F401  (public here too: the head's box mapping)
 from vision.results import BOX_COLOR, draw_boxes
 
@@ -28,13 +29,14 @@ class LogoDetector:
     versions."""
 
     def __init__(self, model: nn.Module, device: str | torch.device | None = None, conf: float = 0.25,
-                 iou: float = 0.7, max_det: int = 300):
+                 iou: float = 0.7, max_det: int = 300, max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS):
         from vision.predictors import Predictor, TorchRuntime
 
         card = getattr(model, "card", None)
         if card is None or card.task != "detection":
             raise ValueError("LogoDetector needs a detection model with a .card (use vision.load_model)")
-        self.predictor = Predictor(TorchRuntime(model, "predictions", device), conf=conf, iou=iou, max_det=max_det)
+        self.predictor = Predictor(TorchRuntime(model, "predictions", device), max_batch_pixels=max_batch_pixels,
+                                   conf=conf, iou=iou, max_det=max_det)
         self.model, self.card, self.device = model, card, self.predictor.runtime.device
         self.conf, self.iou, self.max_det = conf, iou, max_det
         self.imgsz = card.data_config.input_size
@@ -65,7 +67,8 @@ class LogoDetector:
         head = self.predictor.head
         head.conf = self.conf if conf is None else conf
         head.iou = self.iou if iou is None else iou
-        return [r.boxes for r in self.predictor([to_rgb_array(im) for im in items], batch_size=batch_size)]
+        # decoded a batch at a time within the pixel budget, not all up front
+        return [r.boxes for r in self.predictor(items, batch_size=batch_size)]
 
 
 def draw_detections(image: ImageInput, detections: list[dict], path: str | os.PathLike,

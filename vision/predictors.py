@@ -26,11 +26,16 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from vision.data.inputs import to_rgb_array
+from vision.data.inputs import image_pixels, to_rgb_array
 from vision.export import FORMATS
 from vision.results import Classification, Detections, Embedding, Result
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+# decoded pixels one batch may hold: a batch is split before it would pass this, so a batch of huge photos stays
+# near 128 MP * 3 bytes (~0.4 GB of RGB, plus one image's decoding buffers) instead of growing with batch_size.
+# It is above the decompression-bomb limit (vision.data.io.DEFAULT_MAX_PIXELS), so every image that limit lets
+# through still fits in a batch of its own.
+DEFAULT_MAX_BATCH_PIXELS = 128_000_000
 # artifact suffix -> runtime, from the exporter's own format table (".engine": the TensorRT plans of other tools)
 SUFFIX_BACKENDS = {**{Path(f"x{fmt.suffix}").suffix: fmt.runtime for fmt in FORMATS.values()
                       if fmt.runtime in BACKENDS}, ".engine": "tensorrt"}
@@ -211,10 +216,13 @@ HEADS = {"logits": ClassificationHead, "predictions": DetectionHead, "features":
 
 class Predictor:
     """A runtime and the head of its output kind. Call it on images for a list of results, or :meth:`stream`
-    them. ``on_error="skip"`` skips unreadable images and lists them in :attr:`skipped`; the default raises."""
+    them. ``on_error="skip"`` skips unreadable images and lists them in :attr:`skipped`; the default raises.
 
-    def __init__(self, runtime, **head_kwargs):
+    ``max_batch_pixels`` bounds the decoded pixels held at once (:func:`read_batches`; ``None``: no bound)."""
+
+    def __init__(self, runtime, max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS, **head_kwargs):
         self.runtime, self.card, self.output = runtime, runtime.card, runtime.output
+        self.max_batch_pixels = check_max_batch_pixels(max_batch_pixels)
         if self.output not in HEADS:
             raise ValueError(f"no predictor head for output kind {self.output!r}; known: {sorted(HEADS)}")
         self.head = HEADS[self.output](self.card, **head_kwargs)
@@ -232,43 +240,77 @@ class Predictor:
         return list(self.stream(images, batch_size=batch_size, on_error=on_error))
 
     def stream(self, images, batch_size: int = 32, on_error: str = "raise") -> Iterator[Result]:
-        """Results one by one, reading and running ``batch_size`` images at a time (memory bounded by one batch)."""
+        """Results one by one, reading and running ``batch_size`` images at a time (memory bounded by one batch,
+        of at most :attr:`max_batch_pixels` decoded pixels)."""
         self.skipped = []
-        for sources, arrays in read_batches(images, batch_size, on_error, self.skipped):
+        for sources, arrays in read_batches(images, batch_size, on_error, self.skipped,
+                                            max_batch_pixels=self.max_batch_pixels):
             batch, meta = self.head.preprocess(arrays)
             yield from self.head.postprocess(self.runtime(batch), meta, sources)
 
 
-def read_batches(images, batch_size: int, on_error: str = "raise", skipped: list | None = None
+def check_max_batch_pixels(value: int | None) -> int | None:
+    """``value`` if it is a usable pixel budget (an integer >= 1, or ``None`` for none), else ``ValueError``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+        raise ValueError(f"max_batch_pixels must be an integer >= 1 (or None for no bound), got {value!r}")
+    return None if value is None else int(value)
+
+
+def read_batches(images, batch_size: int, on_error: str = "raise", skipped: list | None = None, *,
+                 max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS
                  ) -> Iterator[tuple[list[str], list[np.ndarray]]]:
     """``(sources, RGB arrays)`` of at most ``batch_size`` readable images at a time, pulled lazily from
-    :func:`iter_images`; ``on_error="skip"`` appends ``(source, reason)`` of unreadable ones to ``skipped``."""
-    from vision.data.io import ImageLoadError
+    :func:`iter_images`; ``on_error="skip"`` appends ``(source, reason)`` of unreadable ones to ``skipped``
+    (folder entries that cannot be listed go there too).
+
+    Each image's size is read from its header before it is decoded: a batch ends early rather than hold more than
+    ``max_batch_pixels`` decoded pixels, and an image larger than the whole budget is refused like an unreadable
+    one (:class:`~vision.data.io.ImageTooLargeError` naming it: skipped, or raised with ``on_error="raise"``).
+    """
+    from vision.data.io import ImageLoadError, ImageTooLargeError
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    items = iter_images(images)
-    while chunk := list(itertools.islice(items, batch_size)):
-        sources, arrays = [], []
-        for source, image in chunk:
-            try:
-                arrays.append(to_rgb_array(image))
-            except ImageLoadError as e:
-                if on_error == "raise":
-                    raise
-                if skipped is not None:
-                    skipped.append((source, e.reason))
-                continue
-            sources.append(source)
-        if arrays:
+    budget = check_max_batch_pixels(max_batch_pixels)
+    sources, arrays, held = [], [], 0
+    for source, image in iter_images(images, skipped=skipped):
+        try:
+            pixels = image_pixels(image)
+            if budget is not None and pixels > budget:
+                raise ImageTooLargeError(source, f"refused: {pixels} pixels exceeds the {budget}-pixel batch budget "
+                                                 "(max_batch_pixels); raise it (--max-batch-pixels) to read this image")
+        except ImageLoadError as e:
+            if on_error == "raise":
+                raise
+            if skipped is not None:
+                skipped.append((source, e.reason))
+            continue
+        if arrays and budget is not None and held + pixels > budget:  # this one would pass the budget: end here
             yield sources, arrays
+            sources, arrays, held = [], [], 0
+        try:
+            arrays.append(to_rgb_array(image))
+        except ImageLoadError as e:
+            if on_error == "raise":
+                raise
+            if skipped is not None:
+                skipped.append((source, e.reason))
+            continue
+        sources.append(source)
+        held += pixels
+        if len(arrays) == batch_size:  # yield at once: the next image is not pulled until this batch has run
+            yield sources, arrays
+            sources, arrays, held = [], [], 0
+    if arrays:
+        yield sources, arrays
 
 
-def iter_images(images) -> Iterator[tuple[str, Any]]:
+def iter_images(images, skipped: list | None = None) -> Iterator[tuple[str, Any]]:
     """``(source, image)`` pairs from a path, a folder (recursive), a glob, an in-memory image (PIL, numpy HWC,
-    CHW tensor) or any iterable of those; lazily, so a generator of paths streams."""
+    CHW tensor) or any iterable of those; lazily, so a generator of paths streams. Folder entries that cannot be
+    listed go to ``skipped`` as ``(path, reason)`` (:func:`vision.data.io.list_images`)."""
     from PIL import Image
 
     if isinstance(images, (str, os.PathLike)):
@@ -277,7 +319,7 @@ def iter_images(images) -> Iterator[tuple[str, Any]]:
         if path.is_dir():
             from vision.data.io import collect_images
 
-            yield from ((str(p), p) for p in collect_images([path]))  # an empty folder is an error, not 0 results
+            yield from ((str(p), p) for p in collect_images([path], skipped=skipped))  # an empty folder is an error, not 0 results
         elif path.is_file():
             yield text, path
         elif _glob.has_magic(text):
@@ -308,7 +350,8 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
     ``export_dir`` (``<name>.<output>.plan`` when TensorRT and a GPU are here, then ``<name>.<output>.onnx``), else
     torch. ``device``: CUDA when available. ``half``: fp16 on CUDA (torch runtime). ``output``: the export output
     kind (default: the task's, e.g. ``logits``; ``"features"`` gives a classifier's pooled embeddings).
-    ``head_kwargs`` go to the task head (``topk``; ``conf``, ``iou``, ``max_det``).
+    ``max_batch_pixels``: the decoded pixels one batch may hold (:class:`Predictor`). ``head_kwargs`` go to the
+    task head (``topk``; ``conf``, ``iou``, ``max_det``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")

@@ -87,9 +87,26 @@ def command_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 
 # The flags every command spells and means the same way (README: "One flag vocabulary").
 def add_images(ap: argparse.ArgumentParser, required: bool = True, what: str = "") -> None:
+    """``--images`` and ``--allow-outside-paths`` (give ``args.allow_outside_paths`` to :func:`image_inputs`)."""
     ap.add_argument("--images", nargs="+", required=required,
                     help="image files, folders (recursive), globs ('shelf/*.jpg') and/or manifests ('path, ...' "
                          "lines, relative to the manifest)" + what)
+    ap.add_argument("--allow-outside-paths", action="store_true",
+                    help="let manifests list absolute paths and paths outside their own folder (refused by default: "
+                         "a manifest from an upload must not read other files)")
+
+
+def pixel_count(text: str) -> int:
+    """A pixel count as typed: ``64000000``, ``64e6`` or ``64M`` (argparse ``type=``)."""
+    value = text.strip()
+    scale = 1_000_000 if value[-1:] in ("M", "m") else 1
+    try:
+        number = float(value[:-1] if scale > 1 else value) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pixel count (e.g. 64000000, 64e6 or 64M)") from None
+    if not number >= 1 or number != number or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: a pixel count must be at least 1")
+    return int(number)
 
 
 def add_device(ap: argparse.ArgumentParser, what: str = "") -> None:
@@ -118,15 +135,18 @@ def add_no_progress(ap: argparse.ArgumentParser) -> None:
                     help="no progress bars (they are drawn only when stderr is a terminal anyway)")
 
 
-def image_inputs(items: list[str]) -> list[Path]:
+def image_inputs(items: list[str], *, allow_outside: bool = False, skipped: list | None = None) -> list[Path]:
     """The image paths of ``--images``: files as given, folders (recursive), globs and manifests, in order.
 
     A missing path, a glob matching nothing, a folder without images or an empty manifest is an error here,
     before any model loads; files listed in a manifest that cannot be read are skipped later, like any image.
+    A manifest entry that is absolute or outside the manifest's folder is a ``ManifestError`` unless
+    ``allow_outside`` (:func:`vision.data.io.manifest_images`). Folder entries that cannot be listed (a looping
+    symlink, a path too long) go to ``skipped`` as ``(path, reason)``, or into one warning.
     """
     import glob
 
-    from vision.data.io import IMG_EXTENSIONS, NoImagesError, collect_images
+    from vision.data.io import IMG_EXTENSIONS, NoImagesError, collect_images, manifest_images
 
     found: list[Path] = []
     for item in items:
@@ -135,16 +155,14 @@ def image_inputs(items: list[str]) -> list[Path]:
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
                 raise FileNotFoundError(f"no file matches {item!r}")
-            found += collect_images(matches)
+            found += collect_images(matches, skipped=skipped)
         elif path.is_file() and path.suffix.lower() not in IMG_EXTENSIONS:
-            from vision.features import image_sources
-
-            listed = image_sources(path)
+            listed = manifest_images(path, allow_outside=allow_outside)
             if not listed:
                 raise NoImagesError(f"manifest {path} lists no image")
             found += listed
         else:
-            found += collect_images([path])
+            found += collect_images([path], skipped=skipped)
     return found
 
 

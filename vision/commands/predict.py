@@ -9,6 +9,9 @@ One line per image: ``{"image", "task", ...}`` with ``topk`` (classifiers), ``wi
 in original pixels (detectors) or ``dim``/``vector`` (embedders). ``--draw DIR`` saves each image annotated as a
 PNG (the full file name is kept: ``shelf.1.jpg`` -> ``shelf.1.jpg.png``). Unreadable files are skipped and listed
 on stderr (``--strict`` makes them an error); an empty folder, or nothing readable at all, exits non-zero.
+Image sizes are read from headers before decoding: a batch ends early rather than hold more than
+``--max-batch-pixels`` decoded pixels, and a larger image is skipped. A manifest may list only paths inside its own
+folder unless ``--allow-outside-paths`` is given.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir, command_parser
+from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir, command_parser, pixel_count
 
 # options that configure one task's head; given to the head that has them
 HEAD_OPTIONS = ("topk", "conf", "iou")
@@ -32,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     add_device(ap)
     ap.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     ap.add_argument("--batch-size", type=int, default=32, help="images read and run at a time")
+    ap.add_argument("--max-batch-pixels", type=pixel_count, default=None, metavar="N",
+                    help="decoded pixels one batch may hold (e.g. 64M): a batch ends early rather than pass it, and "
+                         "a larger image is skipped (an error with --strict); default 128M, about 0.4 GB of RGB")
     add_zoo_dir(ap)
     ap.add_argument("--topk", type=int, default=5, help="classifiers: classes per image")
     ap.add_argument("--conf", type=float, default=0.25, help="detectors: minimum box score")
@@ -46,11 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from vision.commands import UsageError, image_inputs
 
-    files = image_inputs(args.images)  # before the model loads: a mistyped folder fails at once
-    from vision.predictors import predictor
+    unlisted: list[tuple[str, str]] = []  # folder entries that could not be listed: reported with the skips
+    # before the model loads: a mistyped folder fails at once
+    files = image_inputs(args.images, allow_outside=args.allow_outside_paths, skipped=unlisted)
+    from vision.predictors import DEFAULT_MAX_BATCH_PIXELS, predictor
     from vision.progress import progress_bar
 
-    p = predictor(args.model, backend=args.backend, device=args.device, zoo_dir=args.zoo_dir)
+    p = predictor(args.model, backend=args.backend, device=args.device, zoo_dir=args.zoo_dir,
+                  max_batch_pixels=args.max_batch_pixels or DEFAULT_MAX_BATCH_PIXELS)
     for option in HEAD_OPTIONS:
         if hasattr(p.head, option):
             setattr(p.head, option, getattr(args, option))
@@ -71,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.out:
             out.close()
+    if unlisted:
+        print(f"skipped {len(unlisted)} path(s) that could not be listed: "
+              + "; ".join(f"{path} ({why})" for path, why in unlisted), file=sys.stderr)
     if p.skipped:
         print(f"skipped {len(p.skipped)} of {len(files)} unreadable image(s): "
               + "; ".join(f"{path} ({why})" for path, why in p.skipped), file=sys.stderr)

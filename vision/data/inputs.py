@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vision.data.io import load_image
+from vision.data.io import image_size, load_image
 
 ImageInput = str | Path | Image.Image | np.ndarray | torch.Tensor
 
@@ -22,6 +22,18 @@ def to_rgb_array(image: ImageInput) -> np.ndarray:
             raise TypeError(f"image tensor must be CHW with 1, 3 or 4 channels, got shape {tuple(t.shape)}")
         image = t.permute(1, 2, 0).numpy()
     return load_image(image)
+
+
+def image_pixels(image: ImageInput) -> int:
+    """Width * height of any supported image input, from a file's header (nothing decoded) or an array's shape.
+
+    Raises :class:`~vision.data.io.ImageLoadError` for a file :func:`to_rgb_array` would refuse at its header."""
+    if isinstance(image, torch.Tensor):
+        if image.ndim != 3:
+            raise TypeError(f"image tensor must be CHW with 1, 3 or 4 channels, got shape {tuple(image.shape)}")
+        return int(image.shape[1]) * int(image.shape[2])
+    width, height = image_size(image)
+    return width * height
 
 
 def to_batch(images: Sequence[ImageInput], transform: Callable) -> torch.Tensor:

@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import stat
@@ -31,8 +32,10 @@ __all__ = [
     "ImageTooLargeError",
     "collect_images",
     "find_unreadable",
+    "image_size",
     "list_images",
     "load_image",
+    "manifest_images",
     "verify_image",
 ]
 
@@ -94,45 +97,100 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int 
                     "expected a path, a PIL.Image.Image or a numpy array")
 
 
-def list_images(folder) -> list:
+def image_size(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` of ``source`` (a path, a PIL image or an ``HxW[xC]`` array) without decoding pixels.
+
+    A file's header is read (PIL opens lazily) with the same checks as :func:`load_image`, so a bomb, a FIFO or a
+    non-image raises the same :class:`ImageLoadError` here, before anything is allocated for its pixels.
+    """
+    if isinstance(source, np.ndarray):
+        if source.ndim < 2:
+            raise TypeError(f"image array must be HxW or HxWxC, got shape {source.shape}")
+        return int(source.shape[1]), int(source.shape[0])
+    if isinstance(source, Image.Image):
+        return source.size
+    if isinstance(source, (str, os.PathLike)):
+        with _open_path(os.fspath(source), max_pixels) as img:
+            return img.size
+    raise TypeError(f"unsupported image source of type {type(source).__name__}; "
+                    "expected a path, a PIL.Image.Image or a numpy array")
+
+
+def list_images(folder, *, skipped: list | None = None) -> list:
     """Image files under ``folder`` (recursive, by extension, following symlinked folders), sorted.
 
     Each real folder is walked once, so a symlink loop ends, and each real file is listed once, under the first
-    path found for it (sorted walk order).
+    path found for it (sorted walk order). The walk keeps its own stack, so any depth is fine (no RecursionError).
+    What cannot be read (a symlink chain too long or looping, a dangling link, a folder without permission, a path
+    too long) is not listed: ``(path, reason)`` goes to ``skipped`` when given, else one warning counts them all.
     """
     from pathlib import Path
 
-    found, seen_dirs, seen_files = [], set(), set()
-    for root, dirs, files in os.walk(folder, followlinks=True):
+    found, seen_dirs, seen_files, problems = [], set(), set(), []
+    stack = [os.fspath(folder)]
+    while stack:
+        root = stack.pop()
         real = os.path.realpath(root)
         if real in seen_dirs:
-            dirs[:] = []
             continue
         seen_dirs.add(real)
-        dirs.sort()  # walk in a fixed order so "first path found" does not depend on the file system
-        for name in sorted(files):
-            path = Path(root) / name
-            if path.suffix.lower() not in IMG_EXTENSIONS or not path.is_file():
+        try:
+            with os.scandir(root) as it:
+                entries = sorted(it, key=lambda e: e.name)  # a fixed order: "first path found" is the same anywhere
+        except OSError as e:
+            problems.append((root, _os_reason(e)))
+            continue
+        subdirs = []
+        for entry in entries:
+            try:
+                if entry.is_symlink():  # followed: a link to a folder is walked like one
+                    mode = os.stat(entry.path).st_mode
+                    is_dir, is_file = stat.S_ISDIR(mode), stat.S_ISREG(mode)
+                else:  # no syscall: the type comes with the directory listing
+                    is_dir, is_file = entry.is_dir(), entry.is_file()
+            except OSError as e:
+                problems.append((entry.path, _os_reason(e)))
                 continue
-            real_file = os.path.realpath(path)
-            if real_file not in seen_files:
-                seen_files.add(real_file)
-                found.append(path)
+            if is_dir:
+                subdirs.append(entry.path)
+            elif is_file and os.path.splitext(entry.name)[1].lower() in IMG_EXTENSIONS:
+                real_file = os.path.realpath(entry.path)
+                if real_file not in seen_files:
+                    seen_files.add(real_file)
+                    found.append(Path(entry.path))
+        stack.extend(reversed(subdirs))  # depth first, in name order, as os.walk would
+    if problems:
+        if skipped is not None:
+            skipped.extend(problems)
+        else:
+            warnings.warn(f"{folder}: skipped {len(problems)} unreadable path(s) while listing images, e.g. "
+                          f"{problems[0][0]} ({problems[0][1]})", stacklevel=2)
     return sorted(found)
 
 
-def collect_images(inputs: Iterable) -> list:
+def _os_reason(e: OSError) -> str:
+    if e.errno == errno.ELOOP:
+        return "symbolic link loop or chain too long (ELOOP); point the link at its target directly"
+    if e.errno == errno.ENAMETOOLONG:
+        return "path too long for the file system (ENAMETOOLONG); the folders nest too deep"
+    if e.errno == errno.ENOENT:
+        return "dangling symbolic link (its target does not exist)"
+    return f"cannot read ({e.strerror or e})"
+
+
+def collect_images(inputs: Iterable, *, skipped: list | None = None) -> list:
     """Image paths from files (kept as given) and folders (expanded with :func:`list_images`), in input order.
 
     Raises ``FileNotFoundError`` for a path that does not exist and :class:`NoImagesError` naming every folder
-    that holds no image files, so an empty or mistyped folder is not a silent "0 images".
+    that holds no image files, so an empty or mistyped folder is not a silent "0 images". ``skipped``: as in
+    :func:`list_images`.
     """
     from pathlib import Path
 
     files, empty = [], []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = list_images(item)
+            found = list_images(item, skipped=skipped)
             files += found
             if not found:
                 empty.append(str(item))
@@ -143,6 +201,36 @@ def collect_images(inputs: Iterable) -> list:
     if empty:
         raise NoImagesError(f"no image files ({', '.join(IMG_EXTENSIONS)}) in folder(s): {', '.join(empty)}")
     return files
+
+
+def manifest_images(manifest, *, allow_outside: bool = False) -> list:
+    """The image paths of a manifest (``path[, ...]`` lines; blank lines and ``#`` comments ignored).
+
+    Paths are relative to the manifest's folder. An absolute entry, or one whose ``..`` parts climb out of that
+    folder, is refused (:class:`~vision.data.datasets.ManifestError` naming the manifest and line) unless
+    ``allow_outside=True`` (CLI: ``--allow-outside-paths``): a manifest may come from someone who must not make
+    this process read ``/etc/passwd`` or another user's files. The check is on the written path, not on where
+    symlinks inside the folder lead (a data folder that is a symlink to another disk stays usable).
+    """
+    from pathlib import Path
+
+    from vision.data.datasets import ManifestError, read_text
+
+    manifest = Path(manifest)
+    folder, paths = manifest.parent, []
+    for lineno, line in enumerate(read_text(manifest).splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        entry = line.split(",")[0].strip()
+        path = Path(entry)
+        if not allow_outside and (path.is_absolute() or os.path.normpath(entry).split(os.sep)[0] == os.pardir):
+            where = "an absolute path" if path.is_absolute() else "a path outside the manifest's folder"
+            raise ManifestError(f"{manifest}:{lineno}: {entry!r} is {where}; list images relative to "
+                                f"{folder}, or pass allow_outside=True (--allow-outside-paths) if the "
+                                "manifest is trusted")
+        paths.append(path if path.is_absolute() else folder / path)
+    return paths
 
 
 def verify_image(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
@@ -185,6 +273,16 @@ def find_unreadable(paths: Iterable, *, max_pixels: int = DEFAULT_MAX_PIXELS,
 # ---------------------------------------------------------------------------------------------------------------
 
 def _decode_path(path: str, max_pixels: int | None, draft_size: int | None, *, convert: bool) -> np.ndarray | None:
+    with _open_path(path, max_pixels) as img, _as_load_error(path, max_pixels):
+        if draft_size and img.format in _JPEG_FORMATS:
+            img.draft("RGB", (int(draft_size), int(draft_size)))
+        _load(img)
+        return _pil_to_rgb(img, path) if convert else None
+
+
+@contextlib.contextmanager
+def _open_path(path: str, max_pixels: int | None) -> Iterator[Image.Image]:
+    """The file's PIL image, header parsed and its size checked against ``max_pixels``, pixels not yet decoded."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -216,13 +314,9 @@ def _decode_path(path: str, max_pixels: int | None, draft_size: int | None, *, c
             raise
         except Exception as e:  # noqa: BLE001 - plugins raise all sorts on malformed headers
             raise ImageLoadError(path, f"truncated or corrupt: {_describe(e)}") from e
-
-        with img, _as_load_error(path, max_pixels):
+        with img:
             _check_pixels(path, img.size, max_pixels)
-            if draft_size and img.format in _JPEG_FORMATS:
-                img.draft("RGB", (int(draft_size), int(draft_size)))
-            _load(img)
-            return _pil_to_rgb(img, path) if convert else None
+            yield img
 
 
 def _sniff(fp) -> str:
