@@ -73,8 +73,8 @@ class Thresholds:
             optional = key in ("phash_distance", "similarity", "verify", "min_local")
             number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             if not ((value is None and optional) or number):
-                raise DedupError(f"{where}: threshold {key!r} must be a finite number{' or null' if optional else ''}"
-                                 f", got {value!r}")
+                raise DedupError(f"{where}: threshold {key!r} must be a number{' or null' if optional else ''} "
+                                 f"(finite), got {value!r}")
             if key in _WHOLE and value is not None and (value != int(value) or value < (1 if key == "k" else 0)):
                 raise DedupError(f"{where}: threshold {key!r} must be a whole number >= {1 if key == 'k' else 0}, "
                                  f"got {value!r}")
