@@ -10,14 +10,16 @@ catalog index.
     vision dedup --images catalog/ --model grocery_resnet10t --save-index runs/catalog_index
     # ... then check uploads against it without rebuilding (query.csv: id, match, reason, score)
     vision dedup --index runs/catalog_index --query uploads/ --out runs/uploads
-    # ... and keep the catalog current: add the uploads that matched nothing
+    # ... and keep the catalog current: add the uploads that matched nothing (each save is a new version of the
+    # index, switched atomically; concurrent --add runs take turns on its lock, so none loses the other's images)
     vision dedup --index runs/catalog_index --query uploads/ --add
 
 Stages: exact copies (sha256 of the bytes), pHash (with its mirror image) within --phash-distance bits, embedding
 k-NN (faiss: exact up to 50k images, IVF above; --index-kind to choose) giving candidates that are verified by
 keypoint alignment (--verify: least aligned NCC); groups by union-find with a chaining guard. A model whose card
 holds calibrated thresholds (config.dedup_thresholds, e.g. the copy-detection descriptor) brings them as the
-defaults. Unreadable images are counted and listed (unreadable.txt); no readable image is an error.
+defaults. Unreadable images are counted and listed (unreadable.txt); so are files whose name holds a line break
+(keep.txt lists one path per line); no readable image is an error.
 """
 
 from __future__ import annotations

@@ -143,19 +143,19 @@ class CatalogIndex:
 
     @classmethod
     def _load(cls, store) -> "CatalogIndex":
+        record = store.pointer()
         folder = store.current_folder()  # every part's size and sha256 checked against CURRENT
         if folder is None:  # no version yet: an index written before versioning, or none at all
             folder = store.folder
             if not (folder / META).is_file():
                 raise DedupError(f"{folder}: not a catalog index (no {store.folder / 'CURRENT'} and no {META}); "
                                  "build one with vision dedup --images CATALOG --save-index DIR")
-        else:
-            parts = set(store.pointer()["parts"])
-            for name in (META, ARRAYS):
-                if name not in parts:
+        meta = _read_meta(folder / META)
+        if record is not None and folder.name == record["version"]:  # every part read is one CURRENT vouches for
+            for name in (META, ARRAYS) + ((VECTORS,) if meta["has_vectors"] else ()):
+                if name not in record["parts"]:
                     raise DedupError(f"{store.folder / 'CURRENT'}: field 'parts' has no {name}: not a catalog "
                                      "index version; build it again")
-        meta = _read_meta(folder / META)
         arrays = _read_arrays(folder / ARRAYS, meta["count"])
         index = _read_faiss(folder / VECTORS, meta) if meta["has_vectors"] else None
         model = ModelId(**meta["model"]) if meta["model"] else None
