@@ -290,8 +290,13 @@ def _mutations(model_dir: Path, rng: random.Random):
     def drop_folder():
         (model_dir.parent / "stranger").mkdir()
 
+    def fake_temp():   # a folder named like a writer's temporary one, holding a model Triton could load
+        fake = model_dir.parent / ".t.new.1.abcdefgh"
+        (fake / "1").mkdir(parents=True)
+        (fake / "config.pbtxt").write_text('name: "x"')
+
     return [flip, truncate, append, delete, add_file, edit_config, huge, link, bad_record, huge_record,
-            rename_model, drop_folder]
+            rename_model, drop_folder, fake_temp]
 
 
 def test_fuzz_mutated_repositories_verify_cleanly_or_raise_our_error(tmp_path):
@@ -315,3 +320,15 @@ def test_fuzz_mutated_repositories_verify_cleanly_or_raise_our_error(tmp_path):
             assert str(e) and "Traceback" not in str(e)
             outcomes["refused"] += 1
     assert outcomes["refused"] >= 50, outcomes
+
+
+def test_a_folder_named_like_a_temporary_one_is_skipped_only_when_it_holds_nothing_loadable(tmp_path):
+    repo = tmp_path / "repo"
+    write_triton_model(_plan(tmp_path / "t.plan"), repo, name="t")
+    fake = repo / ".t.new.1.abcdefgh"
+    (fake / "model" / "1").mkdir(parents=True)   # what a killed writer leaves: skipped
+    assert verify_triton_repository(repo)
+    (fake / "1").mkdir()                           # a version folder Triton could load: refused
+    (fake / "config.pbtxt").write_text('name: "x"')
+    with pytest.raises(ArtifactIntegrityError, match=r"\.t\.new\.1\.abcdefgh: not a model folder written by vision"):
+        verify_triton_repository(repo)

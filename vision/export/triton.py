@@ -21,7 +21,7 @@ The artifact is checked against its own export record before it is copied, and t
 :func:`verify_triton_repository` checks a repository (or one model folder) against ``vision.sha256`` and refuses
 any file that differs, is missing, or has no record (an extra ``1/evil.onnx`` included).
 
-A model folder is replaced whole: the new one is written beside it (``.<model>.new.<pid>.*``, fsynced) and swapped
+A model folder is replaced whole: the new one is written beside it (``.<model>.new.<pid>.*/model``, fsynced) and swapped
 in with one ``renameat2(RENAME_EXCHANGE)`` under the lock ``<repository>/.<model>.lock``; a crash at any point
 leaves the previous model folder complete and verifiable. (Where the exchange is not available, two renames;
 a crash between them leaves the old folder at ``.<model>.old.<pid>.*``, which the next write of the model puts
@@ -114,9 +114,11 @@ def write_triton_model(artifact: str | Path, repository: str | Path, *, name: st
         _recover(repository, name)
         if model_dir.is_symlink() or (model_dir.exists() and not model_dir.is_dir()):
             raise ExportError(f"{model_dir}: not a folder (a link or a file); remove it and export again")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.new.{os.getpid()}.", dir=repository))
+        # the new folder one level down: Triton finds no config.pbtxt nor version folder in the holder
+        holder = Path(tempfile.mkdtemp(prefix=f".{name}.new.{os.getpid()}.", dir=repository))
+        tmp = holder / "model"
         try:
-            (tmp / str(version)).mkdir()
+            (tmp / str(version)).mkdir(parents=True)
             shutil.copyfile(artifact, tmp / str(version) / filename)
             if sha256_file(tmp / str(version) / filename) != info["sha256"]:  # checked against its record above
                 raise ArtifactIntegrityError(f"{artifact}: changed while it was copied into {model_dir}; run the "
@@ -131,7 +133,7 @@ def write_triton_model(artifact: str | Path, repository: str | Path, *, name: st
             _fsync_tree(tmp)
             _switch(tmp, model_dir)  # the commit point
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)  # the new folder on failure, the old one after a swap
+            shutil.rmtree(holder, ignore_errors=True)  # the new folder on failure, the old one after a swap
     return model_dir
 
 
@@ -318,8 +320,7 @@ def verify_triton_repository(path: str | Path) -> list[Path]:
     else:
         models = []
         for entry in sorted(root.iterdir()):
-            m = _TEMP.fullmatch(entry.name)
-            if entry.name.endswith(".lock") and entry.is_file() and not entry.is_symlink() or m and entry.is_dir():
+            if entry.name.endswith(".lock") and entry.is_file() and not entry.is_symlink() or _is_holder(entry):
                 continue  # our locks, and the temporary folders of a write in progress (or of a crashed one)
             if entry.is_symlink() or (entry.is_dir() and not (entry / "config.pbtxt").is_file()):
                 raise ArtifactIntegrityError(f"{entry}: not a model folder written by vision (a link, or no "
@@ -349,6 +350,13 @@ def verify_triton_repository(path: str | Path) -> list[Path]:
             raise ArtifactIntegrityError(f"{model_dir}: {DIGESTS} does not record config.pbtxt (written before "
                                          f"model folders were recorded whole); refusing it. {_rebuild(model_dir)}")
     return checked
+
+
+def _is_holder(entry: Path) -> bool:
+    """A temporary folder of a writer: our name, and nothing in it but a ``model`` folder (nothing Triton loads)."""
+    if not _TEMP.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
+        return False
+    return all(c.name == "model" and c.is_dir() and not c.is_symlink() for c in entry.iterdir())
 
 
 def _rebuild(model_dir: Path) -> str:
