@@ -73,7 +73,7 @@ def load_npz(path: str | os.PathLike, error: type[Exception] = ValueError, max_b
     path = Path(path)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
         raise error(f"{path}: not an .npz file ({type(e).__name__}: {e})") from None
     out, total = {}, 0
     with zf:
@@ -97,7 +97,8 @@ def load_npz(path: str | os.PathLike, error: type[Exception] = ValueError, max_b
                         raise error(f"{path}: its arrays need more than {max_bytes} bytes, the limit for this file")
                 with zf.open(info) as f:  # read_array parses the header itself
                     out[name] = npformat.read_array(f, allow_pickle=False)
-            except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, KeyError) as e:
+            # NotImplementedError: zipfile's answer to an unknown compression method or flag
+            except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, KeyError, NotImplementedError) as e:
                 if isinstance(e, error):
                     raise
                 raise error(f"{where}: not readable ({type(e).__name__}: {e})") from None
