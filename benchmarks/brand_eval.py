@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Brand-recognition figures for the README: unseen simple-icons brands, open-set rejection, Grocery Store photos.
 
-    python benchmarks/brand_eval.py --embedder brand_resnet10t --data runs/brands \
+    python -m benchmarks.brand_eval --embedder brand_resnet10t --data runs/brands \
         --gallery weights/simple_icons_gallery.npz --grocery ../shared/datasets/grocery_store --detector logo_yolo11n \
         --out runs/brand_eval.json
 
@@ -36,17 +36,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from vision.data.datasets import scan_image_folder  # noqa: E402
-from vision.features import FeatureExtractor  # noqa: E402
-from vision.gallery import MERGES, BrandGallery, mean_prototypes  # noqa: E402
-from vision.data.inputs import to_rgb_array  # noqa: E402
-from vision.recognition import embed_logos  # noqa: E402
-from vision.retrieval import retrieval_metrics  # noqa: E402
-from vision.synth.render import parse_render_colors, simple_icons_renders  # noqa: E402
+from vision.data.datasets import scan_image_folder
+from vision.features import FeatureExtractor
+from vision.gallery import MERGES, BrandGallery, mean_prototypes
+from vision.data.inputs import to_rgb_array
+from vision.recognition import embed_logos
+from vision.retrieval import retrieval_metrics
+from vision.synth.render import parse_render_colors, simple_icons_renders
 
 # brands of the Grocery Store packaged goods (its SOURCE.md); "God Morgon" is the only two-word one
 _TWO_WORD_BRANDS = ("God-Morgon",)

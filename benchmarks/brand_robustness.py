@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Brand recognition on real photos: cross-style unseen brands, impostors, detector mAP, Grocery Store check.
 
-    python benchmarks/brand_robustness.py --grocery ../shared/datasets/grocery_store --icon-sets runs/iconify \
+    python -m benchmarks.brand_robustness --grocery ../shared/datasets/grocery_store --icon-sets runs/iconify \
         --data runs/brand_robustness/data --out runs/brand_robustness/report.json \
         --zoo-dir runs/brand_styles_zoo --zoo-dir runs/logo_styles_zoo   # shipped models + the candidates there
 
@@ -50,19 +50,18 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from vision.crops import CROP_MARGIN, square_crop  # noqa: E402
-from vision.data.io import list_images, load_image  # noqa: E402
-from vision.fileio import atomic_write_text  # noqa: E402
-from vision.detection_rule import (IOU_MATCH, RULE_KINDS, DetectionRule, DetectionRuleError,  # noqa: E402
+from vision.crops import CROP_MARGIN, square_crop
+from vision.data.io import list_images, load_image
+from vision.fileio import atomic_write_text
+from vision.detection_rule import (IOU_MATCH, RULE_KINDS, DetectionRule, DetectionRuleError,
                                    RuleSet, calibrate_detection_rule, iou, known_scene_set, photo_set,
                                    rule_figures, source_rows)
-from vision.gallery import BrandGallery  # noqa: E402
-from vision.recognition import embed_logos, score_logos  # noqa: E402
-from vision.synth.negatives import check_recorded_margin, impostor_groups  # noqa: E402
+from vision.gallery import BrandGallery
+from vision.recognition import embed_logos, score_logos
+from vision.synth.negatives import check_recorded_margin, impostor_groups
 
 SHIPPED = {"embedder": "brand_resnet10t", "detector": "logo_yolo11n", "gallery": "simple_icons_gallery"}
 KNOWN_MARGIN = 0.15      # the framing of the known/ crops (written before galleries recorded their crop margin);

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Reading the text on logos (:mod:`vision.ocr`) in the brand recogniser, against the embedder alone, on whole photos.
 
-    python benchmarks/brand_robustness.py ... --data runs/brand_robustness/data   # builds the data once (see there)
-    python benchmarks/brand_text.py --data runs/brand_robustness/data --grocery ../shared/datasets/grocery_store \\
+    python -m benchmarks.brand_robustness ... --data runs/brand_robustness/data   # builds the data once (see there)
+    python -m benchmarks.brand_text --data runs/brand_robustness/data --grocery ../shared/datasets/grocery_store \\
         --out runs/brand_text/report.json
 
 The shipped recogniser (``logo_yolo11n`` + ``brand_resnet10t`` + ``simple_icons_gallery`` with its detection rule)
@@ -31,12 +31,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # brand_eval's Grocery helpers
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from vision.detection_rule import IOU_MATCH, iou  # noqa: E402
+from vision.detection_rule import IOU_MATCH, iou
 
 VARIANTS = {   # row name: None (the embedder alone) or how the text decides: the match kinds that may name a brand,
     # the lowest match score, where the text is read ("crop": on each detected logo, the recogniser's reader;
@@ -198,7 +196,7 @@ def grocery_text(packages, package_lines, threshold: float = 0.8) -> dict:
     photo's brand is its class folder's; per way of reading (the text on the detected logos: the strongest match
     over them; the whole photo; logos first, then the photo) and with or without everyday words ("Bravo" is one),
     the share of photos named right, named wrong and not named."""
-    from brand_eval import grocery_brand, grocery_names, named_brand
+    from benchmarks.brand_eval import grocery_brand, grocery_names, named_brand
 
     truth = [grocery_brand(Path(photo).parent.name) for photo, _ in packages]
     names = grocery_names(truth)

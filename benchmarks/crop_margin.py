@@ -14,7 +14,7 @@ box's longer side) and ranks the brands of ``--gallery``:
 and the mean of the embeddings of several margins (test-time augmentation). Only the best brand is ranked: the
 open-set figures of a margin need a gallery calibrated at it (``vision build-gallery --margin``).
 
-    python benchmarks/crop_margin.py --data runs/brand_robustness/data \\
+    python -m benchmarks.crop_margin --data runs/brand_robustness/data \\
         --query-folders runs/brand_styles/val/query runs/brand_styles/test/query
 """
 
@@ -24,8 +24,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
 def main(argv: list[str] | None = None) -> int:

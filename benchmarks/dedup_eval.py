@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Near-duplicate detection on real photos: our staged dedup (vision.dedup) against imagededup and imagehash.
 
-    python benchmarks/dedup_eval.py --originals 150 --out runs/dedup_eval          # a few minutes on 2 CPU cores
-    python benchmarks/dedup_eval.py --scale --out runs/dedup_scale                  # k-NN graph at 100k / 1M vectors
+    python -m benchmarks.dedup_eval --originals 150 --out runs/dedup_eval          # a few minutes on 2 CPU cores
+    python -m benchmarks.dedup_eval --scale --out runs/dedup_scale                  # k-NN graph at 100k / 1M vectors
     # a copy-detection descriptor side by side; its chosen setting stored in its card (vision dedup's defaults)
-    python benchmarks/dedup_eval.py --descriptor runs/copydetect_zoo/copydetect_resnet10t.safetensors --store-thresholds
+    python -m benchmarks.dedup_eval --descriptor runs/copydetect_zoo/copydetect_resnet10t.safetensors --store-thresholds
 
 Grocery Store photos (MIT; its held-out test split is never read): originals from the **train** split build the
 VALIDATION set (every threshold is chosen there: best pairwise F1 with precision >= 0.98), originals from the **val**
@@ -30,19 +30,17 @@ import platform
 import random
 import resource
 import shutil
-import sys
 import time
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from vision.dedup import Thresholds, candidate_pairs, find_duplicates, scan_images  # noqa: E402
-from vision.dedup.edits import EDITS, apply_edit  # noqa: E402
-from vision.dedup.hashing import hamming_distance  # noqa: E402
+from vision.dedup import Thresholds, candidate_pairs, find_duplicates, scan_images
+from vision.dedup.edits import EDITS, apply_edit
+from vision.dedup.hashing import hamming_distance
 
 PAIR_EDITS = ("crop+jpeg", "mirror+colour", "rotate+downscale", "greyscale+text", "border+jpeg",
               "letterbox+downscale", "crop+mirror", "colour+text")

@@ -5,7 +5,7 @@ defaults on this machine's cores (ours: one reading thread per core; imagededup:
 split (read from its ``result.json``). Prints the median images/s over ``--repeats`` rounds and each peer's ratio
 to ours. Quality is not measured here: it is the same setting as in ``result.json``, which holds it.
 
-    python benchmarks/dedup_speed.py --images runs/dedup_eval/images/test --result runs/dedup_eval/result.json
+    python -m benchmarks.dedup_speed --images runs/dedup_eval/images/test --result runs/dedup_eval/result.json
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ evaluator (ultralytics ``YOLO(pt).val``, conf 0.001, IoU 0.7) on the same val sp
 
     python tools/make_logo_dataset.py --backgrounds BG/train --val-backgrounds BG/val --out runs/logos2k \\
         --train-images 2400 --val-images 400 --imgsz 320
-    python benchmarks/detection_vs_ultralytics.py --data runs/logos2k/data.yaml --epochs 10 --imgsz 320 \\
+    python -m benchmarks.detection_vs_ultralytics --data runs/logos2k/data.yaml --epochs 10 --imgsz 320 \\
         --out runs/detbench
 
 Trusted inputs only: the ultralytics side runs ultralytics' own ``YOLO(...).train/.val``, which loads full-pickle
@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def absolute_data_yaml(data_yaml: Path, out: Path) -> Path:

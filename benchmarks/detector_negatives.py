@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Logo detectors on brand-free photos: the fraction of photos with at least one (false) detection.
 
-    python benchmarks/detector_negatives.py --grocery ../shared/datasets/grocery_store \
+    python -m benchmarks.detector_negatives --grocery ../shared/datasets/grocery_store \
         --models logo_yolo11n runs/logo_styles_zoo/logo_styles_yolo11n.safetensors --out runs/detector_negatives.json
 
 The Grocery Store Fruit and Vegetables photos of ``--split`` (val by default; the test split is refused) carry no
@@ -16,11 +16,8 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -3,7 +3,7 @@
 (benchmarks/device_brand_train.sh): every JPEG re-encoded as WebP (about 40% of the bytes at the quality
 below), every other file (labels, data.yaml, brands.json) as is. Both training loaders read WebP.
 
-    python benchmarks/device_pack.py runs/gpu/brand_styles64 .gpu/brand_styles64.tar.gz --quality 80
+    python -m benchmarks.device_pack runs/gpu/brand_styles64 .gpu/brand_styles64.tar.gz --quality 80
 """
 
 from __future__ import annotations

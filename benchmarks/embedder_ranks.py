@@ -6,7 +6,7 @@ Each query crop (``--queries``/<brand>/<crop>, e.g. the cross-style queries of `
 brands compete); icon and wordmark queries (``wordmark`` in the file name) are also counted apart. It says how far a
 re-ranking of the embedder's top K could go before any is built.
 
-    python benchmarks/embedder_ranks.py --queries runs/brand_styles/val/query runs/brand_styles/test/query
+    python -m benchmarks.embedder_ranks --queries runs/brand_styles/val/query runs/brand_styles/test/query
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 """Feature extraction throughput, side by side on one machine: single-process ``FeatureExtractor.extract_folder``,
 Ray Data in local mode, Lightning ``trainer.predict`` with 1 and 2 processes; same model, torch backend, same images.
 
-    python benchmarks/extract_scale.py --images ../shared/datasets/grocery_store/train --limit 300
+    python -m benchmarks.extract_scale --images ../shared/datasets/grocery_store/train --limit 300
 
 ``--limit`` takes every k-th image of the sorted folder (all classes, deterministic); the files are read once
 before any timing (warm page cache). Images/s count every image from the call (model loading included) to the
@@ -23,13 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from vision.data.io import list_images, load_image  # noqa: E402
-from vision.features import FeatureExtractor  # noqa: E402
+from vision.data.io import list_images, load_image
+from vision.features import FeatureExtractor
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Gallery search time, exact (faiss IndexFlatIP) vs approximate (HNSW, IVF), and the approximate indexes' recall.
 
-    python benchmarks/gallery_search.py --sizes 10000 100000 1000000 --out runs/gallery_search.json
+    python -m benchmarks.gallery_search --sizes 10000 100000 1000000 --out runs/gallery_search.json
 
 Gallery: random unit vectors (dimension of the shipped embedding, 128). Queries: gallery vectors plus noise (cosine
 about 0.8 to their source), like a crop of a known brand. Recall@k of an approximate index = the fraction of the
@@ -18,12 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
+import faiss
+import numpy as np
 
-from vision.retrieval import build_index  # noqa: E402
+from vision.retrieval import build_index
 
 
 def unit(x: np.ndarray) -> np.ndarray:

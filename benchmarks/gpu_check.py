@@ -3,7 +3,7 @@
 
 On a machine with one NVIDIA GPU (a few minutes):
 
-    python benchmarks/gpu_check.py --install --calib-dir ../shared/datasets/grocery_store/train --out runs/gpu_check
+    python -m benchmarks.gpu_check --install --calib-dir ../shared/datasets/grocery_store/train --out runs/gpu_check
 
 1. ``--install``: ``pip install '.[tensorrt]'`` when TensorRT is missing (``--wheels DIR`` installs from a folder of
    wheels instead, for machines without a package index).
@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 SAMPLE_PHOTOS = sorted((REPO / "data" / "grocery_sample" / "val").rglob("*.jpg"))[:16]
 SAMPLE_COMPOSITES = sorted((REPO / "data" / "logo_sample" / "images" / "val").glob("*.jpg"))[:8]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Import time of ``vision`` and of the brand-recognition pipeline, now and at an earlier commit, side by side.
 
-    python benchmarks/import_time.py --before 3f992e7 --repeats 7
+    python -m benchmarks.import_time --before 3f992e7 --repeats 7
 
 Each statement runs in a fresh interpreter ``--repeats`` times, alternating between the two trees (a git worktree
 of ``--before`` in a temporary folder and this checkout); the table gives medians and the ratio. Also lists which

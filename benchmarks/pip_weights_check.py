@@ -2,7 +2,7 @@
 """Are the ``pip:`` ImageNet weights real? Top-5 ImageNet accuracy on Grocery Store val photos of ten produce
 classes that ImageNet-1k has, with TF (0.5) and ImageNet normalisation side by side.
 
-    python benchmarks/pip_weights_check.py --grocery ../shared/datasets/grocery_store
+    python -m benchmarks.pip_weights_check --grocery ../shared/datasets/grocery_store
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 # Grocery Store val folder -> ImageNet-1k class index
 IMAGENET = {"Fruit/Banana": 954, "Fruit/Lemon": 951, "Fruit/Orange": 950, "Fruit/Pineapple": 953,

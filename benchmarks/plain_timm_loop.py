@@ -5,7 +5,7 @@ classification issue): resnet18 from scratch, 128 px, AdamW + one-cycle LR, labe
 0.1, random-resized-crop / flip / colour jitter, batch 64. It shares no code with `vision`
 so the comparison measures the recipe, not a shared bug.
 
-    python benchmarks/plain_timm_loop.py --root ../shared/datasets/grocery_store --epochs 30
+    python -m benchmarks.plain_timm_loop --root ../shared/datasets/grocery_store --epochs 30
 
 Prints one JSON line with val top-1 (fine, and coarse via the fine->coarse map) and wall time.
 """

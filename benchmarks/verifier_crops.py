@@ -7,7 +7,7 @@ composites of ``--train-logos`` and as many ``--impostors``/train crops; every r
 folders (e.g. the cross-style val and test queries) against ``--impostors``/val. AUC and the impostor FPR at 95% and
 90% of logos kept.
 
-    python benchmarks/verifier_crops.py --train-logos runs/brand_styles/train --impostors runs/impostors \\
+    python -m benchmarks.verifier_crops --train-logos runs/brand_styles/train --impostors runs/impostors \\
         --test-logos runs/brand_styles/val/query runs/brand_styles/test/query
 """
 
@@ -18,8 +18,6 @@ import json
 import random
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
 def main(argv: list[str] | None = None) -> int:

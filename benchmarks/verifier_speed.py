@@ -2,7 +2,7 @@
 """What the logo verifier costs: the shipped detector alone against the detector + verifier (vision.verification),
 side by side in one process on brand-free Grocery Store val photos; medians of ``--runs`` passes, and their ratio.
 
-    python benchmarks/verifier_speed.py --grocery ../shared/datasets/grocery_store
+    python -m benchmarks.verifier_speed --grocery ../shared/datasets/grocery_store
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
 def main(argv: list[str] | None = None) -> int:

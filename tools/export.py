@@ -7,11 +7,9 @@ checkout.
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from vision.commands.export import default_out, main  # noqa: E402,F401  (tests call both)
+from vision.commands.export import default_out, main  # noqa: F401 (tests call both)
 
 if __name__ == "__main__":
     from vision.commands import main as vision_main

@@ -5,11 +5,9 @@
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from vision.commands.extract import main  # noqa: E402,F401  (tests call it)
+from vision.commands.extract import main  # noqa: F401 (tests call it)
 
 if __name__ == "__main__":
     from vision.commands import main as vision_main

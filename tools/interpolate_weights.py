@@ -15,9 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
 def interpolate_state(base: dict, finetuned: dict, alpha: float) -> dict:

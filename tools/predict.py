@@ -5,11 +5,9 @@
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from vision.commands import main  # noqa: E402
+from vision.commands import main
 
 if __name__ == "__main__":
     raise SystemExit(main(["predict", *sys.argv[1:]]))

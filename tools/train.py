@@ -8,12 +8,8 @@
 Every key can be overridden on the command line (``--trainer.max_epochs 5 --data.batch_size 32``).
 """
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from vision.cli import main  # noqa: E402
+from vision.cli import main
 
 if __name__ == "__main__":
     main()

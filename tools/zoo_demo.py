@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 PHOTOS = ["val/Fruit/Banana/Banana_003.jpg", "val/Fruit/Apple/Granny-Smith/Granny-Smith_001.jpg",
           "val/Packages/Oat-Milk/Oatly-Oat-Milk/Oatly-Oat-Milk_001.jpg",
