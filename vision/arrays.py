@@ -97,8 +97,9 @@ def load_npz(path: str | os.PathLike, error: type[Exception] = ValueError, max_b
                         raise error(f"{path}: its arrays need more than {max_bytes} bytes, the limit for this file")
                 with zf.open(info) as f:  # read_array parses the header itself
                     out[name] = npformat.read_array(f, allow_pickle=False)
-            # NotImplementedError: zipfile's answer to an unknown compression method or flag
-            except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, KeyError, NotImplementedError) as e:
+            # NotImplementedError, RuntimeError: zipfile on an unknown compression method or flag, an encrypted member
+            except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, KeyError, NotImplementedError,
+                    RuntimeError) as e:
                 if isinstance(e, error):
                     raise
                 raise error(f"{where}: not readable ({type(e).__name__}: {e})") from None
