@@ -330,5 +330,5 @@ def test_a_folder_named_like_a_temporary_one_is_skipped_only_when_it_holds_nothi
     assert verify_triton_repository(repo)
     (fake / "1").mkdir()                           # a version folder Triton could load: refused
     (fake / "config.pbtxt").write_text('name: "x"')
-    with pytest.raises(ArtifactIntegrityError, match=r"\.t\.new\.1\.abcdefgh: not a model folder written by vision"):
+    with pytest.raises(ArtifactIntegrityError, match=r"\.t\.new\.1\.abcdefgh: no vision\.sha256"):
         verify_triton_repository(repo)
