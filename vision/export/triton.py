@@ -38,7 +38,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import json
@@ -214,7 +213,7 @@ def _carry_versions(model_dir: Path, tmp: Path, skip: str) -> None:
         head, _, rest = rel.partition("/")
         if rest and head.isdigit() and head != skip:
             by_version.setdefault(head, []).append(rel)
-    for number, rels in by_version.items():
+    for rels in by_version.values():
         if all(digests.get(rel) == sha256_file(model_dir / rel) for rel in rels):
             for rel in rels:
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
