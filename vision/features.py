@@ -132,12 +132,15 @@ class FeatureExtractor:
             raise ExtractError(f"{folder_or_manifest}: no images to extract features from (nothing with an image "
                                f"suffix under it); {out_path} was not written")
         skipped: list[tuple[str, str]] = []
-        from vision.dedup.catalog import unlistable_name
+        from vision.names import text_line
 
         listable = []
-        for p in paths:  # the ids file is one path per line: a name with a line break cannot be listed in it
-            why = unlistable_name(p)
-            (skipped.append((str(p), why)) if why else listable.append(p))
+        for p in paths:  # the ids file is one path per line: a name with a line break is skipped, not split
+            try:
+                listable.append(Path(text_line(str(p), "image path")))
+            except ValueError:
+                skipped.append((str(p), "file name contains a line break: it cannot be listed one per line; "
+                                         "rename it"))
         identity = {"model": self.card.name, "model_sha256": self.card.sha256, "output": _feature_output(self.card)}
         with writer_cls(out_path, identity) as writer:
             for batch_paths in tqdm(_batched(listable, batch_size), total=-(-len(listable) // batch_size),
