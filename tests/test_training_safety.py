@@ -181,3 +181,55 @@ def test_corrupt_bare_name_weights_are_refused_and_kept(tmp_path, monkeypatch, n
     assert "weights_only" not in str(e.value)
     assert (tmp_path / name).read_bytes() == data  # still there, untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+# --- weak items: weights and checkpoints that are hostile or wrong
+def test_pretrained_file_with_a_list_top_level_is_refused(tmp_path):
+    from vision.models.backbones import PretrainedWeightsError, create_backbone
+
+    path = tmp_path / "list.pt"
+    torch.save([torch.zeros(3)], path)
+    with pytest.raises(PretrainedWeightsError, match=f"{path}: the top level is a list"):
+        create_backbone("test_resnet", pretrained=str(path))
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(PretrainedWeightsError, match=f"{path}: not a readable PyTorch file"):
+        create_backbone("test_resnet", pretrained=str(path))
+
+
+def _pickled_path_checkpoint(path):
+    """A file torch's weights_only loader refuses (a pathlib object stands in for any pickled class)."""
+    from pathlib import PurePosixPath
+
+    torch.save({"state_dict": {}, "payload": PurePosixPath("/etc/passwd")}, path)
+    return path
+
+
+def test_resume_with_a_malicious_checkpoint_never_advises_weights_only_false(tmp_path):
+    from vision.training import AtomicCheckpointIO, CheckpointError
+    from vision.zoo import ZooError, load_model
+
+    path = _pickled_path_checkpoint(tmp_path / "evil.ckpt")
+    with pytest.raises(CheckpointError, match=f"{path}: holds objects other than tensors") as e:
+        AtomicCheckpointIO().load_checkpoint(path)
+    assert "weights_only" not in str(e.value)
+    with pytest.raises(ZooError, match=f"{path}: holds objects other than tensors") as e:
+        load_model(path)
+    assert "weights_only" not in str(e.value)
+    torch.save([1, 2], tmp_path / "list.ckpt")
+    with pytest.raises(CheckpointError, match="not a Lightning checkpoint"):
+        AtomicCheckpointIO().load_checkpoint(tmp_path / "list.ckpt")
+
+
+@pytest.mark.parametrize("num_classes, match", [
+    (10**9, r"'hyper_parameters.num_classes' must be an integer in 1..100,000, got 1000000000"),
+    (7, r"'hyper_parameters.num_classes' is 7 but no tensor of 'state_dict' has that size"),
+])
+def test_checkpoint_class_count_is_checked_before_building(tmp_path, num_classes, match):
+    from vision.zoo import ZooError, load_model
+
+    path = tmp_path / "big.ckpt"
+    torch.save({"vision_task": "classification",
+                "state_dict": {"model.head.weight": torch.zeros(3, 8), "model.head.bias": torch.zeros(3)},
+                "hyper_parameters": {"backbone": "test_resnet", "num_classes": num_classes}}, path)
+    with pytest.raises(ZooError, match=match):
+        load_model(path)

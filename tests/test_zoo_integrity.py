@@ -222,7 +222,7 @@ def _ckpt(**changes):
     (_ckpt(vision_task=["classification"]), "field 'vision_task'"),
     (_ckpt(hyper_parameters={"num_classes": 3}), r"field 'hyper_parameters.backbone' is missing"),
     (_ckpt(hyper_parameters={"backbone": "test_resnet", "num_classes": "3", "class_names": ["a", "b", "c"]}),
-     r"field 'config.num_classes' must be"),
+     r"field 'hyper_parameters.num_classes' must be an integer in 1..100,000, got '3'"),
 ])
 def test_malformed_checkpoint_names_file_and_field(tmp_path, ckpt, match):
     path = tmp_path / "run.ckpt"
@@ -244,7 +244,7 @@ def _edit_entry(zoo_dir, edit):
 
 @pytest.mark.parametrize("edit, match", [
     (lambda e: e["config"].pop("num_classes"), r"field 'config.num_classes' is missing"),
-    (lambda e: e["config"].update(num_classes=0), r"field 'config.num_classes' must be an integer > 0"),
+    (lambda e: e["config"].update(num_classes=0), r"field 'config.num_classes' must be an integer in 1..100,000"),
     (lambda e: e["config"].update(num_coarse_classes="2"), r"field 'config.num_coarse_classes'"),
     (lambda e: e.update(class_names=[1, 2, 3]), r"field 'class_names' must be a list of strings"),
     (lambda e: e.update(class_names=["a"]), r"field 'class_names' has 1 names but config.num_classes is 3"),

@@ -23,6 +23,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from vision.reports import RunReport
 from vision.tasks import all_links
+from vision.training import CheckpointError
 
 
 def _default_precision() -> str:
@@ -129,7 +130,10 @@ def main(args: list[str] | None = None) -> VisionCLI:
     report = RunReport()  # <run>/report/index.html: curves, final metrics, confusion matrix, config, card
     trainer.callbacks.append(report)
     ckpt = resolve_resume(cfg.get("resume"), trainer)
-    trainer.fit(model, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    try:
+        trainer.fit(model, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    except CheckpointError as e:  # --resume with a file we refuse: one line, not a traceback
+        raise SystemExit(f"error: --resume: {e}") from None
     if cfg.get("zoo_name"):
         card = save_to_zoo(cli, argv)
         if card is not None:

@@ -13,6 +13,10 @@ from lightning_fabric.plugins import TorchCheckpointIO
 from vision.fileio import atomic_path
 
 
+class CheckpointError(ValueError):
+    """A checkpoint given to ``--resume`` that cannot be read as plain tensors and numbers."""
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file and renames it into place.
 
@@ -27,7 +31,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
     def load_checkpoint(self, path, map_location=None, weights_only: bool | None = None) -> dict[str, Any]:
-        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        try:
+            checkpoint = super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # noqa: BLE001 - damaged bytes surface as pickle, zip, EOF, runtime or value errors
+            from vision.zoo.registry import checkpoint_load_error
+
+            raise CheckpointError(checkpoint_load_error(path, e)) from None
+        if not isinstance(checkpoint, dict):
+            raise CheckpointError(f"{path}: not a Lightning checkpoint (the top level is a {type(checkpoint).__name__}, "
+                                  "not a dict)")
+        return checkpoint
 
 
 def gather_lists(items: list) -> list:

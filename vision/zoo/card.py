@@ -92,8 +92,11 @@ def _is_plain_name(v: Any) -> bool:
     return isinstance(v, str) and v not in ("", ".", "..") and not re.search(r"[/\\\x00]", v)
 
 
+# class counts and embedding sizes build layers of that width: far above any real head, far below a memory bomb
+MAX_SIZE = 100_000
+
 _STRING: Check = (lambda v: isinstance(v, str), "a string")
-_POSITIVE_INT: Check = (lambda v: _is_int(v) and v > 0, "an integer > 0")
+_POSITIVE_INT: Check = (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, f"an integer in 1..{MAX_SIZE:,}")
 
 CARD_FIELDS: dict[str, Check] = {
     "name": (_is_plain_name, "a non-empty name without path separators"),
@@ -121,7 +124,7 @@ REQUIRED_FIELDS = ("name", "task", "architecture", "config", "preprocessing")
 # the checks a task's card config names (vision.tasks.TASKS[...].config: key -> (check name, required))
 CONFIG_CHECKS: dict[str, Check] = {
     "int>0": _POSITIVE_INT,
-    "int>0|null": (lambda v: v is None or (_is_int(v) and v > 0), "an integer > 0 or null"),
+    "int>0|null": (lambda v: v is None or (_is_int(v) and 0 < v <= MAX_SIZE), f"an integer in 1..{MAX_SIZE:,} or null"),
     "non-empty str": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
     # an architecture shipped with ultralytics, by bare name: never a path (the builder checks its schema too)
     "yaml name": (lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.ya?ml", v) is not None,

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import platform
 import re
 import secrets
@@ -31,7 +32,7 @@ from torch import nn
 
 from vision.fileio import atomic_path, atomic_write_text, sha256_file
 from vision.tasks import TASKS
-from vision.zoo.card import ModelCard, ZooError
+from vision.zoo.card import MAX_SIZE, ModelCard, ZooError
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -387,9 +388,10 @@ def _from_lightning_checkpoint(path: Path) -> tuple[nn.Module, ModelCard]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - bad bytes surface as pickle, zip, EOF, runtime or value errors
-        raise ZooError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: "
-                       f"{str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'})") from None
+        # our words, not torch's: its message advises weights_only=False, i.e. running the file's code
+        raise ZooError(checkpoint_load_error(path, e)) from None
     task, hparams = _check_checkpoint(ckpt, path)
+    _check_sizes(hparams, ckpt["state_dict"], path)
     try:
         card = TASKS[task].load("card")(path.stem, hparams)
     except ZooError:
@@ -404,6 +406,31 @@ def _from_lightning_checkpoint(path: Path) -> tuple[nn.Module, ModelCard]:
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     _load_state_dict(model, state, str(path))
     return model, card
+
+
+def checkpoint_load_error(path, error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, in our words: torch's own message advises
+    ``weights_only=False`` (running the file's code), which vision never does and never suggests."""
+    if isinstance(error, pickle.UnpicklingError):
+        return (f"{path}: holds objects other than tensors and plain values (pickled classes or code), which "
+                "vision never unpickles; use a checkpoint written by vision's own training")
+    return (f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: the file is empty, truncated or "
+            "damaged); use another checkpoint, e.g. an earlier epoch's")
+
+
+def _check_sizes(hparams: dict, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Class counts and widths of the hyper-parameters within bounds and matched by the checkpoint's tensors,
+    before a card lists that many class names or a network allocates that many rows."""
+    for key in ("num_classes", "num_coarse_classes", "embedding_size"):
+        value = hparams.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIZE:
+            raise ZooError(f"{path}: field 'hyper_parameters.{key}' must be an integer in 1..{MAX_SIZE:,}, got "
+                           f"{repr(value)[:40]}")
+        if key != "num_coarse_classes" and not any(value in t.shape for t in state.values()):
+            raise ZooError(f"{path}: field 'hyper_parameters.{key}' is {value} but no tensor of 'state_dict' has "
+                           "that size; the hyper-parameters were edited or belong to another model")
 
 
 def _check_checkpoint(ckpt: Any, path: Path) -> tuple[str, dict]:
