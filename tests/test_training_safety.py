@@ -233,3 +233,28 @@ def test_checkpoint_class_count_is_checked_before_building(tmp_path, num_classes
                 "hyper_parameters": {"backbone": "test_resnet", "num_classes": num_classes}}, path)
     with pytest.raises(ZooError, match=match):
         load_model(path)
+
+
+# --- a line break inside a class name (a quoted CSV field) is refused where class tables are read
+def test_class_table_refuses_a_class_name_with_a_line_break(tmp_path):
+    from vision.data.datasets import ClassTable, ManifestError
+
+    path = tmp_path / "classes.csv"
+    path.write_text('Class Name (str),Class ID (int)\nApple,0\n"Ba\nnana",1\nKiwi,2\n', encoding="utf-8")
+    with pytest.raises(ManifestError, match=rf"{path}:3: class name 'Ba\\nnana' contains a line break"):
+        ClassTable.read(path)
+    path.write_text('name,id,coarse_name,coarse_id\nApple,0,"Fr\u2028uit",0\n', encoding="utf-8")
+    with pytest.raises(ManifestError, match=rf"{path}:2: coarse class name .* contains a line break"):
+        ClassTable.read(path)
+    # line numbers stay right after a quoted field that spans lines legitimately elsewhere in the row
+    path.write_text('name,id,notes\nApple,0,"two\nlines"\nBanana,1,x\n', encoding="utf-8")
+    assert ClassTable.read(path).names == ["Apple", "Banana"]
+
+
+def test_card_refuses_a_class_name_with_a_line_break():
+    from vision.zoo import ZooError
+    from vision.zoo.card import ModelCard
+
+    with pytest.raises(ZooError, match=r"field 'class_names\[1\]' .* contains a line break"):
+        ModelCard(name="m", task="classification", architecture="test_resnet", config={"num_classes": 2},
+                  preprocessing={}, class_names=["a", "b\nc"]).validate()

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vision.data.io import IMG_EXTENSIONS, ImageLoadError, find_unreadable, load_image
+from vision.names import text_line
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,14 @@ class ClassTable:
                 raise ManifestError(f"{path}: empty class table")
             _check_unique_names(path, names)
             return cls(names)
+        # each row with the line it starts on: a quoted field may span lines, so rows and lines can differ
+        reader = csv.reader(io.StringIO(text, newline=""))
+        rows, starts, end = [], [], 0
         try:
-            rows = list(csv.reader(io.StringIO(text, newline="")))
+            for row in reader:
+                rows.append(row)
+                starts.append(end + 1)
+                end = reader.line_num
         except csv.Error as e:
             raise ManifestError(f"{path}: not a valid CSV file: {e}") from None
         if not rows:
@@ -113,7 +120,7 @@ class ClassTable:
         if c_name is None or c_id is None:
             raise ManifestError(f"{path}:1: header needs a class name and a class id column, got {rows[0]}")
         fine: dict[int, tuple[str, int | None, str | None]] = {}
-        for lineno, row in enumerate(rows[1:], start=2):
+        for lineno, row in zip(starts[1:], rows[1:]):
             if not row or not any(cell.strip() for cell in row):
                 continue
             try:
@@ -123,6 +130,10 @@ class ClassTable:
                 cname = row[c_cname].strip() if c_cname is not None else None
             except (ValueError, IndexError) as e:
                 raise ManifestError(f"{path}:{lineno}: cannot parse class row {row}: {e}") from None
+            # a quoted field may hold a line break: the name would later split labels.txt into two lines
+            text_line(name, f"{path}:{lineno}: class name", ManifestError)
+            if cname is not None:
+                text_line(cname, f"{path}:{lineno}: coarse class name", ManifestError)
             if fid in fine:
                 raise ManifestError(f"{path}:{lineno}: class id {fid} appears twice")
             fine[fid] = (name, cid, cname)

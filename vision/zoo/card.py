@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from vision.data.preprocessing import Preprocessing
+from vision.names import text_line
 
 
 class ZooError(ValueError):
@@ -171,6 +172,9 @@ def check_card_dict(d: Any, where: str = "model card") -> None:
 def _check_consistency(d: dict[str, Any], where: str) -> None:
     # mismatches here would surface later as an IndexError in the middle of inference
     num_classes, names = d["config"].get("num_classes"), d.get("class_names") or []
+    for key in ("class_names", "coarse_names"):  # written one per line into labels.txt by exports
+        for i, name in enumerate(d.get(key) or []):
+            text_line(name, f"{where}: field '{key}[{i}]'", ZooError)
     if num_classes is not None and names and len(names) != num_classes:
         raise ZooError(f"{where}: field 'class_names' has {len(names)} names but config.num_classes is {num_classes}")
     fine_to_coarse, coarse = d.get("fine_to_coarse"), d.get("coarse_names")
