@@ -339,3 +339,13 @@ def test_fuzz_impostor_records(tmp_path):
                 check_recorded_margin(tmp_path, 0.15)
             except ValueError as e:
                 assert "impostors.json" in str(e)
+
+
+def test_a_threshold_load_would_refuse_is_not_saved(tmp_path):
+    gallery = BrandGallery(8, model_name="emb", model_sha256="e" * 64, threshold=-1.0)
+    gallery.add_many(["acme"], _unit(1))
+    with pytest.raises(GalleryError, match=r"g\.npz: threshold must be None or a number in \(-1, 1\]"):
+        gallery.save(tmp_path / "g.npz")
+    assert not (tmp_path / "g.npz").exists()
+    gallery.threshold = np.float64(0.25)      # a numpy float64 (what calibration code may leave) is fine
+    assert BrandGallery.load(gallery.save(tmp_path / "g.npz")).threshold == 0.25

@@ -23,6 +23,11 @@ Galleries without one (all files written before it) keep the crop-only threshold
 the threshold and the detection rule were calibrated on crops framed that way, so the recogniser takes it from the
 gallery (default :data:`vision.crops.CROP_MARGIN`; files that do not record it were calibrated at 0.15).
 
+A gallery file is self-checking: it stores a sha256 over all its arrays and its metadata (``content_sha256``), and
+:meth:`BrandGallery.load` refuses a file whose brands, vectors or thresholds were changed after it was saved, as
+well as thresholds and rule values outside the range their score can take. It is written atomically (a crash leaves
+the previous file); :meth:`BrandGallery.edit` holds ``<file>.lock`` around a read-modify-write.
+
 Example::
 
     fx = FeatureExtractor.from_pretrained("brand_resnet10t")
@@ -484,6 +489,12 @@ class BrandGallery:
         path = Path(path)
         if path.suffix != ".npz":
             raise GalleryError(f"{path}: a gallery file must end in .npz")
+        low, high = SCORE_RANGE[self.normalization]
+        if self.threshold is not None and not (isinstance(self.threshold, (int, float)) and
+                                               math.isfinite(self.threshold) and low < self.threshold <= high):
+            # load() would refuse it: fail here, before writing a file nobody can read
+            raise GalleryError(f"{path}: threshold must be None or a number in ({low:g}, {high:g}] (the range of a "
+                               f"{self.normalization!r} open-set score), got {self.threshold!r}")
         meta = {"format": _FORMAT, "dim": self.dim, "model_name": self.model_name,
                 "model_sha256": self.model_sha256, "threshold": self.threshold, "index": self.index_kind,
                 "hnsw_m": self.hnsw_m, "ef_search": self.ef_search, "nlist": self.nlist, "nprobe": self.nprobe,
@@ -512,7 +523,7 @@ class BrandGallery:
             with BrandGallery.edit("my_gallery.npz") as gallery:
                 gallery.add("newco", fx(["newco.png"]))
         """
-        path = Path(path)
+        path = _resolve_gallery(Path(path))
         with gallery_lock(path):
             gallery = cls.load(path, **load_kwargs)
             yield gallery
@@ -522,7 +533,10 @@ class BrandGallery:
     def load(cls, path: str | os.PathLike, model: "ModelCard | None" = None, dim: int | None = None,
              allow_unbound: bool = False) -> "BrandGallery":
         """Read a gallery file, every field checked (:class:`GalleryError` naming the file and the field); with
-        ``model`` (a card) and ``dim``, refuse a gallery made by another model (see :meth:`check_model`).
+        ``model`` (a card) and ``dim``, refuse a gallery made by another model (see :meth:`check_model`). The
+        arrays must match the file's content digest (:func:`content_sha256`; a file without one, written by an
+        older vision, loads with a warning), and no array is read before its header is checked against the bytes
+        present (:func:`vision.arrays.load_npz`).
 
         ``path`` may also be the bare name of a gallery in a zoo folder (``"simple_icons_gallery"``: the one that
         ships with vision), looked up along :func:`vision.zoo.zoo_search_path`."""
