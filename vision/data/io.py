@@ -130,11 +130,12 @@ def list_images(folder, *, skipped: list | None = None) -> list:
     stack = [os.fspath(folder)]
     while stack:
         root = stack.pop()
-        real = os.path.realpath(root)
-        if real in seen_dirs:
-            continue
-        seen_dirs.add(real)
         try:
+            st = os.stat(root)
+            # a folder's identity is its inode, not realpath(), which costs one lstat per level (minutes when deep)
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
             with os.scandir(root) as it:
                 entries = sorted(it, key=lambda e: e.name)  # a fixed order: "first path found" is the same anywhere
         except OSError as e:
@@ -370,22 +371,40 @@ def _pil_to_rgb(img: Image.Image, name: str) -> np.ndarray:
     img = _exif_upright(img)
     mode = img.mode
     if mode == "RGB":
-        arr = np.asarray(img)
+        arr = _as_array(img)
     elif mode.startswith("I"):  # I, I;16, I;16B, I;16L, I;16N: treated as 16-bit data
-        arr = _gray_to_rgb(_u16_to_u8(np.asarray(img)))
+        arr = _gray_to_rgb(_u16_to_u8(_as_array(img)))
     elif mode == "F":
-        arr = _gray_to_rgb(_float_to_u8(np.asarray(img)))
+        arr = _gray_to_rgb(_float_to_u8(_as_array(img)))
     elif _has_alpha(img):
         if mode == "La":  # premultiplied; PIL has no direct La -> RGBA path
             img = img.convert("LA")
-        arr = _over_white(np.asarray(img.convert("RGBA")))
+        arr = _over_white(_as_array(img.convert("RGBA")))
     else:  # 1, L, P, CMYK (Adobe-inverted handled by the JPEG plugin), YCbCr, LAB, HSV, RGBX, ...
         try:
             img = img.convert("RGB")
         except ValueError as e:
             raise ImageLoadError(name, f"unsupported image mode {mode!r}") from e
-        arr = np.asarray(img)
+        arr = _as_array(img)
     return np.ascontiguousarray(arr)
+
+
+_STRIP_BYTES = 1 << 22
+
+
+def _as_array(img: Image.Image) -> np.ndarray:
+    """``np.asarray(img)`` without its transient copy: Pillow exports through one bytes object of the whole image
+    (joined from chunks: twice its size at once), so a large image is copied out in strips of a few MB instead.
+    A 79 MP RGB PNG peaks 226 MB lower this way."""
+    width, height = img.size
+    if width * height * 4 <= 4 * _STRIP_BYTES:
+        return np.asarray(img)
+    first = np.asarray(img.crop((0, 0, width, 1)))
+    out = np.empty((height,) + first.shape[1:], first.dtype)
+    step = max(1, _STRIP_BYTES // max(1, first.nbytes))
+    for y in range(0, height, step):
+        out[y:y + step] = np.asarray(img.crop((0, y, width, min(height, y + step))))
+    return out
 
 
 def _has_alpha(img: Image.Image) -> bool:
