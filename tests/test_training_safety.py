@@ -258,3 +258,63 @@ def test_card_refuses_a_class_name_with_a_line_break():
     with pytest.raises(ZooError, match=r"field 'class_names\[1\]' .* contains a line break"):
         ModelCard(name="m", task="classification", architecture="test_resnet", config={"num_classes": 2},
                   preprocessing={}, class_names=["a", "b\nc"]).validate()
+
+
+# --- shipped models: every file verifies alone, and the manifest's integrity covers every field of an entry
+SHIPPED = ("grocery_resnet10t", "brand_resnet10t")
+
+
+def _shipped_dir():
+    from vision.zoo.registry import shipped_zoo_dir
+
+    return shipped_zoo_dir()
+
+
+def test_every_shipped_model_carries_its_own_digest():
+    import json
+
+    from vision.zoo.registry import content_sha256
+
+    manifest = json.loads((_shipped_dir() / "manifest.json").read_text())["models"]
+    for name, entry in manifest.items():
+        with safe_open(str(_shipped_dir() / entry["file"]), framework="pt") as f:
+            meta = f.metadata()
+            if name in SHIPPED:  # the two re-saved ones: the digest over card and tensors holds
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                assert content_sha256(meta["vision.card"], tensors) == meta["vision.sha256"], name
+        assert "vision.sha256" in meta, f"{name}: no digest of its own"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_lone_copy_of_a_shipped_model_verifies(tmp_path, name):
+    import shutil
+
+    from vision.zoo import ZooError, load_model
+
+    lone = tmp_path / f"{name}.safetensors"  # no manifest beside it
+    shutil.copyfile(_shipped_dir() / f"{name}.safetensors", lone)
+    assert load_model(lone).card.name == name
+    data = bytearray(lone.read_bytes())
+    data[-100] ^= 1  # one flipped bit in the last tensor
+    lone.write_bytes(bytes(data))
+    with pytest.raises(ZooError, match="sha256 mismatch of card and tensors"):
+        load_model(lone)
+
+
+@pytest.mark.parametrize("field, value", [("licence", "MIT (edited)"), ("metrics", {"val_top1": 0.99}),
+                                          ("notes", "edited")])
+def test_manifest_edit_of_licence_or_metrics_is_refused(tmp_path, field, value):
+    import json
+    import shutil
+
+    from vision.zoo import ZooError, load_model
+
+    shutil.copyfile(_shipped_dir() / "grocery_resnet10t.safetensors", tmp_path / "grocery_resnet10t.safetensors")
+    manifest = json.loads((_shipped_dir() / "manifest.json").read_text())
+    manifest["models"] = {"grocery_resnet10t": manifest["models"]["grocery_resnet10t"]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert load_model("grocery_resnet10t", zoo_dir=tmp_path).card.licence.startswith("Apache-2.0")
+    manifest["models"]["grocery_resnet10t"][field] = value
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ZooError, match=rf"manifest entry and the card in .* differ in \['{field}'\]"):
+        load_model("grocery_resnet10t", zoo_dir=tmp_path)

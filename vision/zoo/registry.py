@@ -40,8 +40,10 @@ _CARD_KEY = "vision.card"
 _DIGEST_KEY = "vision.sha256"  # of the card and the tensors, see content_sha256
 _LOCK = ".manifest.json.lock"
 _LOCK_TIMEOUT_S = 600
-# card fields that decide what the network computes and how it is fed, checked between manifest and file
-_MODEL_FIELDS = ("task", "architecture", "config", "preprocessing", "class_names", "coarse_names", "fine_to_coarse")
+# what the manifest's sha256 covers: the file, and through the card embedded in it every field of the entry but
+# these (licence, metrics and notes included: an edit of the manifest alone is refused, not trusted). The digest
+# cannot be inside the file it hashes; name and file say where the entry points (an alias may list the file too).
+_UNEMBEDDED_FIELDS = ("sha256", "name", "file")
 
 log = logging.getLogger(__name__)
 
@@ -356,12 +358,14 @@ def _load_verified(path: Path, card: ModelCard) -> tuple[nn.Module, ModelCard]:
                        f"file {actual[:12]}...); the file is corrupt or was replaced: restore it or save the "
                        "model again")
     meta, tensors = _read_safetensors(path)
-    # the hash covers the file, not the manifest entry: what builds and feeds the model must agree with the file
+    # the hash covers the file, not the manifest entry: the entry must equal the card the file carries
     embedded = _parse_card(_card_json(meta, path), path)
-    differ = [f for f in _MODEL_FIELDS if getattr(embedded, f) != getattr(card, f)]
+    entry, inside = card.to_dict(), embedded.to_dict()
+    differ = [f for f in entry if f not in _UNEMBEDDED_FIELDS and entry[f] != inside.get(f)]
     if differ:
         raise ZooError(f"model {card.name!r}: the manifest entry and the card in {path} differ in {differ}; "
-                       "the manifest was edited or damaged, re-save the model with vision.save_model")
+                       "the manifest was edited or damaged: restore it, or re-save the model with "
+                       "vision.save_model")
     return _build_with_state(path, card, tensors)
 
 
