@@ -18,8 +18,10 @@ from PIL import Image
 from torch import nn
 
 from vision.data.inputs import ImageInput, to_rgb_array
-from vision.predictors import DEFAULT_MAX_BATCH_PIXELS
-from vision.predictors import letterbox_to_original  # noqa: F401  (public here too: the head's box mapping)
+from vision.predictors import (  # letterbox_to_original: public here too (the head's box mapping)
+    DEFAULT_MAX_BATCH_PIXELS,
+    letterbox_to_original,  # noqa: F401
+)
 from vision.results import BOX_COLOR, draw_boxes
 
 

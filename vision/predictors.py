@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import glob as _glob
-import itertools
 import os
 import warnings
 from pathlib import Path

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import copy
 import importlib
+import math
 import os
 import sys
 from pathlib import Path
@@ -104,7 +105,7 @@ def pixel_count(text: str) -> int:
         number = float(value[:-1] if scale > 1 else value) * scale
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a pixel count (e.g. 64000000, 64e6 or 64M)") from None
-    if not number >= 1 or number != number or number == float("inf"):
+    if not (math.isfinite(number) and number >= 1):
         raise argparse.ArgumentTypeError(f"{text!r}: a pixel count must be at least 1")
     return int(number)
 

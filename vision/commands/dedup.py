@@ -123,7 +123,7 @@ def report(args) -> int:
     from vision.commands import image_inputs
     from vision.dedup import CatalogIndex, ModelId, Thresholds, find_duplicates, scan_images, write_report
 
-    images = image_inputs(args.images) if args.images is not None else None  # before the model loads
+    images = image_inputs(args.images, allow_outside=args.allow_outside_paths) if args.images is not None else None
     catalog = scan_images(images, model=args.model, features=args.features,
                           features_model=ModelId(args.features_model) if args.features_model else None,
                           backend=args.backend, device=args.device, batch_size=args.batch_size,
@@ -150,7 +150,7 @@ def query(args) -> int:
     from vision.commands import image_inputs
     from vision.dedup import CatalogIndex, DedupError, scan_images
 
-    uploads = image_inputs(args.query)  # before the index and the model load: a mistyped folder fails at once
+    uploads = image_inputs(args.query, allow_outside=args.allow_outside_paths)  # before the index and model load
     index = CatalogIndex.load(args.index)
     catalog_model = index.catalog.model
     model = args.model or (catalog_model.name if catalog_model else None)

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         from vision.features import FeatureExtractor
 
         try:
-            images = image_inputs(args.images)  # before the model loads: a mistyped folder fails at once
+            images = image_inputs(args.images, allow_outside=args.allow_outside_paths)  # before the model loads
             extractor = FeatureExtractor.from_pretrained(args.model, backend=args.backend, device=args.device)
             summary = extractor.extract_folder(images, args.out, batch_size=args.batch_size,
                                                progress=not args.no_progress)

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from vision.zoo import ZooError
 
     try:  # before loading the models: a mistyped or empty folder should fail at once
-        files = image_inputs(args.images)
+        files = image_inputs(args.images, allow_outside=args.allow_outside_paths)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
