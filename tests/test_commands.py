@@ -225,7 +225,8 @@ def test_images_takes_files_folders_globs_and_manifests(tmp_path):
         (folder / p.name).write_bytes(p.read_bytes())
     manifest = tmp_path / "list.txt"
     manifest.write_text(f"# a comment\nfolder/{photos[0].name}, 3\n{photos[1]}\n")
-    found = image_inputs([str(photos[2]), str(folder), str(tmp_path / "folder" / "*.jpg"), str(manifest)])
+    found = image_inputs([str(photos[2]), str(folder), str(tmp_path / "folder" / "*.jpg"), str(manifest)],
+                         allow_outside=True)  # the absolute line is opted in (refused by default)
     assert found[0] == photos[2] and len(found) == 1 + 3 + 3 + 2
     assert found[-2:] == [folder / photos[0].name, photos[1]]  # manifest paths are relative to the manifest
     with pytest.raises(FileNotFoundError, match="no file matches"):
