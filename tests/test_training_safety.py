@@ -318,3 +318,27 @@ def test_manifest_edit_of_licence_or_metrics_is_refused(tmp_path, field, value):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ZooError, match=rf"manifest entry and the card in .* differ in \['{field}'\]"):
         load_model("grocery_resnet10t", zoo_dir=tmp_path)
+
+
+# --- tools/fetch_fonts.py: a checksum mismatch is one line on stderr and exit 1, not a traceback
+def test_fetch_fonts_checksum_mismatch_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from vision.synth import styles, wordmarks
+
+    from .conftest import REPO
+
+    def tampered(package, version, integrity, timeout=60.0):
+        url = f"https://registry.npmjs.org/{package}/-/x-{version}.tgz"
+        styles._verify_integrity(b"not the pinned tarball", integrity, url)
+        return url, b""
+
+    monkeypatch.setattr(wordmarks, "fetch_npm_tarball", tampered)
+    spec = importlib.util.spec_from_file_location("fetch_fonts_tool", REPO / "tools" / "fetch_fonts.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    font = next(iter(wordmarks.FONTSOURCE_FONTS))
+    assert tool.main(["--out", str(tmp_path / "fonts"), "--fonts", font]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "checksum mismatch" in err and "Traceback" not in err
+    assert not (tmp_path / "fonts" / font).exists()

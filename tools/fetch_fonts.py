@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vision.synth.styles import IconSetError
     from vision.synth.wordmarks import FONTSOURCE_FONTS, FontError, default_fonts_dir, fetch_fonts, load_fonts
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sources = fetch_fonts(out, args.fonts, overwrite=args.overwrite)
         faces = load_fonts(out)
-    except (FontError, OSError) as e:
+    except (FontError, IconSetError, OSError) as e:  # IconSetError: the shared npm fetch (checksum, tarball)
         print(f"error: {e}", file=sys.stderr)
         return 1
     summary = {"out": str(out), "fetched": {i: {"version": s["version"], "license": s["license"], "files": s["files"]}
