@@ -342,3 +342,44 @@ def test_fetch_fonts_checksum_mismatch_is_a_clear_error(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "checksum mismatch" in err and "Traceback" not in err
     assert not (tmp_path / "fonts" / font).exists()
+
+
+def test_cli_resume_with_a_malicious_checkpoint_is_one_line_without_the_hint(tmp_path, monkeypatch):
+    from vision.cli import main
+
+    from .conftest import REPO
+
+    evil = _pickled_path_checkpoint(tmp_path / "evil.ckpt")
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", "configs/classification/demo.yaml", "--model.backbone", "test_resnet",
+              "--data.input_size", "32", "--data.num_workers", "0", "--trainer.enable_progress_bar", "false",
+              "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path / "run"), "--resume", str(evil)])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"error: --resume: {evil}: holds objects other than tensors")
+    assert "weights_only" not in message
+
+
+# --- fuzz: a damaged pip-weights cache gives a verified file or a PipWeightsError, nothing else
+def test_pip_cache_fuzz_gives_a_verified_file_or_our_error(pip_cache):
+    import random
+
+    out = pip_weights.resolve("efficientnet_lite0")
+    good = out.read_bytes()
+    rng = random.Random(29)
+    cases = [good[:n] for n in (0, 8, 100, len(good) // 3)]
+    for _ in range(6):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        cases.append(bytes(data))
+    cases.append(b"\xff" * 8 + good[8:])  # a header length far beyond the file
+    for data in cases:
+        out.write_bytes(data)
+        try:
+            path = pip_weights.resolve("efficientnet_lite0")
+        except PipWeightsError:
+            continue
+        # the same content (safetensors may write the metadata keys in another order, so not the same bytes)
+        assert pip_weights.check_cached(path) is None
+        torch.testing.assert_close(_stem(path), pip_cache.conv_stem.weight)
