@@ -60,3 +60,13 @@ def test_a_sample_manifest_maps_its_own_class_table_onto_the_models_classes():
     for sample, (path, label, *_) in zip(samples, lines):
         assert sample.path.name == path.strip().rsplit("/", 1)[-1]
         assert table.names[sample.label] == sample_table.names[int(label)]
+
+
+def test_every_config_named_by_a_shipped_card_or_a_doc_exists():
+    import json
+
+    texts = [entry["command"] for entry in json.loads((REPO / "weights" / "manifest.json").read_text())["models"]
+             .values()]
+    texts += [p.read_text(encoding="utf-8") for p in [REPO / "README.md", *(REPO / "docs").glob("*.md")]]
+    named = {m for text in texts for m in re.findall(r"\bconfigs/[\w/.-]+\.ya?ml\b", text)}
+    assert named and not sorted(n for n in named if not (REPO / n).is_file())
