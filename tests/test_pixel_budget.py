@@ -14,13 +14,12 @@ from PIL import Image
 from vision import predictors
 from vision.commands import image_inputs, pixel_count
 from vision.data import io as vio
-from vision.data.datasets import ManifestError
+from vision.data.datasets import ManifestError, manifest_images
 from vision.data.io import (
     ImageTooLargeError,
     image_size,
     list_images,
     load_image,
-    manifest_images,
 )
 from vision.predictors import read_batches
 from vision.results import Classification

@@ -192,21 +192,16 @@ def _check_feature_output(path, card: ModelCard, output: str) -> None:
                            f"output='{wanted}' (tools/export.py ... --output {wanted})")
 
 
-def image_sources(source: Path) -> list[Path]:
-    """The images of a folder (recursive) or of a manifest (``path, ...`` lines, relative to its folder)."""
+def image_sources(source: Path, allow_outside: bool = False) -> list[Path]:
+    """The images of a folder (recursive) or of a manifest (``path, ...`` lines, relative to its folder; entries
+    outside it only with ``allow_outside``, see :func:`vision.data.datasets.manifest_images`)."""
     if source.is_dir():
         return list_images(source)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such folder or manifest file")
-    from vision.data.datasets import read_text
+    from vision.data.datasets import manifest_images
 
-    paths = []
-    for line in read_text(source).splitlines():  # a BOM is fine, another encoding a ManifestError naming file:line
-        line = line.strip()
-        if line and not line.startswith("#"):
-            path = Path(line.split(",")[0].strip())
-            paths.append(path if path.is_absolute() else source.parent / path)
-    return paths
+    return manifest_images(source, allow_outside=allow_outside)
 
 
 def _batched(items: list, size: int) -> Iterator[list]:

@@ -142,12 +142,13 @@ def image_inputs(items: list[str], *, allow_outside: bool = False, skipped: list
     A missing path, a glob matching nothing, a folder without images or an empty manifest is an error here,
     before any model loads; files listed in a manifest that cannot be read are skipped later, like any image.
     A manifest entry that is absolute or outside the manifest's folder is a ``ManifestError`` unless
-    ``allow_outside`` (:func:`vision.data.io.manifest_images`). Folder entries that cannot be listed (a looping
+    ``allow_outside`` (:func:`vision.data.datasets.manifest_images`). Folder entries that cannot be listed (a looping
     symlink, a path too long) go to ``skipped`` as ``(path, reason)``, or into one warning.
     """
     import glob
 
-    from vision.data.io import IMG_EXTENSIONS, NoImagesError, collect_images, manifest_images
+    from vision.data.datasets import manifest_images
+    from vision.data.io import IMG_EXTENSIONS, NoImagesError, collect_images
 
     found: list[Path] = []
     for item in items:

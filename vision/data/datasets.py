@@ -48,6 +48,32 @@ def read_text(path: Path) -> str:
         raise ManifestError(f"{path}:{line}: {found}; save the file as UTF-8") from None
 
 
+def manifest_images(manifest, *, allow_outside: bool = False) -> list:
+    """The image paths of a manifest (``path[, ...]`` lines; blank lines and ``#`` comments ignored).
+
+    Paths are relative to the manifest's folder. An absolute entry, or one whose ``..`` parts climb out of that
+    folder, is refused (:class:`ManifestError` naming the manifest and line) unless
+    ``allow_outside=True`` (CLI: ``--allow-outside-paths``): a manifest may come from someone who must not make
+    this process read ``/etc/passwd`` or another user's files. The check is on the written path, not on where
+    symlinks inside the folder lead (a data folder that is a symlink to another disk stays usable).
+    """
+    manifest = Path(manifest)
+    folder, paths = manifest.parent, []
+    for lineno, line in enumerate(read_text(manifest).splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        entry = line.split(",")[0].strip()
+        path = Path(entry)
+        if not allow_outside and (path.is_absolute() or os.path.normpath(entry).split(os.sep)[0] == os.pardir):
+            where = "an absolute path" if path.is_absolute() else "a path outside the manifest's folder"
+            raise ManifestError(f"{manifest}:{lineno}: {entry!r} is {where}; list images relative to "
+                                f"{folder}, or pass allow_outside=True (--allow-outside-paths) if the "
+                                "manifest is trusted")
+        paths.append(path if path.is_absolute() else folder / path)
+    return paths
+
+
 @dataclass
 class ClassTable:
     """Fine class names, optionally with a coarse level (``fine_to_coarse[i]`` = coarse id of fine class i)."""

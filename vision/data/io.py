@@ -35,7 +35,6 @@ __all__ = [
     "image_size",
     "list_images",
     "load_image",
-    "manifest_images",
     "verify_image",
 ]
 
@@ -202,36 +201,6 @@ def collect_images(inputs: Iterable, *, skipped: list | None = None) -> list:
     if empty:
         raise NoImagesError(f"no image files ({', '.join(IMG_EXTENSIONS)}) in folder(s): {', '.join(empty)}")
     return files
-
-
-def manifest_images(manifest, *, allow_outside: bool = False) -> list:
-    """The image paths of a manifest (``path[, ...]`` lines; blank lines and ``#`` comments ignored).
-
-    Paths are relative to the manifest's folder. An absolute entry, or one whose ``..`` parts climb out of that
-    folder, is refused (:class:`~vision.data.datasets.ManifestError` naming the manifest and line) unless
-    ``allow_outside=True`` (CLI: ``--allow-outside-paths``): a manifest may come from someone who must not make
-    this process read ``/etc/passwd`` or another user's files. The check is on the written path, not on where
-    symlinks inside the folder lead (a data folder that is a symlink to another disk stays usable).
-    """
-    from pathlib import Path
-
-    from vision.data.datasets import ManifestError, read_text
-
-    manifest = Path(manifest)
-    folder, paths = manifest.parent, []
-    for lineno, line in enumerate(read_text(manifest).splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        entry = line.split(",")[0].strip()
-        path = Path(entry)
-        if not allow_outside and (path.is_absolute() or os.path.normpath(entry).split(os.sep)[0] == os.pardir):
-            where = "an absolute path" if path.is_absolute() else "a path outside the manifest's folder"
-            raise ManifestError(f"{manifest}:{lineno}: {entry!r} is {where}; list images relative to "
-                                f"{folder}, or pass allow_outside=True (--allow-outside-paths) if the "
-                                "manifest is trusted")
-        paths.append(path if path.is_absolute() else folder / path)
-    return paths
 
 
 def verify_image(path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:

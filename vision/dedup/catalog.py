@@ -68,9 +68,12 @@ class Catalog:
         return len(self.ids)
 
 
-def image_sources(source) -> list[str]:
+def image_sources(source, allow_outside: bool = False) -> list[str]:
     """Image paths from a folder (recursive), a manifest (``path, ...`` lines relative to its folder; ``#``
-    comments) or an iterable of paths. An input with no image is a :class:`DedupError`."""
+    comments; entries outside its folder only with ``allow_outside``, see
+    :func:`vision.data.datasets.manifest_images`) or an iterable of paths. An input with no image is a
+    :class:`DedupError`."""
+    from vision.data.datasets import manifest_images
     from vision.data.io import list_images
 
     if isinstance(source, (str, os.PathLike)):
@@ -78,12 +81,7 @@ def image_sources(source) -> list[str]:
         if path.is_dir():
             paths = [str(p) for p in list_images(path)]
         elif path.is_file():
-            paths = []
-            for line in path.read_text(encoding="utf-8-sig").splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    p = Path(line.split(",")[0].strip())
-                    paths.append(str(p if p.is_absolute() else path.parent / p))
+            paths = [str(p) for p in manifest_images(path, allow_outside=allow_outside)]
         else:
             raise FileNotFoundError(f"{source}: no such folder or manifest")
     else:
