@@ -81,7 +81,7 @@ def test_recognize_draws_one_png_per_input(tmp_path, monkeypatch):
     monkeypatch.setattr(recognize, "recognizer_class", lambda: Recognizer)
     _write_images(tmp_path / "in", ["shelf.1.jpg", "shelf.2.png"])
     rc = recognize.main(["--images", str(tmp_path / "in"), "--embedder", "e", "--gallery", "g.npz",
-                         "--out", str(tmp_path / "out")])
+                         "--out", str(tmp_path / "out"), "--draw", str(tmp_path / "out" / "annotated")])
     assert rc == 0
     assert sorted(p.name for p in (tmp_path / "out" / "annotated").iterdir()) == [
         "000001_shelf.1.jpg.png", "000002_shelf.2.png.png"]

@@ -349,8 +349,9 @@ def test_recognize_tool_writes_jsonl_and_pngs(brand_data, trained, tmp_path, cap
     queries = brand_data / "test" / "query"
     from vision.commands import recognize
 
-    args = ["--images", str(queries), "--embedder", str(zoo / "tiny_brand.safetensors")]
-    assert recognize.main([*args, "--gallery", str(tmp_path / "g.npz"), "--out", str(tmp_path / "out")]) == 0
+    args = ["--images", str(queries), "--crops", "--embedder", str(zoo / "tiny_brand.safetensors")]
+    assert recognize.main([*args, "--gallery", str(tmp_path / "g.npz"), "--out", str(tmp_path / "out"),
+                           "--draw", str(tmp_path / "out" / "annotated")]) == 0
     lines = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert len(lines) == len(list(queries.rglob("*.jpg"))) and all(len(line["logos"]) == 1 for line in lines)
     assert len(list((tmp_path / "out" / "annotated").glob("*.png"))) == len(lines)

@@ -70,3 +70,86 @@ def test_every_config_named_by_a_shipped_card_or_a_doc_exists():
     texts += [p.read_text(encoding="utf-8") for p in [REPO / "README.md", *(REPO / "docs").glob("*.md")]]
     named = {m for text in texts for m in re.findall(r"\bconfigs/[\w/.-]+\.ya?ml\b", text)}
     assert named and not sorted(n for n in named if not (REPO / n).is_file())
+
+
+def _fake_recognizer(monkeypatch, seen: dict):
+    from vision.commands import recognize
+
+    class Recognizer:
+        @classmethod
+        def from_pretrained(cls, embedder, gallery, detector=None, **kwargs):
+            seen.update(embedder=embedder, gallery=str(gallery), detector=detector)
+            return cls()
+
+        def predict(self, images, batch_size=16):
+            if seen.get("interrupt_after") == seen.setdefault("calls", 0):
+                raise KeyboardInterrupt
+            seen["calls"] += 1
+            return [[{"box": [1.0, 1.0, 8.0, 8.0], "brand": "acme", "score": 0.8}] for _ in images]
+
+    monkeypatch.setattr(recognize, "recognizer_class", lambda: Recognizer)
+
+
+def test_recognize_runs_the_shipped_pipeline_by_default_and_writes_json_lines_to_stdout(monkeypatch, capsys):
+    from vision.commands import main
+
+    seen = {}
+    _fake_recognizer(monkeypatch, seen)
+    photos = sorted((SAMPLE / "val" / "Fruit").rglob("*.jpg"))[:3]
+    assert main(["recognize", "--images", *map(str, photos)]) == 0
+    assert seen == {"embedder": "brand_resnet10t", "gallery": "simple_icons_gallery", "detector": "logo_yolo11n",
+                    "calls": 1}
+    out = capsys.readouterr()
+    lines = [__import__("json").loads(line) for line in out.out.splitlines()]
+    assert [line["image"] for line in lines] == list(map(str, photos))   # results on stdout, the summary on stderr
+    assert '"images": 3' in out.err and '"out": "stdout"' in out.err
+
+
+def test_recognize_crops_mode_and_its_refusals(monkeypatch, capsys):
+    import pytest
+
+    from vision.commands import main
+
+    seen = {}
+    _fake_recognizer(monkeypatch, seen)
+    photo = str(sorted((SAMPLE / "val" / "Fruit").rglob("*.jpg"))[0])
+    assert main(["recognize", "--images", photo, "--crops", "--embedder", "mine", "--gallery", "g.npz"]) == 0
+    assert seen["detector"] is None and seen["embedder"] == "mine"
+    for args, message in ((["--crops", "--detector", "d"], "give --crops or --detector"),
+                          (["--embedder", "mine"], "--gallery is needed with --embedder mine")):
+        with pytest.raises(SystemExit):
+            main(["recognize", "--images", photo, *args])
+        assert message in capsys.readouterr().err
+
+
+def test_an_interrupted_run_leaves_a_partial_file_never_a_complete_looking_one(monkeypatch, tmp_path, capsys):
+    from vision.commands import main
+
+    seen = {"interrupt_after": 1}
+    _fake_recognizer(monkeypatch, seen)
+    photos = sorted((SAMPLE / "val" / "Fruit").rglob("*.jpg"))[:4]
+    out = tmp_path / "brands.jsonl"
+    assert main(["recognize", "--images", *map(str, photos), "--batch-size", "2", "--out", str(out)]) == 130
+    assert not out.exists() and len((tmp_path / "brands.jsonl.partial").read_text().splitlines()) == 2
+    assert "brands.jsonl.partial" in capsys.readouterr().err
+    seen.pop("interrupt_after")
+    seen["calls"] = 0
+    assert main(["recognize", "--images", *map(str, photos), "--batch-size", "2", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 4 and not (tmp_path / "brands.jsonl.partial").exists()
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    out = subprocess.run(f"{sys.executable} -m vision --help | head -1; {sys.executable} -m vision zoo --help | head -1",
+                         shell=True, capture_output=True, text=True, cwd=REPO)
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr and out.stdout.count("\n") == 2
+
+
+def test_a_broken_pipe_inside_a_command_is_exit_141_without_a_traceback(monkeypatch):
+    from vision.commands import main
+
+    class ClosedPipe(__import__("io").StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["zoo"]) == 141

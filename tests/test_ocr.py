@@ -210,11 +210,11 @@ def test_vision_recognize_read_text(tiny_zoo, tmp_path, capsys):
     (tmp_path / "crops").mkdir()
     Image.fromarray(_text_image("kubernetes")).save(tmp_path / "crops" / "k8s.png")
     capsys.readouterr()
-    args = ["--images", str(tmp_path / "crops"), "--embedder", model, "--gallery", str(tmp_path / "g.npz"),
-            "--no-draw", "--no-progress", "--device", "cpu"]
+    args = ["--images", str(tmp_path / "crops"), "--crops", "--embedder", model, "--gallery", str(tmp_path / "g.npz"),
+            "--no-progress", "--device", "cpu"]
     assert recognize.main([*args, "--out", str(tmp_path / "plain")]) == 0
     assert recognize.main([*args, "--read-text", "--out", str(tmp_path / "text")]) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert summary["named_by_text"] == 1
     (logo,) = json.loads((tmp_path / "text" / "results.jsonl").read_text())["logos"]
     assert (logo["brand"], logo["source"], logo["text"]) == ("kubernetes", "text", ["kubernetes"])

@@ -186,6 +186,41 @@ def zoo_dir_scope(zoo_dir: str | None) -> Iterator[None]:
             os.environ["VISION_ZOO_DIR"] = before
 
 
+@contextlib.contextmanager
+def results_output(out: Path | None) -> Iterator:
+    """Where a command writes its JSON Lines results: stdout, or ``out``.
+
+    A file is written as ``<out>.partial`` and renamed to ``out`` once the command finishes, so a file under the
+    asked name is always complete; an interrupted or failed run leaves the ``.partial`` file, and says so on stderr.
+    An ``out`` that is an existing folder, or a name without a suffix, gets ``results.jsonl`` inside it.
+    """
+    if out is None:
+        yield sys.stdout
+        return
+    out = Path(out)
+    if out.is_dir() or not out.suffix:
+        out = out / "results.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    f = partial.open("w", encoding="utf-8")
+    try:
+        yield f
+    except BaseException:
+        f.close()
+        print(f"note: the run did not finish; the results written so far are in {partial}", file=sys.stderr)
+        raise
+    f.close()
+    os.replace(partial, out)
+
+
+def results_path(out: Path | None) -> Path | None:
+    """The file :func:`results_output` writes for ``out``."""
+    if out is None:
+        return None
+    out = Path(out)
+    return out / "results.jsonl" if out.is_dir() or not out.suffix else out
+
+
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: vision <command> [options]    (vision <command> --help for its options)", "", "commands:"]
@@ -194,6 +229,18 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``vision`` command. A reader that goes away (``vision zoo | head -3``) ends it quietly, as it does ``cat``."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):  # stdout may be a pytest capture without a descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141  # 128 + SIGPIPE, what a shell reports for a process killed by the broken pipe
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())

@@ -31,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
     ap = command_parser("vision predict", __doc__)
     ap.add_argument("--model", required=True, help="zoo name, .safetensors, .ckpt, .onnx or TensorRT .plan")
     add_images(ap)
-    ap.add_argument("--out", type=Path, help="JSON lines file (default: stdout)")
+    ap.add_argument("--out", type=Path, help="JSON lines file (default: stdout); written as <out>.partial until the "
+                                             "run finishes; a folder gets results.jsonl inside")
     add_device(ap)
     ap.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     ap.add_argument("--batch-size", type=int, default=32, help="images read and run at a time")
@@ -65,10 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             setattr(p.head, option, getattr(args, option))
     if args.draw and p.card.task == "embedding":
         raise UsageError(f"--draw needs a classifier or a detector; {args.model} is an embedding model")
-    out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+    from vision.commands import results_output
+
     drawn: set[str] = set()
     count = 0
-    try:
+    with results_output(args.out) as out:
         results = p.stream(files, batch_size=args.batch_size, on_error="raise" if args.strict else "skip")
         # (no bar when the results go to stdout: it would interleave with them on a terminal)
         for result in progress_bar(results, enabled=bool(args.out) and not args.no_progress, total=len(files),
@@ -77,9 +79,6 @@ def main(argv: list[str] | None = None) -> int:
             count += 1
             if args.draw:
                 result.save(args.draw / drawing_name(Path(result.source), drawn))
-    finally:
-        if args.out:
-            out.close()
     if unlisted:
         print(f"skipped {len(unlisted)} path(s) that could not be listed: "
               + "; ".join(f"{path} ({why})" for path, why in unlisted), file=sys.stderr)

@@ -1,39 +1,48 @@
-"""``vision recognize``: recognise brands in a folder of photos: logo detector -> crops -> embeddings -> gallery,
-as JSON lines.
+"""``vision recognize``: the brands on photos: logo detector -> verifier -> crops -> embeddings -> gallery, as JSON
+Lines, like ``vision predict``.
 
-    vision recognize --images photos/ --detector logo_yolo11n --embedder brand_resnet10t \
-        --gallery simple_icons_gallery --out runs/recognized
-    vision recognize --images crops/ --embedder brand_resnet10t --gallery my_gallery.npz \
-        --out runs/crops     # no detector: each image is one logo crop
-    vision recognize --images 'shelf/*.jpg' --embedder my_brands --gallery my_gallery --zoo-dir runs/my_zoo \
-        --out runs/mine      # names looked up in your zoo folder
+    vision recognize --images shelf/                          # the shipped pipeline, results on stdout
+    vision recognize --images 'shelf/*.jpg' --out brands.jsonl --draw runs/drawn
+    vision recognize --images crops/ --crops --embedder my_brands --gallery my_gallery.npz   # images are logo crops
+    vision recognize --images shelf/ --embedder my_brands --gallery my_gallery --zoo-dir runs/my_zoo
 
-Writes ``<out>/results.jsonl`` (one line per image: ``{"image", "width", "height", "logos": [{"box", "brand",
-"score", "best", "detection_score"}]}``, ``brand`` = ``"unknown"`` below the gallery threshold) and an annotated
-PNG per image under ``<out>/annotated/`` (``--no-draw`` skips them, ``shelf.1.jpg`` -> ``000001_shelf.1.jpg.png``).
+Defaults: the shipped pair, embedder ``brand_resnet10t`` with gallery ``simple_icons_gallery``, and detector
+``logo_yolo11n`` (``--crops``: no detector, each image is one logo crop). One line per image: ``{"image",
+"width", "height", "logos": [{"box", "brand", "score", "best", "detection_score"}]}``, ``brand`` = ``"unknown"``
+below the gallery threshold; on stdout, or ``--out FILE`` (written as ``FILE.partial`` until the run finishes; a
+folder gets ``results.jsonl`` inside). ``--draw DIR`` saves an annotated PNG per image (``shelf.1.jpg`` ->
+``000001_shelf.1.jpg.png``). The summary goes to stderr.
 ``--read-text`` also reads the text on each logo (OCR, :mod:`vision.ocr`; ``pip install 'vision-zoo[ocr]'``): a
 logo whose text names a gallery brand is that brand (its result carries ``text`` and ``source``).
-A gallery with a detection rule for ``--detector`` (``vision build-gallery --detector``) decides on the detection
+A gallery with a detection rule for the detector (``vision build-gallery --detector``) decides on the detection
 confidence and the open-set score together; with another detector it warns and falls back to the threshold.
 Unreadable files are skipped and listed; a folder without images, or no readable image at all, exits non-zero.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir, command_parser
 
+# the shipped pipeline: its gallery was built with its embedder and calibrated with its detector
+DEFAULT_EMBEDDER, DEFAULT_GALLERY, DEFAULT_DETECTOR = "brand_resnet10t", "simple_icons_gallery", "logo_yolo11n"
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = command_parser("vision recognize", __doc__)
     add_images(ap)
-    ap.add_argument("--embedder", required=True, help="zoo name or file of an embedding model")
-    ap.add_argument("--gallery", type=Path, required=True,
-                    help="gallery .npz built with that embedding model, or the name of one in the zoo")
-    ap.add_argument("--detector", help="zoo name or file of a logo detector (default: whole image = one logo)")
+    ap.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                    help=f"zoo name or file of an embedding model (default: {DEFAULT_EMBEDDER})")
+    ap.add_argument("--gallery", type=Path, default=None,
+                    help=f"gallery .npz built with that embedding model, or the name of one in the zoo (default: "
+                         f"{DEFAULT_GALLERY} with the default embedder)")
+    ap.add_argument("--detector", help=f"zoo name or file of a logo detector (default: {DEFAULT_DETECTOR})")
+    ap.add_argument("--crops", action="store_true",
+                    help="the images are logo crops: no detector, each whole image is one logo")
     ap.add_argument("--verifier", help="zoo name or file of a logo verifier rescoring the detector's boxes "
                                        "(a gallery rule calibrated for the pair applies; vision.verification)")
     ap.add_argument("--conf", type=float, default=None,
@@ -57,13 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margin", type=float, default=None,
                     help="context around each box, fraction of its side (default: the gallery's crop_margin, the "
                          "framing it was calibrated on)")
-    ap.add_argument("--out", type=Path, required=True, help="output folder")
-    ap.add_argument("--no-draw", action="store_true", help="skip the annotated PNGs")
+    ap.add_argument("--out", type=Path, help="JSON lines file (default: stdout); a folder gets results.jsonl inside")
+    ap.add_argument("--draw", type=Path, help="folder for annotated PNGs")
+    ap.add_argument("--no-draw", action="store_true", help=argparse.SUPPRESS)  # the old default drew: now --draw
     add_device(ap)
     ap.add_argument("--batch-size", type=int, default=16, help="photos read and run at a time")
     add_zoo_dir(ap)
     add_no_progress(ap)
     args = ap.parse_args(argv)
+    if args.crops and args.detector:
+        ap.error("--crops means no detector; give --crops or --detector, not both")
+    detector = None if args.crops else (args.detector or DEFAULT_DETECTOR)
+    if args.gallery is None:
+        if args.embedder != DEFAULT_EMBEDDER:
+            ap.error(f"--gallery is needed with --embedder {args.embedder}: the default gallery "
+                     f"{DEFAULT_GALLERY} was built with {DEFAULT_EMBEDDER}")
+        args.gallery = Path(DEFAULT_GALLERY)
     for flag, value in (("--text-threshold", args.text_threshold is not None),
                         ("--text-everyday", args.text_everyday), ("--brand-names", args.brand_names is not None)):
         if value and not args.read_text:
@@ -82,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         with zoo_dir_scope(args.zoo_dir):  # the embedder, detector and gallery names
-            recognizer = recognizer_class().from_pretrained(args.embedder, args.gallery, detector=args.detector,
+            recognizer = recognizer_class().from_pretrained(args.embedder, args.gallery, detector=detector,
                                                          device=args.device, detector_conf=args.conf,
                                                          verifier=args.verifier,
                                                          margin=args.margin, threshold=args.threshold,
@@ -91,10 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     except (GalleryError, ZooError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    args.out.mkdir(parents=True, exist_ok=True)
+    from vision.commands import results_output
+
     skipped, counts, named_by_text = [], {"images": 0, "logos": 0, "unknown": 0}, 0
-    bar = progress_bar(total=len(files), enabled=not args.no_progress, desc="recognize", unit="img")
-    with open(args.out / "results.jsonl", "w", encoding="utf-8") as out, bar:
+    # (no bar when the results go to stdout: it would interleave with them on a terminal)
+    bar = progress_bar(total=len(files), enabled=bool(args.out) and not args.no_progress, desc="recognize",
+                       unit="img")
+    with results_output(args.out) as out, bar:
         for start in range(0, len(files), args.batch_size):
             paths, images = [], []
             for path in files[start:start + args.batch_size]:
@@ -111,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                 counts["logos"] += len(logos)
                 counts["unknown"] += sum(r["brand"] == "unknown" for r in logos)
                 named_by_text += sum(r.get("source") == "text" for r in logos)
-                if not args.no_draw:
-                    draw_brands(image, logos, args.out / "annotated" / f"{counts['images']:06d}_{path.name}.png")
+                if args.draw:
+                    draw_brands(image, logos, args.draw / f"{counts['images']:06d}_{path.name}.png")
             bar.update(len(files[start:start + args.batch_size]))
     for path, why in skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
@@ -122,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{'open-set score' if rule.kind == 'pair' else 'combined score'} >= {rule.threshold:.4g}")
     if args.read_text:
         counts["named_by_text"] = named_by_text
+    from vision.commands import results_path
+
+    where = results_path(args.out)
     print(json.dumps({**counts, "skipped": len(skipped), "decision": decision,
-                      "out": str(args.out / "results.jsonl")}))
+                      "out": str(where) if where else "stdout"}), file=sys.stderr)
     if not counts["images"]:
         print(f"error: none of the {len(files)} image(s) could be read; nothing was recognised", file=sys.stderr)
         return 1
