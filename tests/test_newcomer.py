@@ -153,3 +153,63 @@ def test_a_broken_pipe_inside_a_command_is_exit_141_without_a_traceback(monkeypa
 
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["zoo"]) == 141
+
+
+# --- every command shown in README.md and docs/ names a real command and real flags
+TOOL_COMMANDS = {"train": "train", "predict": "predict", "eval": "eval", "export": "export", "extract": "extract",
+                 "recognize": "recognize", "build_gallery": "build-gallery", "make_logo_dataset": "make-logo-dataset",
+                 "make_brand_dataset": "make-brand-dataset", "make_impostors": "make-impostors",
+                 "make_verifier_data": "make-verifier-data", "dedup": "dedup", "benchmark": "benchmark"}
+TRAIN_FLAGS = {"--config", "--resume", "--zoo-name", "--zoo-dir", "--zoo-half", "--zoo-notes", "--zoo-licence",
+               "--print_config", "--help", "--zoo_name", "--zoo_dir", "--zoo_half"}
+
+
+def _shown_commands() -> list[tuple[str, str, list[str]]]:
+    """``(page, command, flags)`` of every ``vision <cmd>`` / ``python tools/<cmd>.py`` line in a bash block."""
+    import shlex
+
+    found = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        blocks = re.findall(r"```(?:bash|sh|shell)\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
+        for block in blocks:
+            for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+                line = line.split(" # ", 1)[0].strip()
+                m = re.match(r"(?:HF_HUB_OFFLINE=1 )?(?:vision|python tools/(\w+)\.py)\b(.*)", line)
+                if not m or (m[1] and m[1] not in TOOL_COMMANDS):
+                    continue
+                try:
+                    words = shlex.split(m[2].replace("&&", " ").split(" | ")[0])
+                except ValueError:
+                    continue
+                if m[1]:
+                    command = TOOL_COMMANDS[m[1]]
+                elif words and not words[0].startswith("-"):
+                    command, words = words[0], words[1:]
+                else:
+                    continue
+                found.append((page.name, command, [w.split("=")[0] for w in words if w.startswith("--")]))
+    return found
+
+
+def test_every_command_shown_in_the_docs_parses(capsys):
+    from vision.commands import COMMANDS, main
+
+    shown = _shown_commands()
+    assert len(shown) > 30
+    options: dict[str, set[str]] = {}
+    problems = []
+    for page, command, flags in shown:
+        if command not in COMMANDS:
+            problems.append(f"{page}: vision {command}: no such command")
+            continue
+        if command not in options:
+            try:
+                main([command, "--help"])
+            except SystemExit:
+                pass
+            options[command] = set(re.findall(r"(--[\w-]+)", capsys.readouterr().out)) | {"--help"}
+        allowed = TRAIN_FLAGS if command == "train" else options[command]
+        unknown = [f for f in flags if f not in allowed and not (command == "train" and "." in f)]
+        if unknown:
+            problems.append(f"{page}: vision {command}: unknown flags {unknown}")
+    assert not problems, "\n".join(problems)
