@@ -88,8 +88,10 @@ def test_extract_folder_skips_unreadable_files(exported, tmp_path):
 
 def test_extract_from_manifest(exported, tmp_path):
     _, weights, _, _ = exported
-    manifest = tmp_path / "list.txt"
-    manifest.write_text("".join(f"{p}, 0\n" for p in list_images(SAMPLE / "val")[:2]) + "\n# comment\n")
+    manifest = tmp_path / "list.txt"  # entries relative to the manifest's folder (absolute ones are refused)
+    for p in list_images(SAMPLE / "val")[:2]:
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    manifest.write_text("".join(f"{p.name}, 0\n" for p in list_images(SAMPLE / "val")[:2]) + "\n# comment\n")
     summary = FeatureExtractor.from_pretrained(weights).extract_folder(manifest, tmp_path / "m.npy")
     assert summary["count"] == 2 and np.load(tmp_path / "m.npy").shape == (2, exported[0].num_features)
 

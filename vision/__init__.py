@@ -20,10 +20,13 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it, imported when the name is first read
 _LAZY = {
+    "BrandGallery": "vision.gallery",
+    "BrandRecognizer": "vision.recognition",
     "FeatureExtractor": "vision.features",
     "ImageClassifier": "vision.inference",
     "ModelCard": "vision.zoo",
     "ZooError": "vision.zoo",
+    "list_galleries": "vision.zoo",
     "list_models": "vision.zoo",
     "load_model": "vision.zoo",
     "save_model": "vision.zoo",
@@ -34,9 +37,11 @@ __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:
     from vision.features import FeatureExtractor
+    from vision.gallery import BrandGallery
     from vision.inference import ImageClassifier
     from vision.predictors import predictor
-    from vision.zoo import ModelCard, ZooError, list_models, load_model, save_model
+    from vision.recognition import BrandRecognizer
+    from vision.zoo import ModelCard, ZooError, list_galleries, list_models, load_model, save_model
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Speed of zoo models per runtime through the predictor interface (``vision benchmark``, ``tools/benchmark.py``):
+"""Speed of zoo models per runtime through the predictor interface (``vision benchmark``):
 network-only timing on random input per batch size, end-to-end timing on real images, top-1 per runtime, and the
 machine facts every figure is reported with."""
 

@@ -6,9 +6,9 @@ of the backend (fp32: cosine > 0.9999).
 
 Example::
 
-    fx = FeatureExtractor.from_pretrained("grocery_resnet10t")                 # auto: export/ artifacts, else torch
-    fx = FeatureExtractor.from_pretrained("export/grocery_features.onnx")      # onnxruntime
-    fx = FeatureExtractor.from_pretrained("export/grocery_features.plan")      # TensorRT (GPU)
+    fx = FeatureExtractor.from_pretrained("grocery_resnet10t")         # auto: $VISION_HOME/exports, else torch
+    fx = FeatureExtractor.from_pretrained("grocery_features.onnx")     # an export file: onnxruntime
+    fx = FeatureExtractor.from_pretrained("grocery_features.plan")     # TensorRT (GPU)
     feats = fx(["a.jpg", "b.jpg"])                                             # (2, D) float32, unit rows
     fx.extract_folder("photos/", "photos.npy")                                 # + photos.npy.ids.txt
     ids, feats = load_features("photos.npy")                                   # the pair, checked
@@ -69,8 +69,9 @@ class FeatureExtractor:
         ``export_onnx(..., output="features")`` (onnxruntime) or a TensorRT ``.plan`` (tensorrt).
 
         ``"auto"``: a file's suffix decides; for a zoo name, the fastest fresh export in ``export_dir`` (default
-        ``export/``) that this machine can run: ``<name>.features.plan`` (TensorRT and a GPU present, sidecar
-        matching them) > ``<name>.features.onnx`` > the torch weights. An export counts as fresh only when its
+        ``$VISION_HOME/exports``, :func:`vision.predictors.default_export_dir`) that this machine can run:
+        ``<name>.features.plan`` (TensorRT and a GPU present, sidecar matching them) > ``<name>.features.onnx`` >
+        the torch weights; the one picked is named once on stderr. An export counts as fresh only when its
         card's sha256 equals the zoo's, so a retrained model is never served from an old export. An export that is
         there but does not match its recorded digest raises :class:`~vision.export.onnx.ArtifactIntegrityError`
         rather than falling back: a tampered file is something to see, not to route around.
@@ -85,7 +86,7 @@ class FeatureExtractor:
             kind = "a .plan file" if backend == "tensorrt" else "an .onnx file"
             fmt = "tensorrt" if backend == "tensorrt" else "onnx"
             raise ExtractError(f"backend {backend!r} needs {kind}, got {name_or_path!r}; export one with "
-                               f"tools/export.py --model MODEL --format {fmt} --output features --out FILE")
+                               f"vision export --model MODEL --format {fmt} --output-kind features --out FILE")
         output = None
         if suffix not in SUFFIX_BACKENDS:  # a zoo name or a weights file: ask for the task's feature output
             found = find_card(str(name_or_path)) if not Path(name_or_path).exists() else None
@@ -189,7 +190,7 @@ def _check_feature_output(path, card: ModelCard, output: str) -> None:
     wanted = _feature_output(card)
     if output != wanted:
         raise ExtractError(f"{path}: this export outputs {output!r}, not {wanted!r}; export it with "
-                           f"output='{wanted}' (tools/export.py ... --output {wanted})")
+                           f"output='{wanted}' (vision export --model MODEL --output-kind {wanted})")
 
 
 def image_sources(source: Path, allow_outside: bool = False) -> list[Path]:

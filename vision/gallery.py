@@ -36,7 +36,8 @@ Example::
     gallery.identify(fx(["crop.jpg"]))        # [{'brand': 'newco', 'score': 0.91, 'best': 'newco'}]
     gallery.calibrate(fx(known_crops), fx(price_label_crops), max_false_reject=0.10)
     # {'threshold': 0.62, 'frr': 0.098, 'far': 0.21, 'eer': 0.15, ...}
-    gallery.save("weights/my_gallery.npz"); BrandGallery.load("weights/my_gallery.npz", model=fx.card)
+    gallery.save("my_gallery.npz"); BrandGallery.load("my_gallery.npz", model=fx.card)
+    BrandGallery.load("simple_icons_gallery")  # a gallery in the zoo, by name (vision.list_galleries())
 """
 
 from __future__ import annotations
@@ -90,7 +91,13 @@ def _resolve_gallery(path: Path) -> Path:
             for candidate in (folder / path.name, folder / f"{path.name}.npz"):
                 if candidate.is_file():
                     return candidate
-    raise GalleryError(f"gallery file {path} not found (nor a gallery of that name in the zoo)")
+    from vision.zoo import list_galleries
+
+    where = f" (relative to the current folder {Path.cwd()})" if not path.is_absolute() else ""
+    names = ", ".join(list_galleries()) or "none"
+    raise GalleryError(f"gallery {str(path)!r} not found: no such file{where}, nor a gallery of that name in the "
+                       f"zoo; give a zoo gallery by name (vision.list_galleries(): {names}) or the path of a .npz "
+                       "file")
 
 
 def content_sha256(arrays: Mapping[str, np.ndarray]) -> str:
@@ -335,7 +342,7 @@ class BrandGallery:
             why = "; ".join(unbound)
             if not allow_unbound:
                 raise GalleryError(f"cannot tell whether the gallery was built with model {card.name!r}: {why}. "
-                                   "Rebuild it with tools/build_gallery.py --embedder <zoo name>, or pass "
+                                   "Rebuild it with vision build-gallery --embedder <zoo name>, or pass "
                                    "allow_unbound=True to search it anyway")
             log.warning("searching a gallery not bound to model %r (allow_unbound=True): %s", card.name, why)
             return

@@ -8,7 +8,7 @@ result (:mod:`vision.results`).
 Example::
 
     p = vision.predictor("grocery_resnet10t")                    # a zoo name: torch, CUDA when available
-    p = vision.predictor("export/logo_yolo11n.onnx")             # an export: ONNX Runtime, same results
+    p = vision.predictor("logo_yolo11n.predictions.onnx")        # an export file: ONNX Runtime, same results
     for result in p.stream("photos/", batch_size=32):            # a folder, a glob, paths, PIL/numpy/tensors
         print(result.to_dict())
     p("shelf.jpg")[0].save("shelf_annotated.png")
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob as _glob
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -35,18 +36,23 @@ BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 # It is above the decompression-bomb limit (vision.data.io.DEFAULT_MAX_PIXELS), so every image that limit lets
 # through still fits in a batch of its own.
 DEFAULT_MAX_BATCH_PIXELS = 128_000_000
+# runtime -> the `vision export --format` that makes its files
+_EXPORT_FORMAT = {"onnxruntime": "onnx", "tensorrt": "tensorrt"}
+_ANNOUNCED: set[str] = set()  # exports backend="auto" already named on stderr in this process
 # artifact suffix -> runtime, from the exporter's own format table (".engine": the TensorRT plans of other tools)
 SUFFIX_BACKENDS = {**{Path(f"x{fmt.suffix}").suffix: fmt.runtime for fmt in FORMATS.values()
                       if fmt.runtime in BACKENDS}, ".engine": "tensorrt"}
 
 
 def default_export_dir() -> Path:
-    """Where exports are written and ``backend="auto"`` looks for them: ``$VISION_EXPORT_DIR`` if set, else the
-    repository's ``export/`` folder in a checkout, else ``./export``."""
+    """Where ``vision export`` writes by default and ``backend="auto"`` looks for exports: ``$VISION_EXPORT_DIR``
+    if set, else ``$VISION_HOME/exports`` (``~/.local/share/vision/exports``, see :func:`vision.zoo.vision_home`).
+    Never the package, a checkout or the current folder: the same call picks the same export from any folder."""
     if os.environ.get("VISION_EXPORT_DIR"):
         return Path(os.environ["VISION_EXPORT_DIR"]).expanduser()
-    checkout = Path(__file__).resolve().parents[1] / "export"
-    return checkout if (checkout / "README.md").is_file() else Path.cwd() / "export"
+    from vision.zoo import vision_home
+
+    return vision_home() / "exports"
 
 
 def default_device() -> torch.device:
@@ -346,11 +352,12 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
     a TensorRT ``.plan``.
 
     ``backend``: ``"auto"`` picks by file suffix; for a zoo name, the fastest fresh export of ``output`` in
-    ``export_dir`` (``<name>.<output>.plan`` when TensorRT and a GPU are here, then ``<name>.<output>.onnx``), else
-    torch. ``device``: CUDA when available. ``half``: fp16 on CUDA (torch runtime). ``output``: the export output
-    kind (default: the task's, e.g. ``logits``; ``"features"`` gives a classifier's pooled embeddings).
-    ``max_batch_pixels``: the decoded pixels one batch may hold (:class:`Predictor`). ``head_kwargs`` go to the
-    task head (``topk``; ``conf``, ``iou``, ``max_det``).
+    ``export_dir`` (default :func:`default_export_dir`: ``<name>.<output>.plan`` when TensorRT and a GPU are here,
+    then ``<name>.<output>.onnx``; the one picked is named once on stderr), else torch. ``device``: CUDA when
+    available. ``half``: fp16 on CUDA (torch runtime). ``output``: the export output kind (default: the task's,
+    e.g. ``logits``; ``"features"`` gives a classifier's pooled embeddings). ``max_batch_pixels``: the decoded
+    pixels one batch may hold (:class:`Predictor`). ``head_kwargs`` go to the task head (``topk``; ``conf``,
+    ``iou``, ``max_det``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -361,7 +368,7 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
     if backend != "torch" and SUFFIX_BACKENDS.get(suffix) != backend:
         wanted = [s for s, b in SUFFIX_BACKENDS.items() if b == backend]
         raise ValueError(f"backend {backend!r} runs {'/'.join(wanted)} files, got {name_or_path!r}; export one with "
-                         f"tools/export.py")
+                         f"'vision export --model MODEL --format {_EXPORT_FORMAT.get(backend, 'onnx')}'")
     if backend == "torch":
         if suffix in SUFFIX_BACKENDS:
             raise ValueError(f"{name_or_path}: an exported file runs with backend={SUFFIX_BACKENDS[suffix]!r} "
@@ -395,10 +402,21 @@ def _auto_source(name_or_path, output: str | None, export_dir: Path, zoo_dir) ->
     stem = export_dir / f"{card.name}.{output or default_output(card)}"
     plan, onnx_file = Path(f"{stem}.plan"), Path(f"{stem}.onnx")
     if plan.is_file() and torch.cuda.is_available() and _export_matches(plan, card, "tensorrt"):
-        return plan, "tensorrt"
+        return _picked(card.name, plan, "tensorrt")
     if onnx_file.is_file() and _export_matches(onnx_file, card, "onnxruntime"):
-        return onnx_file, "onnxruntime"
+        return _picked(card.name, onnx_file, "onnxruntime")
     return name_or_path, "torch"
+
+
+def _picked(name: str, path: Path, backend: str) -> tuple[Path, str]:
+    """Say on stderr, once per file and process, which export ``backend="auto"`` serves a zoo name from: a
+    faster runtime taken behind the caller's back should be visible, not a surprise."""
+    key = str(path.resolve())
+    if key not in _ANNOUNCED:
+        _ANNOUNCED.add(key)
+        print(f"vision: {name}: using the export {path} ({backend}); backend='torch' runs the zoo weights",
+              file=sys.stderr)
+    return path, backend
 
 
 def _export_matches(path: Path, card, backend: str) -> bool:

@@ -1,21 +1,22 @@
 """``vision export``: export a zoo model for deployment (ONNX, INT8 ONNX, TensorRT plan, Triton repository),
-each artifact carrying
-its model card and a parity report beside it; an export that fails its parity gate is refused with the numbers.
+each artifact carrying its model card and a parity report beside it; an export that fails its parity gate is
+refused with the numbers.
 
-    vision export --model grocery_resnet10t --format onnx --output-kind features --out export/grocery_features.onnx
-    vision export --model grocery_resnet10t --format onnx-int8 \
-        --calib-dir ../shared/datasets/grocery_store/train --parity-dir ../shared/datasets/grocery_store/val
+    vision export --model grocery_resnet10t --format onnx --output-kind features   # into $VISION_HOME/exports
+    vision export --model grocery_resnet10t --format onnx-int8 --calib-dir TRAIN_IMAGES --parity-dir VAL_IMAGES
     vision export --model grocery_resnet10t --format tensorrt --precision fp16 --profile 1,8,32   # GPU
-    vision export --model grocery_resnet10t --format triton --serving onnxruntime --out export/triton
+    vision export --model grocery_resnet10t --format triton --serving onnxruntime --out triton_repo
     vision export --model logo_yolo11n --format ultralytics      # a .pt that ultralytics' YOLO() loads
 
-``--out`` defaults to ``export/<model>.<output kind><suffix>``, where ``backend="auto"`` predictors look
-(``export/triton`` for triton); an ``--out`` that is an existing folder gets that file name inside it. Options a format does
-not take are refused (see ``vision.export.FORMATS``). ``--calib-images`` adds a few real images to the random
-inputs of the fp32 parity check. Every artifact's sha256 is recorded as written (parity report, plan sidecar,
-``vision.sha256`` in a Triton model folder) and checked before it is served:
+``--out`` defaults to ``<exports>/<model>.<output kind><suffix>`` (``<exports>/triton`` for triton), where
+``<exports>`` is ``$VISION_EXPORT_DIR``, else ``$VISION_HOME/exports`` (``~/.local/share/vision/exports``): the
+one place ``backend="auto"`` predictors look, whatever the current folder; the path written is printed. An
+``--out`` that is an existing folder gets that file name inside it. Options a format does not take are refused
+(see ``vision.export.FORMATS``). ``--calib-images`` adds a few real images to the random inputs of the fp32 parity
+check. Every artifact's sha256 is recorded as written (parity report, plan sidecar, ``vision.sha256`` in a Triton
+model folder) and checked before it is served:
 
-    vision export --verify export/grocery_features.onnx     # or a .plan, or a Triton repository
+    vision export --verify model.features.onnx     # or a .plan, or a Triton repository
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def default_out(name: str, format: str, output: str) -> Path:
-    """``export/<model>.<output kind><suffix>``: where ``backend="auto"`` predictors look for a zoo model's export."""
+    """``<exports>/<model>.<output kind><suffix>`` in :func:`vision.predictors.default_export_dir`: where
+    ``backend="auto"`` predictors look for a zoo model's export."""
     from vision.export import FORMATS
     from vision.predictors import default_export_dir
 

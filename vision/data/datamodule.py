@@ -23,7 +23,7 @@ class ClassificationDataModule(pl.LightningDataModule):
     Args:
         train: manifest file or ImageFolder root for training.
         val: same for validation; if omitted, ``val_fraction`` of ``train`` is held out (stratified, seeded).
-        test: optional third split for ``tools/eval.py`` / ``trainer.test``.
+        test: optional third split for ``vision eval`` / ``trainer.test``.
         classes: class table (``.csv`` with fine and coarse columns, or one name per line). Without it,
             class names come from the folder names or are the integer ids of the manifest.
         root: folder that manifest paths are relative to (default: each manifest's folder).

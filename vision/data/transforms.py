@@ -1,7 +1,7 @@
 """Albumentations pipelines: named train presets and the one eval transform.
 
 The eval transform is built only from a :class:`Preprocessing` record, which is stored with
-every trained model, so training-time validation, ``tools/eval.py``, ``tools/predict.py`` and
+every trained model, so training-time validation, ``vision eval``, ``vision predict`` and
 the inference API all preprocess identically (timm's ``resolve_model_data_config`` idea).
 """
 

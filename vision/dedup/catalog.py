@@ -4,7 +4,7 @@ feature vector with the model that made it.
 Example::
 
     cat = scan_images("photos/", model="grocery_resnet10t")    # folder, manifest ('path, ...' lines) or paths
-    cat = scan_images("photos/", features="photos.npy")        # vectors from tools/extract.py (+ .model.json)
+    cat = scan_images("photos/", features="photos.npy")        # vectors from vision extract (+ .model.json)
 """
 
 from __future__ import annotations

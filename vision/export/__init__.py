@@ -28,7 +28,7 @@ def _export_onnx_int8(model, path, **options):
 
     if options.get("calib_dir") is None:
         raise ExportError("format 'onnx-int8' needs calib_dir: a folder of 32+ representative images for "
-                          "calibration (tools/export.py --calib-dir FOLDER)")
+                          "calibration (vision export --format onnx-int8 --calib-dir FOLDER)")
 
     return export_onnx_int8(model, path, **options)
 

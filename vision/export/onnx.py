@@ -283,8 +283,8 @@ def _rebuild_hint(path: str | Path, report: dict) -> str:
     output = report.get("output") if isinstance(report.get("output"), str) else None
     fmt = report.get("format") if report.get("format") in ("onnx", "onnx-int8", "ultralytics") else "onnx"
     calib = " --calib-dir IMAGES" if fmt == "onnx-int8" else ""
-    return (f"Rebuild it: python tools/export.py --model {model} --format {fmt}{calib}"
-            f"{f' --output {output}' if output else ''} --out {path}")
+    return (f"Rebuild it: vision export --model {model} --format {fmt}{calib}"
+            f"{f' --output-kind {output}' if output else ''} --out {path}")
 
 
 def parity_report(model: nn.Module, onnx_path: str | Path, images: torch.Tensor) -> dict:

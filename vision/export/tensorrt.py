@@ -82,8 +82,8 @@ def read_sidecar(engine: str | Path) -> dict:
         sidecar = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise EngineIntegrityError(f"{engine}: no sidecar {path.name} beside it, so nothing says which model, "
-                                   "TensorRT version and GPU it was built for; rebuild it with tools/export.py "
-                                   "--format tensorrt") from None
+                                   "TensorRT version and GPU it was built for; rebuild it with vision export "
+                                   "--model MODEL --format tensorrt") from None
     except json.JSONDecodeError as e:
         raise EngineIntegrityError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}; {rebuild}") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -156,7 +156,7 @@ def check_plan_digest(engine: str | Path, sidecar: dict) -> None:
 def _rebuild(engine: Path, sidecar: dict) -> str:
     model = sidecar.get("model") if isinstance(sidecar.get("model"), str) else "MODEL"
     precision = sidecar.get("precision") if sidecar.get("precision") in PRECISIONS else "fp16"
-    return f"rebuild it here: python tools/export.py --model {model} --format tensorrt --precision {precision} " \
+    return f"rebuild it here: vision export --model {model} --format tensorrt --precision {precision} " \
            f"--out {engine}"
 
 
@@ -434,15 +434,16 @@ class TensorRTEngine:
             self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
             if self.engine is None:
                 raise EngineMismatchError(f"{self.path}: TensorRT {trt.__version__} could not deserialize the plan "
-                                          "(see the TensorRT log above); rebuild it with tools/export.py --format "
-                                          "tensorrt")
+                                          "(see the TensorRT log above); rebuild it with vision export --model MODEL "
+                                          "--format tensorrt")
             self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
         for name in (INPUT_NAME, self.output_name):  # our exports keep fp32 I/O at every precision
             if self.engine.get_tensor_dtype(name) != trt.DataType.FLOAT:
                 raise EngineMismatchError(f"{self.path}: tensor {name!r} is {self.engine.get_tensor_dtype(name)}, "
-                                          "expected float32 I/O; rebuild it with tools/export.py --format tensorrt")
+                                          "expected float32 I/O; rebuild it with vision export --model MODEL "
+                                          "--format tensorrt")
         self.card = ModelCard.from_dict(self.sidecar["card"], where=f"{sidecar_path(self.path)} card")
         self.output = self.sidecar["output"]["name"]
         self.min_batch, _, self.max_batch = self.engine.get_tensor_profile_shape(INPUT_NAME, 0)

@@ -368,7 +368,7 @@ def _rebuild(model_dir: Path) -> str:
         model = "MODEL"
     serving = "tensorrt" if any(model_dir.glob("*/model.plan")) else "onnxruntime"
     name = model_dir.name if PLAIN_NAME.fullmatch(model_dir.name) else "NAME"
-    return (f"Rebuild it: python tools/export.py --model {model} --format triton --serving {serving} "
+    return (f"Rebuild it: vision export --model {model} --format triton --serving {serving} "
             f"--name {name} --out {model_dir.parent}")
 
 

@@ -36,7 +36,7 @@ class FeatureModel:
 
         if backend == "tensorrt" or str(model).lower().endswith((".plan", ".engine")):
             raise ExtractError("the scale engines run torch or onnxruntime; a TensorRT plan is built for one GPU "
-                               "model, so run it with tools/extract.py --engine local on that machine")
+                               "model, so run it with vision extract --engine local on that machine")
         extractor = FeatureExtractor.from_pretrained(model, backend=backend, device="cpu")
         p = extractor.predictor
         return cls(str(getattr(p.runtime, "path", model)), p.backend, p.output, p.card, extractor.dim)

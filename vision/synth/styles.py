@@ -305,7 +305,7 @@ def load_icon_sets(folder: str | os.PathLike, prefixes: Iterable[str] | None = N
     """
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"icon set folder {root} does not exist; fetch the sets with "
+        raise FileNotFoundError(f"icon set folder {root} does not exist; fetch the sets, from a checkout: "
                                 f"`python tools/fetch_icon_sets.py --out {root}`")
     candidates = sorted([p for p in root.iterdir() if (p / "icons.json").is_file()]
                         + [p for p in root.glob("*.json") if p.is_file()])

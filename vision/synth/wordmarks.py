@@ -248,7 +248,7 @@ def load_fonts(folder: str | os.PathLike | None = None, *, builtin: bool = True)
     if folder is not None:
         root = Path(folder)
         if not root.is_dir():
-            raise FileNotFoundError(f"font folder {root} does not exist; fetch the fonts with "
+            raise FileNotFoundError(f"font folder {root} does not exist; fetch the fonts, from a checkout: "
                                     f"`python tools/fetch_fonts.py --out {root}`")
         for font_id, pinned in FONTSOURCE_FONTS.items():
             source_file = root / font_id / "source.json"

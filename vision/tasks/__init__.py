@@ -9,7 +9,7 @@ An entry names its parts as ``"module:attribute"`` strings, imported only when a
 * ``config``: the keys a card's ``config`` must hold, with the check each must pass (see ``vision.zoo.card``);
 * ``outputs``: the export output kinds, default first: a wrapper giving that output and what it means;
 * ``feature_output``: the output kind that is the task's feature vector (feature extraction), if any;
-* ``links``: datamodule properties linked into the module's arguments by ``tools/train.py``.
+* ``links``: datamodule properties linked into the module's arguments by ``vision train``.
 
 Adding a task is one new package plus one entry here.
 

@@ -30,7 +30,7 @@ class ClassificationModule(TaskModule):
     """Trains a :class:`ProductClassifier`.
 
     ``num_classes``, the class names, the coarse table and ``preprocessing`` are normally linked
-    from the datamodule by ``tools/train.py``; they are saved as hyper-parameters so a checkpoint
+    from the datamodule by ``vision train``; they are saved as hyper-parameters so a checkpoint
     is self-describing.
     """
 

@@ -55,13 +55,19 @@ def shipped_zoo_dir() -> Path:
     return installed if (installed / MANIFEST).is_file() else Path(__file__).resolve().parents[2] / "weights"
 
 
+def vision_home() -> Path:
+    """Your vision folder (your zoo, your exports): ``$VISION_HOME``, else ``$XDG_DATA_HOME/vision``
+    (``~/.local/share/vision``). Never the package or a checkout, whatever the current folder."""
+    if os.environ.get("VISION_HOME"):
+        return Path(os.environ["VISION_HOME"]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home).expanduser() / "vision"
+
+
 def user_zoo_dir() -> Path:
     """Where models you train are saved by default: ``$VISION_HOME/zoo``, else ``$XDG_DATA_HOME/vision/zoo``
     (``~/.local/share/vision/zoo``). Never the shipped zoo."""
-    if os.environ.get("VISION_HOME"):
-        return Path(os.environ["VISION_HOME"]).expanduser() / "zoo"
-    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data_home).expanduser() / "vision" / "zoo"
+    return vision_home() / "zoo"
 
 
 def zoo_search_path(zoo_dir: str | Path | None = None) -> list[Path]:
@@ -180,6 +186,22 @@ def list_models(pattern: str | None = None, task: str | None = None, zoo_dir: st
 
     names = {n for folder in zoo_search_path(zoo_dir) for n, c in read_manifest(folder).items()
              if (task is None or c.task == task) and (pattern is None or fnmatch.fnmatchcase(n, pattern))}
+    return sorted(names)
+
+
+def list_galleries(pattern: str | None = None, zoo_dir: str | Path | None = None) -> list[str]:
+    """Names of the brand galleries (``*.npz``) in the zoos of :func:`zoo_search_path`, each loadable by name
+    (``BrandGallery.load(name)``, ``BrandRecognizer.from_pretrained(..., gallery=name)``), optionally those
+    matching a shell-style ``pattern``.
+
+    Example::
+
+        vision.list_galleries()   # ['simple_icons_gallery']
+    """
+    import fnmatch
+
+    names = {p.stem for folder in zoo_search_path(zoo_dir) if folder.is_dir() for p in folder.glob("*.npz")
+             if p.is_file() and (pattern is None or fnmatch.fnmatchcase(p.stem, pattern))}
     return sorted(names)
 
 
