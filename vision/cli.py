@@ -111,8 +111,12 @@ def resolve_resume(resume: str | None, trainer: pl.Trainer) -> str | None:
     return resume
 
 
-def main(args: list[str] | None = None) -> VisionCLI:
-    """Entry point of ``tools/train.py``; ``args`` replaces ``sys.argv[1:]`` (for tests and notebooks)."""
+def main(args: list[str] | None = None, prog: str = "python tools/train.py") -> VisionCLI:
+    """Entry point of ``tools/train.py`` and ``vision train``; ``args`` replaces ``sys.argv[1:]`` (for tests and
+    notebooks), ``prog`` is how the command was invoked (the card records ``prog`` + the arguments).
+
+    Ctrl-C ends in ``SystemExit(130)`` after one ``error: interrupted; ...`` line naming the checkpoint kept.
+    """
     argv = sys.argv[1:] if args is None else args
     with warnings.catch_warnings(), one_line_config_errors():
         # explicit ``args`` are the point of this parameter; LightningCLI would warn whenever sys.argv is not empty
@@ -123,23 +127,46 @@ def main(args: list[str] | None = None) -> VisionCLI:
                         # no top-level --optimizer/--lr_scheduler: they would silently replace the task's recipe
                         # (warmup + cosine, no-decay groups); the optimiser is the module's `optimizer` argument
                         auto_configure_optimizers=False,
-                        parser_kwargs={"default_env": False})
+                        # no prefix matching: a misspelt --trainer.max_epoch is an error, not --trainer.max_epochs
+                        parser_kwargs={"default_env": False, "allow_abbrev": False})
     cfg = cli.config
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     pin_checkpoint_dir(trainer)
     report = RunReport()  # <run>/report/index.html: curves, final metrics, confusion matrix, config, card
     trainer.callbacks.append(report)
     ckpt = resolve_resume(cfg.get("resume"), trainer)
-    try:
-        trainer.fit(model, datamodule=data, ckpt_path=ckpt, weights_only=True)
-    except CheckpointError as e:  # --resume with a file we refuse: one line, not a traceback
-        raise SystemExit(f"error: --resume: {e}") from None
-    if cfg.get("zoo_name"):
-        card = save_to_zoo(cli, argv)
-        if card is not None:
-            report.card = card.to_dict()
-            report.write(trainer)
+    with exit_130_when_interrupted(trainer, report):
+        try:
+            trainer.fit(model, datamodule=data, ckpt_path=ckpt, weights_only=True)
+        except CheckpointError as e:  # --resume with a file we refuse: one line, not a traceback
+            raise SystemExit(f"error: --resume: {e}") from None
+        if cfg.get("zoo_name"):
+            card = save_to_zoo(cli, argv, prog)
+            if card is not None:
+                report.card = card.to_dict()
+                report.write(trainer)
+    if trainer.is_global_zero and report.page is not None:
+        print(f"report: {report.page}", file=sys.stderr)
     return cli
+
+
+@contextlib.contextmanager
+def exit_130_when_interrupted(trainer: pl.Trainer, report: RunReport):
+    """Ctrl-C: Lightning catches the KeyboardInterrupt, runs the callbacks' ``on_exception`` and calls
+    ``sys.exit(1)``; make that the shell's 130 (like every other ``vision`` command) with one line that says which
+    checkpoint is kept (checkpoints are written atomically, so it is whole) and where the report is."""
+    try:
+        yield
+    except SystemExit as e:
+        if not trainer.interrupted or e.code not in (1, None):
+            raise
+        if trainer.is_global_zero:
+            last = sorted(checkpoint_dir(trainer).glob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
+            kept = (f"the last checkpoint is kept: {last[-1]}; continue with --resume last" if last else
+                    "no checkpoint was written yet; start again")
+            where = f" (report: {report.page})" if report.page is not None else ""
+            print(f"error: interrupted; {kept}{where}", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 @contextlib.contextmanager
@@ -189,14 +216,14 @@ def config_error(text: str) -> str:
     cause = next((line for line in causes if "not accepted" in line or "unrecognized" in line),
                  causes[0] if causes else (lines[-1] if lines else "invalid configuration"))
     cause = re.sub(r"^error:\s*", "", cause)
-    known = set(re.findall(r"--[\w.]+", text))
+    known = set(re.findall(r"--[\w.-]+", text))  # with '-': --zoo-name
     for class_path in re.findall(r"class_path '([\w.]+)'", text):
         with contextlib.suppress(Exception):
             from vision.tasks import resolve
 
             module, _, name = class_path.rpartition(".")
             known |= set(inspect.signature(resolve(f"{module}:{name}").__init__).parameters) - {"self"}
-    bad = re.findall(r"(--[\w.]+)|Option '(\w+)'|Key '([\w.]+)'", cause)
+    bad = re.findall(r"(--[\w.-]+)|Option '(\w+)'|Key '([\w.]+)'", cause)
     for groups in bad:
         key = next(g for g in groups if g)
         close = difflib.get_close_matches(key, sorted(known - {key}), n=1, cutoff=0.75)
@@ -205,7 +232,7 @@ def config_error(text: str) -> str:
     return f"{cause}; run with --help (or --print_config) to see the valid keys"
 
 
-def save_to_zoo(cli: VisionCLI, argv: list[str]):
+def save_to_zoo(cli: VisionCLI, argv: list[str], prog: str = "python tools/train.py"):
     """Validate the final (EMA) weights and write them with their card to the zoo; the card on rank 0."""
     from vision.zoo import save_model
 
@@ -218,7 +245,7 @@ def save_to_zoo(cli: VisionCLI, argv: list[str]):
                    if k.startswith("val/")}
         card = model.model_card(cfg.zoo_name, metrics=metrics, notes=cfg.get("zoo_notes", ""),
                                 licence=cfg.get("zoo_licence", ""),
-                                command="python tools/train.py " + shlex.join(argv))
+                                command=f"{prog} {shlex.join(argv)}")  # as invoked: vision train or the script
         card = save_model(model.eval_model, card, cfg.get("zoo_dir"), half=cfg.get("zoo_half", False))
         print(f"saved {card.name} to the zoo: {card.file} sha256={card.sha256[:12]} metrics={card.metrics}")
     trainer.strategy.barrier("vision_zoo_save")  # no rank exits (or reads the zoo) before the file is in place

@@ -3,6 +3,9 @@ latest confusion matrix (classifiers), the resolved config and the zoo card when
 
 ``tools/train.py`` / ``vision train`` add :class:`RunReport` to every run; it writes ``<run>/report/curves.png`` and
 ``<run>/report/index.html`` on rank 0 (plain file writes only: no collective runs in a rank-dependent branch).
+``<run>`` is the run's own folder, where the logger writes its metrics and Lightning its ``config.yaml``
+(``<root>/lightning_logs/version_N``; ``<root>`` itself with ``--trainer.logger false``), so a second run into the
+same ``default_root_dir`` gets a report of its own instead of mixing into the first one's.
 """
 
 from __future__ import annotations
@@ -11,10 +14,18 @@ import html
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+
+# the numbers a task is judged by, as logged, with their labels: the report lists them first
+HEADLINE_METRICS = {
+    "classification": (("val/top1", "top-1"), ("val/top5", "top-5"), ("val/coarse_top1", "coarse top-1")),
+    "detection": (("val/mAP50", "mAP50"), ("val/mAP50-95", "mAP50-95")),
+    "embedding": (("val/recall_at_1", "recall@1"),),
+}
 
 
 class RunReport(pl.Callback):
@@ -24,8 +35,20 @@ class RunReport(pl.Callback):
         self.folder = folder
         self.history: list[dict[str, float]] = []
         self.card: dict[str, Any] | None = None
+        self.run_dir: Path | None = None
+        self.task = ""
+        self.page: Path | None = None
+        self._started = 0.0
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # on every rank: trainer.log_dir is a broadcast under DDP (the write below runs on rank 0 only)
+        self.run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        self.task = getattr(pl_module, "task", "")
+        self._started = time.time()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # not on_validation_epoch_end: callbacks run before the module's own hook, which logs the epoch's top-1 /
+        # mAP / recall, so the row would miss them (or hold the previous epoch's)
         from pytorch_lightning.trainer.states import TrainerFn
 
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
@@ -48,20 +71,34 @@ class RunReport(pl.Callback):
         if trainer.is_global_zero:
             self.write(trainer)
 
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        # an interrupted (Ctrl-C) or failed run still shows the epochs it finished
+        if trainer.is_global_zero and self.run_dir is not None:
+            self.write(trainer)
+
     def report_dir(self, trainer: pl.Trainer) -> Path:
-        return Path(self.folder or Path(trainer.default_root_dir) / "report")
+        return Path(self.folder) if self.folder else self._run_dir(trainer) / "report"
+
+    def _run_dir(self, trainer: pl.Trainer) -> Path:
+        # set in on_fit_start; before fitting (a report written by hand) only the root is known without a broadcast
+        return self.run_dir or Path(trainer.default_root_dir)
 
     def write(self, trainer: pl.Trainer) -> Path:
         """Write ``curves.png`` and ``index.html`` (again, e.g. after the zoo save added the card)."""
         out = self.report_dir(trainer)
         out.mkdir(parents=True, exist_ok=True)
+        run = self._run_dir(trainer)
         curves = plot_curves(self.history, out / "curves.png") if self.history else None
-        config = _first_existing(Path(trainer.default_root_dir).rglob("config.yaml"))
-        confusion = _latest(Path(trainer.default_root_dir).rglob("confusion/val_epoch*.png"))
+        # this run's files only: its own folder, and (with no logger, where runs share the root) written since it began
+        config = run / "config.yaml" if (run / "config.yaml").is_file() else None
+        confusion = _latest(p for p in run.glob("confusion/val_epoch*.png") if p.stat().st_mtime >= self._started - 1)
         final = {k: v for k, v in (self.history[-1] if self.history else {}).items() if k != "epoch"}
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in sorted(final.items()))
-        parts = [f"<h1>Training run: {html.escape(str(trainer.default_root_dir))}</h1>",
-                 f"<p>{len(self.history)} validated epoch(s); {trainer.global_step} optimiser steps.</p>",
+        headline = [(label, final[key]) for key, label in HEADLINE_METRICS.get(self.task, ()) if key in final]
+        rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{v:.4g}</td></tr>" for label, v in headline)
+        rows += "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in sorted(final.items()))
+        status = " (interrupted)" if trainer.interrupted else ""
+        parts = [f"<h1>Training run: {html.escape(str(run))}</h1>",
+                 f"<p>{len(self.history)} validated epoch(s); {trainer.global_step} optimiser steps{status}.</p>",
                  f"<h2>Final metrics</h2><table>{rows}</table>"]
         if curves:
             parts.append(f"<h2>Curves</h2>{_img(curves.name, 'metric curves')}")
@@ -74,7 +111,7 @@ class RunReport(pl.Callback):
             parts.append(f"<h2>Model card</h2><pre>{html.escape(json.dumps(card, indent=1))}</pre>")
         if config:
             parts.append(f"<h2>Config</h2><pre>{html.escape(config.read_text(encoding='utf-8'))}</pre>")
-        page = out / "index.html"
+        page = self.page = out / "index.html"
         page.write_text("<!doctype html><meta charset='utf-8'><title>training run</title><style>body{font-family:"
                         "sans-serif;margin:2em}td{padding:0 1em}pre{background:#f4f4f4;padding:1em}</style>"
                         + "".join(parts), encoding="utf-8")
@@ -107,10 +144,6 @@ def _img(src: str, alt: str, style: str = "") -> str:
     """An ``<img>`` tag, every attribute escaped (``quote=True``: a quote in a path cannot end the attribute)."""
     attrs = f"src='{html.escape(src, quote=True)}' alt='{html.escape(alt, quote=True)}'"
     return f"<img {attrs}" + (f" style='{html.escape(style, quote=True)}'" if style else "") + ">"
-
-
-def _first_existing(paths) -> Path | None:
-    return next(iter(sorted(paths)), None)
 
 
 def _latest(paths) -> Path | None:

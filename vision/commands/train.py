@@ -23,5 +23,5 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from vision.cli import main as lightning_main
 
-    lightning_main(argv)
+    lightning_main(argv, prog="vision train")  # the card records the command as typed
     return 0
