@@ -550,12 +550,11 @@ def rule_row(rule: DetectionRule, how: str, gallery: BrandGallery, known: RuleSe
 
 
 def detector_map(detector: str, data_yaml: Path) -> dict:
-    """mAP50 / mAP50-95 of ``detector`` on a YOLO set, through ``vision eval``'s code path."""
-    from vision.commands import eval as vision_eval
+    """mAP50 / mAP50-95 of ``detector`` on a YOLO set (:func:`vision.evaluate`, the code path of ``vision eval``)."""
+    import vision
 
     with tempfile.TemporaryDirectory() as out:
-        report = vision_eval.main(["--model", detector, "--data", str(data_yaml), "--out", out, "--device", "cpu",
-                                   "--workers", "0"])
+        report = vision.evaluate(detector, data_yaml, out=out, device="cpu", workers=0, progress=False)
     return {k: report[k] for k in report if k.startswith(("mAP", "precision", "recall"))}
 
 

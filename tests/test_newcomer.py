@@ -47,7 +47,7 @@ def test_zoo_refuses_an_unknown_task():
 
 def test_a_sample_manifest_maps_its_own_class_table_onto_the_models_classes():
     """The shipped sample's labels index its own 8-class table; the model has 81 classes in another order."""
-    from vision.commands.eval import read_split
+    from vision.evaluation import read_split
     from vision.data.datasets import ClassTable
     from vision.zoo import find_card
 
@@ -213,3 +213,18 @@ def test_every_command_shown_in_the_docs_parses(capsys):
         if unknown:
             problems.append(f"{page}: vision {command}: unknown flags {unknown}")
     assert not problems, "\n".join(problems)
+
+
+def test_evaluate_is_a_library_call_dispatched_by_the_task_table(tmp_path):
+    import pytest
+
+    import vision
+    from vision.evaluation import EvaluationError
+    from vision.tasks import TASKS
+
+    assert all(task.load("evaluator") for task in TASKS.values())
+    report = vision.evaluate("grocery_resnet10t", SAMPLE / "val.txt", device="cpu", workers=0, progress=False,
+                             out=tmp_path)
+    assert report["task"] == "classification" and report["images"] == 32 and 0 <= report["top1"] <= 1
+    with pytest.raises(EvaluationError, match="must be a YOLO data.yaml"):
+        vision.evaluate("logo_yolo11n", SAMPLE / "val.txt", device="cpu", progress=False)

@@ -26,6 +26,7 @@ _LAZY = {
     "ImageClassifier": "vision.inference",
     "ModelCard": "vision.zoo",
     "ZooError": "vision.zoo",
+    "evaluate": "vision.evaluation",
     "list_galleries": "vision.zoo",
     "list_models": "vision.zoo",
     "load_model": "vision.zoo",
@@ -36,6 +37,7 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:
+    from vision.evaluation import evaluate
     from vision.features import FeatureExtractor
     from vision.gallery import BrandGallery
     from vision.inference import ImageClassifier

@@ -14,15 +14,12 @@ import sys
 
 from vision.commands import UsageError, add_zoo_dir, command_parser
 
-# the one metric a task is judged by, as the card's metrics record it: (key, label)
-HEADLINE = {"classification": ("val_top1", "top-1"), "detection": ("val_mAP50", "mAP50"),
-            "embedding": ("val_recall_at_1", "recall@1")}
-
-
 def headline(task: str, metrics: dict) -> str:
-    """``"top-1 0.851"``: the task's headline metric from a card's metrics, or the first one recorded."""
-    key, label = HEADLINE.get(task, (None, None))
-    if key in metrics:
+    """``"top-1 0.851"``: the task's headline metric (the task table's) from a card's metrics, or the first one."""
+    from vision.tasks import TASKS
+
+    key, label = TASKS[task].headline if task in TASKS else ("", "")
+    if key and key in metrics:
         return f"{label} {metrics[key]:.3f}"
     return next((f"{k} {v:g}" for k, v in metrics.items()), "not recorded")
 

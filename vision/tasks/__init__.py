@@ -45,6 +45,8 @@ class Task:
     outputs: dict[str, Output]
     feature_output: str | None = None
     links: tuple[tuple[str, str], ...] = ()
+    evaluator: str = ""
+    headline: tuple[str, str] = ("", "")
 
     @property
     def default_output(self) -> str:
@@ -90,6 +92,8 @@ TASKS: dict[str, Task] = {
         feature_output="features",
         links=_links("num_classes", "num_coarse_classes", "class_names", "coarse_names", "fine_to_coarse",
                      "preprocessing_dict->preprocessing"),
+        evaluator="vision.evaluation:evaluate_classifier",
+        headline=("val_top1", "top-1"),
     ),
     "detection": Task(
         name="detection",
@@ -102,6 +106,8 @@ TASKS: dict[str, Task] = {
                                        "decoded boxes (cx, cy, w, h in input pixels) then one score per class, shape "
                                        "(N, 4 + classes, anchors), before NMS")},
         links=_links("num_classes", "class_names", "preprocessing_dict->preprocessing"),
+        evaluator="vision.evaluation:evaluate_detector",
+        headline=("val_mAP50", "mAP50"),
     ),
     "embedding": Task(
         name="embedding",
@@ -114,6 +120,8 @@ TASKS: dict[str, Task] = {
                                      "L2-normalised embedding for cosine retrieval")},
         feature_output="embedding",
         links=_links("num_classes", "preprocessing_dict->preprocessing"),
+        evaluator="vision.evaluation:evaluate_embedder",
+        headline=("val_recall_at_1", "recall@1"),
     ),
 }
 
