@@ -84,7 +84,7 @@ def test_tampered_onnx_is_refused_by_every_loader(tiny, tmp_path, monkeypatch):
     assert FeatureExtractor.from_pretrained("tiny", export_dir=export_dir).backend.backend == "onnxruntime"
 
     _tamper_weights(path)
-    rebuild = r"python tools/export.py --model tiny --format onnx --output features --out .*tiny\.features\.onnx"
+    rebuild = r"vision export --model tiny --format onnx --output-kind features --out .*tiny\.features\.onnx"
     for load in (lambda: FeatureExtractor.from_pretrained(path, backend="onnxruntime"),
                  lambda: FeatureExtractor.from_pretrained(path),                       # auto, by suffix
                  lambda: FeatureExtractor.from_pretrained("tiny", export_dir=export_dir),  # auto: no silent fallback
@@ -140,7 +140,7 @@ def test_auto_raises_for_a_tampered_plan_and_falls_back_for_another_gpu(tiny, tm
     _fake_plan(model.card, plan)
     plan.write_bytes(plan.read_bytes()[:-1] + b"\x01")    # same size, other bytes
     with pytest.raises(EngineIntegrityError, match=r"tiny\.features\.plan: sha256 differs .*rebuild it here: "
-                                                   r"python tools/export\.py --model tiny --format tensorrt"):
+                                                   r"vision export --model tiny --format tensorrt"):
         FeatureExtractor.from_pretrained("tiny", export_dir=export_dir)
     sidecar_path(plan).unlink()
     with pytest.raises(EngineIntegrityError, match="no sidecar tiny.features.plan.json"):
@@ -172,8 +172,8 @@ def test_triton_repository_records_and_checks_digests(tiny, tmp_path, capsys):
     assert main(["--verify", str(repo)]) == 0 and "7 file(s) match" in capsys.readouterr().err
     model_file = onnx_dir / "2" / "model.onnx"
     model_file.write_bytes(model_file.read_bytes() + b"\x00")
-    with pytest.raises(ArtifactIntegrityError, match=r"tiny_onnx/2/model\.onnx: sha256 differs .*python "
-                                                     r"tools/export\.py --model tiny --format triton --serving "
+    with pytest.raises(ArtifactIntegrityError, match=r"tiny_onnx/2/model\.onnx: sha256 differs .*vision "
+                                                     r"export --model tiny --format triton --serving "
                                                      r"onnxruntime --name tiny_onnx"):
         verify_triton_repository(repo)
     with pytest.raises(SystemExit, match="error: .*model.onnx: sha256 differs"):

@@ -126,7 +126,7 @@ def test_sidecar_records_what_serving_needs(fake_engine, tiny):
 def test_engine_for_another_tensorrt_or_gpu_is_refused_with_rebuild(fake_engine):
     sidecar = read_sidecar(fake_engine)
     with pytest.raises(EngineMismatchError, match=r"built with TensorRT 10.16.1.11, this process has TensorRT "
-                                                  r"10.13.3.9.*rebuild it here: python tools/export.py"):
+                                                  r"10.13.3.9.*rebuild it here: vision export --model"):
         check_engine_sidecar(fake_engine, sidecar, tensorrt_version="10.13.3.9", compute_capability="8.9")
     with pytest.raises(EngineMismatchError, match=r"built for GPU architecture sm_8.9 \(NVIDIA L4\), this GPU is "
                                                   r"sm_9.0 \(NVIDIA H100\).*rebuild"):
