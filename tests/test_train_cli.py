@@ -1,4 +1,5 @@
-"""tools/train.py end to end: configs parse, train -> zoo -> reload -> predict, kill -> resume."""
+"""tools/train.py end to end: configs parse, train -> zoo -> reload -> predict, kill -> resume (the rest of the
+`vision train` surface: tests/test_train_surface.py)."""
 
 import json
 import os
@@ -69,10 +70,7 @@ def test_eval_and_predict_tools(tmp_path, monkeypatch):
           "--trainer.limit_train_batches", "2", "--trainer.default_root_dir", str(tmp_path / "run"),
           "--zoo-name", "tools", "--zoo-dir", str(tmp_path / "zoo")])  # the kebab spelling of every command
     weights = str(tmp_path / "zoo" / "tools.safetensors")
-    sys.path.insert(0, str(REPO / "tools"))
-    import eval as eval_tool
-
-    from vision.commands import predict as predict_tool
+    from vision.commands import eval as eval_tool, predict as predict_tool  # what tools/eval.py and predict.py run
 
     report = eval_tool.main(["--model", weights, "--data", str(SAMPLE / "val.txt"), "--classes",
                              str(SAMPLE / "classes.csv"), "--workers", "0", "--out-dir", str(tmp_path / "eval")])
