@@ -70,7 +70,9 @@ def test_eval_and_predict_tools(tmp_path, monkeypatch):
           "--trainer.limit_train_batches", "2", "--trainer.default_root_dir", str(tmp_path / "run"),
           "--zoo-name", "tools", "--zoo-dir", str(tmp_path / "zoo")])  # the kebab spelling of every command
     weights = str(tmp_path / "zoo" / "tools.safetensors")
-    from vision.commands import eval as eval_tool, predict as predict_tool  # what tools/eval.py and predict.py run
+    # what tools/eval.py and tools/predict.py run
+    from vision.commands import eval as eval_tool
+    from vision.commands import predict as predict_tool
 
     report = eval_tool.main(["--model", weights, "--data", str(SAMPLE / "val.txt"), "--classes",
                              str(SAMPLE / "classes.csv"), "--workers", "0", "--out-dir", str(tmp_path / "eval")])

@@ -223,10 +223,12 @@ def config_error(text: str) -> str:
 
             module, _, name = class_path.rpartition(".")
             known |= set(inspect.signature(resolve(f"{module}:{name}").__init__).parameters) - {"self"}
-    bad = re.findall(r"(--[\w.-]+)|Option '(\w+)'|Key '([\w.]+)'", cause)
+    bad = re.findall(r"(--[\w.-]+)|[Oo]ption '(\w+)'|Key '([\w.]+)'", cause)
     for groups in bad:
         key = next(g for g in groups if g)
-        close = difflib.get_close_matches(key, sorted(known - {key}), n=1, cutoff=0.75)
+        # a bare name (a config file's "Group 'trainer' does not accept option 'max_epoch'") against bare names
+        pool = known if key.startswith("--") else {k.rsplit(".", 1)[-1].lstrip("-") for k in known}
+        close = difflib.get_close_matches(key, sorted(pool - {key}), n=1, cutoff=0.75)
         if close:
             return f"{cause}; did you mean {close[0]!r}?"
     return f"{cause}; run with --help (or --print_config) to see the valid keys"
