@@ -96,7 +96,7 @@ class RunReport(pl.Callback):
         headline = [(label, final[key]) for key, label in HEADLINE_METRICS.get(self.task, ()) if key in final]
         rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{v:.4g}</td></tr>" for label, v in headline)
         rows += "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in sorted(final.items()))
-        status = " (interrupted)" if trainer.interrupted else ""
+        status = " (interrupted)" if getattr(trainer, "interrupted", False) else ""  # a stand-in trainer has none
         parts = [f"<h1>Training run: {html.escape(str(run))}</h1>",
                  f"<p>{len(self.history)} validated epoch(s); {trainer.global_step} optimiser steps{status}.</p>",
                  f"<h2>Final metrics</h2><table>{rows}</table>"]

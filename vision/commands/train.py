@@ -10,7 +10,11 @@ Options of our own: ``--resume last|CKPT``, ``--zoo-name NAME`` (save the final 
 ``--zoo-dir DIR`` (default: $VISION_ZOO_DIR, else your zoo), ``--zoo-half true`` (float16 storage),
 ``--zoo-notes``, ``--zoo-licence``. The common flags of the other commands are config keys here: the device is
 ``--trainer.accelerator``/``--trainer.devices``, the batch size ``--data.batch_size``, the image-decoding workers
-``--data.num_workers``, the output folder ``--trainer.default_root_dir``.
+``--data.num_workers``, the output folder ``--trainer.default_root_dir``. Keys are spelt in full: a shortened or
+misspelt one (``--trainer.max_epoch``) is an error with a did-you-mean, never taken for the key it starts.
+
+Each run writes its report to ``<root>/lightning_logs/version_N/report/index.html`` (printed at the end; a second run
+into the same root gets the next version). Ctrl-C exits 130 and keeps the last checkpoint for ``--resume last``.
 """
 
 from __future__ import annotations
