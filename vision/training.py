@@ -40,8 +40,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
             raise CheckpointError(checkpoint_load_error(path, e)) from None
         if not isinstance(checkpoint, dict):
-            raise CheckpointError(f"{path}: not a Lightning checkpoint (the top level is a {type(checkpoint).__name__}, "
-                                  "not a dict)")
+            raise CheckpointError(f"{path}: not a Lightning checkpoint (the top level is a "
+                                  f"{type(checkpoint).__name__}, not a dict)")
         return checkpoint
 
 
