@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEMO_ZOO := weights/demo
 DEMO_WEIGHTS := $(DEMO_ZOO)/demo_grocery_sample.safetensors
 
-.PHONY: demo test venv clean
+.PHONY: demo test lint venv clean
 
 # the demo needs the library and the detector extra; the tests add their extras on top
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -37,6 +37,9 @@ demo: venv
 
 test: $(BIN)/.installed-test
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint: $(BIN)/.installed-test
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf runs $(DEMO_ZOO)

@@ -36,13 +36,12 @@ import sys
 import time
 from pathlib import Path
 
-
 import numpy as np
 
 from vision.data.datasets import scan_image_folder
+from vision.data.inputs import to_rgb_array
 from vision.features import FeatureExtractor
 from vision.gallery import MERGES, BrandGallery, mean_prototypes
-from vision.data.inputs import to_rgb_array
 from vision.recognition import embed_logos
 from vision.retrieval import retrieval_metrics
 from vision.synth.render import parse_render_colors, simple_icons_renders

@@ -50,15 +50,24 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import numpy as np
 
 from vision.crops import CROP_MARGIN, square_crop
 from vision.data.io import list_images, load_image
+from vision.detection_rule import (
+    IOU_MATCH,
+    RULE_KINDS,
+    DetectionRule,
+    DetectionRuleError,
+    RuleSet,
+    calibrate_detection_rule,
+    iou,
+    known_scene_set,
+    photo_set,
+    rule_figures,
+    source_rows,
+)
 from vision.fileio import atomic_write_text
-from vision.detection_rule import (IOU_MATCH, RULE_KINDS, DetectionRule, DetectionRuleError,
-                                   RuleSet, calibrate_detection_rule, iou, known_scene_set, photo_set,
-                                   rule_figures, source_rows)
 from vision.gallery import BrandGallery
 from vision.recognition import embed_logos, score_logos
 from vision.synth.negatives import check_recorded_margin, impostor_groups
@@ -77,7 +86,8 @@ RULE_FLOOR = 0.10        # the rules' lowest detection confidence; their FRR bud
 def brand_free_photos(grocery: Path, split: str, limit: int | None = None, seed: int = 0) -> list[Path]:
     """Grocery Store fruit and vegetable photos of ``split`` (``train`` or ``val``; the test split is refused):
     no brand in the gallery (:func:`vision.synth.negatives.brand_free_photos`); ``limit``: a seeded subset."""
-    from vision.synth.negatives import BRAND_FREE_CATEGORIES, brand_free_photos as photos_of
+    from vision.synth.negatives import BRAND_FREE_CATEGORIES
+    from vision.synth.negatives import brand_free_photos as photos_of
 
     present = [c for c in BRAND_FREE_CATEGORIES if (grocery / split / c).is_dir()] or list(BRAND_FREE_CATEGORIES)
     photos = photos_of(grocery, split, categories=present)
@@ -383,7 +393,7 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
            "open_set": {}}
     for name, variant in variants.items():
         threshold = variant.threshold
-        accept = (lambda s: np.ones(len(s), bool)) if threshold is None else (lambda s: s >= threshold)
+        accept = (lambda s: np.ones(len(s), bool)) if threshold is None else (lambda s, t=threshold: s >= t)
         figures = {"threshold": None if threshold is None else round(float(threshold), 4),
                    "normalization": variant.normalization}
         if variant.calibration is not None and "far" in variant.calibration:
@@ -610,7 +620,6 @@ def model_rows(args) -> dict[str, dict]:
 def load_row(models: dict, batch_size: int = 128):
     from vision.features import FeatureExtractor
     from vision.inference_detection import LogoDetector
-
     from vision.verification import LogoVerifier, VerifiedDetector, verified_for_rule
 
     fx = FeatureExtractor.from_pretrained(models["embedder"], backend="torch")

@@ -31,7 +31,6 @@ import sys
 import time
 from pathlib import Path
 
-
 import numpy as np
 
 from vision.detection_rule import IOU_MATCH, iou
@@ -303,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     timings["wall_s"] = round(time.perf_counter() - start, 1)
     report["timings"] = timings
     lines = ["| variant | cross-style e2e R@1 (icons / wordmarks) | cross-style accepted + correct | known FRR e2e "
-             "| known accepted + correct | brand-free val photos with a false brand | packaged val photos with a brand named "
+             "| known accepted + correct | brand-free val photos with a false brand "
+             "| packaged val photos with a brand named "
              "by text |", "|---|---|---|---|---|---|---|"]
     for name, row in report["rows"].items():
         c, i, w = (row[f"cross_style_{k}"] for k in ("all", "icon", "wordmark"))

@@ -35,7 +35,6 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-
 import numpy as np
 
 from vision.dedup import Thresholds, candidate_pairs, find_duplicates, scan_images

@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def absolute_data_yaml(data_yaml: Path, out: Path) -> Path:
     """A copy of ``data_yaml`` with an absolute ``path`` (ultralytics resolves relative ones against the cwd)."""
-    from vision.data.detection import read_data_yaml
-
     import yaml
+
+    from vision.data.detection import read_data_yaml
 
     data = read_data_yaml(data_yaml)
     copy = {"path": data["path"], "train": data["train"], "val": data["val"], "names": data["names"]}

@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-
 import faiss
 import numpy as np
 
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                          "top1_is_source": round(float((exact_ids[:, 0] == sources).mean()), 4)},
                "hnsw": []}
 
-        def agreement(ids: np.ndarray) -> dict:
+        def agreement(ids: np.ndarray, exact_ids=exact_ids) -> dict:
             overlap = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, exact_ids)])
             return {"recall@1_vs_exact": round(float((ids[:, 0] == exact_ids[:, 0]).mean()), 4),
                     f"recall@{args.k}_vs_exact": round(float(overlap), 4)}

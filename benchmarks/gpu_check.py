@@ -57,7 +57,6 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.cpu:
         ensure_tensorrt(args.install, args.wheels)
     from vision.benchmarking import hardware, time_cell, versions
-
     from vision.zoo import read_manifest
 
     names = args.models.split(",") if args.models else sorted(read_manifest(REPO / "weights"))
@@ -81,7 +80,8 @@ def ensure_tensorrt(install: bool, wheels: Path | None) -> None:
         return
     except ImportError:
         if not install:
-            raise SystemExit("error: TensorRT is not installed; pass --install (or pip install '.[tensorrt]')")
+            raise SystemExit("error: TensorRT is not installed; pass --install "
+                             "(or pip install '.[tensorrt]')") from None
     cmd = [sys.executable, "-m", "pip", "install", "-q"]
     cmd += ["--no-index", "--find-links", str(wheels), "tensorrt"] if wheels else ["-e", f"{REPO}[tensorrt]"]
     subprocess.run(cmd, check=True)
@@ -132,7 +132,7 @@ def check_model(name: str, scratch: Path, device: str, args, time_cell, notes: l
     for batch in CPU_BATCHES if device == "cpu" else GPU_BATCHES:
         x = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32))
         # time_cell takes numpy batches and measures ratios against the runner called "torch"
-        runners = {("torch" if label == "torch-fp32" else label): (lambda r: lambda a: r(torch.from_numpy(a)))(r)
+        runners = {("torch" if label == "torch-fp32" else label): (lambda r: lambda a: r(torch.from_numpy(a)))(r)  # noqa: B023
                    for label, r in runtimes.items()}
         try:
             rows = time_cell(runners, x.numpy(), args.seconds, rounds=2)

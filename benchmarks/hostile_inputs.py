@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     index_dir, part = faiss_bomb(folder)
     rows.append({"case": f"vectors.faiss claiming 1M x 512 ({part.stat().st_size / 1e3:.0f} KB file)",
                  "unchecked": _run("import faiss", f"faiss.read_index({str(part)!r})"),
-                 "vision": _run("from vision.dedup.index import CatalogIndex", f"CatalogIndex.load({str(index_dir)!r})")})
+                 "vision": _run("from vision.dedup.index import CatalogIndex",
+                                f"CatalogIndex.load({str(index_dir)!r})")})
 
     pngs = huge_pngs(folder, args.images)
     listed = [str(p) for p in pngs]

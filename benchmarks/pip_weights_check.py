@@ -12,7 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-
 # Grocery Store val folder -> ImageNet-1k class index
 IMAGENET = {"Fruit/Banana": 954, "Fruit/Lemon": 951, "Fruit/Orange": 950, "Fruit/Pineapple": 953,
             "Fruit/Pomegranate": 957, "Vegetables/Pepper": 945, "Vegetables/Cucumber": 943,

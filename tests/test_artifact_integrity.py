@@ -18,8 +18,14 @@ from vision.data.io import list_images
 from vision.export import ArtifactIntegrityError, ExportError, export_onnx, verify_artifact
 from vision.export.onnx import parity_report_path, read_parity_report, verify_recorded_digest
 from vision.export.quantize import export_onnx_int8
-from vision.export.tensorrt import (EngineIntegrityError, EngineMismatchError, build_sidecar, check_engine_sidecar,
-                                    read_sidecar, sidecar_path)
+from vision.export.tensorrt import (
+    EngineIntegrityError,
+    EngineMismatchError,
+    build_sidecar,
+    check_engine_sidecar,
+    read_sidecar,
+    sidecar_path,
+)
 from vision.export.triton import DIGESTS, verify_triton_repository, write_triton_model
 from vision.features import ExtractError, FeatureExtractor, NpyWriter, ids_path_of, load_features
 from vision.fileio import sha256_file
@@ -166,8 +172,7 @@ def test_triton_repository_records_and_checks_digests(tiny, tmp_path, capsys):
     assert verify_triton_repository(plan_dir) == [plan_dir / p for p in ("1/model.plan", "config.pbtxt",
                                                                           "vision.json")]
 
-    sys.path.insert(0, str(REPO / "tools"))
-    from export import main
+    from vision.commands.export import main
 
     assert main(["--verify", str(repo)]) == 0 and "7 file(s) match" in capsys.readouterr().err
     model_file = onnx_dir / "2" / "model.onnx"
@@ -332,8 +337,7 @@ def test_empty_input_folder_is_an_error(tiny, tmp_path):
         fx.extract_folder(empty, tmp_path / "f.npy")
     assert not (tmp_path / "f.npy").exists() and not ids_path_of(tmp_path / "f.npy").exists()
 
-    sys.path.insert(0, str(REPO / "tools"))
-    from extract import main
+    from vision.commands.extract import main
 
     (empty / "broken.jpg").unlink()
     with pytest.raises(SystemExit, match=rf"error: no image files .* in folder\(s\): {empty}"):
@@ -446,8 +450,7 @@ def test_build_gallery_refuses_a_model_it_cannot_bind(tmp_path, capsys):
     save_model(build_model(card).eval(), card, tmp_path / "zoo")
     bare = tmp_path / "emb.safetensors"   # outside its manifest: loads, but with no sha256 to record
     bare.write_bytes((tmp_path / "zoo" / "emb.safetensors").read_bytes())
-    sys.path.insert(0, str(REPO / "tools"))
-    import build_gallery
+    from vision.commands import build_gallery
 
     assert build_gallery.main(["--embedder", str(bare), "--folder", str(tmp_path), "--out",
                                str(tmp_path / "g.npz")]) == 1

@@ -6,8 +6,8 @@ The tools run in-process with the model loaders replaced by stand-ins, so no net
 from __future__ import annotations
 
 import os
-import re
 import random
+import re
 import warnings
 
 import numpy as np

@@ -313,7 +313,7 @@ def test_fuzzed_catalog_parts_load_cleanly_or_raise_dedup_error(tmp_path):
             (legacy / part).write_bytes(new if part == name else data)
         _check_load(legacy, f"{name}: {what}")
     # the versioned layout: the digest check refuses every edited part before any parser runs
-    for name, what, new in cases[::7]:
+    for name, _what, new in cases[::7]:
         (version / name).write_bytes(new)
         with pytest.raises(DedupError, match=rf"{name}: does not match the record of catalog index version v000001"):
             CatalogIndex.load(good)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from vision.dedup import DedupError, ModelId, find_duplicates, load_feature_files, scan_images, write_report
-from vision.features import ExtractError, NpyWriter, ids_path_of, load_features, model_sidecar, read_features
+from vision.features import ExtractError, NpyWriter, load_features, model_sidecar, read_features
 
 FORK = multiprocessing.get_context("fork")
 A = {"model": "model_a", "model_sha256": "a" * 64}

@@ -121,9 +121,9 @@ def test_light_choice_lists_agree_with_the_library():
     """Commands spell some choices out so that --help loads no torch; they must match the library's tables."""
     from vision import gallery, retrieval
     from vision.commands import build_gallery, export, extract, make_logo_dataset
-    from vision.synth import yolo
     from vision.export import FORMATS
     from vision.predictors import BACKENDS
+    from vision.synth import yolo
 
     assert set(export.FORMAT_NAMES) == set(FORMATS) and set(extract.BACKENDS) == set(BACKENDS)
     assert set(build_gallery.MERGES) == set(gallery.MERGES) and set(build_gallery.INDEX_KINDS) == set(
@@ -192,7 +192,8 @@ def test_every_command_speaks_one_kebab_case_vocabulary(command, capsys):
 
 
 def test_old_spellings_still_parse_to_the_new_flags():
-    from vision.commands import benchmark, eval as eval_command
+    from vision.commands import benchmark
+    from vision.commands import eval as eval_command
 
     args = benchmark.parser().parse_args(["--model", "m", "--batch", "1,2", "--end-to-end", "photos", "--accuracy",
                                           "val.txt", "--output", "features", "--zoo_dir", "zoo"])
@@ -324,12 +325,12 @@ def test_commands_silence_third_party_noise_only_inside():
         with warnings.catch_warnings(record=True) as shown:
             warnings.simplefilter("always")
             with quiet_third_party():
-                warnings.warn(noise[0], FutureWarning)
-                warnings.warn(noise[1], UserWarning)
-                warnings.warn("a real problem", UserWarning)
+                warnings.warn(noise[0], FutureWarning, stacklevel=1)
+                warnings.warn(noise[1], UserWarning, stacklevel=1)
+                warnings.warn("a real problem", UserWarning, stacklevel=1)
                 for line in ("💡 Tip: For seamless cloud logging", "GPU available: False, used: False", "Epoch 3"):
                     lightning.info(line)
-            warnings.warn(noise[0], FutureWarning)  # outside a command, the library changes nothing
+            warnings.warn(noise[0], FutureWarning, stacklevel=1)  # outside a command, the library changes nothing
             lightning.info("💡 Tip: outside")
     finally:
         lightning.removeHandler(lines)

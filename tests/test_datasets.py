@@ -25,7 +25,8 @@ def test_grocery_class_table_reads_as_is(sample_dir):
 @pytest.mark.skipif(not SHARED_GROCERY.exists(), reason="shared Grocery Store data not present")
 def test_full_grocery_store_manifest_reads_as_is():
     table = ClassTable.read(SHARED_GROCERY / "classes.csv")
-    assert (table.num_classes, table.num_coarse_classes) == (81, 43)  # ids 0..42: the dataset text says "42 coarse", its files have 43
+    # ids 0..42: the dataset text says "42 coarse", its files have 43
+    assert (table.num_classes, table.num_coarse_classes) == (81, 43)
     samples = read_manifest(SHARED_GROCERY / "val.txt", classes=table)
     assert len(samples) == 296 and all(table.fine_to_coarse[s.label] == s.coarse_label for s in samples)
 

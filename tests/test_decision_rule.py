@@ -8,8 +8,16 @@ import warnings
 import numpy as np
 import pytest
 
-from vision.detection_rule import (DetectionRule, DetectionRuleError, RuleSet, calibrate_detection_rule,
-                                   known_scene_set, photo_set, rule_figures, source_rows)
+from vision.detection_rule import (
+    DetectionRule,
+    DetectionRuleError,
+    RuleSet,
+    calibrate_detection_rule,
+    known_scene_set,
+    photo_set,
+    rule_figures,
+    source_rows,
+)
 from vision.gallery import UNKNOWN, BrandGallery, GalleryError, content_sha256
 
 from .test_gallery_open_set import tiny_zoo  # noqa: F401  (an untrained embedder in a zoo, for the CLI)

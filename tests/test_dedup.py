@@ -16,9 +16,21 @@ import numpy as np
 import pytest
 
 from tests.conftest import SAMPLE
-from vision.dedup import (CatalogIndex, DedupError, Edge, ModelId, Pair, Thresholds, calibrate_threshold,
-                          candidate_pairs, find_duplicates, group_edges, scan_images, write_model_sidecar,
-                          write_report)
+from vision.dedup import (
+    CatalogIndex,
+    DedupError,
+    Edge,
+    ModelId,
+    Pair,
+    Thresholds,
+    calibrate_threshold,
+    candidate_pairs,
+    find_duplicates,
+    group_edges,
+    scan_images,
+    write_model_sidecar,
+    write_report,
+)
 from vision.dedup.edits import apply_edit
 from vision.dedup.hashing import hamming_distance, phash
 
@@ -240,10 +252,8 @@ def test_incremental_query_against_saved_index(dataset, tmp_path):
 
 
 def test_cli_report_index_and_query(dataset, tmp_path):
-    import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    import dedup as cli
+    import vision.commands.dedup as cli
 
     folder, _, _ = dataset
     catalog_dir = tmp_path / "cat"
@@ -303,10 +313,8 @@ def test_phash_is_stable_under_reencoding(dataset):
 
 
 def test_cli_features_file_round_trip(dataset, tmp_path):
-    import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    import dedup as cli
+    import vision.commands.dedup as cli
 
     folder, _, _ = dataset
     images = tmp_path / "imgs"

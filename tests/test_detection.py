@@ -313,9 +313,7 @@ def test_gather_lists_merges_validation_stats_across_ranks(tmp_path):
 
 
 def test_export_tool_writes_checked_ultralytics_pt(trained, tmp_path):
-    sys.path.insert(0, str(REPO / "tools"))
-    import export as export_tool
-
+    import vision.commands.export as export_tool
     from vision.export import ExportError, export
 
     module, _, _ = trained

@@ -14,8 +14,15 @@ from vision.export import FORMATS, ExportError, export, export_onnx, read_onnx_m
 from vision.export.calibration import CalibrationSet
 from vision.export.onnx import PARITY_GATES
 from vision.export.quantize import export_onnx_int8, read_calibration_record
-from vision.export.tensorrt import (EngineMismatchError, build_sidecar, check_engine_input, check_engine_sidecar,
-                                    parse_batch, read_sidecar, sidecar_path)
+from vision.export.tensorrt import (
+    EngineMismatchError,
+    build_sidecar,
+    check_engine_input,
+    check_engine_sidecar,
+    parse_batch,
+    read_sidecar,
+    sidecar_path,
+)
 from vision.export.triton import write_triton_model
 from vision.features import FeatureExtractor
 from vision.models.classifier import ProductClassifier
@@ -241,10 +248,8 @@ def test_exporter_refuses_options_a_format_does_not_take(tiny, tmp_path):
 
 
 def test_export_cli_onnx_int8_and_bad_folder(tiny, tmp_path, capsys):
-    import sys
 
-    sys.path.insert(0, str(REPO / "tools"))
-    from export import main
+    from vision.commands.export import main
 
     weights = tiny[1] / "tiny.safetensors"
     out = tmp_path / "t.int8.onnx"
@@ -360,11 +365,8 @@ def test_failed_int8_preprocessing_is_an_export_error_and_leaves_no_files(tmp_pa
 
 
 def test_export_tool_refuses_missing_calibration_and_a_wrong_ultralytics_suffix(tmp_path, capsys):
-    import sys
 
-    sys.path.insert(0, str(REPO / "tools"))
-    import export as export_tool
-
+    import vision.commands.export as export_tool
     from vision.export import ExportError, export
     from vision.zoo import load_model
 

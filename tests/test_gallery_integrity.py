@@ -296,10 +296,10 @@ def test_fuzz_metadata_rule_and_verifier_fields(tmp_path):
     assert ("detection_rule", "verifier", "margin") in fields
     for n, keys in enumerate(fields):
         for value in FUZZ_VALUES:
-            out = _edit_meta(path, tmp_path / f"f{n}.npz", lambda m: _set(m, keys, value))
+            out = _edit_meta(path, tmp_path / f"f{n}.npz", lambda m, keys=keys, value=value: _set(m, keys, value))
             _load_or_gallery_error(out)
         for restamp in (True, False):        # the field removed
-            out = _edit_meta(path, tmp_path / f"f{n}.npz", lambda m: _drop(m, keys), restamp=restamp)
+            out = _edit_meta(path, tmp_path / f"f{n}.npz", lambda m, keys=keys: _drop(m, keys), restamp=restamp)
             _load_or_gallery_error(out)
 
 
@@ -313,7 +313,7 @@ def test_fuzz_flipped_bytes_and_truncations(tmp_path):
     path = _gallery(tmp_path / "g.npz")
     good = path.read_bytes()
     rng = random.Random(29)
-    for i in range(300):
+    for _trial in range(300):
         data = bytearray(good)
         for _ in range(rng.choice((1, 1, 2, 8))):
             data[rng.randrange(len(data))] = rng.randrange(256)

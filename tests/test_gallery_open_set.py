@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from vision.crops import CROP_MARGIN, LEGACY_CROP_MARGIN
-from vision.gallery import (UNKNOWN, BrandGallery, GalleryError, equal_error_rate, open_set_threshold)
+from vision.gallery import UNKNOWN, BrandGallery, GalleryError, equal_error_rate, open_set_threshold
 
 from .conftest import REPO, SAMPLE
 

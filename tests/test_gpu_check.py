@@ -2,13 +2,10 @@
 tools/benchmark.py over every task through the predictor."""
 
 import json
-import sys
+
+import benchmarks.gpu_check as gpu_check
 
 from .conftest import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import gpu_check  # noqa: E402
 
 
 def test_gpu_check_dry_run_writes_parity_and_timing_reports(tmp_path):
@@ -24,8 +21,7 @@ def test_gpu_check_dry_run_writes_parity_and_timing_reports(tmp_path):
 
 
 def test_benchmark_tool_times_every_task_through_the_predictor(tmp_path):
-    sys.path.insert(0, str(REPO / "tools"))
-    import benchmark
+    import vision.commands.benchmark as benchmark
 
     result = benchmark.main(["--model", "brand_resnet10t,logo_yolo11n", "--backends", "torch,ort-fp32",
                              "--batch", "1,2", "--seconds", "0.1", "--rounds", "1",

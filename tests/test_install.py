@@ -8,8 +8,17 @@ import zipfile
 import pytest
 import torch
 
-from vision.zoo import (ModelCard, ZooError, default_zoo_dir, list_models, load_model, save_model, shipped_zoo_dir,
-                        user_zoo_dir, zoo_search_path)
+from vision.zoo import (
+    ModelCard,
+    ZooError,
+    default_zoo_dir,
+    list_models,
+    load_model,
+    save_model,
+    shipped_zoo_dir,
+    user_zoo_dir,
+    zoo_search_path,
+)
 
 from .conftest import REPO
 

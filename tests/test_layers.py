@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1] / "vision"
 # lowest first; a module may import its own layer and the ones before it. A pattern "=name" is that module only,
 # "name." its submodules only, "name" the module and its submodules; the first layer with a match wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("=vision", "vision.fileio", "vision.names", "vision.arrays", "vision.store", "vision.progress", "=vision.tasks", "vision.data.preprocessing",
+    ("core", ("=vision", "vision.fileio", "vision.names", "vision.arrays", "vision.store", "vision.progress",
+              "=vision.tasks", "vision.data.preprocessing",
               "vision.ultralytics_compat", "=vision.data")),
     ("nn", ("vision.models",)),
     ("data", ("vision.data.", "vision.crops")),

@@ -47,8 +47,8 @@ def test_zoo_refuses_an_unknown_task():
 
 def test_a_sample_manifest_maps_its_own_class_table_onto_the_models_classes():
     """The shipped sample's labels index its own 8-class table; the model has 81 classes in another order."""
-    from vision.evaluation import read_split
     from vision.data.datasets import ClassTable
+    from vision.evaluation import read_split
     from vision.zoo import find_card
 
     card, _ = find_card("grocery_lite0")
@@ -139,8 +139,9 @@ def test_an_interrupted_run_leaves_a_partial_file_never_a_complete_looking_one(m
 
 
 def test_a_closed_pipe_ends_the_command_quietly():
-    out = subprocess.run(f"{sys.executable} -m vision --help | head -1; {sys.executable} -m vision zoo --help | head -1",
-                         shell=True, capture_output=True, text=True, cwd=REPO)
+    python = sys.executable
+    out = subprocess.run(f"{python} -m vision --help | head -1; {python} -m vision zoo --help | head -1", shell=True,
+                         capture_output=True, text=True, cwd=REPO)
     assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr and out.stdout.count("\n") == 2
 
 

@@ -200,7 +200,7 @@ def test_recognizer_leaves_everyday_words_to_the_embedder_unless_asked(reader):
     assert (found["brand"], found["source"]) == ("orange", "text")
 
 
-def test_vision_recognize_read_text(tiny_zoo, tmp_path, capsys):
+def test_vision_recognize_read_text(tiny_zoo, tmp_path, capsys):  # noqa: F811 (the fixture)
     from vision.commands import build_gallery, recognize
 
     _brand_images(tmp_path / "logos", {"acme": (220, 30, 30), "kubernetes": (30, 60, 220)}, 1, seed=0)

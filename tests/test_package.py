@@ -21,7 +21,7 @@ def test_public_names_resolve_lazily_and_unknown_names_fail_clearly():
         assert getattr(vision, name) is not None
     assert set(vision.__all__) <= set(dir(vision))
     try:
-        vision.no_such_name
+        _ = vision.no_such_name
     except AttributeError as e:
         assert "no_such_name" in str(e)
     else:

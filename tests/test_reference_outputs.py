@@ -5,16 +5,14 @@ A structural change (loading, preprocessing, post-processing) must leave these o
 """
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REFERENCE = Path(__file__).resolve().parent / "reference"
-sys.path.insert(0, str(REFERENCE))
+from tests.reference.make_reference_outputs import REPO, shipped_outputs
 
-from make_reference_outputs import REPO, shipped_outputs  # noqa: E402
+REFERENCE = Path(__file__).resolve().parent / "reference"
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +30,7 @@ def recorded():
 def test_every_shipped_model_has_a_reference(current, recorded):
     assert sorted(current[1]["models"]) == sorted(recorded[1]["models"]), (
         "weights/ and tests/reference disagree on the shipped models; after shipping a model on purpose, run "
-        "python tests/reference/make_reference_outputs.py")
+        "python -m tests.reference.make_reference_outputs")
 
 
 def test_outputs_match_the_recorded_ones(current, recorded):

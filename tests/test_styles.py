@@ -15,9 +15,20 @@ from vision.synth import styles
 from vision.synth.catalog import Brand, list_brands
 from vision.synth.record import LogoDatasetWarning
 from vision.synth.render import render_logo
-from vision.synth.styles import (EVAL_STYLES, ICON_SETS, IconSetError, PinnedSet, fetch_icon_sets, icon_svg,
-                                 load_icon_set, load_icon_sets, match_brands, style_catalogue, title_to_slug,
-                                 training_styles)
+from vision.synth.styles import (
+    EVAL_STYLES,
+    ICON_SETS,
+    IconSetError,
+    PinnedSet,
+    fetch_icon_sets,
+    icon_svg,
+    load_icon_set,
+    load_icon_sets,
+    match_brands,
+    style_catalogue,
+    title_to_slug,
+    training_styles,
+)
 
 DATA = Path(__file__).parent / "data" / "iconify"
 

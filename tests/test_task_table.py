@@ -17,7 +17,7 @@ def test_every_part_of_every_task_resolves(name):
     for kind in task.outputs:
         assert callable(task.output_wrapper(kind)) and output_meaning(kind) != kind
     assert task.feature_output is None or task.feature_output in task.outputs
-    assert getattr(task.load("module"), "task") == name  # the checkpoint tag is the table's name
+    assert task.load("module").task == name  # the checkpoint tag is the table's name
 
 
 def test_card_builders_import_no_lightning_or_ultralytics():

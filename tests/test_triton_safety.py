@@ -9,7 +9,6 @@ import json
 import os
 import random
 import signal
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from vision.export import ArtifactIntegrityError, ExportError, verify_artifact
 from vision.export.tensorrt import build_sidecar, sidecar_path
 from vision.export.triton import DIGESTS, verify_triton_repository, write_triton_model
 
-from .conftest import REPO
 from .test_zoo import _card
 
 
@@ -50,8 +48,7 @@ def test_a_model_name_outside_the_repository_is_refused(tmp_path, name):
 
 
 def test_cli_refuses_a_traversing_name_before_exporting(tmp_path):
-    sys.path.insert(0, str(REPO / "tools"))
-    from export import main
+    from vision.commands.export import main
 
     out = tmp_path / "out" / "a" / "repo"
     for name in ("../../pwn_triton", str(tmp_path / "abs")):
@@ -150,8 +147,7 @@ def test_unrecorded_model_file_and_edited_config_or_card_are_refused(tmp_path, c
     with pytest.raises(ArtifactIntegrityError, match=r"repo/dropped: not a model folder written by vision"):
         verify_artifact(tmp_path / "repo")
 
-    sys.path.insert(0, str(REPO / "tools"))
-    from export import main
+    from vision.commands.export import main
 
     with pytest.raises(SystemExit, match="error: .*dropped: not a model folder"):
         main(["--verify", str(tmp_path / "repo")])

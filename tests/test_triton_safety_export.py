@@ -2,7 +2,6 @@
 (or the new one) verifiable and served by backend="auto"; ``--out`` an existing folder writes the default file name
 inside it, and the library refuses a folder with a clear ExportError."""
 
-import sys
 
 import pytest
 import torch
@@ -15,7 +14,6 @@ from vision.features import FeatureExtractor
 from vision.models.classifier import ProductClassifier
 from vision.zoo import load_model, save_model
 
-from .conftest import REPO
 from .test_zoo import _card
 
 pytest.importorskip("onnxruntime")
@@ -105,8 +103,7 @@ def test_export_out_an_existing_folder(tiny, tmp_path, capsys):
     with pytest.raises(ExportError, match=r"file: exists and is not a folder; a Triton repository is a folder"):
         export(model, "triton", tmp_path / "file")
 
-    sys.path.insert(0, str(REPO / "tools"))
-    from export import main
+    from vision.commands.export import main
 
     assert main(["--model", str(root / "tiny.safetensors"), "--format", "onnx", "--output-kind", "features",
                  "--out", str(folder)]) == 0

@@ -14,9 +14,18 @@ import pytest
 from vision.synth import wordmarks
 from vision.synth.catalog import Brand, list_brands
 from vision.synth.styles import IconSetError
-from vision.synth.wordmarks import (FONTSOURCE_FONTS, FontError, PinnedFont, canonical_wordmark, fetch_fonts,
-                                    gallery_wordmarks, load_fonts, render_wordmark, wordmark_references,
-                                    wordmark_variants)
+from vision.synth.wordmarks import (
+    FONTSOURCE_FONTS,
+    FontError,
+    PinnedFont,
+    canonical_wordmark,
+    fetch_fonts,
+    gallery_wordmarks,
+    load_fonts,
+    render_wordmark,
+    wordmark_references,
+    wordmark_variants,
+)
 
 from .conftest import SAMPLE, load_script
 

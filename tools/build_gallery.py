@@ -6,7 +6,6 @@
 
 import sys
 
-
 from vision.commands.build_gallery import calibrate, main  # noqa: F401 (tests and benchmarks call them)
 
 if __name__ == "__main__":

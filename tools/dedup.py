@@ -6,7 +6,6 @@
 
 import sys
 
-
 from vision.commands.dedup import main  # noqa: F401 (tests call tools/dedup.main)
 
 if __name__ == "__main__":

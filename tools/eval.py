@@ -7,7 +7,6 @@
 
 import sys
 
-
 if __name__ == "__main__":
     from vision.commands import main as vision_main
 

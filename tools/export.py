@@ -8,7 +8,6 @@ checkout.
 
 import sys
 
-
 from vision.commands.export import default_out, main  # noqa: F401 (tests call both)
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@
 
 import sys
 
-
 from vision.commands.extract import main  # noqa: F401 (tests call it)
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def main() -> None:
         print(f"{split}: {len(lines)} images")
     shutil.copy2(args.src / "LICENSE", args.dst / "LICENSE")
     (args.dst / "SOURCE.md").write_text(
-        "# Grocery Store sample\n\nA small subset of the Grocery Store Dataset (Klasson et al., WACV 2019, MIT licence,\n"
+        "# Grocery Store sample\n\nA small subset of the Grocery Store Dataset "
+        "(Klasson et al., WACV 2019, MIT licence,\n"
         "see LICENSE), made with `python tools/make_sample_dataset.py`. Classes: "
         + ", ".join(args.classes) + ".\n")
 

@@ -4,7 +4,6 @@ from a checkout."""
 
 import sys
 
-
 if __name__ == "__main__":
     from vision.commands import main as vision_main
 

@@ -6,7 +6,6 @@
 
 import sys
 
-
 from vision.commands import main
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@
 
 import sys
 
-
 from vision.commands.recognize import main  # noqa: F401 (tests call it)
 
 if __name__ == "__main__":

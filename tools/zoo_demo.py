@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("runs/demo/zoo"))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--trained", help="a model you just trained (zoo name or .safetensors), shown beside the shipped one")
+    ap.add_argument("--trained",
+                    help="a model you just trained (zoo name or .safetensors), shown beside the shipped one")
     ap.add_argument("--report", type=Path, help="its training run folder (the newest report/index.html is linked)")
     args = ap.parse_args(argv)
 
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     page.write_text(
         "<!doctype html><meta charset='utf-8'><title>vision model zoo</title><style>body{font-family:sans-serif;"
         "margin:2em}.row{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;width:320px}img{max-width:320px;"
-        "max-height:320px}figcaption{font-size:13px;overflow-wrap:anywhere}.ok{color:#070}.bad{color:#b00}</style><h1>vision: the shipped zoo on sample photos</h1>"
+        "max-height:320px}figcaption{font-size:13px;overflow-wrap:anywhere}.ok{color:#070}.bad{color:#b00}</style>"
+        "<h1>vision: the shipped zoo on sample photos</h1>"
         + "".join(body) + f"<p>Made by <code>python tools/zoo_demo.py</code> in {time.perf_counter() - start:.1f} s."
         "</p>", encoding="utf-8")
     (args.out / "results.json").write_text(json.dumps(

@@ -81,7 +81,8 @@ def load_npz(path: str | os.PathLike, error: type[Exception] = ValueError, max_b
             if not info.filename.endswith(".npy"):
                 continue
             name, where = info.filename[:-4], f"{path} array {info.filename[:-4]!r}"
-            if info.compress_type != zipfile.ZIP_STORED and info.file_size > max(info.compress_size, 1) * _MAX_DEFLATE_RATIO:
+            inflated_max = max(info.compress_size, 1) * _MAX_DEFLATE_RATIO
+            if info.compress_type != zipfile.ZIP_STORED and info.file_size > inflated_max:
                 raise error(f"{where}: the zip claims {info.file_size} bytes from {info.compress_size} compressed; "
                             "not a file numpy wrote")
             try:

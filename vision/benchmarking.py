@@ -188,9 +188,9 @@ def time_cell(runners: dict[str, Runner], x: np.ndarray, seconds: float, rounds:
 def top1_per_backend(runners: dict[str, Runner], model, manifest: Path) -> dict:
     """Top-1 on a labelled manifest and top-1 agreement with torch, per backend (same preprocessed batches)."""
     from vision.data.datasets import ClassTable, read_manifest
+    from vision.data.inputs import to_batch
     from vision.data.io import load_image
     from vision.data.transforms import build_eval_transform
-    from vision.data.inputs import to_batch
 
     card = model.card
     samples = read_manifest(manifest, classes=ClassTable(card.class_names, card.coarse_names, card.fine_to_coarse))

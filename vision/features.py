@@ -23,7 +23,6 @@ absent, stale (another model version) or built for another TensorRT/GPU falls ba
 from __future__ import annotations
 
 import json
-
 import shutil
 import tempfile
 import warnings
@@ -294,7 +293,7 @@ def _check_sidecar(sidecar: Path, meta: dict, npy: Path, vectors: np.ndarray) ->
     if recorded != found or shape != list(vectors.shape) or (ids_sha is not None and ids_sha != ids_found):
         raise ExtractError(f"{sidecar}: describes a features file of shape {shape} with sha256 {str(recorded)[:12]}, "
                            f"but {npy} has shape {list(vectors.shape)} and sha256 {found[:12]}"
-                           f"{'' if ids_sha in (None, ids_found) else f' (and its ids file differs too)'}: the "
+                           f"{'' if ids_sha in (None, ids_found) else ' (and its ids file differs too)'}: the "
                            "model record and the features were not written together (an extraction stopped "
                            "between them); run the extraction again")
 

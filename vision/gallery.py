@@ -56,8 +56,8 @@ import numpy as np
 from vision.arrays import load_npz
 from vision.crops import CROP_MARGIN, LEGACY_CROP_MARGIN, check_margin
 from vision.fileio import atomic_path
-from vision.store import file_lock
 from vision.retrieval import INDEX_KINDS, as_vectors, build_index, equal_error_rate, open_set_threshold
+from vision.store import file_lock
 
 if TYPE_CHECKING:
     from vision.detection_rule import DetectionRule

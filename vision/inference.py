@@ -11,6 +11,7 @@ from vision.data.inputs import ImageInput, to_batch, to_rgb_array  # noqa: F401 
 from vision.predictors import DEFAULT_MAX_BATCH_PIXELS, read_batches
 from vision.zoo import load_model
 
+
 class ImageClassifier:
     """Top-k classification with a zoo model: a :func:`vision.predictor` of its ``logits`` (preprocessing from the
     model's card, CUDA when available), with the dict results of earlier versions.

@@ -22,8 +22,8 @@ Matching compares normalised strings (simple-icons' own title -> slug rule: lowe
   :data:`WORD_WEIGHT` of the line.
 
 Read text with a letter the name lacks is no match (``ÄPPLE`` is not Apple; OCR dropping an accent is tolerated).
-A match whose read text or matched name is an **everyday word** (:func:`everyday_word`: wordfreq's Zipf frequency at least
-:data:`EVERYDAY_ZIPF` in one of :data:`EVERYDAY_LANGUAGES`: ``orange`` on a juice carton, ``apple``, ``red``,
+A match whose read text or matched name is an **everyday word** (:func:`everyday_word`: wordfreq's Zipf frequency
+at least :data:`EVERYDAY_ZIPF` in one of :data:`EVERYDAY_LANGUAGES`: ``orange`` on a juice carton, ``apple``, ``red``,
 ``conference``) is marked ``everyday`` and names nothing unless asked (``match(..., everyday=True)``): on real
 packaging such words are product descriptions far more often than brands.
 

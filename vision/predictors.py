@@ -324,7 +324,8 @@ def iter_images(images, skipped: list | None = None) -> Iterator[tuple[str, Any]
         if path.is_dir():
             from vision.data.io import collect_images
 
-            yield from ((str(p), p) for p in collect_images([path], skipped=skipped))  # an empty folder is an error, not 0 results
+            # an empty folder is an error, not 0 results
+            yield from ((str(p), p) for p in collect_images([path], skipped=skipped))
         elif path.is_file():
             yield text, path
         elif _glob.has_magic(text):
@@ -449,7 +450,7 @@ def _export_matches(path: Path, card, backend: str) -> bool:
 def set_detector_conf(detector, conf: float) -> None:
     """Make ``detector`` keep boxes down to ``conf`` (a predictor's head, or a detector's own ``conf``)."""
     head = getattr(detector, "head", None)
-    setattr(head if head is not None and hasattr(head, "conf") else detector, "conf", float(conf))
+    (head if head is not None and hasattr(head, "conf") else detector).conf = float(conf)
 
 
 def detector_conf(detector) -> float | None:

@@ -28,8 +28,8 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 
 from vision.crops import CROP_MARGIN, check_margin, square_crop
-from vision.gallery import UNKNOWN, BrandGallery, GalleryError
 from vision.data.inputs import ImageInput, to_rgb_array
+from vision.gallery import UNKNOWN, BrandGallery, GalleryError
 from vision.predictors import Predictor, detector_conf, set_detector_conf
 from vision.results import Recognitions
 

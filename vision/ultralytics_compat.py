@@ -245,7 +245,8 @@ def check_architecture(record: Any, where: str) -> dict:
         sources = source if isinstance(source, list) else [source]
         earlier = max(index, 1)  # layer 0 reads the input (-1); layer i any of 0..i-1, or -1..-i back
         if not sources or len(sources) > 16 or not all(_is_int(s, -earlier, earlier - 1) for s in sources):
-            refuse(f"{field}.from", source, f"an index of an earlier layer (-{earlier}..{earlier - 1}) or a list of them")
+            refuse(f"{field}.from", source,
+                   f"an index of an earlier layer (-{earlier}..{earlier - 1}) or a list of them")
         if not _is_int(repeats, 1, 64):
             refuse(f"{field}.repeats", repeats, "an integer in [1, 64]")
         last = index == len(rows) - 1

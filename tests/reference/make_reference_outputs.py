@@ -1,6 +1,6 @@
 """Record what every shipped zoo model outputs on committed sample images, for the registry sweep.
 
-Run once before a structural change (``python tests/reference/make_reference_outputs.py``); the test
+Run once before a structural change (``python -m tests.reference.make_reference_outputs``); the test
 ``tests/test_reference_outputs.py`` then checks that the models in ``weights/`` still give these outputs, so a
 refactor of loading, preprocessing or post-processing cannot change results unnoticed. Re-run it only when a
 shipped model is deliberately replaced (its sha256 is recorded, and the test says when it changed).
@@ -9,7 +9,6 @@ shipped model is deliberately replaced (its sha256 is recorded, and the test say
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +56,6 @@ def shipped_outputs(zoo: Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def main() -> None:
-    sys.path.insert(0, str(REPO))
     arrays, record = shipped_outputs(REPO / "weights")
     np.savez_compressed(OUT / "shipped_outputs.npz", **arrays)
     (OUT / "shipped_outputs.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

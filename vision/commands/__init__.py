@@ -49,9 +49,8 @@ def _errors() -> tuple[type[BaseException], ...]:
     """Our error types: a user mistake, reported in one line."""
     from vision.data.datasets import ManifestError
     from vision.data.io import ImageLoadError, NoImagesError
-    from vision.zoo import ZooError
-
     from vision.ultralytics_compat import MissingExtraError
+    from vision.zoo import ZooError
 
     errors: list[type[BaseException]] = [UsageError, ZooError, ManifestError, ImageLoadError, NoImagesError,
                                          FileNotFoundError, MissingExtraError]
@@ -127,7 +126,8 @@ def add_verifier(ap: argparse.ArgumentParser, what: str = "") -> None:
 
 
 def add_zoo_dir(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--zoo-dir", "--zoo_dir", metavar="DIR", help="look model (and gallery) names up in this zoo folder only "
+    ap.add_argument("--zoo-dir", "--zoo_dir", metavar="DIR",
+                    help="look model (and gallery) names up in this zoo folder only "
                                                    "(default: $VISION_ZOO_DIR, else your zoo, then the shipped one)")
 
 
@@ -229,7 +229,7 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``vision`` command. A reader that goes away (``vision zoo | head -3``) ends it quietly, as it does ``cat``."""
+    """The ``vision`` command. A reader that goes away (``vision zoo | head -3``) ends it quietly, as with ``cat``."""
     try:
         code = _main(argv)
         sys.stdout.flush()

@@ -31,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--backends", default="torch,ort-fp32,ort-int8,trt-fp32,trt-fp16")
     ap.add_argument("--batch-sizes", "--batch", dest="batch_sizes", metavar="N,N,...", default="1,8,16,32",
                     help="comma-separated batch sizes, one table row each; the TensorRT profile max is added")
-    ap.add_argument("--profile", default="1,8,64", metavar="MIN,OPT,MAX", help="TensorRT optimisation profile: min,opt,max batch size")
+    ap.add_argument("--profile", default="1,8,64", metavar="MIN,OPT,MAX",
+                    help="TensorRT optimisation profile: min,opt,max batch size")
     ap.add_argument("--device", default="cpu",
                     help="where the torch eager backend runs (default cpu, beside ONNX Runtime's CPU provider; "
                          "cuda to compare with TensorRT)")

@@ -59,8 +59,7 @@ import sys
 import time
 from pathlib import Path
 
-from vision.commands import (add_device, add_no_progress, add_verifier, add_zoo_dir, command_parser,
-                             zoo_dir_scope)
+from vision.commands import add_device, add_no_progress, add_verifier, add_zoo_dir, command_parser, zoo_dir_scope
 
 # (vision.gallery.MERGES, vision.retrieval.INDEX_KINDS; spelled out so --help loads neither numpy nor faiss:
 # tests/test_commands.py checks they agree)
@@ -338,8 +337,14 @@ def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[st
     """Calibrate and attach the detection-aware rule (see the module docstring); its record, and the threshold
     alone at the recogniser's default confidence measured on the same photos."""
     from vision.data.io import list_images
-    from vision.detection_rule import (DetectionRule, calibrate_detection_rule, known_scene_set, photo_set,
-                                       rule_figures, source_rows)
+    from vision.detection_rule import (
+        DetectionRule,
+        calibrate_detection_rule,
+        known_scene_set,
+        photo_set,
+        rule_figures,
+        source_rows,
+    )
     from vision.gallery import GalleryError
     from vision.predictors import predictor
     from vision.recognition import DEFAULT_DETECTOR_CONF, detect_and_score

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--model", help="zoo name or export giving the embedding (omit: exact and pHash stages only)")
     src.add_argument("--features", nargs="+", help="outputs of vision extract instead of --model: .npy, .parquet, or "
                      "folders of --engine ray/lightning shards (image paths are read from them)")
-    src.add_argument("--features-model", help="the model that wrote --features files that do not name one (.npy without .model.json)")
+    src.add_argument("--features-model",
+                     help="the model that wrote --features files that do not name one (.npy without .model.json)")
     src.add_argument("--save-features", type=Path, help="also save the vectors (.npy + .ids.txt + .model.json)")
     src.add_argument("--backend", default="auto")
     add_device(src)
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return report(args) if args.index is None else query(args)
         except (FileNotFoundError, ImportError, ValueError) as e:  # DedupError, NoImagesError are ValueErrors
-            raise SystemExit(f"error: {e}")
+            raise SystemExit(f"error: {e}") from None
 
 
 def report(args) -> int:

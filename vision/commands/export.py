@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             checked = verify_artifact(args.verify)
         except ExportError as e:
-            raise SystemExit(f"error: {e}")
+            raise SystemExit(f"error: {e}") from None
         print(f"ok: {len(checked)} file(s) match their recorded sha256: {', '.join(map(str, checked))}",
               file=sys.stderr)
         return 0
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             check_plain_name(args.name, "Triton model name", ExportError)
         except ExportError as e:
-            raise SystemExit(f"error: --name: {e}")
+            raise SystemExit(f"error: --name: {e}") from None
 
     given = {"output": args.output, "precision": args.precision, "batch": args.batch, "calib_dir": args.calib_dir,
              "parity_dir": args.parity_dir, "serving": args.serving, "max_batch_size": args.max_batch_size,
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out / out.name if args.format != "triton" and args.out.is_dir() else args.out
         path = export(model, args.format, out, **options)
     except (ExportError, ZooError) as e:
-        raise SystemExit(f"error: {e}")
+        raise SystemExit(f"error: {e}") from None
     verify_artifact(path)  # what was written is what its record says
     report = path / "vision.json" if path.is_dir() else path.with_name(path.name + ".parity.json")
     parity = json.loads(report.read_text())

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = extractor.extract_folder(images, args.out, batch_size=args.batch_size,
                                                progress=not args.no_progress)
         except (ValueError, ImportError, FileNotFoundError, ExportError) as e:
-            raise SystemExit(f"error: {e}")
+            raise SystemExit(f"error: {e}") from None
     print(json.dumps({k: v for k, v in summary.items() if k != "skipped"} | {"skipped": len(summary["skipped"])}),
           file=sys.stderr)
     return 0
@@ -98,7 +98,7 @@ def _extract_shards(args) -> int:
                                              workers=args.workers, devices=args.devices, num_nodes=args.num_nodes,
                                              progress=progress)
     except (ValueError, ImportError, FileNotFoundError, ExportError) as e:
-        raise SystemExit(f"error: {e}")
+        raise SystemExit(f"error: {e}") from None
     if "rank" in summary:
         return 0  # a Lightning rank > 0: rank 0 reports
     print(json.dumps({k: v for k, v in summary.items() if k not in ("shards", "unreadable")}

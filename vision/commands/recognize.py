@@ -161,7 +161,7 @@ def text_options(args) -> dict:
     from vision.ocr import TextReader
 
     reader = TextReader()
-    reader.engine   # RapidOCR missing: fail before any photo is read
+    _ = reader.engine   # RapidOCR missing: fail before any photo is read
     options = {"reader": reader, "text_everyday": args.text_everyday}
     if args.text_threshold is not None:
         options["text_threshold"] = args.text_threshold

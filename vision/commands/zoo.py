@@ -14,6 +14,7 @@ import sys
 
 from vision.commands import UsageError, add_zoo_dir, command_parser
 
+
 def headline(task: str, metrics: dict) -> str:
     """``"top-1 0.851"``: the task's headline metric (the task table's) from a card's metrics, or the first one."""
     from vision.tasks import TASKS
@@ -57,7 +58,8 @@ def rows(zoo_dir=None, pattern: str | None = None, task: str | None = None) -> l
                     continue
                 seen.add(path.stem)
                 out.append({"name": path.stem, "kind": "gallery", "task": "gallery", "architecture": "",
-                            "input": None, "headline": "", "metrics": {}, "size_mb": round(path.stat().st_size / 1e6, 1),
+                            "input": None, "headline": "", "metrics": {},
+                            "size_mb": round(path.stat().st_size / 1e6, 1),
                             "licence": "", "origin": origin, "reproduce_by": "vision build-gallery ...",
                             "zoo": str(folder)})
     return out

@@ -21,8 +21,13 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from vision.data.datasets import ClassTable, LabeledImages, ManifestError, Sample, scan_image_folder
 from vision.data.samplers import DistributedMPerClassSampler, eval_sampler
-from vision.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, build_eval_transform, \
-    build_train_transform
+from vision.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Preprocessing,
+    build_eval_transform,
+    build_train_transform,
+)
 
 __all__ = ["BrandDataModule", "GalleryQueryImages"]
 

@@ -13,8 +13,13 @@ from torch.utils.data import DataLoader
 
 from vision.data.datasets import ClassTable, LabeledImages, ManifestError, Sample, read_manifest, scan_image_folder
 from vision.data.samplers import eval_sampler
-from vision.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, build_eval_transform, \
-    build_train_transform
+from vision.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Preprocessing,
+    build_eval_transform,
+    build_train_transform,
+)
 
 
 class ClassificationDataModule(pl.LightningDataModule):

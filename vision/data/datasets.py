@@ -172,7 +172,7 @@ class ClassTable:
         if c_cid is None:
             return cls(names)
         coarse: dict[int, str] = {}
-        for name, cid, cname in fine.values():
+        for _name, cid, cname in fine.values():
             if coarse.setdefault(cid, cname or str(cid)) != (cname or str(cid)):
                 raise ManifestError(f"{path}: coarse id {cid} has two names ({coarse[cid]!r}, {cname!r})")
         if sorted(coarse) != list(range(len(coarse))):

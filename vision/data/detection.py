@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.utilities import rank_zero_info
 import yaml as pyyaml
+from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from vision import ultralytics_compat as ulc

@@ -13,8 +13,15 @@ from vision.dedup.catalog import Catalog, DedupError, ModelId, load_feature_file
 from vision.dedup.graph import Edge, Grouping, group_edges
 from vision.dedup.index import CatalogIndex
 from vision.dedup.report import write_report
-from vision.dedup.search import (DedupResult, Pair, Thresholds, calibrate_threshold, candidate_pairs, find_duplicates,
-                                 store_thresholds)
+from vision.dedup.search import (
+    DedupResult,
+    Pair,
+    Thresholds,
+    calibrate_threshold,
+    candidate_pairs,
+    find_duplicates,
+    store_thresholds,
+)
 
 __all__ = ["Catalog", "CatalogIndex", "DedupError", "DedupResult", "Edge", "Grouping", "ModelId", "Pair",
            "Thresholds", "calibrate_threshold", "candidate_pairs", "find_duplicates", "group_edges",

@@ -18,7 +18,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-
 WINDOW = 512  # images read ahead by the worker threads
 CALIBRATION_KEY = "dedup_thresholds"  # card.config key holding the thresholds calibrated for a model
 

@@ -29,8 +29,8 @@ from typing import Iterator
 import numpy as np
 
 from vision.dedup.catalog import Catalog, DedupError, ModelId, check_same_model
-from vision.dedup.hashing import HASH_BITS, hamming_distance
 from vision.dedup.graph import STAGE_ORDER, Edge
+from vision.dedup.hashing import HASH_BITS, hamming_distance
 from vision.dedup.search import EXACT_INDEX_LIMIT, Pair, Thresholds
 
 FORMAT = "vision.dedup.catalog/1"

@@ -19,8 +19,15 @@ from typing import Callable
 
 from torch import nn
 
-from vision.export.onnx import (ArtifactIntegrityError, ExportError,  # noqa: F401
-                                check_not_a_folder, export_onnx, parity_report, read_onnx_metadata, verify_recorded_digest)
+from vision.export.onnx import (  # noqa: F401
+    ArtifactIntegrityError,
+    ExportError,
+    check_not_a_folder,
+    export_onnx,
+    parity_report,
+    read_onnx_metadata,
+    verify_recorded_digest,
+)
 
 
 def _export_onnx_int8(model, path, **options):

@@ -18,10 +18,10 @@ from typing import Iterator
 
 import numpy as np
 
+from vision.data.inputs import to_batch
 from vision.data.io import ImageLoadError, list_images, load_image
 from vision.data.transforms import Preprocessing, build_eval_transform
 from vision.export.onnx import ExportError
-from vision.data.inputs import to_batch
 
 MIN_CALIB_IMAGES = 32
 MAX_CALIB_IMAGES = 256

@@ -378,7 +378,7 @@ def parity_inputs(pre, sample_images: Sequence | None) -> torch.Tensor:
     batch = torch.randn(PARITY_RANDOM_BATCH, 3, pre.input_size, pre.input_size, generator=generator)
     if not sample_images:
         return batch
-    from vision.data.transforms import build_eval_transform
     from vision.data.inputs import to_batch
+    from vision.data.transforms import build_eval_transform
 
     return torch.cat([batch, to_batch(sample_images, build_eval_transform(pre))])

@@ -26,10 +26,26 @@ import numpy as np
 from torch import nn
 
 from vision.export.calibration import MAX_CALIB_IMAGES, MIN_CALIB_IMAGES, CalibrationSet
-from vision.export.onnx import (CARD_KEY, INPUT_NAME, OUTPUT_KEY, PRECISION_KEY, ExportError, card_of, check_parity,
-                                check_not_a_folder, compare_outputs, default_output, export_onnx, file_digest,
-                                keep_previous_record, onnx_session, read_onnx_metadata, read_onnx_props,
-                                torch_outputs, write_parity_report)
+from vision.export.onnx import (
+    CARD_KEY,
+    INPUT_NAME,
+    OUTPUT_KEY,
+    PRECISION_KEY,
+    ExportError,
+    card_of,
+    check_not_a_folder,
+    check_parity,
+    compare_outputs,
+    default_output,
+    export_onnx,
+    file_digest,
+    keep_previous_record,
+    onnx_session,
+    read_onnx_metadata,
+    read_onnx_props,
+    torch_outputs,
+    write_parity_report,
+)
 from vision.fileio import atomic_path
 
 CALIBRATION_KEY = "vision.calibration"

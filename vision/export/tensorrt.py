@@ -38,10 +38,23 @@ import torch
 from torch import nn
 
 from vision.export.calibration import MAX_CALIB_IMAGES, MIN_CALIB_IMAGES, CalibrationSet
-from vision.export.onnx import (INPUT_NAME, OUTPUT_MEANINGS, ArtifactIntegrityError, ExportError, card_of,
-                                check_digest, check_parity, compare_outputs, default_output, export_onnx,
-                                parity_inputs, read_onnx_metadata, torch_outputs, verify_recorded_digest,
-                                write_parity_report)
+from vision.export.onnx import (
+    INPUT_NAME,
+    OUTPUT_MEANINGS,
+    ArtifactIntegrityError,
+    ExportError,
+    card_of,
+    check_digest,
+    check_parity,
+    compare_outputs,
+    default_output,
+    export_onnx,
+    parity_inputs,
+    read_onnx_metadata,
+    torch_outputs,
+    verify_recorded_digest,
+    write_parity_report,
+)
 from vision.fileio import atomic_path, atomic_write_text, sha256_file
 from vision.zoo.card import ModelCard
 

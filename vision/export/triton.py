@@ -47,8 +47,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from vision.export.onnx import (INPUT_NAME, OUTPUT_MEANINGS, ArtifactIntegrityError, ExportError, parity_report_path,
-                                read_onnx_metadata, read_parity_report, verify_recorded_digest)
+from vision.export.onnx import (
+    INPUT_NAME,
+    OUTPUT_MEANINGS,
+    ArtifactIntegrityError,
+    ExportError,
+    parity_report_path,
+    read_onnx_metadata,
+    read_parity_report,
+    verify_recorded_digest,
+)
 from vision.fileio import _fsync_folder, _process_alive, sha256_file
 from vision.names import PLAIN_NAME, check_plain_name, pbtxt_string, text_line
 from vision.store import file_lock
@@ -151,7 +159,8 @@ def _config_text(artifact: Path, name: str, platform: str, backend: str, io: dic
     batch = io["max_batch_size"]
     preferred = sorted({b for b in (io.get("opt_batch"), batch) if b and b > 1})
     label = f"\n    label_filename: {q('labels.txt', 'label file')}" if labels else ""
-    return f"""# written by vision.export.triton from {q(artifact.name, 'artifact file name')}; preprocessing: see vision.json
+    source = q(artifact.name, "artifact file name")
+    return f"""# written by vision.export.triton from {source}; preprocessing: vision.json
 name: {q(name, 'Triton model name')}
 platform: {q(platform, 'platform')}
 backend: {q(backend, 'backend')}

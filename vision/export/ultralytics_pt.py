@@ -17,8 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from vision.export.onnx import (ExportError, card_of, file_digest, parity_inputs, parity_report_path, torch_outputs,
-                                write_parity_report)
+from vision.export.onnx import (
+    ExportError,
+    card_of,
+    file_digest,
+    parity_inputs,
+    parity_report_path,
+    torch_outputs,
+    write_parity_report,
+)
 from vision.models.outputs import DetectorPredictions
 
 MAX_ABS_DIFF = 1e-4

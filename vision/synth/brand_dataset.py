@@ -51,8 +51,17 @@ from vision.synth.composite import PRINT_CONDITIONS, PrintConditions, random_res
 from vision.synth.record import LogoDatasetWarning, package_versions, write_record
 from vision.synth.render import LogoRenderError, canonical_logo, is_monochrome, random_logo_style, render_logo
 from vision.synth.styles import EVAL_STYLES, IconSet, StyleIcon, icon_svg, load_icon_sets, style_catalogue
-from vision.synth.wordmarks import WORDMARK_STYLE, FontError, FontFace, Wordmark, canonical_wordmark, \
-    gallery_wordmarks, load_fonts, render_wordmark, wordmark_variants
+from vision.synth.wordmarks import (
+    WORDMARK_STYLE,
+    FontError,
+    FontFace,
+    Wordmark,
+    canonical_wordmark,
+    gallery_wordmarks,
+    load_fonts,
+    render_wordmark,
+    wordmark_variants,
+)
 
 __all__ = ["SIMPLE_ICONS_STYLE", "parse_image_name", "write_brand_dataset"]
 
