@@ -229,3 +229,20 @@ def test_evaluate_is_a_library_call_dispatched_by_the_task_table(tmp_path):
     assert report["task"] == "classification" and report["images"] == 32 and 0 <= report["top1"] <= 1
     with pytest.raises(EvaluationError, match="must be a YOLO data.yaml"):
         vision.evaluate("logo_yolo11n", SAMPLE / "val.txt", device="cpu", progress=False)
+
+
+def test_the_readme_python_example_runs_as_written_from_another_folder(tmp_path, monkeypatch, capsys):
+    """The README's API block, run where a user would have their own photos/ and shelf.jpg, outside the checkout."""
+    import shutil
+
+    (tmp_path / "photos").mkdir()
+    for photo in sorted((SAMPLE / "val" / "Fruit").rglob("*.jpg"))[:2]:
+        shutil.copy(photo, tmp_path / "photos" / photo.name)
+    shutil.copy(sorted((REPO / "data" / "logo_sample" / "images" / "val").glob("*.jpg"))[0], tmp_path / "shelf.jpg")
+    monkeypatch.chdir(tmp_path)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - the README's own example, not input
+    assert (tmp_path / "shelf_annotated.png").is_file() and '"topk"' in capsys.readouterr().out.replace("'", '"')
