@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("retrieval", ("vision.retrieval", "vision.detection_rule", "vision.gallery", "vision.ocr",
                    "vision.recognition")),
     ("tasks", ("vision.tasks.",)),
-    ("apps", ("vision.scale", "vision.dedup", "vision.benchmarking", "vision.evaluation")),
+    ("apps", ("vision.scale", "vision.dedup", "vision.cluster", "vision.benchmarking", "vision.evaluation")),
     ("cli", ("vision.cli", "vision.commands", "vision.__main__")),
 ]
 LEAVES = ("vision.synth",)

@@ -26,6 +26,7 @@ _LAZY = {
     "ImageClassifier": "vision.inference",
     "ModelCard": "vision.zoo",
     "ZooError": "vision.zoo",
+    "cluster": "vision.cluster",
     "evaluate": "vision.evaluation",
     "list_galleries": "vision.zoo",
     "list_models": "vision.zoo",
@@ -37,6 +38,7 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:
+    from vision.cluster import cluster
     from vision.evaluation import evaluate
     from vision.features import FeatureExtractor
     from vision.gallery import BrandGallery

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-brand-dataset": ("vision.commands.make_brand_dataset:main",
                            "the brand metric-learning set from simple-icons"),
     "benchmark": ("vision.commands.benchmark:main", "speed of zoo models per runtime and batch size, side by side"),
+    "cluster": ("vision.commands.cluster:main", "group a catalog's photos by product, or assign uploads via an index"),
     "dedup": ("vision.commands.dedup:main", "duplicate and near-duplicate images in a catalog, or uploads vs an index"),
     "zoo": ("vision.commands.zoo:main", "list the models in your zoo and the shipped one"),
 }
