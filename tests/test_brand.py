@@ -357,7 +357,7 @@ def test_recognize_tool_writes_jsonl_and_pngs(brand_data, trained, tmp_path, cap
     assert len(list((tmp_path / "out" / "annotated").glob("*.png"))) == len(lines)
     capsys.readouterr()
     assert recognize.main([*args, "--gallery", str(tmp_path / "no.npz"), "--out", str(tmp_path / "out2")]) == 1
-    assert "gallery file" in capsys.readouterr().err
+    assert "no.npz' not found" in capsys.readouterr().err
 
 def _tool(name: str, folder: str = "tools"):
     return load_script(f"{folder}/{name}.py")

@@ -287,10 +287,7 @@ def read_batches(images, batch_size: int, on_error: str = "raise", skipped: list
                 raise ImageTooLargeError(source, f"refused: {pixels} pixels exceeds the {budget}-pixel batch budget "
                                                  "(max_batch_pixels); raise it (--max-batch-pixels) to read this image")
         except ImageLoadError as e:
-            if on_error == "raise":
-                raise
-            if skipped is not None:
-                skipped.append((source, e.reason))
+            _refused(source, e, on_error, skipped)
             continue
         if arrays and budget is not None and held + pixels > budget:  # this one would pass the budget: end here
             yield sources, arrays
@@ -298,10 +295,7 @@ def read_batches(images, batch_size: int, on_error: str = "raise", skipped: list
         try:
             arrays.append(to_rgb_array(image))
         except ImageLoadError as e:
-            if on_error == "raise":
-                raise
-            if skipped is not None:
-                skipped.append((source, e.reason))
+            _refused(source, e, on_error, skipped)
             continue
         sources.append(source)
         held += pixels
@@ -310,6 +304,14 @@ def read_batches(images, batch_size: int, on_error: str = "raise", skipped: list
             sources, arrays, held = [], [], 0
     if arrays:
         yield sources, arrays
+
+
+def _refused(source: str, error, on_error: str, skipped: list | None) -> None:
+    """An image that cannot go into a batch: raised with ``on_error="raise"``, else noted in ``skipped``."""
+    if on_error == "raise":
+        raise error
+    if skipped is not None:
+        skipped.append((source, error.reason))
 
 
 def iter_images(images, skipped: list | None = None) -> Iterator[tuple[str, Any]]:
