@@ -20,7 +20,8 @@
    and brand-level recall@1 (its brand, the leading word of the class name) against chance, for the whole photo
    embedded as one vector and, with ``--detector``, for the recogniser's logo crops (every detected logo plus the
    whole frame; a photo pair scores its most similar pair of crops). With ``--read-text`` also the brand read on
-   those crops (:mod:`vision.ocr`, the 9 brands' names; everyday words excluded): a photo whose text names a brand
+   those crops (:mod:`vision.brands.ocr`, the 9 brands' names; everyday words excluded): a photo whose text names a
+   brand
    is that brand, else the crops' nearest product's. ``--data`` may be left out to run this check alone.
 """
 
@@ -38,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vision.brands.gallery import MERGES, BrandGallery, mean_prototypes
+from vision.brands.recognition import embed_logos
 from vision.data.datasets import scan_image_folder
 from vision.data.inputs import to_rgb_array
 from vision.features import FeatureExtractor
-from vision.gallery import MERGES, BrandGallery, mean_prototypes
-from vision.recognition import embed_logos
 from vision.retrieval import retrieval_metrics
 from vision.synth.render import parse_render_colors, simple_icons_renders
 
@@ -56,8 +57,9 @@ def grocery_brand(class_name: str) -> str:
 
 
 def grocery_names(brands):
-    """:class:`vision.ocr.BrandNames` of Grocery Store brands, each named as printed (``God-Morgon``: God Morgon)."""
-    from vision.ocr import BrandNames
+    """:class:`vision.brands.ocr.BrandNames` of Grocery Store brands, each named as printed (``God-Morgon``: God
+    Morgon)."""
+    from vision.brands.ocr import BrandNames
 
     return BrandNames({b: [b.replace("-", " ")] for b in sorted(set(brands))})
 
@@ -283,12 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         detector = None
         if args.detector:
-            from vision.inference_detection import LogoDetector
+            from vision.inference import LogoDetector
 
             detector = LogoDetector.from_pretrained(args.detector, conf=args.detector_conf)
         reader = None
         if args.read_text:
-            from vision.ocr import TextReader
+            from vision.brands.ocr import TextReader
 
             reader = TextReader()
         report["grocery"] = grocery(fx, args.grocery, detector, reader)

@@ -8,8 +8,9 @@
 One row per model set (``shipped``: today's ``brand_resnet10t`` + ``logo_yolo11n`` + ``simple_icons_gallery``;
 ``candidate``: ``--embedder/--detector/--gallery`` and the models found in ``--zoo-dir`` folders, the shipped ones
 where none is given), each measured four ways for the open set: the gallery as given, and recalibrated against
-impostors with the plain cosine score, the top-5 margin and the background-cohort score (:mod:`vision.gallery`);
-plus the detection-aware rules (:mod:`vision.detection_rule`: detector confidence with the gallery's open-set score;
+impostors with the plain cosine score, the top-5 margin and the background-cohort score (:mod:`vision.brands.gallery`);
+plus the detection-aware rules (:mod:`vision.brands.detection_rule`: detector confidence with the gallery's open-set
+score;
 a pair and a logistic rule calibrated here on the known scenes against the brand-free TRAIN photos, and the
 gallery's own rule when it holds one for the detector).
 
@@ -52,9 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vision.crops import CROP_MARGIN, square_crop
-from vision.data.io import list_images, load_image
-from vision.detection_rule import (
+from vision.brands.detection_rule import (
     IOU_MATCH,
     RULE_KINDS,
     DetectionRule,
@@ -67,9 +66,11 @@ from vision.detection_rule import (
     rule_figures,
     source_rows,
 )
+from vision.brands.gallery import BrandGallery
+from vision.brands.recognition import embed_logos, score_logos
+from vision.crops import CROP_MARGIN, square_crop
+from vision.data.io import list_images, load_image
 from vision.fileio import atomic_write_text
-from vision.gallery import BrandGallery
-from vision.recognition import embed_logos, score_logos
 from vision.synth.negatives import check_recorded_margin, impostor_groups
 
 SHIPPED = {"embedder": "brand_resnet10t", "detector": "logo_yolo11n", "gallery": "simple_icons_gallery"}
@@ -144,7 +145,7 @@ def build_data(out: Path, grocery: Path, icon_sets: Path, detector_name: str, im
                 raise FileNotFoundError(f"--impostors {impostors}: no images under {impostors / part}")
         record["impostors"] = {"folder": str(impostors.resolve()), "built_by": "given (--impostors)"}
     elif "impostors" not in record:
-        from vision.inference_detection import LogoDetector
+        from vision.inference import LogoDetector
 
         record["impostors"] = _impostors(out / "impostors", grocery, LogoDetector.from_pretrained(detector_name),
                                          seed, impostor_train_photos, val_photos)
@@ -618,9 +619,9 @@ def model_rows(args) -> dict[str, dict]:
 
 
 def load_row(models: dict, batch_size: int = 128):
+    from vision.brands.verification import LogoVerifier, VerifiedDetector, verified_for_rule
     from vision.features import FeatureExtractor
-    from vision.inference_detection import LogoDetector
-    from vision.verification import LogoVerifier, VerifiedDetector, verified_for_rule
+    from vision.inference import LogoDetector
 
     fx = FeatureExtractor.from_pretrained(models["embedder"], backend="torch")
     detector = LogoDetector.from_pretrained(models["detector"])
@@ -628,7 +629,7 @@ def load_row(models: dict, batch_size: int = 128):
         gallery = simple_icons_gallery(fx, batch_size)
     else:
         gallery = BrandGallery.load(models["gallery"], model=fx.card, dim=fx.dim)
-    if models.get("verifier"):   # the detector's boxes rescored by a logo verifier (vision.verification)
+    if models.get("verifier"):   # the detector's boxes rescored by a logo verifier (vision.brands.verification)
         detector = VerifiedDetector(detector, LogoVerifier.from_pretrained(models["verifier"], backend="torch"),
                                     power=models.get("verifier_power", 0.75),
                                     detector_conf=models.get("verifier_detector_conf"))

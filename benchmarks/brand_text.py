@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Reading the text on logos (:mod:`vision.ocr`) in the brand recogniser, against the embedder alone, on whole photos.
+"""Reading the text on logos (:mod:`vision.brands.ocr`) in the brand recogniser, against the embedder alone, on whole
+photos.
 
     python -m benchmarks.brand_robustness ... --data runs/brand_robustness/data   # builds the data once (see there)
     python -m benchmarks.brand_text --data runs/brand_robustness/data --grocery ../shared/datasets/grocery_store \\
         --out runs/brand_text/report.json
 
 The shipped recogniser (``logo_yolo11n`` + ``brand_resnet10t`` + ``simple_icons_gallery`` with its detection rule)
-runs once over every photo set with a :class:`vision.ocr.TextReader` that records what it reads on each detected
+runs once over every photo set with a :class:`vision.brands.ocr.TextReader` that records what it reads on each detected
 logo; the text decisions are then applied per variant (which match kinds may name a brand, and the lowest match
 score), so every row sees the same detections, embeddings and OCR:
 
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vision.detection_rule import IOU_MATCH, iou
+from vision.brands.detection_rule import IOU_MATCH, iou
 
 VARIANTS = {   # row name: None (the embedder alone) or how the text decides: the match kinds that may name a brand,
     # the lowest match score, where the text is read ("crop": on each detected logo, the recogniser's reader;
@@ -56,7 +57,7 @@ PHOTO_ROWS = tuple(name for name, v in VARIANTS.items() if v is not None and v["
 
 
 class RecordingReader:
-    """A :class:`vision.ocr.TextReader` that keeps every crop's lines, in the order the recogniser reads them."""
+    """A :class:`vision.brands.ocr.TextReader` that keeps every crop's lines, in the order the recogniser reads them."""
 
     def __init__(self, reader):
         self.reader, self.lines, self.seconds = reader, [], 0.0
@@ -236,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
 
+    from vision.brands.ocr import BrandNames, TextLine, TextReader
     from vision.data.io import load_image
-    from vision.ocr import BrandNames, TextLine, TextReader
     from vision.synth.negatives import brand_free_photos
 
     start = time.perf_counter()
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     packaged = brand_free_photos(args.grocery, "val", categories=("Packages",))   # brands the gallery lacks
     timings, photo_lines = {}, []
     if args.from_records:
-        from vision.gallery import BrandGallery
+        from vision.brands.gallery import BrandGallery
 
         def lines_of(rows):
             return [TextLine(r["text"], r["score"], tuple(map(tuple, r["box"]))) for r in rows]
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         names = BrandNames.from_gallery(BrandGallery.load(args.gallery))
         decision = saved.get("decision")
     else:
-        from vision.recognition import BrandRecognizer
+        from vision.brands.recognition import BrandRecognizer
 
         recorder = RecordingReader(TextReader())
         recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu",

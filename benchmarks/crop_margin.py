@@ -43,14 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from PIL import Image
 
+    from vision.brands.detection_rule import IOU_MATCH, iou
+    from vision.brands.gallery import BrandGallery
+    from vision.brands.verification import verified_for_rule
     from vision.crops import square_crop
     from vision.data.datasets import scan_image_folder
     from vision.data.io import load_image
-    from vision.detection_rule import IOU_MATCH, iou
     from vision.features import FeatureExtractor
-    from vision.gallery import BrandGallery
-    from vision.inference_detection import LogoDetector
-    from vision.verification import verified_for_rule
+    from vision.inference import LogoDetector
 
     fx = FeatureExtractor.from_pretrained(args.embedder, backend="torch")
     gallery = BrandGallery.load(args.gallery, model=fx.card, dim=fx.dim)

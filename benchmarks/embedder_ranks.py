@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import numpy as np
 
+    from vision.brands.gallery import BrandGallery
     from vision.data.datasets import scan_image_folder
     from vision.features import FeatureExtractor
-    from vision.gallery import BrandGallery
 
     fx = FeatureExtractor.from_pretrained(args.embedder, backend="torch")
     gallery = BrandGallery.load(args.gallery, model=fx.card, dim=fx.dim)

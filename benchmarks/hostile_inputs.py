@@ -59,7 +59,7 @@ def _lying_npy(shape: tuple, dtype: str, payload: bytes) -> bytes:
 
 
 def gallery_bomb(folder: Path) -> Path:
-    from vision.gallery import BrandGallery
+    from vision.brands.gallery import BrandGallery
 
     gallery = BrandGallery(128)
     gallery.add("acme", np.eye(128, dtype=np.float32)[:1])
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     bomb = gallery_bomb(folder)
     rows.append({"case": f"gallery .npz inflating to 1.5 GiB ({bomb.stat().st_size / 1e6:.1f} MB file)",
                  "unchecked": _run("import numpy as np", f"z = np.load({str(bomb)!r}); v = z['vectors']"),
-                 "vision": _run("from vision.gallery import BrandGallery",
+                 "vision": _run("from vision.brands.gallery import BrandGallery",
                                 f"BrandGallery.load({str(bomb)!r})")})
 
     index_dir, part = faiss_bomb(folder)

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 STATEMENTS = {
     "import vision": "import vision",
-    "recognition pipeline": "from vision.recognition import BrandRecognizer",
+    "recognition pipeline": "from vision.brands.recognition import BrandRecognizer",
     "predictor API": "from vision.predictors import predictor",
 }
 HEAVY = ("torch", "timm", "pytorch_lightning", "ultralytics", "albumentations", "faiss", "resvg_py",

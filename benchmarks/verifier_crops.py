@@ -35,10 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
+    from vision.brands.verification import LogoVerifier
     from vision.data.io import load_image
     from vision.features import FeatureExtractor
     from vision.models.backbones import create_backbone
-    from vision.verification import LogoVerifier
 
     rng = random.Random(args.seed)
     pos_train = sorted(map(str, args.train_logos.glob("*/*wild*")))

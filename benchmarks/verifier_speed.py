@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""What the logo verifier costs: the shipped detector alone against the detector + verifier (vision.verification),
+"""What the logo verifier costs: the shipped detector alone against the detector + verifier
+(vision.brands.verification),
 side by side in one process on brand-free Grocery Store val photos; medians of ``--runs`` passes, and their ratio.
 
     python -m benchmarks.verifier_speed --grocery ../shared/datasets/grocery_store
@@ -28,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
+    from vision.brands.verification import LogoVerifier, VerifiedDetector
     from vision.data.io import list_images, load_image
-    from vision.inference_detection import LogoDetector
-    from vision.verification import LogoVerifier, VerifiedDetector
+    from vision.inference import LogoDetector
 
     photos = list_images(args.grocery / "val" / "Fruit")[::6][:args.photos]
     if not photos:

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from vision.brands.gallery import BrandGallery, GalleryError
+from vision.brands.recognition import BrandRecognizer
 from vision.data.io import list_images
 from vision.export import ArtifactIntegrityError, ExportError, export_onnx, verify_artifact
 from vision.export.onnx import parity_report_path, read_parity_report, verify_recorded_digest
@@ -29,9 +31,7 @@ from vision.export.tensorrt import (
 from vision.export.triton import DIGESTS, verify_triton_repository, write_triton_model
 from vision.features import ExtractError, FeatureExtractor, NpyWriter, ids_path_of, load_features
 from vision.fileio import sha256_file
-from vision.gallery import BrandGallery, GalleryError
 from vision.models.classifier import ProductClassifier
-from vision.recognition import BrandRecognizer
 from vision.zoo import ModelCard, load_model, save_model
 
 from .conftest import REPO, SAMPLE
@@ -205,7 +205,7 @@ def test_unbound_gallery_is_refused_unless_allowed(tmp_path, caplog):
             BrandRecognizer(extractor, gallery)
         with pytest.raises(GalleryError, match="records no model"):
             BrandGallery.load(gallery.save(tmp_path / "g.npz"), model=card)
-        with caplog.at_level(logging.WARNING, logger="vision.gallery"):
+        with caplog.at_level(logging.WARNING, logger="vision.brands.gallery"):
             BrandRecognizer(extractor, gallery, allow_unbound=True)
         assert "allow_unbound=True" in caplog.text
         caplog.clear()

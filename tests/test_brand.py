@@ -11,12 +11,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from vision.brands.gallery import UNKNOWN, BrandGallery, GalleryError, mean_prototypes
+from vision.brands.recognition import BrandRecognizer
 from vision.crops import square_crop
 from vision.data.brands import BrandDataModule
 from vision.data.datasets import ManifestError
 from vision.features import FeatureExtractor
-from vision.gallery import UNKNOWN, BrandGallery, GalleryError, mean_prototypes
-from vision.recognition import BrandRecognizer
 from vision.retrieval import build_index, ivf_lists, retrieval_metrics
 from vision.synth.brand_dataset import write_brand_dataset
 from vision.synth.catalog import list_brands, split_brands
@@ -177,7 +177,7 @@ def test_bad_batch_shape_and_lonely_brand(brand_data, tmp_path):
 
 def test_training_and_inference_path_loads_no_synthesis():
     """Dataset synthesis (vision.synth, simple-icons, resvg) is a leaf: only tools, benchmarks and tests import it."""
-    code = ("import sys, json, vision.data.brands, vision.recognition, vision.tasks.embedding; "
+    code = ("import sys, json, vision.data.brands, vision.brands.recognition, vision.tasks.embedding; "
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('resvg_py', 'simple_icons_pack') or m.startswith('vision.synth'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
@@ -431,7 +431,7 @@ def test_grocery_check_scores_whole_images_and_detected_logos(brand_data, traine
         assert 0 <= report[mode]["product_recall@1"] <= report[mode]["product_recall@5"] == 1.0
     assert report["detected_logos"]["logos_per_query"] == 2 and report["detected_logos"]["detector"] == "boxes"
     pytest.importorskip("rapidocr")
-    from vision.ocr import TextLine, everyday_word
+    from vision.brands.ocr import TextLine, everyday_word
 
     first = brands[0].name.capitalize()
 

@@ -119,7 +119,8 @@ def test_eval_scores_every_task(tmp_path, capsys):
 
 def test_light_choice_lists_agree_with_the_library():
     """Commands spell some choices out so that --help loads no torch; they must match the library's tables."""
-    from vision import gallery, retrieval
+    from vision import retrieval
+    from vision.brands import gallery
     from vision.commands import build_gallery, export, extract, make_logo_dataset
     from vision.export import FORMATS
     from vision.predictors import BACKENDS

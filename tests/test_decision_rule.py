@@ -1,4 +1,4 @@
-"""The detection-aware decision rule (vision.detection_rule): calibration on whole photos, storage in the gallery
+"""The detection-aware decision rule (vision.brands.detection_rule): calibration on whole photos, storage in the gallery
 with the detector it was calibrated for, the recogniser applying it (or falling back with another detector), and
 galleries without one keeping the threshold alone."""
 
@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from vision.detection_rule import (
+from vision.brands.detection_rule import (
     DetectionRule,
     DetectionRuleError,
     RuleSet,
@@ -18,7 +18,7 @@ from vision.detection_rule import (
     rule_figures,
     source_rows,
 )
-from vision.gallery import UNKNOWN, BrandGallery, GalleryError, content_sha256
+from vision.brands.gallery import UNKNOWN, BrandGallery, GalleryError, content_sha256
 
 from .test_gallery_open_set import tiny_zoo  # noqa: F401  (an untrained embedder in a zoo, for the CLI)
 
@@ -142,7 +142,7 @@ def _red_photo():
 
 
 def test_recognizer_applies_the_rule_of_its_detector_and_falls_back_for_another():
-    from vision.recognition import BrandRecognizer
+    from vision.brands.recognition import BrandRecognizer
 
     rule = DetectionRule("pair", *DETECTOR, 0.5, 0.5)
     found = BrandRecognizer(_Extractor(), _gallery(rule), _Detector(*DETECTOR)).predict(_red_photo())[0]

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from vision.data.detection import LabelError, YoloDataModule, check_yolo_labels, read_data_yaml
-from vision.inference_detection import LogoDetector, draw_detections, letterbox_to_original
+from vision.inference import LogoDetector, draw_detections, letterbox_to_original
 from vision.tasks.detection import LogoDetectionModule
 from vision.zoo import load_model, save_model
 
@@ -156,7 +156,7 @@ def _run_python(code: str, env: dict) -> subprocess.CompletedProcess:
 
 def test_import_vision_does_not_import_ultralytics():
     result = _run_python("""
-        import sys, vision, vision.tasks.detection, vision.data.detection, vision.inference_detection
+        import sys, vision, vision.tasks.detection, vision.data.detection, vision.inference
         assert 'ultralytics' not in sys.modules, 'ultralytics imported'
     """, dict(os.environ))
     assert result.returncode == 0, result.stderr

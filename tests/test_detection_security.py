@@ -72,7 +72,7 @@ def _yaml_names(tmp_path: Path, marker: Path) -> list[str]:
 
 # --- item 1: a detection model card runs code
 def test_lone_safetensors_naming_a_foreign_yaml_is_refused(zoo, tmp_path, monkeypatch):
-    from vision.inference_detection import LogoDetector
+    from vision.inference import LogoDetector
 
     marker = tmp_path / "pwned"
     monkeypatch.chdir(tmp_path)  # a bare name must not find ./evil.yaml either

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vision.detection_rule import DetectionRule, DetectionRuleError
-from vision.gallery import DIGEST_FIELD, BrandGallery, GalleryError, content_sha256
+from vision.brands.detection_rule import DetectionRule, DetectionRuleError
+from vision.brands.gallery import DIGEST_FIELD, BrandGallery, GalleryError, content_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 DETECTOR = ("det", "d" * 64)
@@ -86,7 +86,7 @@ def test_swapped_brands_or_an_edited_threshold_are_refused(tmp_path):
 def test_a_gallery_without_a_digest_loads_with_a_warning(tmp_path, caplog):
     arrays = _arrays(_gallery(tmp_path / "g.npz"))
     del arrays[DIGEST_FIELD]
-    with caplog.at_level(logging.WARNING, logger="vision.gallery"):
+    with caplog.at_level(logging.WARNING, logger="vision.brands.gallery"):
         old = BrandGallery.load(_write(tmp_path / "old.npz", arrays, restamp=False))
     assert old.brands == ["acme", "zeta", "oat"] and "records no content digest" in caplog.text
     old.save(tmp_path / "old.npz")          # re-saved: now self-checking
@@ -120,8 +120,8 @@ def test_every_rule_and_threshold_value_is_range_checked(tmp_path, change, messa
 
 
 def test_a_rule_verifier_is_loaded_from_the_zoo_only(tmp_path, monkeypatch):
-    from vision import verification
-    from vision.verification import zoo_source
+    from vision.brands import verification
+    from vision.brands.verification import zoo_source
     from vision.zoo import ZooError, find_card
 
     loaded = []
@@ -168,7 +168,7 @@ def test_a_gallery_claiming_gigabytes_is_refused_before_allocating(tmp_path):
     assert path.stat().st_size < 8 << 20
     script = textwrap.dedent(f"""
         import resource, sys
-        from vision.gallery import BrandGallery, GalleryError
+        from vision.brands.gallery import BrandGallery, GalleryError
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
             BrandGallery.load({str(path)!r})
@@ -205,7 +205,7 @@ LAUGHS_SMALL, LAUGHS_BIG = _laughs(6), _laughs(9)   # before: a 4.3 MB error lin
 
 @pytest.mark.parametrize("text", [LAUGHS_SMALL, LAUGHS_BIG])
 def test_brand_names_yaml_with_aliases_is_refused_at_once(tmp_path, text):
-    from vision.ocr import load_aliases
+    from vision.brands.ocr import load_aliases
 
     path = tmp_path / "names.yaml"
     path.write_text(text)

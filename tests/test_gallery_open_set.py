@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vision.brands.gallery import UNKNOWN, BrandGallery, GalleryError, equal_error_rate, open_set_threshold
 from vision.crops import CROP_MARGIN, LEGACY_CROP_MARGIN
-from vision.gallery import UNKNOWN, BrandGallery, GalleryError, equal_error_rate, open_set_threshold
 
 from .conftest import REPO, SAMPLE
 
@@ -185,7 +185,7 @@ def test_shipped_gallery_is_calibrated_against_impostors():
     assert calibration["threshold"] == pytest.approx(shipped.threshold, abs=1e-6)
     from vision.zoo import find_card
 
-    # calibrated for the shipped detector rescored by the shipped logo verifier (vision.verification)
+    # calibrated for the shipped detector rescored by the shipped logo verifier (vision.brands.verification)
     rule, detector, verifier = shipped.detection_rule, find_card("logo_yolo11n")[0], find_card("logo_verifier_lite0")[0]
     assert rule is not None and rule.verifier["detector"] == {"name": detector.name, "sha256": detector.sha256}
     assert (rule.verifier["name"], rule.verifier["sha256"]) == (verifier.name, verifier.sha256)
@@ -331,8 +331,8 @@ def test_crops_of_one_photo_are_left_out_of_each_others_cohort():
 
 
 def test_recognizer_uses_the_gallerys_normalisation_and_names_the_best_candidate(tiny_zoo, tmp_path):
+    from vision.brands.recognition import BrandRecognizer
     from vision.features import FeatureExtractor
-    from vision.recognition import BrandRecognizer
 
     _brand_images(tmp_path / "logos", {"acme": (220, 30, 30), "bolt": (30, 200, 40)}, 1, seed=0)
     fx = FeatureExtractor.from_pretrained(tiny_zoo / "tiny_open_set.safetensors", backend="torch")

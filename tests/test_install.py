@@ -56,7 +56,7 @@ def test_resolution_order_and_user_saves_never_touch_the_shipped_zoo(tmp_path, m
 
 
 def test_shipped_gallery_is_found_by_name(monkeypatch):
-    from vision.gallery import BrandGallery
+    from vision.brands.gallery import BrandGallery
 
     assert len(BrandGallery.load("simple_icons_gallery")) > 3000
 

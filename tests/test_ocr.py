@@ -1,4 +1,5 @@
-"""Reading brand names on logos (vision.ocr): name normalisation as simple-icons makes slugs, matching read text to
+"""Reading brand names on logos (vision.brands.ocr): name normalisation as simple-icons makes slugs, matching read text
+to
 a gallery's brands (exact, fuzzy, a brand's own word; ties and short names refused), real OCR of rendered text, and
 the recogniser and `vision recognize --read-text` naming a logo by its text."""
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from vision.gallery import UNKNOWN, BrandGallery
-from vision.ocr import BrandNames, TextLine, TextReader, normalize
+from vision.brands.gallery import UNKNOWN, BrandGallery
+from vision.brands.ocr import BrandNames, TextLine, TextReader, normalize
 
 from .conftest import load_script
 from .test_gallery_open_set import _brand_images, tiny_zoo  # noqa: F401
@@ -90,7 +91,7 @@ def test_brand_names_refuse_a_tie_between_brands():
 
 def test_everyday_words_and_letters_the_name_lacks():
     """"orange" on a juice carton, "ÄPPLE" (Swedish) on an apple juice: real packaging text that is no brand."""
-    from vision.ocr import everyday_word
+    from vision.brands.ocr import everyday_word
 
     names = BrandNames({"orange": ["Orange"], "apple": ["Apple"], "citroen": ["Citroën"], "docker": ["Docker"]})
     assert everyday_word("orange") and everyday_word("conference") and not everyday_word("Docker")
@@ -117,7 +118,7 @@ def test_brand_names_from_a_gallery_take_simple_icons_titles_and_aliases():
 
 
 def test_brand_names_from_a_yaml_file_with_errors_naming_file_and_brand(tmp_path):
-    from vision.ocr import load_aliases
+    from vision.brands.ocr import load_aliases
 
     good = tmp_path / "names.yaml"
     good.write_text("god_morgon: God Morgon\nacme: [Acme Corporation, ACME Co]\n")
@@ -166,7 +167,7 @@ class _Detector:
 
 
 def test_recognizer_names_a_logo_by_its_text(reader):
-    from vision.recognition import BrandRecognizer
+    from vision.brands.recognition import BrandRecognizer
 
     gallery = BrandGallery(dim=2, model_name="emb", model_sha256="e" * 64, threshold=0.5)
     gallery.add_many(["acme", "kubernetes"], np.eye(2, dtype=np.float32))
@@ -190,7 +191,7 @@ def test_recognizer_names_a_logo_by_its_text(reader):
 
 
 def test_recognizer_leaves_everyday_words_to_the_embedder_unless_asked(reader):
-    from vision.recognition import BrandRecognizer
+    from vision.brands.recognition import BrandRecognizer
 
     gallery = BrandGallery(dim=2, model_name="emb", model_sha256="e" * 64, threshold=0.5)
     gallery.add_many(["acme", "orange"], np.eye(2, dtype=np.float32))

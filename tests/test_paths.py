@@ -77,7 +77,7 @@ def test_vision_export_without_out_writes_to_the_home_and_auto_picks_it_from_any
 
 
 def test_galleries_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
-    from vision.gallery import BrandGallery, GalleryError
+    from vision.brands.gallery import BrandGallery, GalleryError
 
     monkeypatch.chdir(tmp_path)
     assert "simple_icons_gallery" in vision.list_galleries()

@@ -159,7 +159,7 @@ def test_clear_errors():
 
 
 def test_brand_recognizer_is_a_pipeline_of_predictors_on_any_backend(onnx_exports, tmp_path):
-    from vision.recognition import BrandRecognizer
+    from vision.brands.recognition import BrandRecognizer
     from vision.results import Recognitions
 
     on_torch = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", detector="logo_yolo11n",

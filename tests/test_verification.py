@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vision.brands.verification import LogoVerifier, VerifiedDetector, VerifierError
 from vision.results import Classification
 from vision.synth.negatives import write_verifier_data
-from vision.verification import LogoVerifier, VerifiedDetector, VerifierError
 
 from .conftest import REPO
 
@@ -149,8 +149,8 @@ def test_verifier_data_manifests(tmp_path):
 
 
 def test_a_verifier_needs_a_detector(tmp_path, capsys):
+    from vision.brands.recognition import BrandRecognizer
     from vision.commands.build_gallery import main as build_gallery
-    from vision.recognition import BrandRecognizer
 
     assert build_gallery(["--embedder", "brand_resnet10t", "--simple-icons", "--verifier", "v",
                           "--out", str(tmp_path / "g.npz")]) == 2
@@ -160,15 +160,15 @@ def test_a_verifier_needs_a_detector(tmp_path, capsys):
 
 
 def _rule_for(pair, **verifier):
-    from vision.detection_rule import DetectionRule
+    from vision.brands.detection_rule import DetectionRule
 
     spec = {**pair.describe(), **verifier}
     return DetectionRule("logistic", pair.card.name, pair.card.sha256, 0.1, 1.0, (1.0, 2.0), verifier=spec)
 
 
 def test_a_rule_calibrated_with_a_verifier_brings_it_along(monkeypatch):
-    from vision.detection_rule import DetectionRule, DetectionRuleError
-    from vision.verification import verified_for_rule
+    from vision.brands.detection_rule import DetectionRule, DetectionRuleError
+    from vision.brands.verification import verified_for_rule
 
     det = FakeDetector([])
     pair = VerifiedDetector(det, LogoVerifier(FakeClassifier()), power=0.5)
@@ -177,7 +177,7 @@ def test_a_rule_calibrated_with_a_verifier_brings_it_along(monkeypatch):
     assert record["verifier"]["detector"] == {"name": "det", "sha256": "d" * 64}
     assert DetectionRule.from_json(record).verifier == rule.verifier
     monkeypatch.setattr(LogoVerifier, "from_pretrained", classmethod(lambda cls, name, **kw: cls(FakeClassifier())))
-    monkeypatch.setattr("vision.verification.zoo_source", lambda name: name)   # 'verifier' is no zoo model
+    monkeypatch.setattr("vision.brands.verification.zoo_source", lambda name: name)   # 'verifier' is no zoo model
     wrapped = verified_for_rule(det, rule)
     assert isinstance(wrapped, VerifiedDetector) and rule.matches(wrapped.card.name, wrapped.card.sha256)
     other = FakeDetector([])
@@ -195,7 +195,7 @@ def test_a_rule_calibrated_with_a_verifier_brings_it_along(monkeypatch):
 def test_the_shipped_recogniser_brings_the_shipped_verifier_along():
     """The shipped gallery's rule was calibrated for logo_yolo11n rescored by logo_verifier_lite0: naming the
     detector is enough, and the rule applies (at its own confidence)."""
-    from vision.recognition import BrandRecognizer
+    from vision.brands.recognition import BrandRecognizer
 
     rec = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", detector="logo_yolo11n",
                                           device="cpu", embedder_backend="torch", detector_backend="torch")

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, help="its training run folder (the newest report/index.html is linked)")
     args = ap.parse_args(argv)
 
+    from vision.brands.recognition import BrandRecognizer
     from vision.predictors import predictor
-    from vision.recognition import BrandRecognizer
 
     start = time.perf_counter()
     photos = [REPO / "data" / "grocery_sample" / p for p in PHOTOS]

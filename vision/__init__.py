@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it, imported when the name is first read
 _LAZY = {
-    "BrandGallery": "vision.gallery",
-    "BrandRecognizer": "vision.recognition",
+    "BrandGallery": "vision.brands.gallery",
+    "BrandRecognizer": "vision.brands.recognition",
     "FeatureExtractor": "vision.features",
     "ImageClassifier": "vision.inference",
     "ModelCard": "vision.zoo",
@@ -38,13 +38,13 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:
+    from vision.brands.gallery import BrandGallery
+    from vision.brands.recognition import BrandRecognizer
     from vision.cluster import cluster
     from vision.evaluation import evaluate
     from vision.features import FeatureExtractor
-    from vision.gallery import BrandGallery
     from vision.inference import ImageClassifier
     from vision.predictors import predictor
-    from vision.recognition import BrandRecognizer
     from vision.zoo import ModelCard, ZooError, list_galleries, list_models, load_model, save_model
 
 

@@ -457,7 +457,7 @@ def set_detector_conf(detector, conf: float) -> None:
 
 def detector_conf(detector) -> float | None:
     """The confidence a detector keeps boxes at (a :class:`~vision.predictors.Predictor`'s head, a
-    :class:`~vision.inference_detection.LogoDetector`'s ``conf``), or ``None`` when it does not say."""
+    :class:`~vision.inference.LogoDetector`'s ``conf``), or ``None`` when it does not say."""
     head = getattr(detector, "head", None)
     conf = getattr(head, "conf", None) if head is not None else getattr(detector, "conf", None)
     return float(conf) if isinstance(conf, (int, float)) else None

@@ -102,7 +102,8 @@ def retrieval_metrics(query, query_labels: Sequence[int], reference, reference_l
 
 
 def open_set_threshold(known, impostors, max_false_reject: float = 0.10) -> float:
-    """The threshold :meth:`vision.gallery.BrandGallery.calibrate` picks from open-set scores of known and impostor
+    """The threshold :meth:`vision.brands.gallery.BrandGallery.calibrate` picks from open-set scores of known and
+    impostor
     queries.
 
     >>> open_set_threshold([0.9, 0.8, 0.7, 0.6], [0.1, 0.65], max_false_reject=0.25)

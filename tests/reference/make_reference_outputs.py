@@ -28,8 +28,7 @@ COMPOSITES = ["data/logo_sample/images/val/val_000000.jpg", "data/logo_sample/im
 def shipped_outputs(zoo: Path) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays (``<model>.<output>``) and a JSON record (sha256 per model, detections) for every shipped model."""
     from vision.features import FeatureExtractor
-    from vision.inference import ImageClassifier
-    from vision.inference_detection import LogoDetector
+    from vision.inference import ImageClassifier, LogoDetector
     from vision.zoo import read_manifest
 
     photos = [str(REPO / p) for p in PHOTOS]

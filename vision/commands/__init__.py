@@ -55,7 +55,7 @@ def _errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [UsageError, ZooError, ManifestError, ImageLoadError, NoImagesError,
                                          FileNotFoundError, MissingExtraError]
-    for module, name in (("vision.export", "ExportError"), ("vision.gallery", "GalleryError"),
+    for module, name in (("vision.export", "ExportError"), ("vision.brands.gallery", "GalleryError"),
                          ("vision.models.detector", "ArchitectureError")):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))
@@ -116,9 +116,9 @@ def add_device(ap: argparse.ArgumentParser, what: str = "") -> None:
 
 def add_verifier(ap: argparse.ArgumentParser, what: str = "") -> None:
     """``--verifier``, ``--verifier-power``, ``--verifier-detector-conf``: a logo verifier rescoring the detector's
-    boxes (:class:`vision.verification.VerifiedDetector`)."""
+    boxes (:class:`vision.brands.verification.VerifiedDetector`)."""
     ap.add_argument("--verifier", help="logo verifier (a background/logo classifier, zoo name or file) rescoring the "
-                                       "detector's boxes (vision.verification)" + what)
+                                       "detector's boxes (vision.brands.verification)" + what)
     ap.add_argument("--verifier-power", type=float, default=0.75,
                     help="the verifier's weight in the rescored detection confidence (weighted geometric mean)")
     ap.add_argument("--verifier-detector-conf", type=float, default=None,

@@ -20,7 +20,7 @@ from the val brands' simple-icons renders with the same ``--renders`` and ``--me
 calibrated on scores of the kind the shipped gallery will give.
 
 ``--impostors DIR`` (crops of real photos without a brand, any image tree) switches to open-set calibration
-(:meth:`vision.gallery.BrandGallery.calibrate`): known queries (``--calibrate DIR``'s ``query/`` and/or
+(:meth:`vision.brands.gallery.BrandGallery.calibrate`): known queries (``--calibrate DIR``'s ``query/`` and/or
 ``--queries DIR/<brand>/*``, brands that are in the gallery) are scored against the gallery being built, and the
 threshold gives the lowest impostor false-accept rate (FAR) at a known false-reject rate (FRR) of at most ``--frr``
 (default 0.10 here). FRR, FAR, the equal error rate and what the sets were are stored in the gallery file.
@@ -33,7 +33,8 @@ brand (see :mod:`vision.synth.styles`).
 ``--detector NAME`` with ``--known-scenes DIR`` (whole photos with one known-brand mark each: ``DIR/queries.json``,
 ``[{"image", "brand", "box": [x1, y1, x2, y2]}]`` with images relative to DIR, as ``benchmarks/brand_robustness.py``
 writes under ``known_scenes/``) and ``--impostor-photos DIR`` (brand-free photos, any image tree) also calibrates a
-detection-aware rule (:mod:`vision.detection_rule`, ``--decision-rule pair|logistic``): the detector's confidence and
+detection-aware rule (:mod:`vision.brands.detection_rule`, ``--decision-rule pair|logistic``): the detector's
+confidence and
 the open-set score together, the fewest brand-free photos with an accepted detection at a known-mark false-reject
 rate of at most ``--frr`` (of the marks the detector finds at ``--detector-floor``; ``--rule-budget all`` counts the
 marks it misses too). The rule, the
@@ -61,12 +62,12 @@ from pathlib import Path
 
 from vision.commands import add_device, add_no_progress, add_verifier, add_zoo_dir, command_parser, zoo_dir_scope
 
-# (vision.gallery.MERGES, vision.retrieval.INDEX_KINDS; spelled out so --help loads neither numpy nor faiss:
+# (vision.brands.gallery.MERGES, vision.retrieval.INDEX_KINDS; spelled out so --help loads neither numpy nor faiss:
 # tests/test_commands.py checks they agree)
 MERGES = ("all", "mean")
 INDEX_KINDS = ("flat", "hnsw", "ivf")
 NORMALIZATIONS = ("none", "background", "topk")
-RULE_KINDS = ("pair", "logistic")   # vision.detection_rule.RULE_KINDS
+RULE_KINDS = ("pair", "logistic")   # vision.brands.detection_rule.RULE_KINDS
 
 
 def calibrate(fx, folder: Path, frr: float, renders: tuple[str, ...] | None = None, merge: str = "all") -> dict:
@@ -74,8 +75,8 @@ def calibrate(fx, folder: Path, frr: float, renders: tuple[str, ...] | None = No
 
     With ``renders`` the calibration gallery is rebuilt from simple-icons renders of ``folder/gallery``'s brand
     slugs in those colours and merged as ``merge``: the same construction as the gallery being calibrated."""
+    from vision.brands.gallery import BrandGallery, GalleryError
     from vision.data.datasets import scan_image_folder
-    from vision.gallery import BrandGallery, GalleryError
     from vision.progress import progress_bar
     from vision.synth.render import simple_icons_renders
 
@@ -161,14 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     add_zoo_dir(ap)
     add_no_progress(ap)
     args = ap.parse_args(argv)
+    from vision.brands.detection_rule import DetectionRuleError
+    from vision.brands.gallery import GalleryError
+    from vision.brands.verification import VerifierError
     from vision.data.datasets import ManifestError
-    from vision.detection_rule import DetectionRuleError
-    from vision.gallery import GalleryError
     from vision.progress import warnings_above_progress_bar
     from vision.synth.render import parse_render_colors
     from vision.synth.styles import IconSetError
     from vision.synth.wordmarks import FontError
-    from vision.verification import VerifierError
     from vision.zoo import ZooError
 
     if not args.folder and not args.simple_icons and not args.references:
@@ -218,10 +219,10 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
     """Embed the brands, calibrate and save the gallery (errors propagate to :func:`main`)."""
     from functools import partial
 
+    from vision.brands.gallery import BrandGallery, GalleryError
     from vision.crops import CROP_MARGIN
     from vision.data.datasets import scan_image_folder
     from vision.features import FeatureExtractor
-    from vision.gallery import BrandGallery, GalleryError
     from vision.progress import progress_bar
     from vision.synth.render import simple_icons_renders
 
@@ -306,7 +307,7 @@ def build(args: argparse.Namespace, colors: tuple[str, ...]):
 
 def read_known_scenes(folders: list[Path]) -> list[dict]:
     """The ``queries.json`` entries of the ``--known-scenes`` folders (``image`` made a path), each checked."""
-    from vision.gallery import GalleryError
+    from vision.brands.gallery import GalleryError
 
     scenes = []
     for folder in folders:
@@ -336,8 +337,7 @@ def read_known_scenes(folders: list[Path]) -> list[dict]:
 def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[str] | None, bar) -> dict:
     """Calibrate and attach the detection-aware rule (see the module docstring); its record, and the threshold
     alone at the recogniser's default confidence measured on the same photos."""
-    from vision.data.io import list_images
-    from vision.detection_rule import (
+    from vision.brands.detection_rule import (
         DetectionRule,
         calibrate_detection_rule,
         known_scene_set,
@@ -345,9 +345,10 @@ def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[st
         rule_figures,
         source_rows,
     )
-    from vision.gallery import GalleryError
+    from vision.brands.gallery import GalleryError
+    from vision.brands.recognition import DEFAULT_DETECTOR_CONF, detect_and_score
+    from vision.data.io import list_images
     from vision.predictors import predictor
-    from vision.recognition import DEFAULT_DETECTOR_CONF, detect_and_score
 
     detector = predictor(args.detector, backend="torch", device=args.device, conf=args.detector_floor)
     if detector.card.task != "detection":
@@ -356,7 +357,7 @@ def calibrate_rule(fx, gallery, args: argparse.Namespace, cohort_groups: list[st
         raise GalleryError(f"--detector {args.detector}: this model has no sha256 (a weights file outside a zoo "
                            "manifest), so the rule could not record which detector it was calibrated for")
     if args.verifier:
-        from vision.verification import LogoVerifier, VerifiedDetector
+        from vision.brands.verification import LogoVerifier, VerifiedDetector
 
         verifier = LogoVerifier.from_pretrained(args.verifier, backend="torch", device=args.device)
         if not verifier.card.sha256:
@@ -451,8 +452,8 @@ def references_summary(photos: dict[str, list[Path]]) -> dict:
 def known_queries(fx, args: argparse.Namespace):
     """Embeddings, brands, source folders and a description of the known-brand queries (``--calibrate DIR/query``,
     ``--queries``)."""
+    from vision.brands.gallery import GalleryError
     from vision.data.datasets import scan_image_folder
-    from vision.gallery import GalleryError
 
     folders = ([args.calibrate / "query"] if args.calibrate is not None else []) + list(args.queries)
     if not folders:
@@ -472,8 +473,8 @@ def impostor_queries(fx, folders: list[Path], batch_size: int, margin: float | N
     """Embeddings, groups and a description of the impostor crops under ``folders`` (any image tree). ``margin``:
     the gallery's crop margin, which the crops' ``impostors.json`` (``vision make-impostors``), when there is one in
     a folder or the folder above it, must record."""
+    from vision.brands.gallery import GalleryError
     from vision.data.io import list_images
-    from vision.gallery import GalleryError
 
     paths = []
     for folder in folders:
@@ -505,7 +506,7 @@ def open_set_report(gallery, known, known_brands, known_sources, impostors, max_
     in Recall@1)."""
     import numpy as np
 
-    from vision.gallery import GalleryError
+    from vision.brands.gallery import GalleryError
 
     inside = np.array([brand in gallery for brand in known_brands])
     if not inside.any():

@@ -6,7 +6,7 @@
 
 Positives: a brand dataset's composites on real photos (every artwork style of vision make-brand-dataset
 --icon-sets); negatives: vision make-impostors' train crops (false detections and busy text/sticker regions of
-brand-free photos), a share of their class folders held out for validation. See vision.verification.
+brand-free photos), a share of their class folders held out for validation. See vision.brands.verification.
 """
 
 from __future__ import annotations

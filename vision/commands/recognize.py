@@ -12,7 +12,7 @@ Defaults: the shipped pair, embedder ``brand_resnet10t`` with gallery ``simple_i
 below the gallery threshold; on stdout, or ``--out FILE`` (written as ``FILE.partial`` until the run finishes; a
 folder gets ``results.jsonl`` inside). ``--draw DIR`` saves an annotated PNG per image (``shelf.1.jpg`` ->
 ``000001_shelf.1.jpg.png``). The summary goes to stderr.
-``--read-text`` also reads the text on each logo (OCR, :mod:`vision.ocr`; ``pip install 'vision-zoo[ocr]'``): a
+``--read-text`` also reads the text on each logo (OCR, :mod:`vision.brands.ocr`; ``pip install 'vision-zoo[ocr]'``): a
 logo whose text names a gallery brand is that brand (its result carries ``text`` and ``source``).
 A gallery with a detection rule for the detector (``vision build-gallery --detector``) decides on the detection
 confidence and the open-set score together; with another detector it warns and falls back to the threshold.
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crops", action="store_true",
                     help="the images are logo crops: no detector, each whole image is one logo")
     ap.add_argument("--verifier", help="zoo name or file of a logo verifier rescoring the detector's boxes "
-                                       "(a gallery rule calibrated for the pair applies; vision.verification)")
+                                       "(a gallery rule calibrated for the pair applies; vision.brands.verification)")
     ap.add_argument("--conf", type=float, default=None,
                     help="detector confidence threshold (default: the confidence of the gallery's detection rule "
                          "when it was calibrated for this detector, else 0.25)")
@@ -86,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
                         ("--text-everyday", args.text_everyday), ("--brand-names", args.brand_names is not None)):
         if value and not args.read_text:
             ap.error(f"{flag} needs --read-text")
+    from vision.brands.gallery import GalleryError
+    from vision.brands.recognition import draw_brands
     from vision.commands import image_inputs, zoo_dir_scope
     from vision.data.io import ImageLoadError, load_image
-    from vision.gallery import GalleryError
     from vision.progress import progress_bar
-    from vision.recognition import draw_brands
     from vision.zoo import ZooError
 
     try:  # before loading the models: a mistyped or empty folder should fail at once
@@ -158,7 +158,7 @@ def text_options(args) -> dict:
     """The recogniser's text-reading keywords from ``--read-text`` and its options (none without it)."""
     if not args.read_text:
         return {}
-    from vision.ocr import TextReader
+    from vision.brands.ocr import TextReader
 
     reader = TextReader()
     _ = reader.engine   # RapidOCR missing: fail before any photo is read
@@ -172,6 +172,6 @@ def text_options(args) -> dict:
 
 def recognizer_class():
     """The recogniser class (a seam for tests: they swap in a stand-in without loading models)."""
-    from vision.recognition import BrandRecognizer
+    from vision.brands.recognition import BrandRecognizer
 
     return BrandRecognizer

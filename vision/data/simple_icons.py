@@ -1,6 +1,7 @@
 """The installed ``simple-icons-pack``: its icons (slug, title, hex colour, SVG, licence) and their titles.
 
-The dataset writers (:mod:`vision.synth.catalog`) and the text matcher (:mod:`vision.ocr`: a simple-icons brand in a
+The dataset writers (:mod:`vision.synth.catalog`) and the text matcher (:mod:`vision.brands.ocr`: a simple-icons brand
+in a
 gallery is its slug, read on packaging as its title) both list the icons here.
 """
 

@@ -240,7 +240,7 @@ def check_recorded_margin(folder: str | os.PathLike, margin: float) -> None:
 def impostor_groups(paths: Sequence[str | os.PathLike]) -> list[str]:
     """The source photo of each impostor crop (the ``source`` column of the ``manifest.csv`` that
     :func:`write_impostors` put beside its split folder), else the crop's own path: crops of one photo are
-    calibrated apart from each other's cohort (:meth:`vision.gallery.BrandGallery.calibrate`)."""
+    calibrated apart from each other's cohort (:meth:`vision.brands.gallery.BrandGallery.calibrate`)."""
     paths = [Path(p) for p in paths]
     sources: dict[Path, str] = {}
     for root in {p.parent.parent for p in paths}:
@@ -265,7 +265,8 @@ class VerifierDataSummary:
 def write_verifier_data(out_dir: str | os.PathLike, logos: str | os.PathLike, impostors: str | os.PathLike,
                         val_logos: str | os.PathLike | None = None, max_logos: int = 8000,
                         val_fraction: float = 0.125, seed: int = 0, pattern: str = "*wild*") -> VerifierDataSummary:
-    """Manifests of a logo verifier (a two-class classifier: ``background`` / ``logo``, :mod:`vision.verification`)
+    """Manifests of a logo verifier (a two-class classifier: ``background`` / ``logo``,
+    :mod:`vision.brands.verification`)
     for ``vision train`` with a :class:`~vision.data.datamodule.ClassificationDataModule`.
 
     ``logos``: a brand dataset's train folder (``<brand>/<style>__<icon>__<variant>_NN.jpg``,

@@ -31,7 +31,8 @@ A match's ``score`` is the OCR confidence of the lines it was read from times th
 (exact, then fuzzy, then word), then the higher score, then the longer name, then a brand named exactly so over one
 only titled so (simple-icons' ``spring`` over ``spring_creators``, titled "Spring"); two brands still tied are no
 match.
-:class:`vision.recognition.BrandRecognizer` (``reader=``) names a logo by its text when a match scores at least its
+:class:`vision.brands.recognition.BrandRecognizer` (``reader=``) names a logo by its text when a match scores at least
+its
 ``text_threshold``, and by the embedder otherwise.
 """
 

@@ -11,7 +11,8 @@ Example::
 A logo is ``"unknown"`` (``best`` still names the nearest brand) when its ``open_set_score`` is below the gallery's
 calibrated threshold: the gallery decides how that score is made (its ``normalization``: the plain cosine
 ``score``, or the margin over a background cohort of real non-logo crops stored in the gallery), see
-:mod:`vision.gallery`. A gallery may also hold a detection-aware rule (:mod:`vision.detection_rule`: the detector's
+:mod:`vision.brands.gallery`. A gallery may also hold a detection-aware rule (:mod:`vision.brands.detection_rule`: the
+detector's
 confidence together with the open-set score, calibrated on whole photos for one detector); with that detector (same
 name and sha256) it decides instead of the threshold, and the detector runs at the rule's confidence unless told
 otherwise; with another detector the recogniser warns and falls back to the threshold. Without a detector
@@ -27,21 +28,22 @@ from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
+from vision.brands.gallery import UNKNOWN, BrandGallery, GalleryError
 from vision.crops import CROP_MARGIN, check_margin, square_crop
 from vision.data.inputs import ImageInput, to_rgb_array
-from vision.gallery import UNKNOWN, BrandGallery, GalleryError
 from vision.predictors import Predictor, detector_conf, set_detector_conf
 from vision.results import Recognitions
 
 DEFAULT_DETECTOR_CONF = 0.25   # without a detection rule for the detector
 TEXT_THRESHOLD = 0.8           # a text match's score (OCR confidence x name similarity) that names a logo's brand
 TEXT_MARGIN = 0.15             # context the text reader gets around a logo (measured with it: README, --read-text)
-TEXT_KINDS = ("exact", "fuzzy")   # vision.ocr match kinds that may name a brand ("word" matches read common words)
+# vision.brands.ocr match kinds that may name a brand ("word" matches read common words)
+TEXT_KINDS = ("exact", "fuzzy")
 
 
 class Detector(Protocol):
     """What :class:`BrandRecognizer` needs of a detector besides a detection :class:`~vision.predictors.Predictor`
-    (:class:`vision.inference_detection.LogoDetector` has it)."""
+    (:class:`vision.inference.LogoDetector` has it)."""
 
     def predict(self, images: Sequence[ImageInput]) -> list[list[dict]]: ...
 
@@ -54,19 +56,20 @@ class BrandRecognizer:
     ``extractor`` embeds crops (a :class:`vision.features.FeatureExtractor` of an ``embedding`` zoo model); the
     gallery must have been built with the same model (checked here; a gallery that records no model name or sha256
     is refused unless ``allow_unbound=True``, which is logged). ``margin`` frames each detected box
-    (:func:`vision.crops.square_crop`); by default the gallery's :attr:`~vision.gallery.BrandGallery.crop_margin`,
+    (:func:`vision.crops.square_crop`); by default the gallery's
+    :attr:`~vision.brands.gallery.BrandGallery.crop_margin`,
     the framing its threshold and rule were calibrated on. ``threshold`` overrides the gallery's calibrated one (it
     applies to the gallery's open-set score; the gallery's detection rule is then not used).
 
-    ``reader``: a :class:`vision.ocr.TextReader` to read the text on each logo as well; a logo whose text names a
-    brand (:class:`vision.ocr.BrandNames` of the gallery, or ``names``: a match of one of ``text_kinds`` scoring
+    ``reader``: a :class:`vision.brands.ocr.TextReader` to read the text on each logo as well; a logo whose text names a
+    brand (:class:`vision.brands.ocr.BrandNames` of the gallery, or ``names``: a match of one of ``text_kinds`` scoring
     at least ``text_threshold``; an everyday word such as "orange" only with ``text_everyday``; ``text_aliases``:
-    more names per brand, a mapping or a YAML file for :func:`vision.ocr.load_aliases`) is that brand
+    more names per brand, a mapping or a YAML file for :func:`vision.brands.ocr.load_aliases`) is that brand
     whatever the embedder says (results then also carry ``text``: the
     lines read, and ``source``: ``"text"`` or ``"image"``, what named the brand, with the match's ``text_score``
     when it was the text; ``best`` and ``score`` stay the embedder's).
 
-    ``detection_rule``: ``"auto"`` applies the gallery's :attr:`~vision.gallery.BrandGallery.detection_rule` when
+    ``detection_rule``: ``"auto"`` applies the gallery's :attr:`~vision.brands.gallery.BrandGallery.detection_rule` when
     ``detector`` is the detector it was calibrated for (card name and sha256), and warns and falls back to the
     threshold with any other detector; ``"off"`` always uses the threshold. :attr:`rule` is the rule in use (or
     ``None``).
@@ -89,7 +92,7 @@ class BrandRecognizer:
         self.text_everyday = bool(text_everyday)
         self.names = names
         if reader is not None and names is None:
-            from vision.ocr import BrandNames, load_aliases
+            from vision.brands.ocr import BrandNames, load_aliases
 
             source = None
             if isinstance(text_aliases, (str, os.PathLike)):   # a YAML file of names
@@ -127,11 +130,12 @@ class BrandRecognizer:
                         **kwargs) -> "BrandRecognizer":
         """``embedder``/``detector``: zoo names, weights files or exports, each run by its own backend.
         ``detector_conf``: default the gallery's detection rule's confidence when the rule is for this detector,
-        else 0.25. ``read_text``: also read the text on each logo (a :class:`vision.ocr.TextReader`; needs
+        else 0.25. ``read_text``: also read the text on each logo (a :class:`vision.brands.ocr.TextReader`; needs
         ``vision-zoo[ocr]``). ``verifier``: a logo verifier (zoo name or file) rescoring the detector's boxes
-        (:class:`vision.verification.VerifiedDetector`, ``verifier_power``); the gallery's rule applies when it was
+        (:class:`vision.brands.verification.VerifiedDetector`, ``verifier_power``); the gallery's rule applies when it
+        was
         calibrated for that pair. Without it, a gallery rule calibrated with a verifier for this detector brings its
-        verifier along (:func:`vision.verification.verified_for_rule`)."""
+        verifier along (:func:`vision.brands.verification.verified_for_rule`)."""
         from vision.features import FeatureExtractor
 
         extractor = FeatureExtractor.from_pretrained(embedder, backend=embedder_backend, device=device)
@@ -147,12 +151,12 @@ class BrandRecognizer:
             rule = loaded.detection_rule
             auto = kwargs.get("threshold") is None and kwargs.get("detection_rule", "auto") == "auto"
             if verifier is not None:
-                from vision.verification import LogoVerifier, VerifiedDetector
+                from vision.brands.verification import LogoVerifier, VerifiedDetector
 
                 logo_detector = VerifiedDetector(logo_detector, LogoVerifier.from_pretrained(
                     verifier, backend=detector_backend, device=device), power=verifier_power)
             elif auto and rule is not None and rule.verifier:   # the verifier the gallery's rule was calibrated with
-                from vision.verification import verified_for_rule
+                from vision.brands.verification import verified_for_rule
 
                 logo_detector = verified_for_rule(logo_detector, rule, backend=detector_backend, device=device)
             if (detector_conf is None and rule is not None and auto
@@ -161,7 +165,7 @@ class BrandRecognizer:
         elif verifier is not None:
             raise ValueError("a verifier rescores a detector's boxes: give a detector too")
         if read_text and kwargs.get("reader") is None:
-            from vision.ocr import TextReader
+            from vision.brands.ocr import TextReader
 
             kwargs["reader"] = TextReader()
         return cls(extractor, loaded, logo_detector, allow_unbound=allow_unbound, **kwargs)
@@ -260,7 +264,7 @@ def embed_logos(extractor, images: ImageInput | Sequence[ImageInput], detector: 
 
 def draw_brands(image: ImageInput, results: list[dict], path: str | os.PathLike) -> Path:
     """Write ``image`` with each logo's box, brand (or ``unknown``) and gallery score as a PNG."""
-    from vision.inference_detection import draw_detections
+    from vision.inference import draw_detections
 
     return draw_detections(image, [{"box": r["box"], "label": r["brand"], "score": r["score"]} for r in results],
                            path)
@@ -287,7 +291,7 @@ def score_logos(gallery: BrandGallery, logos: Sequence[tuple[list[dict], np.ndar
                 cohort_rows: Sequence[np.ndarray] | None = None) -> tuple[list[list[str]], list[np.ndarray]]:
     """Per photo the best brand and open-set score of each of its embedded logos (:func:`embed_logos`' output).
     ``cohort_rows``: per photo the background-cohort rows its logos are not compared with
-    (:func:`vision.detection_rule.source_rows`: crops cut from the same photos)."""
+    (:func:`vision.brands.detection_rule.source_rows`: crops cut from the same photos)."""
     best, scores = [], []
     for i, (dets, vectors) in enumerate(logos):
         if not dets:

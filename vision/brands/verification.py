@@ -7,7 +7,7 @@ piece of evidence, as the second stage of a cascade detector. :class:`VerifiedDe
 keeps the detector's confidence as ``detector_score``, gets the classifier's probability as ``verifier_score``, and
 its ``score`` becomes their weighted geometric mean ``detector_score ** (1 - power) * verifier_score ** power``
 (``power`` 0.75 by default).
-It is a detector like any other for :class:`~vision.recognition.BrandRecognizer`, ``vision build-gallery
+It is a detector like any other for :class:`~vision.brands.recognition.BrandRecognizer`, ``vision build-gallery
 --detector ... --verifier ...`` and the benchmarks; its card names both models and hashes both sha256s, so a
 gallery's detection rule calibrated for the pair is never applied to the detector alone (or to another verifier).
 
@@ -81,7 +81,7 @@ class PairCard:
 class VerifiedDetector:
     """A detector whose boxes are rescored by a :class:`LogoVerifier` (see the module docstring).
 
-    ``detector``: a :class:`~vision.inference_detection.LogoDetector` (``predict(images, conf=)``) or a detection
+    ``detector``: a :class:`~vision.inference.LogoDetector` (``predict(images, conf=)``) or a detection
     :class:`~vision.predictors.Predictor`; ``margin``: the crop framing (as the verifier's training crops, 0.15);
     ``power``: the verifier's weight in the geometric mean (0: the detector alone, 1: the verifier alone; 0.75, the
     shipped gallery's, measured better than 0 and 0.5). ``conf`` (the detector's own by default) applies to the
@@ -113,7 +113,7 @@ class VerifiedDetector:
         return getattr(self.detector, "backend", None)
 
     def describe(self) -> dict:
-        """What a detection rule records of the pair (:attr:`vision.detection_rule.DetectionRule.verifier`)."""
+        """What a detection rule records of the pair (:attr:`vision.brands.detection_rule.DetectionRule.verifier`)."""
         d, v = self.detector.card, self.verifier.card
         return {"name": v.name, "sha256": v.sha256, "power": self.power, "margin": self.margin,
                 **({"detector_conf": self.detector_conf} if self.detector_conf is not None else {}),
@@ -190,7 +190,8 @@ def zoo_source(name: str):
 
 def verified_for_rule(detector, rule, backend: str = "auto", device: str | None = None):
     """``detector`` rescored by the verifier a gallery's detection rule was calibrated with, when the rule names one
-    (:attr:`~vision.detection_rule.DetectionRule.verifier`) and ``detector`` is the detector of that pair (card name
+    (:attr:`~vision.brands.detection_rule.DetectionRule.verifier`) and ``detector`` is the detector of that pair (card
+    name
     and sha256); otherwise ``detector`` unchanged. A verifier that cannot be loaded, or whose sha256 differs from the
     recorded one, is warned about and left out (the rule then does not match, and the threshold decides). The
     verifier is looked up in the zoo only (:func:`zoo_source`), never as a file path."""

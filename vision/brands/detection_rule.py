@@ -18,7 +18,8 @@ impostor photos with any accepted detection (photo FAR), then the lowest detecti
 records the detector it was calibrated for (name and sha256): its detection confidences mean nothing for another
 detector (:meth:`DetectionRule.matches`).
 
-Stored in a gallery file as the ``detection_rule`` metadata field (:mod:`vision.gallery`); galleries without one keep
+Stored in a gallery file as the ``detection_rule`` metadata field (:mod:`vision.brands.gallery`); galleries without one
+keep
 the crop-only threshold.
 """
 
@@ -53,7 +54,7 @@ class DetectionRule:
     threshold: float
     weights: tuple[float, ...] = ()
     calibration: dict = field(default_factory=dict, compare=False)
-    # the logo verifier the detections were rescored by (vision.verification; then detector_* name the pair):
+    # the logo verifier the detections were rescored by (vision.brands.verification; then detector_* name the pair):
     # {"name", "sha256", "power", "margin", "detector": {"name", "sha256"}}, or empty
     verifier: dict = field(default_factory=dict, compare=False)
 
@@ -145,7 +146,8 @@ def _shown(value) -> str:
 
 def _check_verifier(spec: dict) -> None:
     """The ``verifier`` record: a zoo name (never a path: it is loaded and run), a sha256, and the values
-    :class:`vision.verification.VerifiedDetector` accepts (power in [0, 1], a crop margin from 0 to 1, detector_conf
+    :class:`vision.brands.verification.VerifiedDetector` accepts (power in [0, 1], a crop margin from 0 to 1,
+    detector_conf
     in (0, 1])."""
     from vision.crops import check_margin
     from vision.names import check_plain_name

@@ -13,10 +13,11 @@ similarity minus the query's best similarity to a background cohort of impostor 
 (``"background"``: a crop that looks more like a price label than like any brand is rejected) or minus the mean of
 its next ``topk`` brands' similarities (``"topk"``).
 
-On whole photos a gallery may also hold a :class:`vision.detection_rule.DetectionRule` (:attr:`BrandGallery.
+On whole photos a gallery may also hold a :class:`vision.brands.detection_rule.DetectionRule` (:attr:`BrandGallery.
 detection_rule`, metadata field ``detection_rule``): a decision on the detector's confidence together with the open-set
 score, calibrated for one detector (name and sha256 recorded) on known-brand photos and brand-free photos;
-:class:`vision.recognition.BrandRecognizer` applies it with that detector and falls back to ``threshold`` otherwise.
+:class:`vision.brands.recognition.BrandRecognizer` applies it with that detector and falls back to ``threshold``
+otherwise.
 Galleries without one (all files written before it) keep the crop-only threshold.
 
 ``crop_margin`` is how the recogniser frames each detected box before embedding it (:func:`vision.crops.square_crop`):
@@ -60,7 +61,7 @@ from vision.retrieval import INDEX_KINDS, as_vectors, build_index, equal_error_r
 from vision.store import file_lock
 
 if TYPE_CHECKING:
-    from vision.detection_rule import DetectionRule
+    from vision.brands.detection_rule import DetectionRule
     from vision.features import FeatureExtractor
     from vision.zoo import ModelCard
 
@@ -661,7 +662,7 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
     if meta["calibration"] is not None and not isinstance(meta["calibration"], dict):
         raise bad("calibration", "null or a JSON object")
     if meta["detection_rule"] is not None:
-        from vision.detection_rule import DetectionRule, DetectionRuleError
+        from vision.brands.detection_rule import DetectionRule, DetectionRuleError
 
         try:
             meta["detection_rule"] = DetectionRule.from_json(meta["detection_rule"], "metadata field 'detection_rule'")

@@ -1,0 +1,11 @@
+"""Brand recognition: the pipeline from a detected logo to a brand name, in one package.
+
+- :mod:`vision.brands.gallery`: ``BrandGallery``, the reference embeddings of known brands, its open-set
+  calibration and its self-checking ``.npz`` file;
+- :mod:`vision.brands.detection_rule`: the calibrated decision on detector confidence and open-set score together;
+- :mod:`vision.brands.verification`: the logo verifier that rescores the detector's boxes;
+- :mod:`vision.brands.ocr`: reading the brand name on a logo and matching it to the gallery's brands;
+- :mod:`vision.brands.recognition`: ``BrandRecognizer``, detector -> verifier -> crops -> embedder -> gallery.
+
+Importing this package loads none of them (``vision.BrandGallery`` and ``vision.BrandRecognizer`` resolve lazily).
+"""
