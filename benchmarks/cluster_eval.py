@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vision.cluster import ClusterSettings, cluster_catalog
-from vision.cluster.core import MODEL_DEFAULTS, neighbours
+from vision.clustering import ClusterSettings, cluster_catalog
+from vision.clustering.core import MODEL_DEFAULTS, neighbours
 from vision.dedup import ModelId, scan_images
 from vision.dedup.catalog import select
 
@@ -173,7 +173,7 @@ def evaluate(data: Path, cache: Path) -> dict:
 def scale(n: int, dim: int = 128, per_cluster: int = 5, kind: str = "ivf", seed: int = 0) -> dict:
     """Cluster ``n`` synthetic unit vectors (Gaussian blobs of ``per_cluster`` around random centres) with the
     tool's defaults on a faiss ``kind`` k-NN graph; time per phase and peak memory."""
-    from vision.cluster.core import copy_edges, group, knn_edges
+    from vision.clustering.core import copy_edges, group, knn_edges
     from vision.dedup import Catalog
 
     rng = np.random.default_rng(seed)

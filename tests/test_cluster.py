@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import vision
-from vision.cluster import ClusterError, ClusterIndex, ClusterSettings, cluster_catalog, write_cluster_report
+from vision.clustering import ClusterError, ClusterIndex, ClusterSettings, cluster_catalog, write_cluster_report
 from vision.dedup import DedupError, ModelId, scan_images
 from vision.dedup.catalog import select
 from vision.features import NpyWriter

@@ -26,7 +26,7 @@ _LAZY = {
     "ImageClassifier": "vision.inference",
     "ModelCard": "vision.zoo",
     "ZooError": "vision.zoo",
-    "cluster": "vision.cluster",
+    "cluster": "vision.clustering",
     "evaluate": "vision.evaluation",
     "list_galleries": "vision.zoo",
     "list_models": "vision.zoo",
@@ -40,7 +40,7 @@ __all__ = sorted([*_LAZY, "__version__"])
 if TYPE_CHECKING:
     from vision.brands.gallery import BrandGallery
     from vision.brands.recognition import BrandRecognizer
-    from vision.cluster import cluster
+    from vision.clustering import cluster
     from vision.evaluation import evaluate
     from vision.features import FeatureExtractor
     from vision.inference import ImageClassifier

@@ -30,7 +30,7 @@ from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir
 def settings_from(args, base=None):
     from dataclasses import asdict
 
-    from vision.cluster import ClusterSettings
+    from vision.clustering import ClusterSettings
 
     d = asdict(base or ClusterSettings())
     for name in ("similarity", "k", "method", "min_support", "phash_distance"):
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args) -> int:
-    from vision.cluster import ClusterIndex, cluster_catalog, write_cluster_report
+    from vision.clustering import ClusterIndex, cluster_catalog, write_cluster_report
     from vision.commands import image_inputs
     from vision.dedup import ModelId, scan_images
 
@@ -112,7 +112,7 @@ def report(args) -> int:
 
 
 def assign(args) -> int:
-    from vision.cluster import ClusterError, ClusterIndex
+    from vision.clustering import ClusterError, ClusterIndex
     from vision.commands import image_inputs
     from vision.dedup import scan_images
 

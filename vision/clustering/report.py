@@ -15,7 +15,7 @@ import os
 from html import escape
 from pathlib import Path
 
-from vision.cluster.core import ClusterResult
+from vision.clustering.core import ClusterResult
 
 
 def _e(value) -> str:

@@ -3,7 +3,7 @@ clusters of a saved index without re-clustering.
 
 Images (folders, manifests, paths) or the outputs of ``vision extract`` (``.npy``, ``.parquet``, Ray/Lightning
 shard folders) -> features of a zoo model -> exact and near copies merged first (dedup's stages) -> faiss k-NN
-graph at the model's similarity threshold -> clusters, with dedup's chaining guard (:mod:`vision.cluster.core`).
+graph at the model's similarity threshold -> clusters, with dedup's chaining guard (:mod:`vision.clustering.core`).
 
 Example::
 
@@ -16,12 +16,9 @@ Example::
 
 from __future__ import annotations
 
-import sys
-import types
-
-from vision.cluster.core import ClusterError, ClusterResult, ClusterSettings, cluster_catalog
-from vision.cluster.index import ClusterIndex
-from vision.cluster.report import write_cluster_report
+from vision.clustering.core import ClusterError, ClusterResult, ClusterSettings, cluster_catalog
+from vision.clustering.index import ClusterIndex
+from vision.clustering.report import write_cluster_report
 
 
 def cluster(images=None, model: str | None = None, features=None, features_model: str | None = None,
@@ -37,16 +34,6 @@ def cluster(images=None, model: str | None = None, features=None, features_model
     catalog = scan_images(images, model=model, features=features,
                           features_model=ModelId(features_model) if features_model else None, **scan)
     return cluster_catalog(catalog, settings, index_kind)
-
-
-class _CallableModule(types.ModuleType):
-    """``vision.cluster(...)`` works whether ``vision.cluster`` resolved to this module or to the function."""
-
-    def __call__(self, *args, **kwargs) -> ClusterResult:
-        return cluster(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["ClusterError", "ClusterIndex", "ClusterResult", "ClusterSettings", "cluster", "cluster_catalog",
            "write_cluster_report"]

@@ -30,10 +30,10 @@ from typing import Iterator
 
 import numpy as np
 
-from vision.cluster.core import ClusterError, ClusterResult, ClusterSettings, cluster_catalog, cluster_id
+from vision.clustering.core import ClusterError, ClusterResult, ClusterSettings, cluster_catalog, cluster_id
 from vision.dedup.catalog import Catalog, ModelId, check_same_model
 
-FORMAT = "vision.cluster.index/1"
+FORMAT = "vision.clustering.index/1"
 META, ARRAYS, VECTORS = "cluster.json", "cluster.npz", "vectors.faiss"
 META_KEYS = {"format", "count", "model", "dim", "settings"}
 TEXT_ARRAYS = ("ids", "sha256", "labels")
@@ -156,7 +156,7 @@ class ClusterIndex:
         stored = np.stack([self.index.reconstruct(int(j)) if j >= 0 else np.zeros(self.index.d, np.float32)
                            for j in near.ravel()]).reshape(*near.shape, -1)
         w = np.where(near >= 0, np.clip(sims[:, :dba - 1], 0, None) ** 3, 0).astype(np.float32)
-        out = vectors + (stored * w[..., None]).sum(1)  # as vision.cluster.core.augment
+        out = vectors + (stored * w[..., None]).sum(1)  # as vision.clustering.core.augment
         return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def add(self, new: Catalog, labels: list[str], augmented: np.ndarray | None = None) -> None:
