@@ -304,7 +304,7 @@ def test_build_gallery_refuses_impostors_framed_with_another_margin(tiny_zoo, tm
 
 
 def test_style_renders_give_one_reference_per_training_style_icon():
-    from vision.commands.build_gallery import style_renders
+    from vision.brands.building import style_renders
 
     renders = style_renders(REPO / "tests" / "data" / "iconify", 32)
     keys = {key for found in renders.values() for key, _ in found}

@@ -27,11 +27,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("retrieval", ("vision.retrieval", "vision.brands.detection_rule", "vision.brands.gallery", "vision.brands.ocr",
                    "vision.brands.recognition")),
     ("tasks", ("vision.tasks.",)),
-    ("apps", ("vision.scale", "vision.dedup", "vision.clustering", "vision.benchmarking", "vision.evaluation")),
+    ("apps", ("vision.brands.building", "vision.scale", "vision.dedup", "vision.clustering", "vision.benchmarking", "vision.evaluation")),
     ("cli", ("vision.cli", "vision.commands", "vision.__main__")),
 ]
 LEAVES = ("vision.synth",)
-LEAF_USERS = ("vision.commands.",)  # the dataset and gallery-building commands are the tools that use synthesis
+LEAF_USERS = ("vision.commands.", "vision.brands.building")  # the dataset commands and gallery building use synthesis
 
 
 def _modules() -> dict[str, Path]:

@@ -26,6 +26,7 @@ _LAZY = {
     "ImageClassifier": "vision.inference",
     "ModelCard": "vision.zoo",
     "ZooError": "vision.zoo",
+    "build_gallery": "vision.brands.building",
     "cluster": "vision.clustering",
     "evaluate": "vision.evaluation",
     "list_galleries": "vision.zoo",
@@ -38,6 +39,7 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:
+    from vision.brands.building import build_gallery
     from vision.brands.gallery import BrandGallery
     from vision.brands.recognition import BrandRecognizer
     from vision.clustering import cluster

@@ -413,7 +413,7 @@ def wordmark_references(size: int, brands: Iterable[str] | None = None, fonts: S
                         ) -> dict[str, list[tuple[str, np.ndarray]]]:
     """``{slug: [("wordmark:<font key>", image), ...]}``: gallery references of every simple-icons brand (or the
     listed slugs), :func:`gallery_wordmarks` drawn by :func:`canonical_wordmark`; the shape of
-    ``vision.commands.build_gallery.style_renders`` so a gallery builder adds them the same way. ``fonts``
+    ``vision.brands.building.style_renders`` so a gallery builder adds them the same way. ``fonts``
     default to :func:`load_fonts` (the built-in faces). Brands no font covers are left out."""
     fonts = list(fonts) if fonts is not None else load_fonts()
     wanted = None if brands is None else set(brands)
