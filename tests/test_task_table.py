@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-from vision.tasks import TASKS, all_links, get_task, output_meaning, resolve
+from vision.tasks import TASKS, Task, all_links, get_task, output_meaning, resolve
 
 PARTS = ("network", "card", "module", "datamodule")
 
@@ -18,6 +18,39 @@ def test_every_part_of_every_task_resolves(name):
         assert callable(task.output_wrapper(kind)) and output_meaning(kind) != kind
     assert task.feature_output is None or task.feature_output in task.outputs
     assert task.load("module").task == name  # the checkpoint tag is the table's name
+    for kind in task.outputs:  # every output kind has a head and a result type, the output's own or the task's
+        assert callable(task.output_head(kind)) and isinstance(task.output_result(kind), type)
+
+
+def test_heads_and_result_types_are_read_from_the_table():
+    import vision.predictors
+    from vision.predictors import ClassificationHead, DetectionHead, EmbeddingHead
+    from vision.results import Classification, Detections, Embedding, result_type
+
+    assert not hasattr(vision.predictors, "HEADS")  # no second dispatch table beside this one
+    clf = get_task("classification")
+    assert (clf.output_head("logits"), clf.output_head("features")) == (ClassificationHead, EmbeddingHead)
+    assert get_task("detection").output_head("predictions") is DetectionHead
+    assert result_type("classification") is Classification and result_type("classification", "features") is Embedding
+    assert result_type("detection") is Detections and result_type("embedding") is Embedding
+
+
+def test_output_networks_need_no_exporter():
+    """The torch runtime's output network and default output live beside the wrappers; the exporter re-exports
+    them with its own error type."""
+    import vision.export.onnx as onnx_export
+    from vision.export import ExportError
+    from vision.models import outputs
+    from vision.zoo import ZooError, load_model
+
+    model = load_model("grocery_resnet10t")
+    assert outputs.default_output(model.card) == "logits"
+    assert outputs.output_network(model, "logits") is model
+    with pytest.raises(ZooError, match="unknown output 'boxes'"):
+        outputs.output_network(model, "boxes")
+    with pytest.raises(ExportError, match="unknown output 'boxes'"):
+        onnx_export.output_network(model, "boxes")
+    assert onnx_export.default_output(model.card) == "logits"
 
 
 def test_card_builders_import_no_lightning_or_ultralytics():
@@ -47,6 +80,8 @@ def test_unknown_task_lists_the_known_ones():
         get_task("segmentation")
     with pytest.raises(ValueError, match="has no output"):
         get_task("detection").output_wrapper("logits")
+    with pytest.raises(ValueError, match="names no 'module'"):
+        Task(**{**get_task("detection").__dict__, "module": ""}).load("module")
     assert resolve("vision.tasks:get_task") is get_task
 
 

@@ -1,7 +1,8 @@
 """One inference interface for every task and every runtime: :func:`predictor`.
 
 A predictor is a runtime (torch, ONNX Runtime or TensorRT: what computes the network's output) plus a task head
-(pre- and post-processing written once per output kind and shared by every runtime). Images stream through it in
+(pre- and post-processing written once per output kind and shared by every runtime; the task table names each
+output's head, :meth:`vision.tasks.Task.output_head`). Images stream through it in
 batches of ``batch_size``, so a folder of a million photos never becomes one batch, and each image gives one typed
 result (:mod:`vision.results`).
 
@@ -68,7 +69,7 @@ class TorchRuntime:
 
     def __init__(self, model: torch.nn.Module, output: str, device: str | torch.device | None = None,
                  half: bool = False):
-        from vision.export.onnx import output_network
+        from vision.models.outputs import output_network
 
         self.card, self.output = model.card, output
         self.device = torch.device(device) if device is not None else default_device()
@@ -214,9 +215,12 @@ class EmbeddingHead:
         return [Embedding(source, vector=v) for source, v in zip(sources, vectors)]
 
 
-# export output kind -> head (the task table's ``outputs`` lists the kinds of each task)
-HEADS = {"logits": ClassificationHead, "predictions": DetectionHead, "features": EmbeddingHead,
-         "embedding": EmbeddingHead}
+def head_for(card, output: str, **head_kwargs):
+    """The head of output kind ``output`` of ``card``'s task, as the task table names it (``Task.output_head``),
+    built for ``card``; a ``ValueError`` naming the task's outputs when it has no such output."""
+    from vision.tasks import get_task
+
+    return get_task(card.task).output_head(output)(card, **head_kwargs)
 
 
 class Predictor:
@@ -228,9 +232,7 @@ class Predictor:
     def __init__(self, runtime, max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS, **head_kwargs):
         self.runtime, self.card, self.output = runtime, runtime.card, runtime.output
         self.max_batch_pixels = check_max_batch_pixels(max_batch_pixels)
-        if self.output not in HEADS:
-            raise ValueError(f"no predictor head for output kind {self.output!r}; known: {sorted(HEADS)}")
-        self.head = HEADS[self.output](self.card, **head_kwargs)
+        self.head = head_for(self.card, self.output, **head_kwargs)
         self.skipped: list[tuple[str, str]] = []
 
     @property
@@ -376,7 +378,7 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
         if suffix in SUFFIX_BACKENDS:
             raise ValueError(f"{name_or_path}: an exported file runs with backend={SUFFIX_BACKENDS[suffix]!r} "
                              "(or 'auto')")
-        from vision.export.onnx import default_output
+        from vision.models.outputs import default_output
         from vision.zoo import load_model
 
         model = load_model(name_or_path, zoo_dir=zoo_dir)
@@ -395,7 +397,7 @@ def _auto_source(name_or_path, output: str | None, export_dir: Path, zoo_dir) ->
         return name_or_path, SUFFIX_BACKENDS[suffix]
     if Path(str(name_or_path)).exists():
         return name_or_path, "torch"
-    from vision.export.onnx import default_output
+    from vision.models.outputs import default_output
     from vision.zoo import find_card
 
     found = find_card(str(name_or_path), zoo_dir)

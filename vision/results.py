@@ -4,6 +4,9 @@ Each result knows where its image came from (``source``: a path, or ``"<input N>
 offers ``to_dict()`` (one JSON line), ``plot()`` (an annotated PIL image) and ``save(path)`` (that image as PNG).
 Results hold no pixels, so streaming a million images keeps memory flat; ``plot`` reads a path-sourced image
 again, or takes the image as an argument.
+
+Which type a task's predictions are is the task table's ``result`` (per output kind: a classifier's ``features``
+give :class:`Embedding`); :func:`result_type` reads it.
 """
 
 from __future__ import annotations
@@ -123,6 +126,15 @@ class Embedding(Result):
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "dim": int(self.vector.shape[0]),
                 "vector": [round(float(v), 6) for v in self.vector]}
+
+
+def result_type(task: str, output: str | None = None) -> type[Result]:
+    """The result type output kind ``output`` (default: the task's first) of ``task`` gives, as the task table names
+    it; a ``ValueError`` naming the known tasks or outputs otherwise."""
+    from vision.tasks import get_task
+
+    entry = get_task(task)
+    return entry.output_result(output or entry.default_output)
 
 
 def draw_boxes(canvas, boxes: list[dict], color: tuple[int, int, int] = BOX_COLOR):

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from vision.fileio import atomic_path, atomic_write_text, sha256_file
-from vision.tasks import TASKS
+from vision.models import outputs as _outputs
+from vision.tasks import TASKS, get_task
 from vision.zoo.card import ModelCard
 
 CARD_KEY = "vision.card"
@@ -42,7 +43,8 @@ PARITY_RANDOM_BATCH = 4
 REPLACES_KEY = "replaces"
 
 
-# what each export output kind means, for sidecars and serving configs (read from the task table)
+# what each export output kind means, for sidecars and serving configs: the built-in tasks' at import (kept for
+# importers; vision.tasks.output_meaning reads the live table, tasks registered later included)
 OUTPUT_MEANINGS = {kind: out.meaning for task in TASKS.values() for kind, out in task.outputs.items()}
 # outputs whose argmax is a decision (top-1 agreement is gated); the others are gated on cosine and difference
 ARGMAX_OUTPUTS = {"logits"}
@@ -122,10 +124,9 @@ def check_not_a_folder(path: Path) -> None:
 
 
 def default_output(card: ModelCard) -> str:
-    """The output an export of this task gives when none is asked for (``logits``, ``predictions``, ...)."""
-    if card.task not in TASKS:
-        raise ExportError(f"{card.name}: export of task {card.task!r} is not supported; known tasks: {sorted(TASKS)}")
-    return TASKS[card.task].default_output
+    """The output an export of this task gives when none is asked for (``logits``, ``predictions``, ...):
+    :func:`vision.models.outputs.default_output`, raising :class:`ExportError`."""
+    return _outputs.default_output(card, ExportError)
 
 
 def compare_outputs(ref: np.ndarray, got: np.ndarray, output: str) -> dict:
@@ -321,9 +322,10 @@ def read_onnx_metadata(path: str | Path) -> tuple[ModelCard, str]:
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSON, unknown/missing/ill-typed fields
         raise ExportError(f"{path}: the '{CARD_KEY}' metadata is not a valid model card ({e})") from None
     output = props.get(OUTPUT_KEY, "logits")
-    if output not in OUTPUT_MEANINGS:
-        raise ExportError(f"{path}: unknown '{OUTPUT_KEY}' {output!r} in the metadata; expected one of "
-                          f"{sorted(OUTPUT_MEANINGS)}")
+    kinds = get_task(card.task).outputs  # the card's task is in the table: from_dict checked it
+    if output not in kinds:
+        raise ExportError(f"{path}: unknown '{OUTPUT_KEY}' {output!r} in the metadata; a {card.task} model "
+                          f"outputs one of {sorted(kinds)}")
     return card, output
 
 
@@ -361,16 +363,9 @@ def card_of(model: nn.Module) -> ModelCard:
 
 
 def output_network(model: nn.Module, output: str) -> nn.Module:
-    """``model`` (a zoo model with ``.card``) reduced to one output kind of its task (the task table's
-    ``outputs``): what every runtime computes for that output."""
-    card = card_of(model)
-    if card.task not in TASKS:
-        raise ExportError(f"{card.name}: export of task {card.task!r} is not supported; known tasks: {sorted(TASKS)}")
-    kinds = TASKS[card.task].outputs
-    if output not in kinds:
-        raise ExportError(f"{card.name}: unknown output {output!r} for task {card.task!r}; "
-                          f"choose one of {sorted(kinds)}")
-    return TASKS[card.task].output_wrapper(output)(model)
+    """:func:`vision.models.outputs.output_network` (``model`` reduced to one output kind of its task), raising
+    :class:`ExportError`."""
+    return _outputs.output_network(model, output, ExportError)
 
 
 def parity_inputs(pre, sample_images: Sequence | None) -> torch.Tensor:

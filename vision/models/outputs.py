@@ -1,10 +1,43 @@
 """Wrappers that reduce a zoo network to one output kind (the task table's ``outputs``), shared by export, the
-predictor's torch runtime and benchmarks, so every runtime computes the same thing."""
+predictor's torch runtime and benchmarks, so every runtime computes the same thing.
+
+:func:`default_output` and :func:`output_network` read the task table; they live here, not in the exporter, so
+the torch runtime needs no export code (``vision.export.onnx`` re-exports them raising its ``ExportError``).
+
+Example::
+
+    from vision.models.outputs import default_output, output_network
+    network = output_network(model, default_output(model.card))   # what vision.predictor runs with torch
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+import vision.tasks  # its TASKS is read at each call, never copied: a task registered later is seen
+from vision.zoo.card import ModelCard, ZooError
+
+
+def default_output(card: ModelCard, error: type[Exception] = ZooError) -> str:
+    """The output kind of ``card``'s task when none is asked for (``logits``, ``predictions``, ...): the first of
+    the task table's ``outputs``. An unknown task raises ``error`` naming the known ones."""
+    return _task(card, error).default_output
+
+
+def output_network(model: nn.Module, output: str, error: type[Exception] = ZooError) -> nn.Module:
+    """``model`` (a zoo model with ``.card``) reduced to one output kind of its task (the task table's
+    ``outputs``): what every runtime computes for that output. A model without a card, or an output its task does
+    not have, raises ``error`` saying what to do."""
+    card = getattr(model, "card", None)
+    if not isinstance(card, ModelCard):
+        raise error(f"cannot run or export a {type(model).__name__} without a model card (.card); load it with "
+                    "vision.load_model so the card travels with it")
+    task = _task(card, error)
+    if output not in task.outputs:
+        raise error(f"{card.name}: unknown output {output!r} for task {card.task!r}; choose one of "
+                    f"{sorted(task.outputs)}")
+    return task.output_wrapper(output)(model)
 
 
 def identity(model: nn.Module) -> nn.Module:
@@ -23,3 +56,10 @@ class DetectorPredictions(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x)
         return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _task(card: ModelCard, error: type[Exception]) -> vision.tasks.Task:
+    if card.task not in vision.tasks.TASKS:
+        raise error(f"{card.name}: task {card.task!r} is not in the task table; known tasks: "
+                    f"{sorted(vision.tasks.TASKS)}")
+    return vision.tasks.TASKS[card.task]

@@ -61,9 +61,9 @@ class FeatureModel:
 
     def head(self):
         """The pre/post-processing of the output kind (no network): what CPU workers need."""
-        from vision.predictors import HEADS
+        from vision.predictors import head_for
 
-        return HEADS[self.output](self.card)
+        return head_for(self.card, self.output)
 
 
 def vectors_of(p, batch: np.ndarray) -> np.ndarray:

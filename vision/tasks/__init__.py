@@ -7,11 +7,17 @@ An entry names its parts as ``"module:attribute"`` strings, imported only when a
 * ``card``: the card from a LightningModule's hyper-parameters (checkpoints, zoo saves); imports no Lightning;
 * ``module`` / ``datamodule``: the LightningModule and LightningDataModule that train it (configs' class paths);
 * ``config``: the keys a card's ``config`` must hold, with the check each must pass (see ``vision.zoo.card``);
-* ``outputs``: the export output kinds, default first: a wrapper giving that output and what it means;
+* ``outputs``: the export output kinds, default first: a wrapper giving that output and what it means (and,
+  where it differs from the task's, its own head and result type: a classifier's ``features`` are embeddings);
+* ``head``: the predictor head (pre- and post-processing shared by every runtime) of the task's outputs;
+* ``result``: the typed result (:mod:`vision.results`) that head gives, one per image;
+* ``evaluator``: ``(model, data, EvalOptions) -> metrics`` (:func:`vision.evaluate`);
+* ``headline``: the card metric and its label that ``vision zoo`` shows;
 * ``feature_output``: the output kind that is the task's feature vector (feature extraction), if any;
 * ``links``: datamodule properties linked into the module's arguments by ``vision train``.
 
-Adding a task is one new package plus one entry here.
+Adding a task is one new package plus one entry here: predict, evaluate, export and the zoo read everything
+per-task from the entry (``tests/test_toy_task.py`` registers a toy task and runs them all).
 
 Example::
 
@@ -19,6 +25,7 @@ Example::
     task = get_task("detection")
     task.default_output                 # 'predictions'
     task.load("card")(name, hparams)    # imports vision.tasks.cards only now
+    task.output_head("predictions")     # vision.predictors.DetectionHead
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from typing import Any
 class Output:
     wrapper: str   # "module:attr": model -> nn.Module whose forward returns this output
     meaning: str
+    head: str = ""     # "module:attr" of this output's predictor head; "" for the task's own
+    result: str = ""   # "module:attr" of the result type that head gives; "" for the task's own
 
 
 @dataclass(frozen=True)
@@ -47,19 +56,36 @@ class Task:
     links: tuple[tuple[str, str], ...] = ()
     evaluator: str = ""
     headline: tuple[str, str] = ("", "")
+    head: str = ""
+    result: str = ""
 
     @property
     def default_output(self) -> str:
         return next(iter(self.outputs))
 
     def load(self, part: str) -> Any:
-        """The object a part names (``"network"``, ``"card"``, ``"module"``, ``"datamodule"``), imported now."""
-        return resolve(getattr(self, part))
+        """The object a part names (``"network"``, ``"card"``, ``"module"``, ``"datamodule"``, ``"evaluator"``,
+        ``"head"``, ``"result"``), imported now."""
+        target = getattr(self, part)
+        if not target:
+            raise ValueError(f"task {self.name!r} names no {part!r} in the task table (vision.tasks.TASKS)")
+        return resolve(target)
 
     def output_wrapper(self, kind: str) -> Any:
+        return resolve(self._output(kind).wrapper)
+
+    def output_head(self, kind: str) -> Any:
+        """The predictor head class of output ``kind``: the output's own, else the task's."""
+        return resolve(self._output(kind).head) if self._output(kind).head else self.load("head")
+
+    def output_result(self, kind: str) -> Any:
+        """The result type output ``kind`` gives: the output's own, else the task's."""
+        return resolve(self._output(kind).result) if self._output(kind).result else self.load("result")
+
+    def _output(self, kind: str) -> Output:
         if kind not in self.outputs:
             raise ValueError(f"task {self.name!r} has no output {kind!r}; it has {list(self.outputs)}")
-        return resolve(self.outputs[kind].wrapper)
+        return self.outputs[kind]
 
 
 def resolve(target: str) -> Any:
@@ -88,12 +114,15 @@ TASKS: dict[str, Task] = {
         outputs={"logits": Output("vision.models.outputs:identity",
                                   "class scores before softmax, one per card.class_names entry"),
                  "features": Output("vision.models.classifier:PooledFeatures",
-                                    "pooled backbone features (not normalised; predictors L2-normalise them)")},
+                                    "pooled backbone features (not normalised; predictors L2-normalise them)",
+                                    head="vision.predictors:EmbeddingHead", result="vision.results:Embedding")},
         feature_output="features",
         links=_links("num_classes", "num_coarse_classes", "class_names", "coarse_names", "fine_to_coarse",
                      "preprocessing_dict->preprocessing"),
         evaluator="vision.evaluation:evaluate_classifier",
         headline=("val_top1", "top-1"),
+        head="vision.predictors:ClassificationHead",
+        result="vision.results:Classification",
     ),
     "detection": Task(
         name="detection",
@@ -108,6 +137,8 @@ TASKS: dict[str, Task] = {
         links=_links("num_classes", "class_names", "preprocessing_dict->preprocessing"),
         evaluator="vision.evaluation:evaluate_detector",
         headline=("val_mAP50", "mAP50"),
+        head="vision.predictors:DetectionHead",
+        result="vision.results:Detections",
     ),
     "embedding": Task(
         name="embedding",
@@ -122,6 +153,8 @@ TASKS: dict[str, Task] = {
         links=_links("num_classes", "preprocessing_dict->preprocessing"),
         evaluator="vision.evaluation:evaluate_embedder",
         headline=("val_recall_at_1", "recall@1"),
+        head="vision.predictors:EmbeddingHead",
+        result="vision.results:Embedding",
     ),
 }
 

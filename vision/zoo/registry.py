@@ -30,8 +30,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+import vision.tasks  # TASKS read at each use, never bound here: a task registered later is found
 from vision.fileio import atomic_path, atomic_write_text, sha256_file
-from vision.tasks import TASKS
 from vision.zoo.card import MAX_SIZE, ModelCard, ZooError
 
 MANIFEST = "manifest.json"
@@ -97,12 +97,11 @@ def find_card(name: str, zoo_dir: str | Path | None = None) -> tuple[ModelCard, 
 
 
 def build_model(card: ModelCard) -> nn.Module:
-    from vision.tasks import TASKS
-
-    if card.task not in TASKS:
-        raise ZooError(f"model {card.name!r}: unknown task {card.task!r}; known tasks: {sorted(TASKS)}")
+    tasks = vision.tasks.TASKS
+    if card.task not in tasks:
+        raise ZooError(f"model {card.name!r}: unknown task {card.task!r}; known tasks: {sorted(tasks)}")
     try:
-        return TASKS[card.task].load("network")(card)
+        return tasks[card.task].load("network")(card)
     except (RuntimeError, ValueError, TypeError, KeyError, OSError) as e:  # e.g. timm: "Unknown model"
         raise ZooError(f"model {card.name!r}: cannot build {card.task} network {card.architecture!r} with config "
                        f"{card.config} ({type(e).__name__}: {e})") from None
@@ -419,7 +418,7 @@ def _from_lightning_checkpoint(path: Path) -> tuple[nn.Module, ModelCard]:
     task, hparams = _check_checkpoint(ckpt, path)
     _check_sizes(hparams, ckpt["state_dict"], path)
     try:
-        card = TASKS[task].load("card")(path.stem, hparams)
+        card = vision.tasks.TASKS[task].load("card")(path.stem, hparams)
     except ZooError:
         raise
     except KeyError as e:
@@ -464,9 +463,9 @@ def _check_checkpoint(ckpt: Any, path: Path) -> tuple[str, dict]:
     if not isinstance(ckpt, dict):
         raise ZooError(f"{path}: a checkpoint must be a dict as Lightning saves it, got {type(ckpt).__name__}")
     task = ckpt.get("vision_task")
-    if not isinstance(task, str) or task not in TASKS:
+    if not isinstance(task, str) or task not in vision.tasks.TASKS:
         raise ZooError(f"{path}: not a vision checkpoint with a known task (field 'vision_task' is {task!r}; "
-                       f"known: {sorted(TASKS)})")
+                       f"known: {sorted(vision.tasks.TASKS)})")
     for key in ("state_dict", "hyper_parameters"):
         if key not in ckpt:
             raise ZooError(f"{path}: field {key!r} is missing; not a Lightning checkpoint of a vision task module")
