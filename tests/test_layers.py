@@ -27,7 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("retrieval", ("vision.retrieval", "vision.brands.detection_rule", "vision.brands.gallery", "vision.brands.ocr",
                    "vision.brands.recognition")),
     ("tasks", ("vision.tasks.",)),
-    ("apps", ("vision.brands.building", "vision.scale", "vision.dedup", "vision.clustering", "vision.benchmarking", "vision.evaluation")),
+    ("apps", ("vision.brands.building", "vision.scale", "vision.dedup", "vision.clustering", "vision.benchmarking",
+              "vision.evaluation")),
     ("cli", ("vision.cli", "vision.commands", "vision.__main__")),
 ]
 LEAVES = ("vision.synth",)
