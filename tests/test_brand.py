@@ -375,8 +375,10 @@ def test_build_gallery_tool_calibrates_and_refuses_bad_input(brand_data, trained
     gallery = BrandGallery.load(out)
     assert gallery.threshold == pytest.approx(report["calibration"]["threshold"])
     # a simple-icons gallery is calibrated on val galleries rebuilt from renders the same way
-    calibration = build.calibrate(FeatureExtractor.from_pretrained(model, backend="torch"), brand_data / "val",
-                                  0.25, renders=("brand", "black"), merge="mean")
+    from vision.brands.building import calibrate
+
+    calibration = calibrate(FeatureExtractor.from_pretrained(model, backend="torch"), brand_data / "val", 0.25,
+                            renders=("brand", "black"), merge="mean")
     assert calibration["brands"] == BRANDS_PER_SPLIT and calibration["merge"] == "mean"
     assert calibration["gallery"] == "simple-icons renders ['brand', 'black']"
     assert build.main(["--embedder", model, "--simple-icons", "--renders", "brand,mauve", "--out", str(out)]) == 2

@@ -6,8 +6,7 @@
 
 import sys
 
-from vision.brands.building import calibrate  # noqa: F401 (tests call it)
-from vision.commands.build_gallery import main  # noqa: F401
+from vision.commands.build_gallery import main  # noqa: F401 (tests call it)
 
 if __name__ == "__main__":
     from vision.commands import main as vision_main

@@ -14,7 +14,7 @@
         --queries my_query_photos/ --report runs/gallery_report.json --out my_gallery.npz
 
 ``--calibrate DIR`` needs ``DIR/gallery/<brand>/`` and ``DIR/query/<brand>/`` of brands with known identity
-(e.g. the val split of tools/make_brand_dataset.py): the threshold is set so that ``--frr`` of those queries
+(e.g. the val split of ``vision make-brand-dataset``): the threshold is set so that ``--frr`` of those queries
 score below it against their gallery. For a ``--simple-icons`` gallery (no ``--folder``) that gallery is rebuilt
 from the val brands' simple-icons renders with the same ``--renders`` and ``--merge``, so the threshold is
 calibrated on scores of the kind the shipped gallery will give.
