@@ -145,5 +145,5 @@ def test_a_toy_task_is_one_table_entry_for_predict_eval_and_export(toy_zoo):
 
 
 def test_a_task_without_the_output_asked_for_says_which_it_has(toy_zoo):
-    with pytest.raises(ValueError, match=r"unknown output 'logits' for task 'toy'.*\['score'\]"):
+    with pytest.raises(vision.ZooError, match=r"unknown output 'logits' for task 'toy'.*\['score'\]"):
         vision.predictor("toy_bright", zoo_dir=toy_zoo / "zoo", backend="torch", output="logits")

@@ -70,11 +70,12 @@ class TorchRuntime:
     def __init__(self, model: torch.nn.Module, output: str, device: str | torch.device | None = None,
                  half: bool = False):
         from vision.models.outputs import output_network
+        from vision.zoo import ZooError
 
         self.card, self.output = model.card, output
         self.device = torch.device(device) if device is not None else default_device()
         self.half = half and self.device.type == "cuda"  # fp16 kernels are a GPU feature; CPU stays fp32
-        network = output_network(model, output).to(self.device).eval()
+        network = output_network(model, output, ZooError).to(self.device).eval()
         self.network = network.half() if self.half else network
 
     @torch.inference_mode()
@@ -220,7 +221,11 @@ def head_for(card, output: str, **head_kwargs):
     built for ``card``; a ``ValueError`` naming the task's outputs when it has no such output."""
     from vision.tasks import get_task
 
-    return get_task(card.task).output_head(output)(card, **head_kwargs)
+    try:
+        head = get_task(getattr(card, "task", None)).output_head(output)
+    except ValueError as e:  # unknown task, or an output kind the task does not have
+        raise ValueError(f"no predictor head for output kind {output!r}: {e}") from None
+    return head(card, **head_kwargs)
 
 
 class Predictor:
@@ -379,10 +384,10 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
             raise ValueError(f"{name_or_path}: an exported file runs with backend={SUFFIX_BACKENDS[suffix]!r} "
                              "(or 'auto')")
         from vision.models.outputs import default_output
-        from vision.zoo import load_model
+        from vision.zoo import ZooError, load_model
 
         model = load_model(name_or_path, zoo_dir=zoo_dir)
-        runtime = TorchRuntime(model, output or default_output(model.card), device, half)
+        runtime = TorchRuntime(model, output or default_output(model.card, ZooError), device, half)
     else:
         runtime = (OnnxRuntime if backend == "onnxruntime" else TensorRTRuntime)(name_or_path, device)
         if output and output != runtime.output:

@@ -16,21 +16,21 @@ import torch
 from torch import nn
 
 import vision.tasks  # its TASKS is read at each call, never copied: a task registered later is seen
-from vision.zoo.card import ModelCard, ZooError
 
 
-def default_output(card: ModelCard, error: type[Exception] = ZooError) -> str:
+def default_output(card, error: type[Exception] = ValueError) -> str:
     """The output kind of ``card``'s task when none is asked for (``logits``, ``predictions``, ...): the first of
     the task table's ``outputs``. An unknown task raises ``error`` naming the known ones."""
     return _task(card, error).default_output
 
 
-def output_network(model: nn.Module, output: str, error: type[Exception] = ZooError) -> nn.Module:
+def output_network(model: nn.Module, output: str, error: type[Exception] = ValueError) -> nn.Module:
     """``model`` (a zoo model with ``.card``) reduced to one output kind of its task (the task table's
     ``outputs``): what every runtime computes for that output. A model without a card, or an output its task does
-    not have, raises ``error`` saying what to do."""
+    not have, raises ``error`` saying what to do (callers pass their layer's error type: the predictor
+    ``ZooError``, the exporter ``ExportError``)."""
     card = getattr(model, "card", None)
-    if not isinstance(card, ModelCard):
+    if not isinstance(getattr(card, "task", None), str):  # duck-typed: this layer sits below vision.zoo
         raise error(f"cannot run or export a {type(model).__name__} without a model card (.card); load it with "
                     "vision.load_model so the card travels with it")
     task = _task(card, error)
@@ -58,7 +58,7 @@ class DetectorPredictions(nn.Module):
         return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def _task(card: ModelCard, error: type[Exception]) -> vision.tasks.Task:
+def _task(card, error: type[Exception]) -> vision.tasks.Task:
     if card.task not in vision.tasks.TASKS:
         raise error(f"{card.name}: task {card.task!r} is not in the task table; known tasks: "
                     f"{sorted(vision.tasks.TASKS)}")
