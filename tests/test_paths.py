@@ -102,9 +102,9 @@ def test_wrong_backend_for_a_file_names_the_vision_export_command():
 
 # files outside this change that still named checkout scripts when it was made (being rewritten in parallel for
 # issue 24); every other file of the package is held to the rule
-PENDING = {"vision/cli.py", "vision/reports.py", "vision/commands/zoo.py", "vision/commands/build_gallery.py"}
-# scripts with no `vision` command: messages name them as "from a checkout: python tools/X.py"
-CHECKOUT_ONLY = ("fetch_icon_sets", "fetch_fonts", "make_sample_dataset", "interpolate_weights", "zoo_demo")
+# scripts with no `vision` command: messages name them as "from a checkout: python tools/X.py"; tools/train.py is
+# the documented training entry beside `vision train` (cards record whichever was typed)
+CHECKOUT_ONLY = ("fetch_icon_sets", "fetch_fonts", "make_sample_dataset", "interpolate_weights", "zoo_demo", "train")
 
 
 def test_library_messages_name_vision_commands_not_scripts():
@@ -114,7 +114,7 @@ def test_library_messages_name_vision_commands_not_scripts():
         rel = path.relative_to(REPO).as_posix()
         hits = [m.group(0) for m in script.finditer(path.read_text(encoding="utf-8"))
                 if m.group(1) not in CHECKOUT_ONLY]
-        if hits and rel not in PENDING:
+        if hits:
             offenders.append(f"{rel}: {hits}")
     assert not offenders, "use the `vision <command>` equivalent"
     from vision.synth.styles import load_icon_sets  # a checkout-only script is named as one
