@@ -40,7 +40,6 @@ from vision.tasks import TASKS
 from vision.zoo import ModelCard, find_card, load_model
 
 # task -> the export output kind that is its feature vector (from the task table)
-FEATURE_OUTPUTS = {name: task.feature_output for name, task in TASKS.items() if task.feature_output}
 
 
 class ExtractError(ValueError):
@@ -166,10 +165,12 @@ class FeatureExtractor:
 
 
 def _feature_output(card: ModelCard) -> str:
-    if card.task not in FEATURE_OUTPUTS:
-        raise ExtractError(f"{card.name}: feature extraction supports tasks {sorted(FEATURE_OUTPUTS)}, "
+    """The output kind that is ``card``'s feature vector, read from the task table at each use."""
+    supported = {name: task.feature_output for name, task in TASKS.items() if task.feature_output}
+    if card.task not in supported:
+        raise ExtractError(f"{card.name}: feature extraction supports tasks {sorted(supported)}, "
                            f"not {card.task!r}")
-    return FEATURE_OUTPUTS[card.task]
+    return supported[card.task]
 
 
 def _output_dim(p: Predictor) -> int:

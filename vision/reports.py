@@ -20,12 +20,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-# the numbers a task is judged by, as logged, with their labels: the report lists them first
-HEADLINE_METRICS = {
-    "classification": (("val/top1", "top-1"), ("val/top5", "top-5"), ("val/coarse_top1", "coarse top-1")),
-    "detection": (("val/mAP50", "mAP50"), ("val/mAP50-95", "mAP50-95")),
-    "embedding": (("val/recall_at_1", "recall@1"),),
-}
+
+def headline_metrics(task: str) -> tuple[tuple[str, str], ...]:
+    """The logged metrics a task is judged by, with their labels (the task table's ``report_metrics``)."""
+    from vision.tasks import TASKS
+
+    return TASKS[task].report_metrics if task in TASKS else ()
 
 
 class RunReport(pl.Callback):
@@ -93,7 +93,7 @@ class RunReport(pl.Callback):
         config = run / "config.yaml" if (run / "config.yaml").is_file() else None
         confusion = _latest(p for p in run.glob("confusion/val_epoch*.png") if p.stat().st_mtime >= self._started - 1)
         final = {k: v for k, v in (self.history[-1] if self.history else {}).items() if k != "epoch"}
-        headline = [(label, final[key]) for key, label in HEADLINE_METRICS.get(self.task, ()) if key in final]
+        headline = [(label, final[key]) for key, label in headline_metrics(self.task) if key in final]
         rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{v:.4g}</td></tr>" for label, v in headline)
         rows += "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in sorted(final.items()))
         status = " (interrupted)" if getattr(trainer, "interrupted", False) else ""  # a stand-in trainer has none

@@ -64,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     for option in HEAD_OPTIONS:
         if hasattr(p.head, option):
             setattr(p.head, option, getattr(args, option))
-    if args.draw and p.card.task == "embedding":
-        raise UsageError(f"--draw needs a classifier or a detector; {args.model} is an embedding model")
+    from vision.results import Result, result_type
+
+    if args.draw and result_type(p.card.task, p.output).plot is Result.plot:  # a result with nothing to draw
+        raise UsageError(f"--draw needs a classifier or a detector; {args.model} gives feature vectors ({p.output})")
     from vision.commands import results_output
 
     drawn: set[str] = set()

@@ -31,7 +31,7 @@ from torch import nn
 
 from vision.fileio import atomic_path, atomic_write_text, sha256_file
 from vision.models import outputs as _outputs
-from vision.tasks import TASKS, get_task
+from vision.tasks import get_task
 from vision.zoo.card import ModelCard
 
 CARD_KEY = "vision.card"
@@ -45,7 +45,6 @@ REPLACES_KEY = "replaces"
 
 # what each export output kind means, for sidecars and serving configs: the built-in tasks' at import (kept for
 # importers; vision.tasks.output_meaning reads the live table, tasks registered later included)
-OUTPUT_MEANINGS = {kind: out.meaning for task in TASKS.values() for kind, out in task.outputs.items()}
 # outputs whose argmax is a decision (top-1 agreement is gated); the others are gated on cosine and difference
 ARGMAX_OUTPUTS = {"logits"}
 

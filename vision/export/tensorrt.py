@@ -40,7 +40,6 @@ from torch import nn
 from vision.export.calibration import MAX_CALIB_IMAGES, MIN_CALIB_IMAGES, CalibrationSet
 from vision.export.onnx import (
     INPUT_NAME,
-    OUTPUT_MEANINGS,
     ArtifactIntegrityError,
     ExportError,
     card_of,
@@ -56,6 +55,7 @@ from vision.export.onnx import (
     write_parity_report,
 )
 from vision.fileio import atomic_path, atomic_write_text, sha256_file
+from vision.tasks import output_meaning
 from vision.zoo.card import ModelCard
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -186,7 +186,7 @@ def build_sidecar(plan: Path, *, card: ModelCard, output: str, precision: str, b
         "input": {"name": INPUT_NAME, "dtype": "float32", "layout": "NCHW",
                   "shape": [-1, *[int(d) for d in input_shape[1:]]]},
         "output": {"name": output, "dtype": "float32", "shape": [-1, *[int(d) for d in output_shape[1:]]],
-                   "meaning": OUTPUT_MEANINGS.get(output, output)},
+                   "meaning": output_meaning(output)},
         "preprocessing": pre.to_dict(), "class_names": list(card.class_names),
         "precision": precision, "batch_profile": {"min": batch[0], "opt": batch[1], "max": batch[2]},
         "tensorrt": tensorrt_version, "gpu": {"name": gpu_name, "compute_capability": compute_capability},

@@ -49,7 +49,6 @@ from pathlib import Path
 
 from vision.export.onnx import (
     INPUT_NAME,
-    OUTPUT_MEANINGS,
     ArtifactIntegrityError,
     ExportError,
     parity_report_path,
@@ -60,6 +59,7 @@ from vision.export.onnx import (
 from vision.fileio import _fsync_folder, _process_alive, sha256_file
 from vision.names import PLAIN_NAME, check_plain_name, pbtxt_string, text_line
 from vision.store import file_lock
+from vision.tasks import output_meaning
 
 DEFAULT_ONNX_MAX_BATCH = 32
 MAX_QUEUE_DELAY_US = 100
@@ -110,7 +110,7 @@ def write_triton_model(artifact: str | Path, repository: str | Path, *, name: st
     labels_text = "".join(f"{text_line(c, f'{artifact}: class {i} (labels.txt line {i + 1})', ExportError)}\n"
                           for i, c in enumerate(card["class_names"])) if labels else None
     vision_json = json.dumps({**info, "artifact": artifact.name, "output": io["output"],
-                              "output_meaning": OUTPUT_MEANINGS.get(io["output"], io["output"])}, indent=1) + "\n"
+                              "output_meaning": output_meaning(io["output"])}, indent=1) + "\n"
 
     repository.mkdir(parents=True, exist_ok=True)
     model_dir = repository / name

@@ -13,6 +13,7 @@ An entry names its parts as ``"module:attribute"`` strings, imported only when a
 * ``result``: the typed result (:mod:`vision.results`) that head gives, one per image;
 * ``evaluator``: ``(model, data, EvalOptions) -> metrics`` (:func:`vision.evaluate`);
 * ``headline``: the card metric and its label that ``vision zoo`` shows;
+* ``report_metrics``: the logged metrics a training run's report lists first, with their labels;
 * ``feature_output``: the output kind that is the task's feature vector (feature extraction), if any;
 * ``links``: datamodule properties linked into the module's arguments by ``vision train``.
 
@@ -56,6 +57,7 @@ class Task:
     links: tuple[tuple[str, str], ...] = ()
     evaluator: str = ""
     headline: tuple[str, str] = ("", "")
+    report_metrics: tuple[tuple[str, str], ...] = ()
     head: str = ""
     result: str = ""
 
@@ -121,6 +123,7 @@ TASKS: dict[str, Task] = {
                      "preprocessing_dict->preprocessing"),
         evaluator="vision.evaluation:evaluate_classifier",
         headline=("val_top1", "top-1"),
+        report_metrics=(("val/top1", "top-1"), ("val/top5", "top-5"), ("val/coarse_top1", "coarse top-1")),
         head="vision.predictors:ClassificationHead",
         result="vision.results:Classification",
     ),
@@ -137,6 +140,7 @@ TASKS: dict[str, Task] = {
         links=_links("num_classes", "class_names", "preprocessing_dict->preprocessing"),
         evaluator="vision.evaluation:evaluate_detector",
         headline=("val_mAP50", "mAP50"),
+        report_metrics=(("val/mAP50", "mAP50"), ("val/mAP50-95", "mAP50-95")),
         head="vision.predictors:DetectionHead",
         result="vision.results:Detections",
     ),
@@ -153,6 +157,7 @@ TASKS: dict[str, Task] = {
         links=_links("num_classes", "preprocessing_dict->preprocessing"),
         evaluator="vision.evaluation:evaluate_embedder",
         headline=("val_recall_at_1", "recall@1"),
+        report_metrics=(("val/recall_at_1", "recall@1"),),
         head="vision.predictors:EmbeddingHead",
         result="vision.results:Embedding",
     ),
