@@ -83,7 +83,7 @@ def test_make_logo_dataset_trains_on_mined_negatives(tmp_path, impostors, capsys
     assert make_logo_dataset.main(args + ["--negatives", *val, "--val-negatives", *val]) == 2
     assert "pass one" in capsys.readouterr().err
     assert make_logo_dataset.main(args + ["--val-negatives", *val]) == 0
-    assert "mined negatives: 2 of 4 train photos" in capsys.readouterr().out
+    assert "mined negatives: 2 of 4 train photos" in capsys.readouterr().err
     record = json.loads((tmp_path / "d" / "brands.json").read_text())
     params = record["parameters"]
     assert params["mined_negatives"]["photos_kept"] == 2 and params["print_conditions"]["curved"] == 0.15

@@ -187,6 +187,12 @@ def zoo_dir_scope(zoo_dir: str | None) -> Iterator[None]:
             os.environ["VISION_ZOO_DIR"] = before
 
 
+def note(*parts, **kwargs) -> None:
+    """A line for the person at the terminal (what was written, what was skipped): stderr, so stdout carries only
+    results and reports."""
+    print(*parts, **{"file": sys.stderr, **kwargs})
+
+
 @contextlib.contextmanager
 def results_output(out: Path | None) -> Iterator:
     """Where a command writes its JSON Lines results: stdout, or ``out``.

@@ -21,7 +21,6 @@ back and checks they belong together); exports are checked against their recorde
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir, command_parser
@@ -70,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                                                progress=not args.no_progress)
         except (ValueError, ImportError, FileNotFoundError, ExportError) as e:
             raise SystemExit(f"error: {e}") from None
-    print(json.dumps({k: v for k, v in summary.items() if k != "skipped"} | {"skipped": len(summary["skipped"])}),
-          file=sys.stderr)
+    print(json.dumps({k: v for k, v in summary.items() if k != "skipped"} | {"skipped": len(summary["skipped"])}))
     return 0
 
 
@@ -102,5 +100,5 @@ def _extract_shards(args) -> int:
     if "rank" in summary:
         return 0  # a Lightning rank > 0: rank 0 reports
     print(json.dumps({k: v for k, v in summary.items() if k not in ("shards", "unreadable")}
-                     | {"shards": len(summary["shards"]), "unreadable": summary["unreadable"][:20]}), file=sys.stderr)
+                     | {"shards": len(summary["shards"]), "unreadable": summary["unreadable"][:20]}))
     return 0

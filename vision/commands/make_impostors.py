@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vision.commands import add_device, add_no_progress, add_zoo_dir, command_parser
+    from vision.commands import add_device, add_no_progress, add_zoo_dir, command_parser, note
     from vision.crops import CROP_MARGIN
 
     ap = command_parser("vision make-impostors", __doc__)
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
         model = predictor(args.detector, device=args.device, conf=args.conf, zoo_dir=args.zoo_dir)
         if model.card.task != "detection":
-            print(f"error: --detector {args.detector!r} is a {model.card.task} model, not a detector",
+            note(f"error: --detector {args.detector!r} is a {model.card.task} model, not a detector",
                   file=sys.stderr)
             return 1
         name = f"{model.card.name} (sha256 {model.card.sha256})"
@@ -67,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
                 progress=lambda it, total, desc: progress_bar(it, enabled=not args.no_progress, total=total,
                                                                desc=desc, unit="batch"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
+            note(f"error: {e}", file=sys.stderr)
             return 1
-    print(f"wrote {summary.out_dir}")
+    note(f"wrote {summary.out_dir}")
     for split in splits:
         crops = summary.crops[split]
-        print(f"  {split:5s}: {summary.photos[split]} photos ({summary.photos_with_detection[split]} with a detection "
+        note(f"  {split:5s}: {summary.photos[split]} photos ({summary.photos_with_detection[split]} with a detection "
               f">= {args.conf}), {crops['detection']} detection crops, {crops['textured']} textured crops")
-    print(f"  skipped photos: {len(summary.skipped_photos)}"
+    note(f"  skipped photos: {len(summary.skipped_photos)}"
           + "".join(f"\n    {path}: {reason}" for path, reason in summary.skipped_photos))
     return 0

@@ -38,6 +38,7 @@ from pathlib import Path
 MODES = ("agnostic", "per_brand")
 
 
+
 def parse_range(text: str) -> tuple[int, int]:
     """``"1-4"`` -> ``(1, 4)``; ``"2"`` -> ``(2, 2)``."""
     low, _, high = text.partition("-")
@@ -51,23 +52,25 @@ def parse_range(text: str) -> tuple[int, int]:
 
 
 def print_summary(summary) -> None:
-    print(f"wrote {summary.out_dir} ({summary.mode}, {len(summary.names)} classes)")
+    from vision.commands import note
+
+    note(f"wrote {summary.out_dir} ({summary.mode}, {len(summary.names)} classes)")
     for split in ("train", "val"):
-        print(f"  {split:5s}: {summary.images.get(split, 0)} images "
+        note(f"  {split:5s}: {summary.images.get(split, 0)} images "
               f"({summary.background_only.get(split, 0)} with an empty label file, "
               f"{summary.hard_negatives.get(split, 0)} of them brand-free photos), "
               f"{summary.logos_pasted.get(split, 0)} logos of {summary.brands_used.get(split, 0)} brands "
               f"(from {summary.brands_available.get(split, 0)} available)")
         if summary.styles_used.get(split):
-            print("         logos per style: " + ", ".join(f"{k} {v}" for k, v in summary.styles_used[split].items()))
-    print(f"  skipped SVGs: {len(summary.skipped_svgs)}"
+            note("         logos per style: " + ", ".join(f"{k} {v}" for k, v in summary.styles_used[split].items()))
+    note(f"  skipped SVGs: {len(summary.skipped_svgs)}"
           + "".join(f"\n    {name}: {reason}" for name, reason in summary.skipped_svgs))
-    print(f"  skipped backgrounds: {len(summary.skipped_backgrounds)}"
+    note(f"  skipped backgrounds: {len(summary.skipped_backgrounds)}"
           + "".join(f"\n    {path}: {reason}" for path, reason in summary.skipped_backgrounds))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vision.commands import add_no_progress, command_parser
+    from vision.commands import add_no_progress, command_parser, note
 
     ap = command_parser("vision make-logo-dataset", __doc__)
     ap.add_argument("--backgrounds", type=Path, nargs="+", required=True,
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 fonts = load_fonts(args.fonts)
             except FontError as e:
                 raise ValueError(str(e)) from None
-            print(f"wordmark fonts: {len(fonts)}")
+            note(f"wordmark fonts: {len(fonts)}")
         if not 0.0 < args.print_conditions_scale <= 1.0:
             raise ValueError(f"--print-conditions-scale must be in (0, 1], got {args.print_conditions_scale}")
         if args.mined_negatives is not None:
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("--mined-negatives mines train photos only: pass --val-negatives for val images")
             negatives, mined = mined_negative_photos(args.mined_negatives, args.mined_min_score)
             record_extra = {"mined_negatives": mined.record()}
-            print(f"mined negatives: {mined.photos_kept} of {mined.photos_in_split} train photos with a false "
+            note(f"mined negatives: {mined.photos_kept} of {mined.photos_in_split} train photos with a false "
                   f"detection >= {args.mined_min_score} ({mined.detector}), {len(mined.missing)} missing")
         if args.cross_style_val and args.icon_sets is None:
             raise ValueError("--cross-style-val needs --icon-sets (the folder holding the held-out style)")
@@ -157,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             icon_sets = load_icon_sets(args.icon_sets, exclude=EVAL_STYLES)
             if args.cross_style_val:
                 val_icon_sets = load_icon_sets(args.icon_sets, EVAL_STYLES)
-            print(f"icon sets for training: {', '.join(icon_sets) or 'none'} (held out: {', '.join(EVAL_STYLES)})")
+            note(f"icon sets for training: {', '.join(icon_sets) or 'none'} (held out: {', '.join(EVAL_STYLES)})")
     except (ValueError, IconSetError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        note(f"error: {e}", file=sys.stderr)
         return 2
 
     print_conditions = None
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=lambda it, total, desc: progress_bar(it, enabled=not args.no_progress, total=total,
                                                                desc=desc, unit="img"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
+            note(f"error: {e}", file=sys.stderr)
             return 1
     print_summary(summary)
     return 0

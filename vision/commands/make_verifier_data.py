@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vision.commands import command_parser
+    from vision.commands import command_parser, note
 
     ap = command_parser("vision make-verifier-data", __doc__)
     ap.add_argument("--logos", type=Path, required=True, help="a brand dataset's train folder (<brand>/<image>)")
@@ -36,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
                                       max_logos=args.max_logos, val_fraction=args.val_fraction, seed=args.seed,
                                       pattern=args.pattern)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        note(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"wrote {summary.out_dir}")
+    note(f"wrote {summary.out_dir}")
     for split, counts in summary.counts.items():
-        print(f"  {split:5s}: {counts['logo']} logo crops, {counts['background']} background crops")
-    print(f"  held-out impostor folders: {len(summary.held_out_folders)}")
+        note(f"  {split:5s}: {counts['logo']} logo crops, {counts['background']} background crops")
+    note(f"  held-out impostor folders: {len(summary.held_out_folders)}")
     return 0
