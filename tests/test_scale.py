@@ -95,7 +95,7 @@ def test_ray_driver_killed_and_rerun_loses_and_doubles_nothing(images, tmp_path)
                             "--batch-size", "2", "--num-cpus", "2"], cwd=REPO, env=ENV, capture_output=True,
                            text=True, timeout=180)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    summary = json.loads(rerun.stderr.strip().splitlines()[-1])
+    summary = _report(rerun.stdout)
     assert summary["skipped"] == len(kept) and len(summary["written"]) == 7 - len(kept)
     assert not set(summary["written"]) & set(kept)
     after = _shard_stamps(out)
@@ -159,7 +159,12 @@ def _lightning(images, out, *extra):
                              *extra], cwd=REPO, env={k: v for k, v in ENV.items() if k != "LOCAL_RANK"},
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return json.loads(result.stderr.strip().splitlines()[-1])
+    return _report(result.stdout)
+
+
+def _report(stdout: str) -> dict:
+    """The JSON report vision extract prints last on stdout (results and reports on stdout, notes on stderr)."""
+    return json.loads(next(line for line in reversed(stdout.strip().splitlines()) if line.startswith("{")))
 
 
 def test_lightning_two_ranks_ids_equal_inputs_and_rerun_redoes_only_missing(images, tmp_path):
