@@ -41,6 +41,7 @@ FORMAT = "vision.store/1"
 LOCK_NAME = ".lock"
 LOCK_TIMEOUT_S = 600.0
 _VERSION = re.compile(r"v(\d{6,})")
+MAX_RECORD_BYTES = 1 << 20  # a JSON record of a store: far more than any vision writes
 KEEP_VERSIONS = 2  # the current one and its predecessor (a reader that loaded the old pointer still finds it)
 
 
@@ -64,6 +65,24 @@ def file_lock(path: str | os.PathLike, what: str, error: type[Exception] = Store
         yield
     finally:
         lock.release()
+
+
+def read_record(path: Path, what: str, error: type[Exception] = StoreError) -> dict:
+    """A small JSON object vision wrote (``CURRENT``, ``catalog.json``, ...): its size bounded before it is read,
+    and anything else than a JSON object an ``error`` naming the file and ``what`` it should be."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise error(f"{path}: {size} bytes, far more than {what}; not written by vision")
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: missing; {what} is needed here: build it again") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise error(f"{path}: not a valid {what} ({type(e).__name__}: {e}); restore it from a backup or build it "
+                    "again") from None
+    if not isinstance(record, dict):
+        raise error(f"{path}: {what} must be a JSON object, got {type(record).__name__}")
+    return record
 
 
 def part_record(path: Path) -> dict:
@@ -101,15 +120,8 @@ class VersionedStore:
         path = self.folder / POINTER
         if not path.is_file():
             return None
-        if path.stat().st_size > 1 << 20:
-            raise self.error(f"{path}: {path.stat().st_size} bytes, far more than a version record; not written "
-                             f"by vision")
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-            raise self.error(f"{path}: not a valid version record ({type(e).__name__}); restore the {self.what} "
-                             "from a backup or build it again") from None
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
+        record = read_record(path, "version record", self.error)
+        if record.get("format") != FORMAT:
             raise self.error(f"{path}: field 'format' must be {FORMAT!r}")
         version, parts = record.get("version"), record.get("parts")
         if not isinstance(version, str) or not _VERSION.fullmatch(version):
@@ -203,12 +215,10 @@ class VersionedStore:
         return self.folder / version
 
     def _prune(self, keep_from: str) -> None:
-        versions = self.versions()
-        keep = set(versions[versions.index(keep_from) - KEEP_VERSIONS + 1:] if keep_from in versions else versions)
-        keep.add(keep_from)
-        for name in versions:
-            if name not in keep and int(name[1:]) < int(keep_from[1:]):
-                shutil.rmtree(self.folder / name, ignore_errors=True)
+        """Remove versions older than ``keep_from`` but its last ``KEEP_VERSIONS - 1`` predecessors."""
+        older = [v for v in self.versions() if int(v[1:]) < int(keep_from[1:])]
+        for name in older[:len(older) - (KEEP_VERSIONS - 1)]:
+            shutil.rmtree(self.folder / name, ignore_errors=True)
 
     def _remove_dead_temps(self) -> None:
         from vision.fileio import _process_alive

@@ -24,8 +24,9 @@ What importing ultralytics 8.4.190 changes process-wide, and what we do about it
   imported (backend auto-selected, no ``matplotlib.use``), and the Windows-only ``cv2.imread`` patches.
 
 Not reached by our calls: ``check_font`` (Arial.ttf download, from ultralytics plotting and from
-``check_det_dataset``, which is why ``vision.data.detection`` reads ``data.yaml`` itself) and
-``attempt_download_asset`` (we hand ultralytics only ``.pt`` files that exist locally). With
+``check_det_dataset``, which is why ``vision.data.detection`` reads ``data.yaml`` itself).
+``attempt_download_asset`` is replaced during :func:`load_ultralytics_pt` by one that returns the local file
+and never downloads. With
 ``YOLO_OFFLINE=true``, ``is_online()`` returns False without a DNS lookup, so any download fails fast.
 Importing also reads the git metadata of the working folder (``GitRepo``) and makes matplotlib build its
 font cache under ``MPLCONFIGDIR``/``~/.cache/matplotlib`` on first use, as any matplotlib import does.

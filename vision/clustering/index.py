@@ -40,7 +40,6 @@ TEXT_ARRAYS = ("ids", "sha256", "labels")
 INT_ARRAYS = ("hashes", "mirrored")
 # per cluster: its id and the sum of its members' (augmented) vectors: the mean cosine of an upload to a cluster
 # (average linkage) without reading the members
-MAX_META_BYTES = 1 << 20
 
 
 def cluster_store(folder: str | os.PathLike):
@@ -274,15 +273,9 @@ def _read_meta(path: Path) -> dict:
         return ClusterError(f"{path}: field {field!r} must be {want}, got {got!r:.80}; the index is damaged: "
                             "restore it or build it again")
 
-    try:
-        if path.stat().st_size > MAX_META_BYTES:
-            raise ClusterError(f"{path}: {path.stat().st_size} bytes, far more than a cluster index record")
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ClusterError(f"{path}: not a cluster index record ({type(e).__name__}: {e}); build the index "
-                           "again") from None
-    if not isinstance(meta, dict):
-        raise ClusterError(f"{path}: must hold a JSON object, got {type(meta).__name__}")
+    from vision.store import read_record
+
+    meta = read_record(path, "cluster index record", ClusterError)
     if meta.get("format") != FORMAT:
         raise bad("format", repr(FORMAT), meta.get("format"))
     missing, unknown = sorted(META_KEYS - set(meta)), sorted(set(meta) - META_KEYS)

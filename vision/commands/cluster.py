@@ -89,14 +89,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args) -> int:
     from vision.clustering import ClusterIndex, cluster_catalog, write_cluster_report
-    from vision.commands import image_inputs
-    from vision.dedup import ModelId, scan_images
+    from vision.commands.dedup import listed, note_unreadable, scan_inputs
 
-    images = image_inputs(args.images, allow_outside=args.allow_outside_paths) if args.images is not None else None
-    catalog = scan_images(images, model=args.model, features=args.features,
-                          features_model=ModelId(args.features_model) if args.features_model else None,
-                          backend=args.backend, device=args.device, batch_size=args.batch_size,
-                          progress=not args.no_progress, workers=args.workers)
+    catalog = scan_inputs(args, listed(args, args.images), args.model, args.features)
     result = cluster_catalog(catalog, settings_from(args), args.index_kind)
     summary = result.summary()
     if args.out is not None:
@@ -105,18 +100,15 @@ def report(args) -> int:
         ClusterIndex.build(result, args.index_kind).save(args.save_index)
         summary["index"] = str(args.save_index)
     print(json.dumps(summary, indent=1))
-    if catalog.skipped:
-        print(f"{len(catalog.skipped)} unreadable image(s): "
-              + "; ".join(f"{p} ({why})" for p, why in catalog.skipped[:5]), file=sys.stderr)
+    note_unreadable(catalog.skipped)
     return 0
 
 
 def assign(args) -> int:
     from vision.clustering import ClusterError, ClusterIndex
-    from vision.commands import image_inputs
-    from vision.dedup import scan_images
+    from vision.commands.dedup import count_reasons, listed, scan_inputs
 
-    uploads = image_inputs(args.query, allow_outside=args.allow_outside_paths)
+    uploads = listed(args, args.query)  # a mistyped path fails before the index and model load
     index = ClusterIndex.load(args.index)
     model = index.model.name if index.model else None
     if args.model and model and args.model != model:
@@ -125,18 +117,14 @@ def assign(args) -> int:
     model = args.model or model
     if model is None:
         raise ClusterError(f"{args.index}: the index names no model; give --model")
-    new = scan_images(uploads, model=model, backend=args.backend, device=args.device, batch_size=args.batch_size,
-                      progress=not args.no_progress, workers=args.workers)
+    new = scan_inputs(args, uploads, model)
     before = len(index)
     if args.add:
         with ClusterIndex.update(args.index) as index:  # locked from this load to the save
             rows = index.assign(new, add=True)
     else:
         rows = index.assign(new)
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
-    summary = {"queries": len(rows), "catalog": before, "by_reason": counts,
+    summary = {"queries": len(rows), "catalog": before, "by_reason": count_reasons(rows),
                "new_clusters": len({r["cluster"] for r in rows if r["new_cluster"]}), "unreadable": len(new.skipped)}
     if args.add:
         summary["catalog_after_add"] = len(index)

@@ -120,15 +120,42 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: {e}") from None
 
 
-def report(args) -> int:
+def listed(args, items: list[str] | None):
+    """The image paths of ``--images``/``--query`` items (None for none), before any model or index loads."""
     from vision.commands import image_inputs
-    from vision.dedup import CatalogIndex, ModelId, Thresholds, find_duplicates, scan_images, write_report
 
-    images = image_inputs(args.images, allow_outside=args.allow_outside_paths) if args.images is not None else None
-    catalog = scan_images(images, model=args.model, features=args.features,
-                          features_model=ModelId(args.features_model) if args.features_model else None,
-                          backend=args.backend, device=args.device, batch_size=args.batch_size,
-                          progress=not args.no_progress, workers=args.workers)
+    return image_inputs(items, allow_outside=args.allow_outside_paths) if items is not None else None
+
+
+def scan_inputs(args, images, model: str | None, features=None):
+    """The catalog of ``images`` (from :func:`listed`) and/or ``features`` as the dedup and cluster commands read
+    it: the common flags (backend, device, batch size, workers, progress) from ``args``."""
+    from vision.dedup import ModelId, scan_images
+
+    features_model = getattr(args, "features_model", None)
+    return scan_images(images, model=model, features=features,
+                       features_model=ModelId(features_model) if features_model else None,
+                       backend=args.backend, device=args.device, batch_size=args.batch_size,
+                       progress=not args.no_progress, workers=args.workers)
+
+
+def note_unreadable(skipped: list) -> None:
+    if skipped:
+        print(f"{len(skipped)} unreadable image(s): " + "; ".join(f"{p} ({why})" for p, why in skipped[:5]),
+              file=sys.stderr)
+
+
+def count_reasons(rows: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
+    return counts
+
+
+def report(args) -> int:
+    from vision.dedup import CatalogIndex, Thresholds, find_duplicates, write_report
+
+    catalog = scan_inputs(args, listed(args, args.images), args.model, args.features)
     if args.save_features is not None:
         save_features(catalog, args.save_features)
     t = thresholds_from(args, Thresholds.for_catalog(catalog))
@@ -141,25 +168,21 @@ def report(args) -> int:
         result = find_duplicates(catalog, t, args.index_kind)
         written = write_report(result, args.out)
         print(json.dumps(result.summary() | {"written": written}, indent=1))
-    if catalog.skipped:
-        print(f"{len(catalog.skipped)} unreadable image(s): "
-              + "; ".join(f"{p} ({why})" for p, why in catalog.skipped[:5]), file=sys.stderr)
+    note_unreadable(catalog.skipped)
     return 0
 
 
 def query(args) -> int:
-    from vision.commands import image_inputs
-    from vision.dedup import CatalogIndex, DedupError, scan_images
+    from vision.dedup import CatalogIndex, DedupError
 
-    uploads = image_inputs(args.query, allow_outside=args.allow_outside_paths)  # before the index and model load
+    uploads = listed(args, args.query)  # a mistyped path fails before the index and model load
     index = CatalogIndex.load(args.index)
     catalog_model = index.catalog.model
     model = args.model or (catalog_model.name if catalog_model else None)
     if args.model and catalog_model and args.model != catalog_model.name:
         raise DedupError(f"--model {args.model} differs from the model of the catalog index {args.index}: "
                          f"{catalog_model}; query with --model {catalog_model.name}")
-    new = scan_images(uploads, model=model, backend=args.backend, device=args.device, batch_size=args.batch_size,
-                      progress=not args.no_progress, workers=args.workers)
+    new = scan_inputs(args, uploads, model)
     if args.add:
         from vision.dedup.catalog import select
 
@@ -171,10 +194,8 @@ def query(args) -> int:
     else:
         rows = index.query(new, thresholds_from(args, index.thresholds))
         before = len(index)
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
-    summary = {"queries": len(rows), "catalog": before, "by_reason": counts, "unreadable": len(new.skipped)}
+    summary = {"queries": len(rows), "catalog": before, "by_reason": count_reasons(rows),
+               "unreadable": len(new.skipped)}
     if args.add:
         summary["catalog_after_add"] = len(index)
     if args.out is not None:

@@ -38,7 +38,6 @@ META, ARRAYS, VECTORS = "catalog.json", "catalog.npz", "vectors.faiss"
 META_KEYS = {"format", "count", "model", "dim", "thresholds", "has_vectors"}
 TEXT_ARRAYS = ("ids", "paths", "sha256")
 INT_ARRAYS = ("hashes", "mirrored", "pixels", "nbytes")
-MAX_META_BYTES = 1 << 20
 # faiss index kinds vision writes (vision.retrieval.build_index): flat, IVF-flat, HNSW-flat, all inner product
 FAISS_FLAT, FAISS_IVF, FAISS_HNSW = b"IxFI", b"IwFl", b"IHNf"
 _FAISS_HEADER = struct.Struct("<4siqqq?i")  # fourcc, d, ntotal, two dummies, is_trained, metric_type
@@ -234,16 +233,9 @@ def _read_meta(path: Path) -> dict:
         return DedupError(f"{path}: field {field!r} must be {want}, got {got!r:.80}; the index is damaged: "
                           "restore it or build it again")
 
-    try:
-        if path.stat().st_size > MAX_META_BYTES:
-            raise DedupError(f"{path}: {path.stat().st_size} bytes, far more than a catalog record")
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DedupError(f"{path}: missing; the index is incomplete: build it again") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise DedupError(f"{path}: not a catalog record ({type(e).__name__}: {e}); build the index again") from None
-    if not isinstance(meta, dict):
-        raise DedupError(f"{path}: must hold a JSON object, got {type(meta).__name__}")
+    from vision.store import read_record
+
+    meta = read_record(path, "catalog record", DedupError)
     if meta.get("format") != FORMAT:
         raise bad("format", repr(FORMAT), meta.get("format"))
     missing, unknown = sorted(META_KEYS - set(meta)), sorted(set(meta) - META_KEYS)
