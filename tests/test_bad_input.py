@@ -106,6 +106,36 @@ def test_empty_folder_is_an_error_for_predict_and_recognize(tmp_path, monkeypatc
     assert f"{tmp_path / 'empty'}" in capsys.readouterr().err
 
 
+def test_benchmark_refuses_a_folder_without_images_before_any_export(tmp_path, monkeypatch, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    import vision.benchmarking
+    from vision.commands import main as vision_main
+
+    monkeypatch.setattr(vision.benchmarking, "benchmark_model", lambda *a, **k: pytest.fail("timed no images"))
+    for images, cause in ((str(tmp_path / "empty"), r"no image files .* in folder\(s\): .*empty"),
+                          ("", "--images: an empty path"), (str(tmp_path / "missing"), "missing")):
+        assert vision_main(["benchmark", "--model", "grocery_resnet10t", "--backends", "torch", "--images", images,
+                            "--out", str(tmp_path / "b.json")]) != 0
+        assert re.search(rf"^error: .*{cause}", capsys.readouterr().err), images
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_an_empty_images_path_is_an_error_not_the_current_folder(tmp_path, monkeypatch, capsys):
+    import vision.predictors
+    from vision.commands import main as vision_main
+    from vision.predictors import iter_images
+
+    _write_images(tmp_path, ["a.jpg"])
+    monkeypatch.chdir(tmp_path)  # a folder with an image: reading it would "work"
+    monkeypatch.setattr(vision.predictors, "predictor", lambda *a, **k: pytest.fail("model loaded before inputs"))
+    for images in ([""], [str(tmp_path / "a.jpg"), " "]):
+        assert vision_main(["predict", "--model", "fake", "--images", *images]) != 0
+        assert "error: --images: an empty path" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="empty path"):
+        next(iter_images(""))
+
+
 def test_predict_fails_when_no_image_could_be_read(tmp_path, capsys):
     from vision.commands import predict
 

@@ -36,6 +36,8 @@ def run(args, argv: list[str] | None = None) -> dict:
     unknown = sorted(set(wanted) - set(BACKENDS))
     if unknown:
         raise SystemExit(f"error: unknown backends {unknown}; choose from {list(BACKENDS)}")
+    # listed before any export: a folder without images is refused, never timed as "0 images" with ratios
+    args.image_files = end_to_end_images(args.images) if args.images is not None else []
     results = [benchmark_model(name.strip(), wanted, args) for name in args.model.split(",") if name.strip()]
     result = {"models": results, "hardware": hardware(), "threads": threads, "versions": versions(),
               "command": " ".join(["vision benchmark", *(argv if argv is not None else sys.argv[1:])]),
@@ -73,7 +75,7 @@ def benchmark_model(name: str, wanted: list[str], args) -> dict:
         runners = {backend: _numpy_runner(p) for backend, p in predictors.items()}
         batches = sorted({int(b) for b in args.batch_sizes.split(",")} | ({profile_max} if any(
             n.startswith("trt") for n in runners) else set()))
-        bar.total += len(batches) * (2 if args.images else 1) + bool(args.data and card.task == "classification")
+        bar.total += len(batches) * (2 if args.image_files else 1) + bool(args.data and card.task == "classification")
         bar.refresh()
         size = card.data_config.input_size
         rows = []
@@ -83,9 +85,9 @@ def benchmark_model(name: str, wanted: list[str], args) -> dict:
             rows += time_cell(runners, x, args.seconds, args.rounds)
             bar.update(1)
         end_to_end = []
-        if args.images:
+        if args.image_files:
             bar.set_postfix_str("end to end")
-            end_to_end = time_end_to_end(predictors, args.images, batches, args, done=bar.update)
+            end_to_end = time_end_to_end(predictors, args.image_files, batches, args, done=bar.update)
         accuracy = None
         if args.data and card.task == "classification":
             bar.set_postfix_str("top-1")
@@ -132,14 +134,21 @@ def _numpy_runner(p: Predictor) -> Runner:
     return lambda x: runtime(torch.from_numpy(x))
 
 
-def time_end_to_end(predictors: dict[str, Predictor], folder: Path, batches: list[int], args,
+def end_to_end_images(folder: str | Path) -> list[str]:
+    """The image files of ``--images``; an empty path, a missing folder or one without images is an error (a
+    timing over no images would print 0 images/s and meaningless ratios)."""
+    from vision.data.io import collect_images
+
+    if not str(folder).strip():
+        raise FileNotFoundError("--images: an empty path; give a folder of images")
+    return [str(p) for p in collect_images([folder])]
+
+
+def time_end_to_end(predictors: dict[str, Predictor], images: list[str], batches: list[int], args,
                     done: Callable[[], object] = lambda: None) -> list[dict]:
     """Images/s of the whole predictor call (decode, preprocess, network, postprocess incl. NMS) per backend and
-    batch size, median of ``--rounds`` passes over the folder's images, interleaved across backends; ``done()``
-    after each batch size."""
-    from vision.data.io import list_images
-
-    images = [str(p) for p in list_images(folder)]
+    batch size, median of ``--rounds`` passes over ``images``, interleaved across backends; ``done()`` after each
+    batch size."""
     rows = []
     for batch in batches:
         seconds: dict[str, list[float]] = {name: [] for name in predictors}

@@ -329,6 +329,8 @@ def iter_images(images, skipped: list | None = None) -> Iterator[tuple[str, Any]
 
     if isinstance(images, (str, os.PathLike)):
         text = str(images)
+        if not text.strip():  # Path("") is the current folder, which nobody means
+            raise FileNotFoundError("an empty path is not an image file or folder; give a path")
         path = Path(text)
         if path.is_dir():
             from vision.data.io import collect_images

@@ -153,6 +153,8 @@ def image_inputs(items: list[str], *, allow_outside: bool = False, skipped: list
 
     found: list[Path] = []
     for item in items:
+        if not item.strip():  # Path("") is the current folder: an empty --images value must not read it
+            raise UsageError("--images: an empty path; give an image file, a folder, a glob or a manifest")
         path = Path(item)
         if glob.has_magic(item) and not path.exists():
             matches = sorted(glob.glob(item, recursive=True))

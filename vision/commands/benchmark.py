@@ -38,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
                          "cuda to compare with TensorRT)")
     ap.add_argument("--calib-dir", type=Path, help="INT8 calibration images (ort-int8)")
     ap.add_argument("--int8-format", default="qdq", choices=["qdq", "qoperator"], help="ort-int8 graph format")
-    ap.add_argument("--images", "--end-to-end", dest="images", type=Path, metavar="FOLDER",
+    # a string, not a Path: Path("") would be the current folder, and an empty path must be refused
+    ap.add_argument("--images", "--end-to-end", dest="images", metavar="FOLDER",
                     help="also time the whole predictor (decode, preprocess, network, postprocess incl. NMS) on "
                          "the images of this folder")
     ap.add_argument("--data", "--accuracy", dest="data", type=Path, metavar="MANIFEST",
