@@ -112,6 +112,29 @@ def write_triton_model(artifact: str | Path, repository: str | Path, *, name: st
     vision_json = json.dumps({**info, "artifact": artifact.name, "output": io["output"],
                               "output_meaning": output_meaning(io["output"])}, indent=1) + "\n"
 
+    files: dict[str, bytes | Path] = {f"{version}/{filename}": artifact, "vision.json": vision_json.encode(),
+                                      "config.pbtxt": config.encode()}
+    if labels_text is not None:
+        files["labels.txt"] = labels_text.encode()
+    return write_model_folder(repository, name, files, version=version,
+                              expected={f"{version}/{filename}": info["sha256"]})
+
+
+def write_model_folder(repository: str | Path, name: str, files: dict[str, bytes | Path], *, version: int = 1,
+                       expected: dict[str, str] | None = None) -> Path:
+    """Write model folder ``name`` of a Triton repository from ``files`` (``{relative path: bytes or a file to
+    copy}``, ``config.pbtxt`` among them) with its ``vision.sha256`` record, and swap it in whole (see the module
+    docstring); other recorded versions of the old folder are carried over. ``expected``: sha256 a copied file must
+    have (checked after the copy). Returns the model folder."""
+    check_plain_name(name, "Triton model name", ExportError)
+    repository = Path(repository)
+    if repository.exists() and not repository.is_dir():
+        raise ExportError(f"{repository}: exists and is not a folder; a Triton repository is a folder of model "
+                          "folders: give --out a folder")
+    for rel in files:
+        parts = rel.split("/")
+        if rel == DIGESTS or any(p in ("", ".", "..") or "\\" in p for p in parts):
+            raise ExportError(f"Triton model {name}: file name {rel!r} is not a plain relative path")
     repository.mkdir(parents=True, exist_ok=True)
     model_dir = repository / name
     if model_dir.resolve().parent != repository.resolve():  # plain names cannot escape; say so if one ever does
@@ -126,15 +149,16 @@ def write_triton_model(artifact: str | Path, repository: str | Path, *, name: st
         tmp = holder / "model"
         try:
             (tmp / str(version)).mkdir(parents=True)
-            shutil.copyfile(artifact, tmp / str(version) / filename)
-            if sha256_file(tmp / str(version) / filename) != info["sha256"]:  # checked against its record above
-                raise ArtifactIntegrityError(f"{artifact}: changed while it was copied into {model_dir}; run the "
-                                             "export again")
+            for rel, content in files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                if isinstance(content, Path):
+                    shutil.copyfile(content, tmp / rel)
+                    if (expected or {}).get(rel) not in (None, sha256_file(tmp / rel)):
+                        raise ArtifactIntegrityError(f"{content}: changed while it was copied into {model_dir}; run "
+                                                     "the export again")
+                else:
+                    (tmp / rel).write_bytes(content)
             _carry_versions(model_dir, tmp, skip=str(version))
-            if labels_text is not None:
-                (tmp / "labels.txt").write_text(labels_text, encoding="utf-8")
-            (tmp / "vision.json").write_text(vision_json, encoding="utf-8")
-            (tmp / "config.pbtxt").write_text(config, encoding="utf-8")
             (tmp / DIGESTS).write_text(format_digests({rel: sha256_file(tmp / rel) for rel in _files(tmp)}),
                                        encoding="utf-8")
             _fsync_tree(tmp)
@@ -416,6 +440,12 @@ def _onnx_io(path: Path, max_batch_size: int | None) -> tuple[dict, dict]:
     io = {"max_batch_size": max_batch_size or DEFAULT_ONNX_MAX_BATCH, "input_dims": in_dims[1:], "output": output,
           "output_dims": out_dims[1:]}
     return io, {"card": card.to_dict(), "parity": report, "sha256": report["sha256"]}
+
+
+def onnx_serving_io(path: str | Path, max_batch_size: int | None = None) -> dict:
+    """``{"max_batch_size", "input_dims", "output", "output_dims"}`` of an ONNX export (dims without the batch axis),
+    checked as :func:`write_triton_model` checks it."""
+    return _onnx_io(Path(path), max_batch_size)[0]
 
 
 def _parity(plan: Path) -> dict | None:

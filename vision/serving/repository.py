@@ -1,0 +1,185 @@
+"""A Triton model repository that takes encoded images and answers what ``vision predict`` / ``vision recognize``
+write, for zoo models and the brand recogniser.
+
+For a zoo model ``NAME`` (input ``IMAGE``: ``BYTES [batch, 1]``, output ``RESULT``: ``BYTES [batch, 1]``, one JSON
+document per image)::
+
+    NAME/            ensemble: IMAGE -> NAME_pre -> NAME_net -> NAME_post -> RESULT
+    NAME_pre/        Python: decode + the task head's preprocess (vision.serving.models.Preprocess)
+    NAME_net/        the network, dynamic batching: Python + ONNX Runtime on 1/model.onnx here (network="python");
+                     Triton's onnxruntime_onnx or tensorrt_plan platform with a full Triton (network="onnxruntime" or
+                     "tensorrt", vision.export.triton.write_triton_model)
+    NAME_post/       Python: the head's postprocess, each result's to_dict() as JSON
+    brand_recognizer/  Python: vision.brands.recognition.BrandRecognizer with vision recognize's defaults
+
+Every folder is written by :func:`vision.export.triton.write_model_folder`: plain names, pbtxt strings quoted,
+every file in ``vision.sha256``, swapped in whole. Python models name the prepared environment
+(:mod:`vision.serving.runtime`) as ``EXECUTION_ENV_PATH`` when ``env`` is given; without it they run in the stub's
+default Python (a Triton container with vision installed).
+
+Example::
+
+    build_repository(["grocery_resnet10t", "logo_yolo11n"], "triton_repo", recognizer=True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from vision.export.onnx import INPUT_NAME, ExportError
+from vision.export.triton import onnx_serving_io, write_model_folder, write_triton_model
+from vision.names import check_plain_name, pbtxt_string
+
+NETWORKS = ("python", "onnxruntime", "tensorrt")
+RECOGNIZER = "brand_recognizer"
+MAX_BATCH = 8          # images per request
+STEP_MAX_BATCH = 32    # images per dynamic batch of a step (several requests)
+QUEUE_DELAY_US = 2000  # how long a step waits to fill a batch: a few ms against ~10-100 ms per batch on CPU
+MODEL_PY = "# written by vision.serving.repository: the served code is the library's\n" \
+           "from vision.serving.models import {cls} as TritonPythonModel  # noqa: F401\n"
+
+
+def build_repository(models, repository: str | os.PathLike, *, recognizer: bool = False, network: str = "python",
+                     env: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
+                     instances: int = 1, log=None) -> list[Path]:
+    """Write the served repository of zoo ``models`` (and ``brand_recognizer``) into ``repository``; returns the
+    model folders. ONNX exports are kept in ``cache`` (default ``<runtime home>/onnx``) by the model's sha256, so a
+    second build does not export again."""
+    if network not in NETWORKS:
+        raise ExportError(f"unknown network step {network!r}; choose one of {list(NETWORKS)}")
+    from vision.serving.runtime import runtime_home
+
+    cache = Path(cache) if cache is not None else runtime_home() / "onnx"
+    written = []
+    for name in models:
+        written += _model_folders(name, Path(repository), network, env, cache, instances, log)
+    if recognizer:
+        written.append(_recognizer_folder(Path(repository), env))
+    return written
+
+
+def _model_folders(name: str, repository: Path, network: str, env, cache: Path, instances: int, log) -> list[Path]:
+    from vision.models.outputs import default_output
+    from vision.zoo import load_model
+
+    model = load_model(name)
+    name = check_plain_name(model.card.name, "model name", ExportError)
+    output = default_output(model.card)
+    card = model.card.to_dict()
+    folders = []
+    if network == "tensorrt":
+        from vision.export.triton import export_triton
+
+        net = export_triton(model, repository, serving="tensorrt", name=f"{name}_net", max_batch_size=STEP_MAX_BATCH)
+        io = json.loads((net / "vision.json").read_text())["sidecar"]
+        io = {"input_dims": io["input"]["shape"][1:], "output_dims": io["output"]["shape"][1:], "output": output}
+    else:
+        onnx_file = _cached_onnx(model, output, cache, log)
+        io = onnx_serving_io(onnx_file, STEP_MAX_BATCH)
+        if network == "onnxruntime":
+            net = write_triton_model(onnx_file, repository, name=f"{name}_net", max_batch_size=STEP_MAX_BATCH,
+                                     instance_count=instances)
+        else:
+            net = _python_folder(repository, f"{name}_net", "OnnxNetwork", env, instances,
+                                 inputs=[(INPUT_NAME, "TYPE_FP32", io["input_dims"])],
+                                 outputs=[(output, "TYPE_FP32", io["output_dims"])],
+                                 info={"card": card, "output": output, "network_input": INPUT_NAME,
+                                       "network_output": output},
+                                 extra={"1/model.onnx": onnx_file,
+                                        "1/model.onnx.parity.json": Path(f"{onnx_file}.parity.json")})
+    info = {"card": card, "output": output, "network_input": INPUT_NAME, "network_output": output}
+    folders.append(_python_folder(repository, f"{name}_pre", "Preprocess", env, instances,
+                                  inputs=[("IMAGE", "TYPE_STRING", [1])],
+                                  outputs=[(INPUT_NAME, "TYPE_FP32", io["input_dims"]), ("META", "TYPE_STRING", [1])],
+                                  info=info))
+    folders.append(net)
+    folders.append(_python_folder(repository, f"{name}_post", "Postprocess", env, instances,
+                                  inputs=[(output, "TYPE_FP32", io["output_dims"]), ("META", "TYPE_STRING", [1])],
+                                  outputs=[("RESULT", "TYPE_STRING", [1])], info=info))
+    folders.append(write_model_folder(repository, name, {"config.pbtxt": _ensemble_config(name, output).encode(),
+                                                         "vision.json": _json({"card": card, "output": output})}))
+    return folders
+
+
+def _cached_onnx(model, output: str, cache: Path, log) -> Path:
+    """The model's ONNX export (with its parity report), made once per model sha256."""
+    from vision.export.onnx import export_onnx, verify_recorded_digest
+
+    path = cache / f"{model.card.name}.{output}.{model.card.sha256[:16]}.onnx"
+    if path.is_file():
+        try:
+            verify_recorded_digest(path)
+            return path
+        except ExportError:
+            pass  # damaged or half-written: export again
+    cache.mkdir(parents=True, exist_ok=True)
+    if log is not None:
+        log(f"exporting {model.card.name} to ONNX for the network step (once): {path}")
+    scratch = cache / f".{path.name}.{os.getpid()}"
+    try:
+        export_onnx(model, scratch / path.name, output=output)
+        for suffix in (".parity.json", ""):  # the report first: an .onnx is only ever beside its record
+            os.replace(scratch / f"{path.name}{suffix}", Path(f"{path}{suffix}"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path
+
+
+def _recognizer_folder(repository: Path, env) -> Path:
+    from vision.commands.recognize import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, DEFAULT_GALLERY
+
+    options = {"embedder": DEFAULT_EMBEDDER, "gallery": DEFAULT_GALLERY, "detector": DEFAULT_DETECTOR,
+               "backend": "torch"}
+    return _python_folder(repository, RECOGNIZER, "Recognizer", env, 1, inputs=[("IMAGE", "TYPE_STRING", [1])],
+                          outputs=[("RESULT", "TYPE_STRING", [1])], info={"recognizer": options},
+                          max_batch=MAX_BATCH)
+
+
+def _q(value: str, what: str) -> str:
+    return pbtxt_string(value, what, ExportError)
+
+
+def _tensors(kind: str, tensors) -> str:
+    body = ",\n".join(f"  {{ name: {_q(n, f'{kind} name')} data_type: {t} "
+                      f"dims: [ {', '.join(str(int(d)) for d in dims)} ] }}" for n, t, dims in tensors)
+    return f"{kind} [\n{body}\n]\n"
+
+
+def _python_folder(repository: Path, name: str, cls: str, env, instances: int, *, inputs, outputs, info: dict,
+                   extra: dict | None = None, max_batch: int = STEP_MAX_BATCH) -> Path:
+    parameters = ""
+    if env is not None:
+        parameters = (f'parameters: {{ key: "EXECUTION_ENV_PATH" value: {{ string_value: '
+                      f'{_q(str(Path(env).resolve()), "execution environment")} }} }}\n')
+    config = (f"# written by vision.serving.repository\nname: {_q(name, 'Triton model name')}\nbackend: \"python\"\n"
+              f"max_batch_size: {int(max_batch)}\n" + _tensors("input", inputs) + _tensors("output", outputs)
+              + f"dynamic_batching {{ max_queue_delay_microseconds: {QUEUE_DELAY_US} }}\n"
+              + f"instance_group [ {{ count: {int(instances)} kind: KIND_CPU }} ]\n" + parameters)
+    files = {"config.pbtxt": config.encode(), "vision.json": _json(info),
+             "1/model.py": MODEL_PY.format(cls=cls).encode(), **(extra or {})}
+    return write_model_folder(repository, name, files)
+
+
+def _ensemble_config(name: str, output: str) -> str:
+    def step(model: str, inputs: dict, outputs: dict) -> str:
+        maps = "".join(f" input_map {{ key: {_q(k, 'tensor')} value: {_q(v, 'tensor')} }}" for k, v in inputs.items())
+        maps += "".join(f" output_map {{ key: {_q(k, 'tensor')} value: {_q(v, 'tensor')} }}"
+                        for k, v in outputs.items())
+        return f"  {{ model_name: {_q(model, 'Triton model name')} model_version: -1{maps} }}"
+
+    steps = ",\n".join([
+        step(f"{name}_pre", {"IMAGE": "IMAGE"}, {INPUT_NAME: "pre_input", "META": "pre_meta"}),
+        step(f"{name}_net", {INPUT_NAME: "pre_input"}, {output: "net_output"}),
+        step(f"{name}_post", {output: "net_output", "META": "pre_meta"}, {"RESULT": "RESULT"}),
+    ])
+    return (f"# written by vision.serving.repository: image bytes in, vision predict's JSON out\n"
+            f"name: {_q(name, 'Triton model name')}\nplatform: \"ensemble\"\nmax_batch_size: {MAX_BATCH}\n"
+            + _tensors("input", [("IMAGE", "TYPE_STRING", [1])]) + _tensors("output", [("RESULT", "TYPE_STRING", [1])])
+            + f"ensemble_scheduling {{\n step [\n{steps}\n ]\n}}\n")
+
+
+def _json(value: dict) -> bytes:
+    return (json.dumps(value, indent=1) + "\n").encode()
