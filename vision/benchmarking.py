@@ -19,6 +19,7 @@ import torch
 
 from vision.export import ExportError, export
 from vision.export.onnx import default_output
+from vision.export.quantize import ISA_FLAGS, cpu_flags
 from vision.predictors import Predictor, TorchRuntime, predictor
 from vision.zoo import load_model
 
@@ -110,10 +111,16 @@ def make_predictor(name: str, model, scratch: Path, args) -> Predictor:
         import onnxruntime as ort
 
         if name == "ort-int8":
+            from vision.commands import note
+            from vision.export.quantize import int8_cpu_warning, read_calibration_record
+
             if args.calib_dir is None:
                 raise ExportError("needs --calib-dir")
             path = export(model, "onnx-int8", scratch / f"{model.card.name}.int8.onnx", calib_dir=args.calib_dir,
                           quant_format=args.int8_format, **options)
+            warning = int8_cpu_warning(read_calibration_record(path))
+            if warning:
+                note(f"warning: {model.card.name}: {warning}")
         else:
             path = export(model, "onnx", scratch / f"{model.card.name}.onnx", **options)
         p = predictor(path, device="cpu")
@@ -223,10 +230,9 @@ def hardware() -> dict:
     try:
         text = Path("/proc/cpuinfo").read_text()
         info["cpu"] = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
-        flags = set(next(line for line in text.splitlines() if line.startswith("flags")).split())
-        info["isa"] = sorted(f for f in flags if f in {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"})
     except (OSError, StopIteration):
         pass
+    info["isa"] = sorted(cpu_flags() & ISA_FLAGS)
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -6,7 +6,12 @@ through the card's eval transform. The result keeps the card in its metadata (``
 calibration record under ``vision.calibration``) and must pass the INT8 gate of
 :data:`~vision.export.onnx.PARITY_GATES` on real images, else it is refused with the numbers.
 
-QDQ (the default) is also what TensorRT builds INT8 engines from (explicit quantisation, symmetric int8).
+The settings are chosen for the CPU that will run the model (``tuned_for``, by default the one exporting, see
+:data:`INT8_SETTINGS`) and recorded in the calibration record: x86 int8 kernels multiply unsigned 8-bit activations
+by signed 8-bit weights (VNNI's ``vpdpbusd``), so on VNNI/AMX CPUs uint8 activations let onnxruntime fuse every
+Conv into ``QLinearConv``, where int8 activations left most Convs in fp32 behind ``DequantizeLinear`` (measured with
+onnxruntime's profiler: benchmarks/int8_isa.py). QDQ with symmetric int8 is what TensorRT builds INT8 engines from
+(explicit quantisation): ``tuned_for="tensorrt"``.
 
 Example::
 
@@ -49,6 +54,20 @@ from vision.export.onnx import (
 from vision.fileio import atomic_path
 
 CALIBRATION_KEY = "vision.calibration"
+# what an INT8 graph is tuned for -> its quantisation settings (measured: benchmarks/results/export.md).
+# vnni: x86 with AVX-512 VNNI, AVX-VNNI or AMX-INT8: uint8 activations (asymmetric) x int8 weights at full range,
+#   the operand types of vpdpbusd, which accumulates in int32 without saturating.
+# generic: other CPUs (AVX2 x86, ARM), the settings measured on an AVX2-only EPYC: int8 activations and 7-bit
+#   weights, because AVX2's int8 dot product (vpmaddubsw) saturates its int16 sums at full range.
+# tensorrt: symmetric int8 activations and weights, full range: what TensorRT's explicit quantisation takes.
+INT8_SETTINGS: dict[str, dict] = {
+    "vnni": {"activations": "uint8", "activations_symmetric": False, "reduce_range": False},
+    "generic": {"activations": "int8", "activations_symmetric": True, "reduce_range": True},
+    "tensorrt": {"activations": "int8", "activations_symmetric": True, "reduce_range": False},
+}
+TUNED_FOR = ("auto", *INT8_SETTINGS)
+# /proc/cpuinfo flags that give x86 a non-saturating int8 dot product
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 CALIB_BATCH = 16
 PARITY_IMAGES = 64
 QUANT_FORMATS = ("qdq", "qoperator")
@@ -57,17 +76,18 @@ CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
 
 def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Path, output: str | None = None,
                      opset: int = 17, quant_format: str = "qdq", calibrate_method: str = "minmax",
-                     per_channel: bool = True, reduce_range: bool = True, min_images: int = MIN_CALIB_IMAGES,
-                     max_images: int = MAX_CALIB_IMAGES, parity_dir: str | Path | None = None,
-                     simplify: bool = True, sample_images: Sequence | None = None) -> Path:
+                     per_channel: bool = True, tuned_for: str = "auto", reduce_range: bool | None = None,
+                     min_images: int = MIN_CALIB_IMAGES, max_images: int = MAX_CALIB_IMAGES,
+                     parity_dir: str | Path | None = None, simplify: bool = True,
+                     sample_images: Sequence | None = None) -> Path:
     """Write an INT8 ONNX of ``model`` to ``path`` and ``<path>.parity.json``; returns ``path``.
 
     ``calib_dir``: folder of representative images (at least ``min_images`` readable ones; up to ``max_images``
     evenly spread ones are used). ``parity_dir``: images for the gate (default: the calibration images; pass a
-    held-out folder for an honest number). ``reduce_range`` (7-bit weights, the default) avoids the int16
-    accumulation saturation of x86 int8 kernels without VNNI: on the shipped classifier it took top-1 agreement
-    with fp32 from 0.89 to 0.95 on Grocery val images; pass ``False`` for TensorRT or VNNI CPUs.
-    ``sample_images`` goes to the fp32 export's parity check.
+    held-out folder for an honest number). ``tuned_for``: ``auto`` (this CPU: ``vnni`` where it has VNNI or AMX,
+    else ``generic``), ``vnni``, ``generic`` or ``tensorrt`` (:data:`INT8_SETTINGS`); ``reduce_range`` (7-bit
+    weights) overrides its choice: without VNNI it took the shipped classifier's top-1 agreement with fp32 from
+    0.89 to 0.95 on Grocery val images. ``sample_images`` goes to the fp32 export's parity check.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -77,6 +97,10 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
         raise ExportError(f"unknown quant_format {quant_format!r}; choose one of {list(QUANT_FORMATS)}")
     if calibrate_method not in CALIBRATE_METHODS:
         raise ExportError(f"unknown calibrate_method {calibrate_method!r}; choose one of {list(CALIBRATE_METHODS)}")
+    if tuned_for not in TUNED_FOR:
+        raise ExportError(f"unknown tuned_for {tuned_for!r}; choose one of {list(TUNED_FOR)}")
+    target = cpu_int8_target() if tuned_for == "auto" else tuned_for
+    settings = {**INT8_SETTINGS[target], **({} if reduce_range is None else {"reduce_range": reduce_range})}
     card = card_of(model)
     output = output or default_output(card)
     calib = CalibrationSet.from_folder(calib_dir, card.data_config, min_images=min_images, max_images=max_images)
@@ -101,18 +125,21 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
         finally:
             os.chdir(cwd)
         record = {"method": calibrate_method, "format": quant_format, "per_channel": per_channel,
-                  "reduce_range": reduce_range, "batch": CALIB_BATCH, **calib.describe(),
+                  "tuned_for": target, "cpu_isa": sorted(cpu_flags() & ISA_FLAGS), **settings,
+                  "batch": CALIB_BATCH, **calib.describe(),
                   "key": calib.key(batch=CALIB_BATCH, method=calibrate_method, runtime="onnxruntime")}
         with atomic_path(path) as tmp:
             quantize_static(str(prepared), str(tmp), _Reader(calib), per_channel=per_channel,
-                            reduce_range=reduce_range,
+                            reduce_range=settings["reduce_range"],
                             quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            activation_type={"uint8": QuantType.QUInt8,
+                                             "int8": QuantType.QInt8}[settings["activations"]],
+                            weight_type=QuantType.QInt8,
                             calibrate_method={"minmax": CalibrationMethod.MinMax,
                                               "entropy": CalibrationMethod.Entropy,
                                               "percentile": CalibrationMethod.Percentile}[calibrate_method],
-                            # symmetric int8 activations: what TensorRT's explicit quantisation expects
-                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                            extra_options={"ActivationSymmetric": settings["activations_symmetric"],
+                                           "WeightSymmetric": True})
             _set_metadata(tmp, {CARD_KEY: card.to_json(), OUTPUT_KEY: output, PRECISION_KEY: "int8",
                                 CALIBRATION_KEY: json.dumps(record, sort_keys=True)})
             images = parity_set.array(PARITY_IMAGES)
@@ -124,6 +151,41 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
             keep_previous_record(path, report)  # a crash from here on leaves the previous export verifiable
     write_parity_report(path, report)
     return path
+
+
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (``/proc/cpuinfo``; empty where there is none, e.g. macOS)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    line = next((line for line in text.splitlines() if line.startswith(("flags", "Features"))), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+# the flags worth reporting beside an INT8 figure
+ISA_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimddp", *VNNI_FLAGS})
+
+
+def cpu_int8_target() -> str:
+    """The :data:`INT8_SETTINGS` key for this CPU: ``vnni`` where it has VNNI or AMX-INT8, else ``generic``."""
+    return "vnni" if cpu_flags() & VNNI_FLAGS else "generic"
+
+
+def int8_cpu_warning(record: dict | None, flags: frozenset[str] | None = None) -> str | None:
+    """Why an INT8 ONNX with calibration ``record`` will not run as measured on this CPU (``None`` if it will):
+    a CPU without VNNI/AMX gains little from int8, and an export tuned for VNNI has full-range weights that
+    saturate its int16 sums."""
+    if record is None:
+        return None
+    flags = cpu_flags() if flags is None else flags
+    if flags & VNNI_FLAGS:
+        return None
+    tuned = record.get("tuned_for", "generic")  # exports before this record were tuned as 'generic'
+    advice = ("re-export it on this CPU (tuned_for='auto' picks 'generic' here)" if tuned == "vnni"
+              else "expect little gain over fp32")
+    return (f"this CPU has no VNNI or AMX-INT8 ({', '.join(sorted(flags & ISA_FLAGS)) or 'flags unknown'}) and the "
+            f"INT8 model is tuned for '{tuned}': {advice}")
 
 
 class _Reader:

@@ -267,7 +267,7 @@ def export_tensorrt(model: nn.Module, path: str | Path, *, precision: str = "fp1
 
             onnx_path = export_onnx_int8(model, scratch / "model.int8.onnx", calib_dir=calib_dir, output=output,
                                          opset=opset, min_images=min_images, max_images=max_images,
-                                         reduce_range=False, simplify=simplify)
+                                         tuned_for="tensorrt", simplify=simplify)
         else:
             onnx_path = export_onnx(model, scratch / "model.onnx", opset=opset, output=output, simplify=simplify,
                                     sample_images=sample_images)

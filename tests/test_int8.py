@@ -1,0 +1,106 @@
+"""INT8 settings chosen by the CPU: the target picked from the CPU flags, the settings each target writes into the
+graph and its calibration record, and the warning ``vision benchmark`` gives for an INT8 model on a CPU without
+VNNI."""
+
+import numpy as np
+import pytest
+import torch
+
+from vision.export import ExportError, export
+from vision.export.quantize import (
+    INT8_SETTINGS,
+    cpu_int8_target,
+    export_onnx_int8,
+    int8_cpu_warning,
+    read_calibration_record,
+)
+from vision.models.classifier import ProductClassifier
+from vision.zoo import load_model, save_model
+
+from .conftest import SAMPLE
+from .test_zoo import _card
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("int8")
+    torch.manual_seed(0)
+    save_model(ProductClassifier("test_resnet", 3, 2).eval(), _card(), root)
+    return load_model(root / "tiny.safetensors"), root
+
+
+@pytest.fixture(scope="module")
+def vnni_int8(tiny):
+    model, root = tiny
+    return export(model, "onnx-int8", root / "tiny.vnni.int8.onnx", calib_dir=SAMPLE / "train", max_images=32,
+                  tuned_for="vnni")
+
+
+def _zero_point_types(path) -> set[int]:
+    import onnx
+
+    proto = onnx.load(str(path))
+    consts = {t.name: t for t in proto.graph.initializer}
+    return {consts[n.input[2]].data_type for n in proto.graph.node if n.op_type == "QuantizeLinear"}
+
+
+def test_target_follows_the_cpu_flags(monkeypatch):
+    import vision.export.quantize as quantize
+
+    for flags, target in (({"avx2", "avx512_vnni"}, "vnni"), ({"avx2", "avx_vnni"}, "vnni"),
+                          ({"avx512f", "amx_int8"}, "vnni"), ({"avx2", "fma"}, "generic"), (set(), "generic")):
+        monkeypatch.setattr(quantize, "cpu_flags", lambda flags=flags: frozenset(flags))
+        assert cpu_int8_target() == target, flags
+
+
+def test_vnni_target_writes_uint8_activations_and_records_its_settings(vnni_int8):
+    import onnx
+
+    record = read_calibration_record(vnni_int8)
+    assert record["tuned_for"] == "vnni" and isinstance(record["cpu_isa"], list)
+    assert {k: record[k] for k in INT8_SETTINGS["vnni"]} == INT8_SETTINGS["vnni"]
+    # the activations' type is the zero point's: uint8 for VNNI's u8 x s8 kernels
+    assert _zero_point_types(vnni_int8) == {onnx.TensorProto.UINT8}
+
+
+def test_auto_picks_this_cpus_target_and_reduce_range_overrides(tiny, monkeypatch):
+    import onnx
+
+    import vision.export.quantize as quantize
+
+    model, root = tiny
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"avx2"}))
+    path = export_onnx_int8(model, root / "tiny.auto.int8.onnx", calib_dir=SAMPLE / "train", max_images=32,
+                            reduce_range=False)
+    record = read_calibration_record(path)
+    assert (record["tuned_for"], record["activations"], record["reduce_range"]) == ("generic", "int8", False)
+    assert _zero_point_types(path) == {onnx.TensorProto.INT8}
+    with pytest.raises(ExportError, match="unknown tuned_for 'avx9'"):
+        export_onnx_int8(model, root / "x.onnx", calib_dir=SAMPLE / "train", tuned_for="avx9")
+
+
+def test_int8_on_a_cpu_without_vnni_is_warned():
+    vnni, avx2 = frozenset({"avx2", "avx512_vnni"}), frozenset({"avx2"})
+    assert int8_cpu_warning({"tuned_for": "vnni"}, vnni) is None
+    assert int8_cpu_warning(None, avx2) is None  # an fp32 file
+    assert "re-export it on this CPU" in int8_cpu_warning({"tuned_for": "vnni"}, avx2)
+    assert "little gain" in int8_cpu_warning({}, avx2) and "(avx2)" in int8_cpu_warning({}, avx2)
+
+
+def test_benchmark_warns_when_the_int8_model_runs_without_vnni(tiny, vnni_int8, monkeypatch, capsys):
+    import vision.benchmarking
+    import vision.export.quantize as quantize
+    from vision.benchmarking import make_predictor
+    from vision.commands import benchmark
+
+    model, root = tiny
+    monkeypatch.setattr(vision.benchmarking, "export", lambda *a, **k: vnni_int8)  # exported on another CPU
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"avx2"}))
+    args = benchmark.parser().parse_args(["--model", "tiny", "--calib-dir", str(SAMPLE / "train"), "--threads", "1"])
+    p = make_predictor("ort-int8", model, root, args)
+    assert p.runtime(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+    assert "warning: tiny: this CPU has no VNNI or AMX-INT8 (avx2) and the INT8 model is tuned for 'vnni': " \
+        "re-export it on this CPU" in capsys.readouterr().err
+    assert np.isfinite(p.runtime(torch.ones(2, 3, 32, 32))).all()
