@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("vision.commands.cluster:main", "group a catalog's photos by product, or assign uploads via an index"),
     "dedup": ("vision.commands.dedup:main", "duplicate and near-duplicate images in a catalog, or uploads vs an index"),
     "zoo": ("vision.commands.zoo:main", "list the models in your zoo and the shipped one"),
+    "serve": ("vision.commands.serve:main", "serve zoo models and the brand recogniser on Triton Inference Server"),
 }
 
 
@@ -56,7 +57,7 @@ def _errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [UsageError, ZooError, ManifestError, ImageLoadError, NoImagesError,
                                          FileNotFoundError, MissingExtraError]
     for module, name in (("vision.export", "ExportError"), ("vision.brands.gallery", "GalleryError"),
-                         ("vision.models.detector", "ArchitectureError")):
+                         ("vision.models.detector", "ArchitectureError"), ("vision.serving.runtime", "ServingError")):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))
     return tuple(errors)
