@@ -13,6 +13,10 @@ list, preprocessing, batch, TensorRT version and model, so a stale cache is neve
 those flags ("strong typing"): there fp16 builds from an fp16 ONNX (``keep_io_types``) and int8 from the QDQ
 ONNX of :func:`~vision.export.quantize.export_onnx_int8` (explicit quantisation).
 
+fp32 plans clear ``BuilderFlag.TF32`` (TensorRT enables it by default; its 10-bit mantissa misses the fp32 gate),
+and the torch reference of every parity check runs with TF32 off (:func:`full_fp32`); the sidecar records
+``tf32``. The engine enqueues on its own CUDA stream with its device current.
+
 ``tensorrt`` is an optional extra (``pip install .[tensorrt]``, needs an NVIDIA GPU and driver); nothing here
 imports it until a build or a load. The sidecar checks (:func:`check_engine_sidecar`) are plain Python.
 
@@ -26,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import tempfile
@@ -176,7 +181,7 @@ def _rebuild(engine: Path, sidecar: dict) -> str:
 def build_sidecar(plan: Path, *, card: ModelCard, output: str, precision: str, batch: tuple[int, int, int],
                   input_shape: Sequence[int], output_shape: Sequence[int], tensorrt_version: str, gpu_name: str,
                   compute_capability: str, workspace_bytes: int | None = None, calibration: dict | None = None,
-                  onnx_sha256: str = "") -> dict:
+                  onnx_sha256: str = "", tf32: bool | None = None) -> dict:
     """Everything a server or a later load needs to know about ``plan`` (written beside it as ``.plan.json``)."""
     pre = card.data_config
     return {
@@ -188,7 +193,7 @@ def build_sidecar(plan: Path, *, card: ModelCard, output: str, precision: str, b
         "output": {"name": output, "dtype": "float32", "shape": [-1, *[int(d) for d in output_shape[1:]]],
                    "meaning": output_meaning(output)},
         "preprocessing": pre.to_dict(), "class_names": list(card.class_names),
-        "precision": precision, "batch_profile": {"min": batch[0], "opt": batch[1], "max": batch[2]},
+        "precision": precision, "tf32": tf32, "batch_profile": {"min": batch[0], "opt": batch[1], "max": batch[2]},
         "tensorrt": tensorrt_version, "gpu": {"name": gpu_name, "compute_capability": compute_capability},
         "workspace_bytes": workspace_bytes, "calibration": calibration, "onnx_sha256": onnx_sha256,
         "model_sha256": card.sha256, "card": card.to_dict(),
@@ -229,6 +234,19 @@ def current_gpu(device: int = 0) -> tuple[str, str]:
     return torch.cuda.get_device_name(device), f"{major}.{minor}"
 
 
+@contextlib.contextmanager
+def full_fp32():
+    """torch's CUDA convolutions and matmuls in IEEE fp32 inside the block (TF32 off), restored after: the parity
+    reference must not carry TF32's own error into a 1e-4 gate. No effect on CPU."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
 def _logger(trt):
     """One TensorRT logger per build or load (no module-level state); callers keep it alive with the engine."""
     return trt.Logger(trt.Logger.WARNING)
@@ -260,7 +278,7 @@ def export_tensorrt(model: nn.Module, path: str | Path, *, precision: str = "fp1
             raise ExportError("precision int8 needs calib_dir (--calib-dir): a folder of representative images")
         calib = CalibrationSet.from_folder(calib_dir, card.data_config, min_images=min_images, max_images=max_images)
 
-    with tempfile.TemporaryDirectory(prefix="vision-trt-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="vision-trt-") as scratch, full_fp32():
         scratch = Path(scratch)
         if precision == "int8" and _trt_major(trt) >= 11:  # explicit quantisation: build from the QDQ graph
             from vision.export.quantize import export_onnx_int8
@@ -287,7 +305,9 @@ def export_tensorrt(model: nn.Module, path: str | Path, *, precision: str = "fp1
         images = parity_inputs(card.data_config, sample_images)
     engine = TensorRTEngine(path)
     got = np.concatenate([engine(images[i:i + profile[2]]) for i in range(0, len(images), profile[2])])
-    report = compare_outputs(torch_outputs(model, output, images), got, output)
+    with full_fp32():
+        reference = torch_outputs(model, output, images)
+    report = compare_outputs(reference, got, output)
     report.update(output=output, engine=path.name, precision=precision)
     try:
         check_parity(report, precision, f"{card.name}: TensorRT {precision} engine")
@@ -302,8 +322,11 @@ def export_tensorrt(model: nn.Module, path: str | Path, *, precision: str = "fp1
 def build_engine(onnx_path: str | Path, path: str | Path, *, precision: str = "fp16",
                  batch: tuple[int, int, int] = DEFAULT_BATCH, calib: CalibrationSet | None = None,
                  calib_cache_dir: Path | None = None, workspace_bytes: int | None = None,
-                 calibration: dict | None = None, card: ModelCard | None = None, output: str | None = None) -> Path:
-    """Build a plan from an ONNX file written by our exporters and write it with its sidecar (no parity check)."""
+                 calibration: dict | None = None, card: ModelCard | None = None, output: str | None = None,
+                 tf32: bool | None = None) -> Path:
+    """Build a plan from an ONNX file written by our exporters and write it with its sidecar (no parity check).
+
+    ``tf32``: let fp32 layers use TF32; default off for ``fp32`` plans, TensorRT's default (on) otherwise."""
     trt = _tensorrt()
     onnx_path, path = Path(onnx_path), Path(path)
     verify_recorded_digest(onnx_path)  # the plan is only as trustworthy as the graph it is built from
@@ -312,7 +335,7 @@ def build_engine(onnx_path: str | Path, path: str | Path, *, precision: str = "f
     major = _trt_major(trt)
     source = onnx_path
     if precision == "fp16" and major >= 11:
-        source = _fp16_onnx(onnx_path)
+        source = fp16_onnx(onnx_path)
     logger = _logger(trt)
     builder = trt.Builder(logger)
     strongly_typed = major >= 11
@@ -339,8 +362,7 @@ def build_engine(onnx_path: str | Path, path: str | Path, *, precision: str = "f
     config.add_optimization_profile(profile)
 
     calibrator = None
-    if not strongly_typed and precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)  # int8 layers fall back to fp16, not fp32, where int8 loses
+    tf32 = set_precision_flags(trt, config, precision, strongly_typed, tf32)
     if not strongly_typed and precision == "int8":
         if calib is None:
             raise ExportError("precision int8 needs calibration images")
@@ -368,18 +390,50 @@ def build_engine(onnx_path: str | Path, path: str | Path, *, precision: str = "f
     sidecar = build_sidecar(path, card=card, output=output, precision=precision, batch=batch,
                             input_shape=(-1, *chw), output_shape=output_shape, tensorrt_version=trt.__version__,
                             gpu_name=gpu_name, compute_capability=cc, workspace_bytes=workspace_bytes,
-                            calibration=calibration, onnx_sha256=sha256_file(onnx_path))
+                            calibration=calibration, onnx_sha256=sha256_file(onnx_path), tf32=tf32)
     atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=1) + "\n")
     return path
 
 
-def _fp16_onnx(onnx_path: Path) -> Path:
-    """An fp16 copy of the graph with fp32 inputs/outputs, for TensorRT 11's strongly typed build."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+def set_precision_flags(trt, config, precision: str, strongly_typed: bool, tf32: bool | None = None) -> bool:
+    """Set the builder flags of ``precision`` on ``config``; returns whether TF32 stays allowed (for the sidecar).
 
-    out = onnx_path.with_name(onnx_path.stem + ".fp16.onnx")
-    onnx.save(convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True), str(out))
+    Strongly typed networks (TensorRT 11) take precision from the graph, not from FP16/INT8 flags; TF32 is a flag
+    in both. fp32 plans clear it unless ``tf32`` asks otherwise: TF32 misses the fp32 gate (1e-4)."""
+    if not strongly_typed and precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)  # int8 layers fall back to fp16, not fp32, where int8 loses
+    if tf32 is None:
+        tf32 = precision != "fp32"
+    if not hasattr(trt.BuilderFlag, "TF32"):  # no such flag: no TF32 either
+        return False
+    if not tf32:
+        config.clear_flag(trt.BuilderFlag.TF32)
+    return tf32
+
+
+# ops kept in fp32 in the fp16 graph, beyond onnxruntime's default block list (which has Upsample, not its
+# successor Resize): YOLO's upsampling stays as exported
+FP32_OPS = ("Resize",)
+
+
+def fp16_onnx(onnx_path: str | Path, out: str | Path | None = None) -> Path:
+    """An fp16 copy of the graph with fp32 inputs/outputs and :data:`FP32_OPS` kept in fp32, for TensorRT 11's
+    strongly typed build; topologically sorted (the converter appends its input casts last) and checked by onnx."""
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    onnx_path = Path(onnx_path)
+    out = Path(out) if out else onnx_path.with_name(onnx_path.stem + ".fp16.onnx")
+    converted = OnnxModel(convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True,
+                                                   op_block_list=[*DEFAULT_OP_BLOCK_LIST, *FP32_OPS]))
+    converted.topological_sort()
+    try:
+        onnx.checker.check_model(converted.model, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"{onnx_path}: its fp16 conversion is not a valid ONNX graph ({e}); build --precision "
+                          "fp32, or report the graph") from None
+    onnx.save(converted.model, str(out))
     return out
 
 
@@ -450,6 +504,8 @@ class TensorRTEngine:
                                           "(see the TensorRT log above); rebuild it with vision export --model MODEL "
                                           "--format tensorrt")
             self.context = self.engine.create_execution_context()
+            # its own stream: enqueueing on the default stream (handle 0) makes TensorRT add device-wide syncs
+            self.stream = torch.cuda.Stream(self.device)
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
         for name in (INPUT_NAME, self.output_name):  # our exports keep fp32 I/O at every precision
@@ -466,17 +522,20 @@ class TensorRTEngine:
 
     def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
         check_engine_input(batch, self.chw, self.min_batch, self.max_batch, str(self.path))
-        x = torch.as_tensor(batch).to(self.device).contiguous()
-        self.context.set_input_shape(INPUT_NAME, tuple(x.shape))
-        out = torch.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=torch.float32,
-                          device=self.device)
-        self.context.set_tensor_address(INPUT_NAME, x.data_ptr())
-        self.context.set_tensor_address(self.output_name, out.data_ptr())
-        stream = torch.cuda.current_stream(self.device)
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError(f"{self.path}: TensorRT execution failed (see the TensorRT log)")
-        stream.synchronize()
-        return out.cpu().numpy()
+        # the engine's device current and its stream for the copy in, the enqueue and the copy out, so buffers
+        # are allocated and ordered on that stream whatever device or stream the caller has current
+        with torch.cuda.device(self.device), torch.cuda.stream(self.stream):
+            x = torch.as_tensor(batch).to(self.device).contiguous()
+            self.context.set_input_shape(INPUT_NAME, tuple(x.shape))
+            out = torch.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=torch.float32,
+                              device=self.device)
+            self.context.set_tensor_address(INPUT_NAME, x.data_ptr())
+            self.context.set_tensor_address(self.output_name, out.data_ptr())
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise RuntimeError(f"{self.path}: TensorRT execution failed (see the TensorRT log)")
+            result = out.cpu().numpy()  # copy on self.stream, then waits for it
+        self.stream.synchronize()
+        return result
 
 
 def check_engine_input(batch, chw: tuple[int, ...], min_batch: int, max_batch: int, where: str) -> None:
