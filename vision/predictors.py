@@ -119,7 +119,7 @@ class OnnxRuntime:
 
 class TensorRTRuntime:
     """A TensorRT plan with its JSON sidecar (``vision.export.tensorrt``); batches over the engine's profile
-    maximum run in slices."""
+    maximum run in slices, a slice under its minimum is padded with zero rows whose outputs are dropped."""
 
     backend = "tensorrt"
 
@@ -131,9 +131,15 @@ class TensorRTRuntime:
         self.card, self.output = self.engine.card, self.engine.output
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
-        step = self.engine.max_batch
-        return np.concatenate([np.asarray(self.engine(batch[i:i + step].float()))
-                               for i in range(0, len(batch), step)])
+        step, least = self.engine.max_batch, self.engine.min_batch
+        outputs = []
+        for i in range(0, len(batch), step):
+            chunk = batch[i:i + step].float()
+            rows = len(chunk)
+            if rows < least:  # e.g. the last slice, or one image, on a plan built with --batch 8,16,32
+                chunk = torch.cat([chunk, chunk.new_zeros((least - rows, *chunk.shape[1:]))])
+            outputs.append(np.asarray(self.engine(chunk))[:rows])
+        return np.concatenate(outputs)
 
 
 # --- task heads: the pre- and post-processing of one output kind, the same for every runtime
