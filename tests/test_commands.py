@@ -123,10 +123,12 @@ def test_light_choice_lists_agree_with_the_library():
     from vision.brands import gallery
     from vision.commands import build_gallery, export, extract, make_logo_dataset
     from vision.export import FORMATS
+    from vision.features import ENGINES
     from vision.predictors import BACKENDS
     from vision.synth import yolo
 
     assert set(export.FORMAT_NAMES) == set(FORMATS) and set(extract.BACKENDS) == set(BACKENDS)
+    assert extract.ENGINES == ENGINES
     assert set(build_gallery.MERGES) == set(gallery.MERGES) and set(build_gallery.INDEX_KINDS) == set(
         retrieval.INDEX_KINDS)
     assert set(make_logo_dataset.MODES) == set(yolo.MODES)
@@ -455,3 +457,18 @@ def test_brand_dataset_progress_only_on_a_terminal(tmp_path, monkeypatch, capsys
     drawn = terminal.getvalue()
     assert main([*args, "--out", str(tmp_path / "c"), "--no-progress"]) == 0 and terminal.getvalue() == drawn
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["brands"] == {"train": 2}
+
+
+def test_vision_extract_is_the_library_call_of_the_command(tmp_path):
+    """``vision.extract`` writes what ``vision extract`` writes; options of another engine are refused by name."""
+    import vision
+    from vision.features import ExtractError, load_features
+
+    summary = vision.extract("grocery_resnet10t", SAMPLE / "val" / "Fruit", tmp_path / "f.npy", backend="torch",
+                             device="cpu", progress=False)
+    ids, vectors = load_features(tmp_path / "f.npy")
+    assert summary["count"] == len(ids) == len(vectors) > 0
+    with pytest.raises(ExtractError, match="num_actors"):
+        vision.extract("grocery_resnet10t", SAMPLE / "val", tmp_path / "g.npy", num_actors=2)
+    with pytest.raises(ExtractError, match="engine 'spark'"):
+        vision.extract("grocery_resnet10t", SAMPLE / "val", tmp_path / "g.npy", engine="spark")

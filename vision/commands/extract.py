@@ -27,7 +27,7 @@ from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir
 
 # (vision.predictors.BACKENDS; spelled out so that --help loads no torch: tests/test_commands.py checks they agree)
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
-ENGINES = ("local", "ray", "lightning")
+ENGINES = ("local", "ray", "lightning")  # vision.features.ENGINES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,52 +53,32 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from vision.commands import image_inputs, zoo_dir_scope
 
+    engine_options = {"ray": dict(shard_size=args.shard_size, num_actors=args.num_actors, address=args.address,
+                                  num_cpus=args.num_cpus),
+                      "lightning": dict(shard_size=args.shard_size, workers=args.workers, devices=args.devices,
+                                        num_nodes=args.num_nodes)}.get(args.engine, {})
     with zoo_dir_scope(args.zoo_dir):  # model names are looked up in --zoo-dir, also by Ray actors and Lightning ranks
-        if args.engine != "local":
-            if len(args.images) != 1:
-                ap.error(f"--engine {args.engine} takes one --images folder, manifest or Parquet table")
-            args.images = Path(args.images[0])
-            return _extract_shards(args)
         from vision.export import ExportError
-        from vision.features import FeatureExtractor
+        from vision.features import extract
+        from vision.progress import progress_wanted
 
         try:
-            images = image_inputs(args.images, allow_outside=args.allow_outside_paths)  # before the model loads
-            extractor = FeatureExtractor.from_pretrained(args.model, backend=args.backend, device=args.device)
-            summary = extractor.extract_folder(images, args.out, batch_size=args.batch_size,
-                                               progress=not args.no_progress)
+            if args.engine == "local":
+                images = image_inputs(args.images, allow_outside=args.allow_outside_paths)  # before the model loads
+            elif len(args.images) != 1:
+                ap.error(f"--engine {args.engine} takes one --images folder, manifest or Parquet table")
+            else:
+                images = Path(args.images[0])
+            summary = extract(args.model, images, args.out, engine=args.engine, backend=args.backend,
+                              batch_size=args.batch_size, device=args.device if args.engine == "local" else None,
+                              progress=progress_wanted(not args.no_progress), **engine_options)
         except (ValueError, ImportError, FileNotFoundError, ExportError) as e:
             raise SystemExit(f"error: {e}") from None
-    print(json.dumps({k: v for k, v in summary.items() if k != "skipped"} | {"skipped": len(summary["skipped"])}))
-    return 0
-
-
-def _extract_shards(args) -> int:
-    from vision.export import ExportError
-    from vision.progress import progress_wanted
-
-    progress = progress_wanted(not args.no_progress)
-
-    try:
-        if args.engine == "ray":
-            from vision.scale.ray_extract import extract_with_ray
-
-            summary = extract_with_ray(args.model, args.images, args.out, backend=args.backend,
-                                       shard_size=args.shard_size, batch_size=args.batch_size,
-                                       num_actors=args.num_actors, address=args.address, num_cpus=args.num_cpus,
-                                       progress=progress)
-        else:
-            from vision.scale.lightning_extract import extract_with_lightning
-
-            backend = "torch" if args.backend == "auto" else args.backend
-            summary = extract_with_lightning(args.model, args.images, args.out, backend=backend,
-                                             shard_size=args.shard_size, batch_size=args.batch_size,
-                                             workers=args.workers, devices=args.devices, num_nodes=args.num_nodes,
-                                             progress=progress)
-    except (ValueError, ImportError, FileNotFoundError, ExportError) as e:
-        raise SystemExit(f"error: {e}") from None
     if "rank" in summary:
         return 0  # a Lightning rank > 0: rank 0 reports
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("shards", "unreadable")}
-                     | {"shards": len(summary["shards"]), "unreadable": summary["unreadable"][:20]}))
+    if args.engine == "local":
+        print(json.dumps({k: v for k, v in summary.items() if k != "skipped"} | {"skipped": len(summary["skipped"])}))
+    else:
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("shards", "unreadable")}
+                         | {"shards": len(summary["shards"]), "unreadable": summary["unreadable"][:20]}))
     return 0
