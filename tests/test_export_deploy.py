@@ -23,7 +23,7 @@ from vision.export.tensorrt import (
     read_sidecar,
     sidecar_path,
 )
-from vision.export.triton import write_triton_model
+from vision.export.triton import verify_triton_repository, write_triton_model
 from vision.features import FeatureExtractor
 from vision.models.classifier import ProductClassifier
 from vision.zoo import load_model, save_model
@@ -198,16 +198,28 @@ def _model_config(model_dir):
 
 
 def test_triton_onnxruntime_variant_of_shipped_classifier(tmp_path):
+    """The served layout: an ensemble (image bytes in, JSON out) around Python pre/post models and the network on
+    Triton's ONNX Runtime backend (NAME_net)."""
     import onnx
 
     model = load_model(SHIPPED)
-    model_dir = export(model, "triton", tmp_path / "repo", serving="onnxruntime", max_batch_size=16)
+    ensemble_dir = export(model, "triton", tmp_path / "repo", serving="onnxruntime", max_batch_size=16)
+    ensemble = _model_config(ensemble_dir)
+    assert ensemble.name == "grocery_resnet10t" and ensemble.platform == "ensemble"
+    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == [
+        "grocery_resnet10t_pre", "grocery_resnet10t_net", "grocery_resnet10t_post"]
+    assert ensemble.input[0].name == "IMAGE" and ensemble.output[0].name == "RESULT"
+    assert ensemble.input[0].data_type == ensemble.output[0].data_type == 13  # TYPE_STRING (BYTES)
+    for step in ("pre", "post"):
+        config = _model_config(tmp_path / "repo" / f"grocery_resnet10t_{step}")
+        assert config.backend == "python" and config.dynamic_batching.max_queue_delay_microseconds > 0
+    model_dir = tmp_path / "repo" / "grocery_resnet10t_net"
     config = _model_config(model_dir)
     artifact = model_dir / "1" / "model.onnx"
     graph = onnx.load(str(artifact)).graph
     onnx_in = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     onnx_out = [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
-    assert config.name == "grocery_resnet10t_onnxruntime" and config.platform == "onnxruntime_onnx"
+    assert config.name == "grocery_resnet10t_net" and config.platform == "onnxruntime_onnx"
     assert config.backend == "onnxruntime" and config.max_batch_size == 16
     assert list(config.input[0].dims) == onnx_in[1:] == [3, 112, 112] and config.input[0].name == "images"
     assert list(config.output[0].dims) == onnx_out[1:] == [len(model.card.class_names)]
@@ -218,6 +230,7 @@ def test_triton_onnxruntime_variant_of_shipped_classifier(tmp_path):
     assert labels == model.card.class_names
     info = json.loads((model_dir / "vision.json").read_text())
     assert info["card"]["preprocessing"] == model.card.preprocessing and info["parity"]["top1_agreement"] == 1.0
+    assert len(verify_triton_repository(tmp_path / "repo")) >= 10
 
 
 def test_triton_plan_config_takes_batch_from_the_profile(fake_engine, tmp_path):

@@ -5,7 +5,7 @@ refused with the numbers.
     vision export --model grocery_resnet10t --format onnx --output-kind features   # into $VISION_HOME/exports
     vision export --model grocery_resnet10t --format onnx-int8 --calib-dir TRAIN_IMAGES --parity-dir VAL_IMAGES
     vision export --model grocery_resnet10t --format tensorrt --precision fp16 --profile 1,8,32   # GPU
-    vision export --model grocery_resnet10t --format triton --serving onnxruntime --out triton_repo
+    vision export --model grocery_resnet10t --format triton --out triton_repo    # image bytes in, JSON out
     vision export --model logo_yolo11n --format ultralytics      # a .pt that ultralytics' YOLO() loads
 
 ``--out`` defaults to ``<exports>/<model>.<output kind><suffix>`` (``<exports>/triton`` for triton), where
@@ -51,10 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calib-dir", type=Path, help="representative images for INT8 calibration")
     ap.add_argument("--parity-dir", type=Path, help="held-out images for the INT8 parity gate")
     ap.add_argument("--calib-images", type=Path, help="folder of images added to the fp32 parity check")
-    ap.add_argument("--serving", choices=["onnxruntime", "tensorrt"], help="triton: the backend to serve with")
+    ap.add_argument("--serving", choices=["python", "onnxruntime", "tensorrt"],
+                    help="triton: the network step: python (ONNX Runtime in the Python backend, what vision serve "
+                         "runs; default), onnxruntime (Triton's ONNX Runtime backend) or tensorrt (GPU)")
     ap.add_argument("--max-batch-size", type=int, help="triton: max_batch_size (plans: at most the profile max)")
     ap.add_argument("--instance-kind", choices=["KIND_CPU", "KIND_GPU"], help="triton instance group kind")
-    ap.add_argument("--name", help="triton model name (default <model>_<backend>)")
+    ap.add_argument("--name", help="triton: the served model's name (default: the model's; its steps are "
+                                   "<name>_pre, <name>_net, <name>_post)")
     ap.add_argument("--opset", type=int)
     ap.add_argument("--no-simplify", action="store_true")
     args = ap.parse_args(argv)

@@ -399,8 +399,11 @@ def _rebuild(model_dir: Path) -> str:
         model = check_plain_name(info["card"]["name"], "model")
     except Exception:  # any unreadable vision.json or odd name: the hint then names no model
         model = "MODEL"
-    serving = "tensorrt" if any(model_dir.glob("*/model.plan")) else "onnxruntime"
-    name = model_dir.name if PLAIN_NAME.fullmatch(model_dir.name) else "NAME"
+    config = model_dir / "config.pbtxt"
+    text = config.read_text(errors="replace")[:4096] if config.is_file() and not config.is_symlink() else ""
+    serving = ("tensorrt" if any(model_dir.glob("*/model.plan")) else
+               "onnxruntime" if "onnxruntime" in text else "python")
+    name = re.sub(r"_(pre|net|post)$", "", model_dir.name) if PLAIN_NAME.fullmatch(model_dir.name) else "NAME"
     return (f"Rebuild it: vision export --model {model} --format triton --serving {serving} "
             f"--name {name} --out {model_dir.parent}")
 
@@ -442,10 +445,11 @@ def _onnx_io(path: Path, max_batch_size: int | None) -> tuple[dict, dict]:
     return io, {"card": card.to_dict(), "parity": report, "sha256": report["sha256"]}
 
 
-def onnx_serving_io(path: str | Path, max_batch_size: int | None = None) -> dict:
-    """``{"max_batch_size", "input_dims", "output", "output_dims"}`` of an ONNX export (dims without the batch axis),
-    checked as :func:`write_triton_model` checks it."""
-    return _onnx_io(Path(path), max_batch_size)[0]
+def serving_io(artifact: str | Path, max_batch_size: int | None = None) -> tuple[dict, dict]:
+    """``({"max_batch_size", "input_dims", "output", "output_dims"}, {"card", "sha256", ...})`` of an ONNX export or
+    a TensorRT plan (dims without the batch axis), checked as :func:`write_triton_model` checks them."""
+    artifact = Path(artifact)
+    return _plan_io(artifact, max_batch_size) if artifact.suffix == ".plan" else _onnx_io(artifact, max_batch_size)
 
 
 def _parity(plan: Path) -> dict | None:
@@ -454,18 +458,23 @@ def _parity(plan: Path) -> dict | None:
     return read_parity_report(plan) if parity_report_path(plan).is_file() else None
 
 
-def export_triton(model, repository: str | Path, *, serving: str = "onnxruntime", precision: str = "fp32",
+def export_triton(model, repository: str | Path, *, serving: str = "python", precision: str = "fp32",
                   name: str | None = None, max_batch_size: int | None = None, instance_kind: str | None = None,
-                  instance_count: int = 1, batch=None, **export_options) -> Path:
+                  instance_count: int = 1, batch=None, python_env: str | Path | None = None,
+                  **export_options) -> Path:
     """Export ``model`` (ONNX, INT8 ONNX or a TensorRT plan, each through its parity gate) and add it to the Triton
-    repository ``repository``; returns the model folder. ``serving``: ``onnxruntime`` (CPU) or ``tensorrt`` (GPU).
+    repository ``repository`` as a served model that takes image bytes and answers ``vision predict``'s JSON
+    (:func:`vision.serving.repository.write_served_model`: ``NAME`` ensemble, ``NAME_pre``/``NAME_post`` Python
+    models around ``NAME_net``); returns the ensemble's folder. ``serving``: the network step, ``python`` (ONNX
+    Runtime inside Triton's Python backend: what ``vision serve``'s bundled server runs), ``onnxruntime`` (Triton's
+    ONNX Runtime backend) or ``tensorrt`` (GPU). ``python_env``: the ``EXECUTION_ENV_PATH`` of the Python models
+    (``vision serve`` gives its prepared one); without it they use the stub's default Python.
     """
-    import tempfile
-
     from vision.export.onnx import export_onnx
+    from vision.serving.repository import write_served_model
 
-    if serving not in ("onnxruntime", "tensorrt"):
-        raise ExportError(f"unknown Triton serving backend {serving!r}; choose onnxruntime or tensorrt")
+    if serving not in ("python", "onnxruntime", "tensorrt"):
+        raise ExportError(f"unknown Triton serving backend {serving!r}; choose python, onnxruntime or tensorrt")
     if name is not None:  # refused before the export, not after it
         check_plain_name(name, "Triton model name", ExportError)
     with tempfile.TemporaryDirectory(prefix="vision-triton-") as scratch:
@@ -482,5 +491,6 @@ def export_triton(model, repository: str | Path, *, serving: str = "onnxruntime"
             artifact = export_onnx(model, Path(scratch) / "model.onnx", **export_options)
         else:
             raise ExportError(f"ONNX Runtime serving takes precision fp32 or int8, not {precision!r}")
-        return write_triton_model(artifact, repository, name=name, max_batch_size=max_batch_size,
-                                  instance_kind=instance_kind, instance_count=instance_count)
+        return write_served_model(artifact, repository, network=serving, name=name, env=python_env,
+                                  instances=instance_count, max_batch_size=max_batch_size,
+                                  instance_kind=instance_kind)[-1]

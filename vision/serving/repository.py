@@ -30,7 +30,7 @@ import shutil
 from pathlib import Path
 
 from vision.export.onnx import INPUT_NAME, ExportError
-from vision.export.triton import onnx_serving_io, write_model_folder, write_triton_model
+from vision.export.triton import write_model_folder, write_triton_model
 from vision.names import check_plain_name, pbtxt_string
 
 NETWORKS = ("python", "onnxruntime", "tensorrt")
@@ -66,42 +66,59 @@ def _model_folders(name: str, repository: Path, network: str, env, cache: Path, 
     from vision.zoo import load_model
 
     model = load_model(name)
-    name = check_plain_name(model.card.name, "model name", ExportError)
-    output = default_output(model.card)
-    card = model.card.to_dict()
-    folders = []
     if network == "tensorrt":
         from vision.export.triton import export_triton
 
-        net = export_triton(model, repository, serving="tensorrt", name=f"{name}_net", max_batch_size=STEP_MAX_BATCH)
-        io = json.loads((net / "vision.json").read_text())["sidecar"]
-        io = {"input_dims": io["input"]["shape"][1:], "output_dims": io["output"]["shape"][1:], "output": output}
+        return [export_triton(model, repository, serving="tensorrt", python_env=env, instance_count=instances)]
+    onnx_file = _cached_onnx(model, default_output(model.card), cache, log)
+    return write_served_model(onnx_file, repository, network=network, env=env, instances=instances)
+
+
+def write_served_model(artifact: str | os.PathLike, repository: str | os.PathLike, *, network: str = "python",
+                       name: str | None = None, env: str | os.PathLike | None = None, instances: int = 1,
+                       max_batch_size: int | None = None, instance_kind: str | None = None) -> list[Path]:
+    """The four folders of one served model around ``artifact`` (an ``.onnx`` export, or a TensorRT ``.plan`` for
+    ``network="tensorrt"``): ``NAME`` (the ensemble; default the card's name), ``NAME_pre``, ``NAME_net``,
+    ``NAME_post``; returns them, the ensemble's last."""
+    from vision.export.triton import serving_io
+
+    artifact, repository = Path(artifact), Path(repository)
+    if network not in NETWORKS:
+        raise ExportError(f"unknown network step {network!r}; choose one of {list(NETWORKS)}")
+    if (artifact.suffix == ".plan") != (network == "tensorrt"):
+        raise ExportError(f"{artifact}: the {network} network step runs "
+                          f"{'a TensorRT .plan' if network == 'tensorrt' else 'an .onnx export'}")
+    io, info = serving_io(artifact, max_batch_size or STEP_MAX_BATCH)
+    card, output = info["card"], io["output"]
+    name = check_plain_name(name or card["name"], "Triton model name", ExportError)
+    if io["max_batch_size"] < MAX_BATCH:
+        raise ExportError(f"{artifact}: max_batch_size {io['max_batch_size']} is below the {MAX_BATCH} images a "
+                          "request may hold")
+    if network == "python":
+        net = _python_folder(repository, f"{name}_net", "OnnxNetwork", env, instances,
+                             inputs=[(INPUT_NAME, "TYPE_FP32", io["input_dims"])],
+                             outputs=[(output, "TYPE_FP32", io["output_dims"])],
+                             info={"card": card, "output": output, "network_input": INPUT_NAME,
+                                   "network_output": output},
+                             extra={"1/model.onnx": artifact,
+                                    "1/model.onnx.parity.json": Path(f"{artifact}.parity.json")},
+                             max_batch=io["max_batch_size"])
     else:
-        onnx_file = _cached_onnx(model, output, cache, log)
-        io = onnx_serving_io(onnx_file, STEP_MAX_BATCH)
-        if network == "onnxruntime":
-            net = write_triton_model(onnx_file, repository, name=f"{name}_net", max_batch_size=STEP_MAX_BATCH,
-                                     instance_count=instances)
-        else:
-            net = _python_folder(repository, f"{name}_net", "OnnxNetwork", env, instances,
-                                 inputs=[(INPUT_NAME, "TYPE_FP32", io["input_dims"])],
-                                 outputs=[(output, "TYPE_FP32", io["output_dims"])],
-                                 info={"card": card, "output": output, "network_input": INPUT_NAME,
-                                       "network_output": output},
-                                 extra={"1/model.onnx": onnx_file,
-                                        "1/model.onnx.parity.json": Path(f"{onnx_file}.parity.json")})
+        net = write_triton_model(artifact, repository, name=f"{name}_net", max_batch_size=io["max_batch_size"],
+                                 instance_kind=instance_kind, instance_count=instances)
+    parity = info.get("parity")
     info = {"card": card, "output": output, "network_input": INPUT_NAME, "network_output": output}
-    folders.append(_python_folder(repository, f"{name}_pre", "Preprocess", env, instances,
-                                  inputs=[("IMAGE", "TYPE_STRING", [1])],
-                                  outputs=[(INPUT_NAME, "TYPE_FP32", io["input_dims"]), ("META", "TYPE_STRING", [1])],
-                                  info=info))
-    folders.append(net)
-    folders.append(_python_folder(repository, f"{name}_post", "Postprocess", env, instances,
-                                  inputs=[(output, "TYPE_FP32", io["output_dims"]), ("META", "TYPE_STRING", [1])],
-                                  outputs=[("RESULT", "TYPE_STRING", [1])], info=info))
-    folders.append(write_model_folder(repository, name, {"config.pbtxt": _ensemble_config(name, output).encode(),
-                                                         "vision.json": _json({"card": card, "output": output})}))
-    return folders
+    pre = _python_folder(repository, f"{name}_pre", "Preprocess", env, instances,
+                         inputs=[("IMAGE", "TYPE_STRING", [1])],
+                         outputs=[(INPUT_NAME, "TYPE_FP32", io["input_dims"]), ("META", "TYPE_STRING", [1])],
+                         info=info)
+    post = _python_folder(repository, f"{name}_post", "Postprocess", env, instances,
+                          inputs=[(output, "TYPE_FP32", io["output_dims"]), ("META", "TYPE_STRING", [1])],
+                          outputs=[("RESULT", "TYPE_STRING", [1])], info=info)
+    ensemble = write_model_folder(repository, name, {"config.pbtxt": _ensemble_config(name, output).encode(),
+                                                     "vision.json": _json({"card": card, "output": output,
+                                                                           "parity": parity})})
+    return [pre, net, post, ensemble]
 
 
 def _cached_onnx(model, output: str, cache: Path, log) -> Path:

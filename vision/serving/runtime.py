@@ -69,8 +69,12 @@ class TritonRuntime:
         """The server's environment: its bundled libraries first (the Python backend refuses an execution
         environment unless ``LD_LIBRARY_PATH`` holds a colon)."""
         env = dict(os.environ)
-        env["LD_LIBRARY_PATH"] = ":".join(p for p in (str(self.libraries), str(self.server_dir),
+        # env/lib (this Python's libpython) and env/bin first: a Python model without EXECUTION_ENV_PATH (a
+        # repository written for a Triton container) gets the prepared environment too, as the stub finds its
+        # Python's prefix from the first python3 on PATH
+        env["LD_LIBRARY_PATH"] = ":".join(p for p in (str(self.env / "lib"), str(self.libraries), str(self.server_dir),
                                                      env.get("LD_LIBRARY_PATH", "")) if p)
+        env["PATH"] = ":".join(p for p in (str(self.env / "bin"), env.get("PATH", "")) if p)
         return env
 
 

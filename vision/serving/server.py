@@ -69,6 +69,8 @@ class TritonServer:
                 f"--http-address={self.host}", f"--grpc-address={self.host}", f"--metrics-address={self.host}",
                 f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}",
                 f"--metrics-port={self.metrics_port}", f"--exit-timeout-secs={STOP_TIMEOUT_S // 2}",
+                # our configs are complete: no extra stub launch per model to complete them
+                "--disable-auto-complete-config",
                 *self.extra_args]
 
     def start(self) -> "TritonServer":
