@@ -104,3 +104,44 @@ def test_benchmark_warns_when_the_int8_model_runs_without_vnni(tiny, vnni_int8, 
     assert "warning: tiny: this CPU has no VNNI or AMX-INT8 (avx2) and the INT8 model is tuned for 'vnni': " \
         "re-export it on this CPU" in capsys.readouterr().err
     assert np.isfinite(p.runtime(torch.ones(2, 3, 32, 32))).all()
+
+
+# --- bf16 on the torch runtime (CPUs with AMX / AVX-512 BF16)
+def test_bf16_runtime_matches_fp32_and_leaves_the_callers_model_alone(tiny):
+    from vision.predictors import TorchRuntime
+
+    model, _ = tiny
+    x = torch.randn(4, 3, 32, 32)
+    fp32 = TorchRuntime(model, "logits", "cpu")(x)
+    bf16 = TorchRuntime(model, "logits", "cpu", precision="bf16")
+    assert bf16.precision == "bf16" and bf16(x).dtype == np.float32
+    assert np.abs(bf16(x) - fp32).max() <= 0.05 * np.abs(fp32).max()
+    assert all(p.is_contiguous() for p in model.parameters())  # not switched to channels-last under the caller
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        TorchRuntime(model, "logits", "cpu", precision="fp8")
+
+
+def test_bf16_predictor_runs_torch_and_is_refused_for_exports(tiny, tmp_path, capsys):
+    from vision.commands import main as vision_main
+    from vision.predictors import predictor
+
+    _, root = tiny
+    p = predictor(root / "tiny.safetensors", precision="bf16", device="cpu", export_dir=tmp_path)
+    assert p.runtime.backend == "torch" and p.runtime.precision == "bf16"
+    assert len(p([np.zeros((40, 40, 3), np.uint8)])) == 1
+    with pytest.raises(ValueError, match="precision 'bf16' is a torch runtime precision"):
+        predictor(root / "x.onnx", precision="bf16")
+    assert vision_main(["predict", "--model", str(root / "tiny.safetensors"), "--images", str(SAMPLE / "val"),
+                        "--backend", "onnxruntime", "--precision", "bf16"]) != 0
+    assert "error: --precision bf16 runs on torch" in capsys.readouterr().err
+
+
+def test_benchmark_precision_adds_a_torch_bf16_row():
+    from vision.benchmarking import torch_precisions
+    from vision.commands import UsageError
+
+    assert torch_precisions(["torch", "ort-fp32"], "fp32,bf16") == ["torch", "torch-bf16", "ort-fp32"]
+    assert torch_precisions(["torch"], "bf16") == ["torch-bf16"]
+    assert torch_precisions(["ort-int8"], "bf16") == ["ort-int8"]
+    with pytest.raises(UsageError, match="--precision 'fp16'"):
+        torch_precisions(["torch"], "fp16")

@@ -37,6 +37,7 @@ def run(args, argv: list[str] | None = None) -> dict:
     unknown = sorted(set(wanted) - set(BACKENDS))
     if unknown:
         raise SystemExit(f"error: unknown backends {unknown}; choose from {list(BACKENDS)}")
+    wanted = torch_precisions(wanted, args.precision)
     # listed before any export: a folder without images is refused, never timed as "0 images" with ratios
     args.image_files = end_to_end_images(args.images) if args.images is not None else []
     results = [benchmark_model(name.strip(), wanted, args) for name in args.model.split(",") if name.strip()]
@@ -47,6 +48,21 @@ def run(args, argv: list[str] | None = None) -> dict:
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result))
     return result
+
+
+def torch_precisions(wanted: list[str], precision: str) -> list[str]:
+    """``wanted`` with the torch eager rows of ``--precision`` (``fp32,bf16``: ``torch`` then ``torch-bf16``)."""
+    from vision.commands import UsageError
+    from vision.predictors import PRECISIONS
+
+    precisions = [p.strip() for p in precision.split(",") if p.strip()]
+    if not precisions or set(precisions) - set(PRECISIONS):
+        raise UsageError(f"--precision {precision!r}: choose from {list(PRECISIONS)}, comma-separated")
+    if "torch" not in wanted:
+        return wanted
+    i = wanted.index("torch")
+    rows = ["torch" if p == "fp32" else f"torch-{p}" for p in precisions]
+    return wanted[:i] + rows + wanted[i + 1:]
 
 
 def benchmark_model(name: str, wanted: list[str], args) -> dict:
@@ -102,11 +118,13 @@ def make_predictor(name: str, model, scratch: Path, args) -> Predictor:
     """The predictor of one benchmark backend; exports are written to ``scratch`` (digest-recorded, so the
     predictor's integrity checks run as in production)."""
     options = {"output": args.output} if args.output else {}
-    if name == "torch":
+    if name.startswith("torch"):
         device = args.device or "cpu"
         # on a GPU the timed copy moves there; the model the other backends export stays on the CPU
         network = model if device == "cpu" else copy.deepcopy(model)
-        return Predictor(TorchRuntime(network, args.output or default_output(model.card), device))
+        precision = name.partition("-")[2] or "fp32"
+        return Predictor(TorchRuntime(network, args.output or default_output(model.card), device,
+                                      precision=precision))
     if name.startswith("ort"):
         import onnxruntime as ort
 

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import glob as _glob
 import os
 import sys
@@ -32,6 +33,7 @@ from vision.export import FORMATS
 from vision.results import Classification, Detections, Embedding, Result
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+PRECISIONS = ("fp32", "bf16")  # of the torch runtime (TorchRuntime)
 # decoded pixels one batch may hold: a batch is split before it would pass this, so a batch of huge photos stays
 # near 128 MP * 3 bytes (~0.4 GB of RGB, plus one image's decoding buffers) instead of growing with batch_size.
 # It is above the decompression-bomb limit (vision.data.io.DEFAULT_MAX_PIXELS), so every image that limit lets
@@ -63,24 +65,35 @@ def default_device() -> torch.device:
 
 # --- runtimes: a float32 NCHW batch (already preprocessed) in, the network's output as a numpy array out
 class TorchRuntime:
-    """A zoo model (``vision.load_model``) reduced to one export output kind, run by torch."""
+    """A zoo model (``vision.load_model``) reduced to one export output kind, run by torch.
+
+    ``precision="bf16"``: bfloat16 autocast on channels-last tensors, for CPUs with AMX or AVX-512 BF16 (and
+    GPUs): about 2x fp32 eager on such a Xeon at the same top-1 (benchmarks/results/export.md); elsewhere bf16 is
+    emulated and slower. ``half``: fp16 weights on CUDA (CPU stays fp32)."""
 
     backend = "torch"
 
     def __init__(self, model: torch.nn.Module, output: str, device: str | torch.device | None = None,
-                 half: bool = False):
+                 half: bool = False, precision: str = "fp32"):
         from vision.models.outputs import output_network
         from vision.zoo import ZooError
 
-        self.card, self.output = model.card, output
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
+        self.card, self.output, self.precision = model.card, output, precision
         self.device = torch.device(device) if device is not None else default_device()
         self.half = half and self.device.type == "cuda"  # fp16 kernels are a GPU feature; CPU stays fp32
         network = output_network(model, output, ZooError).to(self.device).eval()
+        if precision == "bf16":  # oneDNN's bf16 convolutions run on channels-last (NHWC) blocks; a copy, so the
+            network = copy.deepcopy(network).to(memory_format=torch.channels_last)  # caller's model keeps its layout
         self.network = network.half() if self.half else network
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         x = batch.to(self.device, non_blocking=True)
+        if self.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                return self.network(x.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
         return self.network(x.half() if self.half else x).float().cpu().numpy()
 
 
@@ -365,21 +378,29 @@ def iter_images(images, skipped: list | None = None) -> Iterator[tuple[str, Any]
 
 def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: str | torch.device | None = None,
               half: bool = False, output: str | None = None, export_dir: str | os.PathLike | None = None,
-              zoo_dir: str | os.PathLike | None = None, **head_kwargs) -> Predictor:
+              zoo_dir: str | os.PathLike | None = None, precision: str = "fp32", **head_kwargs) -> Predictor:
     """A :class:`Predictor` for a zoo name, a weights file (``.safetensors``/``.ckpt``), an ``.onnx`` export or
     a TensorRT ``.plan``.
 
     ``backend``: ``"auto"`` picks by file suffix; for a zoo name, the fastest fresh export of ``output`` in
     ``export_dir`` (default :func:`default_export_dir`: ``<name>.<output>.plan`` when TensorRT and a GPU are here,
     then ``<name>.<output>.onnx``; the one picked is named once on stderr), else torch. ``device``: CUDA when
-    available. ``half``: fp16 on CUDA (torch runtime). ``output``: the export output kind (default: the task's,
-    e.g. ``logits``; ``"features"`` gives a classifier's pooled embeddings). ``max_batch_pixels``: the decoded
-    pixels one batch may hold (:class:`Predictor`). ``head_kwargs`` go to the task head (``topk``; ``conf``,
-    ``iou``, ``max_det``).
+    available. ``half``: fp16 on CUDA (torch runtime). ``precision="bf16"``: bfloat16 autocast on the torch
+    runtime (:class:`TorchRuntime`; ``backend="auto"`` then means torch). ``output``: the export output kind
+    (default: the task's, e.g. ``logits``; ``"features"`` gives a classifier's pooled embeddings).
+    ``max_batch_pixels``: the decoded pixels one batch may hold (:class:`Predictor`). ``head_kwargs`` go to the
+    task head (``topk``; ``conf``, ``iou``, ``max_det``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
     suffix = Path(str(name_or_path)).suffix.lower()
+    if precision != "fp32" and backend == "auto" and suffix not in SUFFIX_BACKENDS:
+        backend = "torch"  # a precision of the torch runtime: an export in the export folder is not what was asked
+    if precision != "fp32" and backend != "torch":
+        raise ValueError(f"precision {precision!r} is a torch runtime precision; {name_or_path} runs on "
+                         f"{SUFFIX_BACKENDS.get(suffix, backend)} (give a zoo name or weights file)")
     if backend == "auto":
         name_or_path, backend = _auto_source(name_or_path, output, Path(export_dir or default_export_dir()), zoo_dir)
         suffix = Path(str(name_or_path)).suffix.lower()
@@ -395,7 +416,7 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
         from vision.zoo import ZooError, load_model
 
         model = load_model(name_or_path, zoo_dir=zoo_dir)
-        runtime = TorchRuntime(model, output or default_output(model.card, ZooError), device, half)
+        runtime = TorchRuntime(model, output or default_output(model.card, ZooError), device, half, precision)
     else:
         runtime = (OnnxRuntime if backend == "onnxruntime" else TensorRTRuntime)(name_or_path, device)
         if output and output != runtime.output:

@@ -7,7 +7,8 @@ labelled split. Prints Markdown tables and writes JSON.
     vision benchmark --model grocery_resnet10t,logo_yolo11n,brand_resnet10t --batch-sizes 1,8,32 \
         --calib-dir data/grocery_sample/train --images data/logo_sample/images/val --out runs/benchmark/all.json
 
-Backends: ``torch`` (eager fp32), ``ort-fp32``, ``ort-int8`` (static QDQ, needs ``--calib-dir``), ``trt-fp32``,
+Backends: ``torch`` (eager fp32; ``--precision fp32,bf16`` adds ``torch-bf16``), ``ort-fp32``, ``ort-int8`` (static
+QDQ tuned for this CPU, needs ``--calib-dir``; a warning on CPUs without VNNI), ``trt-fp32``,
 ``trt-fp16`` (need the [tensorrt] extra and a GPU; skipped with a note otherwise). Each (batch, backend) cell is
 measured in ``--rounds`` interleaved rounds of ``--seconds`` / rounds, after warm-up; latency is per call
 (p50/p99), throughput is batch / p50, and the ratio is to torch eager at the same batch. Inputs are random
@@ -36,6 +37,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="cpu",
                     help="where the torch eager backend runs (default cpu, beside ONNX Runtime's CPU provider; "
                          "cuda to compare with TensorRT)")
+    ap.add_argument("--precision", default="fp32", metavar="P,P",
+                    help="torch eager precision(s), comma-separated: fp32 and/or bf16 (bf16 autocast, channels-last: "
+                         "a 'torch-bf16' row timed beside the others; ratios stay to fp32 eager)")
     ap.add_argument("--calib-dir", type=Path, help="INT8 calibration images (ort-int8)")
     ap.add_argument("--int8-format", default="qdq", choices=["qdq", "qoperator"], help="ort-int8 graph format")
     # a string, not a Path: Path("") would be the current folder, and an empty path must be refused
