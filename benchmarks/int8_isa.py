@@ -1,0 +1,252 @@
+#!/usr/bin/env python
+"""INT8 settings per CPU, and bf16, measured side by side in one process: for one zoo model, torch eager (fp32 and
+bf16 autocast on channels-last), ONNX Runtime fp32 and the INT8 exports of each ``tuned_for`` setting
+(vision.export.quantize.INT8_SETTINGS) and graph format; speed at one batch size (interleaved rounds, p50), accuracy
+on labelled data, and which onnxruntime kernels take the time (its profiler).
+
+    python -m benchmarks.int8_isa --model grocery_resnet10t --calib-dir $GROCERY/train --data $GROCERY/val.txt
+    python -m benchmarks.int8_isa --model brand_resnet10t --calib-dir runs/brands/val/gallery --data runs/brands/val
+    python -m benchmarks.int8_isa --model logo_yolo11n --calib-dir data/logo_sample/images --batch 8
+
+Accuracy: classifiers top-1 on a manifest; embedders Recall@1 of ``query/<id>/*`` against ``gallery/<id>/*``;
+the detector's box agreement with torch after NMS (the INT8 parity gate's measure) on the calibration images. The
+detector is not exported by ``vision export --format onnx-int8`` (onnxruntime's symbolic shape inference fails on
+its graph): here its graph is prepared without it and quantised with the box decode (and, per row, the first
+modules) kept in fp32, to measure what an INT8 detector would give.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# (label, export_onnx_int8 options): "generic" is what every CPU got before INT8 was tuned by ISA
+VARIANTS = {
+    "int8 generic (s8 act, 7-bit w)": {"tuned_for": "generic"},
+    "int8 tensorrt (s8 act, full w)": {"tuned_for": "tensorrt"},
+    "int8 vnni (u8 act, full w)": {"tuned_for": "vnni"},
+    "int8 vnni, qoperator": {"tuned_for": "vnni", "quant_format": "qoperator"},
+}
+# detector rows: ultralytics modules (model.<i>) kept in fp32 besides the box decode
+DETECTOR_FP32_MODULES = {"int8 vnni, decode fp32": 0, "int8 vnni, decode + model.0-2 fp32": 3,
+                         "int8 vnni, decode + model.0-4 fp32": 5, "int8 vnni, decode + model.0-8 fp32": 9}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--calib-dir", type=Path, required=True)
+    ap.add_argument("--data", type=Path, help="classifier: manifest; embedder: folder with gallery/ and query/")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=6.0, help="measuring time per backend")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--max-images", type=int, default=256, help="calibration images")
+    ap.add_argument("--out", type=Path, help="JSON report (default: stdout only)")
+    args = ap.parse_args(argv)
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    import vision
+    from vision.benchmarking import hardware, time_cell, versions
+    from vision.export import ExportError, export
+    from vision.export.onnx import default_output
+    from vision.predictors import TorchRuntime
+
+    start = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    model = vision.load_model(args.model)
+    card = model.card
+    output = default_output(card)
+
+    def session(path: Path, profile: str | None = None):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = args.threads
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if profile:
+            so.enable_profiling, so.profile_file_prefix = True, profile
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+    def onnx_runner(path: Path):
+        s = session(path)
+        return lambda x: s.run(None, {"images": x})[0]
+
+    def torch_runner(precision: str):
+        rt = TorchRuntime(model, output, "cpu", precision=precision)
+        return lambda x: rt(torch.from_numpy(x))
+
+    notes, files = [], {}
+    with tempfile.TemporaryDirectory(prefix="int8-isa-") as scratch:
+        scratch = Path(scratch)
+        # "torch": fp32 eager, the base of every ratio
+        runners = {"torch": torch_runner("fp32"), "torch bf16 channels-last": torch_runner("bf16")}
+        files["ort fp32"] = export(model, "onnx", scratch / "fp32.onnx")
+        if card.task == "detection":
+            files.update(detector_variants(files["ort fp32"], args, scratch, card))
+        else:
+            for label, options in VARIANTS.items():
+                try:
+                    files[label] = export(model, "onnx-int8", scratch / f"{len(files)}.int8.onnx",
+                                          calib_dir=args.calib_dir, max_images=args.max_images, **options)
+                except ExportError as e:
+                    notes.append(f"{label}: refused ({e})"[:300])
+        runners.update({label: onnx_runner(path) for label, path in files.items()})
+        size = card.data_config.input_size
+        x = np.random.default_rng(0).standard_normal((args.batch, 3, size, size)).astype(np.float32)
+        rows = time_cell(runners, x, args.seconds, args.rounds)
+        fp32_p50 = next(r["p50_ms"] for r in rows if r["backend"] == "ort fp32")
+        for r in rows:
+            r["vs_ort_fp32"] = round(fp32_p50 / r["p50_ms"], 2)
+        accuracy = measure_accuracy(model, runners, args)
+        kernels = {label: kernel_shares(session(path, str(scratch / f"prof{i}")), x)
+                   for i, (label, path) in enumerate(files.items())}
+    report = {"model": card.name, "task": card.task, "batch": args.batch, "threads": args.threads, "rows": rows,
+              "accuracy": accuracy, "kernels": kernels, "notes": notes, "hardware": hardware(),
+              "versions": versions(), "load_average": os.getloadavg(),
+              "command": " ".join(["python -m benchmarks.int8_isa", *(argv if argv is not None else sys.argv[1:])]),
+              "wall_seconds": round(time.perf_counter() - start, 1)}
+    print(markdown(report))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def detector_variants(fp32: Path, args, scratch: Path, card) -> dict[str, Path]:
+    """INT8 detector graphs with the box decode and the first modules in fp32 (see the module docstring)."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from vision.export.calibration import CalibrationSet
+    from vision.export.quantize import INT8_SETTINGS, _Reader
+
+    prepared = scratch / "prepared.onnx"
+    cwd = os.getcwd()
+    os.chdir(scratch)  # onnxruntime's shape inference writes temporary files into the working folder
+    try:
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    finally:
+        os.chdir(cwd)
+    graph = onnx.load(str(prepared)).graph
+    decode = decode_nodes(graph)
+    calib = CalibrationSet.from_folder(args.calib_dir, card.data_config, max_images=args.max_images)
+    vnni = INT8_SETTINGS["vnni"]
+    files = {}
+    for label, first in DETECTOR_FP32_MODULES.items():
+        keep = decode | {n.name for n in graph.node
+                         if any(n.name.startswith(f"/model/model.{i}/") for i in range(first))}
+        path = scratch / f"det{first}.onnx"
+        quantize_static(str(prepared), str(path), _Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        reduce_range=vnni["reduce_range"], nodes_to_exclude=sorted(keep),
+                        extra_options={"ActivationSymmetric": vnni["activations_symmetric"], "WeightSymmetric": True})
+        files[label] = path
+    return files
+
+
+def decode_nodes(graph) -> set[str]:
+    """The nodes of the module that writes the graph's output from its first Reshape on: the box decode (DFL,
+    anchors, stride), where one int8 range would have to cover pixels and probabilities at once."""
+    producer = next(n for n in graph.node if graph.output[0].name in n.output)
+    module = producer.name.rsplit("/", 1)[0] + "/"
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    found: set[str] = set()
+    stack = [n for n in graph.node if n.op_type == "Reshape" and n.name.startswith(module)]
+    while stack:
+        n = stack.pop()
+        if n.name not in found:
+            found.add(n.name)
+            stack += [c for out in n.output for c in consumers.get(out, [])]
+    return found
+
+
+def measure_accuracy(model, runners: dict, args) -> dict:
+    """Top-1 (classifiers), Recall@1 (embedders) or box agreement with torch (detector) per backend."""
+    import numpy as np
+
+    from vision.benchmarking import top1_per_backend
+    from vision.data.inputs import to_batch
+    from vision.data.io import list_images, load_image
+    from vision.data.transforms import build_eval_transform
+
+    card = model.card
+    transform = build_eval_transform(card.data_config)
+
+    def outputs(files: list[Path]) -> dict:
+        out: dict[str, list] = {name: [] for name in runners}
+        for i in range(0, len(files), 64):
+            x = to_batch([load_image(p) for p in files[i:i + 64]], transform).numpy()
+            for name, run in runners.items():
+                out[name].append(run(x))
+        return {name: np.concatenate(v) for name, v in out.items()}
+
+    if card.task == "classification" and args.data:
+        return top1_per_backend(runners, model, args.data)
+    if card.task == "embedding" and args.data:
+        gallery, query = list_images(args.data / "gallery"), list_images(args.data / "query")
+        g_ids = np.array([p.parent.name for p in gallery])
+        q_ids = np.array([p.parent.name for p in query])
+        g, q = outputs(gallery), outputs(query)
+        result = {"data": str(args.data), "gallery": len(gallery), "queries": len(query)}
+        for name in runners:
+            gn = g[name] / np.linalg.norm(g[name], axis=1, keepdims=True)
+            qn = q[name] / np.linalg.norm(q[name], axis=1, keepdims=True)
+            result[name] = {"recall_at_1": round(float((g_ids[(qn @ gn.T).argmax(1)] == q_ids).mean()), 4)}
+        return result
+    if card.task == "detection":
+        from vision.export.onnx import compare_outputs
+
+        images = list_images(args.calib_dir)
+        out = outputs(images)
+        ref = out["torch"]
+        return {"images": len(images), **{name: {k: round(float(v), 4) for k, v in compare_outputs(
+            ref, got, "predictions").items() if k in ("box_agreement", "min_cosine", "max_rel_diff")}
+            for name, got in out.items()}}
+    return {}
+
+
+def kernel_shares(session, x) -> dict[str, float]:
+    """Share of kernel time per onnxruntime op type over 3 runs (its profiler), largest first."""
+    for _ in range(3):
+        session.run(None, {"images": x})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    spent: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            op = e["args"]["op_name"]
+            spent[op] = spent.get(op, 0.0) + e["dur"]
+    total = sum(spent.values()) or 1.0
+    return {op: round(d / total, 3) for op, d in sorted(spent.items(), key=lambda kv: -kv[1])}
+
+
+def markdown(report: dict) -> str:
+    acc = report["accuracy"]
+    metric = next((k for v in acc.values() if isinstance(v, dict) for k in v), None)
+    lines = [f"### {report['model']} ({report['task']}), batch {report['batch']}, {report['threads']} thread(s)", "",
+             f"| backend | images/s | p50 ms | vs torch eager fp32 | vs ORT fp32 | {metric or 'accuracy'} | "
+             "top kernels |",
+             "|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        k = report["kernels"].get(r["backend"], {})
+        top = ", ".join(f"{op} {share:.0%}" for op, share in list(k.items())[:4]) or "-"
+        value = acc.get(r["backend"], {}).get(metric, "-") if metric else "-"
+        lines.append(f"| {r['backend']} | {r['images_per_s']:.1f} | {r['p50_ms']:.1f} | {r['vs_torch']:.2f}x | "
+                     f"{r['vs_ort_fp32']:.2f}x | {value} | {top} |")
+    lines += [f"note: {n}" for n in report["notes"]]
+    lines.append(f"hardware: {report['hardware']}; versions {report['versions']}; load average "
+                 f"{[round(v, 1) for v in report['load_average']]}; wall {report['wall_seconds']} s")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
