@@ -136,6 +136,7 @@ CLASSIFIER = ["--config", str(REPO / "configs/classification/demo.yaml"), "--mod
               "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
+@pytest.mark.slow
 def test_two_nodes_on_loopback_the_way_torchrun_starts_them(tmp_path):
     """num_nodes 2 x devices 1: two torchrun agents (node ranks 0 and 1) meeting at 127.0.0.1, as on two hosts."""
     import socket
@@ -160,6 +161,7 @@ def test_two_nodes_on_loopback_the_way_torchrun_starts_them(tmp_path):
     assert _card(zoo, "two_nodes")["metrics"]["val_top1"] >= 0
 
 
+@pytest.mark.slow
 def test_ddp_run_killed_mid_epoch_resumes_and_loses_at_most_that_epoch(tmp_path):
     from .resume_check import kill_mid_epoch_and_resume
 
@@ -172,6 +174,7 @@ def test_ddp_run_killed_mid_epoch_resumes_and_loses_at_most_that_epoch(tmp_path)
     kill_mid_epoch_and_resume(base, env, last, settle=0.3)  # inside the next epoch (3 batches per rank x 0.2 s)
 
 
+@pytest.mark.slow
 def test_detection_ddp_map_over_gathered_stats_equals_one_process(tmp_path):
     """Start from the shipped detector (as an ultralytics .pt), fine-tune a little on 2 ranks over an odd val set,
     and check the saved model's 2-process mAP against a one-process validation of the same weights."""

@@ -74,6 +74,7 @@ extract_with_ray(sys.argv[1], sys.argv[2], sys.argv[3], backend="torch", shard_s
 """
 
 
+@pytest.mark.slow
 def test_ray_driver_killed_and_rerun_loses_and_doubles_nothing(images, tmp_path):
     out = tmp_path / "vectors"
     run = subprocess.Popen([sys.executable, "-c", KILLABLE, MODEL, str(images), str(out)], cwd=REPO, env=ENV,
@@ -131,6 +132,7 @@ def test_ray_ids_equal_inputs_with_unreadable_listed(ray_local, images, tmp_path
     assert again["written"] == [] and again["skipped"] == 4  # a finished run is not redone
 
 
+@pytest.mark.slow
 def test_ray_actor_killed_mid_run_is_restarted_and_its_batch_retried(ray_local, images, tmp_path):
     from vision.scale.ray_extract import EmbedActor, extract_with_ray
 
