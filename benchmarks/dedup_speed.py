@@ -1,9 +1,22 @@
-"""Dedup speed side by side on one folder, in one process, interleaved: our hash stages (exact + mirror-aware pHash
-+ guarded union-find; ``vision dedup`` without ``--model``) against imagededup's hash methods, each at its own
-defaults on this machine's cores (ours: one reading thread per core; imagededup: ``num_enc_workers`` and
-``num_dist_workers`` = CPU count), at the distance thresholds ``benchmarks/dedup_eval.py`` chose on its validation
-split (read from its ``result.json``). Prints the median images/s over ``--repeats`` rounds and each peer's ratio
-to ours. Quality is not measured here: it is the same setting as in ``result.json``, which holds it.
+"""Dedup speed side by side, in one process, interleaved rounds; medians and ratios.
+
+``--end-to-end`` (issue 25: dedup at hash-like speed): ``vision dedup`` with the shipped features against plain
+``imagehash.phash`` (open + hash, one thread, no search) over the same files, on a set built like
+``benchmarks/dedup_eval.py``'s (Grocery Store originals with edited copies, plus neighbouring shots of the same
+products as hard negatives; 150 x (1 + 2) + 300 = 750 photos by default). Timed as the command runs (model load,
+read, hash, embed, search, cosine gate, keypoint check, grouping, report files); the features run on ONNX Runtime
+from an export made once beforehand (``vision export ... --output-kind features``, picked by ``backend=auto``),
+and on torch for comparison. ``--before REF`` adds the same command from commit ``REF`` (its ``vision`` package
+extracted with ``git archive`` and run in a child process each round, timed inside it: before/after on the same
+machine state). Prints images/s, the ratio to pHash, F1 (pairs in one group vs the truth) and each stage's
+images/s from ``summary.json``.
+
+    python -m benchmarks.dedup_speed --end-to-end --out runs/dedup_speed --repeats 3 --before 30a72c9
+
+Without ``--end-to-end``: our hash stages (exact + mirror-aware pHash + guarded union-find; ``vision dedup``
+without ``--model``) against imagededup's hash methods, each at its own defaults on this machine's cores (ours: one
+reading thread per core; imagededup: ``num_enc_workers`` and ``num_dist_workers`` = CPU count), at the distance
+thresholds ``benchmarks/dedup_eval.py`` chose on its validation split (read from its ``result.json``).
 
     python -m benchmarks.dedup_speed --images runs/dedup_eval/images/test --result runs/dedup_eval/result.json
 """
@@ -11,24 +24,27 @@ to ours. Quality is not measured here: it is the same setting as in ``result.jso
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
+import io
 import json
 import logging
 import os
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 import warnings
 from pathlib import Path
 
 HASH_ROW = "ours, hash stages only"
 PEERS = ("PHash", "DHash", "AHash", "WHash")
+MODEL = "grocery_resnet10t"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=Path, required=True, help="a folder of images (flat: imagededup reads one folder)")
-    ap.add_argument("--result", type=Path, required=True, help="dedup_eval.py's result.json (chosen thresholds)")
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args(argv)
+def hash_peers(args) -> int:
     from imagededup import methods
 
     from vision.dedup import Thresholds, find_duplicates, scan_images
@@ -74,6 +90,159 @@ def main(argv: list[str] | None = None) -> int:
         median = statistics.median(values)
         print(f"| {name} | {median:.0f} | {', '.join(f'{v:.0f}' for v in values)} | {reference / median:.2f} |")
     return 0
+
+
+# --- end to end: vision dedup against plain pHash
+def build_set(args) -> tuple[Path, dict[str, int]]:
+    """The benchmark folder and its truth (file name -> original's number, -1 for a hard negative)."""
+    from benchmarks.dedup_eval import build_split
+
+    folder = args.out / "images"
+    split = build_split(args.data, args.split, folder, args.originals, args.edits, args.negatives, args.seed)
+    return folder, {Path(p).name: g for p, g, _ in split["files"]}
+
+
+def plain_phash(paths: list[str]) -> None:
+    import imagehash
+    from PIL import Image
+
+    for p in paths:
+        with Image.open(p) as image:
+            imagehash.phash(image)
+
+
+def dedup_args(folder: Path, out: Path, extra: list[str]) -> list[str]:
+    return ["--images", str(folder), "--model", MODEL, "--out", str(out), "--no-progress", *extra]
+
+
+def ours(folder: Path, out: Path, extra: list[str]) -> dict:
+    """``vision dedup`` in this process; its JSON report (with the wall time)."""
+    from vision.commands.dedup import main
+
+    stdout = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
+        main(dedup_args(folder, out, extra))
+    return json.loads(stdout.getvalue()) | {"wall_s": time.perf_counter() - t0}
+
+
+CHILD = """import contextlib, io, json, sys, time
+from vision.commands.dedup import main
+out = io.StringIO()
+t0 = time.perf_counter()
+with contextlib.redirect_stdout(out):
+    main(sys.argv[1:])
+print(json.dumps(json.loads(out.getvalue()) | {"wall_s": time.perf_counter() - t0}))
+"""
+
+
+def before_tree(ref: str, work: Path) -> Path:
+    """Commit ``ref``'s ``vision`` package under ``work`` (its shipped weights linked from this checkout)."""
+    root = Path(__file__).resolve().parents[1]
+    tree = work / f"before-{ref}"
+    if not (tree / "vision").is_dir():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(root), "archive", ref, "vision"], check=True,
+                                 capture_output=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tree, filter="data")
+        (tree / "weights").symlink_to(root / "weights")
+    return tree
+
+
+def before(tree: Path, folder: Path, out: Path, extra: list[str]) -> dict:
+    """The command of the older tree in a child process (its own imports), timed inside it."""
+    env = os.environ | {"PYTHONPATH": str(tree)}
+    done = subprocess.run([sys.executable, "-c", CHILD, *dedup_args(folder, out, extra)], env=env, check=True,
+                          capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def f1_of(out: Path, truth: dict[str, int]) -> float:
+    from benchmarks.dedup_eval import group_pairs, pair_metrics
+
+    with open(out / "groups.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return pair_metrics(group_pairs([int(r["group"]) for r in rows]), [truth[Path(r["id"]).name] for r in rows])["f1"]
+
+
+def end_to_end(args) -> int:
+    from vision.commands.export import main as export
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    folder, truth = build_set(args)
+    paths = sorted(str(p) for p in folder.iterdir())
+    exports = args.out / "exports"
+    if not (exports / f"{MODEL}.features.onnx").is_file():
+        exports.mkdir(exist_ok=True)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            export(["--model", MODEL, "--format", "onnx", "--output-kind", "features", "--out", str(exports)])
+    os.environ["VISION_EXPORT_DIR"] = str(exports)   # backend=auto picks the export
+    runs = {"plain imagehash.phash (1 thread, no search)": lambda: plain_phash(paths),
+            "vision dedup (ONNX Runtime features)": lambda: ours(folder, args.out / "ours_ort", []),
+            "vision dedup (torch features)": lambda: ours(folder, args.out / "ours_torch", ["--backend", "torch"])}
+    if args.before:
+        tree = before_tree(args.before, args.out)
+        runs[f"vision dedup at {args.before} (torch features, as measured in issue 25)"] = lambda: before(
+            tree, folder, args.out / "before", ["--backend", "torch"])
+    names = list(runs)
+    for name in names[1:]:   # warm-up: first imports, the model's first batch
+        runs[name]()
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    reports: dict[str, dict] = {}
+    started = time.perf_counter()
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            got = run()
+            seconds[name].append(got["wall_s"] if isinstance(got, dict) else time.perf_counter() - t0)
+            if isinstance(got, dict):
+                reports[name] = got
+    wall = time.perf_counter() - started
+    phash_s = statistics.median(seconds[names[0]])
+    outs = {names[1]: "ours_ort", names[2]: "ours_torch"} | ({names[3]: "before"} if args.before else {})
+    print(f"{len(paths)} images ({args.originals} originals x (1 + {args.edits} edits) + {args.negatives} "
+          f"negatives, {args.split} split); median of {args.repeats} interleaved rounds; {os.cpu_count()} CPUs; "
+          f"{wall:.0f} s of rounds")
+    print("| method | seconds (median) | rounds | images/s | x plain pHash | F1 |")
+    print("|---|---|---|---|---|---|")
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        f1 = f1_of(args.out / outs[name], truth) if name in outs else ""
+        print(f"| {name} | {median:.2f} | {', '.join(f'{v:.2f}' for v in values)} | {len(paths) / median:.0f} | "
+              f"{median / phash_s:.1f} | {f1} |")
+    for name, report in reports.items():
+        stages = report.get("stages")
+        if stages:
+            print(f"\n{name}, last round: " + "; ".join(
+                f"{stage} {s['seconds']:.2f} s ({s['images_per_s']} images/s"
+                + "".join(f", {k} {v}" for k, v in s.items() if k not in ("seconds", "images_per_s")) + ")"
+                for stage, s in stages.items()))
+            print(f"pairs decided by: {report.get('pairs_decided_by')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--end-to-end", action="store_true", help="vision dedup against plain pHash (see above)")
+    ap.add_argument("--images", type=Path, help="a folder of images (flat: imagededup reads one folder)")
+    ap.add_argument("--result", type=Path, help="dedup_eval.py's result.json (chosen thresholds)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "dedup_speed",
+                    help="--end-to-end: the benchmark set, the export and the reports")
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/datasets/grocery_store")
+    ap.add_argument("--split", default="train", help="Grocery Store split the set is built from")
+    ap.add_argument("--originals", type=int, default=150)
+    ap.add_argument("--edits", type=int, default=2)
+    ap.add_argument("--negatives", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--before", metavar="REF", help="--end-to-end: also time vision dedup as of this commit")
+    args = ap.parse_args(argv)
+    if args.end_to_end:
+        return end_to_end(args)
+    if args.images is None or args.result is None:
+        ap.error("give --images and --result (or --end-to-end)")
+    return hash_peers(args)
 
 
 if __name__ == "__main__":

@@ -265,6 +265,7 @@ def test_cli_report_index_and_query(dataset, tmp_path):
                      "--save-index", str(tmp_path / "idx")]) == 0
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert summary["groups"] == 1 and summary["model"]["name"] == MODEL
+    assert summary["stages"]["read"]["images_per_s"] > 0 and summary["pairs_decided_by"]["phash"] == 1
     uploads = tmp_path / "up"
     uploads.mkdir()
     shutil.copyfile(folder / "g1_mirror.jpg", uploads / "m.jpg")
@@ -345,3 +346,69 @@ def test_query_then_add_grows_the_index(dataset, tmp_path):
     assert len(again) == 2 and again.index.ntotal == 2
     copy = scan_images([str(folder / "g1_crop.jpg")], model=MODEL, backend="torch")
     assert Path(again.query(copy)[0]["match"]).name == "g1_orig.jpg"
+
+
+class RecordingVerifier:
+    """The keypoint check, recording which pairs reach it."""
+
+    def __init__(self):
+        from vision.dedup.verify import Verifier
+
+        self.verifier, self.asked = Verifier(), []
+
+    def score_pairs(self, pairs, workers=1):
+        self.asked += [tuple(sorted(Path(p).name for p in pair)) for pair in pairs]
+        return self.verifier.score_pairs(pairs, workers)
+
+
+def test_cascade_decides_each_pair_at_the_cheapest_stage(dataset):
+    _, _, catalog = dataset
+    verifier = RecordingVerifier()
+    result = find_duplicates(catalog, verifier=verifier)
+    ids = [Path(i).name for i in catalog.ids]
+    by_name = {tuple(sorted((ids[p.i], ids[p.j]))): p for p in result.pairs}
+    exact = by_name["g0_bytecopy.jpg", "g0_orig.jpg"]
+    assert exact.decided_by == "exact" and exact.ncc is None
+    assert ("g0_bytecopy.jpg", "g0_orig.jpg") not in verifier.asked
+    gated = [k for k, p in by_name.items() if p.decided_by == "similarity_gate"]
+    assert gated and not set(gated) & set(verifier.asked)          # the cosine gate settles them: no keypoints
+    assert all(by_name[k].cosine < Thresholds().verify_similarity and by_name[k].ncc is None for k in gated)
+    checked = {k for k, p in by_name.items() if p.decided_by == "keypoints"}
+    assert checked == set(verifier.asked) and ("g3_crop.jpg", "g3_orig.jpg") in checked   # a hard pair
+    assert by_name["g3_crop.jpg", "g3_orig.jpg"].ncc > 0.98
+    # the gate off: every undecided candidate reaches the keypoint check, with the same groups here
+    everything = RecordingVerifier()
+    ungated = find_duplicates(catalog, Thresholds(verify_similarity=None), verifier=everything)
+    assert set(gated) <= set(everything.asked) and len(everything.asked) > len(verifier.asked)
+    assert sorted(map(sorted, ungated.groups())) == sorted(map(sorted, result.groups()))
+
+
+def test_summary_reports_each_stage(dataset):
+    _, _, catalog = dataset
+    summary = find_duplicates(catalog).summary()
+    stages = summary["stages"]
+    assert list(stages) == ["read", "embed", "candidates", "similarity_gate", "keypoints", "grouping"]
+    for name, stage in stages.items():
+        assert stage["seconds"] >= 0 and (stage["images_per_s"] is None or stage["images_per_s"] > 0), name
+    assert stages["embed"]["backend"] == "torch" and stages["keypoints"]["pairs"] > 0
+    assert stages["similarity_gate"]["rejected"] + stages["keypoints"]["pairs"] == stages["similarity_gate"]["pairs"]
+    decided = summary["pairs_decided_by"]
+    assert sum(decided.values()) == stages["candidates"]["pairs"] and decided["exact"] == 1
+    assert decided["similarity_gate"] == stages["similarity_gate"]["rejected"]
+
+
+def test_keypoint_threads_and_matcher_agree_with_one_thread_and_opencv(dataset):
+    import cv2
+
+    from vision.dedup.verify import Verifier
+
+    folder, _, _ = dataset
+    pairs = [(str(folder / "g1_orig.jpg"), str(folder / f"g1_{e}.jpg")) for e in ("crop", "rotate", "mirror")]
+    pairs.append((str(folder / "g3_orig.jpg"), str(folder / "neg1.jpg")))
+    one = Verifier()
+    assert Verifier().score_pairs(pairs, workers=2) == [one.score(a, b) for a, b in pairs]
+    _, da, _, _ = one._features(pairs[0][0], False)
+    _, db, _, _ = one._features(pairs[0][1], False)
+    opencv = sorted((m[0].queryIdx, m[0].trainIdx) for m in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
+                    if len(m) == 2 and m[0].distance < one.ratio * m[1].distance)
+    assert sorted(zip(*(x.tolist() for x in one._matches(da, db)))) == opencv

@@ -15,8 +15,12 @@ catalog index.
     vision dedup --index runs/catalog_index --query uploads/ --add
 
 Stages: exact copies (sha256 of the bytes), pHash (with its mirror image) within --phash-distance bits, embedding
-k-NN (faiss: exact up to 50k images, IVF above; --index-kind to choose) giving candidates that are verified by
-keypoint alignment (--verify: least aligned NCC); groups by union-find with a chaining guard. A model whose card
+k-NN (faiss: exact up to 50k images, IVF above; --index-kind to choose) giving candidates; a cosine gate
+(--verify-similarity) rejects those too far apart, and only the rest are verified by keypoint alignment (--verify:
+least aligned NCC), keypoints computed once per image, on --workers threads; groups by union-find with a chaining
+guard. The JSON report and summary.json give each stage's seconds and images/s ("stages") and how many candidate
+pairs each stage settled ("pairs_decided_by"). With a features export of the model (vision export --model M
+--output-kind features) the embedding runs on ONNX Runtime (--backend auto picks it). A model whose card
 holds calibrated thresholds (config.dedup_thresholds, e.g. the copy-detection descriptor) brings them as the
 defaults. Unreadable images are counted and listed (unreadable.txt); so are files whose name holds a line break
 (keep.txt lists one path per line); no readable image is an error.
@@ -50,7 +54,7 @@ def thresholds_from(args, base=None):
 
     t = asdict(base or Thresholds())
     for name in ("phash_distance", "similarity", "verify", "candidate_distance", "candidate_similarity",
-                 "min_inliers", "min_containment", "min_local", "k", "min_support"):
+                 "min_inliers", "min_containment", "min_local", "verify_similarity", "k", "min_support"):
         value = getattr(args, name)
         if value is not None:
             t[name] = None if value in ("off", -1) else value
@@ -76,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--backend", default="auto")
     add_device(src)
     src.add_argument("--batch-size", type=int, default=64, help="images per batch (embedding stage)")
-    src.add_argument("--workers", type=int, default=None, help="threads reading and hashing images (default: one "
-                                                               "per CPU core, at most 8)")
+    src.add_argument("--workers", type=int, default=None, help="threads reading and hashing images, and checking "
+                     "keypoints (default: one per CPU core, at most 8)")
     add_zoo_dir(src)
     inc = ap.add_argument_group("incremental")
     inc.add_argument("--save-index", type=Path, help="save the catalog index here (build once, query later)")
@@ -97,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     th.add_argument("--min-containment", type=float, help="least share of the smaller image the two have in common")
     th.add_argument("--min-local", type=off_or(float), help="least local edge agreement of a verified candidate "
                                                           "(another shot of the same shelf scores lower; 'off')")
+    th.add_argument("--verify-similarity", type=off_or(float), help="least embedding cosine of a candidate for "
+                    "the keypoint check (the cheaper cosine gate rejects the rest; 'off': check every candidate)")
     th.add_argument("--k", type=int, help="neighbours per image in the embedding stage")
     th.add_argument("--min-support", type=float, help="chaining guard: share of cross edges to merge two groups")
     ap.add_argument("--index-kind", default="auto", choices=("auto", "flat", "ivf", "hnsw"))
@@ -165,7 +171,7 @@ def report(args) -> int:
         CatalogIndex.build(catalog, t, args.index_kind).save(args.save_index)
         print(f"catalog index: {args.save_index} ({len(catalog)} images)", file=sys.stderr)
     if args.out is not None:
-        result = find_duplicates(catalog, t, args.index_kind)
+        result = find_duplicates(catalog, t, args.index_kind, workers=args.workers)
         written = write_report(result, args.out)
         print(json.dumps(result.summary() | {"written": written}, indent=1))
     note_unreadable(catalog.skipped)

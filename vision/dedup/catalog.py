@@ -10,6 +10,7 @@ Example::
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class Catalog:
     model: ModelId | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     calibrated: dict | None = None  # the thresholds calibrated for ``model`` (its card's config.dedup_thresholds)
+    timings: dict = field(default_factory=dict)  # scan stage -> {"seconds"}: read (decode, sha256, pHash), embed
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -132,9 +134,14 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
         extractor = FeatureExtractor.from_pretrained(model, backend=backend, device=device)
     ids, shas, hashes, pixels, nbytes, chunks, skipped, pending = [], [], [], [], [], [], [], []
 
+    embed_s = 0.0
+
     def flush():
+        nonlocal embed_s
         if pending:
+            t0 = time.perf_counter()
             chunks.append(extractor(pending, batch_size=batch_size))
+            embed_s += time.perf_counter() - t0
             pending.clear()
 
     def read(path):
@@ -154,6 +161,7 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
             return path, f"cannot read: {e.strerror or e}"
 
     workers = default_workers() if workers is None else max(1, int(workers))
+    started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool, progress_bar(total=len(paths), enabled=progress, desc="scan",
                                                             unit="img") as bar:
         for path, got in read_ahead(pool, read, paths, WINDOW):
@@ -177,6 +185,10 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
     vectors, model_id, calibrated = None, None, None
     if extractor is not None:
         flush()
+    # the reading threads run while the embedding does: "read" is the scan's time not spent embedding
+    timings = {"read": {"seconds": time.perf_counter() - started - embed_s}}
+    if extractor is not None:
+        timings["embed"] = {"seconds": embed_s, "backend": extractor.backend.backend}
         vectors = np.concatenate(chunks)
         model_id = ModelId(extractor.card.name, extractor.card.sha256)
         calibrated = extractor.card.config.get(CALIBRATION_KEY)
@@ -191,7 +203,7 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
         calibrated = zoo_calibration(model_id)
     h = np.asarray(hashes, np.uint64).reshape(-1, 2)
     return Catalog(ids, shas, h[:, 0].copy(), h[:, 1].copy(), np.asarray(pixels, np.int64),
-                   np.asarray(nbytes, np.int64), vectors, model_id, skipped, calibrated)
+                   np.asarray(nbytes, np.int64), vectors, model_id, skipped, calibrated, timings)
 
 
 def read_ahead(pool, fn, items, window: int):

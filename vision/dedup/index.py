@@ -199,13 +199,19 @@ class CatalogIndex:
                 for s, j in zip(sims[q], ids[q]):
                     if j >= 0:
                         pairs.append(Pair(int(j), q, similarity=float(s)))
-            match = self._best(pairs, t, verifier, new.ids[q])
+            # the cosine gate as in find_duplicates: a catalog image outside the query's k nearest has a cosine at
+            # most the k-th one's, so it is known to fall below the gate when the k-th does
+            cosine = {int(j): float(s) for s, j in zip(sims[q], ids[q]) if j >= 0} if sims is not None else {}
+            below = sims is not None and len(cosine) == len(sims[q]) > 0 and t.verify_similarity is not None and \
+                float(sims[q][-1]) < t.verify_similarity
+            match = self._best(pairs, t, verifier, new.ids[q], cosine, below)
             out.append({"id": new.ids[q], "match": None if match is None else c.ids[match.i],
                         "reason": "new" if match is None else match.reason,
                         "score": 0.0 if match is None else round(match.score, 6)})
         return out
 
-    def _best(self, pairs: list[Pair], t: Thresholds, verifier, query_id: str) -> Edge | None:
+    def _best(self, pairs: list[Pair], t: Thresholds, verifier, query_id: str, cosine: dict[int, float],
+              others_below: bool) -> Edge | None:
         direct = replace(t, verify=None)
         edges = [e for e in (p.edge(direct) for p in pairs) if e is not None]
         if edges:
@@ -217,7 +223,9 @@ class CatalogIndex:
                                               -(p.similarity or 0))):
             close = (p.distance is not None and p.distance <= t.candidate_distance) or \
                     (p.similarity is not None and p.similarity >= t.candidate_similarity)
-            if not close or p.i in tried:
+            gated = t.verify_similarity is not None and (
+                cosine[p.i] < t.verify_similarity if p.i in cosine else others_below)
+            if not close or gated or p.i in tried:
                 continue
             tried.add(p.i)
             p.inliers, p.ncc, p.containment, p.local = verifier.score(self.paths[p.i], query_id)

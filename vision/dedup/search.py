@@ -1,6 +1,8 @@
-"""The staged search: exact copies (sha256), pHash pairs (Hamming radius), embedding k-NN (faiss, cosine), a
-geometric check of the remaining candidates (:mod:`vision.dedup.verify`), then grouping with the chaining guard
-(:mod:`vision.dedup.graph`).
+"""The staged search, a cascade from the cheapest signal to the costliest: exact copies (sha256), pHash pairs
+(Hamming radius), embedding k-NN (faiss, cosine), a cosine gate that rejects candidates too far apart to be copies,
+and the keypoint check (:mod:`vision.dedup.verify`) only for the candidates no cheaper stage decided; then grouping
+with the chaining guard (:mod:`vision.dedup.graph`). Each pair records the stage that decided it and each stage its
+time (``DedupResult.summary()["stages"]``).
 
 Example::
 
@@ -12,6 +14,8 @@ Example::
 from __future__ import annotations
 
 import math
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +46,10 @@ class Thresholds:
     ``min_containment`` of the smaller image in common (two overlapping shots of one shelf are not copies) and a
     local edge agreement of at least ``min_local`` (:mod:`vision.dedup.verify`: another shot of the same scene
     aligns globally but its edges drift apart tile by tile; ``None``: not required);
+    ``verify_similarity``: least embedding cosine of a candidate for the keypoint check (a cheaper stage decides
+    the rest: on ``benchmarks/dedup_eval.py``'s validation split every copy the check accepted above the
+    candidate floors scored at least this or had a pHash or exact path to its group; ``None`` or no vectors: every
+    candidate is checked);
     ``k``: neighbours per image in the embedding stage; ``min_support``/``min_cross_edges``: the chaining guard.
     The defaults are the setting ``benchmarks/dedup_eval.py`` chose on its validation split (best pairwise F1 at
     precision >= 0.98); a model may carry its own calibrated setting in its card (:meth:`for_catalog`).
@@ -55,6 +63,7 @@ class Thresholds:
     min_inliers: int = 12
     min_containment: float = 0.0
     min_local: float | None = 0.92
+    verify_similarity: float | None = 0.92
     k: int = 10
     min_support: float = 0.5
     min_cross_edges: int = 2
@@ -70,7 +79,7 @@ class Thresholds:
         if unknown:
             raise DedupError(f"{where}: unknown threshold(s) {unknown}; known: {sorted(known)}")
         for key, value in d.items():
-            optional = key in ("phash_distance", "similarity", "verify", "min_local")
+            optional = key in ("phash_distance", "similarity", "verify", "min_local", "verify_similarity")
             number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             if not ((value is None and optional) or number):
                 raise DedupError(f"{where}: threshold {key!r} must be a number{' or null' if optional else ''} "
@@ -100,9 +109,14 @@ class Thresholds:
         return edge.score - self.similarity
 
 
+# what decided a pair, cheapest first: a direct stage accepted it, the cosine gate rejected it, or the keypoint check
+DECIDED_BY = ("exact", "phash", "embedding", "similarity_gate", "keypoints")
+
+
 @dataclass
 class Pair:
-    """A candidate pair with every signal measured for it (``None``: not measured)."""
+    """A candidate pair with every signal measured for it (``None``: not measured); ``cosine``: the embedding
+    cosine the gate read (k-NN or not); ``decided_by``: the cascade stage that settled it (:data:`DECIDED_BY`)."""
 
     i: int
     j: int
@@ -114,6 +128,8 @@ class Pair:
     ncc: float | None = None
     containment: float = 0.0
     local: float | None = None
+    cosine: float | None = None
+    decided_by: str | None = None
 
     def edge(self, t: Thresholds) -> Edge | None:
         """The edge these signals give under ``t`` (earliest stage that accepts), or ``None``."""
@@ -148,11 +164,27 @@ def knn_graph(vectors: np.ndarray, k: int, index_kind: str = "auto") -> tuple[np
     return scores[keep].reshape(n, kk - 1), ids[keep].reshape(n, kk - 1)
 
 
+@contextmanager
+def timed(timings: dict, stage: str):
+    """Add the wall time of the block to ``timings[stage]["seconds"]``."""
+    t0 = time.perf_counter()
+    try:
+        yield timings.setdefault(stage, {"seconds": 0.0})
+    finally:
+        timings[stage]["seconds"] += time.perf_counter() - t0
+
+
 def candidate_pairs(catalog: Catalog, t: Thresholds, index_kind: str = "auto", verifier=None,
-                    verify_all: bool = False) -> list[Pair]:
+                    verify_all: bool = False, workers: int | None = None, timings: dict | None = None) -> list[Pair]:
     """Every pair some stage may accept under ``t``, with its signals: byte-identical files, pHash pairs within
-    the larger of the two radii, embedding k-NN pairs above the lower of the two similarities; pairs no direct
-    stage accepts are verified when ``t.verify`` is set (all but exact copies with ``verify_all``, to calibrate)."""
+    the larger of the two radii, embedding k-NN pairs above the lower of the two similarities. When ``t.verify``
+    is set, pairs no direct stage accepts go through the cosine gate (``t.verify_similarity``), and those it lets
+    through to the keypoint check, on ``workers`` threads (default: one per core, at most 8). ``verify_all``
+    checks every pair but exact copies, gate or not (to calibrate). ``timings``: filled with each stage's seconds
+    and counts."""
+    from vision.dedup.catalog import default_workers
+
+    timings = {} if timings is None else timings
     pairs: dict[tuple[int, int], Pair] = {}
 
     def pair(i: int, j: int) -> Pair:
@@ -161,36 +193,63 @@ def candidate_pairs(catalog: Catalog, t: Thresholds, index_kind: str = "auto", v
             pairs[key] = Pair(*key)
         return pairs[key]
 
-    first: dict[str, int] = {}
-    for i, sha in enumerate(catalog.sha256):
-        if sha in first:
-            pair(first[sha], i).exact = True
-        else:
-            first[sha] = i
-    radius = max([d for d in (t.phash_distance, t.candidate_distance if t.verify is not None else None)
-                  if d is not None], default=None)
-    if radius is not None:
-        for i, j, d in hamming_pairs(catalog.hashes, catalog.mirrored, radius):
-            pair(i, j).distance = d
-    floor = min([s for s in (t.similarity, t.candidate_similarity if t.verify is not None else None)
-                 if s is not None], default=None)
-    if floor is not None and catalog.vectors is not None and len(catalog) > 1:
-        scores, ids = knn_graph(catalog.vectors, t.k, index_kind)
-        directed = {(i, int(j)): float(s) for i in range(len(catalog)) for s, j in zip(scores[i], ids[i])
-                    if j >= 0 and s >= floor}
-        for (i, j), s in directed.items():
-            p = pair(i, j)
-            p.similarity = max(s, directed.get((j, i), s))
-            p.mutual = (j, i) in directed
-    if t.verify is not None:
+    with timed(timings, "candidates"):
+        first: dict[str, int] = {}
+        for i, sha in enumerate(catalog.sha256):
+            if sha in first:
+                pair(first[sha], i).exact = True
+            else:
+                first[sha] = i
+        radius = max([d for d in (t.phash_distance, t.candidate_distance if t.verify is not None else None)
+                      if d is not None], default=None)
+        if radius is not None:
+            for i, j, d in hamming_pairs(catalog.hashes, catalog.mirrored, radius):
+                pair(i, j).distance = d
+        floor = min([s for s in (t.similarity, t.candidate_similarity if t.verify is not None else None)
+                     if s is not None], default=None)
+        if floor is not None and catalog.vectors is not None and len(catalog) > 1:
+            scores, ids = knn_graph(catalog.vectors, t.k, index_kind)
+            directed = {(i, int(j)): float(s) for i in range(len(catalog)) for s, j in zip(scores[i], ids[i])
+                        if j >= 0 and s >= floor}
+            for (i, j), s in directed.items():
+                p = pair(i, j)
+                p.similarity = max(s, directed.get((j, i), s))
+                p.mutual = (j, i) in directed
+        timings["candidates"]["pairs"] = len(pairs)
+    direct = replace(t, verify=None)
+    undecided = []
+    for p in pairs.values():
+        e = p.edge(direct)
+        p.decided_by = e.reason if e is not None else None
+        if (verify_all and not p.exact) or e is None:
+            undecided.append(p)
+    if t.verify is None:
+        return list(pairs.values())
+    with timed(timings, "similarity_gate") as gate:
+        todo = undecided
+        if catalog.vectors is not None and undecided:
+            v = catalog.vectors
+            i, j = np.array([p.i for p in undecided]), np.array([p.j for p in undecided])
+            for p, c in zip(undecided, np.einsum("ij,ij->i", v[i], v[j])):
+                p.cosine = float(c)
+            if t.verify_similarity is not None and not verify_all:
+                todo = [p for p in undecided if p.cosine >= t.verify_similarity]
+                for p in undecided:
+                    if p.cosine < t.verify_similarity:
+                        p.decided_by = "similarity_gate"
+        gate["pairs"], gate["rejected"] = len(undecided), len(undecided) - len(todo)
+    with timed(timings, "keypoints") as stage:
         if verifier is None:
             from vision.dedup.verify import Verifier
 
             verifier = Verifier()
-        direct = replace(t, verify=None)
-        for p in pairs.values():
-            if (verify_all and not p.exact) or p.edge(direct) is None:
-                p.inliers, p.ncc, p.containment, p.local = verifier.score(catalog.ids[p.i], catalog.ids[p.j])
+        checks = verifier.score_pairs([(catalog.ids[p.i], catalog.ids[p.j]) for p in todo],
+                                      default_workers() if workers is None else workers)
+        for p, check in zip(todo, checks):
+            p.inliers, p.ncc, p.containment, p.local = check
+            if p.decided_by is None:
+                p.decided_by = "keypoints"
+        stage["pairs"], stage["images"] = len(todo), len({k for p in todo for k in (p.i, p.j)})
     return list(pairs.values())
 
 
@@ -204,6 +263,8 @@ class DedupResult:
     grouping: Grouping
     thresholds: Thresholds
     edges: list[Edge] = field(default_factory=list)
+    pairs: list[Pair] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)   # stage -> {"seconds", counts} (candidate_pairs, grouping)
 
     def representatives(self) -> dict[int, int]:
         """Group root -> the member to keep: most pixels, then most bytes (the least compressed), then first."""
@@ -255,18 +316,39 @@ class DedupResult:
                 "duplicates": sum(len(g) - 1 for g in groups), "keep": len(self.keep()),
                 "largest_group": max(map(len, groups), default=1), "merges_by_stage": reasons,
                 "guarded_edges": len(self.grouping.guarded), "unreadable": len(self.catalog.skipped),
-                "model": self.catalog.model.to_dict() if self.catalog.model else None}
+                "model": self.catalog.model.to_dict() if self.catalog.model else None,
+                "pairs_decided_by": self.decided_by(), "stages": self.stages()}
+
+    def decided_by(self) -> dict[str, int]:
+        """Candidate pairs per cascade stage that settled them (:data:`DECIDED_BY`; ``none``: no stage accepts)."""
+        counts: dict[str, int] = {}
+        for p in self.pairs:
+            counts[p.decided_by or "none"] = counts.get(p.decided_by or "none", 0) + 1
+        return {k: counts[k] for k in sorted(counts, key=lambda k: (DECIDED_BY + ("none",)).index(k))}
+
+    def stages(self) -> dict[str, dict]:
+        """Per stage, in cascade order: ``seconds``, ``images_per_s`` (the catalog's images over the stage's
+        time) and its counts; reading (decode, sha256, pHash) and embedding come from the scan."""
+        n, out = len(self.catalog), {}
+        for name, record in (self.catalog.timings | self.timings).items():
+            seconds = record["seconds"]
+            out[name] = {"seconds": round(seconds, 3), "images_per_s": round(n / seconds, 1) if seconds > 0 else None,
+                         **{k: v for k, v in record.items() if k != "seconds"}}
+        return out
 
 
 def find_duplicates(catalog: Catalog, thresholds: Thresholds | None = None, index_kind: str = "auto",
-                    pairs: list[Pair] | None = None, verifier=None) -> DedupResult:
-    """Group ``catalog`` into duplicate sets (``pairs``: candidates measured before, e.g. for a threshold sweep)."""
+                    pairs: list[Pair] | None = None, verifier=None, workers: int | None = None) -> DedupResult:
+    """Group ``catalog`` into duplicate sets (``pairs``: candidates measured before, e.g. for a threshold sweep;
+    ``workers``: keypoint-check threads, default one per core, at most 8)."""
     t = thresholds or Thresholds()
+    timings: dict = {}
     if pairs is None:
-        pairs = candidate_pairs(catalog, t, index_kind, verifier)
-    edges = edges_at(pairs, t)
-    grouping = group_edges(len(catalog), edges, t.min_support, t.min_cross_edges)
-    return DedupResult(catalog, grouping, t, edges)
+        pairs = candidate_pairs(catalog, t, index_kind, verifier, workers=workers, timings=timings)
+    with timed(timings, "grouping"):
+        edges = edges_at(pairs, t)
+        grouping = group_edges(len(catalog), edges, t.min_support, t.min_cross_edges)
+    return DedupResult(catalog, grouping, t, edges, pairs, timings)
 
 
 def calibrate_threshold(scores, is_duplicate, min_precision: float = 0.98) -> dict:
