@@ -26,6 +26,7 @@ The Grocery Store test split is never read.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import sys
@@ -215,6 +216,190 @@ def grocery_text(packages, package_lines, threshold: float = 0.8) -> dict:
     return out
 
 
+READERS = {   # --readers rows: how the text is read (crop framing, TextReader settings) and which logos are read
+    "today: square crops, ORT's threads, detector on every crop": dict(crop="square", threads=None, line_aspect=None),
+    "box crops, 1 thread, wide boxes read as one line (the default)": dict(),
+    "box crops, 1 thread, one line from 3x, detector at 192 px": dict(side=192),
+}
+READERS = {name: {"crop": "box", "threads": 1, "line_aspect": 3.0, "side": 320, **v} for name, v in READERS.items()}
+SKIP_SCORES = (None, 0.6, 0.8, 1.0, 1.2)   # rows derived from the default reader: accepted logos not read from here
+
+
+def square_crop_recognizer(*args, **kwargs):
+    """The recogniser reading text as it did until 2026-12-06: each logo on its own, on the embedder's square crop."""
+    from vision.brands.recognition import TEXT_MARGIN, BrandRecognizer
+    from vision.crops import square_crop
+
+    class Square(BrandRecognizer):
+        def read_texts(self, arrays, results):
+            for i, logos in enumerate(results):
+                for logo in logos:
+                    lines = self.reader.read([square_crop(arrays[i], logo["box"], TEXT_MARGIN)])[0]
+                    found = self.names.match(lines, kinds=self.text_kinds, everyday=self.text_everyday)
+                    logo.update(text=[line.text for line in lines], source="image")
+                    if found is not None and found.score >= self.text_threshold:
+                        logo.update(brand=found.brand, source="text", text_score=round(found.score, 6))
+
+    return Square(*args, **kwargs)
+
+
+def read_logos(reader, how: dict, array, logos) -> list[dict]:
+    """A copy of one photo's ``logos`` (the recogniser's, text not read), each with the lines ``reader`` reads on it
+    framed as ``how`` says (``_lines``)."""
+    from vision.brands.recognition import TEXT_MARGIN, text_crop
+    from vision.crops import square_crop
+
+    frame = square_crop if how["crop"] == "square" else text_crop
+    logos = copy.deepcopy(logos)
+    for logo in logos:
+        logo["_lines"] = reader.read([frame(array, logo["box"], TEXT_MARGIN)])[0]
+    return logos
+
+
+def text_decided(recognizer, results, skip_score=None) -> list[list[dict]]:
+    """``results`` with each read logo's text decision applied as the recogniser makes it (``skip_score``: a logo the
+    embedder accepted at this open-set score or more keeps the embedder's answer, as if not read)."""
+    out = []
+    for logos in results:
+        mine = []
+        for logo in logos:
+            logo = dict(logo)
+            read = skip_score is None or logo["brand"] == "unknown" or logo["open_set_score"] < skip_score
+            found = recognizer.names.match(logo["_lines"], kinds=recognizer.text_kinds) if read else None
+            if found is not None and found.score >= recognizer.text_threshold:
+                logo.update(brand=found.brand, best=found.brand, by_text=True)
+            logo["_read"] = read
+            mine.append(logo)
+        out.append(mine)
+    return out
+
+
+def reader_figures(cross, queries, free, packages) -> dict:
+    """Cross-style end-to-end Recall@1 (all, icons, wordmarks), brand-free photos with a false brand, packaged
+    photos with a brand named by text."""
+    out = {}
+    for kind in ("all", "icon", "wordmark"):
+        top1 = [any(iou(lg["box"], q["box"]) >= IOU_MATCH and lg["best"] == q["brand"] for lg in logos)
+                for logos, q in zip(cross, queries) if kind in ("all", q["kind"])]
+        out[f"cross_style_recall@1_{kind}"] = round(float(np.mean(top1)), 4)
+    out["brand_free_with_a_false_brand"] = round(float(np.mean([any(lg["brand"] != "unknown" for lg in logos)
+                                                                for logos in free])), 4)
+    out["packaged_named_by_text"] = round(float(np.mean([any(lg.get("by_text") for lg in logos)
+                                                         for logos in packages])), 4)
+    return out
+
+
+def reader_rows(args) -> dict:
+    """The --readers report: the recogniser run once without text over the cross-style, brand-free and packaged val
+    photos, then each way of reading (:data:`READERS`) applied to the same logos, timed per logo; then
+    ``--timing-photos`` photos recognised end to end without text, with today's reading and with the default one,
+    alternating photo by photo in this process."""
+    from vision.brands.ocr import TextReader
+    from vision.brands.recognition import BrandRecognizer
+    from vision.data.io import load_image
+    from vision.synth.negatives import brand_free_photos
+
+    queries = json.loads((args.data / "cross_style" / "queries.json").read_text())
+    sets = {"cross": [args.data / "cross_style" / q["image"] for q in queries],
+            "free": brand_free_photos(args.grocery, "val"),
+            "packages": brand_free_photos(args.grocery, "val", categories=("Packages",))}
+    if args.limit:   # a quick look: the first photos of each set
+        queries = queries[:args.limit]
+        sets = {part: paths[:args.limit] for part, paths in sets.items()}
+    recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu")
+    from vision.brands.ocr import BrandNames
+
+    recognizer.names = BrandNames.from_gallery(recognizer.gallery)
+    readers = {}
+    for name, how in READERS.items():
+        readers[name] = TextReader(side=how["side"], threads=how["threads"], line_aspect=how["line_aspect"])
+        readers[name].read([np.zeros((64, 64, 3), np.uint8)])   # the engine's load is not counted
+    # photo by photo: the recogniser without text, then each way of reading its logos, so that every way is timed
+    # under the same load on a shared machine
+    base = {part: [] for part in sets}
+    read = {name: {part: [] for part in sets} for name in READERS}
+    base_s, text_s = [], {name: [] for name in READERS}
+    for part, paths in sets.items():
+        for path in paths:
+            image = load_image(path)
+            start = time.perf_counter()
+            (logos,) = recognizer.predict([image])
+            base_s.append(time.perf_counter() - start)
+            base[part].append(logos)
+            for name, reader in readers.items():
+                start = time.perf_counter()
+                read[name][part].append(read_logos(reader, READERS[name], image, logos))
+                text_s[name] += [time.perf_counter() - start] * bool(logos)
+    total = sum(base_s)
+    report = {"photos": {part: len(v) for part, v in sets.items()},
+              "logos": {part: sum(map(len, v)) for part, v in base.items()},
+              "recognise_ms_per_photo_median": round(1000 * float(np.median(base_s)), 1),
+              "recognise_s_total": round(total, 1), "rows": {}}
+    report["rows"]["embedder only"] = {**reader_figures(base["cross"], queries, base["free"], base["packages"]),
+                                       "text_s_total": 0.0, "text_added": 0.0}
+    for name in READERS:
+        decided = {part: text_decided(recognizer, v) for part, v in read[name].items()}
+        report["rows"][name] = {**reader_figures(decided["cross"], queries, decided["free"], decided["packages"]),
+                                "text_s_total": round(sum(text_s[name]), 1),
+                                "text_added": round(sum(text_s[name]) / total, 3)}
+    default = next(name for name in READERS if name.endswith("(the default)"))
+    logos_s = [s / max(len(lg), 1) for s, lg in zip(text_s[default], (lg for part in sets for lg in base[part] if lg))
+               for _ in lg]   # each logo of a photo gets an equal share of its photo's reading time
+    for skip in SKIP_SCORES[1:]:
+        decided = {part: text_decided(recognizer, v, skip) for part, v in read[default].items()}
+        flags = [lg["_read"] for part in sets for logos in decided[part] for lg in logos]
+        kept = sum(s for s, f in zip(logos_s, flags) if f)
+        report["rows"][f"the default, accepted logos with open-set score >= {skip} not read"] = {
+            **reader_figures(decided["cross"], queries, decided["free"], decided["packages"]),
+            "logos_read": int(sum(flags)), "text_s_total": round(kept, 1), "text_added": round(kept / total, 3)}
+    if args.records:   # every logo's lines per way of reading and every photo's times, for rows computed later
+        args.records.parent.mkdir(parents=True, exist_ok=True)
+        args.records.write_text(json.dumps({"base": base, "read": read, "base_s": base_s, "text_s": text_s},
+                                           default=_jsonable) + "\n")
+    if args.timing_photos:
+        report["end_to_end"] = end_to_end(recognizer, [p for paths in sets.values() for p in paths],
+                                          args.timing_photos)
+    return report
+
+
+def reader_table(report: dict) -> str:
+    """The --readers rows as a Markdown table."""
+    lines = ["| reading | cross-style R@1 (icons / wordmarks) | brand-free photos with a false brand | packaged photos "
+             "named by text | text time, share of the recogniser's |", "|---|---|---|---|---|"]
+    for name, row in report["rows"].items():
+        lines.append(f"| {name} | {row['cross_style_recall@1_all']:.3f} ({row['cross_style_recall@1_icon']:.3f} / "
+                     f"{row['cross_style_recall@1_wordmark']:.3f}) | {row['brand_free_with_a_false_brand']:.3f} | "
+                     f"{row['packaged_named_by_text']:.3f} | +{100 * row['text_added']:.0f}% |")
+    return "\n".join(lines)
+
+
+def end_to_end(recognizer, images, count: int) -> dict:
+    """Median seconds per photo of ``recognizer.predict`` on ``count`` photos spread over ``images``: without text,
+    with today's reader (square crops, ORT's threads) and with the default one, the three alternating per photo."""
+    from vision.brands.ocr import TextReader
+    from vision.data.io import load_image
+
+    picked = [load_image(images[i]) for i in np.linspace(0, len(images) - 1, count).astype(int)]
+    parts = (recognizer.extractor, recognizer.gallery, recognizer.detector)
+    ways = {"no text": recognizer,
+            "today": square_crop_recognizer(*parts, reader=TextReader(threads=None, line_aspect=None)),
+            "default": type(recognizer)(*parts, reader=TextReader())}
+    for way in ways.values():
+        way.predict([picked[0]])   # engines loaded, not counted
+    times = {name: [] for name in ways}
+    for image in picked:
+        for name, way in ways.items():
+            start = time.perf_counter()
+            way.predict([image])
+            times[name].append(time.perf_counter() - start)
+    base = float(np.median(times["no text"]))
+    return {name: {"median_s_per_photo": round(float(np.median(t)), 3),
+                   "mean_s_per_photo": round(float(np.mean(t)), 3),
+                   "ratio_of_means_to_no_text": round(float(np.mean(t)) / float(np.mean(times["no text"])), 3),
+                   "ratio_of_medians_to_no_text": round(float(np.median(t)) / base, 3)}
+            for name, t in times.items()} | {"photos": len(picked)}
+
+
 def _jsonable(value):
     if hasattr(value, "__dataclass_fields__"):
         return {"text": value.text, "score": value.score, "box": value.box}
@@ -234,8 +419,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-records", type=Path,
                     help="take the logos and lines from a --records file instead of running the models (the rows "
                          "only: the decisions are recomputed)")
+    ap.add_argument("--readers", action="store_true",
+                    help="compare ways of reading (cost and accuracy) on the cross-style, brand-free and packaged "
+                         "val photos instead of the decision rows")
+    ap.add_argument("--timing-photos", type=int, default=40,
+                    help="--readers: photos timed end to end without and with text, alternating (0: none)")
+    ap.add_argument("--threads", type=int, default=1, help="--readers: torch threads of the recogniser")
+    ap.add_argument("--limit", type=int, help="--readers: only the first LIMIT photos of each set (a quick look)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    if args.readers:
+        import torch
+
+        torch.set_num_threads(args.threads)   # like the reader's ONNX Runtime sessions: 1 thread each
+        start = time.perf_counter()
+        report = reader_rows(args)
+        report["torch_threads"] = args.threads
+        report["wall_s"] = round(time.perf_counter() - start, 1)
+        report["hardware"] = {"machine": platform.machine(), "processor": platform.processor(),
+                              "cpu_count": __import__("os").cpu_count()}
+        report["table"] = reader_table(report)
+        print(report["table"])
+        print(json.dumps(report.get("end_to_end")))
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1) + "\n")
+        return 0
 
     from vision.brands.ocr import BrandNames, TextLine, TextReader
     from vision.data.io import load_image

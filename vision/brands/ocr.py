@@ -57,6 +57,8 @@ WORD_WEIGHT = 0.9
 KINDS = ("exact", "fuzzy", "word")
 EVERYDAY_ZIPF = 4.0    # wordfreq Zipf frequency (log10 of uses per billion words): 4 = ten per million words
 EVERYDAY_LANGUAGES = ("en", "sv", "de", "fr", "es", "it", "nl", "pt")
+TEXT_SIDE = 320        # TextReader: the longer side the text detector sees
+LINE_ASPECT = 3.0      # TextReader: a crop this many times wider than high is one line, read without the detector
 
 # simple-icons' titleToSlug (its scripts/utils): the gallery's simple-icons brand names are these slugs
 _SUBSTITUTIONS = {"+": "plus", ".": "dot", "&": "and", "đ": "d", "ħ": "h", "ı": "i", "ĸ": "k", "ŀ": "l",
@@ -133,36 +135,49 @@ class TextMatch:
         return out
 
 
+@lru_cache(maxsize=4)
+def _engine(params: tuple):
+    """One RapidOCR engine per settings and process: loading its ONNX sessions takes about a second, and every
+    :class:`TextReader` with the same settings can share them (an engine is not thread-safe)."""
+    try:
+        from rapidocr import RapidOCR
+    except ImportError:
+        raise OCRUnavailable("reading text on logos needs RapidOCR: pip install 'vision-zoo[ocr]'") from None
+    return RapidOCR(params=dict(params))
+
+
 class TextReader:
     """OCR of image crops with RapidOCR's bundled PP-OCR ONNX models on ONNX Runtime (CPU).
 
     Each image is scaled so its longer side is ``side`` pixels (small logo crops are enlarged: the text detector
     misses text a few pixels high), then text regions are found and read; lines read with a confidence under
-    ``min_score`` are dropped. ``threads``: ONNX Runtime's intra-op threads (default: ONNX Runtime's choice).
-    The models are loaded on the first :meth:`read`.
+    ``min_score`` are dropped. An image at least ``line_aspect`` times as wide as it is high (a wordmark's box) is
+    read as one line by the recogniser alone: the text detector, most of the cost, is skipped (``None``: never).
+    ``threads``: ONNX Runtime's intra-op threads per session (``None``: ONNX Runtime's choice, one per core, which
+    measured slower than 1 beside the recogniser's own networks). The models are loaded on the first :meth:`read`,
+    once per process for the same settings.
     """
 
-    def __init__(self, side: int = 320, min_score: float = 0.5, threads: int | None = None):
+    def __init__(self, side: int = TEXT_SIDE, min_score: float = 0.5, threads: int | None = 1,
+                 line_aspect: float | None = LINE_ASPECT):
         if side < 32:
             raise ValueError(f"side must be at least 32 pixels, got {side}")
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score must be in [0, 1], got {min_score}")
+        if threads is not None and int(threads) < 1:
+            raise ValueError(f"threads must be at least 1 (or None: ONNX Runtime's choice), got {threads}")
+        if line_aspect is not None and not line_aspect >= 1.0:
+            raise ValueError(f"line_aspect must be at least 1 (or None: always detect text first), got {line_aspect}")
         self.side, self.min_score, self.threads = int(side), float(min_score), threads
-        self._engine = None
+        self.line_aspect = None if line_aspect is None else float(line_aspect)
 
     @property
     def engine(self):
-        if self._engine is None:
-            try:
-                from rapidocr import RapidOCR
-            except ImportError:
-                raise OCRUnavailable("reading text on logos needs RapidOCR: pip install 'vision-zoo[ocr]'") from None
-            params = {"Global.log_level": "error", "Global.use_cls": False, "Global.text_score": self.min_score,
-                      "Det.limit_side_len": self.side, "Det.limit_type": "max"}
-            if self.threads is not None:
-                params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(self.threads)
-            self._engine = RapidOCR(params=params)
-        return self._engine
+        params = {"Global.log_level": "error", "Global.use_cls": False, "Global.text_score": self.min_score,
+                  "Det.limit_side_len": self.side, "Det.limit_type": "max"}
+        if self.threads is not None:
+            params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(self.threads)
+        return _engine(tuple(sorted(params.items())))
 
     def read(self, images: Sequence[np.ndarray]) -> list[list[TextLine]]:
         """Per RGB ``uint8`` image (H, W, 3) its lines of text in reading order (top to bottom, left to right),
@@ -176,23 +191,42 @@ class TextReader:
             h, w = image.shape[:2]
             if min(h, w) < 2:
                 out.append([])
-                continue
-            scale = self.side / max(h, w)
-            import cv2
-
-            resized = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                                 interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
-            result = self.engine(np.ascontiguousarray(resized[:, :, ::-1]))   # RapidOCR takes BGR like OpenCV
-            lines = []
-            for text, score, box in zip(result.txts or (), result.scores or (), result.boxes
-                                        if result.boxes is not None else ()):
-                if text and float(score) >= self.min_score:
-                    corners = tuple((float(x) / scale, float(y) / scale) for x, y in np.asarray(box))
-                    lines.append(TextLine(str(text), float(score), corners))
-            lines.sort(key=lambda line: (min(y for _, y in line.box), min(x for x, _ in line.box))
-                       if line.box else (0.0, 0.0))
-            out.append(lines)
+            elif self.line_aspect is not None and w >= self.line_aspect * h:
+                out.append(self._read_line(image))
+            else:
+                out.append(self._read_regions(image))
         return out
+
+    def _read_line(self, image: np.ndarray) -> list[TextLine]:
+        """``image`` read as one line of text (the recogniser scales it to its own 48-pixel height)."""
+        # use_det is passed on every call: RapidOCR keeps a call's use_det for the calls after it
+        result = self.engine(np.ascontiguousarray(image[:, :, ::-1]), use_det=False, use_cls=False)
+        h, w = image.shape[:2]
+        corners = ((0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h)))
+        return [TextLine(str(text), float(score), corners) for text, score in
+                zip(getattr(result, "txts", None) or (), getattr(result, "scores", None) or ())
+                if text and text.strip() and float(score) >= self.min_score]
+
+    def _read_regions(self, image: np.ndarray) -> list[TextLine]:
+        """The text detector's regions of ``image`` (scaled to ``side``), each read."""
+        import cv2
+
+        h, w = image.shape[:2]
+        scale = self.side / max(h, w)
+        resized = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                             interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+        result = self.engine(np.ascontiguousarray(resized[:, :, ::-1]), use_det=True,
+                             use_cls=False)   # RapidOCR takes BGR like OpenCV
+        boxes = getattr(result, "boxes", None)
+        lines = []
+        for text, score, box in zip(getattr(result, "txts", None) or (), getattr(result, "scores", None) or (),
+                                    boxes if boxes is not None else ()):
+            if text and float(score) >= self.min_score:
+                corners = tuple((float(x) / scale, float(y) / scale) for x, y in np.asarray(box))
+                lines.append(TextLine(str(text), float(score), corners))
+        lines.sort(key=lambda line: (min(y for _, y in line.box), min(x for x, _ in line.box))
+                   if line.box else (0.0, 0.0))
+        return lines
 
 
 def _box_of(lines: Sequence[TextLine]) -> tuple[float, float, float, float] | None:

@@ -39,6 +39,8 @@ TEXT_THRESHOLD = 0.8           # a text match's score (OCR confidence x name sim
 TEXT_MARGIN = 0.15             # context the text reader gets around a logo (measured with it: README, --read-text)
 # vision.brands.ocr match kinds that may name a brand ("word" matches read common words)
 TEXT_KINDS = ("exact", "fuzzy")
+# a logo the embedder accepts with at least this open-set score is not read (None: every logo is read)
+TEXT_SKIP_SCORE = None
 
 
 class Detector(Protocol):
@@ -67,7 +69,8 @@ class BrandRecognizer:
     more names per brand, a mapping or a YAML file for :func:`vision.brands.ocr.load_aliases`) is that brand
     whatever the embedder says (results then also carry ``text``: the
     lines read, and ``source``: ``"text"`` or ``"image"``, what named the brand, with the match's ``text_score``
-    when it was the text; ``best`` and ``score`` stay the embedder's).
+    when it was the text; ``best`` and ``score`` stay the embedder's). ``text_skip_score``: a logo the embedder
+    accepts with at least this open-set score is not read (``None``: every logo is).
 
     ``detection_rule``: ``"auto"`` applies the gallery's :attr:`~vision.brands.gallery.BrandGallery.detection_rule` when
     ``detector`` is the detector it was calibrated for (card name and sha256), and warns and falls back to the
@@ -78,7 +81,8 @@ class BrandRecognizer:
     def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float | None = None,
                  threshold: float | None = None, allow_unbound: bool = False, detection_rule: str = "auto",
                  reader=None, names=None, text_threshold: float = TEXT_THRESHOLD,
-                 text_kinds: Sequence[str] = TEXT_KINDS, text_everyday: bool = False, text_aliases=None):
+                 text_kinds: Sequence[str] = TEXT_KINDS, text_everyday: bool = False, text_aliases=None,
+                 text_skip_score: float | None = TEXT_SKIP_SCORE):
         gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
             raise GalleryError("the gallery is empty: add brands before recognising with it")
@@ -90,6 +94,7 @@ class BrandRecognizer:
         self.skipped: list[tuple[str, str]] = []
         self.reader, self.text_threshold, self.text_kinds = reader, float(text_threshold), tuple(text_kinds)
         self.text_everyday = bool(text_everyday)
+        self.text_skip_score = None if text_skip_score is None else float(text_skip_score)
         self.names = names
         if reader is not None and names is None:
             from vision.brands.ocr import BrandNames, load_aliases
@@ -214,19 +219,40 @@ class BrandRecognizer:
             if "verifier_score" in det:   # a VerifiedDetector: detection_score is its rescored confidence
                 results[i][-1].update(detector_confidence=round(float(det["detector_score"]), 6),
                                       verifier_score=round(float(det["verifier_score"]), 6))
-            if self.reader is not None:
-                self._read_text(arrays[i], results[i][-1])
+        if self.reader is not None:
+            self.read_texts(arrays, results)
         return results
 
-    def _read_text(self, array: np.ndarray, logo: dict) -> None:
-        """Read the text on one logo (framed with :data:`TEXT_MARGIN`); a match names its brand."""
+    def needs_text(self, logo: dict) -> bool:
+        """Whether the text on ``logo`` (a result of the embedder) is read: not when the embedder accepted its
+        brand with an open-set score of at least :attr:`text_skip_score`."""
+        return self.text_skip_score is None or logo["brand"] == UNKNOWN or logo["open_set_score"] < self.text_skip_score
+
+    def read_texts(self, arrays: Sequence[np.ndarray], results: list[list[dict]]) -> None:
+        """Read the text on every logo of ``results`` (per image of ``arrays``) that :meth:`needs_text`, each on its
+        box framed with :data:`TEXT_MARGIN` (not squared: a wordmark's box stays a line); a match names its brand."""
         margin = TEXT_MARGIN if self.detector is not None else 0.0
-        lines = self.reader.read([square_crop(array, logo["box"], margin)])[0]
-        found = self.names.match(lines, kinds=self.text_kinds, everyday=self.text_everyday)
-        logo["text"] = [line.text for line in lines]
-        logo["source"] = "image"
-        if found is not None and found.score >= self.text_threshold:
-            logo.update(brand=found.brand, source="text", text_score=round(found.score, 6))
+        todo = [(i, logo) for i, logos in enumerate(results) for logo in logos]
+        for _, logo in todo:
+            logo["source"] = "image"
+        todo = [(i, logo) for i, logo in todo if self.needs_text(logo)]
+        crops = [text_crop(arrays[i], logo["box"], margin) for i, logo in todo]
+        for (_, logo), lines in zip(todo, self.reader.read(crops) if crops else []):
+            found = self.names.match(lines, kinds=self.text_kinds, everyday=self.text_everyday)
+            logo["text"] = [line.text for line in lines]
+            if found is not None and found.score >= self.text_threshold:
+                logo.update(brand=found.brand, source="text", text_score=round(found.score, 6))
+
+
+def text_crop(image: np.ndarray, box: Sequence[float], margin: float = TEXT_MARGIN) -> np.ndarray:
+    """The pixels of ``box`` grown by ``margin`` of its width and height on each side, cut at the image's edges:
+    what the text reader reads (a square crop would turn a wordmark's line into a mostly empty square)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+    height, width = image.shape[:2]
+    left, top = max(0, int(np.floor(x1 - dx))), max(0, int(np.floor(y1 - dy)))
+    right, bottom = min(width, int(np.ceil(x2 + dx))), min(height, int(np.ceil(y2 + dy)))
+    return np.ascontiguousarray(image[top:max(bottom, top + 1), left:max(right, left + 1)])
 
 
 def embed_logos(extractor, images: ImageInput | Sequence[ImageInput], detector: Detector | None = None,

@@ -1,0 +1,66 @@
+"""Cheap text reading (vision.brands.ocr, vision.brands.recognition): a wordmark's box read as one line without the
+text detector, one engine per process, the reader's box crop, and logos the embedder already names left unread."""
+
+import numpy as np
+import pytest
+
+from vision.brands.gallery import BrandGallery
+from vision.brands.ocr import TextReader
+from vision.brands.recognition import BrandRecognizer, text_crop
+
+from .test_ocr import _Detector, _Extractor, _text_image
+
+
+def _two_lines() -> np.ndarray:
+    return np.concatenate([_text_image("Kubernetes", size=(220, 60)), _text_image("Gitlab", size=(220, 60)),
+                           np.full((100, 220, 3), 250, np.uint8)])
+
+
+def test_a_wide_crop_is_read_as_one_line_without_the_text_detector():
+    reader = TextReader(side=288)   # settings no other test uses: an engine of its own
+    (line,), = reader.read([_text_image("Kubernetes")])          # 220 x 64: wider than LINE_ASPECT
+    assert (line.text, line.box) == ("Kubernetes", ((0.0, 0.0), (220.0, 0.0), (220.0, 64.0), (0.0, 64.0)))
+    assert reader.engine.text_det is None                        # never loaded: the detector is most of the cost
+    # a square crop after it is detected as before (RapidOCR would keep the last call's use_det)
+    wide, square = reader.read([_text_image("Gitlab", size=(200, 50)), _two_lines()])
+    assert [ln.text for ln in wide] == ["Gitlab"]
+    assert [ln.text for ln in square] == ["Kubernetes", "Gitlab"]
+    assert [ln.text for ln in TextReader(side=288, line_aspect=None).read([_text_image("Kubernetes")])[0]] \
+        == ["Kubernetes"]
+
+
+def test_readers_with_the_same_settings_share_one_engine():
+    assert TextReader().engine is TextReader().engine
+    assert TextReader(threads=2).engine is not TextReader().engine
+    for bad in (dict(threads=0), dict(line_aspect=0.5), dict(side=8)):
+        with pytest.raises(ValueError):
+            TextReader(**bad)
+
+
+def test_text_crop_keeps_a_wordmark_a_line_and_stays_inside_the_image():
+    image = np.zeros((100, 300, 3), np.uint8)
+    assert text_crop(image, [100, 40, 200, 60], 0.15).shape == (26, 130, 3)   # 15% of its width and height
+    assert text_crop(image, [0, 0, 300, 100], 0.15).shape == (100, 300, 3)   # cut at the edges, not padded
+
+
+def test_logos_the_embedder_names_with_a_high_score_are_not_read():
+    gallery = BrandGallery(dim=2, model_name="emb", model_sha256="e" * 64, threshold=0.5)
+    gallery.add_many(["acme", "kubernetes"], np.eye(2, dtype=np.float32))
+    photo = np.full((200, 400, 3), 245, np.uint8)
+    photo[20:84, 10:230] = _text_image("Kubernetes")
+    detector = _Detector([[10, 20, 230, 84]])
+    calls = []
+
+    class Counting(TextReader):
+        def read(self, images):
+            calls.append(len(images))
+            return super().read(images)
+
+    read = BrandRecognizer(_Extractor(), gallery, detector, reader=Counting()).predict(photo)[0][0]
+    assert (read["brand"], read["source"], calls) == ("kubernetes", "text", [1])
+    # the embedder accepts acme at cosine 1.0: with a skip score under that the text is not read
+    calls.clear()
+    skipped = BrandRecognizer(_Extractor(), gallery, detector, reader=Counting(),
+                              text_skip_score=0.9).predict(photo)[0][0]
+    assert (skipped["brand"], skipped["source"], calls) == ("acme", "image", [])
+    assert "text" not in skipped
