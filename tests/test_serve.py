@@ -185,19 +185,22 @@ def _stub_pids(repository: Path, model: str) -> list[int]:
     return pids
 
 
-def test_a_killed_stub_is_restarted_or_reported_without_hanging(server):
+def test_a_killed_stub_is_reported_then_restarted_without_hanging(server):
+    """Triton reports a dead stub on each request (within a second, no hang); the server's watcher reloads the
+    model, and it answers again."""
     (pid,) = _stub_pids(server.repository, "grocery_resnet10t_post")
     os.kill(pid, signal.SIGKILL)  # the stub process of one instance, started by this module's server
-    start = time.monotonic()
-    answered = None
-    while time.monotonic() - start < 120 and answered is None:
+    start, errors, answered = time.monotonic(), [], None
+    while time.monotonic() - start < 90 and answered is None:
         try:
-            answered = _grpc(server, "grocery_resnet10t", _images(GROCERY[:1]), timeout=60)
-        except InferenceServerException as e:  # reported, not hung: "Stub process ... is not healthy"
-            assert "stub" in str(e).lower() or "unavailable" in str(e).lower(), str(e)
-            time.sleep(1)
-    assert answered is not None and answered[0]["topk"]
-    assert server.ready()
+            answered = _grpc(server, "grocery_resnet10t", _images(GROCERY[:1]), timeout=30)
+        except InferenceServerException as e:
+            errors.append(str(e))
+            time.sleep(0.5)
+    assert answered is not None and answered[0]["topk"], errors[-1:]
+    assert all("is not healthy" in e for e in errors), errors
+    assert "grocery_resnet10t_post" in server.reloads and server.ready()
+    assert _stub_pids(server.repository, "grocery_resnet10t_post") not in ([], [pid])
 
 
 def test_vision_serve_starts_listens_and_stops_on_ctrl_c(runtime, tmp_path):

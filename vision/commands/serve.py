@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM ends the server as Ctrl-C does
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     server = TritonServer(repository, http_port=args.http_port, grpc_port=args.grpc_port,
-                          metrics_port=args.metrics_port, host=args.host, runtime=runtime)
+                          metrics_port=args.metrics_port, host=args.host, runtime=runtime, on_event=note)
     try:
         note(f"starting tritonserver on {repository} (log: {server.log_file})")
         server.start()

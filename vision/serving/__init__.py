@@ -6,11 +6,19 @@ JSON out (``vision serve``; docs/serving.md).
   network step, the recogniser);
 - :mod:`vision.serving.server`: a ``tritonserver`` process as a context manager;
 - :mod:`vision.serving.models`: the Python-backend models (the library's heads, run inside Triton).
+
+Names resolve on first use: the Python-backend stubs import :mod:`vision.serving.models` alone.
 """
 
-from vision.serving.repository import RECOGNIZER, build_repository
-from vision.serving.runtime import ServingError, TritonRuntime, find_runtime, prepare_runtime
-from vision.serving.server import TritonServer
+import importlib
 
-__all__ = ["RECOGNIZER", "ServingError", "TritonRuntime", "TritonServer", "build_repository", "find_runtime",
-           "prepare_runtime"]
+_NAMES = {"RECOGNIZER": "repository", "build_repository": "repository", "write_served_model": "repository",
+          "ServingError": "runtime", "TritonRuntime": "runtime", "find_runtime": "runtime",
+          "prepare_runtime": "runtime", "TritonServer": "server"}
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name not in _NAMES:
+        raise AttributeError(f"module 'vision.serving' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vision.serving.{_NAMES[name]}"), name)

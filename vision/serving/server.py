@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,8 +20,9 @@ from pathlib import Path
 
 from vision.serving.runtime import ServingError, TritonRuntime, prepare_runtime
 
-READY_TIMEOUT_S = 300   # loading is CPU bound: each Python model imports torch in its own stub process
+READY_TIMEOUT_S = 600   # loading is CPU bound: each Python model imports torch in its own stub process
 STOP_TIMEOUT_S = 30
+WATCH_INTERVAL_S = 2.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -34,12 +36,17 @@ class TritonServer:
     """``tritonserver`` on ``repository``, listening on ``host`` (loopback by default); ``start`` returns when
     ``/v2/health/ready`` answers 200 (every model loaded) and raises :class:`ServingError` with the end of the
     server's log when it exits or times out first. ``stop`` ends the server and its stub processes (SIGINT, then
-    SIGKILL of its process group after :data:`STOP_TIMEOUT_S`). A port of 0 picks a free one."""
+    SIGKILL of its process group after :data:`STOP_TIMEOUT_S`). A port of 0 picks a free one.
+
+    ``watch``: a thread looks for the Python-backend stub processes every :data:`WATCH_INTERVAL_S` s and reloads a
+    model whose stub died (Triton 2.51 only reports ``Stub process ... is not healthy`` for every later request);
+    ``on_event`` gets one line per reload. Models are loaded in explicit mode (all of them at start), which is what
+    lets a model be reloaded."""
 
     def __init__(self, repository: str | os.PathLike, *, http_port: int = 8000, grpc_port: int = 8001,
                  metrics_port: int = 8002, host: str = "127.0.0.1", runtime: TritonRuntime | None = None,
                  log_file: str | os.PathLike | None = None, ready_timeout: float = READY_TIMEOUT_S,
-                 extra_args: tuple[str, ...] = ()):
+                 extra_args: tuple[str, ...] = (), watch: bool = True, on_event=None):
         self.repository = Path(repository).resolve()
         if not self.repository.is_dir():
             raise ServingError(f"{repository}: no such Triton repository folder; build one with vision export "
@@ -50,6 +57,10 @@ class TritonServer:
         self.runtime, self.ready_timeout, self.extra_args = runtime, ready_timeout, tuple(extra_args)
         self.log_file = Path(log_file) if log_file else self.repository.parent / f"{self.repository.name}.triton.log"
         self.process: subprocess.Popen | None = None
+        self.watch, self.on_event = watch, on_event
+        self.reloads: list[str] = []
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     @property
     def http_url(self) -> str:
@@ -71,6 +82,7 @@ class TritonServer:
                 f"--metrics-port={self.metrics_port}", f"--exit-timeout-secs={STOP_TIMEOUT_S // 2}",
                 # our configs are complete: no extra stub launch per model to complete them
                 "--disable-auto-complete-config",
+                "--model-control-mode=explicit", "--load-model=*",
                 *self.extra_args]
 
     def start(self) -> "TritonServer":
@@ -87,6 +99,10 @@ class TritonServer:
                 raise ServingError(f"tritonserver exited with code {self.process.returncode} before it was ready: "
                                    f"{self.log_tail()}; full log: {self.log_file}")
             if self.ready():
+                if self.watch:
+                    self._stopping.clear()
+                    self._watcher = threading.Thread(target=self._watch, name="triton-stub-watch", daemon=True)
+                    self._watcher.start()
                 return self
             time.sleep(0.25)
         self.stop()
@@ -101,6 +117,46 @@ class TritonServer:
         except (urllib.error.URLError, OSError):
             return False
 
+    def reload(self, model: str) -> None:
+        """Load ``model`` again (new stub processes for a Python model) through the repository API."""
+        request = urllib.request.Request(f"http://{self.http_url}/v2/repository/models/{model}/load", data=b"{}",
+                                         method="POST")
+        with urllib.request.urlopen(request, timeout=STOP_TIMEOUT_S * 4) as answer:
+            answer.read()
+
+    def stubs(self) -> dict[str, set[int]]:
+        """``{model: stub process ids}`` of this server's Python models, from ``/proc``."""
+        found: dict[str, set[int]] = {}
+        prefix = str(self.repository).encode() + b"/"
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if len(args) > 1 and args[0].endswith(b"triton_python_backend_stub") and args[1].startswith(prefix):
+                found.setdefault(Path(os.fsdecode(args[1])).parent.parent.name, set()).add(int(entry.name))
+        return found
+
+    def _watch(self) -> None:
+        known = self.stubs()
+        while not self._stopping.wait(WATCH_INTERVAL_S):
+            process = self.process
+            if process is None or process.poll() is not None:
+                return
+            now = self.stubs()
+            for model in [m for m, pids in known.items() if pids - now.get(m, set())]:
+                try:
+                    self.reload(model)
+                    line = f"{model}: a stub process died; the model was reloaded"
+                    self.reloads.append(model)
+                except (urllib.error.URLError, OSError) as e:
+                    line = f"{model}: a stub process died and reloading the model failed ({e})"
+                if self.on_event is not None:
+                    self.on_event(line)
+            known = self.stubs()
+
     def log_tail(self, lines: int = 8) -> str:
         try:
             text = self.log_file.read_text(errors="replace").splitlines()
@@ -112,6 +168,7 @@ class TritonServer:
     def stop(self) -> int | None:
         """End the server (SIGINT: Triton unloads its models and stops its stubs), then anything left of its
         process group; returns the server's exit code."""
+        self._stopping.set()
         process, self.process = self.process, None
         if process is None:
             return None
