@@ -8,6 +8,7 @@ import concurrent.futures
 import json
 import os
 import random
+import shutil
 import signal
 import struct
 import subprocess
@@ -210,6 +211,8 @@ def test_vision_serve_starts_listens_and_stops_on_ctrl_c(runtime, tmp_path):
 
     repository = tmp_path / "repository"
     build_repository(["brand_resnet10t"], repository, env=runtime.env)
+    for step in ("brand_resnet10t", "brand_resnet10t_pre", "brand_resnet10t_post"):  # one stub starts sooner
+        shutil.rmtree(repository / step)
     ports = [str(free_port()) for _ in range(3)]
     process = subprocess.Popen([sys.executable, "-m", "vision", "serve", "--repository", str(repository),
                                 "--http-port", ports[0], "--grpc-port", ports[1], "--metrics-port", ports[2]],
@@ -218,7 +221,7 @@ def test_vision_serve_starts_listens_and_stops_on_ctrl_c(runtime, tmp_path):
     try:
         line = process.stdout.readline()
         where = json.loads(line)
-        assert where["http"] == f"http://127.0.0.1:{ports[0]}" and "brand_resnet10t" in where["models"]
+        assert where["http"] == f"http://127.0.0.1:{ports[0]}" and where["models"] == ["brand_resnet10t_net"]
         import urllib.request
 
         with urllib.request.urlopen(f"{where['http']}/v2/health/ready", timeout=5) as answer:

@@ -1,5 +1,7 @@
-"""A Triton Inference Server model repository from our exports: TensorRT plans (GPU) or ONNX files (CPU serving
-with the ONNX Runtime backend).
+"""Triton Inference Server model repositories: the network step of a served model (TensorRT plans on a GPU, ONNX
+files on Triton's ONNX Runtime backend) and the folder writer every served model folder goes through
+(:func:`write_model_folder`; the served layout around the network, image bytes in and ``vision predict``'s JSON out,
+is :mod:`vision.serving.repository`, written by :func:`export_triton`).
 
 Layout written for ``write_triton_model(artifact, "export/triton")``::
 
@@ -28,8 +30,8 @@ a crash between them leaves the old folder at ``.<model>.old.<pid>.*``, which th
 back.) Other versions already in the folder are carried over when they match its record.
 
 ``max_batch_size`` is the TensorRT profile's max for plans (a larger batch could not run) and a choice for ONNX
-files, whose batch axis is dynamic. Clients must preprocess as ``vision.json`` says (the graph starts at the
-normalised NCHW tensor).
+files, whose batch axis is dynamic. A client of the network step alone must preprocess as ``vision.json`` says (the
+graph starts at the normalised NCHW tensor); clients of the served model send image bytes.
 
 Example::
 

@@ -79,7 +79,7 @@ class TritonServer:
         return [str(rt.binary), f"--model-repository={self.repository}", f"--backend-directory={rt.backends}",
                 f"--http-address={self.host}", f"--grpc-address={self.host}", f"--metrics-address={self.host}",
                 f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}",
-                f"--metrics-port={self.metrics_port}", f"--exit-timeout-secs={STOP_TIMEOUT_S // 2}",
+                f"--metrics-port={self.metrics_port}", "--exit-timeout-secs=5",
                 # our configs are complete: no extra stub launch per model to complete them
                 "--disable-auto-complete-config",
                 "--model-control-mode=explicit", "--load-model=*",
