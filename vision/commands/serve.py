@@ -56,36 +56,37 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--instances must be at least 1, got {args.instances}")
     from vision.serving import TritonServer, build_repository, prepare_runtime
 
+    if args.network != "python":  # for a full Triton build elsewhere: written, not served, no local environment
+        if args.out is None or args.prepare or args.repository is not None:
+            raise UsageError(f"--network {args.network} needs a Triton build with that backend, which the bundled "
+                             "server has not; write the repository with --out DIR and serve it there")
+        build_repository(args.model, args.out, recognizer=args.recognizer, network=args.network,
+                         instances=args.instances, log=note)
+        note(f"wrote {args.out} for a Triton build with the {args.network} backend; not started here")
+        return 0
     runtime = prepare_runtime(log=note)
     if args.prepare:
         print(json.dumps({"runtime": str(runtime.root), "server": str(runtime.binary)}))
         return 0
-    if args.network != "python" and args.out is None:
-        raise UsageError(f"--network {args.network} needs a Triton build with that backend, which the bundled server "
-                         "has not; write the repository with --out DIR and serve it there")
-    scratch = None
-    if args.repository is not None:
-        from vision.export import verify_artifact
-
-        verify_artifact(args.repository)
-        repository = args.repository
-    else:
-        from vision.serving.runtime import runtime_home
-
-        if args.out is None:
-            runtime_home().mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(prefix="repository-", dir=runtime_home()))
-        repository = args.out or scratch
-        build_repository(args.model, repository, recognizer=args.recognizer, network=args.network, env=runtime.env,
-                         instances=args.instances, log=note)
-        if args.network != "python":
-            note(f"wrote {repository} for a Triton build with the {args.network} backend; not started here")
-            return 0
-    # SIGTERM ends the server as Ctrl-C does
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    server = TritonServer(repository, http_port=args.http_port, grpc_port=args.grpc_port,
-                          metrics_port=args.metrics_port, host=args.host, runtime=runtime, on_event=note)
+    scratch, server = None, None
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends the server as Ctrl-C does
     try:
+        if args.repository is not None:
+            from vision.export import verify_artifact
+
+            verify_artifact(args.repository)
+            repository = args.repository
+        else:
+            from vision.serving.runtime import runtime_home
+
+            if args.out is None:
+                runtime_home().mkdir(parents=True, exist_ok=True)
+                scratch = Path(tempfile.mkdtemp(prefix="repository-", dir=runtime_home()))
+            repository = args.out or scratch
+            build_repository(args.model, repository, recognizer=args.recognizer, env=runtime.env,
+                             instances=args.instances, log=note)
+        server = TritonServer(repository, http_port=args.http_port, grpc_port=args.grpc_port,
+                              metrics_port=args.metrics_port, host=args.host, runtime=runtime, on_event=note)
         note(f"starting tritonserver on {repository} (log: {server.log_file})")
         server.start()
         models = sorted(p.name for p in Path(repository).iterdir() if (p / "config.pbtxt").is_file())
@@ -96,10 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"tritonserver exited by itself with code {code}: {server.log_tail()}; full log: "
                          f"{server.log_file}")
     except KeyboardInterrupt:
-        note(f"stopping tritonserver (exit code {server.stop()})")
+        if server is not None:
+            note(f"stopped tritonserver (exit code {server.stop()})")
         return 130
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         signal.signal(signal.SIGTERM, previous)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
