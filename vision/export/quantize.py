@@ -68,6 +68,8 @@ INT8_SETTINGS: dict[str, dict] = {
 TUNED_FOR = ("auto", *INT8_SETTINGS)
 # /proc/cpuinfo flags that give x86 a non-saturating int8 dot product
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+# the flags worth reporting beside an INT8 or bf16 figure
+ISA_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimddp", *VNNI_FLAGS})
 CALIB_BATCH = 16
 PARITY_IMAGES = 64
 QUANT_FORMATS = ("qdq", "qoperator")
@@ -161,10 +163,6 @@ def cpu_flags() -> frozenset[str]:
         return frozenset()
     line = next((line for line in text.splitlines() if line.startswith(("flags", "Features"))), "")
     return frozenset(line.partition(":")[2].split())
-
-
-# the flags worth reporting beside an INT8 figure
-ISA_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimddp", *VNNI_FLAGS})
 
 
 def cpu_int8_target() -> str:
