@@ -1,4 +1,5 @@
-"""Side by side: our LogoDetectionModule (tools/train.py) vs ultralytics' own ``YOLO(...).train(...)``.
+"""Side by side: our LogoDetectionModule (tools/train.py) vs ultralytics' own ``YOLO(...).train(...)``; with
+``--predict IMAGES``, our detector path (``vision.predictor``) vs ultralytics' own ``YOLO(...).predict``.
 
 Same dataset, architecture (YAML, from scratch), epochs, image size, batch, close_mosaic and threads.
 The two trainings run at the same time as two processes with ``--threads`` each (ultralytics itself
@@ -17,6 +18,16 @@ library's own loaders refuse all three). Point it at a dataset you generated, or
 
 Writes ``<out>/results.json`` and prints one table. ``--only ours|ultralytics`` runs one side (e.g. to
 re-score), ``--score-only`` skips training and scores what ``<out>`` holds.
+
+Prediction, in one process (the shipped ``logo_yolo11n``, written as an ultralytics ``.pt`` and exported to ONNX by
+each library from those same weights; decode to NMS on the same image files, conf 0.25, IoU 0.7)::
+
+    python -m benchmarks.detection_vs_ultralytics --predict data --threads 1 --rounds 7 --out runs/detpredict
+
+torch at ``--batch`` (16) and ONNX Runtime at batch 1, rounds interleaved across the four runs, medians; torch and
+ONNX Runtime both get ``--threads`` threads on both sides (ultralytics sets torch's count itself at its first
+predict; it is set back before every timed run). Per-stage milliseconds per image come from each side's own
+``speed`` figures. Writes ``<out>/predict.json``.
 """
 
 from __future__ import annotations
@@ -98,9 +109,125 @@ def ours_as_ultralytics_pt(out: Path, args) -> Path:
     return export_ultralytics_pt(model, out / "ours" / f"{args.zoo_name}.pt", imgsz=args.imgsz)
 
 
+def predict_side_by_side(args) -> dict:
+    """Images/s and per-stage ms/image of our predictor and ultralytics' ``predict``, torch and ONNX Runtime."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    import vision
+    from vision import ultralytics_compat as ulc
+    from vision.data.io import list_images
+    from vision.export import export
+    from vision.models.detector import export_ultralytics_pt
+    from vision.zoo import load_model
+
+    out = args.out.resolve()
+    images = [str(p) for p in list_images(args.predict)]
+    model = load_model(args.model_name)
+    imgsz = model.card.data_config.input_size
+    pt = export_ultralytics_pt(model, out / f"{args.model_name}.pt", imgsz=imgsz)
+    ours_onnx = export(model, "onnx", out / f"{args.model_name}.predictions.onnx")
+    theirs_onnx = Path(ulc.yolo_class()(str(pt), task="detect").export(format="onnx", imgsz=imgsz, batch=1,
+                                                                         simplify=True, verbose=False))
+
+    def session(path: Path):  # the same onnxruntime settings on both sides
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = args.threads
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+    options = {"imgsz": imgsz, "conf": 0.25, "iou": 0.7, "max_det": 300, "device": "cpu", "verbose": False}
+    ours_torch = vision.predictor(args.model_name, backend="torch", device="cpu")
+    ours_ort = vision.predictor(ours_onnx, device="cpu")
+    ours_ort.runtime.session = session(ours_onnx)
+    theirs_torch = ulc.yolo_class()(str(pt), task="detect")
+    theirs_ort = ulc.yolo_class()(str(theirs_onnx), task="detect")
+    list(theirs_ort.predict(images[:1], batch=1, stream=True, **options))  # builds its predictor and session
+    theirs_ort.predictor.model.backend.session = session(theirs_onnx)
+
+    def ours(p, batch):
+        return lambda: (list(p.stream(images, batch_size=batch)), getattr(p, "speed", None))
+
+    def theirs(y, batch):
+        def run():
+            results = list(y.predict(images, batch=batch, stream=True, **options))
+            return results, {k: float(np.mean([r.speed[k] for r in results])) for k in results[0].speed}
+        return run
+
+    runs = {"ours torch": ours(ours_torch, args.batch), "ultralytics torch": theirs(theirs_torch, args.batch),
+            "ours onnxruntime": ours(ours_ort, 1), "ultralytics onnxruntime": theirs(theirs_ort, 1)}
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    speeds: dict[str, list[dict]] = {name: [] for name in runs}
+    found: dict[str, list] = {}
+    for round_ in range(args.rounds + 1):  # round 0 warms up
+        for name, run in runs.items():
+            torch.set_num_threads(args.threads)
+            t0 = time.perf_counter()
+            results, speed = run()
+            if round_:
+                seconds[name].append(time.perf_counter() - t0)
+                speeds[name].append(speed)
+            found[name] = results
+    rows = {}
+    for name in runs:
+        med = float(np.median(seconds[name]))
+        stages = None
+        if speeds[name][0]:
+            stages = {k: round(float(np.median([s[k] for s in speeds[name]])), 2) for k in speeds[name][0]}
+        rows[name] = {"images_per_s": round(len(images) / med, 1), "seconds": [round(s, 3) for s in seconds[name]],
+                      "ms_per_image": stages, "boxes": _count_boxes(found[name])}
+    for runtime in ("torch", "onnxruntime"):
+        ratio = rows[f"ours {runtime}"]["images_per_s"] / rows[f"ultralytics {runtime}"]["images_per_s"]
+        rows[f"ours {runtime}"]["vs_ultralytics"] = round(ratio, 2)
+    return {"images": len(images), "folder": str(args.predict), "threads": args.threads, "batch_torch": args.batch,
+            "rounds": args.rounds, "model": args.model_name, "rows": rows,
+            "box_agreement_torch": _box_agreement(found["ours torch"], found["ultralytics torch"])}
+
+
+def _count_boxes(results) -> int:
+    return sum(len(r.boxes) for r in results)
+
+
+def _box_agreement(ours, theirs) -> dict:
+    """Largest difference between our boxes and ultralytics' on the same images (same count expected)."""
+    import numpy as np
+
+    worst_box = worst_score = 0.0
+    same_count = 0
+    for o, t in zip(ours, theirs):
+        mine = np.array([b["box"] + [b["score"]] for b in o.boxes]).reshape(-1, 5)
+        their = np.concatenate([t.boxes.xyxy.numpy(), t.boxes.conf.numpy()[:, None]], 1) if len(t.boxes) else \
+            np.zeros((0, 5))
+        if len(mine) != len(their):
+            continue
+        same_count += 1
+        if len(mine):
+            worst_box = max(worst_box, float(np.abs(mine[:, :4] - their[:, :4]).max()))
+            worst_score = max(worst_score, float(np.abs(mine[:, 4] - their[:, 4]).max()))
+    return {"images_with_same_count": same_count, "images": len(ours), "max_box_px": round(worst_box, 3),
+            "max_score": round(worst_score, 5)}
+
+
+def print_predict(result: dict) -> None:
+    print(f"{result['model']}: {result['images']} images from {result['folder']}, {result['threads']} thread(s), "
+          f"median of {result['rounds']} rounds")
+    print("\n| run | batch | images/s | vs ultralytics | ms/image per stage |\n|---|---|---|---|---|")
+    for name, r in result["rows"].items():
+        batch = result["batch_torch"] if "torch" in name else 1
+        ratio = f"{r['vs_ultralytics']:.2f}x" if "vs_ultralytics" in r else "-"
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in (r["ms_per_image"] or {}).items()) or "-"
+        print(f"| {name} | {batch} | {r['images_per_s']:.1f} | {ratio} | {stages} |")
+    print(f"\nboxes, ours vs ultralytics (torch): {result['box_agreement_torch']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True, help="ultralytics data.yaml (class-agnostic logo set)")
+    ap.add_argument("--data", type=Path, help="ultralytics data.yaml (class-agnostic logo set); training only")
+    ap.add_argument("--predict", type=Path, metavar="IMAGES",
+                    help="time prediction on this image folder instead of training")
+    ap.add_argument("--model-name", default="logo_yolo11n", help="zoo detector timed by --predict")
+    ap.add_argument("--rounds", type=int, default=5, help="timed rounds per run with --predict")
     ap.add_argument("--out", type=Path, default=Path("runs/detbench"))
     ap.add_argument("--model", default="yolo11n.yaml", help="ultralytics architecture YAML (from scratch)")
     ap.add_argument("--epochs", type=int, default=10)
@@ -117,6 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.predict is not None:
+        start = time.perf_counter()
+        result = predict_side_by_side(args)
+        result["wall_s"] = round(time.perf_counter() - start, 1)
+        (out / "predict.json").write_text(json.dumps(result, indent=1) + "\n")
+        print_predict(result)
+        return 0
+    if args.data is None:
+        ap.error("--data is required for training (or give --predict IMAGES)")
     data_yaml = absolute_data_yaml(args.data, out) if args._child is None else args.data
 
     if args._child:
