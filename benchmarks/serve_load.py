@@ -81,9 +81,15 @@ def main(argv=None) -> int:
             load_s = time.perf_counter() - load_start
             encoded = {p: np.array([[p.read_bytes()]], dtype=np.object_) for ps in IMAGES.values() for p in ps}
 
+            import threading
+
+            clients_of = threading.local()  # one gRPC channel per client thread, as a real client keeps one
+
             def served(model):
                 def run(path):
-                    client = grpc.InferenceServerClient(server.grpc_url)
+                    client = getattr(clients_of, "client", None)
+                    if client is None:
+                        client = clients_of.client = grpc.InferenceServerClient(server.grpc_url)
                     tensor = grpc.InferInput("IMAGE", [1, 1], "BYTES")
                     tensor.set_data_from_numpy(encoded[path])
                     json.loads(client.infer(model, [tensor]).as_numpy("RESULT")[0, 0])

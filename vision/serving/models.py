@@ -77,8 +77,13 @@ def _json_rows(documents: list[dict]) -> np.ndarray:
 
 
 def _head(info: dict):
+    import torch
+
     from vision.predictors import head_for
     from vision.zoo.card import ModelCard
+
+    # pre/post steps do little tensor work: one thread each leaves the cores to the network step and the other stubs
+    torch.set_num_threads(1)
 
     card = ModelCard.from_dict(info["card"], where="vision.json card")
     return head_for(card, info["output"], **info.get("head", {}))
@@ -121,9 +126,18 @@ class OnnxNetwork(_PythonModel):
     request of a dynamic batch in one run."""
 
     def setup(self) -> None:
+        import onnxruntime as ort
+
         from vision.predictors import OnnxRuntime
 
         self.runtime = OnnxRuntime(self.version_dir / "model.onnx", device="cpu")
+        # the same file and providers, without busy-waiting threads: they would spin on the cores the pre- and
+        # post-processing stubs need
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self.runtime.session = ort.InferenceSession(str(self.runtime.path), options,
+                                                    providers=self.runtime.session.get_providers())
         self.input_name, self.output_name = self.info["network_input"], self.info["network_output"]
 
     def execute(self, requests: list) -> list:
