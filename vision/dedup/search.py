@@ -46,10 +46,10 @@ class Thresholds:
     ``min_containment`` of the smaller image in common (two overlapping shots of one shelf are not copies) and a
     local edge agreement of at least ``min_local`` (:mod:`vision.dedup.verify`: another shot of the same scene
     aligns globally but its edges drift apart tile by tile; ``None``: not required);
-    ``verify_similarity``: least embedding cosine of a candidate for the keypoint check (a cheaper stage decides
-    the rest: on ``benchmarks/dedup_eval.py``'s validation split every copy the check accepted above the
-    candidate floors scored at least this or had a pHash or exact path to its group; ``None`` or no vectors: every
-    candidate is checked);
+    ``verify_similarity``: least embedding cosine of a candidate for the keypoint check, the cosine gate that
+    rejects the rest without keypoints (on a 750-photo validation set, ``benchmarks/dedup_speed.py``'s, the groups
+    stay the same for gates 0.80-0.94 and lose copies from 0.95: a copy below the gate, e.g. greyscale, still
+    joins its group through its pHash edge to the original; ``None`` or no vectors: every candidate is checked);
     ``k``: neighbours per image in the embedding stage; ``min_support``/``min_cross_edges``: the chaining guard.
     The defaults are the setting ``benchmarks/dedup_eval.py`` chose on its validation split (best pairwise F1 at
     precision >= 0.98); a model may carry its own calibrated setting in its card (:meth:`for_catalog`).
@@ -63,7 +63,7 @@ class Thresholds:
     min_inliers: int = 12
     min_containment: float = 0.0
     min_local: float | None = 0.92
-    verify_similarity: float | None = 0.92
+    verify_similarity: float | None = 0.93
     k: int = 10
     min_support: float = 0.5
     min_cross_edges: int = 2
