@@ -68,8 +68,9 @@ class TorchRuntime:
     """A zoo model (``vision.load_model``) reduced to one export output kind, run by torch.
 
     ``precision="bf16"``: bfloat16 autocast on channels-last tensors, for CPUs with AMX or AVX-512 BF16 (and
-    GPUs): about 2x fp32 eager on such a Xeon at the same top-1 (benchmarks/results/export.md); elsewhere bf16 is
-    emulated and slower. ``half``: fp16 weights on CUDA (CPU stays fp32)."""
+    GPUs): 1.8-3x fp32 eager on such a Xeon at batch 8-16 for about the same top-1, slower at batch 1
+    (benchmarks/results/export.md); elsewhere bf16 is emulated and slower. ``half``: fp16 weights on CUDA (CPU
+    stays fp32)."""
 
     backend = "torch"
 

@@ -36,8 +36,8 @@ def parser() -> argparse.ArgumentParser:
     add_device(ap)
     ap.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                    help="torch runtime: bf16 autocast (channels-last), about 2x fp32 on CPUs with AMX or AVX-512 "
-                         "BF16; runs on torch")
+                    help="bf16 autocast (channels-last) on the torch runtime: 1.8-3x fp32 with batches on CPUs "
+                         "with AMX or AVX-512 BF16, slower elsewhere and at batch 1")
     ap.add_argument("--batch-size", type=int, default=32, help="images read and run at a time")
     ap.add_argument("--max-batch-pixels", type=pixel_count, default=None, metavar="N",
                     help="decoded pixels one batch may hold (e.g. 64M): a batch ends early rather than pass it, and "
