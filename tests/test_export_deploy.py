@@ -321,23 +321,29 @@ def test_feature_extractor_auto_prefers_a_fresh_export(tiny, tmp_path, monkeypat
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_tensorrt_engine_build_parity_and_refusals(tiny, tmp_path, precision):
     pytest.importorskip("tensorrt")
-    from vision.export.tensorrt import TensorRTEngine
+    from vision.export.tensorrt import TensorRTEngine, full_fp32
 
-    model = tiny[0].cuda()
-    plan = export(model, "tensorrt", tmp_path / f"tiny.{precision}.plan", precision=precision, batch="1,4,8",
+    model = tiny[0].cuda()  # the exporter's references run without TF32 (full_fp32), so fp32 meets 1e-4
+    plan = export(model, "tensorrt", tmp_path / f"tiny.{precision}.plan", precision=precision, batch="2,4,8",
                   output="features", **({"calib_dir": SAMPLE / "train"} if precision == "int8" else {}))
     sidecar = read_sidecar(plan)
     assert sidecar["precision"] == precision and sidecar["batch_profile"]["max"] == 8
+    assert sidecar["tf32"] is (precision != "fp32")  # fp32 plans clear BuilderFlag.TF32
     assert plan.read_bytes()[:4] != b"{" and sidecar["sha256"]  # a plain plan, no JSON prepended
     report = json.loads(plan.with_name(plan.name + ".parity.json").read_text())
     assert report["gate"]["precision"] == precision
     images = list_images(SAMPLE / "val")[:10]
-    on_trt = FeatureExtractor.from_pretrained(plan, backend="tensorrt")(images)  # 10 > max 8: run in slices
-    on_torch = FeatureExtractor.from_pretrained(tiny[1] / "tiny.safetensors", backend="torch")(images)
+    on_trt = FeatureExtractor.from_pretrained(plan, backend="tensorrt")(images)  # slices of 8 and 2
+    with full_fp32():
+        on_torch = FeatureExtractor.from_pretrained(tiny[1] / "tiny.safetensors", backend="torch")(images)
     assert (on_trt * on_torch).sum(1).min() > PARITY_GATES[precision]["min_cosine"]
+    one = FeatureExtractor.from_pretrained(plan, backend="tensorrt")(images[:1])  # 1 < min 2: padded
+    assert float(one[0] @ on_trt[0]) > PARITY_GATES[precision]["min_cosine"]
     engine = TensorRTEngine(plan)
-    with pytest.raises(ValueError, match="outside the engine's profile"):
-        engine(np.zeros((9, 3, 32, 32), np.float32))
+    assert engine.stream.cuda_stream != 0  # its own stream, not the default one
+    for rows in (1, 9):
+        with pytest.raises(ValueError, match="outside the engine's profile"):
+            engine(np.zeros((rows, 3, 32, 32), np.float32))
     with pytest.raises(TypeError, match="float32"):
         engine(np.zeros((2, 3, 32, 32), np.float16))
     plan.write_bytes(plan.read_bytes()[:1000])
