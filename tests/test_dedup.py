@@ -412,3 +412,30 @@ def test_keypoint_threads_and_matcher_agree_with_one_thread_and_opencv(dataset):
     opencv = sorted((m[0].queryIdx, m[0].trainIdx) for m in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
                     if len(m) == 2 and m[0].distance < one.ratio * m[1].distance)
     assert sorted(zip(*(x.tolist() for x in one._matches(da, db)))) == opencv
+
+
+def test_index_query_applies_the_cosine_gate(dataset, tmp_path):
+    from dataclasses import replace
+
+    from vision.dedup.verify import Verifier
+
+    folder, _, catalog = dataset
+    names = [Path(i).name for i in catalog.ids]
+    base = [i for i, n in zip(catalog.ids, names) if n.endswith("_orig.jpg") or n.startswith("neg")]
+    index = CatalogIndex.build(scan_images(base, model=MODEL, backend="torch"))
+    uploads = scan_images([str(folder / f"g{g}_{e}.jpg") for g in range(4) for e in ("crop", "rotate")],
+                          model=MODEL, backend="torch")
+
+    class Counting(Verifier):
+        calls = 0
+
+        def score(self, a, b):
+            Counting.calls += 1
+            return super().score(a, b)
+
+    gated = index.query(uploads, verifier=Counting())
+    calls, Counting.calls = Counting.calls, 0
+    checked = index.query(uploads, replace(index.thresholds, verify_similarity=None), verifier=Counting())
+    assert [r["match"] for r in gated] == [r["match"] for r in checked]
+    assert all(Path(r["match"]).name == Path(r["id"]).name.split("_")[0] + "_orig.jpg" for r in gated)
+    assert calls < Counting.calls
