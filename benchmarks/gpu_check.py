@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--models", help=f"comma-separated zoo names (default: {','.join(DEFAULT_MODELS)})")
     ap.add_argument("--seconds", type=float, default=2.0, help="timing per (batch, runtime) cell")
     ap.add_argument("--cpu", action="store_true", help="dry run without a GPU: ONNX Runtime instead of TensorRT")
-    ap.add_argument("--api-only", action="store_true", help="environment and TensorRT API check only")
+    ap.add_argument("--api-only", action="store_true",
+                    help="environment and TensorRT API check only (with --fp16-graphs: and the graphs)")
+    ap.add_argument("--fp16-graphs", action="store_true",
+                    help="also check the fp16 ONNX graph TensorRT 11 builds from, per model, on ONNX Runtime CPU")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     command = " ".join(["python -m benchmarks.gpu_check", *(argv if argv is not None else sys.argv[1:])])
@@ -62,8 +65,13 @@ def main(argv: list[str] | None = None) -> dict:
     report: dict = {"environment": environment(light=args.api_only), "models": {}, "notes": [],
                     "command": command}
     env = report["environment"]
+    names = args.models.split(",") if args.models else list(DEFAULT_MODELS)
     if args.api_only:
-        pass
+        if args.fp16_graphs:  # graphs only: no plans, no timing
+            with tempfile.TemporaryDirectory(prefix="vision-gpu-check-") as scratch:
+                for name in names:
+                    report["models"][name] = {"fp16_graph": fp16_graph_check(name, Path(scratch)), "parity": {},
+                                              "timing": []}
     elif not args.cpu and not env.get("cuda"):
         report["notes"].append("no CUDA device in this process: nothing was built or timed; --cpu runs the "
                                "ONNX Runtime dry run")
@@ -74,10 +82,11 @@ def main(argv: list[str] | None = None) -> dict:
                                    "--wheels DIR where there is no package index)")
         from vision.benchmarking import time_cell
 
-        names = args.models.split(",") if args.models else list(DEFAULT_MODELS)
         with tempfile.TemporaryDirectory(prefix="vision-gpu-check-") as scratch:
             for name in names:
                 report["models"][name] = check_model(name, Path(scratch), device, args, time_cell, report["notes"])
+                if args.fp16_graphs:
+                    report["models"][name]["fp16_graph"] = fp16_graph_check(name, Path(scratch))
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -189,6 +198,47 @@ def fp32_tf32_plan(model, path: Path) -> Path:
     return build_engine(onnx_path, path, precision="fp32", batch=parse_batch(GPU_PROFILE), tf32=True)
 
 
+def fp16_graph_check(name: str, scratch: Path) -> dict:
+    """The fp16 graph of TensorRT 11's fp16 build (:func:`vision.export.tensorrt.fp16_onnx`): checked by onnx,
+    which ops stay fp32, and its outputs on ONNX Runtime CPU against the fp32 export (an estimate: TensorRT's
+    fp16 kernels are not ONNX Runtime's), beside the plain converter's graph (Resize converted)."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from vision.export import export
+    from vision.export.onnx import compare_outputs, parity_inputs, read_onnx_metadata
+    from vision.export.tensorrt import FP32_OPS, fp16_onnx
+    from vision.zoo import load_model
+
+    model = load_model(name, zoo_dir=REPO / "weights")
+    source = export(model, "onnx", scratch / f"{name}.fp16check.onnx")
+    _, output = read_onnx_metadata(source)
+    plain = scratch / f"{name}.plain-fp16.onnx"
+    onnx.save(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(plain))
+    ours = fp16_onnx(source, scratch / f"{name}.ours-fp16.onnx")
+    x = parity_inputs(model.card.data_config, [str(p) for p in SAMPLE_COMPOSITES[:4] + SAMPLE_PHOTOS[:4]]).numpy()
+
+    def run(path):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+    ref = run(source)
+    result: dict = {"kept_fp32": list(FP32_OPS)}
+    for label, path in (("ours", ours), ("plain_converter", plain)):
+        graph = onnx.load(str(path))
+        try:
+            onnx.checker.check_model(graph, full_check=True)
+            result[f"{label}_onnx_check"] = "ok"
+        except onnx.checker.ValidationError as e:
+            result[f"{label}_onnx_check"] = str(e).splitlines()[0][:200]
+        numbers = compare_outputs(ref, np.asarray(run(path), np.float32), output)
+        result[label] = {k: v for k, v in numbers.items() if k in ("max_rel_diff", "min_cosine", "top1_agreement",
+                                                                  "box_agreement") and v is not None}
+    return result
+
+
 def check_model(name: str, scratch: Path, device: str, args, time_cell, notes: list[str]) -> dict:
     import numpy as np
     import torch
@@ -297,7 +347,7 @@ def markdown(report: dict) -> str:
                      f"{api.get('calls', 0)} calls checked, "
                      f"problems: {api.get('problems') or api.get('error') or 'none'}; absent, used only below "
                      f"TensorRT 11: {api.get('absent_guarded') or 'none'}")
-    if report["models"]:
+    if any(entry["parity"] for entry in report["models"].values()):
         lines += ["", "| model | runtime | parity | build s |", "|---|---|---|---|"]
     for name, entry in report["models"].items():
         for label, numbers in entry["parity"].items():
@@ -310,6 +360,9 @@ def markdown(report: dict) -> str:
             ratio = f"{row['vs_torch']:.2f}x" if row.get("vs_torch") else "-"
             lines.append(f"| {name} | {row['batch']} | {row['runtime']} | {row['images_per_s']:.1f} | "
                          f"{row['p50_ms']:.2f} | {ratio} |")
+    for name, entry in report["models"].items():
+        if "fp16_graph" in entry:
+            lines.append(f"fp16 graph of {name} (ONNX Runtime CPU vs fp32): {entry['fp16_graph']}")
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)
 
