@@ -157,10 +157,13 @@ class FakeStream:
     cuda_stream = 0xBEEF
 
     def __init__(self):
-        self.synchronized = 0
+        self.synchronized, self.waited = 0, []
 
     def synchronize(self):
         self.synchronized += 1
+
+    def wait_stream(self, other):
+        self.waited.append(other)
 
 
 class FakeContext:
@@ -191,6 +194,7 @@ def test_engine_enqueues_on_its_own_stream_with_its_device_current(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "device", lambda d: enter(d, "device"))
     monkeypatch.setattr(torch.cuda, "stream", lambda s: enter(s, "stream"))
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda d: ("caller's stream", d))
     engine = object.__new__(TensorRTEngine)  # CPU stands in for the engine's CUDA device
     engine.path, engine.device, engine.chw, engine.min_batch, engine.max_batch = "m.plan", torch.device("cpu"), \
         (3, 4, 4), 1, 8
@@ -199,6 +203,7 @@ def test_engine_enqueues_on_its_own_stream_with_its_device_current(monkeypatch):
     assert out.shape == (2, 3)
     assert engine.context.handles == [0xBEEF] and engine.stream.synchronized == 1
     assert entered == [("device", engine.device), ("stream", engine.stream)]
+    assert engine.stream.waited == [("caller's stream", engine.device)]  # a CUDA input is complete before use
 
 
 class FakeEngine:

@@ -523,7 +523,9 @@ class TensorRTEngine:
     def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
         check_engine_input(batch, self.chw, self.min_batch, self.max_batch, str(self.path))
         # the engine's device current and its stream for the copy in, the enqueue and the copy out, so buffers
-        # are allocated and ordered on that stream whatever device or stream the caller has current
+        # are allocated and ordered on that stream whatever device or stream the caller has current; it first
+        # waits for the caller's stream, which may still be writing a CUDA input
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.device(self.device), torch.cuda.stream(self.stream):
             x = torch.as_tensor(batch).to(self.device).contiguous()
             self.context.set_input_shape(INPUT_NAME, tuple(x.shape))
