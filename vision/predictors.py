@@ -21,7 +21,9 @@ import copy
 import glob as _glob
 import os
 import sys
+import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -39,6 +41,9 @@ PRECISIONS = ("fp32", "bf16")  # of the torch runtime (TorchRuntime)
 # It is above the decompression-bomb limit (vision.data.io.DEFAULT_MAX_PIXELS), so every image that limit lets
 # through still fits in a batch of its own.
 DEFAULT_MAX_BATCH_PIXELS = 128_000_000
+STAGES = ("decode", "preprocess", "inference", "postprocess")  # Predictor.speed's keys, in pipeline order
+# threads decoding one batch's images: PIL and OpenCV release the GIL while decoding
+DECODE_THREADS = min(4, os.cpu_count() or 1)
 # runtime -> the `vision export --format` that makes its files
 _EXPORT_FORMAT = {"onnxruntime": "onnx", "tensorrt": "tensorrt"}
 _ANNOUNCED: set[str] = set()  # exports backend="auto" already named on stderr in this process
@@ -87,15 +92,32 @@ class TorchRuntime:
         network = output_network(model, output, ZooError).to(self.device).eval()
         if precision == "bf16":  # oneDNN's bf16 convolutions run on channels-last (NHWC) blocks; a copy, so the
             network = copy.deepcopy(network).to(memory_format=torch.channels_last)  # caller's model keeps its layout
+        else:
+            network = folded_network(network)
         self.network = network.half() if self.half else network
 
-    @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        return self.tensor(batch).cpu().numpy()
+
+    @torch.inference_mode()
+    def tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """The float32 output on :attr:`device`: heads that take tensors post-process where the network ran."""
         x = batch.to(self.device, non_blocking=True)
         if self.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                return self.network(x.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
-        return self.network(x.half() if self.half else x).float().cpu().numpy()
+                return self.network(x.contiguous(memory_format=torch.channels_last)).float()
+        return self.network(x.half() if self.half else x).float()
+
+
+def folded_network(network: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``network`` with every Conv+BatchNorm folded into one conv, in channels-last memory, when the model
+    it wraps offers ultralytics' ``fuse`` (the YOLO detector); else ``network`` itself. Outputs agree within float
+    rounding; the copy keeps the caller's model trainable and its exports unchanged."""
+    if not callable(getattr(getattr(network, "model", None), "fuse", None)):
+        return network
+    network = copy.deepcopy(network)
+    network.model.fuse(verbose=False)
+    return network.to(memory_format=torch.channels_last)
 
 
 class OnnxRuntime:
@@ -145,15 +167,9 @@ class TensorRTRuntime:
         self.card, self.output = self.engine.card, self.engine.output
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
-        step, least = self.engine.max_batch, self.engine.min_batch
-        outputs = []
-        for i in range(0, len(batch), step):
-            chunk = batch[i:i + step].float()
-            rows = len(chunk)
-            if rows < least:  # e.g. the last slice, or one image, on a plan built with --batch 8,16,32
-                chunk = torch.cat([chunk, chunk.new_zeros((least - rows, *chunk.shape[1:]))])
-            outputs.append(np.asarray(self.engine(chunk))[:rows])
-        return np.concatenate(outputs)
+        from vision.export.tensorrt import run_in_profile
+
+        return run_in_profile(self.engine, batch)
 
 
 # --- task heads: the pre- and post-processing of one output kind, the same for every runtime
@@ -182,32 +198,60 @@ class ClassificationHead:
 
 
 class DetectionHead:
-    """Letterbox to the card's input size in; NMS and boxes mapped back to original pixels out."""
+    """Letterbox to the card's input size in; NMS and boxes mapped back to original pixels out, on the device the
+    network ran on (:attr:`takes_tensors`: the torch runtime hands over its output without a copy to the host)."""
+
+    takes_tensors = True
 
     def __init__(self, card, conf: float = 0.25, iou: float = 0.7, max_det: int = 300):
         from vision import ultralytics_compat as ulc
 
         self.card, self.conf, self.iou, self.max_det = card, conf, iou, max_det
         self.imgsz = card.data_config.input_size
-        self.letterbox = ulc.letterbox(self.imgsz, auto=False, scaleup=True)
         self.ulc = ulc
 
     def preprocess(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, Any]:
-        batch = [torch.from_numpy(np.ascontiguousarray(self.letterbox(image=im).transpose(2, 0, 1)))
-                 for im in images]
-        return torch.stack(batch).float() / 255, [im.shape[:2] for im in images]
+        # each image resized once (uint8) straight into one preallocated batch; the float conversion runs once
+        batch = np.full((len(images), self.imgsz, self.imgsz, 3), LETTERBOX_PAD, np.uint8)
+        for image, canvas in zip(images, batch):
+            letterbox_into(image, canvas)
+        # the transpose moves bytes, not floats
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+        return x.float().div_(255), [im.shape[:2] for im in images]
 
-    def postprocess(self, output: np.ndarray, shapes: Any, sources: Sequence[str]) -> list[Detections]:
-        kept = self.ulc.non_max_suppression(torch.from_numpy(output).float(), conf=self.conf, iou=self.iou,
+    @torch.inference_mode()  # NMS edits the (inference-mode) network output in place
+    def postprocess(self, output: np.ndarray | torch.Tensor, shapes: Any, sources: Sequence[str]) -> list[Detections]:
+        kept = self.ulc.non_max_suppression(torch.as_tensor(output).float(), conf=self.conf, iou=self.iou,
                                             max_det=self.max_det)
         names, results = self.card.class_names, []
         for source, det, (h, w) in zip(sources, kept, shapes):
             boxes = letterbox_to_original(det[:, :4], (self.imgsz, self.imgsz), (h, w))
-            found = [{"box": [round(float(v), 2) for v in box], "score": round(float(score), 6),
-                      "label": names[int(c)], "class_id": int(c)}
-                     for box, score, c in zip(boxes, det[:, 4], det[:, 5])]
+            rows = torch.cat([boxes, det[:, 4:6]], 1).cpu().tolist()  # one copy to the host per image
+            found = [{"box": [round(v, 2) for v in row[:4]], "score": round(row[4], 6),
+                      "label": names[int(row[5])], "class_id": int(row[5])} for row in rows]
             results.append(Detections(source, boxes=found, width=int(w), height=int(h)))
         return results
+
+
+LETTERBOX_PAD = 114  # the grey YOLO models are trained with around a letterboxed image
+
+
+def letterbox_into(image: np.ndarray, canvas: np.ndarray) -> None:
+    """Resize HxWx3 uint8 ``image`` to fit the square ``canvas`` (aspect kept, bilinear, up or down) and write it
+    centred, the border left as it is: ultralytics' ``LetterBox(auto=False)`` arithmetic, so boxes map back with
+    its ``scale_boxes`` and results match its predictor."""
+    import cv2
+
+    size = canvas.shape[0]
+    h, w = image.shape[:2]
+    gain = min(size / h, size / w)
+    new_w, new_h = max(round(w * gain), 1), max(round(h * gain), 1)
+    top, left = round((size - new_h) / 2 - 0.1), round((size - new_w) / 2 - 0.1)
+    target = canvas[top:top + new_h, left:left + new_w]
+    if (new_h, new_w) == (h, w):
+        target[...] = image
+    else:
+        target[...] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
 
 
 def letterbox_to_original(boxes: torch.Tensor, letterboxed_hw: tuple[int, int],
@@ -252,13 +296,17 @@ class Predictor:
     """A runtime and the head of its output kind. Call it on images for a list of results, or :meth:`stream`
     them. ``on_error="skip"`` skips unreadable images and lists them in :attr:`skipped`; the default raises.
 
-    ``max_batch_pixels`` bounds the decoded pixels held at once (:func:`read_batches`; ``None``: no bound)."""
+    ``max_batch_pixels`` bounds the decoded pixels held at once (:func:`read_batches`; ``None``: no bound).
+    :attr:`speed`: milliseconds per image of each stage (:data:`STAGES`) over the images of the last :meth:`stream`
+    so far, like ultralytics' ``Results.speed``: ``decode`` (reading files), ``preprocess``, ``inference`` (the
+    runtime), ``postprocess`` (NMS, box mapping, result objects)."""
 
     def __init__(self, runtime, max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS, **head_kwargs):
         self.runtime, self.card, self.output = runtime, runtime.card, runtime.output
         self.max_batch_pixels = check_max_batch_pixels(max_batch_pixels)
         self.head = head_for(self.card, self.output, **head_kwargs)
         self.skipped: list[tuple[str, str]] = []
+        self.speed: dict[str, float] = {}
 
     @property
     def backend(self) -> str:
@@ -275,10 +323,34 @@ class Predictor:
         """Results one by one, reading and running ``batch_size`` images at a time (memory bounded by one batch,
         of at most :attr:`max_batch_pixels` decoded pixels)."""
         self.skipped = []
-        for sources, arrays in read_batches(images, batch_size, on_error, self.skipped,
-                                            max_batch_pixels=self.max_batch_pixels):
+        self.speed = {}
+        spent, count = dict.fromkeys(STAGES, 0.0), 0
+        batches = read_batches(images, batch_size, on_error, self.skipped, max_batch_pixels=self.max_batch_pixels)
+        while True:
+            start = time.perf_counter()
+            try:
+                sources, arrays = next(batches)
+            except StopIteration:
+                return
+            read = time.perf_counter()
             batch, meta = self.head.preprocess(arrays)
-            yield from self.head.postprocess(self.runtime(batch), meta, sources)
+            prepared = time.perf_counter()
+            output = self._run(batch)
+            if isinstance(output, torch.Tensor) and output.is_cuda:  # count the network's time, not its launch
+                torch.cuda.synchronize(output.device)
+            ran = time.perf_counter()
+            results = self.head.postprocess(output, meta, sources)
+            for stage, seconds in zip(STAGES, (read - start, prepared - read, ran - prepared,
+                                               time.perf_counter() - ran)):
+                spent[stage] += seconds
+            count += len(arrays)
+            self.speed = {stage: round(seconds / count * 1e3, 3) for stage, seconds in spent.items()}
+            yield from results
+
+    def _run(self, batch: torch.Tensor):
+        if getattr(self.head, "takes_tensors", False) and hasattr(self.runtime, "tensor"):
+            return self.runtime.tensor(batch)
+        return self.runtime(batch)
 
 
 def check_max_batch_pixels(value: int | None) -> int | None:
@@ -306,31 +378,60 @@ def read_batches(images, batch_size: int, on_error: str = "raise", skipped: list
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     budget = check_max_batch_pixels(max_batch_pixels)
-    sources, arrays, held = [], [], 0
-    for source, image in iter_images(images, skipped=skipped):
-        try:
-            pixels = image_pixels(image)
-            if budget is not None and pixels > budget:
-                raise ImageTooLargeError(source, f"refused: {pixels} pixels exceeds the {budget}-pixel batch budget "
-                                                 "(max_batch_pixels); raise it (--max-batch-pixels) to read this image")
-        except ImageLoadError as e:
-            _refused(source, e, on_error, skipped)
-            continue
-        if arrays and budget is not None and held + pixels > budget:  # this one would pass the budget: end here
+    with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="vision-decode") as pool:
+        sources, arrays, held = [], [], 0
+        pending: list[tuple[str, Any, int]] = []  # passed the header checks; decoded together, in parallel
+
+        def decode_pending() -> None:
+            nonlocal held
+            decoded = pool.map(_decoded, [image for _, image, _ in pending]) if len(pending) > 1 else \
+                [_decoded(pending[0][1])]
+            for (source, _, pixels), array in zip(pending, decoded):
+                if isinstance(array, ImageLoadError):
+                    _refused(source, array, on_error, skipped)
+                    held -= pixels
+                else:
+                    sources.append(source)
+                    arrays.append(array)
+            pending.clear()
+
+        for source, image in iter_images(images, skipped=skipped):
+            try:
+                pixels = image_pixels(image)
+                if budget is not None and pixels > budget:
+                    raise ImageTooLargeError(source, f"refused: {pixels} pixels exceeds the {budget}-pixel batch "
+                                                     "budget (max_batch_pixels); raise it (--max-batch-pixels) to "
+                                                     "read this image")
+            except ImageLoadError as e:
+                _refused(source, e, on_error, skipped)
+                continue
+            if (arrays or pending) and budget is not None and held + pixels > budget:  # would pass it: end here
+                decode_pending()
+                if arrays:
+                    yield sources, arrays
+                sources, arrays, held = [], [], 0
+            pending.append((source, image, pixels))
+            held += pixels
+            if len(arrays) + len(pending) == batch_size:
+                decode_pending()  # an unreadable one leaves room: the batch fills up from the next images
+            if len(arrays) == batch_size:  # yield at once: the next image is not pulled until this batch has run
+                yield sources, arrays
+                sources, arrays, held = [], [], 0
+        if pending:
+            decode_pending()
+        if arrays:
             yield sources, arrays
-            sources, arrays, held = [], [], 0
-        try:
-            arrays.append(to_rgb_array(image))
-        except ImageLoadError as e:
-            _refused(source, e, on_error, skipped)
-            continue
-        sources.append(source)
-        held += pixels
-        if len(arrays) == batch_size:  # yield at once: the next image is not pulled until this batch has run
-            yield sources, arrays
-            sources, arrays, held = [], [], 0
-    if arrays:
-        yield sources, arrays
+
+
+def _decoded(image):
+    """``to_rgb_array(image)``, or the :class:`~vision.data.io.ImageLoadError` it raised (decoded in a pool, the
+    errors are reported in input order by the caller)."""
+    from vision.data.io import ImageLoadError
+
+    try:
+        return to_rgb_array(image)
+    except ImageLoadError as e:
+        return e
 
 
 def _refused(source: str, error, on_error: str, skipped: list | None) -> None:
