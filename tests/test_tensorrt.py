@@ -84,7 +84,8 @@ def tiny(tmp_path_factory):
 
 def test_export_parity_references_run_without_tf32(tiny, tmp_path, monkeypatch):
     """Both gates of a TensorRT export (the ONNX one and the plan's) compare against torch with TF32 off, so a
-    model on a GPU is judged in IEEE fp32; TensorRT itself is faked (the engine answers with torch's output)."""
+    model on a GPU is judged in IEEE fp32, and its parity batch is padded up to the profile minimum; TensorRT
+    itself is faked (the engine answers with torch's output)."""
     seen = []
     plain = export_onnx_module.torch_outputs
 
@@ -95,10 +96,13 @@ def test_export_parity_references_run_without_tf32(tiny, tmp_path, monkeypatch):
         return outputs
 
     class Engine:
+        min_batch, max_batch = 5, 8  # the 4 parity images are padded to 5
+
         def __init__(self, path):
             pass
 
         def __call__(self, batch):
+            assert self.min_batch <= len(batch) <= self.max_batch, "outside the profile"
             return plain(tiny, "logits", torch.as_tensor(batch))
 
     def build(onnx_path, path, **kw):
@@ -111,7 +115,7 @@ def test_export_parity_references_run_without_tf32(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(trt_export, "torch_outputs", recording(trt_export.torch_outputs))
     monkeypatch.setattr(export_onnx_module, "torch_outputs", recording(export_onnx_module.torch_outputs))
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
-    plan = trt_export.export_tensorrt(tiny, tmp_path / "tiny.plan", precision="fp32", batch="1,4,8",
+    plan = trt_export.export_tensorrt(tiny, tmp_path / "tiny.plan", precision="fp32", batch="5,6,8",
                                       output="logits", simplify=False)
     assert plan.with_name("tiny.plan.parity.json").is_file()
     assert len(seen) >= 2 and set(seen) == {(False, False)}

@@ -303,8 +303,7 @@ def export_tensorrt(model: nn.Module, path: str | Path, *, precision: str = "fp1
         images = torch.from_numpy(source.array(PARITY_IMAGES))
     else:
         images = parity_inputs(card.data_config, sample_images)
-    engine = TensorRTEngine(path)
-    got = np.concatenate([engine(images[i:i + profile[2]]) for i in range(0, len(images), profile[2])])
+    got = run_in_profile(TensorRTEngine(path), images)
     with full_fp32():
         reference = torch_outputs(model, output, images)
     report = compare_outputs(reference, got, output)
@@ -538,6 +537,21 @@ class TensorRTEngine:
             result = out.cpu().numpy()  # copy on self.stream, then waits for it
         self.stream.synchronize()
         return result
+
+
+def run_in_profile(engine, batch: torch.Tensor) -> np.ndarray:
+    """``engine`` (a :class:`TensorRTEngine`) on a batch of any size: slices of at most the profile maximum, a
+    slice under the profile minimum padded with zero rows whose outputs are dropped."""
+    batch = torch.as_tensor(batch)
+    step, least = engine.max_batch, engine.min_batch
+    outputs = []
+    for i in range(0, len(batch), step):
+        chunk = batch[i:i + step].float()
+        rows = len(chunk)
+        if rows < least:  # e.g. the last slice, or one image, on a plan built with --batch 8,16,32
+            chunk = torch.cat([chunk, chunk.new_zeros((least - rows, *chunk.shape[1:]))])
+        outputs.append(np.asarray(engine(chunk))[:rows])
+    return np.concatenate(outputs)
 
 
 def check_engine_input(batch, chw: tuple[int, ...], min_batch: int, max_batch: int, where: str) -> None:
