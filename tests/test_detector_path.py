@@ -1,0 +1,89 @@
+"""The fast detector path (issue 25 item 2) gives what the plain path gave: ultralytics' letterbox, the unfused
+network on a host copy of its output, ultralytics' NMS and box mapping, on committed images of several sizes."""
+
+import numpy as np
+import pytest
+import torch
+
+from vision import predictors
+from vision import ultralytics_compat as ulc
+from vision.data.io import load_image
+from vision.models.outputs import output_network
+from vision.zoo import load_model
+
+# a square logo composite (no resize), a square photo (downscaled) and a portrait photo (downscaled, padded)
+IMAGES = ["data/logo_sample/images/val/val_000000.jpg", "data/grocery_sample/val/Fruit/Banana/Banana_001.jpg",
+          "data/grocery_sample/train/Fruit/Apple/Granny-Smith/Granny-Smith_007.jpg"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("logo_yolo11n")
+
+
+@pytest.fixture(scope="module")
+def detector(model):
+    return predictors.Predictor(predictors.TorchRuntime(model, "predictions", "cpu"), conf=0.05)
+
+
+@pytest.fixture(scope="module")
+def images():
+    arrays = [load_image(p) for p in IMAGES]
+    assert len({a.shape for a in arrays}) == 3, "the sample images must keep three different sizes"
+    return arrays
+
+
+def plain_path(model, arrays, conf=0.05, iou=0.7):
+    """The path before issue 25: ultralytics' LetterBox per image, unfused network, numpy output, NMS on it."""
+    size = model.card.data_config.input_size
+    letterbox = ulc.letterbox(size, auto=False, scaleup=True)
+    batch = torch.stack([torch.from_numpy(np.ascontiguousarray(letterbox(image=im).transpose(2, 0, 1)))
+                         for im in arrays]).float() / 255
+    with torch.inference_mode():
+        output = output_network(model, "predictions").eval()(batch).numpy()
+    kept = ulc.non_max_suppression(torch.from_numpy(output), conf=conf, iou=iou)
+    return [torch.cat([ulc.ops().scale_boxes((size, size), det[:, :4].clone(), im.shape[:2]), det[:, 4:]], 1)
+            for det, im in zip(kept, arrays)]
+
+
+@pytest.mark.parametrize("shape", [(320, 320), (348, 464), (464, 348), (97, 1000), (1000, 3), (1, 1), (200, 150)])
+def test_letterbox_into_is_ultralytics_letterbox(shape):
+    image = np.random.default_rng(0).integers(0, 256, (*shape, 3), np.uint8)
+    canvas = np.full((320, 320, 3), predictors.LETTERBOX_PAD, np.uint8)
+    predictors.letterbox_into(image, canvas)
+    np.testing.assert_array_equal(canvas, ulc.letterbox(320, auto=False, scaleup=True)(image=image))
+
+
+def test_detections_match_the_plain_path(model, detector, images):
+    got = detector(images, batch_size=3)
+    want = plain_path(model, images)
+    assert sum(len(w) for w in want) >= 3, "too few boxes to compare; lower conf"
+    for result, expected in zip(got, want, strict=True):
+        assert len(result.boxes) == len(expected)
+        np.testing.assert_allclose([b["box"] for b in result.boxes], expected[:, :4].numpy().reshape(-1, 4),
+                                   atol=0.02)
+        np.testing.assert_allclose([b["score"] for b in result.boxes], expected[:, 4].numpy(), atol=1e-4)
+        assert [b["class_id"] for b in result.boxes] == expected[:, 5].int().tolist()
+
+
+def test_the_onnx_head_takes_host_arrays_the_same(detector, images):
+    """Runtimes without a device tensor (ONNX Runtime, TensorRT, serving) hand numpy to the same head."""
+    p = detector
+    batch, shapes = p.head.preprocess(images)
+    from_tensor = p.head.postprocess(p.runtime.tensor(batch), shapes, IMAGES)
+    from_numpy = p.head.postprocess(p.runtime(batch), shapes, IMAGES)
+    assert [r.boxes for r in from_tensor] == [r.boxes for r in from_numpy]
+
+
+def test_the_folded_network_is_a_copy(model, detector):
+    runtime = detector.runtime
+    has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert has_bn, "the zoo model keeps its batch norms (trainable, exports unchanged)"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in runtime.network.modules())
+
+
+def test_speed_reports_every_stage_per_image(detector):
+    p = detector
+    p(IMAGES[:1], batch_size=1)
+    assert list(p.speed) == list(predictors.STAGES)
+    assert all(v > 0 for v in p.speed.values()), p.speed
