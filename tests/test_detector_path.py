@@ -87,3 +87,16 @@ def test_speed_reports_every_stage_per_image(detector):
     p(IMAGES[:1], batch_size=1)
     assert list(p.speed) == list(predictors.STAGES)
     assert all(v > 0 for v in p.speed.values()), p.speed
+
+
+def test_benchmark_end_to_end_rows_carry_the_stage_times(detector):
+    from types import SimpleNamespace
+
+    from vision.benchmarking import markdown, time_end_to_end
+
+    rows = time_end_to_end({"torch": detector}, IMAGES[:1], [1], SimpleNamespace(rounds=1))
+    assert list(rows[0]["ms_per_image"]) == list(predictors.STAGES)
+    table = markdown({"models": [{"model": "m", "task": "detection", "rows": [], "end_to_end": rows,
+                                  "accuracy": None, "notes": []}], "hardware": {}, "threads": 1, "versions": {},
+                      "wall_seconds": 0})
+    assert "ms/image: decode, preprocess, inference, postprocess" in table

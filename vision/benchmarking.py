@@ -177,6 +177,7 @@ def time_end_to_end(predictors: dict[str, Predictor], images: list[str], batches
     rows = []
     for batch in batches:
         seconds: dict[str, list[float]] = {name: [] for name in predictors}
+        stages: dict[str, list[dict]] = {name: [] for name in predictors}  # Predictor.speed, ms/image per stage
         for p in predictors.values():
             p(images[:batch], batch_size=batch)  # warm-up
         for _ in range(args.rounds):
@@ -184,12 +185,15 @@ def time_end_to_end(predictors: dict[str, Predictor], images: list[str], batches
                 t0 = time.perf_counter()
                 p(images, batch_size=batch)
                 seconds[name].append(time.perf_counter() - t0)
+                stages[name].append(dict(p.speed))
         base = float(np.median(seconds["torch"])) if "torch" in seconds else None
         for name, values in seconds.items():
             med = float(np.median(values))
             rows.append({"backend": name, "batch": batch, "images": len(images),
                          "images_per_s": round(len(images) / med, 1),
-                         "vs_torch": round(base / med, 2) if base else None})
+                         "vs_torch": round(base / med, 2) if base else None,
+                         "ms_per_image": {k: round(float(np.median([r[k] for r in stages[name]])), 2)
+                                          for k in stages[name][0]}})
         done()
     return rows
 
@@ -281,10 +285,12 @@ def markdown(result: dict) -> str:
         if m["end_to_end"]:
             lines += ["", f"{m['model']}: end to end (decode, preprocess, network, postprocess"
                       f"{' incl. NMS' if m['task'] == 'detection' else ''}), {m['end_to_end'][0]['images']} images",
-                      "", "| batch | backend | images/s | vs torch |", "|---|---|---|---|"]
+                      "", "| batch | backend | images/s | vs torch | ms/image: decode, preprocess, inference, "
+                      "postprocess |", "|---|---|---|---|---|"]
             for r in m["end_to_end"]:
                 ratio = f"{r['vs_torch']:.2f}x" if r["vs_torch"] is not None else "-"
-                lines.append(f"| {r['batch']} | {r['backend']} | {r['images_per_s']:.1f} | {ratio} |")
+                stages = ", ".join(f"{v:.2f}" for v in r.get("ms_per_image", {}).values()) or "-"
+                lines.append(f"| {r['batch']} | {r['backend']} | {r['images_per_s']:.1f} | {ratio} | {stages} |")
         if m["accuracy"]:
             acc = m["accuracy"]
             lines += ["", f"top-1 on {acc['manifest']} ({acc['images']} images):", "",
