@@ -32,9 +32,11 @@ VARIANTS = {
     "int8 vnni (u8 act, full w)": {"tuned_for": "vnni"},
     "int8 vnni, qoperator": {"tuned_for": "vnni", "quant_format": "qoperator"},
 }
-# detector rows: ultralytics modules (model.<i>) kept in fp32 besides the box decode
-DETECTOR_FP32_MODULES = {"int8 vnni, decode fp32": 0, "int8 vnni, decode + model.0-2 fp32": 3,
-                         "int8 vnni, decode + model.0-4 fp32": 5, "int8 vnni, decode + model.0-8 fp32": 9}
+# detector rows: (ultralytics modules model.0..<n-1> kept in fp32 besides the box decode, activation-range
+# percentile or None for min/max)
+DETECTOR_VARIANTS = {"int8 vnni, decode fp32": (0, None), "int8 vnni, decode fp32, percentile 99.9": (0, 99.9),
+                     "int8 vnni, decode fp32, percentile 99.99": (0, 99.99),
+                     "int8 vnni, decode + model.0-2 fp32": (3, None), "int8 vnni, decode + model.0-4 fp32": (5, None)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 def detector_variants(fp32: Path, args, scratch: Path, card) -> dict[str, Path]:
     """INT8 detector graphs with the box decode and the first modules in fp32 (see the module docstring)."""
     import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from vision.export.calibration import CalibrationSet
@@ -139,14 +141,17 @@ def detector_variants(fp32: Path, args, scratch: Path, card) -> dict[str, Path]:
     calib = CalibrationSet.from_folder(args.calib_dir, card.data_config, max_images=args.max_images)
     vnni = INT8_SETTINGS["vnni"]
     files = {}
-    for label, first in DETECTOR_FP32_MODULES.items():
+    for i, (label, (first, percentile)) in enumerate(DETECTOR_VARIANTS.items()):
         keep = decode | {n.name for n in graph.node
-                         if any(n.name.startswith(f"/model/model.{i}/") for i in range(first))}
-        path = scratch / f"det{first}.onnx"
+                         if any(n.name.startswith(f"/model/model.{m}/") for m in range(first))}
+        path = scratch / f"det{i}.onnx"
         quantize_static(str(prepared), str(path), _Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         reduce_range=vnni["reduce_range"], nodes_to_exclude=sorted(keep),
-                        extra_options={"ActivationSymmetric": vnni["activations_symmetric"], "WeightSymmetric": True})
+                        calibrate_method=CalibrationMethod.MinMax if percentile is None else
+                        CalibrationMethod.Percentile,
+                        extra_options={"ActivationSymmetric": vnni["activations_symmetric"], "WeightSymmetric": True,
+                                       **({} if percentile is None else {"CalibPercentile": percentile})})
         files[label] = path
     return files
 
