@@ -43,12 +43,12 @@ def test_text_crop_keeps_a_wordmark_a_line_and_stays_inside_the_image():
     assert text_crop(image, [0, 0, 300, 100], 0.15).shape == (100, 300, 3)   # cut at the edges, not padded
 
 
-def test_logos_the_embedder_names_with_a_high_score_are_not_read():
+def test_logos_detected_with_a_low_confidence_are_not_read():
     gallery = BrandGallery(dim=2, model_name="emb", model_sha256="e" * 64, threshold=0.5)
     gallery.add_many(["acme", "kubernetes"], np.eye(2, dtype=np.float32))
     photo = np.full((200, 400, 3), 245, np.uint8)
     photo[20:84, 10:230] = _text_image("Kubernetes")
-    detector = _Detector([[10, 20, 230, 84]])
+    photo[120:184, 10:230] = _text_image("Kubernetes")
     calls = []
 
     class Counting(TextReader):
@@ -56,11 +56,15 @@ def test_logos_the_embedder_names_with_a_high_score_are_not_read():
             calls.append(len(images))
             return super().read(images)
 
-    read = BrandRecognizer(_Extractor(), gallery, detector, reader=Counting()).predict(photo)[0][0]
-    assert (read["brand"], read["source"], calls) == ("kubernetes", "text", [1])
-    # the embedder accepts acme at cosine 1.0: with a skip score under that the text is not read
+    class Unsure(_Detector):   # the second box at a confidence under TEXT_MIN_DETECTION
+        def predict(self, images):
+            return [[{"box": [10, 20, 230, 84], "score": 0.9}, {"box": [10, 120, 230, 184], "score": 0.1}]
+                    for _ in images]
+
+    sure, unsure = BrandRecognizer(_Extractor(), gallery, Unsure([]), reader=Counting()).predict(photo)[0]
+    assert calls == [1]                                   # both logos of the photo in one call, the unsure one left
+    assert (sure["brand"], sure["source"], sure["text"]) == ("kubernetes", "text", ["Kubernetes"])
+    assert (unsure["brand"], unsure["source"]) == ("acme", "image") and "text" not in unsure
     calls.clear()
-    skipped = BrandRecognizer(_Extractor(), gallery, detector, reader=Counting(),
-                              text_skip_score=0.9).predict(photo)[0][0]
-    assert (skipped["brand"], skipped["source"], calls) == ("acme", "image", [])
-    assert "text" not in skipped
+    both = BrandRecognizer(_Extractor(), gallery, Unsure([]), reader=Counting(), text_min_detection=0.0).predict(photo)
+    assert calls == [2] and [f["brand"] for f in both[0]] == ["kubernetes", "kubernetes"]

@@ -39,8 +39,9 @@ TEXT_THRESHOLD = 0.8           # a text match's score (OCR confidence x name sim
 TEXT_MARGIN = 0.15             # context the text reader gets around a logo (measured with it: README, --read-text)
 # vision.brands.ocr match kinds that may name a brand ("word" matches read common words)
 TEXT_KINDS = ("exact", "fuzzy")
-# a logo the embedder accepts with at least this open-set score is not read (None: every logo is read)
-TEXT_SKIP_SCORE = None
+# logos detected with a lower confidence are not read: on brand-free photos they are the stickers and print the text
+# reader names false brands on, and they are most of the reading time (benchmarks/brand_text.py --readers)
+TEXT_MIN_DETECTION = 0.2
 
 
 class Detector(Protocol):
@@ -69,8 +70,8 @@ class BrandRecognizer:
     more names per brand, a mapping or a YAML file for :func:`vision.brands.ocr.load_aliases`) is that brand
     whatever the embedder says (results then also carry ``text``: the
     lines read, and ``source``: ``"text"`` or ``"image"``, what named the brand, with the match's ``text_score``
-    when it was the text; ``best`` and ``score`` stay the embedder's). ``text_skip_score``: a logo the embedder
-    accepts with at least this open-set score is not read (``None``: every logo is).
+    when it was the text; ``best`` and ``score`` stay the embedder's). Only logos detected with a
+    ``detection_score`` of at least ``text_min_detection`` are read (without a detector, every image is).
 
     ``detection_rule``: ``"auto"`` applies the gallery's :attr:`~vision.brands.gallery.BrandGallery.detection_rule` when
     ``detector`` is the detector it was calibrated for (card name and sha256), and warns and falls back to the
@@ -82,7 +83,7 @@ class BrandRecognizer:
                  threshold: float | None = None, allow_unbound: bool = False, detection_rule: str = "auto",
                  reader=None, names=None, text_threshold: float = TEXT_THRESHOLD,
                  text_kinds: Sequence[str] = TEXT_KINDS, text_everyday: bool = False, text_aliases=None,
-                 text_skip_score: float | None = TEXT_SKIP_SCORE):
+                 text_min_detection: float = TEXT_MIN_DETECTION):
         gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
             raise GalleryError("the gallery is empty: add brands before recognising with it")
@@ -94,7 +95,7 @@ class BrandRecognizer:
         self.skipped: list[tuple[str, str]] = []
         self.reader, self.text_threshold, self.text_kinds = reader, float(text_threshold), tuple(text_kinds)
         self.text_everyday = bool(text_everyday)
-        self.text_skip_score = None if text_skip_score is None else float(text_skip_score)
+        self.text_min_detection = float(text_min_detection)
         self.names = names
         if reader is not None and names is None:
             from vision.brands.ocr import BrandNames, load_aliases
@@ -224,9 +225,10 @@ class BrandRecognizer:
         return results
 
     def needs_text(self, logo: dict) -> bool:
-        """Whether the text on ``logo`` (a result of the embedder) is read: not when the embedder accepted its
-        brand with an open-set score of at least :attr:`text_skip_score`."""
-        return self.text_skip_score is None or logo["brand"] == UNKNOWN or logo["open_set_score"] < self.text_skip_score
+        """Whether the text on ``logo`` (a result of the embedder) is read: its detection confidence is at least
+        :attr:`text_min_detection`. Logos the embedder accepts are read too: it accepts many wordmarks as another
+        brand."""
+        return self.detector is None or logo["detection_score"] >= self.text_min_detection
 
     def read_texts(self, arrays: Sequence[np.ndarray], results: list[list[dict]]) -> None:
         """Read the text on every logo of ``results`` (per image of ``arrays``) that :meth:`needs_text`, each on its
