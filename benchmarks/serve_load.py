@@ -25,8 +25,26 @@ IMAGES = {"grocery_resnet10t": sorted((REPO / "data" / "grocery_sample" / "val")
           "brand_recognizer": sorted((REPO / "data" / "logo_sample" / "images" / "val").glob("*.jpg"))}
 
 
+def _side_by_side(runs: dict, paths: list[Path], clients: int, requests: int, rounds: int) -> dict:
+    """Each of ``runs`` (name -> ``run(path)``) in ``rounds`` interleaved rounds of ``requests / rounds`` calls, so a
+    change in the machine's load hits both sides: per side the median images/s over rounds and p50/p99 latency over
+    every call."""
+    per_round = max(clients, requests // rounds)
+    seen: dict[str, list] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            seen[name].append(_load(run, paths, clients, per_round))
+    out = {}
+    for name, results in seen.items():
+        ms = np.concatenate([r["ms"] for r in results])
+        out[name] = {"images_s": float(np.median([r["images_s"] for r in results])),
+                     "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+                     "rounds_images_s": [round(r["images_s"], 1) for r in results]}
+    return out
+
+
 def _load(run, paths: list[Path], clients: int, requests: int) -> dict:
-    """``requests`` calls of ``run(path)`` from ``clients`` threads: images/s, p50 and p99 latency (ms)."""
+    """``requests`` calls of ``run(path)`` from ``clients`` threads: images/s and each call's latency (ms)."""
     latencies: list[float] = []
 
     def client(k: int) -> list[float]:
@@ -42,15 +60,16 @@ def _load(run, paths: list[Path], clients: int, requests: int) -> dict:
         for own in pool.map(client, range(clients)):
             latencies += own
     wall = time.perf_counter() - start
-    ms = np.array(latencies) * 1000
-    return {"images_s": requests / wall, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+    return {"images_s": requests / wall, "ms": np.array(latencies) * 1000}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=200, help="requests per model and concurrency (classifier)")
     ap.add_argument("--clients", default="1,4,16")
+    ap.add_argument("--models", default=",".join(IMAGES), help=f"which of {', '.join(IMAGES)}")
     ap.add_argument("--instances", type=int, default=1, help="instances of each served step")
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved served / in-process rounds per cell")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "serving.json")
     args = ap.parse_args(argv)
     import tritonclient.grpc as grpc
@@ -63,7 +82,7 @@ def main(argv=None) -> int:
 
     clients = [int(c) for c in args.clients.split(",")]
     requests = {"grocery_resnet10t": args.requests, "logo_yolo11n": max(16, args.requests // 2),
-                "brand_recognizer": max(16, args.requests // 4)}
+                "brand_recognizer": max(16, args.requests // 8)}
     runtime = prepare_runtime(log=print)
     started = time.perf_counter()
     rows = []
@@ -96,6 +115,8 @@ def main(argv=None) -> int:
                 return run
 
             for model, paths in IMAGES.items():
+                if model not in args.models.split(","):
+                    continue
                 n = requests[model]
                 served(model)(paths[0])  # warm
                 local[model]([str(paths[0])])
@@ -103,12 +124,14 @@ def main(argv=None) -> int:
                 list(local[model]([str(paths[i % len(paths)]) for i in range(n)], batch_size=16))
                 batched = n / (time.perf_counter() - start)
                 for c in clients:
-                    s = _load(served(model), paths, c, n)
-                    p = _load(lambda path, m=model: local[m]([str(path)]), paths, c, n)
-                    rows.append({"model": model, "clients": c, "requests": n, "served": s, "in_process": p,
+                    sides = _side_by_side({"served": served(model),
+                                           "in_process": lambda path, m=model: local[m]([str(path)])},
+                                          paths, c, n, args.rounds)
+                    rows.append({"model": model, "clients": c, "requests": n, **sides,
                                  "in_process_batch16_images_s": batched})
                     print(json.dumps(rows[-1]), flush=True)
     result = {"date": time.strftime("%Y-%m-%d"), "host": platform.node(), "python": platform.python_version(),
+              "instances": args.instances, "rounds": args.rounds,
               "server_load_s": round(load_s, 1), "wall_s": round(time.perf_counter() - started, 1), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
