@@ -138,7 +138,11 @@ class OnnxRuntime:
         providers: list = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
-        self.session = onnx_session(self.path, providers)
+        options = ort.SessionOptions()
+        # workers spin-wait between runs by default: on a busy CPU they take the cores that decode and preprocess
+        # the next batch need (measured 2.1x slower end to end on 2 shared cores, benchmarks/results/detection.md)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnx_session(self.path, providers, options)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ExportError(f"{path}: expected one input and one output, got inputs {[i.name for i in inputs]} "

@@ -343,12 +343,13 @@ def read_onnx_props(path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-def onnx_session(path: str | Path, providers: Sequence[str]):
-    """An onnxruntime session on ``path``; onnxruntime's load errors become :class:`ExportError` naming the file."""
+def onnx_session(path: str | Path, providers: Sequence[str], options=None):
+    """An onnxruntime session on ``path`` (``options``: an ``onnxruntime.SessionOptions``); onnxruntime's load
+    errors become :class:`ExportError` naming the file."""
     import onnxruntime as ort
 
     try:
-        return ort.InferenceSession(str(path), providers=list(providers))
+        return ort.InferenceSession(str(path), options, providers=list(providers))
     except Exception as e:  # onnxruntime raises its own pybind error types (InvalidGraph, Fail, ...)
         raise ExportError(f"{path}: onnxruntime cannot load this ONNX file ({type(e).__name__}: {e})") from None
 
