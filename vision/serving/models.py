@@ -126,18 +126,10 @@ class OnnxNetwork(_PythonModel):
     request of a dynamic batch in one run."""
 
     def setup(self) -> None:
-        import onnxruntime as ort
-
         from vision.predictors import OnnxRuntime
 
+        # (its workers do not busy-wait between runs: they would take the cores the pre/post stubs need)
         self.runtime = OnnxRuntime(self.version_dir / "model.onnx", device="cpu")
-        # the same file and providers, without busy-waiting threads: they would spin on the cores the pre- and
-        # post-processing stubs need
-        options = ort.SessionOptions()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        self.runtime.session = ort.InferenceSession(str(self.runtime.path), options,
-                                                    providers=self.runtime.session.get_providers())
         self.input_name, self.output_name = self.info["network_input"], self.info["network_output"]
 
     def execute(self, requests: list) -> list:
