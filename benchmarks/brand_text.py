@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from vision.brands.detection_rule import IOU_MATCH, iou
+from vision.brands.recognition import TEXT_MIN_DETECTION
 
 VARIANTS = {   # row name: None (the embedder alone) or how the text decides: the match kinds that may name a brand,
     # the lowest match score, where the text is read ("crop": on each detected logo, the recogniser's reader;
@@ -217,12 +218,16 @@ def grocery_text(packages, package_lines, threshold: float = 0.8) -> dict:
 
 
 READERS = {   # --readers rows: how the text is read (crop framing, TextReader settings) and which logos are read
-    "today: square crops, ORT's threads, detector on every crop": dict(crop="square", threads=None, line_aspect=None),
-    "box crops, 1 thread, wide boxes read as one line (the default)": dict(),
+    "until 2026-12-06: square crops, ORT's threads, detector on every crop": dict(crop="square", threads=None,
+                                                                                 line_aspect=None, side=320),
+    "box crops, 1 thread, wide boxes read as one line": dict(side=320),
     "box crops, 1 thread, one line from 3x, detector at 192 px": dict(side=192),
+    "box crops, 1 thread, one line from 3x, detector at 160 px": dict(side=160),
+    "box crops, 1 thread, one line from 3x, detector at 128 px (the default reader)": dict(side=128),
+    "box crops, 1 thread, one line from 3x, detector at 96 px": dict(side=96),
 }
 READERS = {name: {"crop": "box", "threads": 1, "line_aspect": 3.0, "side": 320, **v} for name, v in READERS.items()}
-SKIP_SCORES = (None, 0.6, 0.8, 1.0, 1.2)   # rows derived from the default reader: accepted logos not read from here
+MIN_DETECTIONS = (0.2, 0.3, 0.5)   # rows derived from the default reader: logos detected under this are not read
 
 
 def square_crop_recognizer(*args, **kwargs):
@@ -256,15 +261,15 @@ def read_logos(reader, how: dict, array, logos) -> list[dict]:
     return logos
 
 
-def text_decided(recognizer, results, skip_score=None) -> list[list[dict]]:
-    """``results`` with each read logo's text decision applied as the recogniser makes it (``skip_score``: a logo the
-    embedder accepted at this open-set score or more keeps the embedder's answer, as if not read)."""
+def text_decided(recognizer, results, min_detection: float = 0.0) -> list[list[dict]]:
+    """``results`` with each read logo's text decision applied as the recogniser makes it (``min_detection``: a logo
+    detected with a lower confidence keeps the embedder's answer, as if not read)."""
     out = []
     for logos in results:
         mine = []
         for logo in logos:
             logo = dict(logo)
-            read = skip_score is None or logo["brand"] == "unknown" or logo["open_set_score"] < skip_score
+            read = logo["detection_score"] >= min_detection
             found = recognizer.names.match(logo["_lines"], kinds=recognizer.text_kinds) if read else None
             if found is not None and found.score >= recognizer.text_threshold:
                 logo.update(brand=found.brand, best=found.brand, by_text=True)
@@ -291,9 +296,8 @@ def reader_figures(cross, queries, free, packages) -> dict:
 
 def reader_rows(args) -> dict:
     """The --readers report: the recogniser run once without text over the cross-style, brand-free and packaged val
-    photos, then each way of reading (:data:`READERS`) applied to the same logos, timed per logo; then
-    ``--timing-photos`` photos recognised end to end without text, with today's reading and with the default one,
-    alternating photo by photo in this process."""
+    photos, then each way of reading (:data:`READERS`) applied to the same logos, timed photo by photo beside the
+    recogniser; then ``--timing-photos`` photos recognised end to end (:func:`end_to_end`)."""
     from vision.brands.ocr import TextReader
     from vision.brands.recognition import BrandRecognizer
     from vision.data.io import load_image
@@ -307,18 +311,22 @@ def reader_rows(args) -> dict:
         queries = queries[:args.limit]
         sets = {part: paths[:args.limit] for part, paths in sets.items()}
     recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu")
+    if args.end_to_end_only:
+        return {"end_to_end": end_to_end(recognizer, [p for paths in sets.values() for p in paths],
+                                         args.timing_photos), "rows": {}}
     from vision.brands.ocr import BrandNames
 
     recognizer.names = BrandNames.from_gallery(recognizer.gallery)
     readers = {}
-    for name, how in READERS.items():
+    chosen = {name: how for name, how in READERS.items() if not args.only or any(o in name for o in args.only)}
+    for name, how in chosen.items():
         readers[name] = TextReader(side=how["side"], threads=how["threads"], line_aspect=how["line_aspect"])
         readers[name].read([np.zeros((64, 64, 3), np.uint8)])   # the engine's load is not counted
     # photo by photo: the recogniser without text, then each way of reading its logos, so that every way is timed
     # under the same load on a shared machine
     base = {part: [] for part in sets}
-    read = {name: {part: [] for part in sets} for name in READERS}
-    base_s, text_s = [], {name: [] for name in READERS}
+    read = {name: {part: [] for part in sets} for name in chosen}
+    base_s, text_s = [], {name: [] for name in chosen}
     for part, paths in sets.items():
         for path in paths:
             image = load_image(path)
@@ -328,7 +336,7 @@ def reader_rows(args) -> dict:
             base[part].append(logos)
             for name, reader in readers.items():
                 start = time.perf_counter()
-                read[name][part].append(read_logos(reader, READERS[name], image, logos))
+                read[name][part].append(read_logos(reader, chosen[name], image, logos))
                 text_s[name] += [time.perf_counter() - start] * bool(logos)
     total = sum(base_s)
     report = {"photos": {part: len(v) for part, v in sets.items()},
@@ -337,19 +345,20 @@ def reader_rows(args) -> dict:
               "recognise_s_total": round(total, 1), "rows": {}}
     report["rows"]["embedder only"] = {**reader_figures(base["cross"], queries, base["free"], base["packages"]),
                                        "text_s_total": 0.0, "text_added": 0.0}
-    for name in READERS:
+    for name in chosen:
         decided = {part: text_decided(recognizer, v) for part, v in read[name].items()}
         report["rows"][name] = {**reader_figures(decided["cross"], queries, decided["free"], decided["packages"]),
                                 "text_s_total": round(sum(text_s[name]), 1),
                                 "text_added": round(sum(text_s[name]) / total, 3)}
-    default = next(name for name in READERS if name.endswith("(the default)"))
+    default = next((name for name in chosen if name.endswith("(the default reader)")), next(iter(chosen)))
     logos_s = [s / max(len(lg), 1) for s, lg in zip(text_s[default], (lg for part in sets for lg in base[part] if lg))
                for _ in lg]   # each logo of a photo gets an equal share of its photo's reading time
-    for skip in SKIP_SCORES[1:]:
-        decided = {part: text_decided(recognizer, v, skip) for part, v in read[default].items()}
+    for floor in MIN_DETECTIONS:
+        decided = {part: text_decided(recognizer, v, floor) for part, v in read[default].items()}
         flags = [lg["_read"] for part in sets for logos in decided[part] for lg in logos]
         kept = sum(s for s, f in zip(logos_s, flags) if f)
-        report["rows"][f"the default, accepted logos with open-set score >= {skip} not read"] = {
+        report["rows"][f"{default}, logos detected under {floor} not read"
+                       f"{' (the default)' if floor == TEXT_MIN_DETECTION else ''}"] = {
             **reader_figures(decided["cross"], queries, decided["free"], decided["packages"]),
             "logos_read": int(sum(flags)), "text_s_total": round(kept, 1), "text_added": round(kept / total, 3)}
     if args.records:   # every logo's lines per way of reading and every photo's times, for rows computed later
@@ -375,14 +384,16 @@ def reader_table(report: dict) -> str:
 
 def end_to_end(recognizer, images, count: int) -> dict:
     """Median seconds per photo of ``recognizer.predict`` on ``count`` photos spread over ``images``: without text,
-    with today's reader (square crops, ORT's threads) and with the default one, the three alternating per photo."""
+    with the reader used until 2026-12-06 (square crops, ORT's threads, every logo) and with the default one, the
+    three alternating photo by photo."""
     from vision.brands.ocr import TextReader
     from vision.data.io import load_image
 
     picked = [load_image(images[i]) for i in np.linspace(0, len(images) - 1, count).astype(int)]
     parts = (recognizer.extractor, recognizer.gallery, recognizer.detector)
     ways = {"no text": recognizer,
-            "today": square_crop_recognizer(*parts, reader=TextReader(threads=None, line_aspect=None)),
+            "until 2026-12-06": square_crop_recognizer(*parts, reader=TextReader(side=320, threads=None,
+                                                                                 line_aspect=None)),
             "default": type(recognizer)(*parts, reader=TextReader())}
     for way in ways.values():
         way.predict([picked[0]])   # engines loaded, not counted
@@ -424,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
                          "val photos instead of the decision rows")
     ap.add_argument("--timing-photos", type=int, default=40,
                     help="--readers: photos timed end to end without and with text, alternating (0: none)")
+    ap.add_argument("--end-to-end-only", action="store_true",
+                    help="--readers: only the end-to-end timing of --timing-photos photos")
+    ap.add_argument("--only", action="append", help="--readers: only the ways of reading whose name has this")
     ap.add_argument("--threads", type=int, default=1, help="--readers: torch threads of the recogniser")
     ap.add_argument("--limit", type=int, help="--readers: only the first LIMIT photos of each set (a quick look)")
     ap.add_argument("--out", type=Path)

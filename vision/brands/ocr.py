@@ -57,7 +57,9 @@ WORD_WEIGHT = 0.9
 KINDS = ("exact", "fuzzy", "word")
 EVERYDAY_ZIPF = 4.0    # wordfreq Zipf frequency (log10 of uses per billion words): 4 = ten per million words
 EVERYDAY_LANGUAGES = ("en", "sv", "de", "fr", "es", "it", "nl", "pt")
-TEXT_SIDE = 192        # TextReader: the longer side the text detector sees (320 read no better, for 2.3x the time)
+# TextReader: the longer side the text detector sees; on logo crops 128 read as many names as 320 or more, in a
+# fifth of the time (benchmarks/brand_text.py --readers)
+TEXT_SIDE = 128
 LINE_ASPECT = 3.0      # TextReader: a crop this many times wider than high is one line, read without the detector
 
 # simple-icons' titleToSlug (its scripts/utils): the gallery's simple-icons brand names are these slugs
