@@ -1,11 +1,13 @@
 """Cheap text reading (vision.brands.ocr, vision.brands.recognition): a wordmark's box read as one line without the
 text detector, one engine per process, the reader's box crop, and logos the embedder already names left unread."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from vision.brands.gallery import BrandGallery
-from vision.brands.ocr import TextReader
+from vision.brands.ocr import BrandNames, TextLine, TextReader
 from vision.brands.recognition import BrandRecognizer, text_crop
 
 from .test_ocr import _Detector, _Extractor, _text_image
@@ -68,3 +70,30 @@ def test_logos_detected_with_a_low_confidence_are_not_read():
     calls.clear()
     both = BrandRecognizer(_Extractor(), gallery, Unsure([]), reader=Counting(), text_min_detection=0.0).predict(photo)
     assert calls == [2] and [f["brand"] for f in both[0]] == ["kubernetes", "kubernetes"]
+
+
+def test_brand_text_reader_rows_apply_the_recognisers_text_decision_and_detection_floor():
+    """benchmarks/brand_text.py --readers: a wordmark read right counts for Recall@1 only when its detection passes
+    the floor; a brand read on a brand-free photo is a false brand; a name read on packaging counts as named."""
+    from .conftest import load_script
+
+    bench = load_script("benchmarks/brand_text.py")
+
+    recognizer = SimpleNamespace(names=BrandNames({"nodedotjs": ["Node.js"], "gitlab": ["GitLab"]}),
+                                 text_kinds=("exact", "fuzzy"), text_threshold=0.8)
+
+    def logo(box, detection, text):
+        return {"box": box, "brand": "unknown", "best": "gitlab", "open_set_score": 0.0, "detection_score": detection,
+                "_lines": [TextLine(text, 0.95)]}
+
+    queries = [{"brand": "nodedotjs", "kind": "wordmark", "box": [0, 0, 60, 20]}]
+    cross = [[logo([0, 0, 60, 20], 0.15, "node.js")]]
+    free, packages = [[logo([0, 0, 9, 9], 0.5, "gitlab")]], [[logo([0, 0, 9, 9], 0.1, "gitlab")]]
+    read = {k: bench.text_decided(recognizer, v) for k, v in (("c", cross), ("f", free), ("p", packages))}
+    rows = bench.reader_figures(read["c"], queries, read["f"], read["p"])
+    assert rows["cross_style_recall@1_wordmark"] == 1.0 and rows["brand_free_with_a_false_brand"] == 1.0
+    assert rows["packaged_named_by_text"] == 1.0
+    floor = {k: bench.text_decided(recognizer, v, 0.2) for k, v in (("c", cross), ("f", free), ("p", packages))}
+    rows = bench.reader_figures(floor["c"], queries, floor["f"], floor["p"])
+    assert rows["cross_style_recall@1_wordmark"] == 0.0 and rows["brand_free_with_a_false_brand"] == 1.0
+    assert rows["packaged_named_by_text"] == 0.0
