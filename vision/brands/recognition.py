@@ -39,9 +39,9 @@ TEXT_THRESHOLD = 0.8           # a text match's score (OCR confidence x name sim
 TEXT_MARGIN = 0.15             # context the text reader gets around a logo (measured with it: README, --read-text)
 # vision.brands.ocr match kinds that may name a brand ("word" matches read common words)
 TEXT_KINDS = ("exact", "fuzzy")
-# logos detected with a lower confidence are not read: on brand-free photos they are the stickers and print the text
-# reader names false brands on, and they are most of the reading time (benchmarks/brand_text.py --readers)
-TEXT_MIN_DETECTION = 0.2
+# logos detected with a lower confidence are not read: most of them are stickers and print on brand-free and packaged
+# photos, most of the reading time; 0.3 read the same names as 0.2 and none (0.5 lost wordmarks; brand_text --readers)
+TEXT_MIN_DETECTION = 0.3
 
 
 class Detector(Protocol):
