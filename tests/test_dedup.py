@@ -439,3 +439,23 @@ def test_index_query_applies_the_cosine_gate(dataset, tmp_path):
     assert [r["match"] for r in gated] == [r["match"] for r in checked]
     assert all(Path(r["match"]).name == Path(r["id"]).name.split("_")[0] + "_orig.jpg" for r in gated)
     assert calls < Counting.calls
+
+
+def test_close_phash_pairs_pass_the_cosine_gate(dataset):
+    """A greyscale copy with a caption is a few pHash bits from its original but far from it in the (colour-seeing)
+    features: the gate lets close pHash pairs through to the keypoint check whatever their cosine."""
+    from dataclasses import replace
+
+    _, _, catalog = dataset
+    ids = [Path(i).name for i in catalog.ids]
+    a, b = ids.index("g1_orig.jpg"), ids.index("g1_greyscale.jpg")
+    vectors, hashes = catalog.vectors.copy(), catalog.hashes.copy()
+    vectors[b] = -vectors[a]                      # features that see the copy as another product
+    hashes[b] = hashes[a] ^ np.uint64(0xFF)       # 8 bits from the original, as a caption would put it
+    colour_blind = replace(catalog, vectors=vectors, hashes=hashes)
+    t = Thresholds(phash_distance=None)           # no direct pHash acceptance: the pair must be checked
+    (pair,) = [p for p in candidate_pairs(colour_blind, t) if {p.i, p.j} == {a, b}]
+    assert pair.distance == 8 <= t.gate_distance and pair.cosine < t.verify_similarity
+    assert pair.decided_by == "keypoints" and pair.edge(t) is not None
+    (gated,) = [p for p in candidate_pairs(colour_blind, replace(t, gate_distance=4)) if {p.i, p.j} == {a, b}]
+    assert gated.decided_by == "similarity_gate" and gated.edge(t) is None

@@ -54,7 +54,8 @@ def thresholds_from(args, base=None):
 
     t = asdict(base or Thresholds())
     for name in ("phash_distance", "similarity", "verify", "candidate_distance", "candidate_similarity",
-                 "min_inliers", "min_containment", "min_local", "verify_similarity", "k", "min_support"):
+                 "min_inliers", "min_containment", "min_local", "verify_similarity", "gate_distance", "k",
+                 "min_support"):
         value = getattr(args, name)
         if value is not None:
             t[name] = None if value in ("off", -1) else value
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                                                           "(another shot of the same shelf scores lower; 'off')")
     th.add_argument("--verify-similarity", type=off_or(float), help="least embedding cosine of a candidate for "
                     "the keypoint check (the cheaper cosine gate rejects the rest; 'off': check every candidate)")
+    th.add_argument("--gate-distance", type=int, help="pHash pairs within this many bits pass the cosine gate "
+                                                       "whatever their cosine")
     th.add_argument("--k", type=int, help="neighbours per image in the embedding stage")
     th.add_argument("--min-support", type=float, help="chaining guard: share of cross edges to merge two groups")
     ap.add_argument("--index-kind", default="auto", choices=("auto", "flat", "ivf", "hnsw"))

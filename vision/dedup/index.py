@@ -223,8 +223,8 @@ class CatalogIndex:
                                               -(p.similarity or 0))):
             close = (p.distance is not None and p.distance <= t.candidate_distance) or \
                     (p.similarity is not None and p.similarity >= t.candidate_similarity)
-            gated = t.verify_similarity is not None and (
-                cosine[p.i] < t.verify_similarity if p.i in cosine else others_below)
+            gated = t.verify_similarity is not None and not (p.distance is not None and p.distance <= t.gate_distance) \
+                and (cosine[p.i] < t.verify_similarity if p.i in cosine else others_below)
             if not close or gated or p.i in tried:
                 continue
             tried.add(p.i)

@@ -33,7 +33,7 @@ EXACT_INDEX_LIMIT = 50_000   # above this many vectors the k-NN graph uses an ap
 
 
 # thresholds that count something (bits, keypoints, neighbours, edges): whole numbers
-_WHOLE = ("phash_distance", "candidate_distance", "min_inliers", "k", "min_cross_edges")
+_WHOLE = ("phash_distance", "candidate_distance", "gate_distance", "min_inliers", "k", "min_cross_edges")
 
 
 @dataclass
@@ -50,6 +50,8 @@ class Thresholds:
     rejects the rest without keypoints (on a 750-photo validation set, ``benchmarks/dedup_speed.py``'s, the groups
     stay the same for gates 0.80-0.94 and lose copies from 0.95: a copy below the gate, e.g. greyscale, still
     joins its group through its pHash edge to the original; ``None`` or no vectors: every candidate is checked);
+    ``gate_distance``: pHash pairs within this many bits pass the gate whatever their cosine (a greyscale copy
+    with a caption is 6 bits from its original, but its cosine is 0.2-0.4: the features see colour);
     ``k``: neighbours per image in the embedding stage; ``min_support``/``min_cross_edges``: the chaining guard.
     The defaults are the setting ``benchmarks/dedup_eval.py`` chose on its validation split (best pairwise F1 at
     precision >= 0.98); a model may carry its own calibrated setting in its card (:meth:`for_catalog`).
@@ -64,6 +66,7 @@ class Thresholds:
     min_containment: float = 0.0
     min_local: float | None = 0.92
     verify_similarity: float | None = 0.93
+    gate_distance: int = 10
     k: int = 10
     min_support: float = 0.5
     min_cross_edges: int = 2
@@ -233,9 +236,11 @@ def candidate_pairs(catalog: Catalog, t: Thresholds, index_kind: str = "auto", v
             for p, c in zip(undecided, np.einsum("ij,ij->i", v[i], v[j])):
                 p.cosine = float(c)
             if t.verify_similarity is not None and not verify_all:
-                todo = [p for p in undecided if p.cosine >= t.verify_similarity]
+                todo = []
                 for p in undecided:
-                    if p.cosine < t.verify_similarity:
+                    if p.cosine >= t.verify_similarity or (p.distance is not None and p.distance <= t.gate_distance):
+                        todo.append(p)
+                    else:
                         p.decided_by = "similarity_gate"
         gate["pairs"], gate["rejected"] = len(undecided), len(undecided) - len(todo)
     with timed(timings, "keypoints") as stage:
