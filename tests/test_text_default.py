@@ -97,3 +97,16 @@ def test_brand_text_reader_rows_apply_the_recognisers_text_decision_and_detectio
     rows = bench.reader_figures(floor["c"], queries, floor["f"], floor["p"])
     assert rows["cross_style_recall@1_wordmark"] == 0.0 and rows["brand_free_with_a_false_brand"] == 1.0
     assert rows["packaged_named_by_text"] == 0.0
+
+
+def test_the_reader_loads_without_network(monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    reader = TextReader(side=100)   # settings of its own: a fresh engine, its models read from RapidOCR's wheel
+    assert [ln.text for ln in reader.read([_text_image("Gitlab", size=(200, 50))])[0]] == ["Gitlab"]
+    assert reader.read([np.full((80, 80, 3), 250, np.uint8)]) == [[]]

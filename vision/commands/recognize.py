@@ -12,8 +12,9 @@ Defaults: the shipped pair, embedder ``brand_resnet10t`` with gallery ``simple_i
 below the gallery threshold; on stdout, or ``--out FILE`` (written as ``FILE.partial`` until the run finishes; a
 folder gets ``results.jsonl`` inside). ``--draw DIR`` saves an annotated PNG per image (``shelf.1.jpg`` ->
 ``000001_shelf.1.jpg.png``). The summary goes to stderr.
-``--read-text`` also reads the text on each logo (OCR, :mod:`vision.brands.ocr`; ``pip install 'vision-zoo[ocr]'``): a
-logo whose text names a gallery brand is that brand (its result carries ``text`` and ``source``).
+``--read-text`` also reads the text on each logo detected at confidence 0.3 or more (OCR, :mod:`vision.brands.ocr`;
+``pip install 'vision-zoo[ocr]'``): a logo whose text names a gallery brand is that brand (its result carries ``text``
+when read, and ``source``). Off by default: it costs more than the rest of the recogniser.
 A gallery with a detection rule for the detector (``vision build-gallery --detector``) decides on the detection
 confidence and the open-set score together; with another detector it warns and falls back to the threshold.
 Unreadable files are skipped and listed; a folder without images, or no readable image at all, exits non-zero.
