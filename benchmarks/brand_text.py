@@ -20,6 +20,13 @@ score), so every row sees the same detections, embeddings and OCR:
 - **brand-free val photos** (Grocery Store Fruit and Vegetables): the share with any accepted brand, and the
   detections the text named (what it read, and the brand).
 
+``--readers`` compares ways of *reading* instead (:data:`READERS`: crop framing, the text detector's input size, one
+line without the detector for wide boxes, ORT threads, a detection floor): cost beside the recogniser photo by photo,
+and cross-style Recall@1, false brands on brand-free photos and names read on packaged photos, on val only::
+
+    python -m benchmarks.brand_text --readers --data runs/brand_robustness/data --grocery $GROCERY \
+        --out runs/brand_text/readers.json
+
 The Grocery Store test split is never read.
 """
 
