@@ -88,8 +88,9 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         repository = Path(scratch) / "repository"
-        build_repository(["grocery_resnet10t", "logo_yolo11n"], repository, recognizer=True, env=runtime.env,
-                         instances=args.instances, log=print)
+        chosen = args.models.split(",")
+        build_repository([m for m in ("grocery_resnet10t", "logo_yolo11n") if m in chosen], repository,
+                         recognizer="brand_recognizer" in chosen, env=runtime.env, instances=args.instances, log=print)
         local = {name: vision.predictor(next((runtime_home() / "onnx").glob(f"{name}.*.onnx")))
                  for name in ("grocery_resnet10t", "logo_yolo11n")}
         recognizer = BrandRecognizer.from_pretrained(DEFAULT_EMBEDDER, DEFAULT_GALLERY, detector=DEFAULT_DETECTOR,
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
                 return run
 
             for model, paths in IMAGES.items():
-                if model not in args.models.split(","):
+                if model not in chosen:
                     continue
                 n = requests[model]
                 served(model)(paths[0])  # warm
