@@ -338,6 +338,7 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
     queries = json.loads((data / "cross_style" / "queries.json").read_text())
     images = [load_image(data / "cross_style" / q["image"]) for q in queries]
     truth = [q["brand"] for q in queries]
+    kinds = [q.get("kind", "icon") for q in queries]
     # one detector pass at the rule's floor; the threshold-only rows keep the detections at the detector's own
     # confidence (NMS keeps the same boxes above it)
     detected_floor = photo_detections(fx, detector, [data / "cross_style" / q["image"] for q in queries],
@@ -419,6 +420,7 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
             e2e_top1.append(q["brand"] in best)
             e2e_accepted.append(any(b == q["brand"] and ok for b, ok in zip(best, accept(s))))
         figures["end_to_end_recall@1"] = _share(e2e_top1)
+        figures["end_to_end_recall@1_by_kind"] = _share_by_kind(e2e_top1, kinds)
         figures["end_to_end_accepted_correct"] = _share(e2e_accepted)
         flagged, logos, accepted = 0, 0, 0
         for dets, vectors in photo_logos:
@@ -442,7 +444,7 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
                                            scored_sets(gallery, "train"), max_false_reject):
         row["open_set"][name] = rule_row(rule, how, gallery, scored_sets(gallery, "known"),
                                          scored_sets(gallery, "train"), scored_sets(gallery, "val"),
-                                         scored_sets(gallery, "cross"), oracle, truth)
+                                         scored_sets(gallery, "cross"), oracle, truth, kinds)
     timings["rules_s"] = round(time.perf_counter() - start, 1)
     row["train_photos_cohort_left_out"] = {name: left_out.get(id(variants.get(name, gallery)))
                                            for name in row["open_set"]}
@@ -536,7 +538,7 @@ def detection_rules(gallery: BrandGallery, detector, known: RuleSet, train: Rule
 
 
 def rule_row(rule: DetectionRule, how: str, gallery: BrandGallery, known: RuleSet, train: RuleSet, val: RuleSet,
-             cross: RuleSet, oracle: np.ndarray, truth: list[str]) -> dict:
+             cross: RuleSet, oracle: np.ndarray, truth: list[str], kinds: list[str] | None = None) -> dict:
     """The figures of a detection-rule row, with the threshold-only rows' keys (crop FAR: the val photos'
     detections, the only val crops with a detection score; FRR: known marks end to end)."""
     calibrated = rule_figures(rule, known, train, RULE_FLOOR)
@@ -554,7 +556,9 @@ def rule_row(rule: DetectionRule, how: str, gallery: BrandGallery, known: RuleSe
             "impostor_far_val_crops": on_val["far_detections"], "impostor_far_is": "val photo detections",
             "oracle_recall@1": _share([b == t for b, t in zip(best, truth)]),
             "oracle_accepted_correct": float("nan"), "oracle_frr": float("nan"),
-            "end_to_end_recall@1": _share(top1), "end_to_end_accepted_correct": on_val["known_accepted_correct"],
+            "end_to_end_recall@1": _share(top1),
+            "end_to_end_recall@1_by_kind": _share_by_kind(top1, kinds or ["icon"] * len(top1)),
+            "end_to_end_accepted_correct": on_val["known_accepted_correct"],
             "brand_free_photos": {"photos": val.photos, "detections": on_val["impostor_detections"],
                                   "accepted_as_a_brand": int(rule.accept(val.detection, val.open_set).sum()),
                                   "with_any_false_brand": on_val["far_photos"]}}
@@ -582,6 +586,12 @@ def brand_eval():
 def _share(values) -> float:
     values = np.asarray(values, bool)
     return round(float(values.mean()), 4) if len(values) else float("nan")
+
+
+def _share_by_kind(values, kinds: list[str]) -> dict[str, float]:
+    """:func:`_share` per query kind (``icon``, ``wordmark``: what the held-out icon draws)."""
+    values = np.asarray(values, bool)
+    return {kind: _share(values[[k == kind for k in kinds]]) for kind in sorted(set(kinds))}
 
 
 # --- model sets
@@ -650,8 +660,8 @@ def simple_icons_gallery(fx, batch_size: int = 128) -> BrandGallery:
 
 def summary_table(report: dict) -> str:
     """One markdown line per (row, open-set variant): the issue's goals side by side."""
-    head = ("| models | open set | e2e Recall@1 | e2e accepted+correct | oracle Recall@1 | known FRR | "
-            "known FRR end to end | impostor FAR (val crops) | brand-free photos with a false brand | "
+    head = ("| models | open set | e2e Recall@1 (icons / wordmarks) | e2e accepted+correct | oracle Recall@1 | "
+            "known FRR | known FRR end to end | impostor FAR (val crops) | brand-free photos with a false brand | "
             "detector mAP50 / 50-95 (cross-style) | Grocery brand R@1 (detected logos) |\n|" + "---|" * 11)
     lines = [head]
     for name, row in report["rows"].items():
@@ -659,7 +669,9 @@ def summary_table(report: dict) -> str:
         groc = row.get("grocery_packaged_goods", {}).get("detected_logos", {})
         for variant, f in row["open_set"].items():
             photos = f.get("brand_free_photos", {}).get("with_any_false_brand", float("nan"))
-            lines.append(f"| {name} | {variant} (thr {f['threshold']}) | {f['end_to_end_recall@1']:.3f} | "
+            by_kind = " / ".join(f"{v:.3f}" for v in f.get("end_to_end_recall@1_by_kind", {}).values())
+            lines.append(f"| {name} | {variant} (thr {f['threshold']}) | {f['end_to_end_recall@1']:.3f}"
+                         f"{f' ({by_kind})' if by_kind else ''} | "
                          f"{f['end_to_end_accepted_correct']:.3f} | {f['oracle_recall@1']:.3f} | {f['known_frr']:.3f}"
                          f"{' (found marks)' if 'known_frr_is' in f else ''} "
                          f"| {f.get('known_frr_end_to_end', float('nan')):.3f} | {f['impostor_far_val_crops']:.3f}"
