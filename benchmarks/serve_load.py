@@ -75,8 +75,8 @@ def main(argv=None) -> int:
     import tritonclient.grpc as grpc
 
     import vision
+    from vision.brands import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, DEFAULT_GALLERY
     from vision.brands.recognition import BrandRecognizer
-    from vision.commands.recognize import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, DEFAULT_GALLERY
     from vision.serving import TritonServer, build_repository, prepare_runtime
     from vision.serving.runtime import runtime_home
 

@@ -123,8 +123,8 @@ def test_light_choice_lists_agree_with_the_library():
     from vision.brands import gallery
     from vision.commands import build_gallery, export, extract, make_logo_dataset
     from vision.export import FORMATS
-    from vision.features import ENGINES
     from vision.predictors import BACKENDS
+    from vision.scale.engines import ENGINES
     from vision.synth import yolo
 
     assert set(export.FORMAT_NAMES) == set(FORMATS) and set(extract.BACKENDS) == set(BACKENDS)

@@ -137,11 +137,10 @@ def test_bf16_predictor_runs_torch_and_is_refused_for_exports(tiny, tmp_path, ca
 
 
 def test_benchmark_precision_adds_a_torch_bf16_row():
-    from vision.benchmarking import torch_precisions
-    from vision.commands import UsageError
+    from vision.benchmarking import BenchmarkError, torch_precisions
 
     assert torch_precisions(["torch", "ort-fp32"], "fp32,bf16") == ["torch", "torch-bf16", "ort-fp32"]
     assert torch_precisions(["torch"], "bf16") == ["torch-bf16"]
     assert torch_precisions(["ort-int8"], "bf16") == ["ort-int8"]
-    with pytest.raises(UsageError, match="--precision 'fp16'"):
+    with pytest.raises(BenchmarkError, match="--precision 'fp16'"):
         torch_precisions(["torch"], "fp16")

@@ -14,21 +14,22 @@ ROOT = Path(__file__).resolve().parents[1] / "vision"
 # "name." its submodules only, "name" the module and its submodules; the first layer with a match wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("=vision", "=vision.brands", "vision.fileio", "vision.names", "vision.arrays", "vision.store",
-              "vision.progress",
+              "vision.progress", "=vision.serving",
               "=vision.tasks", "vision.data.preprocessing",
               "vision.ultralytics_compat", "=vision.data")),
     ("nn", ("vision.models",)),
-    ("data", ("vision.data.", "vision.crops")),
+    ("data", ("vision.data.", "vision.crops", "vision.serving.images")),
     ("zoo", ("vision.zoo", "vision.tasks.cards", "vision.tasks.networks")),
     ("training", ("vision.training", "vision.reports")),
-    ("export", ("vision.export",)),
+    ("export", ("vision.export", "vision.serving.runtime", "vision.serving.repository",
+                "vision.serving.server")),  # the served repository is an export format
     ("inference", ("vision.inference", "vision.results", "vision.predictors",
                    "vision.features", "vision.brands.verification")),
     ("retrieval", ("vision.retrieval", "vision.brands.detection_rule", "vision.brands.gallery", "vision.brands.ocr",
                    "vision.brands.recognition")),
     ("tasks", ("vision.tasks.",)),
     ("apps", ("vision.brands.building", "vision.scale", "vision.dedup", "vision.clustering", "vision.benchmarking",
-              "vision.evaluation")),
+              "vision.evaluation", "vision.serving.models")),
     ("cli", ("vision.cli", "vision.commands", "vision.__main__")),
 ]
 LEAVES = ("vision.synth",)

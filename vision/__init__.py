@@ -29,7 +29,7 @@ _LAZY = {
     "build_gallery": "vision.brands.building",
     "cluster": "vision.clustering",
     "evaluate": "vision.evaluation",
-    "extract": "vision.features",
+    "extract": "vision.scale.engines",
     "list_galleries": "vision.zoo",
     "list_models": "vision.zoo",
     "load_model": "vision.zoo",
@@ -45,9 +45,10 @@ if TYPE_CHECKING:
     from vision.brands.recognition import BrandRecognizer
     from vision.clustering import cluster
     from vision.evaluation import evaluate
-    from vision.features import FeatureExtractor, extract
+    from vision.features import FeatureExtractor
     from vision.inference import ImageClassifier
     from vision.predictors import predictor
+    from vision.scale.engines import extract
     from vision.zoo import ModelCard, ZooError, list_galleries, list_models, load_model, save_model
 
 

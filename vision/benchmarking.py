@@ -27,6 +27,10 @@ BACKENDS = ("torch", "ort-fp32", "ort-int8", "trt-fp32", "trt-fp16")
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
+class BenchmarkError(ValueError):
+    """Benchmark options that do not fit together (reported by ``vision benchmark`` as a one-line error)."""
+
+
 def run(args, argv: list[str] | None = None) -> dict:
     """Benchmark every model of ``args.model`` (parsed by :func:`vision.commands.benchmark.parser`), print the
     Markdown tables, write ``args.out`` and return the result."""
@@ -52,12 +56,11 @@ def run(args, argv: list[str] | None = None) -> dict:
 
 def torch_precisions(wanted: list[str], precision: str) -> list[str]:
     """``wanted`` with the torch eager rows of ``--precision`` (``fp32,bf16``: ``torch`` then ``torch-bf16``)."""
-    from vision.commands import UsageError
     from vision.predictors import PRECISIONS
 
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
     if not precisions or set(precisions) - set(PRECISIONS):
-        raise UsageError(f"--precision {precision!r}: choose from {list(PRECISIONS)}, comma-separated")
+        raise BenchmarkError(f"--precision {precision!r}: choose from {list(PRECISIONS)}, comma-separated")
     if "torch" not in wanted:
         return wanted
     i = wanted.index("torch")
@@ -129,7 +132,6 @@ def make_predictor(name: str, model, scratch: Path, args) -> Predictor:
         import onnxruntime as ort
 
         if name == "ort-int8":
-            from vision.commands import note
             from vision.export.quantize import int8_cpu_warning, read_calibration_record
 
             if args.calib_dir is None:
@@ -138,7 +140,7 @@ def make_predictor(name: str, model, scratch: Path, args) -> Predictor:
                           quant_format=args.int8_format, **options)
             warning = int8_cpu_warning(read_calibration_record(path))
             if warning:
-                note(f"warning: {model.card.name}: {warning}")
+                print(f"warning: {model.card.name}: {warning}", file=sys.stderr)
         else:
             path = export(model, "onnx", scratch / f"{model.card.name}.onnx", **options)
         p = predictor(path, device="cpu")

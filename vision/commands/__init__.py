@@ -57,7 +57,8 @@ def _errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [UsageError, ZooError, ManifestError, ImageLoadError, NoImagesError,
                                          FileNotFoundError, MissingExtraError]
     for module, name in (("vision.export", "ExportError"), ("vision.brands.gallery", "GalleryError"),
-                         ("vision.models.detector", "ArchitectureError"), ("vision.serving.runtime", "ServingError")):
+                         ("vision.models.detector", "ArchitectureError"), ("vision.serving.runtime", "ServingError"),
+                         ("vision.benchmarking", "BenchmarkError")):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))
     return tuple(errors)

@@ -27,7 +27,7 @@ from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir
 
 # (vision.predictors.BACKENDS; spelled out so that --help loads no torch: tests/test_commands.py checks they agree)
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
-ENGINES = ("local", "ray", "lightning")  # vision.features.ENGINES
+ENGINES = ("local", "ray", "lightning")  # vision.scale.engines.ENGINES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                                         num_nodes=args.num_nodes)}.get(args.engine, {})
     with zoo_dir_scope(args.zoo_dir):  # model names are looked up in --zoo-dir, also by Ray actors and Lightning ranks
         from vision.export import ExportError
-        from vision.features import extract
         from vision.progress import progress_wanted
+        from vision.scale.engines import extract
 
         try:
             if args.engine == "local":

@@ -27,10 +27,10 @@ import json
 import sys
 from pathlib import Path
 
+from vision.brands import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, DEFAULT_GALLERY
 from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir, command_parser
 
 # the shipped pipeline: its gallery was built with its embedder and calibrated with its detector
-DEFAULT_EMBEDDER, DEFAULT_GALLERY, DEFAULT_DETECTOR = "brand_resnet10t", "simple_icons_gallery", "logo_yolo11n"
 
 
 def main(argv: list[str] | None = None) -> int:

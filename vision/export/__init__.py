@@ -47,7 +47,7 @@ def _export_tensorrt(model, path, **options):
 
 
 def _export_triton(model, path, **options):
-    from vision.export.triton import export_triton
+    from vision.serving.repository import export_triton
 
     return export_triton(model, path, **options)
 

@@ -1,7 +1,7 @@
 """Triton Inference Server model repositories: the network step of a served model (TensorRT plans on a GPU, ONNX
 files on Triton's ONNX Runtime backend) and the folder writer every served model folder goes through
 (:func:`write_model_folder`; the served layout around the network, image bytes in and ``vision predict``'s JSON out,
-is :mod:`vision.serving.repository`, written by :func:`export_triton`).
+is :mod:`vision.serving.repository`, written by its :func:`~vision.serving.repository.export_triton`).
 
 Layout written for ``write_triton_model(artifact, "export/triton")``::
 
@@ -458,41 +458,3 @@ def _parity(plan: Path) -> dict | None:
     """A plan's parity report, if it has one (a plan from ``build_engine`` alone has none; its sidecar is its
     integrity record)."""
     return read_parity_report(plan) if parity_report_path(plan).is_file() else None
-
-
-def export_triton(model, repository: str | Path, *, serving: str = "python", precision: str = "fp32",
-                  name: str | None = None, max_batch_size: int | None = None, instance_kind: str | None = None,
-                  instance_count: int = 1, batch=None, python_env: str | Path | None = None,
-                  **export_options) -> Path:
-    """Export ``model`` (ONNX, INT8 ONNX or a TensorRT plan, each through its parity gate) and add it to the Triton
-    repository ``repository`` as a served model that takes image bytes and answers ``vision predict``'s JSON
-    (:func:`vision.serving.repository.write_served_model`: ``NAME`` ensemble, ``NAME_pre``/``NAME_post`` Python
-    models around ``NAME_net``); returns the ensemble's folder. ``serving``: the network step, ``python`` (ONNX
-    Runtime inside Triton's Python backend: what ``vision serve``'s bundled server runs), ``onnxruntime`` (Triton's
-    ONNX Runtime backend) or ``tensorrt`` (GPU). ``python_env``: the ``EXECUTION_ENV_PATH`` of the Python models
-    (``vision serve`` gives its prepared one); without it they use the stub's default Python.
-    """
-    from vision.export.onnx import export_onnx
-    from vision.serving.repository import write_served_model
-
-    if serving not in ("python", "onnxruntime", "tensorrt"):
-        raise ExportError(f"unknown Triton serving backend {serving!r}; choose python, onnxruntime or tensorrt")
-    if name is not None:  # refused before the export, not after it
-        check_plain_name(name, "Triton model name", ExportError)
-    with tempfile.TemporaryDirectory(prefix="vision-triton-") as scratch:
-        if serving == "tensorrt":
-            from vision.export.tensorrt import export_tensorrt
-
-            artifact = export_tensorrt(model, Path(scratch) / "model.plan", precision=precision, batch=batch,
-                                       **export_options)
-        elif precision == "int8":
-            from vision.export.quantize import export_onnx_int8
-
-            artifact = export_onnx_int8(model, Path(scratch) / "model.onnx", **export_options)
-        elif precision == "fp32":
-            artifact = export_onnx(model, Path(scratch) / "model.onnx", **export_options)
-        else:
-            raise ExportError(f"ONNX Runtime serving takes precision fp32 or int8, not {precision!r}")
-        return write_served_model(artifact, repository, network=serving, name=name, env=python_env,
-                                  instances=instance_count, max_batch_size=max_batch_size,
-                                  instance_kind=instance_kind)[-1]

@@ -19,6 +19,8 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
+    "extract": "vision.scale.engines",
+    "ENGINES": "vision.scale.engines",
     "extract_with_ray": "vision.scale.ray_extract",
     "extract_with_lightning": "vision.scale.lightning_extract",
     "read_shards": "vision.scale.shards",

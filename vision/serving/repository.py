@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from vision.export.onnx import INPUT_NAME, ExportError
@@ -67,8 +68,6 @@ def _model_folders(name: str, repository: Path, network: str, env, cache: Path, 
 
     model = load_model(name)
     if network == "tensorrt":
-        from vision.export.triton import export_triton
-
         return [export_triton(model, repository, serving="tensorrt", python_env=env, instance_count=instances)]
     onnx_file = _cached_onnx(model, default_output(model.card), cache, log)
     return write_served_model(onnx_file, repository, network=network, env=env, instances=instances)
@@ -121,6 +120,43 @@ def write_served_model(artifact: str | os.PathLike, repository: str | os.PathLik
     return [pre, net, post, ensemble]
 
 
+def export_triton(model, repository: str | Path, *, serving: str = "python", precision: str = "fp32",
+                  name: str | None = None, max_batch_size: int | None = None, instance_kind: str | None = None,
+                  instance_count: int = 1, batch=None, python_env: str | Path | None = None,
+                  **export_options) -> Path:
+    """Export ``model`` (ONNX, INT8 ONNX or a TensorRT plan, each through its parity gate) and add it to the Triton
+    repository ``repository`` as a served model that takes image bytes and answers ``vision predict``'s JSON
+    (:func:`write_served_model`: ``NAME`` ensemble, ``NAME_pre``/``NAME_post`` Python
+    models around ``NAME_net``); returns the ensemble's folder. ``serving``: the network step, ``python`` (ONNX
+    Runtime inside Triton's Python backend: what ``vision serve``'s bundled server runs), ``onnxruntime`` (Triton's
+    ONNX Runtime backend) or ``tensorrt`` (GPU). ``python_env``: the ``EXECUTION_ENV_PATH`` of the Python models
+    (``vision serve`` gives its prepared one); without it they use the stub's default Python.
+    """
+    from vision.export.onnx import export_onnx
+
+    if serving not in ("python", "onnxruntime", "tensorrt"):
+        raise ExportError(f"unknown Triton serving backend {serving!r}; choose python, onnxruntime or tensorrt")
+    if name is not None:  # refused before the export, not after it
+        check_plain_name(name, "Triton model name", ExportError)
+    with tempfile.TemporaryDirectory(prefix="vision-triton-") as scratch:
+        if serving == "tensorrt":
+            from vision.export.tensorrt import export_tensorrt
+
+            artifact = export_tensorrt(model, Path(scratch) / "model.plan", precision=precision, batch=batch,
+                                       **export_options)
+        elif precision == "int8":
+            from vision.export.quantize import export_onnx_int8
+
+            artifact = export_onnx_int8(model, Path(scratch) / "model.onnx", **export_options)
+        elif precision == "fp32":
+            artifact = export_onnx(model, Path(scratch) / "model.onnx", **export_options)
+        else:
+            raise ExportError(f"ONNX Runtime serving takes precision fp32 or int8, not {precision!r}")
+        return write_served_model(artifact, repository, network=serving, name=name, env=python_env,
+                                  instances=instance_count, max_batch_size=max_batch_size,
+                                  instance_kind=instance_kind)[-1]
+
+
 def _cached_onnx(model, output: str, cache: Path, log) -> Path:
     """The model's ONNX export (with its parity report), made once per model sha256."""
     from vision.export.onnx import export_onnx, verify_recorded_digest
@@ -146,7 +182,7 @@ def _cached_onnx(model, output: str, cache: Path, log) -> Path:
 
 
 def _recognizer_folder(repository: Path, env) -> Path:
-    from vision.commands.recognize import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, DEFAULT_GALLERY
+    from vision.brands import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, DEFAULT_GALLERY
 
     options = {"embedder": DEFAULT_EMBEDDER, "gallery": DEFAULT_GALLERY, "detector": DEFAULT_DETECTOR,
                "backend": "torch"}
