@@ -60,6 +60,7 @@ class GallerySpec:
     merge: str = "all"
     icon_sets: Path | None = None
     wordmarks: int = 0
+    lockups: int = 0
     fonts: Path | None = None
     references: list[Path] = field(default_factory=list)
     calibrate: Path | None = None
@@ -105,6 +106,11 @@ class GallerySpec:
                                        f"{', '.join(str(a) for a in allowed if a is not None)}")
         if s.batch_size < 1:
             raise GallerySpecError(f"--batch-size {s.batch_size}: give at least 1")
+        for name in ("wordmarks", "lockups"):
+            if getattr(s, name) < 0:
+                raise GallerySpecError(f"--{name} {getattr(s, name)}: give 0 or more")
+            if getattr(s, name) and not s.simple_icons:
+                raise GallerySpecError(f"--{name} adds references to simple-icons brands: give --simple-icons too")
         if not s.folders and not s.simple_icons and not s.references:
             raise GallerySpecError("give --folder, --simple-icons and/or --references")
         if (s.queries or s.normalization not in (None, "none")) and not s.impostors:
@@ -150,7 +156,8 @@ def build_gallery(spec: GallerySpec | None = None, /, **options: Any) -> tuple[B
     spec = spec.checked()
     start = time.perf_counter()
     gallery, report = _build(spec)
-    report.update(threshold=gallery.threshold, out=None if spec.out is None else str(spec.out),
+    report.update(reference_kinds=kinds_summary(gallery), threshold=gallery.threshold,
+                  out=None if spec.out is None else str(spec.out),
                   wall_s=round(time.perf_counter() - start, 1))
     if spec.report is not None:
         write_report(report, spec.report)
@@ -173,11 +180,13 @@ def _build(spec: GallerySpec) -> tuple[BrandGallery, dict]:
                            "file listed in its folder's manifest")
     images: dict[str, list] = {}
     references: dict[str, list[str]] = {}
+    kinds: dict[str, list[str]] = {}     # per image its kind of artwork (vision.brands.gallery.REFERENCE_KINDS)
     for folder in spec.folders:
         samples, table = scan_image_folder(folder)
         for s in samples:
             images.setdefault(table.names[s.label], []).append(s.path)
             references.setdefault(table.names[s.label], []).append(folder.name)
+            kinds.setdefault(table.names[s.label], []).append("other")
     if spec.simple_icons:
         size = fx.card.data_config.input_size
         for slug, renders in simple_icons_renders(size, colors=spec.renders, progress=bar).items():
@@ -185,27 +194,36 @@ def _build(spec: GallerySpec) -> tuple[BrandGallery, dict]:
                 raise GalleryError(f"brand {slug!r} is both in a --folder and in simple-icons; rename one")
             images[slug] = renders
             references[slug] = ["simple-icons"] * len(renders)
+            kinds[slug] = ["symbol"] * len(renders)
     if spec.icon_sets is not None:
         if not spec.simple_icons:
             raise GalleryError("--icon-sets adds artwork styles to simple-icons brands: give --simple-icons too")
+        from vision.synth.styles import icon_kind
+
         for slug, renders in style_renders(spec.icon_sets, fx.card.data_config.input_size).items():
             images[slug] += [image for _, image in renders]
             references[slug] += [key for key, _ in renders]
-    if spec.wordmarks:
-        if not spec.simple_icons:
-            raise GalleryError("--wordmarks adds references to simple-icons brands: give --simple-icons too")
-        from vision.synth.wordmarks import load_fonts, wordmark_references
+            kinds[slug] += ["wordmark" if icon_kind(*key.split(":", 1)) == "wordmark" else "symbol"
+                            for key, _ in renders]
+    if spec.wordmarks or spec.lockups:   # the name as text, alone and beside the symbol, in the render colours
+        from vision.synth.wordmarks import load_fonts, lockup_references, wordmark_references
 
-        for slug, renders in wordmark_references(fx.card.data_config.input_size, brands=list(images),
-                                                 fonts=load_fonts(spec.fonts), count=spec.wordmarks,
-                                                 progress=bar).items():
-            images[slug] += [image for _, image in renders]
-            references[slug] += [key for key, _ in renders]
+        fonts = load_fonts(spec.fonts)
+        for make, count, kind in ((wordmark_references, spec.wordmarks, "wordmark"),
+                                  (lockup_references, spec.lockups, "lockup")):
+            if not count:
+                continue
+            for slug, renders in make(fx.card.data_config.input_size, brands=list(images), fonts=fonts, count=count,
+                                      progress=bar, colors=spec.renders).items():
+                images[slug] += [image for _, image in renders]
+                references[slug] += [key for key, _ in renders]
+                kinds[slug] += [kind] * len(renders)
     margin = CROP_MARGIN if spec.margin is None else spec.margin
     gallery = BrandGallery.for_model(fx, index=spec.index, threshold=spec.threshold,
                                      normalization=spec.normalization, topk=spec.topk, crop_margin=margin)
     if images:
-        gallery.add_images(fx, images, batch_size=spec.batch_size, merge=spec.merge, references=references)
+        gallery.add_images(fx, images, batch_size=spec.batch_size, merge=spec.merge, references=references,
+                           kinds=kinds)
     report = {"brands": len(gallery), "vectors": len(gallery.vectors), "dim": gallery.dim,
               "model": gallery.model_name}
     user_refs = reference_photos(spec.references)
@@ -406,6 +424,18 @@ def style_renders(folder: Path, size: int) -> dict[str, list[tuple]]:
     return out
 
 
+def kinds_summary(gallery) -> dict:
+    """How many brands hold each kind of reference (:data:`vision.brands.gallery.REFERENCE_KINDS`), and each
+    combination of kinds (``"symbol+wordmark+lockup"``); per brand they are in the gallery file
+    (:meth:`BrandGallery.reference_kinds`)."""
+    from collections import Counter
+
+    held = gallery.reference_kinds()
+    return {"brands_with": dict(Counter(k for kinds in held.values() for k in kinds)),
+            "combinations": dict(Counter("+".join(kinds) for kinds in held.values()).most_common()),
+            "vectors": dict(Counter(gallery.kinds))}
+
+
 def reference_photos(folders: list[Path]) -> dict[str, list[Path]]:
     """``{brand: [photo, ...]}`` of the ``--references`` folders (``<dir>/<brand>/*``)."""
     from vision.data.datasets import scan_image_folder
@@ -523,6 +553,11 @@ def write_report(report: dict, path: Path) -> None:
                          f"{r['far']:.3f}", f"{r['eer']:.3f}", str(r["gallery_brands"]), str(r["gallery_vectors"])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"gallery {report['out']} ({report['model']}): {report['brands']} brands, {report['vectors']} vectors"]
+    kinds = report.get("reference_kinds")
+    if kinds:
+        lines += ["reference kinds, brands holding each: " + ", ".join(f"{k} {n}" for k, n in
+                                                                       kinds["brands_with"].items()),
+                  "  combinations: " + ", ".join(f"{k} {n}" for k, n in kinds["combinations"].items())]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     cal = report.get("calibration", {})
     for name in ("before_references", "calibration"):

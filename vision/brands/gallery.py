@@ -20,6 +20,12 @@ score, calibrated for one detector (name and sha256 recorded) on known-brand pho
 otherwise.
 Galleries without one (all files written before it) keep the crop-only threshold.
 
+Each reference row also records its **kind** of artwork (:data:`REFERENCE_KINDS`: a ``symbol``, a ``wordmark`` (the
+name set as text), a ``lockup`` (symbol and name together), a ``photo`` of the brand, or ``other``), so a gallery
+says which kinds each brand has (:meth:`BrandGallery.reference_kinds`, metadata field ``reference_kinds``). A query
+of either kind then finds a reference like it: a wordmark on a package is compared with the brand's written name,
+not only with its symbol.
+
 ``crop_margin`` is how the recogniser frames each detected box before embedding it (:func:`vision.crops.square_crop`):
 the threshold and the detection rule were calibrated on crops framed that way, so the recogniser takes it from the
 gallery (default :data:`vision.crops.CROP_MARGIN`; files that do not record it were calibrated at 0.15).
@@ -69,6 +75,8 @@ UNKNOWN = "unknown"
 _FORMAT = 2                   # 2: references, background cohort, normalisation and the calibration record
 _READABLE_FORMATS = (1, 2)
 MERGES = ("all", "mean")      # how BrandGallery.from_images combines a brand's images (per reference)
+# what a reference row draws: the brand's symbol, its name as text, both together, a photo of it, or not known
+REFERENCE_KINDS = ("symbol", "wordmark", "lockup", "photo", "other")
 NORMALIZATIONS = ("none", "background", "topk")   # open-set score: see the module docstring
 UNIT_NORM_TOLERANCE = 1e-3    # stored vectors are normalised by add_many; a file whose rows are not was edited
 DIGEST_FIELD = "content_sha256"   # sha256 of every other array (names, dtypes, shapes, bytes): see content_sha256
@@ -135,6 +143,31 @@ class GalleryError(ValueError):
     """A gallery problem: empty, duplicate or missing brand, wrong embedding size, another model's gallery."""
 
 
+def reference_kind(reference: str) -> str:
+    """The kind of artwork (:data:`REFERENCE_KINDS`) a reference name says it is, for rows added without one:
+    ``wordmark:<font>`` and ``lockup:<font>-<layout>`` what they say, ``reference:<file>`` a photo, ``simple-icons``
+    and any other ``<set>:<icon>`` (an Iconify icon, as ``vision build-gallery --icon-sets`` names them) a symbol
+    (the builder passes the kind of the icons a set marks as spelling the name), a name without a colon other."""
+    prefix, colon, name = reference.partition(":")
+    if reference == "simple-icons":
+        return "symbol"
+    if not colon:
+        return "other"
+    if prefix in ("wordmark", "lockup"):
+        return prefix
+    if prefix == "reference":
+        return "photo"
+    return "symbol" if prefix and name else "other"
+
+
+def _checked_kinds(kinds: Sequence[str]) -> list[str]:
+    kinds = [str(k) for k in kinds]
+    bad = next((k for k in kinds if k not in REFERENCE_KINDS), None)
+    if bad is not None:
+        raise GalleryError(f"unknown reference kind {bad!r}; choose one of {REFERENCE_KINDS}")
+    return kinds
+
+
 class BrandGallery:
     """Brand names and their embeddings, searchable by inner product.
 
@@ -169,6 +202,7 @@ class BrandGallery:
         self._vectors = np.empty((0, self.dim), np.float32)
         self._owner: list[str] = []          # brand of each vector row
         self._reference: list[str] = []      # what each row was made from ("" when not recorded)
+        self._kind: list[str] = []           # the kind of artwork of each row (REFERENCE_KINDS)
         self._background = np.empty((0, self.dim), np.float32)   # impostor cohort for "background" scores
         self._index = None                   # rebuilt lazily after a change
 
@@ -181,21 +215,23 @@ class BrandGallery:
     @classmethod
     def from_images(cls, extractor: "FeatureExtractor", images: Mapping[str, Sequence], batch_size: int = 64,
                     merge: str = "all", references: Mapping[str, Sequence[str]] | None = None,
-                    **kwargs) -> "BrandGallery":
+                    kinds: Mapping[str, Sequence[str]] | None = None, **kwargs) -> "BrandGallery":
         """A gallery of ``{brand: [image, ...]}`` (paths, PIL images or arrays), embedded by ``extractor``.
 
         ``references`` names each image's reference (``{brand: [name per image]}``, e.g. its artwork style; default:
         one unnamed reference per brand). ``merge``: ``"all"`` keeps one vector per image (a brand scores its best
         one); ``"mean"`` stores one prototype per reference of a brand, the renormalised mean of its images'
-        embeddings (steadier when the images are renders of one mark in several colours).
+        embeddings (steadier when the images are renders of one mark in several colours). ``kinds``: each image's
+        kind of artwork (:data:`REFERENCE_KINDS`, ``{brand: [kind per image]}``; default: :func:`reference_kind`
+        of its reference name); ``"mean"`` merges images of one reference and kind.
         """
         gallery = cls.for_model(extractor, **kwargs)
-        gallery.add_images(extractor, images, batch_size=batch_size, merge=merge, references=references)
+        gallery.add_images(extractor, images, batch_size=batch_size, merge=merge, references=references, kinds=kinds)
         return gallery
 
     def add_images(self, extractor: "FeatureExtractor", images: Mapping[str, Sequence], batch_size: int = 64,
                    merge: str = "all", references: Mapping[str, Sequence[str]] | None = None,
-                   extend: bool = False) -> None:
+                   extend: bool = False, kinds: Mapping[str, Sequence[str]] | None = None) -> None:
         """Embed and add ``{brand: [image, ...]}`` (see :meth:`from_images`); ``extend`` adds references to brands
         already in the gallery (e.g. a user's photos of a simple-icons brand) instead of refusing them."""
         if merge not in MERGES:
@@ -203,20 +239,25 @@ class BrandGallery:
         if extractor.dim != self.dim:
             raise GalleryError(f"embedding size mismatch: model {extractor.card.name!r} makes {extractor.dim}-d "
                                f"embeddings, the gallery holds {self.dim}-d ones")
-        references = references or {}
-        for brand, names in references.items():
-            if len(names) != len(images.get(brand, ())):
-                raise GalleryError(f"brand {brand!r}: {len(names)} reference names for "
-                                   f"{len(images.get(brand, ()))} images")
-        keys = [(brand, references[brand][i] if brand in references else "")
-                for brand, brand_images in images.items() for i in range(len(brand_images))]
+        references, kinds = references or {}, kinds or {}
+        for what, given in (("reference names", references), ("reference kinds", kinds)):
+            for brand, names in given.items():
+                if len(names) != len(images.get(brand, ())):
+                    raise GalleryError(f"brand {brand!r}: {len(names)} {what} for {len(images.get(brand, ()))} "
+                                       "images")
+        keys = []   # (brand, reference, kind) per image
+        for brand, brand_images in images.items():
+            for i in range(len(brand_images)):
+                name = references[brand][i] if brand in references else ""
+                keys.append((brand, name, kinds[brand][i] if brand in kinds else reference_kind(name)))
         flat = [image for brand_images in images.values() for image in brand_images]
         if not flat:
             raise GalleryError("no images to add")
         vectors = extractor(flat, batch_size=batch_size)
         if merge == "mean":
             keys, vectors = mean_prototypes(keys, vectors)
-        self.add_many([b for b, _ in keys], vectors, references=[r for _, r in keys], extend=extend)
+        self.add_many([b for b, _, _ in keys], vectors, references=[r for _, r, _ in keys],
+                      kinds=[k for _, _, k in keys], extend=extend)
 
     @classmethod
     def from_folder(cls, extractor: "FeatureExtractor", folder: str | os.PathLike, **kwargs) -> "BrandGallery":
@@ -229,9 +270,11 @@ class BrandGallery:
             by_brand.setdefault(table.names[s.label], []).append(s.path)
         return cls.from_images(extractor, by_brand, **kwargs)
 
-    def add(self, brand: str, vectors, replace: bool = False, reference: str = "", extend: bool = False) -> None:
-        """Add ``brand`` with one or more embeddings (``(D,)`` or ``(N, D)``) of one ``reference``; an existing name
-        needs ``replace`` (drop its vectors first) or ``extend`` (keep them: one more reference)."""
+    def add(self, brand: str, vectors, replace: bool = False, reference: str = "", extend: bool = False,
+            kind: str | None = None) -> None:
+        """Add ``brand`` with one or more embeddings (``(D,)`` or ``(N, D)``) of one ``reference`` of ``kind``
+        (:data:`REFERENCE_KINDS`; default: :func:`reference_kind` of ``reference``); an existing name needs
+        ``replace`` (drop its vectors first) or ``extend`` (keep them: one more reference)."""
         vectors = np.asarray(vectors, np.float32)
         vectors = vectors[None] if vectors.ndim == 1 else vectors
         if len(vectors) == 0:
@@ -239,19 +282,24 @@ class BrandGallery:
         brand = str(brand).strip()
         if replace and brand in self:
             self.remove(brand)
-        self.add_many([brand] * len(vectors), vectors, references=[reference] * len(vectors), extend=extend)
+        self.add_many([brand] * len(vectors), vectors, references=[reference] * len(vectors),
+                      kinds=None if kind is None else [kind] * len(vectors), extend=extend)
 
     def add_many(self, brands: Sequence[str], vectors, references: Sequence[str] | None = None,
-                 extend: bool = False) -> None:
+                 extend: bool = False, kinds: Sequence[str] | None = None) -> None:
         """Add new brands in one go: ``brands[i]`` names row ``i`` of ``vectors`` (a brand may own several rows),
-        ``references[i]`` what that row was made from; ``extend`` allows brands already in the gallery."""
+        ``references[i]`` what that row was made from, ``kinds[i]`` its kind of artwork (default:
+        :func:`reference_kind` of the reference name); ``extend`` allows brands already in the gallery."""
         names = [str(b).strip() for b in brands]
         refs = [str(r) for r in (references if references is not None else [""] * len(names))]
+        kinds = _checked_kinds(kinds if kinds is not None else [reference_kind(r) for r in refs])
         vectors = as_vectors(vectors, self.dim, what="brand embeddings")
         if len(names) != len(vectors):
             raise GalleryError(f"{len(names)} brand names for {len(vectors)} embeddings")
         if len(refs) != len(names):
             raise GalleryError(f"{len(refs)} reference names for {len(names)} embeddings")
+        if len(kinds) != len(names):
+            raise GalleryError(f"{len(kinds)} reference kinds for {len(names)} embeddings")
         if any(not n for n in names):
             raise GalleryError("brand name is empty")
         if UNKNOWN in names:
@@ -267,6 +315,7 @@ class BrandGallery:
         self._vectors = np.concatenate([self._vectors, vectors / norms])
         self._owner += names
         self._reference += refs
+        self._kind += kinds
         self._index = None
 
     def set_background(self, vectors) -> None:
@@ -284,6 +333,7 @@ class BrandGallery:
         keep = np.array([o != brand for o in self._owner])
         self._vectors = self._vectors[keep]
         self._reference = [r for r, o in zip(self._reference, self._owner) if o != brand]
+        self._kind = [k for k, o in zip(self._kind, self._owner) if o != brand]
         self._owner = [o for o in self._owner if o != brand]
         self._index = None
 
@@ -306,6 +356,19 @@ class BrandGallery:
     def references(self) -> list[str]:
         """What each row of :attr:`vectors` was made from (a style, a reference file; ``""`` when not recorded)."""
         return list(self._reference)
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kind of artwork of each row of :attr:`vectors` (:data:`REFERENCE_KINDS`)."""
+        return list(self._kind)
+
+    def reference_kinds(self) -> dict[str, list[str]]:
+        """``{brand: [kind, ...]}``: the kinds of reference each brand holds, in :data:`REFERENCE_KINDS` order
+        (``{"github": ["symbol", "wordmark", "lockup"]}``); saved in the file's metadata as ``reference_kinds``."""
+        held: dict[str, set[str]] = {}
+        for brand, kind in zip(self._owner, self._kind):
+            held.setdefault(brand, set()).add(kind)
+        return {brand: [k for k in REFERENCE_KINDS if k in kinds] for brand, kinds in held.items()}
 
     @property
     def background(self) -> np.ndarray:
@@ -507,11 +570,12 @@ class BrandGallery:
                 "model_sha256": self.model_sha256, "threshold": self.threshold, "index": self.index_kind,
                 "hnsw_m": self.hnsw_m, "ef_search": self.ef_search, "nlist": self.nlist, "nprobe": self.nprobe,
                 "normalization": self.normalization, "topk": self.topk, "calibration": self.calibration,
-                "crop_margin": self.crop_margin}
+                "crop_margin": self.crop_margin, "reference_kinds": self.reference_kinds()}
         if self.detection_rule is not None:   # absent otherwise: files without a rule read as before
             meta["detection_rule"] = self.detection_rule.to_json()
         arrays = {"vectors": self._vectors, "owner": np.array(self._owner, dtype=str).reshape(len(self._owner)),
                   "reference": np.array(self._reference, dtype=str).reshape(len(self._reference)),
+                  "kind": np.array(self._kind, dtype=str).reshape(len(self._kind)),
                   "background": self._background, "meta": np.array(json.dumps(meta))}
         arrays[DIGEST_FIELD] = np.array(content_sha256(arrays))
         with atomic_path(path) as tmp:
@@ -575,6 +639,10 @@ class BrandGallery:
         gallery.detection_rule = meta["detection_rule"]
         gallery._vectors, gallery._owner = _gallery_rows(path, vectors, owner, gallery.dim)
         gallery._reference = _gallery_references(path, reference, len(gallery._owner))
+        gallery._kind = _gallery_kinds(path, data.get("kind"), gallery._reference)
+        if meta["reference_kinds"] is not None and meta["reference_kinds"] != gallery.reference_kinds():
+            raise GalleryError(f"{path}: metadata field 'reference_kinds' does not match the kinds of the rows (field "
+                               "'kind'): the file was edited after it was saved; build it again")
         gallery._background = _gallery_background(path, background, gallery.dim)
         if gallery.normalization == "background" and not len(gallery._background):
             raise GalleryError(f"{path}: metadata field 'normalization' is 'background' but field 'background' "
@@ -627,7 +695,7 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
     # files written before IVF support lack nlist/nprobe; format 1 files lack the open-set fields
     # and files written before the crop margin was recorded were calibrated on crops framed at the old default
     meta = {"nlist": None, "nprobe": 16, "normalization": "none", "topk": 5, "calibration": None,
-            "detection_rule": None, "crop_margin": LEGACY_CROP_MARGIN, **meta}
+            "detection_rule": None, "crop_margin": LEGACY_CROP_MARGIN, "reference_kinds": None, **meta}
 
     def bad(field: str, expected: str) -> GalleryError:
         shown = repr(meta[field]) if field in meta else "missing"
@@ -661,6 +729,10 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
         raise bad("crop_margin", "a number from 0 to 1")
     if meta["calibration"] is not None and not isinstance(meta["calibration"], dict):
         raise bad("calibration", "null or a JSON object")
+    kinds = meta["reference_kinds"]
+    if kinds is not None and not (isinstance(kinds, dict) and all(
+            isinstance(v, list) and all(k in REFERENCE_KINDS for k in v) for v in kinds.values())):
+        raise bad("reference_kinds", f"null or an object of brand: [kinds of {list(REFERENCE_KINDS)}]")
     if meta["detection_rule"] is not None:
         from vision.brands.detection_rule import DetectionRule, DetectionRuleError
 
@@ -711,6 +783,22 @@ def _gallery_references(path: Path, reference: np.ndarray | None, rows: int) -> 
         raise GalleryError(f"{path}: field 'reference' must be a 1-D array of {rows} names (one per vector), got "
                            f"{reference.dtype} {reference.shape}")
     return [str(r) for r in reference]
+
+
+def _gallery_kinds(path: Path, kind: np.ndarray | None, references: list[str]) -> list[str]:
+    """The ``kind`` array of a gallery file (one :data:`REFERENCE_KINDS` entry per vector row), checked; absent
+    (files written before it): each row's :func:`reference_kind`."""
+    if kind is None:
+        return [reference_kind(r) for r in references]
+    if kind.dtype.kind != "U" or kind.shape != (len(references),):
+        raise GalleryError(f"{path}: field 'kind' must be a 1-D array of {len(references)} reference kinds (one per "
+                           f"vector), got {kind.dtype} {kind.shape}")
+    kinds = [str(k) for k in kind]
+    bad = next((i for i, k in enumerate(kinds) if k not in REFERENCE_KINDS), None)
+    if bad is not None:
+        raise GalleryError(f"{path}: field 'kind' row {bad} is {kinds[bad]!r}; a reference kind is one of "
+                           f"{list(REFERENCE_KINDS)}")
+    return kinds
 
 
 def _gallery_background(path: Path, background: np.ndarray | None, dim: int) -> np.ndarray:

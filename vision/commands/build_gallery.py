@@ -28,7 +28,9 @@ threshold gives the lowest impostor false-accept rate (FAR) at a known false-rej
 impostor is calibrated against the others). ``--references DIR/<brand>/*`` adds each photo as one more reference
 of its brand (a brand scores its best reference), to simple-icons brands or new ones; the report then holds the
 figures before and after. ``--icon-sets DIR`` adds one reference per training-style icon of each simple-icons
-brand (see :mod:`vision.synth.styles`).
+brand (see :mod:`vision.synth.styles`). ``--wordmarks N`` and ``--lockups N`` add the brand's name set as text
+(alone, and beside or under its symbol) in N fonts; the gallery records which kinds of reference (symbol, wordmark,
+lockup, photo) each brand holds, and the report counts them.
 
 ``--detector NAME`` with ``--known-scenes DIR`` (whole photos with one known-brand mark each: ``DIR/queries.json``,
 ``[{"image", "brand", "box": [x1, y1, x2, y2]}]`` with images relative to DIR, as ``benchmarks/brand_robustness.py``
@@ -84,9 +86,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="Iconify sets folder: each --simple-icons brand drawn in a training style gets one more "
                          "reference per icon (the held-out evaluation styles are never used)")
     ap.add_argument("--wordmarks", type=int, default=0, metavar="N",
-                    help="each --simple-icons brand gets N more references: its title set as text "
-                         "(vision.synth.wordmarks; 0: none)")
-    ap.add_argument("--fonts", type=Path, help="fetched @fontsource fonts (tools/fetch_fonts.py) for --wordmarks, "
+                    help="each --simple-icons brand gets N more references: its title set as text in N fonts, each "
+                         "drawn in the --renders colours (vision.synth.wordmarks; 0: none)")
+    ap.add_argument("--lockups", type=int, default=0, metavar="N",
+                    help="each --simple-icons brand gets N more references: its symbol with its title beside it "
+                         "and under it, font by font, in the --renders colours (0: none)")
+    ap.add_argument("--fonts", type=Path, help="fetched @fontsource fonts (tools/fetch_fonts.py) for --wordmarks "
+                    "and --lockups, "
                     "added to the DejaVu/STIX faces inside matplotlib")
     ap.add_argument("--references", type=Path, action="append", default=[],
                     help="<dir>/<brand>/* reference photos: each one more reference of its brand (new or existing)")
@@ -145,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = GallerySpec(
         embedder=args.embedder, folders=args.folder, simple_icons=args.simple_icons, renders=args.renders,
-        merge=args.merge, icon_sets=args.icon_sets, wordmarks=args.wordmarks, fonts=args.fonts,
+        merge=args.merge, icon_sets=args.icon_sets, wordmarks=args.wordmarks, lockups=args.lockups,
+        fonts=args.fonts,
         references=args.references, calibrate=args.calibrate, queries=args.queries, impostors=args.impostors,
         normalization=args.normalization, topk=args.topk, frr=args.frr, threshold=args.threshold,
         detector=args.detector, verifier=args.verifier, verifier_power=args.verifier_power,

@@ -37,7 +37,8 @@ from vision.fileio import atomic_write_text
 from vision.synth.catalog import Brand
 
 __all__ = ["EVAL_STYLES", "ICON_SETS", "REFUSED_SETS", "IconSet", "IconSetError", "MatchReport", "PinnedSet",
-           "StyleIcon", "default_icon_sets_dir", "fetch_icon_sets", "icon_svg", "load_icon_set", "load_icon_sets",
+           "StyleIcon", "default_icon_sets_dir", "fetch_icon_sets", "icon_kind", "icon_svg", "load_icon_set",
+           "load_icon_sets",
            "match_brands", "match_key", "style_catalogue", "title_to_slug", "training_styles"]
 
 
@@ -269,7 +270,7 @@ def load_icon_set(path: str | os.PathLike, *, allow_non_commercial: bool = False
         if not all(isinstance(v, (int, float)) for v in box.values()) or box["width"] <= 0 or box["height"] <= 0:
             raise IconSetError(f"{file}: icons.{name} has a bad view box {box}")
         icons[name] = StyleIcon(prefix, name, entry["body"], float(box["left"]), float(box["top"]),
-                                float(box["width"]), float(box["height"]), kind=_kind(prefix, name))
+                                float(box["width"]), float(box["height"]), kind=icon_kind(prefix, name))
     aliases = {}
     for name, entry in (data.get("aliases") or {}).items():
         # aliases that flip or rotate are different drawings; the plain ones only add a name
@@ -372,7 +373,8 @@ _SET_RULES: dict[str, dict] = {
 }
 
 
-def _kind(prefix: str, name: str) -> str:
+def icon_kind(prefix: str, name: str) -> str:
+    """``"wordmark"`` when set ``prefix`` marks icon ``name`` as spelling the brand's name, else ``"icon"``."""
     marker = _SET_RULES.get(prefix, {}).get("wordmark")
     return "wordmark" if marker and marker in name.split("-") else "icon"
 

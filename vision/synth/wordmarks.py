@@ -10,6 +10,11 @@ or black/white, on a transparent ground or a light/dark/brand-coloured plate, ti
     rgba = render_wordmark(marks[0], 128)                  # HxWx4 uint8, longer side 128, for compositing
     image = canonical_wordmark(gallery_wordmarks(brand, fonts)[0], 96)    # 96x96x3 gallery image
     wordmark_references(96, fonts=fonts)                   # {slug: [("wordmark:dejavu-sans-bold", image), ...]}
+    lockup_references(96, fonts=fonts, count=2)            # symbol + title: [("lockup:dejavu-sans-bold-horizontal",
+                                                           #   image), ("lockup:dejavu-sans-bold-stacked", image)]
+
+A **lockup** is the brand's simple-icons symbol and its title set together, side by side (``horizontal``) or the
+title under the symbol (``stacked``), the way packaging and the held-out devicon wordmarks often print a brand.
 
 It is a **training** style (:data:`WORDMARK_STYLE`), never the held-out evaluation style
 (:data:`vision.synth.styles.EVAL_STYLES`). Every font's licence is recorded on its :class:`FontFace` and in
@@ -22,7 +27,7 @@ import io
 import json
 import os
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -35,11 +40,17 @@ from vision.synth.catalog import Brand, Color, list_brands
 from vision.synth.render import paste_centered
 from vision.synth.styles import fetch_npm_tarball
 
-__all__ = ["BUILTIN_FONTS", "CASES", "FONTSOURCE_FONTS", "SCHEMES", "WORDMARK_STYLE", "FontFace", "FontError",
-           "PinnedFont", "Wordmark", "canonical_wordmark", "default_fonts_dir", "fetch_fonts", "gallery_wordmarks",
-           "load_fonts", "render_wordmark", "wordmark_references", "wordmark_variants"]
+__all__ = ["BUILTIN_FONTS", "CASES", "FONTSOURCE_FONTS", "LOCKUP_LAYOUTS", "LOCKUP_STYLE", "SCHEMES",
+           "WORDMARK_STYLE", "FontFace", "FontError", "PinnedFont", "Wordmark", "canonical_lockup",
+           "canonical_wordmark", "default_fonts_dir", "fetch_fonts", "gallery_wordmarks", "load_fonts",
+           "lockup_references", "render_lockup", "render_wordmark", "wordmark_references", "wordmark_variants"]
 
 WORDMARK_STYLE = "wordmark"
+LOCKUP_STYLE = "lockup"
+LOCKUP_LAYOUTS: tuple[str, ...] = ("horizontal", "stacked")
+# lockup proportions, as fractions of the symbol's height: the title's height and the gap between the two
+_LOCKUP_TEXT = {"horizontal": 0.55, "stacked": 0.35}
+_LOCKUP_GAP = {"horizontal": 0.25, "stacked": 0.15}
 CASES: tuple[str, ...] = ("as-written", "upper", "lower")
 # (name, text colour, plate colour): None text colour = the brand colour; None plate = transparent ground
 SCHEMES: tuple[tuple[str, str, str | None], ...] = (
@@ -161,7 +172,8 @@ FONTSOURCE_FONTS: dict[str, PinnedFont] = {p.id: p for p in (
 _LICENSE_MARKERS = {"OFL-1.1": "SIL Open Font License", "Apache-2.0": "Apache License"}
 
 # the gallery's wordmark references, most preferred first: plain faces a reader would call "the name, written"
-_GALLERY_FONTS = ("dejavu-sans-bold", "dejavu-serif", "montserrat-800", "dejavu-sans")
+_GALLERY_FONTS = ("dejavu-sans-bold", "dejavu-serif", "montserrat-800", "dejavu-sans", "oswald-700",
+                  "roboto-slab-700", "merriweather-900")
 
 
 def default_fonts_dir() -> Path:
@@ -336,8 +348,8 @@ def wordmark_variants(brand: Brand, fonts: Sequence[FontFace], count: int,
 
 def gallery_wordmarks(brand: Brand, fonts: Sequence[FontFace], count: int = 2) -> list[Wordmark]:
     """The brand's wordmark references for a gallery: its title as written, in the brand colour, in up to ``count``
-    fonts (DejaVu Sans Bold, DejaVu Serif, Montserrat ExtraBold, DejaVu Sans, then the rest, as loaded), the
-    same every time."""
+    fonts (DejaVu Sans Bold, DejaVu Serif, Montserrat ExtraBold, DejaVu Sans, Oswald Bold, Roboto Slab Bold,
+    Merriweather Black, then the rest, as loaded; the ``@fontsource`` ones where fetched), the same every time."""
     by_key = {f.key: f for f in fonts}
     ordered = [by_key[k] for k in _GALLERY_FONTS if k in by_key] + [f for f in fonts if f.key not in _GALLERY_FONTS]
     out = []
@@ -400,27 +412,121 @@ def canonical_wordmark(mark: Wordmark, size: int, margin: float = 0.1) -> np.nda
     :func:`vision.synth.render.canonical_logo` draws marks. The canvas is the plate colour when the mark has a
     plate, else white, or dark grey when the text is light."""
     rgba = render_wordmark(mark, max(4, round(size * (1 - 2 * margin))))
-    if mark.plate is not None:
-        ground = mark.plate
+    return paste_centered(rgba, size, mark.plate if mark.plate is not None else _ground(mark.color))
+
+
+def _ground(color: Color) -> Color:
+    """The canvas a transparent-ground mark of ``color`` is shown on: white, or dark grey when the mark is light."""
+    luma = float(np.asarray(color, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255
+    return _DARK_CANVAS if luma > _LIGHT_LUMA else (255, 255, 255)
+
+
+def render_lockup(brand: Brand, mark: Wordmark, size: int, layout: str = "horizontal") -> np.ndarray:
+    """The brand's simple-icons symbol and ``mark`` (its title; drawn in ``mark.color``, on a transparent ground) as
+    one ``HxWx4`` uint8 RGBA lockup whose longer side is ``size``: the title right of the symbol, centred on it
+    (``horizontal``), or under it (``stacked``). Raises :class:`vision.synth.render.LogoRenderError` when the
+    symbol cannot be drawn."""
+    from vision.synth.render import render_logo
+
+    if layout not in LOCKUP_LAYOUTS:
+        raise ValueError(f"unknown lockup layout {layout!r}; choose from {LOCKUP_LAYOUTS}")
+    if size < 8:
+        raise ValueError(f"size must be >= 8, got {size}")
+    side = _RENDER_PX * 2
+    symbol = render_logo(brand, side, color=mark.color).astype(np.float32)
+    # the symbol's height sets the proportions, whatever its own aspect ratio
+    height = symbol.shape[0]
+    text = _text_mask(mark, _RENDER_PX)
+    text_h = max(2, round(_LOCKUP_TEXT[layout] * height))
+    text = cv2.resize(text, (max(1, round(text.shape[1] * text_h / text.shape[0])), text_h),
+                      interpolation=cv2.INTER_AREA)
+    gap = round(_LOCKUP_GAP[layout] * height)
+    if layout == "horizontal":
+        h, w = max(height, text_h), symbol.shape[1] + gap + text.shape[1]
+        alpha = np.zeros((h, w), np.float32)
+        top = (h - height) // 2
+        alpha[top:top + height, :symbol.shape[1]] = symbol[..., 3] / 255
+        top = (h - text_h) // 2
+        alpha[top:top + text_h, symbol.shape[1] + gap:] = np.maximum(alpha[top:top + text_h, symbol.shape[1] + gap:],
+                                                                     text)
     else:
-        luma = float(np.asarray(mark.color, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255
-        ground = _DARK_CANVAS if luma > _LIGHT_LUMA else (255, 255, 255)
-    return paste_centered(rgba, size, ground)
+        h, w = height + gap + text_h, max(symbol.shape[1], text.shape[1])
+        alpha = np.zeros((h, w), np.float32)
+        left = (w - symbol.shape[1]) // 2
+        alpha[:height, left:left + symbol.shape[1]] = symbol[..., 3] / 255
+        left = (w - text.shape[1]) // 2
+        alpha[height + gap:, left:left + text.shape[1]] = text
+    scale = size / max(h, w)
+    alpha = cv2.resize(alpha, (max(1, round(w * scale)), max(1, round(h * scale))),
+                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.empty((*alpha.shape, 4), np.float32)
+    out[..., :3] = mark.color          # colour everywhere: later resampling never bleeds a fringe
+    out[..., 3] = alpha * 255.0
+    return np.rint(np.clip(out, 0, 255)).astype(np.uint8)
 
 
-def wordmark_references(size: int, brands: Iterable[str] | None = None, fonts: Sequence[FontFace] | None = None,
-                        count: int = 2, progress: Callable[..., Iterable] | None = None
-                        ) -> dict[str, list[tuple[str, np.ndarray]]]:
-    """``{slug: [("wordmark:<font key>", image), ...]}``: gallery references of every simple-icons brand (or the
-    listed slugs), :func:`gallery_wordmarks` drawn by :func:`canonical_wordmark`; the shape of
-    ``vision.brands.building.style_renders`` so a gallery builder adds them the same way. ``fonts``
-    default to :func:`load_fonts` (the built-in faces). Brands no font covers are left out."""
+def canonical_lockup(brand: Brand, mark: Wordmark, size: int, layout: str = "horizontal",
+                     margin: float = 0.1) -> np.ndarray:
+    """The clean gallery image of a lockup (:func:`render_lockup`), centred on a square ``size x size`` ``HxWx3``
+    uint8 canvas as :func:`canonical_wordmark` draws wordmarks."""
+    rgba = render_lockup(brand, mark, max(8, round(size * (1 - 2 * margin))), layout)
+    return paste_centered(rgba, size, _ground(mark.color))
+
+
+def _colored(brand: Brand, marks: Sequence[Wordmark], colors: Sequence[str]) -> list[list[Wordmark]]:
+    """Per mark, one copy per render colour (``brand``, ``black``, ``white`` or ``#rrggbb``), on no plate."""
+    from vision.synth.render import render_color
+
+    fills = [render_color(c) or brand.rgb for c in colors]
+    return [[replace(m, color=fill, plate=None) for fill in fills] for m in marks]
+
+
+def _references(kind: str, size: int, brands: Iterable[str] | None, fonts: Sequence[FontFace] | None, count: int,
+                colors: Sequence[str], progress: Callable[..., Iterable] | None
+                ) -> dict[str, list[tuple[str, np.ndarray]]]:
+    from vision.synth.render import LogoRenderError
+
     fonts = list(fonts) if fonts is not None else load_fonts()
     wanted = None if brands is None else set(brands)
     catalogue = [b for b in list_brands() if wanted is None or b.slug in wanted]
     out: dict[str, list[tuple[str, np.ndarray]]] = {}
-    for brand in progress(catalogue, desc="wordmarks", unit="brand") if progress else catalogue:
-        marks = gallery_wordmarks(brand, fonts, count)
-        if marks:
-            out[brand.slug] = [(f"{WORDMARK_STYLE}:{m.font_key}", canonical_wordmark(m, size)) for m in marks]
+    for brand in progress(catalogue, desc=f"{kind}s", unit="brand") if progress else catalogue:
+        if kind == WORDMARK_STYLE:
+            marks = gallery_wordmarks(brand, fonts, count)
+            drawn = [(f"{kind}:{m.font_key}", [canonical_wordmark(c, size) for c in copies])
+                     for m, copies in zip(marks, _colored(brand, marks, colors))]
+        else:   # a lockup per (font, layout): both layouts of the first font, then of the next
+            marks = gallery_wordmarks(brand, fonts, -(-count // len(LOCKUP_LAYOUTS)))
+            pairs = [(i, layout) for i in range(len(marks)) for layout in LOCKUP_LAYOUTS][:count]
+            copies = _colored(brand, marks, colors)
+            try:
+                drawn = [(f"{kind}:{marks[i].font_key}-{layout}",
+                          [canonical_lockup(brand, c, size, layout) for c in copies[i]]) for i, layout in pairs]
+            except LogoRenderError:
+                drawn = []
+        refs = [(name, image) for name, images in drawn for image in images]
+        if refs:
+            out[brand.slug] = refs
     return out
+
+
+def wordmark_references(size: int, brands: Iterable[str] | None = None, fonts: Sequence[FontFace] | None = None,
+                        count: int = 2, progress: Callable[..., Iterable] | None = None,
+                        colors: Sequence[str] = ("brand",)) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """``{slug: [("wordmark:<font key>", image), ...]}``: gallery references of every simple-icons brand (or the
+    listed slugs), :func:`gallery_wordmarks` drawn by :func:`canonical_wordmark` once per render colour in
+    ``colors`` (``brand``, ``black``, ``white``, ``#rrggbb``: one name, several images, as a gallery merges a
+    symbol's colour renders); the shape of ``vision.brands.building.style_renders`` so a gallery builder adds them
+    the same way. ``fonts`` default to :func:`load_fonts` (the built-in faces). Brands no font covers are left
+    out."""
+    return _references(WORDMARK_STYLE, size, brands, fonts, count, colors, progress)
+
+
+def lockup_references(size: int, brands: Iterable[str] | None = None, fonts: Sequence[FontFace] | None = None,
+                      count: int = 2, progress: Callable[..., Iterable] | None = None,
+                      colors: Sequence[str] = ("brand",)) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """``{slug: [("lockup:<font key>-<layout>", image), ...]}``: ``count`` lockups per brand (symbol and title,
+    :func:`canonical_lockup`; both :data:`LOCKUP_LAYOUTS` of the first :func:`gallery_wordmarks` font, then of the
+    next), once per render colour, as :func:`wordmark_references`. Brands whose symbol does not render or whose
+    title no font covers are left out."""
+    return _references(LOCKUP_STYLE, size, brands, fonts, count, colors, progress)
