@@ -6,10 +6,12 @@
 products as hard negatives; 150 x (1 + 2) + 300 = 750 photos by default). Timed as the command runs (model load,
 read, hash, embed, search, cosine gate, keypoint check, grouping, report files); the features run on ONNX Runtime
 from an export made once beforehand (``vision export ... --output-kind features``, picked by ``backend=auto``),
-and on torch for comparison. ``--before REF`` adds the same command from commit ``REF`` (its ``vision`` package
-extracted with ``git archive`` and run in a child process each round, timed inside it: before/after on the same
-machine state). Prints images/s, the ratio to pHash, F1 (pairs in one group vs the truth) and each stage's
-images/s from ``summary.json``.
+from the INT8 export of the same features (``--format onnx-int8``, calibrated on train photos, given as
+``--model FILE``), and on torch for comparison (``--no-torch`` leaves it out). ``--before REF`` adds the same
+command from commit ``REF`` (its ``vision`` package extracted with ``git archive`` and run in a child process each
+round, timed inside it: before/after on the same machine state; ``--before-backend auto``: its fp32 ONNX features).
+Prints images/s, the ratio to pHash, F1 (pairs in one group vs the truth) and each stage's images/s from
+``summary.json``.
 
     python -m benchmarks.dedup_speed --end-to-end --out runs/dedup_speed --repeats 3 --before 30a72c9
 
@@ -111,18 +113,18 @@ def plain_phash(paths: list[str]) -> None:
             imagehash.phash(image)
 
 
-def dedup_args(folder: Path, out: Path, extra: list[str]) -> list[str]:
-    return ["--images", str(folder), "--model", MODEL, "--out", str(out), "--no-progress", *extra]
+def dedup_args(folder: Path, out: Path, extra: list[str], model: str = MODEL) -> list[str]:
+    return ["--images", str(folder), "--model", model, "--out", str(out), "--no-progress", *extra]
 
 
-def ours(folder: Path, out: Path, extra: list[str]) -> dict:
+def ours(folder: Path, out: Path, extra: list[str], model: str = MODEL) -> dict:
     """``vision dedup`` in this process; its JSON report (with the wall time)."""
     from vision.commands.dedup import main
 
     stdout = io.StringIO()
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
-        main(dedup_args(folder, out, extra))
+        main(dedup_args(folder, out, extra, model))
     return json.loads(stdout.getvalue()) | {"wall_s": time.perf_counter() - t0}
 
 
@@ -179,16 +181,26 @@ def end_to_end(args) -> int:
         exports.mkdir(exist_ok=True)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             export(["--model", MODEL, "--format", "onnx", "--output-kind", "features", "--out", str(exports)])
-    os.environ["VISION_EXPORT_DIR"] = str(exports)   # backend=auto picks the export
+    int8 = exports / f"{MODEL}.features.int8.onnx"
+    if not int8.is_file():   # calibrated on the train photos, the gate on val photos (as benchmarks/int8_isa.py)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            export(["--model", MODEL, "--format", "onnx-int8", "--output-kind", "features", "--out", str(int8),
+                    "--calib-dir", str(args.data / "train"), "--parity-dir", str(args.data / "val")])
+    os.environ["VISION_EXPORT_DIR"] = str(exports)   # backend=auto picks the (fp32) export
     runs = {"plain imagehash.phash (1 thread, no search)": lambda: plain_phash(paths),
             "vision dedup (ONNX Runtime features)": lambda: ours(folder, args.out / "ours_ort", []),
+            "vision dedup (ONNX Runtime INT8 features)": lambda: ours(folder, args.out / "ours_int8", [],
+                                                                       str(int8)),
             "vision dedup (torch features)": lambda: ours(folder, args.out / "ours_torch", ["--backend", "torch"])}
+    if args.no_torch:
+        del runs["vision dedup (torch features)"]
     if args.before:
         tree = before_tree(args.before, args.out)
-        runs[f"vision dedup at {args.before} (torch features, as measured in issue 25)"] = lambda: before(
-            tree, folder, args.out / "before", ["--backend", "torch"])
+        features = "torch" if args.before_backend == "torch" else "ONNX Runtime"
+        runs[f"vision dedup at {args.before} ({features} features)"] = lambda: before(
+            tree, folder, args.out / "before", ["--backend", args.before_backend])
     names = list(runs)
-    for name in names[1:3]:   # warm-up: this process's first imports, the model's first batch
+    for name in names[1:3 if args.no_torch else 4]:   # warm-up: first imports, each model's first batch
         runs[name]()
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     reports: dict[str, dict] = {}
@@ -202,7 +214,8 @@ def end_to_end(args) -> int:
                 reports[name] = got
     wall = time.perf_counter() - started
     phash_s = statistics.median(seconds[names[0]])
-    outs = {names[1]: "ours_ort", names[2]: "ours_torch"} | ({names[3]: "before"} if args.before else {})
+    outs = dict(zip(names[1:], ["ours_ort", "ours_int8"] + ([] if args.no_torch else ["ours_torch"])
+                    + (["before"] if args.before else [])))
     print(f"{len(paths)} images ({args.originals} originals x (1 + {args.edits} edits) + {args.negatives} "
           f"negatives, {args.split} split); median of {args.repeats} interleaved rounds; {os.cpu_count()} CPUs; "
           f"{wall:.0f} s of rounds")
@@ -239,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--negatives", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--before", metavar="REF", help="--end-to-end: also time vision dedup as of this commit")
+    ap.add_argument("--no-torch", action="store_true", help="--end-to-end: leave out the torch features row")
+    ap.add_argument("--before-backend", default="torch", choices=("torch", "auto"),
+                    help="--before: its features on torch, or 'auto' (the fp32 ONNX export)")
     args = ap.parse_args(argv)
     if args.end_to_end:
         return end_to_end(args)

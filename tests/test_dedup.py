@@ -356,9 +356,9 @@ class RecordingVerifier:
 
         self.verifier, self.asked = Verifier(), []
 
-    def score_pairs(self, pairs, workers=1):
+    def score_pairs(self, pairs, workers=1, mirror=None):
         self.asked += [tuple(sorted(Path(p).name for p in pair)) for pair in pairs]
-        return self.verifier.score_pairs(pairs, workers)
+        return self.verifier.score_pairs(pairs, workers, mirror)
 
 
 def test_cascade_decides_each_pair_at_the_cheapest_stage(dataset):
@@ -459,3 +459,70 @@ def test_close_phash_pairs_pass_the_cosine_gate(dataset):
     assert pair.decided_by == "keypoints" and pair.edge(t) is not None
     (gated,) = [p for p in candidate_pairs(colour_blind, replace(t, gate_distance=4)) if {p.i, p.j} == {a, b}]
     assert gated.decided_by == "similarity_gate" and gated.edge(t) is None
+
+
+def test_mirror_alignment_only_where_the_mirrored_phash_is_closer(dataset):
+    """A mirrored copy is closer to its original mirrored than direct in pHash; the keypoint check tries the
+    mirrored alignment only for such pairs (``mirror_margin``) and still accepts the copy."""
+    from dataclasses import replace
+
+    from vision.dedup.verify import Verifier
+
+    folder, _, catalog = dataset
+    ids = [Path(i).name for i in catalog.ids]
+    a, m = ids.index("g3_orig.jpg"), ids.index("g3_mirror.jpg")
+    assert hamming_distance(catalog.mirrored[a], catalog.hashes[m]) < hamming_distance(catalog.hashes[a],
+                                                                                        catalog.hashes[m])
+    verifier = Verifier()
+    orig, mirror = str(folder / "g3_orig.jpg"), str(folder / "g3_mirror.jpg")
+    assert verifier.score(orig, mirror, mirror=False).ncc < 0.9 < verifier.score(orig, mirror).ncc
+    t = Thresholds(phash_distance=None, verify_similarity=None)   # every candidate to the keypoint check
+    timings: dict = {}
+    pairs = {tuple(sorted((ids[p.i], ids[p.j]))): p for p in candidate_pairs(catalog, t, timings=timings)}
+    assert pairs["g3_mirror.jpg", "g3_orig.jpg"].edge(t) is not None
+    skipped = timings["keypoints"]["mirror_skipped"]
+    assert 0 < skipped < timings["keypoints"]["pairs"]
+    # the same groups as with the mirror always tried (an edge between two copies may go: rotate vs mirror)
+    always = find_duplicates(catalog, replace(t, mirror_margin=None))
+    assert sorted(map(sorted, find_duplicates(catalog, t).groups())) == sorted(map(sorted, always.groups()))
+
+
+def test_verifier_floors_change_no_decision(dataset):
+    """Under find_duplicates' thresholds the verifier leaves out the signals that cannot change a decision (the NCC
+    under min_inliers, the local score under verify): every pair is decided as with every signal measured."""
+    from vision.dedup.verify import Verifier
+
+    folder, _, catalog = dataset
+    t = Thresholds()
+    pairs = [(catalog.ids[p.i], catalog.ids[p.j]) for p in candidate_pairs(catalog, Thresholds(verify=None))
+             if not p.exact]
+    full = Verifier().score_pairs(pairs, workers=2)
+    floored = Verifier(min_inliers=t.min_inliers, local_from=t.verify).score_pairs(pairs, workers=2)
+
+    def accepted(c):
+        return c.ncc >= t.verify and c.inliers >= t.min_inliers and c.local >= t.min_local
+
+    assert [accepted(c) for c in full] == [accepted(c) for c in floored] and any(map(accepted, full))
+    assert all(c.ncc == -1 for c in floored if c.inliers < t.min_inliers)
+    assert all(c.local == -1 for c in floored if c.ncc < t.verify)
+    assert sum(c.local != -1 for c in floored) < sum(c.local != -1 for c in full) or \
+        all(c.ncc >= t.verify for c in full if c.local != -1)
+
+
+def test_scan_thumbnails_spare_the_check_a_second_decode(dataset, monkeypatch):
+    import vision.data.io
+    from vision.dedup.verify import Verifier
+
+    folder, _, _ = dataset
+    paths = [str(folder / f"g1_{e}.jpg") for e in ("orig", "crop", "mirror")]
+    catalog = scan_images(paths, thumbnails=True)
+    assert set(catalog.thumbnails) == set(paths) and scan_images(paths).thumbnails is None
+    pairs = [(paths[0], paths[1]), (paths[0], paths[2])]
+    decoded = Verifier().score_pairs(pairs)
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("the check decoded an image the scan kept")
+
+    monkeypatch.setattr(vision.data.io, "load_image", no_decode)
+    assert Verifier(thumbnails=catalog.thumbnails).score_pairs(pairs) == decoded
+    assert decoded[0].ncc > 0.95 and decoded[1].ncc > 0.95

@@ -54,8 +54,8 @@ def thresholds_from(args, base=None):
 
     t = asdict(base or Thresholds())
     for name in ("phash_distance", "similarity", "verify", "candidate_distance", "candidate_similarity",
-                 "min_inliers", "min_containment", "min_local", "verify_similarity", "gate_distance", "k",
-                 "min_support"):
+                 "min_inliers", "min_containment", "min_local", "verify_similarity", "gate_distance",
+                 "mirror_margin", "k", "min_support"):
         value = getattr(args, name)
         if value is not None:
             t[name] = None if value in ("off", -1) else value
@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                     "the keypoint check (the cheaper cosine gate rejects the rest; 'off': check every candidate)")
     th.add_argument("--gate-distance", type=int, help="pHash pairs within this many bits pass the cosine gate "
                                                        "whatever their cosine")
+    th.add_argument("--mirror-margin", type=off_or(int), help="the keypoint check tries a pair's mirrored "
+                    "alignment only where the mirror image's pHash is within this many bits of the direct "
+                    "distance or closer ('off': always)")
     th.add_argument("--k", type=int, help="neighbours per image in the embedding stage")
     th.add_argument("--min-support", type=float, help="chaining guard: share of cross edges to merge two groups")
     ap.add_argument("--index-kind", default="auto", choices=("auto", "flat", "ivf", "hnsw"))
@@ -136,16 +139,17 @@ def listed(args, items: list[str] | None):
     return image_inputs(items, allow_outside=args.allow_outside_paths) if items is not None else None
 
 
-def scan_inputs(args, images, model: str | None, features=None):
+def scan_inputs(args, images, model: str | None, features=None, thumbnails: bool = False):
     """The catalog of ``images`` (from :func:`listed`) and/or ``features`` as the dedup and cluster commands read
-    it: the common flags (backend, device, batch size, workers, progress) from ``args``."""
+    it: the common flags (backend, device, batch size, workers, progress) from ``args``; ``thumbnails``: keep what
+    the keypoint check compares of each image."""
     from vision.dedup import ModelId, scan_images
 
     features_model = getattr(args, "features_model", None)
     return scan_images(images, model=model, features=features,
                        features_model=ModelId(features_model) if features_model else None,
                        backend=args.backend, device=args.device, batch_size=args.batch_size,
-                       progress=not args.no_progress, workers=args.workers)
+                       progress=not args.no_progress, workers=args.workers, thumbnails=thumbnails)
 
 
 def note_unreadable(skipped: list) -> None:
@@ -164,7 +168,8 @@ def count_reasons(rows: list[dict]) -> dict[str, int]:
 def report(args) -> int:
     from vision.dedup import CatalogIndex, Thresholds, find_duplicates, write_report
 
-    catalog = scan_inputs(args, listed(args, args.images), args.model, args.features)
+    catalog = scan_inputs(args, listed(args, args.images), args.model, args.features,
+                          thumbnails=args.out is not None and args.verify != "off")
     if args.save_features is not None:
         save_features(catalog, args.save_features)
     t = thresholds_from(args, Thresholds.for_catalog(catalog))

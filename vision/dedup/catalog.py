@@ -20,6 +20,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 WINDOW = 512  # images read ahead by the worker threads
+# the keypoint check's grey thumbnails the scan keeps, at most (256 x 256 bytes each: 16k images); beyond it the
+# check decodes the rest again
+THUMBNAIL_BYTES = 1 << 30
 CALIBRATION_KEY = "dedup_thresholds"  # card.config key holding the thresholds calibrated for a model
 
 
@@ -64,6 +67,7 @@ class Catalog:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     calibrated: dict | None = None  # the thresholds calibrated for ``model`` (its card's config.dedup_thresholds)
     timings: dict = field(default_factory=dict)  # scan stage -> {"seconds"}: read (decode, sha256, pHash), embed
+    thumbnails: dict | None = None  # id -> the keypoint check's thumbnail (vision.dedup.verify.thumbnail)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -107,17 +111,20 @@ def unlistable_name(path) -> str | None:
 def scan_images(source, model: str | None = None, features: str | os.PathLike | Sequence | None = None,
                 features_model: ModelId | None = None, backend: str = "auto", device: str | None = None,
                 batch_size: int = 64, draft_size: int = 256, progress: bool = False,
-                workers: int | None = None) -> Catalog:
+                workers: int | None = None, thumbnails: bool = False) -> Catalog:
     """Read every image once: sha256, pHash pair and size; feature vectors from ``model`` (a zoo name or export)
     or from ``features`` files (``.npy`` + ``.ids.txt``, each with a ``.model.json`` sidecar, else from
     ``features_model``; ``source=None`` reads the images their ids name). Unreadable images are listed in
     ``skipped``; none readable is a :class:`DedupError`. ``progress``: a bar on stderr when it is a terminal.
     ``workers``: threads reading, hashing and decoding images (default: one per CPU core, at most 8); the order of
-    the catalog is the order of the input either way."""
+    the catalog is the order of the input either way. ``thumbnails``: also keep each image's grey thumbnail for the
+    keypoint check (up to :data:`THUMBNAIL_BYTES`; with the check's ``draft_size`` only), so it decodes nothing
+    again."""
     from PIL import Image
 
     from vision.data.io import ImageLoadError, load_image
     from vision.dedup.hashing import phash
+    from vision.dedup.verify import SIDE, thumbnail
     from vision.fileio import sha256_file
     from vision.progress import progress_bar
 
@@ -133,6 +140,10 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
 
         extractor = FeatureExtractor.from_pretrained(model, backend=backend, device=device)
     ids, shas, hashes, pixels, nbytes, chunks, skipped, pending = [], [], [], [], [], [], [], []
+    # the same decode as the check's own (draft_size=SIDE), so a kept thumbnail is the one it would make
+    thumbs: dict | None = {} if thumbnails and draft_size == SIDE else None
+    room = [thumbs is not None]   # workers stop making thumbnails once the budget is spent
+    kept_bytes = 0
 
     embed_s = 0.0
 
@@ -154,7 +165,8 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
             image = load_image(path, draft_size=draft_size)
             with Image.open(path) as im:
                 size = im.size
-            return path, (image, size, sha256_file(path), phash(image), os.path.getsize(path))
+            thumb = thumbnail(image) if room[0] else None
+            return path, (image, size, sha256_file(path), phash(image), os.path.getsize(path), thumb)
         except ImageLoadError as e:
             return path, e.reason
         except OSError as e:
@@ -169,7 +181,11 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
             if isinstance(got, str):
                 skipped.append((path, got))
                 continue
-            image, size, sha, pair, size_bytes = got
+            image, size, sha, pair, size_bytes, thumb = got
+            if thumb is not None and room[0]:
+                thumbs[path] = thumb
+                kept_bytes += thumb[0].nbytes
+                room[0] = kept_bytes < THUMBNAIL_BYTES
             ids.append(path)
             shas.append(sha)
             hashes.append(pair)
@@ -203,7 +219,7 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
         calibrated = zoo_calibration(model_id)
     h = np.asarray(hashes, np.uint64).reshape(-1, 2)
     return Catalog(ids, shas, h[:, 0].copy(), h[:, 1].copy(), np.asarray(pixels, np.int64),
-                   np.asarray(nbytes, np.int64), vectors, model_id, skipped, calibrated, timings)
+                   np.asarray(nbytes, np.int64), vectors, model_id, skipped, calibrated, timings, thumbs)
 
 
 def read_ahead(pool, fn, items, window: int):

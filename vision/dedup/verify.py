@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -45,16 +45,33 @@ class Check(NamedTuple):
 NO_MATCH = Check(0, -1.0, 0.0)
 
 
+def thumbnail(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """What the check compares of an image decoded with ``draft_size=SIDE``: ``(grey, upsampling)``, the grey image
+    with its longer side resized to :data:`SIDE` and how much that enlarged it (1 for images at least that large).
+    The dedup scan keeps these for the images it reads (:func:`vision.dedup.scan_images`), so the check decodes
+    nothing a second time."""
+    import cv2
+
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    s = SIDE / max(grey.shape)
+    return cv2.resize(grey, None, fx=s, fy=s, interpolation=cv2.INTER_AREA), max(1.0, s)
+
+
 class Verifier:
     """Scores pairs of image paths; keeps each image's keypoints for the pairs it appears in (``cache`` entries
     at most, oldest dropped first), so keypoints are computed once per image, not once per pair. Safe to call from
     several threads (:meth:`score_pairs` runs a pool of them: OpenCV and faiss release the GIL)."""
 
-    def __init__(self, features: int = 500, ratio: float = 0.8, cache: int = 4096):
+    def __init__(self, features: int = 500, ratio: float = 0.8, cache: int = 4096, min_inliers: int = MIN_MATCHES,
+                 local_from: float = LOCAL_FROM, thumbnails: Mapping[str, tuple[np.ndarray, float]] | None = None):
         import cv2
 
         self.cv2 = cv2
+        self.thumbnails = thumbnails or {}   # path -> thumbnail() of it, read instead of decoding the file
         self.features, self.ratio, self.cache_size = features, ratio, cache
+        # below these the pair cannot be accepted: alignment without the NCC under min_inliers, and no local score
+        # under local_from (find_duplicates sets them to its thresholds; the defaults measure every signal)
+        self.min_inliers, self.local_from = max(MIN_MATCHES, int(min_inliers)), float(local_from)
         self.cache: dict[tuple[str, bool], tuple] = {}
         self._local = threading.local()   # an ORB detector per thread (OpenCV's detectors are not shared safely)
         self._lock = threading.Lock()
@@ -68,13 +85,13 @@ class Verifier:
                 return self.cache[key]
         from vision.data.io import ImageLoadError, load_image
 
-        try:
-            rgb = load_image(path, draft_size=SIDE)
-        except (ImageLoadError, OSError):
-            return self._keep(key, None)
-        grey = self.cv2.cvtColor(rgb, self.cv2.COLOR_RGB2GRAY)
-        s = SIDE / max(grey.shape)
-        grey = self.cv2.resize(grey, None, fx=s, fy=s, interpolation=self.cv2.INTER_AREA)
+        kept = self.thumbnails.get(path)
+        if kept is None:
+            try:
+                kept = thumbnail(load_image(path, draft_size=SIDE))
+            except (ImageLoadError, OSError):
+                return self._keep(key, None)
+        grey, upsampling = kept
         if mirrored:
             grey = np.ascontiguousarray(grey[:, ::-1])
         orb = getattr(self._local, "orb", None)
@@ -82,7 +99,7 @@ class Verifier:
             orb = self._local.orb = self.cv2.ORB_create(nfeatures=self.features)
         kp, des = orb.detectAndCompute(grey, None)
         points = np.float32([k.pt for k in kp]).reshape(-1, 2)
-        return self._keep(key, (points, des, grey, max(1.0, s)))
+        return self._keep(key, (points, des, grey, upsampling))
 
     def _keep(self, key, value):
         with self._lock:
@@ -116,7 +133,7 @@ class Verifier:
             return NO_MATCH
         inliers = inliers.ravel().astype(bool)
         count = int(inliers.sum())
-        if count < MIN_MATCHES:
+        if count < self.min_inliers:
             return Check(count, -1.0, 0.0)
         warped, valid = _warp(ga, pa, gb, pb, transform)
         hull_a = _hull(ga.shape, pa)
@@ -127,16 +144,17 @@ class Verifier:
         if valid.sum() < 400:
             return Check(count, -1.0, 0.0)
         score = _ncc(ga.astype(np.float32)[valid], warped[valid], TRIM)
-        local = _local(a, b, transform, (warped, valid)) if score >= LOCAL_FROM else -1.0
+        local = _local(a, b, transform, (warped, valid)) if score >= self.local_from else -1.0
         return Check(count, score, containment, local)
 
-    def score(self, path_a: str, path_b: str) -> Check:
-        """The :class:`Check` of the better of ``b`` against ``a`` and against ``a`` mirrored (by NCC)."""
+    def score(self, path_a: str, path_b: str, mirror: bool = True) -> Check:
+        """The :class:`Check` of the better of ``b`` against ``a`` and against ``a`` mirrored (by NCC); the mirror
+        is tried only when the direct alignment is not confident, and never with ``mirror=False``."""
         b = self._features(path_b, False)
         if b is None:
             return NO_MATCH
         best = NO_MATCH
-        for mirrored in (False, True):
+        for mirrored in (False, True) if mirror else (False,):
             a = self._features(path_a, mirrored)
             if a is not None:
                 best = max(best, self._align(a, b), key=lambda r: r.ncc)
@@ -144,14 +162,17 @@ class Verifier:
                 break
         return best
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]], workers: int = 1) -> list[Check]:
-        """:meth:`score` of each ``(path_a, path_b)`` in order, on ``workers`` threads; each image's keypoints
-        are computed once (first the images' own, in parallel, then the pairs)."""
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], workers: int = 1,
+                    mirror: Sequence[bool] | None = None) -> list[Check]:
+        """:meth:`score` of each ``(path_a, path_b)`` in order, on ``workers`` threads (``mirror``: per pair,
+        whether its mirrored alignment may be tried; default all); each image's keypoints are computed once (first
+        the images' own, in parallel, then the pairs)."""
         if not pairs:
             return []
+        mirror = [True] * len(pairs) if mirror is None else list(mirror)
         with ThreadPoolExecutor(max(1, workers), initializer=_one_openmp_thread) as pool:
             list(pool.map(lambda path: self._features(path, False), dict.fromkeys(p for pair in pairs for p in pair)))
-            return list(pool.map(lambda pair: self.score(*pair), pairs))
+            return list(pool.map(lambda job: self.score(*job[0], mirror=job[1]), zip(pairs, mirror)))
 
 
 def _one_openmp_thread() -> None:
