@@ -526,3 +526,17 @@ def test_scan_thumbnails_spare_the_check_a_second_decode(dataset, monkeypatch):
     monkeypatch.setattr(vision.data.io, "load_image", no_decode)
     assert Verifier(thumbnails=catalog.thumbnails).score_pairs(pairs) == decoded
     assert decoded[0].ncc > 0.95 and decoded[1].ncc > 0.95
+
+
+def test_scan_vectors_are_the_extractors(dataset):
+    """The scan preprocesses on its reading threads and batches the network itself: the same vectors as the
+    feature extractor gives for the images."""
+    from vision.data.io import load_image
+    from vision.features import FeatureExtractor
+
+    folder, _, catalog = dataset
+    extractor = FeatureExtractor.from_pretrained(MODEL, backend="torch")
+    images = [load_image(i, draft_size=256) for i in catalog.ids]
+    assert np.allclose(catalog.vectors, extractor(images), atol=1e-5)
+    assert np.allclose(extractor.embed_prepared([extractor.prepare(im) for im in images[:3]]), extractor(images[:3]),
+                       atol=1e-5)

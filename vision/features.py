@@ -113,6 +113,21 @@ class FeatureExtractor:
         results = self.predictor.head.postprocess(self.predictor.runtime(batch), meta, [""] * len(arrays))
         return np.stack([r.vector for r in results])
 
+    def prepare(self, image: ImageInput) -> np.ndarray:
+        """One image as the network takes it (the card's eval transform, ``CxHxW`` float32), for callers that
+        preprocess on their own threads and run batches of these with :meth:`embed_prepared`. Same vectors as
+        calling the extractor on the images."""
+        return self.predictor.head.transform(image=to_rgb_array(image))["image"].numpy()
+
+    def embed_prepared(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
+        """Unit vectors of images already :meth:`prepare`-d, as one batch (stacked by numpy: torch's parallel copy
+        waits on its thread team, which on shared cores cost more than the network, see benchmarks/results/dedup.md)."""
+        import torch
+
+        batch = torch.from_numpy(np.stack(prepared))
+        results = self.predictor.head.postprocess(self.predictor.runtime(batch), None, [""] * len(prepared))
+        return np.stack([r.vector for r in results])
+
     def extract_folder(self, folder_or_manifest: str | Path | Sequence[str | Path], out_path: str | Path,
                        batch_size: int = 32, progress: bool = True) -> dict:
         """Stream features of every image under a folder (recursive) or in a manifest (``path, ...`` lines,

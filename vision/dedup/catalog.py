@@ -151,13 +151,13 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
         nonlocal embed_s
         if pending:
             t0 = time.perf_counter()
-            chunks.append(extractor(pending, batch_size=batch_size))
+            chunks.append(extractor.embed_prepared(pending))
             embed_s += time.perf_counter() - t0
             pending.clear()
 
     def read(path):
         """Everything the stages need of one image, or the reason it cannot be read (runs in a worker thread:
-        decoding, hashing the bytes and the DCT release the GIL)."""
+        decoding, hashing the bytes, the DCT and the network's preprocessing release the GIL)."""
         unlistable = unlistable_name(path)
         if unlistable:  # legal on disk, but keep.txt and ids files list one path per line
             return path, unlistable
@@ -166,7 +166,8 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
             with Image.open(path) as im:
                 size = im.size
             thumb = thumbnail(image) if room[0] else None
-            return path, (image, size, sha256_file(path), phash(image), os.path.getsize(path), thumb)
+            prepared = extractor.prepare(image) if extractor is not None else None
+            return path, (prepared, size, sha256_file(path), phash(image), os.path.getsize(path), thumb)
         except ImageLoadError as e:
             return path, e.reason
         except OSError as e:
@@ -181,7 +182,7 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
             if isinstance(got, str):
                 skipped.append((path, got))
                 continue
-            image, size, sha, pair, size_bytes, thumb = got
+            prepared, size, sha, pair, size_bytes, thumb = got
             if thumb is not None and room[0]:
                 thumbs[path] = thumb
                 kept_bytes += thumb[0].nbytes
@@ -192,7 +193,7 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
             pixels.append(size[0] * size[1])
             nbytes.append(size_bytes)
             if extractor is not None:
-                pending.append(image)
+                pending.append(prepared)
                 if len(pending) >= batch_size:
                     flush()
     if not ids:
