@@ -28,6 +28,13 @@ PRELUDES = {
     "docs/predict.md": [["export", "--model", "logo_yolo11n", "--format", "onnx",
                          "--out", "logo_yolo11n.predictions.onnx"]],
 }
+# a page whose example is a client: the server its reader starts first (`vision serve`, the page's ports), stopped
+# with Ctrl-C after the page's blocks
+SERVERS = {
+    "docs/serving.md": (["serve", "--model", "grocery_resnet10t", "--http-port", "8000", "--grpc-port", "8001",
+                         "--metrics-port", "8002"], "http://127.0.0.1:8000/v2/health/ready"),
+}
+SERVER_START_S = 900  # the first vision serve prepares Triton's folder (pip, ~60 MB) and exports the model
 
 
 def python_blocks(page: str) -> list[str]:
@@ -48,8 +55,10 @@ def make_workspace(root: Path) -> None:
         for photo in photos:
             shutil.copy(photo, root / folder / photo.name)
     shutil.copy(grocery[0], root / "catalog" / f"copy_of_{grocery[0].name}")  # one duplicate to group
+    banana = next(p for p in grocery if "/Banana/" in p.as_posix())
+    juice = next(p for p in grocery if "/Juice/" in p.as_posix())
     for name, source in {"shelf.jpg": shelves[0], "my_cocacola_shelf.jpg": shelves[1], "a.jpg": grocery[2],
-                         "photo.jpg": grocery[3]}.items():
+                         "photo.jpg": grocery[3], "banana.jpg": banana, "juice.jpg": juice}.items():
         shutil.copy(source, root / name)
     from PIL import Image
 
@@ -78,6 +87,41 @@ def placeholders(root: Path) -> dict:
             "impostor_crops": sorted(str(p) for p in (root / "runs" / "impostors" / "train").glob("*.jpg"))}
 
 
+def start_server(args: list[str], ready_url: str, log: Path) -> subprocess.Popen:
+    """``vision <args>`` in the background, once ``ready_url`` answers 200; its output goes to ``log``."""
+    import urllib.error
+    import urllib.request
+
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "vision", *args], stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"vision {' '.join(args)} exited with {server.returncode}: "
+                               f"{log.read_text(errors='replace')[-800:]}")
+        try:
+            with urllib.request.urlopen(ready_url, timeout=5) as answer:
+                if answer.status == 200:
+                    return server
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(2)
+    stop_server(server)
+    raise RuntimeError(f"vision {' '.join(args)}: {ready_url} not ready after {SERVER_START_S} s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """Ctrl-C, as the page's reader would stop it; killed if it does not stop within a minute."""
+    import signal
+
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def run(workspace: Path, pages: list[str] | None = None) -> list[str]:
     """Run the examples in ``workspace``; the failures as ``page block N: error`` lines."""
     workspace.mkdir(parents=True, exist_ok=True)
@@ -92,15 +136,26 @@ def run(workspace: Path, pages: list[str] | None = None) -> list[str]:
             done = subprocess.run([sys.executable, "-m", "vision", *args], capture_output=True, text=True)
             if done.returncode:
                 failures.append(f"{page} prelude vision {' '.join(args)}: {done.stderr.strip()[-500:]}")
-        for i, block in enumerate(blocks, 1):
-            start = time.perf_counter()
+        server = None
+        if page in SERVERS:
             try:
-                exec(compile(block, f"{page} block {i}", "exec"), placeholders(workspace))  # noqa: S102 - our docs
-            except Exception as e:  # every failing block is reported, not only the first
-                traceback.print_exc()
-                failures.append(f"{page} block {i}: {type(e).__name__}: {e}")
-            else:
-                print(f"doc example ok: {page} block {i} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+                server = start_server(*SERVERS[page], workspace / f"{Path(page).stem}.server.log")
+            except RuntimeError as e:
+                failures.append(f"{page} server: {e}")
+                continue
+        try:
+            for i, block in enumerate(blocks, 1):
+                start = time.perf_counter()
+                try:
+                    exec(compile(block, f"{page} block {i}", "exec"), placeholders(workspace))  # noqa: S102 - docs
+                except Exception as e:  # every failing block is reported, not only the first
+                    traceback.print_exc()
+                    failures.append(f"{page} block {i}: {type(e).__name__}: {e}")
+                else:
+                    print(f"doc example ok: {page} block {i} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+        finally:
+            if server is not None:
+                stop_server(server)
     return failures
 
 

@@ -251,12 +251,12 @@ def test_the_readme_python_example_runs_as_written_from_another_folder(tmp_path,
 def test_every_docs_python_example_compiles_and_ci_runs_them_against_the_wheel():
     """``tests/doc_examples.py`` runs each block as written (``.ci/run``, wheel venv, outside the checkout); here
     only that every block is found and compiles, and that the CI calls the runner."""
-    from .doc_examples import PAGES, PRELUDES, python_blocks
+    from .doc_examples import PAGES, PRELUDES, SERVERS, python_blocks
 
     blocks = {page: python_blocks(page) for page in PAGES}
     assert sum(map(len, blocks.values())) >= 8 and blocks["README.md"]
     for page, found in blocks.items():
         for i, block in enumerate(found, 1):
             compile(block, f"{page} block {i}", "exec")
-    assert set(PRELUDES) <= {page for page, found in blocks.items() if found}
+    assert set(PRELUDES) | set(SERVERS) <= {page for page, found in blocks.items() if found}
     assert "tests/doc_examples.py" in (REPO / ".ci" / "run").read_text()
