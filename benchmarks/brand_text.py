@@ -317,7 +317,8 @@ def reader_rows(args) -> dict:
     if args.limit:   # a quick look: the first photos of each set
         queries = queries[:args.limit]
         sets = {part: paths[:args.limit] for part, paths in sets.items()}
-    recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu")
+    recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu",
+                                                 read_text=False)
     if args.end_to_end_only:
         return {"end_to_end": end_to_end(recognizer, [p for paths in sets.values() for p in paths],
                                          args.timing_photos), "rows": {}}
@@ -378,6 +379,161 @@ def reader_rows(args) -> dict:
     return report
 
 
+class StageTimer:
+    """Wraps one of a RapidOCR engine's stages (``text_det``, ``text_rec``) and adds up its seconds."""
+
+    def __init__(self, stage):
+        self.stage, self.seconds = stage, 0.0
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self.stage(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def __getattr__(self, name):
+        return getattr(self.stage, name)
+
+
+def timed_engine(reader) -> dict:
+    """Load ``reader``'s engine (detector and recogniser) and wrap both stages in :class:`StageTimer`."""
+    from vision.brands.ocr import TextReader
+
+    TextReader.read(reader, [np.zeros((64, 64, 3), np.uint8), np.zeros((16, 96, 3), np.uint8)])
+    engine = reader.engine
+    engine.text_det, engine.text_rec = StageTimer(engine.text_det), StageTimer(engine.text_rec)
+    return {"det": engine.text_det, "rec": engine.text_rec}
+
+
+def gate_records(args) -> dict:
+    """--gates: the recogniser without text photo by photo over the cross-style, brand-free and packaged val photos,
+    each logo then read on its own right after its photo (the default reader, and ``GATE_READERS``), with what a
+    gate could use: detection, detector and verifier scores, the open-set score, the embedder's top-1 cosine and
+    its gap to the second brand, and each read's seconds (text detector and recogniser apart)."""
+    from vision.brands.ocr import BrandNames, TextReader
+    from vision.brands.recognition import TEXT_MARGIN, BrandRecognizer, text_crop
+    from vision.data.io import load_image
+    from vision.synth.negatives import brand_free_photos
+
+    queries = json.loads((args.data / "cross_style" / "queries.json").read_text())
+    sets = {"cross": [args.data / "cross_style" / q["image"] for q in queries],
+            "free": brand_free_photos(args.grocery, "val"),
+            "packages": brand_free_photos(args.grocery, "val", categories=("Packages",))}
+    if args.limit:
+        queries = queries[:args.limit]
+        sets = {part: paths[:args.limit] for part, paths in sets.items()}
+    recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu",
+                                                 read_text=False)
+    recognizer.names = BrandNames.from_gallery(recognizer.gallery)
+    gallery = recognizer.gallery
+    readers = {name: TextReader(**how) for name, how in GATE_READERS.items()}
+    stages = {name: timed_engine(reader) for name, reader in readers.items()}
+    recognizer.predict([load_image(sets["cross"][0])])   # the recogniser's lazy loads are not counted
+    embedded = []
+    scores_of = gallery.open_set_scores
+
+    def recording(queries, *a, **k):
+        embedded.append(np.atleast_2d(np.asarray(queries, np.float32)))
+        return scores_of(queries, *a, **k)
+
+    gallery.open_set_scores = recording
+    out = {part: [] for part in sets}
+    base_s = []
+    try:
+        for part, paths in sets.items():
+            for path in paths:
+                image = load_image(path)
+                embedded.clear()
+                start = time.perf_counter()
+                (logos,) = recognizer.predict([image])
+                base_s.append(time.perf_counter() - start)
+                vectors = np.concatenate(embedded) if embedded else np.empty((0, gallery.dim), np.float32)
+                tops = gallery.search(vectors, k=2) if len(vectors) else []
+                for logo, top in zip(logos, tops):
+                    logo["_top2"] = top[1][1] if len(top) > 1 else -1.0
+                    crop = text_crop(image, logo["box"], TEXT_MARGIN)
+                    for name, reader in readers.items():
+                        det0, rec0 = stages[name]["det"].seconds, stages[name]["rec"].seconds
+                        start = time.perf_counter()
+                        (lines,) = reader.read([crop])
+                        logo.setdefault("_reads", {})[name] = {
+                            "lines": lines, "s": time.perf_counter() - start,
+                            "det_s": stages[name]["det"].seconds - det0, "rec_s": stages[name]["rec"].seconds - rec0}
+                out[part].append(logos)
+    finally:
+        del gallery.open_set_scores
+    return {"queries": queries, "sets": out, "base_s": base_s, "photos": {k: len(v) for k, v in sets.items()}}
+
+
+GATE_READERS = {   # --gates: ways of reading each logo, timed one logo at a time
+    "recogniser width 320": dict(line_width=320),
+    "recogniser width 96": dict(line_width=96),
+}
+
+
+def gap(logo: dict) -> float:
+    """The embedder's top-1 cosine minus its second brand's."""
+    return float(logo["score"]) - float(logo["_top2"])
+
+
+def floor_gate(lead: float | None = None, accepted_only: bool = False, verifier: float | None = None):
+    """A --gates rule: read logos detected at 0.3 or more, and not those whose top-1 leads by ``lead`` or more (only
+    the accepted ones with ``accepted_only``), nor those the verifier scores under ``verifier``."""
+    def gate(logo: dict) -> bool:
+        if logo["detection_score"] < 0.3:
+            return False
+        if lead is not None and gap(logo) >= lead and (not accepted_only or logo["brand"] != "unknown"):
+            return False
+        return verifier is None or logo.get("verifier_score", 1.0) >= verifier
+    return gate
+
+
+GATES = {   # --gates rows: which logos are read
+    "every logo": lambda lg: True,
+    "detected >= 0.3 (read_text=True until now)": floor_gate(),
+    **{f"detected >= 0.3, not where the top-1 leads by {g}": floor_gate(lead=g) for g in (0.05, 0.1, 0.15, 0.2)},
+    **{f"detected >= 0.3, not where accepted and the top-1 leads by {g}": floor_gate(lead=g, accepted_only=True)
+       for g in (0.05, 0.1, 0.15)},
+    **{f"detected >= 0.3, verifier >= {v}": floor_gate(verifier=v) for v in (0.3, 0.5, 0.7)},
+}
+
+
+def gate_rows(recognizer, records: dict, gates: dict) -> dict:
+    """Per gate (a name -> ``f(logo) -> bool``, whether that logo is read) and per way of reading: the figures of
+    :func:`reader_figures` with the text decisions of the logos read, the logos read, and the reading's seconds (the
+    read logos' own) as a share of the recogniser's."""
+    total = float(sum(records["base_s"]))
+    sets, queries = records["sets"], records["queries"]
+    rows = {"embedder only": {**reader_figures(sets["cross"], queries, sets["free"], sets["packages"]),
+                              "logos_read": 0, "text_added": 0.0}}
+    for reader in next((lg["_reads"] for part in sets.values() for logos in part for lg in logos), {}):
+        for name, gate in gates.items():
+            decided, seconds, count = {}, {"s": 0.0, "det_s": 0.0, "rec_s": 0.0}, 0
+            for part, photos in sets.items():
+                decided[part] = []
+                for logos in photos:
+                    mine = []
+                    for logo in logos:
+                        logo = {**logo, "_lines": logo["_reads"][reader]["lines"]}
+                        read = bool(gate(logo))
+                        if read:
+                            count += 1
+                            for k in seconds:
+                                seconds[k] += logo["_reads"][reader][k]
+                        found = (recognizer.names.match(logo["_lines"], kinds=recognizer.text_kinds)
+                                 if read else None)
+                        if found is not None and found.score >= recognizer.text_threshold:
+                            logo.update(brand=found.brand, best=found.brand, by_text=True)
+                        mine.append(logo)
+                    decided[part].append(mine)
+            rows[f"{name} ({reader})"] = {
+                **reader_figures(decided["cross"], queries, decided["free"], decided["packages"]),
+                "logos_read": count, "text_added": round(seconds["s"] / total, 3),
+                "det_share": round(seconds["det_s"] / total, 3), "rec_share": round(seconds["rec_s"] / total, 3)}
+    return rows
+
+
 def reader_table(report: dict) -> str:
     """The --readers rows as a Markdown table."""
     lines = ["| reading | cross-style R@1 (icons / wordmarks) | brand-free photos with a false brand | packaged photos "
@@ -391,19 +547,23 @@ def reader_table(report: dict) -> str:
 
 def end_to_end(recognizer, images, count: int) -> dict:
     """Median seconds per photo of ``recognizer.predict`` on ``count`` photos spread over ``images``: without text,
-    with the reader used until 2026-12-06 (square crops, ORT's threads, every logo) and with the default one, the
-    three alternating photo by photo."""
-    from vision.brands.ocr import TextReader
+    with the reading of ``read_text=True`` until 2026-12-06 evening (the recogniser's input padded to 320 px, every
+    logo detected at 0.3 or more read) and with the default one, the three alternating photo by photo; the machine's
+    load average before and after."""
+    import os
+
+    from vision.brands.ocr import EVERYDAY_LANGUAGES, TextReader, everyday_word
     from vision.data.io import load_image
 
     picked = [load_image(images[i]) for i in np.linspace(0, len(images) - 1, count).astype(int)]
     parts = (recognizer.extractor, recognizer.gallery, recognizer.detector)
     ways = {"no text": recognizer,
-            "until 2026-12-06": square_crop_recognizer(*parts, reader=TextReader(side=320, threads=None,
-                                                                                 line_aspect=None)),
+            "until now": type(recognizer)(*parts, reader=TextReader(line_width=320), text_max_lead=None),
             "default": type(recognizer)(*parts, reader=TextReader())}
     for way in ways.values():
         way.predict([picked[0]])   # engines loaded, not counted
+    everyday_word("warm", languages=EVERYDAY_LANGUAGES)   # wordfreq's lists load once per process, not counted
+    load_before = os.getloadavg()
     times = {name: [] for name in ways}
     for image in picked:
         for name, way in ways.items():
@@ -411,17 +571,67 @@ def end_to_end(recognizer, images, count: int) -> dict:
             way.predict([image])
             times[name].append(time.perf_counter() - start)
     base = float(np.median(times["no text"]))
+    per_photo = {name: [t / b for t, b in zip(times[name], times["no text"])] for name in ways}
     return {name: {"median_s_per_photo": round(float(np.median(t)), 3),
                    "mean_s_per_photo": round(float(np.mean(t)), 3),
                    "ratio_of_means_to_no_text": round(float(np.mean(t)) / float(np.mean(times["no text"])), 3),
-                   "ratio_of_medians_to_no_text": round(float(np.median(t)) / base, 3)}
-            for name, t in times.items()} | {"photos": len(picked)}
+                   "ratio_of_medians_to_no_text": round(float(np.median(t)) / base, 3),
+                   "median_of_per_photo_ratios": round(float(np.median(per_photo[name])), 3)}
+            for name, t in times.items()} | {"photos": len(picked), "load_before": load_before,
+                                            "load_after": os.getloadavg()}
 
 
 def _jsonable(value):
     if hasattr(value, "__dataclass_fields__"):
         return {"text": value.text, "score": value.score, "box": value.box}
     raise TypeError(type(value))
+
+
+def gates_main(args) -> int:
+    """--gates: record (or load) every logo's reads, then one row per gate and way of reading."""
+    import os
+
+    from vision.brands.ocr import BrandNames, TextLine
+
+    start = time.perf_counter()
+    if args.from_records:
+        records = json.loads(args.from_records.read_text())
+        for logo in (lg for part in records["sets"].values() for photo in part for lg in photo):
+            for read in logo["_reads"].values():
+                read["lines"] = [TextLine(r["text"], r["score"], tuple(map(tuple, r["box"]))) for r in read["lines"]]
+    else:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        records = gate_records(args)
+        records["load_before"] = os.getloadavg()
+        if args.records:
+            args.records.parent.mkdir(parents=True, exist_ok=True)
+            args.records.write_text(json.dumps(records, default=_jsonable) + "\n")
+    from vision.brands.gallery import BrandGallery
+    from vision.brands.recognition import TEXT_KINDS, TEXT_THRESHOLD
+
+    recognizer = type("Decision", (), dict(names=BrandNames.from_gallery(BrandGallery.load(args.gallery)),
+                                           text_kinds=TEXT_KINDS, text_threshold=TEXT_THRESHOLD))
+    rows = gate_rows(recognizer, records, GATES)
+    report = {"photos": records["photos"], "recognise_s_total": round(sum(records["base_s"]), 1),
+              "recognise_ms_per_photo_median": round(1000 * float(np.median(records["base_s"])), 1),
+              "logos": sum(len(lg) for part in records["sets"].values() for lg in part), "rows": rows,
+              "wall_s": round(time.perf_counter() - start, 1), "load": os.getloadavg()}
+    lines = ["| logos read (reader) | cross-style R@1 (icons / wordmarks) | brand-free photos with a false brand "
+             "| packaged photos named by text | logos read | text time, share of the recogniser's (detector / "
+             "recogniser) |", "|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {row['cross_style_recall@1_all']:.3f} ({row['cross_style_recall@1_icon']:.3f} / "
+                     f"{row['cross_style_recall@1_wordmark']:.3f}) | {row['brand_free_with_a_false_brand']:.3f} | "
+                     f"{row['packaged_named_by_text']:.3f} | {row['logos_read']} | +{100 * row['text_added']:.0f}% "
+                     f"({100 * row.get('det_share', 0):.0f}% / {100 * row.get('rec_share', 0):.0f}%) |")
+    report["table"] = "\n".join(lines)
+    print(report["table"])
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -448,7 +658,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="--readers: torch threads of the recogniser")
     ap.add_argument("--limit", type=int, help="--readers: only the first LIMIT photos of each set (a quick look)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--gates", action="store_true",
+                    help="compare which logos are read (GATES) and ways of reading them (GATE_READERS), each logo "
+                         "timed on its own beside the recogniser, on the cross-style, brand-free and packaged val "
+                         "photos; --records / --from-records keep and reuse the run")
     args = ap.parse_args(argv)
+    if args.gates:
+        return gates_main(args)
     if args.readers:
         import torch
 

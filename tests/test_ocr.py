@@ -177,16 +177,17 @@ def test_recognizer_names_a_logo_by_its_text(reader):
     detector = _Detector([[10, 20, 230, 84], [300, 120, 360, 180]])
     plain = BrandRecognizer(_Extractor(), gallery, detector).predict(photo)[0]
     assert [f["brand"] for f in plain] == ["acme", "acme"] and "text" not in plain[0]
-    found = BrandRecognizer(_Extractor(), gallery, detector, reader=reader).predict(photo)[0]
+    found = BrandRecognizer(_Extractor(), gallery, detector, reader=reader, text_max_lead=None).predict(photo)[0]
     assert [f["brand"] for f in found] == ["kubernetes", "acme"]
     assert [f["source"] for f in found] == ["text", "image"] and found[0]["text"] == ["Kubernetes"]
     assert found[0]["best"] == "acme" and found[0]["text_score"] > 0.8   # best and score stay the embedder's
-    strict = BrandRecognizer(_Extractor(), gallery, detector, reader=reader, text_threshold=1.01).predict(photo)[0]
+    strict = BrandRecognizer(_Extractor(), gallery, detector, reader=reader, text_threshold=1.01,
+                            text_max_lead=None).predict(photo)[0]
     assert [f["brand"] for f in strict] == ["acme", "acme"] and strict[0]["source"] == "image"
     # a brand the gallery lacks is never named, whatever the text says
     only_acme = BrandGallery(dim=2, model_name="emb", model_sha256="e" * 64, threshold=2.0)
     only_acme.add_many(["acme"], np.eye(2, dtype=np.float32)[:1])
-    assert [f["brand"] for f in BrandRecognizer(_Extractor(), only_acme, detector, reader=reader)
+    assert [f["brand"] for f in BrandRecognizer(_Extractor(), only_acme, detector, reader=reader, text_max_lead=None)
             .predict(photo)[0]] == [UNKNOWN, UNKNOWN]
 
 
@@ -196,8 +197,9 @@ def test_recognizer_leaves_everyday_words_to_the_embedder_unless_asked(reader):
     gallery = BrandGallery(dim=2, model_name="emb", model_sha256="e" * 64, threshold=0.5)
     gallery.add_many(["acme", "orange"], np.eye(2, dtype=np.float32))
     carton = _text_image("orange")
-    assert BrandRecognizer(_Extractor(), gallery, reader=reader).predict(carton)[0][0]["brand"] == "acme"
-    found = BrandRecognizer(_Extractor(), gallery, reader=reader, text_everyday=True).predict(carton)[0][0]
+    read = dict(reader=reader, text_max_lead=None)   # _Extractor's clear lead would leave the carton unread
+    assert BrandRecognizer(_Extractor(), gallery, **read).predict(carton)[0][0]["brand"] == "acme"
+    found = BrandRecognizer(_Extractor(), gallery, **read, text_everyday=True).predict(carton)[0][0]
     assert (found["brand"], found["source"]) == ("orange", "text")
 
 
@@ -213,18 +215,20 @@ def test_vision_recognize_read_text(tiny_zoo, tmp_path, capsys):  # noqa: F811 (
     capsys.readouterr()
     args = ["--images", str(tmp_path / "crops"), "--crops", "--embedder", model, "--gallery", str(tmp_path / "g.npz"),
             "--no-progress", "--device", "cpu"]
-    assert recognize.main([*args, "--out", str(tmp_path / "plain")]) == 0
-    assert recognize.main([*args, "--read-text", "--out", str(tmp_path / "text")]) == 0
-    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
-    assert summary["named_by_text"] == 1
-    (logo,) = json.loads((tmp_path / "text" / "results.jsonl").read_text())["logos"]
-    assert (logo["brand"], logo["source"], logo["text"]) == ("kubernetes", "text", ["kubernetes"])
+    assert recognize.main([*args, "--no-read-text", "--out", str(tmp_path / "plain")]) == 0
+    assert "named_by_text" not in json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    for flags, out in (([], "default"), (["--read-text"], "text")):   # text is read by default
+        assert recognize.main([*args, *flags, "--out", str(tmp_path / out)]) == 0
+        summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+        assert summary["named_by_text"] == 1
+        (logo,) = json.loads((tmp_path / out / "results.jsonl").read_text())["logos"]
+        assert (logo["brand"], logo["source"], logo["text"]) == ("kubernetes", "text", ["kubernetes"])
     (plain,) = json.loads((tmp_path / "plain" / "results.jsonl").read_text())["logos"]
-    assert "source" not in plain
+    assert "source" not in plain and "text" not in plain
     for flag in (["--text-threshold", "0.5"], ["--text-everyday"], ["--brand-names", "n.yaml"]):
         with pytest.raises(SystemExit):
-            recognize.main([*args, *flag, "--out", str(tmp_path / "x")])
-        assert f"{flag[0]} needs --read-text" in capsys.readouterr().err
+            recognize.main([*args, *flag, "--no-read-text", "--out", str(tmp_path / "x")])
+        assert f"{flag[0]} reads text: not with --no-read-text" in capsys.readouterr().err
     # more names per brand from a file; one for a brand the gallery lacks is an error naming the file
     (tmp_path / "crops" / "k8s.png").unlink()
     Image.fromarray(_text_image("K8s Cluster")).save(tmp_path / "crops" / "k8s.png")

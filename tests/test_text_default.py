@@ -10,6 +10,7 @@ from vision.brands.gallery import BrandGallery
 from vision.brands.ocr import BrandNames, TextLine, TextReader
 from vision.brands.recognition import BrandRecognizer, text_crop
 
+from .test_gallery_open_set import tiny_zoo  # noqa: F401 (a fixture)
 from .test_ocr import _Detector, _Extractor, _text_image
 
 
@@ -63,12 +64,14 @@ def test_logos_detected_with_a_low_confidence_are_not_read():
             return [[{"box": [10, 20, 230, 84], "score": 0.9}, {"box": [10, 120, 230, 184], "score": 0.1}]
                     for _ in images]
 
-    sure, unsure = BrandRecognizer(_Extractor(), gallery, Unsure([]), reader=Counting()).predict(photo)[0]
+    read = dict(text_max_lead=None)   # _Extractor names every logo acme with a clear lead
+    sure, unsure = BrandRecognizer(_Extractor(), gallery, Unsure([]), reader=Counting(), **read).predict(photo)[0]
     assert calls == [1]                                   # both logos of the photo in one call, the unsure one left
     assert (sure["brand"], sure["source"], sure["text"]) == ("kubernetes", "text", ["Kubernetes"])
     assert (unsure["brand"], unsure["source"]) == ("acme", "image") and "text" not in unsure
     calls.clear()
-    both = BrandRecognizer(_Extractor(), gallery, Unsure([]), reader=Counting(), text_min_detection=0.0).predict(photo)
+    both = BrandRecognizer(_Extractor(), gallery, Unsure([]), reader=Counting(), text_min_detection=0.0,
+                           **read).predict(photo)
     assert calls == [2] and [f["brand"] for f in both[0]] == ["kubernetes", "kubernetes"]
 
 
@@ -110,3 +113,93 @@ def test_the_reader_loads_without_network(monkeypatch):
     reader = TextReader(side=100)   # settings of its own: a fresh engine, its models read from RapidOCR's wheel
     assert [ln.text for ln in reader.read([_text_image("Gitlab", size=(200, 50))])[0]] == ["Gitlab"]
     assert reader.read([np.full((80, 80, 3), 250, np.uint8)]) == [[]]
+
+
+def test_a_logo_the_embedder_names_with_a_clear_lead_is_not_read_an_ambiguous_one_is():
+    gallery = BrandGallery(dim=3, model_name="emb", model_sha256="e" * 64, threshold=0.5)
+    gallery.add_many(["acme", "kubernetes", "zeta"], np.eye(3, dtype=np.float32))
+    photo = np.full((200, 400, 3), 245, np.uint8)
+    photo[20:84, 10:230] = _text_image("Kubernetes")
+    photo[120:184, 10:230] = _text_image("Kubernetes")
+
+    class Ordered(_Extractor):   # the first logo is plainly acme, the second nearly as much zeta as acme
+        dim = 3
+
+        def __call__(self, crops, batch_size=64):
+            return np.array([[1.0, 0.0, 0.0], [0.72, 0.0, 0.69]], np.float32)[:len(crops)]
+
+    class Two(_Detector):
+        def predict(self, images):
+            return [[{"box": [10, 20, 230, 84], "score": 0.9}, {"box": [10, 120, 230, 184], "score": 0.9}]
+                    for _ in images]
+
+    read = []
+
+    class Counting(TextReader):
+        def read(self, images):
+            read.extend(image.shape for image in images)
+            return super().read(images)
+
+    recognizer = BrandRecognizer(Ordered(), gallery, Two([]), reader=Counting(), text_max_lead=0.1)
+    assert recognizer.leads(Ordered()([None, None])) == pytest.approx([1.0, 0.03], abs=0.01)
+    clear, ambiguous = recognizer.predict(photo)[0]
+    assert len(read) == 1                                      # only the ambiguous logo was read
+    assert (clear["brand"], clear["source"]) == ("acme", "image") and "text" not in clear
+    assert (ambiguous["brand"], ambiguous["source"], ambiguous["text"]) == ("kubernetes", "text", ["Kubernetes"])
+    read.clear()   # without the lead rule both are read, and the text names both
+    both = BrandRecognizer(Ordered(), gallery, Two([]), reader=Counting(), text_max_lead=None).predict(photo)[0]
+    assert len(read) == 2 and [logo["brand"] for logo in both] == ["kubernetes", "kubernetes"]
+
+
+def test_text_is_read_by_default_and_without_the_ocr_extra_the_recogniser_falls_back_with_a_warning(monkeypatch):
+    import warnings
+
+    from vision.brands import ocr, recognition
+    from vision.brands.ocr import OCRUnavailable
+
+    assert ocr.missing_packages() == [] and recognition.text_wanted(None) is True   # the extra is installed here
+    assert recognition.text_wanted(False) is False
+    monkeypatch.setattr(ocr, "missing_packages", lambda: ["rapidocr"])
+    with pytest.warns(UserWarning, match=r"not read: rapidocr not installed \(pip install 'vision-zoo\[ocr\]'\)"):
+        assert recognition.text_wanted(None) is False                # the default: the image alone, and a warning
+    with pytest.raises(OCRUnavailable, match=r"needs rapidocr: pip install 'vision-zoo\[ocr\]'"):
+        recognition.text_wanted(True)                                # asked for: an error, before any model loads
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert recognition.text_wanted(False) is False               # turned off: no warning
+
+
+def test_vision_recognize_without_the_ocr_extra(tiny_zoo, tmp_path, capsys, monkeypatch):  # noqa: F811 (fixture)
+    """The default runs by the image alone with a warning naming the extra; --read-text is an error saying what to
+    install; --no-read-text runs without a warning."""
+    import json
+
+    from PIL import Image
+
+    from vision.brands import ocr
+    from vision.commands import build_gallery, recognize
+
+    from .test_gallery_open_set import _brand_images
+
+    _brand_images(tmp_path / "logos", {"acme": (220, 30, 30), "kubernetes": (30, 60, 220)}, 1, seed=0)
+    model = str(tiny_zoo / "tiny_open_set.safetensors")
+    assert build_gallery.main(["--embedder", model, "--folder", str(tmp_path / "logos"),
+                               "--out", str(tmp_path / "g.npz")]) == 0
+    (tmp_path / "crops").mkdir()
+    Image.fromarray(_text_image("kubernetes")).save(tmp_path / "crops" / "k8s.png")
+    args = ["--images", str(tmp_path / "crops"), "--crops", "--embedder", model, "--gallery", str(tmp_path / "g.npz"),
+            "--no-progress", "--device", "cpu"]
+    monkeypatch.setattr(ocr, "missing_packages", lambda: ["rapidocr", "wordfreq"])
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=r"rapidocr, wordfreq not installed \(pip install 'vision-zoo\[ocr\]'\)"):
+        assert recognize.main([*args, "--out", str(tmp_path / "default")]) == 0
+    (logo,) = json.loads((tmp_path / "default" / "results.jsonl").read_text())["logos"]
+    assert "text" not in logo and "named_by_text" not in capsys.readouterr().err
+    assert recognize.main([*args, "--read-text", "--out", str(tmp_path / "asked")]) == 1
+    assert "error: reading text on logos needs rapidocr, wordfreq: pip install 'vision-zoo[ocr]'" \
+        in capsys.readouterr().err
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert recognize.main([*args, "--no-read-text", "--out", str(tmp_path / "off")]) == 0

@@ -47,7 +47,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 __all__ = ["TextLine", "TextMatch", "TextReader", "BrandNames", "normalize", "everyday_word", "load_aliases",
-           "OCRUnavailable"]
+           "OCRUnavailable", "missing_packages"]
 
 MAX_WORDS = 4          # the longest run of read words compared with a name
 MIN_EXACT = 3          # shorter names ("x", "go") are never matched: too many strings contain them by chance
@@ -61,6 +61,9 @@ EVERYDAY_LANGUAGES = ("en", "sv", "de", "fr", "es", "it", "nl", "pt")
 # fifth of the time (benchmarks/brand_text.py --readers)
 TEXT_SIDE = 128
 LINE_ASPECT = 3.0      # TextReader: a crop this many times wider than high is one line, read without the detector
+# TextReader: the recogniser's narrowest input (48 px high), a shorter line padded to it; RapidOCR's 320 doubled the
+# recogniser's time on logo crops and read the same names (benchmarks/brand_text.py --gates)
+LINE_WIDTH = 96
 
 # simple-icons' titleToSlug (its scripts/utils): the gallery's simple-icons brand names are these slugs
 _SUBSTITUTIONS = {"+": "plus", ".": "dot", "&": "and", "đ": "d", "ħ": "h", "ı": "i", "ĸ": "k", "ŀ": "l",
@@ -72,8 +75,19 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _WORD_SPLIT = re.compile(r"[\s|/\\,:;()\[\]{}<>\"'`_\-–—*#@!?=~^]+")
 
 
+OCR_PACKAGES = ("rapidocr", "rapidfuzz", "wordfreq")   # the [ocr] extra: reader, fuzzy names, everyday words
+
+
 class OCRUnavailable(ImportError):
     """RapidOCR is not installed."""
+
+
+def missing_packages() -> list[str]:
+    """The packages of the ``[ocr]`` extra that are not installed (none: text can be read), found without importing
+    them."""
+    from importlib.util import find_spec
+
+    return [name for name in OCR_PACKAGES if find_spec(name) is None]
 
 
 @lru_cache(maxsize=65536)
@@ -161,7 +175,7 @@ class TextReader:
     """
 
     def __init__(self, side: int = TEXT_SIDE, min_score: float = 0.5, threads: int | None = 1,
-                 line_aspect: float | None = LINE_ASPECT):
+                 line_aspect: float | None = LINE_ASPECT, line_width: int = LINE_WIDTH):
         if side < 32:
             raise ValueError(f"side must be at least 32 pixels, got {side}")
         if not 0.0 <= min_score <= 1.0:
@@ -172,11 +186,15 @@ class TextReader:
             raise ValueError(f"line_aspect must be at least 1 (or None: always detect text first), got {line_aspect}")
         self.side, self.min_score, self.threads = int(side), float(min_score), threads
         self.line_aspect = None if line_aspect is None else float(line_aspect)
+        if int(line_width) < 16:
+            raise ValueError(f"line_width must be at least 16 pixels, got {line_width}")
+        self.line_width = int(line_width)
 
     @property
     def engine(self):
         params = {"Global.log_level": "error", "Global.use_cls": False, "Global.text_score": self.min_score,
-                  "Det.limit_side_len": self.side, "Det.limit_type": "max"}
+                  "Det.limit_side_len": self.side, "Det.limit_type": "max",
+                  "Rec.rec_img_shape": (3, 48, self.line_width)}
         if self.threads is not None:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(self.threads)
         return _engine(tuple(sorted(params.items())))

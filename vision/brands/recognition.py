@@ -42,6 +42,9 @@ TEXT_KINDS = ("exact", "fuzzy")
 # logos detected with a lower confidence are not read: mostly stickers and print on brand-free and packaged photos,
 # they took 40% of the reading time; 0.3 kept every name that 0.2 read, 0.5 lost wordmarks (brand_text --readers)
 TEXT_MIN_DETECTION = 0.3
+# logos whose best brand's cosine leads the second's by this much are not read (None: every logo is); see
+# benchmarks/brand_text.py --gates
+TEXT_MAX_LEAD = 0.1
 
 
 class Detector(Protocol):
@@ -83,7 +86,7 @@ class BrandRecognizer:
                  threshold: float | None = None, allow_unbound: bool = False, detection_rule: str = "auto",
                  reader=None, names=None, text_threshold: float = TEXT_THRESHOLD,
                  text_kinds: Sequence[str] = TEXT_KINDS, text_everyday: bool = False, text_aliases=None,
-                 text_min_detection: float = TEXT_MIN_DETECTION):
+                 text_min_detection: float = TEXT_MIN_DETECTION, text_max_lead: float | None = TEXT_MAX_LEAD):
         gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
             raise GalleryError("the gallery is empty: add brands before recognising with it")
@@ -96,6 +99,7 @@ class BrandRecognizer:
         self.reader, self.text_threshold, self.text_kinds = reader, float(text_threshold), tuple(text_kinds)
         self.text_everyday = bool(text_everyday)
         self.text_min_detection = float(text_min_detection)
+        self.text_max_lead = None if text_max_lead is None else float(text_max_lead)
         self.names = names
         if reader is not None and names is None:
             from vision.brands.ocr import BrandNames, load_aliases
@@ -131,19 +135,24 @@ class BrandRecognizer:
     def from_pretrained(cls, embedder: str | os.PathLike, gallery: str | os.PathLike,
                         detector: str | os.PathLike | None = None, device: str | None = None,
                         detector_conf: float | None = None, allow_unbound: bool = False,
-                        embedder_backend: str = "auto", detector_backend: str = "auto", read_text: bool = False,
+                        embedder_backend: str = "auto", detector_backend: str = "auto",
+                        read_text: bool | None = None,
                         verifier: str | os.PathLike | None = None, verifier_power: float = 0.75,
                         **kwargs) -> "BrandRecognizer":
         """``embedder``/``detector``: zoo names, weights files or exports, each run by its own backend.
         ``detector_conf``: default the gallery's detection rule's confidence when the rule is for this detector,
-        else 0.25. ``read_text``: also read the text on each logo (a :class:`vision.brands.ocr.TextReader`; needs
-        ``vision-zoo[ocr]``). ``verifier``: a logo verifier (zoo name or file) rescoring the detector's boxes
+        else 0.25. ``read_text``: also read the text on each logo (a :class:`vision.brands.ocr.TextReader`, the
+        ``vision-zoo[ocr]`` extra); ``None`` (the default): when that extra is installed, else the logos are named
+        by the image alone and a warning says so; ``True`` without the extra raises
+        :class:`~vision.brands.ocr.OCRUnavailable` before any model loads; ``False``: never. ``verifier``: a logo
+        verifier (zoo name or file) rescoring the detector's boxes
         (:class:`vision.brands.verification.VerifiedDetector`, ``verifier_power``); the gallery's rule applies when it
-        was
-        calibrated for that pair. Without it, a gallery rule calibrated with a verifier for this detector brings its
-        verifier along (:func:`vision.brands.verification.verified_for_rule`)."""
+        was calibrated for that pair. Without it, a gallery rule calibrated with a verifier for this detector brings
+        its verifier along (:func:`vision.brands.verification.verified_for_rule`)."""
         from vision.features import FeatureExtractor
 
+        if kwargs.get("reader") is None:
+            read_text = text_wanted(read_text)
         extractor = FeatureExtractor.from_pretrained(embedder, backend=embedder_backend, device=device)
         loaded = BrandGallery.load(gallery)  # checked against the embedder in __init__
         logo_detector = None
@@ -221,29 +230,56 @@ class BrandRecognizer:
                 results[i][-1].update(detector_confidence=round(float(det["detector_score"]), 6),
                                       verifier_score=round(float(det["verifier_score"]), 6))
         if self.reader is not None:
-            self.read_texts(arrays, results)
+            leads = self.leads(vectors) if self.text_max_lead is not None else [None] * len(flat)
+            self.read_texts(arrays, results, leads)
         return results
 
-    def needs_text(self, logo: dict) -> bool:
-        """Whether the text on ``logo`` (a result of the embedder) is read: its detection confidence is at least
-        :attr:`text_min_detection`. Logos the embedder accepts are read too: it accepts many wordmarks as another
-        brand."""
-        return self.detector is None or logo["detection_score"] >= self.text_min_detection
+    def leads(self, vectors: np.ndarray) -> list[float]:
+        """Per embedded logo how far the embedder's best brand leads its second (cosine, best reference of each)."""
+        return [top[0][1] - top[1][1] if len(top) > 1 else 1.0 for top in self.gallery.search(vectors, k=2)]
 
-    def read_texts(self, arrays: Sequence[np.ndarray], results: list[list[dict]]) -> None:
-        """Read the text on every logo of ``results`` (per image of ``arrays``) that :meth:`needs_text`, each on its
-        box framed with :data:`TEXT_MARGIN` (not squared: a wordmark's box stays a line); a match names its brand."""
+    def needs_text(self, logo: dict, lead: float | None = None) -> bool:
+        """Whether the text on ``logo`` (a result of the embedder) is read: its detection confidence is at least
+        :attr:`text_min_detection`, and the embedder's best brand leads its second by less than
+        :attr:`text_max_lead` (``lead``; not checked when either is ``None``): a logo the embedder names with a clear
+        lead is left unread. Whether the embedder accepted the logo is not asked: it accepts many wordmarks as
+        another brand."""
+        if self.detector is not None and logo["detection_score"] < self.text_min_detection:
+            return False
+        return lead is None or self.text_max_lead is None or lead < self.text_max_lead
+
+    def read_texts(self, arrays: Sequence[np.ndarray], results: list[list[dict]],
+                   leads: Sequence[float | None] | None = None) -> None:
+        """Read the text on every logo of ``results`` (per image of ``arrays``) that :meth:`needs_text` (``leads``:
+        per logo in reading order, see :meth:`leads`), each on its box framed with :data:`TEXT_MARGIN` (not squared:
+        a wordmark's box stays a line); a match names its brand."""
         margin = TEXT_MARGIN if self.detector is not None else 0.0
         todo = [(i, logo) for i, logos in enumerate(results) for logo in logos]
         for _, logo in todo:
             logo["source"] = "image"
-        todo = [(i, logo) for i, logo in todo if self.needs_text(logo)]
+        leads = [None] * len(todo) if leads is None else list(leads)
+        todo = [(i, logo) for (i, logo), lead in zip(todo, leads) if self.needs_text(logo, lead)]
         crops = [text_crop(arrays[i], logo["box"], margin) for i, logo in todo]
         for (_, logo), lines in zip(todo, self.reader.read(crops) if crops else []):
             found = self.names.match(lines, kinds=self.text_kinds, everyday=self.text_everyday)
             logo["text"] = [line.text for line in lines]
             if found is not None and found.score >= self.text_threshold:
                 logo.update(brand=found.brand, source="text", text_score=round(found.score, 6))
+
+
+def text_wanted(read_text: bool | None) -> bool:
+    """Whether the recogniser reads text, for ``read_text`` of :meth:`BrandRecognizer.from_pretrained`: ``None`` reads
+    when the ``[ocr]`` extra is installed and warns when it is not; ``True`` without it is an error."""
+    from vision.brands.ocr import OCRUnavailable, missing_packages
+
+    missing = missing_packages() if read_text is not False else []
+    if missing and read_text:
+        raise OCRUnavailable(f"reading text on logos needs {', '.join(missing)}: pip install 'vision-zoo[ocr]'")
+    if missing:
+        warnings.warn(f"the brand names on logos are not read: {', '.join(missing)} not installed "
+                      "(pip install 'vision-zoo[ocr]'); logos are named by the image alone (read_text=False, "
+                      "vision recognize --no-read-text: without this warning)", stacklevel=3)
+    return not missing and read_text is not False
 
 
 def text_crop(image: np.ndarray, box: Sequence[float], margin: float = TEXT_MARGIN) -> np.ndarray:

@@ -12,9 +12,10 @@ Defaults: the shipped pair, embedder ``brand_resnet10t`` with gallery ``simple_i
 below the gallery threshold; on stdout, or ``--out FILE`` (written as ``FILE.partial`` until the run finishes; a
 folder gets ``results.jsonl`` inside). ``--draw DIR`` saves an annotated PNG per image (``shelf.1.jpg`` ->
 ``000001_shelf.1.jpg.png``). The summary goes to stderr.
-``--read-text`` also reads the text on each logo detected at confidence 0.3 or more (OCR, :mod:`vision.brands.ocr`;
-``pip install 'vision-zoo[ocr]'``): a logo whose text names a gallery brand is that brand (its result carries ``text``
-when read, and ``source``). Off by default: it costs more than the rest of the recogniser.
+The text on each logo is read too (OCR, :mod:`vision.brands.ocr`, the ``pip install 'vision-zoo[ocr]'`` extra; logos
+detected at 0.3 or more that the embedder does not name with a clear lead): a logo whose text names a gallery brand is
+that brand (its result carries ``text`` when read, and ``source``). Without the extra the logos are named by the image
+alone, with a warning; ``--read-text`` makes the extra required, ``--no-read-text`` turns reading off.
 A gallery with a detection rule for the detector (``vision build-gallery --detector``) decides on the detection
 confidence and the open-set score together; with another detector it warns and falls back to the threshold.
 Unreadable files are skipped and listed; a folder without images, or no readable image at all, exits non-zero.
@@ -54,9 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-detection-rule", action="store_true",
                     help="decide on the open-set threshold alone even when the gallery holds a detection rule for "
                          "this detector")
-    ap.add_argument("--read-text", action="store_true",
-                    help="also read the text on each logo (OCR): a logo whose text names a gallery brand is that "
-                         "brand; needs vision-zoo[ocr]")
+    text = ap.add_mutually_exclusive_group()
+    text.add_argument("--read-text", dest="read_text", action="store_true", default=None,
+                      help="read the text on each logo (OCR; the default when vision-zoo[ocr] is installed): a logo "
+                           "whose text names a gallery brand is that brand; an error without vision-zoo[ocr]")
+    text.add_argument("--no-read-text", dest="read_text", action="store_false",
+                      help="name logos by the image alone: no OCR")
     ap.add_argument("--text-threshold", type=float, default=None,
                     help="lowest text match score (OCR confidence x name similarity) that names a brand "
                          "(default 0.8)")
@@ -85,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         args.gallery = Path(DEFAULT_GALLERY)
     for flag, value in (("--text-threshold", args.text_threshold is not None),
                         ("--text-everyday", args.text_everyday), ("--brand-names", args.brand_names is not None)):
-        if value and not args.read_text:
-            ap.error(f"{flag} needs --read-text")
+        if value and args.read_text is False:
+            ap.error(f"{flag} reads text: not with --no-read-text")
     from vision.brands.gallery import GalleryError
     from vision.brands.recognition import draw_brands
     from vision.commands import image_inputs, zoo_dir_scope
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     decision = "open-set threshold" if rule is None else (
         f"detection rule ({rule.kind}) for {rule.detector_name}: detection >= {rule.min_detection_score:.4g}, "
         f"{'open-set score' if rule.kind == 'pair' else 'combined score'} >= {rule.threshold:.4g}")
-    if args.read_text:
+    if getattr(recognizer, "reader", None) is not None:
         counts["named_by_text"] = named_by_text
     from vision.commands import results_path
 
@@ -156,14 +160,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def text_options(args) -> dict:
-    """The recogniser's text-reading keywords from ``--read-text`` and its options (none without it)."""
-    if not args.read_text:
-        return {}
-    from vision.brands.ocr import TextReader
-
-    reader = TextReader()
-    _ = reader.engine   # RapidOCR missing: fail before any photo is read
-    options = {"reader": reader, "text_everyday": args.text_everyday}
+    """The recogniser's text-reading keywords from ``--read-text`` / ``--no-read-text`` and the text options."""
+    options = {"read_text": args.read_text, "text_everyday": args.text_everyday}
     if args.text_threshold is not None:
         options["text_threshold"] = args.text_threshold
     if args.brand_names is not None:
