@@ -55,7 +55,7 @@ class Thresholds:
     with a caption is 6 bits from its original, but its cosine is 0.2-0.4: the features see colour);
     ``mirror_margin``: the keypoint check tries a pair's mirrored alignment (when the direct one fails) only if
     the pHash of the first image's mirror image is within this many bits of the direct pHash distance or closer
-    (on the 750-photo set every copy that needed the mirror was 2-30 bits closer mirrored, and half the other
+    (on the 750-photo set every copy that needed the mirror was 2-24 bits closer mirrored, and half the other
     pairs are skipped; ``None``: always tried);
     ``k``: neighbours per image in the embedding stage; ``min_support``/``min_cross_edges``: the chaining guard.
     The defaults are the setting ``benchmarks/dedup_eval.py`` chose on its validation split (best pairwise F1 at
