@@ -537,6 +537,9 @@ def test_scan_vectors_are_the_extractors(dataset):
     folder, _, catalog = dataset
     extractor = FeatureExtractor.from_pretrained(MODEL, backend="torch")
     images = [load_image(i, draft_size=256) for i in catalog.ids]
-    assert np.allclose(catalog.vectors, extractor(images), atol=1e-5)
-    assert np.allclose(extractor.embed_prepared([extractor.prepare(im) for im in images[:3]]), extractor(images[:3]),
-                       atol=1e-5)
+    head = extractor.predictor.head           # the predictor's own path: its head's batch preprocessing
+    batch, meta = head.preprocess(images)
+    reference = np.stack([r.vector for r in head.postprocess(extractor.predictor.runtime(batch), meta,
+                                                             [""] * len(images))])
+    assert np.allclose(catalog.vectors, reference, atol=1e-5)
+    assert np.allclose(extractor(images), reference, atol=1e-5)

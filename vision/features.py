@@ -109,9 +109,7 @@ class FeatureExtractor:
         return np.concatenate(chunks) if chunks else np.empty((0, self.dim), np.float32)
 
     def _embed(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
-        batch, meta = self.predictor.head.preprocess(arrays)
-        results = self.predictor.head.postprocess(self.predictor.runtime(batch), meta, [""] * len(arrays))
-        return np.stack([r.vector for r in results])
+        return self.embed_prepared([self.prepare(a) for a in arrays])
 
     def prepare(self, image: ImageInput) -> np.ndarray:
         """One image as the network takes it (the card's eval transform, ``CxHxW`` float32), for callers that
