@@ -3,6 +3,7 @@ Triton repository configs parsed against Triton's ModelConfig protobuf, detector
 FeatureExtractor backend choice. GPU-marked tests build real TensorRT engines where CUDA and tensorrt exist."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -371,16 +372,27 @@ def test_embedding_family_exports_and_extracts_alike(tmp_path):
 
 
 def test_failed_int8_preprocessing_is_an_export_error_and_leaves_no_files(tmp_path, monkeypatch):
-    """onnxruntime's shape inference fails on the detector graph and writes temporary files into the working
-    folder; the exporter runs it in its scratch folder and reports the failure as an ExportError."""
+    """onnxruntime's shape inference writes temporary files into the working folder; the exporter runs it in its
+    scratch folder, retries without its symbolic inference (which fails on the detector graph) and reports a
+    failure of both as an ExportError."""
+    import onnxruntime.quantization.shape_inference as shape_inference
+
     from vision.export import ExportError, export
     from vision.zoo import load_model
 
+    tries = []
+
+    def failing(source, target, skip_symbolic_shape=False, **_):
+        tries.append(skip_symbolic_shape)
+        Path("leftover.tmp").write_text("x")
+        raise Exception("Incomplete symbolic shape inference")
+
+    monkeypatch.setattr(shape_inference, "quant_pre_process", failing)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ExportError, match="INT8 pre-processing .* failed for this detection graph"):
-        export(load_model("logo_yolo11n"), "onnx-int8", tmp_path / "out" / "logo.int8.onnx",
+    with pytest.raises(ExportError, match="INT8 pre-processing .* failed for this classification graph"):
+        export(load_model("grocery_resnet10t"), "onnx-int8", tmp_path / "out" / "g.int8.onnx",
                calib_dir=SAMPLE / "train")
-    assert sorted(p.name for p in tmp_path.rglob("*")) == []
+    assert tries == [False, True] and sorted(p.name for p in tmp_path.rglob("*")) == []
 
 
 def test_export_tool_refuses_missing_calibration_and_a_wrong_ultralytics_suffix(tmp_path, capsys):

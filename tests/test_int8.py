@@ -144,3 +144,81 @@ def test_benchmark_precision_adds_a_torch_bf16_row():
     assert torch_precisions(["ort-int8"], "bf16") == ["ort-int8"]
     with pytest.raises(BenchmarkError, match="--precision 'fp16'"):
         torch_precisions(["torch"], "fp16")
+
+
+LOGO_SAMPLE = SAMPLE.parent / "logo_sample"
+
+
+@pytest.fixture(scope="module")
+def logo_int8(tmp_path_factory):
+    """The shipped detector's INT8 export, calibrated and gated on the committed logo sample (32 images)."""
+    return export(load_model("logo_yolo11n"), "onnx-int8", tmp_path_factory.mktemp("logo") / "logo.int8.onnx",
+                  calib_dir=LOGO_SAMPLE / "images", tuned_for="vnni")
+
+
+def test_detector_int8_passes_its_gate_with_the_box_decode_in_fp32(logo_int8):
+    import json
+
+    import onnx
+
+    report = json.loads(logo_int8.with_name(logo_int8.name + ".parity.json").read_text())
+    assert report["gate"]["deployed_box_agreement"] == 0.9 and report["gate"]["max_rel_diff"] is None
+    assert report["deployed_box_agreement"] >= 0.9 and report["deployed_detections"][0] >= 50
+    record = read_calibration_record(logo_int8)
+    assert record["shape_inference"] == "onnx" and record == report["calibration"]
+    # the box decode (DFL softmax, anchors, class sigmoid) stays fp32; every convolution is quantised
+    graph = onnx.load(str(logo_int8)).graph
+    assert any("dfl/Softmax" in n for n in record["fp32_nodes"])
+    assert not any("Conv" in n and "dfl" not in n for n in record["fp32_nodes"])
+    fed_by_dequantize = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv" and "dfl" not in n.name]
+    assert len(convs) == 87 and all(n.input[0] in fed_by_dequantize for n in convs)
+
+
+def test_detector_int8_predictor_gives_the_fp32_boxes(logo_int8):
+    from vision import predictor
+    from vision import ultralytics_compat as ulc
+    from vision.data.io import list_images
+
+    images = list_images(LOGO_SAMPLE / "images" / "val")
+    on_int8 = predictor(logo_int8, device="cpu")
+    assert on_int8.backend == "onnxruntime"
+    box_iou = ulc.metrics_module().box_iou
+    found = total = 0
+    for want, got in zip(predictor("logo_yolo11n", backend="torch", device="cpu")(images), on_int8(images),
+                         strict=True):
+        a = torch.tensor([d["box"] for d in want.boxes]).reshape(-1, 4)
+        b = torch.tensor([d["box"] for d in got.boxes]).reshape(-1, 4)
+        total += len(a)
+        if len(a) and len(b):
+            found += int((box_iou(a, b) >= 0.5).any(1).sum())
+    assert total >= 10 and found / total >= 0.9
+
+
+def test_detector_int8_with_a_bad_calibration_is_refused(tmp_path):
+    """Calibrated on flat grey images, the activation ranges clip real photos: the gate, judged on the logo sample,
+    refuses the export and leaves no file."""
+    from PIL import Image
+
+    for i in range(32):
+        Image.new("RGB", (64, 64), (120 + i, 120 + i, 120 + i)).save(tmp_path / f"grey{i}.png")
+    with pytest.raises(ExportError, match="agreement of the boxes kept at score 0.25"):
+        export(load_model("logo_yolo11n"), "onnx-int8", tmp_path / "bad.int8.onnx", calib_dir=tmp_path,
+               parity_dir=LOGO_SAMPLE / "images", tuned_for="vnni")
+    assert not (tmp_path / "bad.int8.onnx").exists()
+
+
+def test_detector_int8_judged_on_images_without_detections_is_refused():
+    """No detection at the deployed score, in torch or the export, is no evidence: the gate refuses it."""
+    from vision.export.onnx import check_parity
+
+    report = {"images": 32, "max_rel_diff": 0.5, "max_abs_diff": 160.0, "min_cosine": 0.99, "top1_agreement": None,
+              "output": "predictions", "detections": 0, "box_agreement": None, "deployed_conf": 0.25,
+              "deployed_detections": [0, 0], "deployed_recall": None, "deployed_precision": None,
+              "deployed_box_agreement": None}
+    with pytest.raises(ExportError, match="no detection reaches score 0.25 on these 32 images"):
+        check_parity(report, "int8", "logo")
+    check_parity({**report, "deployed_detections": [40, 41], "deployed_recall": 0.95, "deployed_precision": 0.93,
+                  "deployed_box_agreement": 0.93}, "int8", "logo")  # max_rel_diff is not gated for detectors
+    with pytest.raises(ExportError, match="max rel diff"):
+        check_parity({**report, "output": "logits", "top1_agreement": 1.0}, "int8", "classifier")

@@ -44,13 +44,41 @@ def evaluate(model, data, **options) -> dict:
     from vision.tasks import get_task
     from vision.zoo import load_model
 
-    if isinstance(model, (str, Path)):
+    if isinstance(model, (str, Path)) and Path(model).suffix == ".onnx":
+        options.pop("zoo_dir", None)
+        model = _exported_detector(Path(model))
+    elif isinstance(model, (str, Path)):
         model = load_model(str(model), zoo_dir=options.pop("zoo_dir", None))
     opts = EvalOptions(**{k: (Path(v) if k in ("classes", "root", "out") and v is not None else v)
                           for k, v in options.items()})
     data = Path(data)
     evaluator = get_task(model.card.task).load("evaluator")
     return {"model": model.card.name, "task": model.card.task, "data": str(data), **evaluator(model, data, opts)}
+
+
+class _ExportedNetwork:
+    """An ``.onnx`` detector export in the place of the torch network: the same input (letterboxed, scaled
+    images) and output (decoded boxes and class scores before NMS), run by ONNX Runtime on the CPU."""
+
+    def __init__(self, path: Path):
+        from vision.predictors import OnnxRuntime
+
+        self.runtime = OnnxRuntime(path, "cpu")
+        self.card = self.runtime.card
+
+    def __call__(self, images):
+        import torch
+
+        return torch.from_numpy(self.runtime(images))
+
+
+def _exported_detector(path: Path) -> _ExportedNetwork:
+    network = _ExportedNetwork(path)
+    if network.card.task != "detection" or network.runtime.output != "predictions":
+        raise EvaluationError(f"{path}: evaluating an exported file is for detector exports (output "
+                              f"'predictions'), this one is a {network.card.task} export of "
+                              f"'{network.runtime.output}'; evaluate its zoo model instead")
+    return network
 
 
 def _trainer(args: EvalOptions):
@@ -170,7 +198,16 @@ def evaluate_detector(model, data: Path, args: EvalOptions) -> dict:
     card = model.card
     module = LogoDetectionModule(yaml=card.config["yaml"], num_classes=card.config["num_classes"],
                                  class_names=card.class_names, preprocessing=card.preprocessing)
-    module.model.load_state_dict(model.state_dict())
+    if isinstance(model, _ExportedNetwork):
+        module.ema = None
+        network = model
+
+        def validation_forward(images):  # the exported graph runs in the torch network's place
+            return network(images)
+
+        module.model.forward = validation_forward
+    else:
+        module.model.load_state_dict(model.state_dict())
     datamodule = YoloDataModule(str(data), imgsz=card.data_config.input_size, batch_size=args.batch_size,
                                 num_workers=args.workers)
     if datamodule.num_classes != card.config["num_classes"]:

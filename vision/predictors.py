@@ -32,6 +32,7 @@ import torch
 
 from vision.data.inputs import image_pixels, to_rgb_array
 from vision.export import FORMATS
+from vision.export.onnx import DEPLOYED_CONF
 from vision.results import Classification, Detections, Embedding, Result
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
@@ -207,7 +208,7 @@ class DetectionHead:
 
     takes_tensors = True
 
-    def __init__(self, card, conf: float = 0.25, iou: float = 0.7, max_det: int = 300):
+    def __init__(self, card, conf: float = DEPLOYED_CONF, iou: float = 0.7, max_det: int = 300):
         from vision import ultralytics_compat as ulc
 
         self.card, self.conf, self.iou, self.max_det = card, conf, iou, max_det

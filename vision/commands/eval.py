@@ -6,6 +6,7 @@ recognize; its form depends on the model's task:
     vision eval --model grocery_resnet10t --data ../shared/datasets/grocery_store/val.txt \\
         --classes ../shared/datasets/grocery_store/classes.csv              # classifier: top-1/5, confusion PNG
     vision eval --model logo_yolo11n --data data/logo_sample/data.yaml      # detector: mAP50, mAP50-95 on 'val'
+    vision eval --model logo.int8.onnx --data data/logo_sample/data.yaml    # a detector's ONNX export (INT8 too)
     vision eval --model brand_resnet10t --data runs/brands/val              # embedder: gallery/ and query/ folders
 
 Classifiers: a manifest (``path, label[, coarse]`` lines) or an ImageFolder tree; top-1/top-5 fine
@@ -27,7 +28,9 @@ from vision.commands import add_device, add_no_progress, add_zoo_dir, command_pa
 
 def parser() -> argparse.ArgumentParser:
     ap = command_parser("vision eval", __doc__)
-    ap.add_argument("--model", required=True, help="zoo name, .safetensors file or Lightning .ckpt")
+    ap.add_argument("--model", required=True,
+                    help="zoo name, .safetensors file or Lightning .ckpt; for a detector also an .onnx export "
+                         "(fp32 or INT8, run by ONNX Runtime on the CPU)")
     ap.add_argument("--data", type=Path, required=True,
                     help="labelled data, by the model's task: classifier: a manifest ('path, label' lines) or an "
                          "ImageFolder tree; detector: a YOLO data.yaml (its val split); embedder: a folder with "

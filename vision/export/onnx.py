@@ -54,10 +54,19 @@ ARGMAX_OUTPUTS = {"logits"}
 PARITY_GATES: dict[str, dict[str, float]] = {
     "fp32": {"max_rel_diff": 1e-4, "min_cosine": 0.9999, "top1_agreement": 0.99, "box_agreement": 0.99},
     "fp16": {"max_rel_diff": 2e-2, "min_cosine": 0.999, "top1_agreement": 0.98, "box_agreement": 0.95},
-    "int8": {"max_rel_diff": 0.25, "min_cosine": 0.95, "top1_agreement": 0.90, "box_agreement": 0.80},
+    "int8": {"max_rel_diff": 0.25, "min_cosine": 0.95, "top1_agreement": 0.90, "deployed_box_agreement": 0.90},
 }
+# (precision, output kind) -> entries that replace that precision's gate. An INT8 detector's raw output holds the
+# box of every anchor, background included: int8 error in the DFL bins moves boxes that no score keeps by 100+ px
+# (218 px on the committed logo sample, with 98% of the kept boxes agreeing), so its raw difference is reported,
+# not gated, and the boxes kept at the deployed score are (deployed_agreement).
+OUTPUT_GATES: dict[tuple[str, str], dict[str, float | None]] = {("int8", "predictions"): {"max_rel_diff": None}}
 # detections above this score take part in the box agreement (a low threshold: many boxes, a strict test)
 DETECTION_CONF = 0.05
+# the score a predictor keeps detections at by default (vision.predictors.DetectionHead): the INT8 gate judges
+# the boxes a user gets. The strict box agreement above also counts the boxes near 0.05, whose scores INT8 moves
+# by more than 0.05 without changing mAP50 (measured: benchmarks/results/export.md), so INT8 is gated on this one.
+DEPLOYED_CONF = 0.25
 
 
 class ExportError(RuntimeError):
@@ -140,6 +149,7 @@ def compare_outputs(ref: np.ndarray, got: np.ndarray, output: str) -> dict:
               "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()), "top1_agreement": top1}
     if output == "predictions":
         report.update(detection_agreement(ref_raw, got_raw))
+        report.update(deployed_agreement(ref_raw, got_raw))
     return report
 
 
@@ -161,21 +171,56 @@ def detection_agreement(ref: np.ndarray, got: np.ndarray, conf: float = DETECTIO
     return {"detections": total, "box_agreement": matched / total if total else None}
 
 
+def deployed_agreement(ref: np.ndarray, got: np.ndarray, conf: float = DEPLOYED_CONF, iou: float = 0.7,
+                       match_iou: float = 0.5) -> dict:
+    """Agreement of the boxes a predictor keeps (score >= ``conf``, NMS as deployed), both ways: the share of
+    torch detections that the export also finds (same class, IoU >= ``match_iou``, the IoU of mAP50) and the share
+    of the export's detections that torch also finds; ``deployed_box_agreement`` is the lower of the two."""
+    from vision import ultralytics_compat as ulc
+
+    ref_dets = ulc.non_max_suppression(torch.from_numpy(ref.copy()).float(), conf=conf, iou=iou)
+    got_dets = ulc.non_max_suppression(torch.from_numpy(got.copy()).float(), conf=conf, iou=iou)
+    box_iou = ulc.metrics_module().box_iou
+    n_ref = n_got = found = confirmed = 0
+    for r, g in zip(ref_dets, got_dets):
+        n_ref, n_got = n_ref + len(r), n_got + len(g)
+        if len(r) and len(g):
+            same = (box_iou(r[:, :4], g[:, :4]) >= match_iou) & (r[:, 5:6] == g[None, :, 5])
+            found += int(same.any(1).sum())
+            confirmed += int(same.any(0).sum())
+    recall = found / n_ref if n_ref else None
+    precision = confirmed / n_got if n_got else None
+    both = [v for v in (recall, precision) if v is not None]
+    return {"deployed_conf": conf, "deployed_detections": [n_ref, n_got], "deployed_recall": recall,
+            "deployed_precision": precision, "deployed_box_agreement": min(both) if both else None}
+
+
 def check_parity(report: dict, precision: str, what: str) -> None:
     """Raise :class:`ExportError` with every number when ``report`` misses the gate of ``precision``."""
-    gate = PARITY_GATES[precision]
+    gate = {**PARITY_GATES[precision], **OUTPUT_GATES.get((precision, report.get("output", "")), {})}
     report["gate"] = {"precision": precision, **gate}
     failed = []
-    if report["max_rel_diff"] > gate["max_rel_diff"]:
+    if gate["max_rel_diff"] is not None and report["max_rel_diff"] > gate["max_rel_diff"]:
         failed.append(f"max rel diff {report['max_rel_diff']:.3g} > {gate['max_rel_diff']} "
                       f"(max abs diff {report['max_abs_diff']:.3g})")
     if report["min_cosine"] < gate["min_cosine"]:
         failed.append(f"min cosine {report['min_cosine']:.5f} < {gate['min_cosine']}")
     if report["top1_agreement"] is not None and report["top1_agreement"] < gate["top1_agreement"]:
         failed.append(f"top-1 agreement {report['top1_agreement']:.3f} < {gate['top1_agreement']}")
-    if report.get("box_agreement") is not None and report["box_agreement"] < gate["box_agreement"]:
+    if "box_agreement" in gate and report.get("box_agreement") is not None \
+            and report["box_agreement"] < gate["box_agreement"]:
         failed.append(f"box agreement after NMS {report['box_agreement']:.3f} < {gate['box_agreement']} "
                       f"({report['detections']} torch detections)")
+    if "deployed_box_agreement" in gate and "deployed_conf" in report \
+            and report["deployed_box_agreement"] is None:  # nothing to compare is no evidence of parity
+        failed.append(f"no detection reaches score {report['deployed_conf']} on these {report['images']} images, "
+                      "in torch or the export: judge it on images that show objects (parity_dir, --parity-dir)")
+    elif "deployed_box_agreement" in gate and report.get("deployed_box_agreement") is not None \
+            and report["deployed_box_agreement"] < gate["deployed_box_agreement"]:
+        failed.append(f"agreement of the boxes kept at score {report['deployed_conf']} "
+                      f"{report['deployed_box_agreement']:.3f} < {gate['deployed_box_agreement']} (torch "
+                      f"detections found {report['deployed_recall']}, export detections confirmed "
+                      f"{report['deployed_precision']}, of {report['deployed_detections']})")
     if failed:
         raise ExportError(f"{what} does not match torch at {precision} ({'; '.join(failed)}); "
                           f"parity: {json.dumps(report)}")

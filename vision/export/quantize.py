@@ -79,6 +79,7 @@ CALIBRATE_METHODS = ("minmax", "entropy", "percentile")
 def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Path, output: str | None = None,
                      opset: int = 17, quant_format: str = "qdq", calibrate_method: str = "minmax",
                      per_channel: bool = True, tuned_for: str = "auto", reduce_range: bool | None = None,
+                     keep_fp32: Sequence[str] = (),
                      min_images: int = MIN_CALIB_IMAGES, max_images: int = MAX_CALIB_IMAGES,
                      parity_dir: str | Path | None = None, simplify: bool = True,
                      sample_images: Sequence | None = None) -> Path:
@@ -89,10 +90,11 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
     held-out folder for an honest number). ``tuned_for``: ``auto`` (this CPU: ``vnni`` where it has VNNI or AMX,
     else ``generic``), ``vnni``, ``generic`` or ``tensorrt`` (:data:`INT8_SETTINGS`); ``reduce_range`` (7-bit
     weights) overrides its choice: without VNNI it took the shipped classifier's top-1 agreement with fp32 from
-    0.89 to 0.95 on Grocery val images. ``sample_images`` goes to the fp32 export's parity check.
+    0.89 to 0.95 on Grocery val images. ``keep_fp32``: node-name prefixes of the fp32 graph kept in fp32 besides
+    the task's own (:func:`fp32_node_names`), e.g. ``["/model/model.0/"]``. ``sample_images`` goes to the fp32
+    export's parity check.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     check_not_a_folder(Path(path))
     if quant_format not in QUANT_FORMATS:
@@ -114,25 +116,16 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
         fp32 = export_onnx(model, Path(scratch) / "fp32.onnx", opset=opset, output=output, simplify=simplify,
                            sample_images=sample_images)
         prepared = Path(scratch) / "prepared.onnx"
-        # onnxruntime's symbolic shape inference writes temporary files into the working folder (and leaves them
-        # there when it fails): run it inside the scratch folder
-        cwd = os.getcwd()
-        os.chdir(scratch)
-        try:
-            quant_pre_process(str(fp32), str(prepared))
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises bare Exception("Incomplete symbolic ...")
-            raise ExportError(f"{card.name}: INT8 pre-processing (onnxruntime shape inference) failed for this "
-                              f"{card.task} graph ({type(e).__name__}: {e}); export it as 'onnx' (fp32) instead") \
-                from None
-        finally:
-            os.chdir(cwd)
+        shape_inference = _prepare(fp32, prepared, card)
+        fp32_nodes = fp32_node_names(prepared, card.task, keep_fp32)
         record = {"method": calibrate_method, "format": quant_format, "per_channel": per_channel,
                   "tuned_for": target, "cpu_isa": sorted(cpu_flags() & ISA_FLAGS), **settings,
+                  "shape_inference": shape_inference, "fp32_nodes": fp32_nodes,
                   "batch": CALIB_BATCH, **calib.describe(),
                   "key": calib.key(batch=CALIB_BATCH, method=calibrate_method, runtime="onnxruntime")}
         with atomic_path(path) as tmp:
             quantize_static(str(prepared), str(tmp), _Reader(calib), per_channel=per_channel,
-                            reduce_range=settings["reduce_range"],
+                            reduce_range=settings["reduce_range"], nodes_to_exclude=fp32_nodes,
                             quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
                             activation_type={"uint8": QuantType.QUInt8,
                                              "int8": QuantType.QInt8}[settings["activations"]],
@@ -153,6 +146,63 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
             keep_previous_record(path, report)  # a crash from here on leaves the previous export verifiable
     write_parity_report(path, report)
     return path
+
+
+def _prepare(fp32: Path, prepared: Path, card) -> str:
+    """onnxruntime's pre-processing for quantisation (shape inference, graph optimisation) of ``fp32`` into
+    ``prepared``; returns the shape inference that worked: ``symbolic`` (onnxruntime's), else ``onnx`` (ONNX's
+    own: onnxruntime's symbolic inference fails on the YOLO detector's graph, whose shapes ONNX infers)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    # onnxruntime's symbolic shape inference writes temporary files into the working folder (and leaves them
+    # there when it fails): run it inside the scratch folder
+    cwd = os.getcwd()
+    os.chdir(prepared.parent)
+    try:
+        for skip_symbolic in (False, True):
+            try:
+                quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=skip_symbolic)
+                return "onnx" if skip_symbolic else "symbolic"
+            except Exception as e:  # noqa: BLE001 - onnxruntime raises bare Exception("Incomplete symbolic ...")
+                error = e
+        raise ExportError(f"{card.name}: INT8 pre-processing (onnxruntime shape inference) failed for this "
+                          f"{card.task} graph ({type(error).__name__}: {error}); export it as 'onnx' (fp32) instead")
+    finally:
+        os.chdir(cwd)
+
+
+def fp32_node_names(path: str | Path, task: str, prefixes: Sequence[str] = ()) -> list[str]:
+    """The nodes of the ONNX graph at ``path`` that an INT8 export of a ``task`` model keeps in fp32 (sorted):
+    a detector's box decode (:func:`detector_decode_nodes`; none for the other tasks) and those whose name starts
+    with one of ``prefixes``."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    kept = {n.name for n in graph.node if prefixes and n.name.startswith(tuple(prefixes))}
+    if prefixes and not kept:
+        raise ExportError(f"keep_fp32 {list(prefixes)}: no node of the graph starts with these; node names look "
+                          f"like {graph.node[0].name!r}")
+    return sorted(kept | (detector_decode_nodes(graph) if task == "detection" else set()))
+
+
+def detector_decode_nodes(graph) -> set[str]:
+    """The nodes of the module that writes the graph's output from its first Reshape on: the box decode (DFL
+    softmax, anchors, stride, class sigmoid), where one int8 range would have to cover pixels and probabilities
+    in one tensor."""
+    producer = next(n for n in graph.node if graph.output[0].name in n.output)
+    module = producer.name.rsplit("/", 1)[0] + "/"
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    found: set[str] = set()
+    stack = [n for n in graph.node if n.op_type == "Reshape" and n.name.startswith(module)]
+    while stack:
+        n = stack.pop()
+        if n.name not in found:
+            found.add(n.name)
+            stack += [c for out in n.output for c in consumers.get(out, [])]
+    return found
 
 
 def cpu_flags() -> frozenset[str]:
