@@ -587,6 +587,60 @@ def _jsonable(value):
     raise TypeError(type(value))
 
 
+def default_check(args) -> dict:
+    """--default-check: the recogniser as ``BrandRecognizer.from_pretrained`` makes it (text read by default) beside
+    the same models with ``read_text=False``, photo by photo in alternating order over the cross-style, brand-free and
+    packaged val photos: the figures of :func:`reader_figures` for both and the time each takes per photo."""
+    import os
+
+    from vision.brands.recognition import BrandRecognizer
+    from vision.data.io import load_image
+    from vision.synth.negatives import brand_free_photos
+
+    queries = json.loads((args.data / "cross_style" / "queries.json").read_text())
+    sets = {"cross": [args.data / "cross_style" / q["image"] for q in queries],
+            "free": brand_free_photos(args.grocery, "val"),
+            "packages": brand_free_photos(args.grocery, "val", categories=("Packages",))}
+    if args.limit:
+        queries = queries[:args.limit]
+        sets = {part: paths[:args.limit] for part, paths in sets.items()}
+    ways = {"no text": BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu",
+                                                       read_text=False),
+            "default": BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu")}
+    assert ways["default"].reader is not None, "the [ocr] extra is not installed: nothing to compare"
+    warm = load_image(sets["cross"][0])
+    for way in ways.values():
+        way.predict([warm])   # models and OCR engines loaded, not counted
+    from vision.brands.ocr import EVERYDAY_LANGUAGES, everyday_word
+
+    everyday_word("warm", languages=EVERYDAY_LANGUAGES)   # wordfreq's lists load once per process, not counted
+    load_before = os.getloadavg()
+    logos = {name: {part: [] for part in sets} for name in ways}
+    seconds = {name: [] for name in ways}
+    for n, (part, path) in enumerate((part, path) for part, paths in sets.items() for path in paths):
+        image = load_image(path)
+        for name in (list(ways) if n % 2 == 0 else list(ways)[::-1]):   # neither way always runs first
+            start = time.perf_counter()
+            (found,) = ways[name].predict([image])
+            seconds[name].append(time.perf_counter() - start)
+            for logo in found:   # a text-named logo's brand is what Recall@1 counts
+                if logo.get("source") == "text":
+                    logo.update(best=logo["brand"], by_text=True)
+            logos[name][part].append(found)
+    ratios = [t / b for t, b in zip(seconds["default"], seconds["no text"])]
+    return {"photos": {part: len(v) for part, v in sets.items()},
+            "rows": {name: {**reader_figures(v["cross"], queries, v["free"], v["packages"]),
+                            "logos_read": sum("text" in lg for part in v.values() for photo in part for lg in photo),
+                            "median_s_per_photo": round(float(np.median(seconds[name])), 4),
+                            "total_s": round(float(np.sum(seconds[name])), 1)} for name, v in logos.items()},
+            "text_added_median_of_per_photo_ratios": round(float(np.median(ratios)) - 1, 3),
+            "text_added_ratio_of_medians": round(float(np.median(seconds["default"]))
+                                                 / float(np.median(seconds["no text"])) - 1, 3),
+            "text_added_ratio_of_totals": round(float(np.sum(seconds["default"]))
+                                                / float(np.sum(seconds["no text"])) - 1, 3),
+            "load_before": load_before, "load_after": os.getloadavg()}
+
+
 def gates_main(args) -> int:
     """--gates: record (or load) every logo's reads, then one row per gate and way of reading."""
     import os
@@ -662,7 +716,24 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare which logos are read (GATES) and ways of reading them (GATE_READERS), each logo "
                          "timed on its own beside the recogniser, on the cross-style, brand-free and packaged val "
                          "photos; --records / --from-records keep and reuse the run")
+    ap.add_argument("--default-check", action="store_true",
+                    help="the recogniser with its default text reading beside read_text=False, alternating photo by "
+                         "photo over the cross-style, brand-free and packaged val photos: figures and time")
     args = ap.parse_args(argv)
+    if args.default_check:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        start = time.perf_counter()
+        report = default_check(args)
+        report["wall_s"] = round(time.perf_counter() - start, 1)
+        report["hardware"] = {"machine": platform.machine(), "processor": platform.processor(),
+                              "cpu_count": __import__("os").cpu_count()}
+        print(json.dumps(report, indent=1))
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1) + "\n")
+        return 0
     if args.gates:
         return gates_main(args)
     if args.readers:
