@@ -35,7 +35,11 @@ def test_a_wide_crop_is_read_as_one_line_without_the_text_detector():
 def test_readers_with_the_same_settings_share_one_engine():
     assert TextReader().engine is TextReader().engine
     assert TextReader(threads=2).engine is not TextReader().engine
-    for bad in (dict(threads=0), dict(line_aspect=0.5), dict(side=8)):
+    reader = TextReader()
+    reader.read([_text_image("Gitlab", size=(200, 50))])
+    assert list(reader.engine.text_rec.rec_image_shape) == [3, 48, 96]   # a short word is not padded to 320 px
+    assert TextReader(line_width=320).engine is not TextReader().engine
+    for bad in (dict(threads=0), dict(line_aspect=0.5), dict(side=8), dict(line_width=8)):
         with pytest.raises(ValueError):
             TextReader(**bad)
 

@@ -170,8 +170,9 @@ class TextReader:
     ``min_score`` are dropped. An image at least ``line_aspect`` times as wide as it is high (a wordmark's box) is
     read as one line by the recogniser alone: the text detector, most of the cost, is skipped (``None``: never).
     ``threads``: ONNX Runtime's intra-op threads per session (``None``: ONNX Runtime's choice, one per core, which
-    measured slower than 1 beside the recogniser's own networks). The models are loaded on the first :meth:`read`,
-    once per process for the same settings.
+    measured slower than 1 beside the recogniser's own networks). ``line_width``: the text recogniser's narrowest
+    input, 48 pixels high; a shorter line is padded to it (RapidOCR's 320 doubled its time on logos' short words).
+    The models are loaded on the first :meth:`read`, once per process for the same settings.
     """
 
     def __init__(self, side: int = TEXT_SIDE, min_score: float = 0.5, threads: int | None = 1,

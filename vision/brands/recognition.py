@@ -74,7 +74,9 @@ class BrandRecognizer:
     whatever the embedder says (results then also carry ``text``: the
     lines read, and ``source``: ``"text"`` or ``"image"``, what named the brand, with the match's ``text_score``
     when it was the text; ``best`` and ``score`` stay the embedder's). Only logos detected with a
-    ``detection_score`` of at least ``text_min_detection`` are read (without a detector, every image is).
+    ``detection_score`` of at least ``text_min_detection`` (without a detector, every image) and whose best brand
+    leads the second by less than ``text_max_lead`` (cosine; ``None``: any lead) are read (:meth:`needs_text`).
+    :meth:`from_pretrained` reads text by default where the ``[ocr]`` extra is installed.
 
     ``detection_rule``: ``"auto"`` applies the gallery's :attr:`~vision.brands.gallery.BrandGallery.detection_rule` when
     ``detector`` is the detector it was calibrated for (card name and sha256), and warns and falls back to the
