@@ -233,26 +233,10 @@ READERS = {   # --readers rows: how the text is read (crop framing, TextReader s
     "box crops, 1 thread, one line from 3x, detector at 128 px (the default reader)": dict(side=128),
     "box crops, 1 thread, one line from 3x, detector at 96 px": dict(side=96),
 }
-READERS = {name: {"crop": "box", "threads": 1, "line_aspect": 3.0, "side": 320, **v} for name, v in READERS.items()}
+# the recogniser's input padded to 320 px as RapidOCR does: these rows were measured so (the default is 96 px now)
+READERS = {name: {"crop": "box", "threads": 1, "line_aspect": 3.0, "side": 320, "line_width": 320, **v}
+           for name, v in READERS.items()}
 MIN_DETECTIONS = (0.2, 0.3, 0.5)   # rows derived from the default reader: logos detected under this are not read
-
-
-def square_crop_recognizer(*args, **kwargs):
-    """The recogniser reading text as it did until 2026-12-06: each logo on its own, on the embedder's square crop."""
-    from vision.brands.recognition import TEXT_MARGIN, BrandRecognizer
-    from vision.crops import square_crop
-
-    class Square(BrandRecognizer):
-        def read_texts(self, arrays, results):
-            for i, logos in enumerate(results):
-                for logo in logos:
-                    lines = self.reader.read([square_crop(arrays[i], logo["box"], TEXT_MARGIN)])[0]
-                    found = self.names.match(lines, kinds=self.text_kinds, everyday=self.text_everyday)
-                    logo.update(text=[line.text for line in lines], source="image")
-                    if found is not None and found.score >= self.text_threshold:
-                        logo.update(brand=found.brand, source="text", text_score=round(found.score, 6))
-
-    return Square(*args, **kwargs)
 
 
 def read_logos(reader, how: dict, array, logos) -> list[dict]:
@@ -301,6 +285,21 @@ def reader_figures(cross, queries, free, packages) -> dict:
     return out
 
 
+def val_sets(args) -> tuple[list[dict], dict[str, list[Path]]]:
+    """The cross-style queries and the photos of the three val sets (``cross``, ``free``: brand-free, ``packages``),
+    the first ``args.limit`` of each for a quick look."""
+    from vision.synth.negatives import brand_free_photos
+
+    queries = json.loads((args.data / "cross_style" / "queries.json").read_text())
+    sets = {"cross": [args.data / "cross_style" / q["image"] for q in queries],
+            "free": brand_free_photos(args.grocery, "val"),
+            "packages": brand_free_photos(args.grocery, "val", categories=("Packages",))}
+    if args.limit:
+        queries = queries[:args.limit]
+        sets = {part: paths[:args.limit] for part, paths in sets.items()}
+    return queries, sets
+
+
 def reader_rows(args) -> dict:
     """The --readers report: the recogniser run once without text over the cross-style, brand-free and packaged val
     photos, then each way of reading (:data:`READERS`) applied to the same logos, timed photo by photo beside the
@@ -308,15 +307,8 @@ def reader_rows(args) -> dict:
     from vision.brands.ocr import TextReader
     from vision.brands.recognition import BrandRecognizer
     from vision.data.io import load_image
-    from vision.synth.negatives import brand_free_photos
 
-    queries = json.loads((args.data / "cross_style" / "queries.json").read_text())
-    sets = {"cross": [args.data / "cross_style" / q["image"] for q in queries],
-            "free": brand_free_photos(args.grocery, "val"),
-            "packages": brand_free_photos(args.grocery, "val", categories=("Packages",))}
-    if args.limit:   # a quick look: the first photos of each set
-        queries = queries[:args.limit]
-        sets = {part: paths[:args.limit] for part, paths in sets.items()}
+    queries, sets = val_sets(args)
     recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu",
                                                  read_text=False)
     if args.end_to_end_only:
@@ -328,7 +320,8 @@ def reader_rows(args) -> dict:
     readers = {}
     chosen = {name: how for name, how in READERS.items() if not args.only or any(o in name for o in args.only)}
     for name, how in chosen.items():
-        readers[name] = TextReader(side=how["side"], threads=how["threads"], line_aspect=how["line_aspect"])
+        readers[name] = TextReader(side=how["side"], threads=how["threads"], line_aspect=how["line_aspect"],
+                                   line_width=how["line_width"])
         readers[name].read([np.zeros((64, 64, 3), np.uint8)])   # the engine's load is not counted
     # photo by photo: the recogniser without text, then each way of reading its logos, so that every way is timed
     # under the same load on a shared machine
@@ -414,15 +407,8 @@ def gate_records(args) -> dict:
     from vision.brands.ocr import BrandNames, TextReader
     from vision.brands.recognition import TEXT_MARGIN, BrandRecognizer, text_crop
     from vision.data.io import load_image
-    from vision.synth.negatives import brand_free_photos
 
-    queries = json.loads((args.data / "cross_style" / "queries.json").read_text())
-    sets = {"cross": [args.data / "cross_style" / q["image"] for q in queries],
-            "free": brand_free_photos(args.grocery, "val"),
-            "packages": brand_free_photos(args.grocery, "val", categories=("Packages",))}
-    if args.limit:
-        queries = queries[:args.limit]
-        sets = {part: paths[:args.limit] for part, paths in sets.items()}
+    queries, sets = val_sets(args)
     recognizer = BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu",
                                                  read_text=False)
     recognizer.names = BrandNames.from_gallery(recognizer.gallery)
@@ -595,15 +581,8 @@ def default_check(args) -> dict:
 
     from vision.brands.recognition import BrandRecognizer
     from vision.data.io import load_image
-    from vision.synth.negatives import brand_free_photos
 
-    queries = json.loads((args.data / "cross_style" / "queries.json").read_text())
-    sets = {"cross": [args.data / "cross_style" / q["image"] for q in queries],
-            "free": brand_free_photos(args.grocery, "val"),
-            "packages": brand_free_photos(args.grocery, "val", categories=("Packages",))}
-    if args.limit:
-        queries = queries[:args.limit]
-        sets = {part: paths[:args.limit] for part, paths in sets.items()}
+    queries, sets = val_sets(args)
     ways = {"no text": BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu",
                                                        read_text=False),
             "default": BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu")}

@@ -203,22 +203,30 @@ def test_recognizer_leaves_everyday_words_to_the_embedder_unless_asked(reader):
     assert (found["brand"], found["source"]) == ("orange", "text")
 
 
-def test_vision_recognize_read_text(tiny_zoo, tmp_path, capsys, monkeypatch):  # noqa: F811 (the fixture)
-    from vision.brands.recognition import BrandRecognizer
-    from vision.commands import build_gallery, recognize
-
-    # the untrained embedder's lead over the second brand is random: every logo counts as ambiguous, so it is read
-    monkeypatch.setattr(BrandRecognizer, "leads", lambda self, vectors: [0.0] * len(vectors))
+def recognize_args(zoo, tmp_path) -> list[str]:
+    """``vision recognize`` arguments for one crop reading "kubernetes" against a gallery of acme and kubernetes
+    built with the untrained embedder of ``zoo``."""
+    from vision.commands import build_gallery
 
     _brand_images(tmp_path / "logos", {"acme": (220, 30, 30), "kubernetes": (30, 60, 220)}, 1, seed=0)
-    model = str(tiny_zoo / "tiny_open_set.safetensors")
+    model = str(zoo / "tiny_open_set.safetensors")
     assert build_gallery.main(["--embedder", model, "--folder", str(tmp_path / "logos"),
                                "--out", str(tmp_path / "g.npz")]) == 0
     (tmp_path / "crops").mkdir()
     Image.fromarray(_text_image("kubernetes")).save(tmp_path / "crops" / "k8s.png")
-    capsys.readouterr()
-    args = ["--images", str(tmp_path / "crops"), "--crops", "--embedder", model, "--gallery", str(tmp_path / "g.npz"),
+    return ["--images", str(tmp_path / "crops"), "--crops", "--embedder", model, "--gallery", str(tmp_path / "g.npz"),
             "--no-progress", "--device", "cpu"]
+
+
+def test_vision_recognize_read_text(tiny_zoo, tmp_path, capsys, monkeypatch):  # noqa: F811 (the fixture)
+    from vision.brands.recognition import BrandRecognizer
+    from vision.commands import recognize
+
+    # the untrained embedder's lead over the second brand is random: every logo counts as ambiguous, so it is read
+    monkeypatch.setattr(BrandRecognizer, "leads", lambda self, vectors: [0.0] * len(vectors))
+
+    args = recognize_args(tiny_zoo, tmp_path)
+    capsys.readouterr()
     assert recognize.main([*args, "--no-read-text", "--out", str(tmp_path / "plain")]) == 0
     assert "named_by_text" not in json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     for flags, out in (([], "default"), (["--read-text"], "text")):   # text is read by default

@@ -178,21 +178,12 @@ def test_vision_recognize_without_the_ocr_extra(tiny_zoo, tmp_path, capsys, monk
     install; --no-read-text runs without a warning."""
     import json
 
-    from PIL import Image
-
     from vision.brands import ocr
-    from vision.commands import build_gallery, recognize
+    from vision.commands import recognize
 
-    from .test_gallery_open_set import _brand_images
+    from .test_ocr import recognize_args
 
-    _brand_images(tmp_path / "logos", {"acme": (220, 30, 30), "kubernetes": (30, 60, 220)}, 1, seed=0)
-    model = str(tiny_zoo / "tiny_open_set.safetensors")
-    assert build_gallery.main(["--embedder", model, "--folder", str(tmp_path / "logos"),
-                               "--out", str(tmp_path / "g.npz")]) == 0
-    (tmp_path / "crops").mkdir()
-    Image.fromarray(_text_image("kubernetes")).save(tmp_path / "crops" / "k8s.png")
-    args = ["--images", str(tmp_path / "crops"), "--crops", "--embedder", model, "--gallery", str(tmp_path / "g.npz"),
-            "--no-progress", "--device", "cpu"]
+    args = recognize_args(tiny_zoo, tmp_path)
     monkeypatch.setattr(ocr, "missing_packages", lambda: ["rapidocr", "wordfreq"])
     capsys.readouterr()
     with pytest.warns(UserWarning, match=r"rapidocr, wordfreq not installed \(pip install 'vision-zoo\[ocr\]'\)"):
