@@ -13,7 +13,8 @@ Accuracy: classifiers top-1 on a manifest; embedders Recall@1 of ``query/<id>/*`
 the detector's box agreement with torch after NMS on the calibration images (the strict one at score 0.05 and the
 INT8 gate's, of the boxes kept at the deployed score 0.25) and, with ``--data`` (a YOLO data.yaml), mAP50 of every
 file on its val split (``vision.evaluate``, ONNX files run by ONNX Runtime). The detector's rows: the export
-``vision export --format onnx-int8`` writes (box decode in fp32) and variants with more of the graph in fp32.
+``vision export --format onnx-int8`` writes (box decode and stem ``model.0`` in fp32) and variants with less or more
+of the graph in fp32.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ VARIANTS = {
 }
 # detector rows besides the export's own: (ultralytics modules model.0..<n-1> kept in fp32 besides the box decode,
 # activation-range percentile or None for min/max)
-DETECTOR_VARIANTS = {"int8 vnni, decode + model.0 fp32": (1, None), "int8 vnni, decode + model.0-2 fp32": (3, None)}
+DETECTOR_VARIANTS = {"int8 vnni, decode fp32 (stem int8)": (0, None), "int8 vnni, decode + model.0-2 fp32": (3, None)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         runners = {"torch": torch_runner("fp32"), "torch bf16 channels-last": torch_runner("bf16")}
         files["ort fp32"] = export(model, "onnx", scratch / "fp32.onnx")
         if card.task == "detection":
-            files["int8 vnni (export: decode fp32)"] = export(model, "onnx-int8", scratch / "det.int8.onnx",
+            files["int8 vnni (export: decode + stem fp32)"] = export(model, "onnx-int8", scratch / "det.int8.onnx",
                                                              calib_dir=args.calib_dir, max_images=args.max_images,
                                                              tuned_for="vnni")
             files.update(detector_variants(files["ort fp32"], args, scratch, card))
