@@ -190,9 +190,10 @@ def test_vision_recognize_without_the_ocr_extra(tiny_zoo, tmp_path, capsys, monk
         assert recognize.main([*args, "--out", str(tmp_path / "default")]) == 0
     (logo,) = json.loads((tmp_path / "default" / "results.jsonl").read_text())["logos"]
     assert "text" not in logo and "named_by_text" not in capsys.readouterr().err
-    assert recognize.main([*args, "--read-text", "--out", str(tmp_path / "asked")]) == 1
-    assert "error: reading text on logos needs rapidocr, wordfreq: pip install 'vision-zoo[ocr]'" \
-        in capsys.readouterr().err
+    for asked in (["--read-text"], ["--text-threshold", "0.9"]):   # a text option asks for text too
+        assert recognize.main([*args, *asked, "--out", str(tmp_path / "asked")]) == 1
+        assert "error: reading text on logos needs rapidocr, wordfreq: pip install 'vision-zoo[ocr]'" \
+            in capsys.readouterr().err
     import warnings
 
     with warnings.catch_warnings():

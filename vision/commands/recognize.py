@@ -160,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def text_options(args) -> dict:
-    """The recogniser's text-reading keywords from ``--read-text`` / ``--no-read-text`` and the text options."""
-    options = {"read_text": args.read_text, "text_everyday": args.text_everyday}
+    """The recogniser's text-reading keywords from ``--read-text`` / ``--no-read-text`` and the text options (which ask
+    for text: with one of them the ``[ocr]`` extra is required, as with ``--read-text``)."""
+    asked = args.text_threshold is not None or args.text_everyday or args.brand_names is not None
+    options = {"read_text": True if asked and args.read_text is None else args.read_text,
+               "text_everyday": args.text_everyday}
     if args.text_threshold is not None:
         options["text_threshold"] = args.text_threshold
     if args.brand_names is not None:
