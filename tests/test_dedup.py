@@ -156,6 +156,20 @@ def test_min_local_is_a_stored_threshold():
         Thresholds.from_dict({"min_local": "high"}, "card")
 
 
+def test_mirror_margin_is_a_stored_threshold_and_a_flag(monkeypatch):
+    import vision.commands.dedup as command
+
+    assert Thresholds.from_dict({"mirror_margin": None}, "card").mirror_margin is None
+    assert Thresholds.from_dict({}, "card").mirror_margin == 0
+    with pytest.raises(DedupError, match="'mirror_margin' must be a whole number"):
+        Thresholds.from_dict({"mirror_margin": 1.5}, "card")
+    seen = []
+    monkeypatch.setattr(command, "report", lambda args: seen.append(command.thresholds_from(args)) or 0)
+    for flag, margin in (("off", None), ("3", 3)):
+        command.main(["--images", "x", "--out", "y", "--mirror-margin", flag])
+        assert seen[-1].mirror_margin == margin
+
+
 def clique(members):
     return [Edge(a, b, 0.99, "verified") for x, a in enumerate(members) for b in members[x + 1:]]
 
