@@ -11,7 +11,8 @@ The settings are chosen for the CPU that will run the model (``tuned_for``, by d
 by signed 8-bit weights (VNNI's ``vpdpbusd``), so on VNNI/AMX CPUs uint8 activations let onnxruntime fuse every
 Conv into ``QLinearConv``, where int8 activations left most Convs in fp32 behind ``DequantizeLinear`` (measured with
 onnxruntime's profiler: benchmarks/int8_isa.py). QDQ with symmetric int8 is what TensorRT builds INT8 engines from
-(explicit quantisation): ``tuned_for="tensorrt"``.
+(explicit quantisation): ``tuned_for="tensorrt"``. A detector keeps its box decode and stem in fp32
+(:func:`fp32_node_names`, listed in the calibration record) and is gated on the boxes a predictor keeps.
 
 Example::
 
@@ -196,6 +197,8 @@ def stem_nodes(graph) -> set[str]:
     ultralytics model ``/model/model.0/``)."""
     first = next(n for n in graph.node if n.op_type == "Conv")
     module = first.name.rsplit("/", 2)[0] + "/"
+    if module == "/":  # a top-level name: the convolution alone, never the whole graph
+        return {first.name}
     return {n.name for n in graph.node if n.name.startswith(module)}
 
 
