@@ -22,9 +22,8 @@ Galleries without one (all files written before it) keep the crop-only threshold
 
 Each reference row also records its **kind** of artwork (:data:`REFERENCE_KINDS`: a ``symbol``, a ``wordmark`` (the
 name set as text), a ``lockup`` (symbol and name together), a ``photo`` of the brand, or ``other``), so a gallery
-says which kinds each brand has (:meth:`BrandGallery.reference_kinds`, metadata field ``reference_kinds``). A query
-of either kind then finds a reference like it: a wordmark on a package is compared with the brand's written name,
-not only with its symbol.
+says which kinds each brand has (:meth:`BrandGallery.reference_kinds`, metadata field ``reference_kinds``): a
+wordmark on a package then has the brand's written name to be compared with, not only its symbol.
 
 ``crop_margin`` is how the recogniser frames each detected box before embedding it (:func:`vision.crops.square_crop`):
 the threshold and the detection rule were calibrated on crops framed that way, so the recogniser takes it from the
