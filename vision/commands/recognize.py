@@ -31,8 +31,6 @@ from pathlib import Path
 from vision.brands import DEFAULT_DETECTOR, DEFAULT_EMBEDDER, DEFAULT_GALLERY
 from vision.commands import add_device, add_images, add_no_progress, add_zoo_dir, command_parser
 
-# the shipped pipeline: its gallery was built with its embedder and calibrated with its detector
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = command_parser("vision recognize", __doc__)
