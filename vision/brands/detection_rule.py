@@ -8,15 +8,22 @@ detector is unsure it is a logo at all). A :class:`DetectionRule` accepts a dete
 - ``kind="pair"``: ``detection_score >= min_detection_score`` and ``open_set_score >= threshold``;
 - ``kind="logistic"``: ``detection_score >= min_detection_score`` and
   ``weights[0] * detection_score + weights[1] * open_set_score >= threshold`` (a logistic regression of known logos
-  against impostor detections, its bias folded into the threshold).
+  against impostor detections, its bias folded into the threshold);
+- ``kind="logistic_text"`` (:data:`TEXT_RULE_KIND`): the same with the text read on the logo as two more channels,
+  ``+ weights[2] * text_match + weights[3] * text_other`` (:data:`TEXT_FEATURES`: the score of the text match naming
+  the logo's candidate brand, and the confidence of text read that names no brand or another one; both 0 where
+  nothing was read). It also records the embedder it was calibrated with (:meth:`DetectionRule.check_pair`), since
+  its open-set scores and the logos it reads depend on it. A gallery stores it beside the image-only rule
+  (``text_rule``), and the recogniser applies it when it reads text (:mod:`vision.brands.recognition`).
 
 :func:`calibrate_detection_rule` sets it from whole photos: *known scenes* (photos with one known-brand mark and its
 true box; the mark counts as found by any detection with IoU >= 0.5 to it, and as rejected when no such detection
 passes the rule, missed detections included) and *impostor photos* (brand-free photos: every detection is a false
 one). Among rules whose known-scene false-reject rate (FRR) stays within the budget it picks the lowest share of
-impostor photos with any accepted detection (photo FAR), then the lowest detection FAR, then the lowest FRR. The rule
-records the detector it was calibrated for (name and sha256): its detection confidences mean nothing for another
-detector (:meth:`DetectionRule.matches`).
+impostor photos with any accepted detection (photo FAR), then the lowest detection FAR, then the lowest FRR; with
+``max_impostor_photos`` a rule whose photo FAR is above it is refused (the impostor constraint is part of the fit).
+The rule records the detector it was calibrated for (name and sha256): its detection confidences mean nothing for
+another detector (:meth:`DetectionRule.matches`).
 
 Stored in a gallery file as the ``detection_rule`` metadata field (:mod:`vision.brands.gallery`); galleries without one
 keep
@@ -34,7 +41,11 @@ import numpy as np
 
 from vision.retrieval import open_set_threshold
 
-RULE_KINDS = ("pair", "logistic")
+RULE_KINDS = ("pair", "logistic")       # the image-only rules (build-gallery --decision-rule)
+TEXT_RULE_KIND = "logistic_text"        # the rule fused with the text read on each logo
+ALL_KINDS = (*RULE_KINDS, TEXT_RULE_KIND)
+TEXT_FEATURES = ("text_match", "text_other")   # a logistic_text rule's text channels, each in [0, 1]
+WEIGHTS = {"pair": 0, "logistic": 2, TEXT_RULE_KIND: 2 + len(TEXT_FEATURES)}
 IOU_MATCH = 0.5
 OPEN_SET_BOUND = 2.0   # an open-set score is a cosine (-1..1) or a cosine minus a cosine (-2..2)
 MAX_WEIGHT = 1e4       # a logistic coefficient past this is not a calibration (the shipped rule's are 9 and 13)
@@ -57,10 +68,12 @@ class DetectionRule:
     # the logo verifier the detections were rescored by (vision.brands.verification; then detector_* name the pair):
     # {"name", "sha256", "power", "margin", "detector": {"name", "sha256"}}, or empty
     verifier: dict = field(default_factory=dict, compare=False)
+    # the embedder of a logistic_text rule: {"name", "sha256"} (its open-set scores and the logos it reads are its)
+    embedder: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.kind not in RULE_KINDS:
-            raise DetectionRuleError(f"unknown rule kind {self.kind!r}; choose one of {RULE_KINDS}")
+        if self.kind not in ALL_KINDS:
+            raise DetectionRuleError(f"unknown rule kind {self.kind!r}; choose one of {ALL_KINDS}")
         if not self.detector_name or not self.detector_sha256:
             raise DetectionRuleError("a detection rule must record its detector's name and sha256")
         for name, value in (("min_detection_score", self.min_detection_score), ("threshold", self.threshold),
@@ -69,9 +82,15 @@ class DetectionRule:
                 raise DetectionRuleError(f"{name} must be a finite number, got {_shown(value)}")
         if not 0 <= self.min_detection_score <= 1:
             raise DetectionRuleError(f"min_detection_score must be in [0, 1], got {self.min_detection_score}")
-        if len(self.weights) != (2 if self.kind == "logistic" else 0):
-            raise DetectionRuleError(f"a {self.kind!r} rule has {2 if self.kind == 'logistic' else 0} weights, got "
+        if len(self.weights) != WEIGHTS[self.kind]:
+            raise DetectionRuleError(f"a {self.kind!r} rule has {WEIGHTS[self.kind]} weights, got "
                                      f"{len(self.weights)}")
+        if self.kind == TEXT_RULE_KIND or self.embedder:
+            embedder = self.embedder
+            if not (isinstance(embedder, dict) and all(isinstance(embedder.get(k), str) and embedder[k]
+                                                       for k in ("name", "sha256"))):
+                raise DetectionRuleError(f"a {TEXT_RULE_KIND!r} rule must record its embedder: an object with string "
+                                         f"'name' and 'sha256', got {_shown(embedder)}")
         for i, w in enumerate(self.weights):
             if abs(w) > MAX_WEIGHT:
                 raise DetectionRuleError(f"weights[{i}] must be in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}] (a logistic "
@@ -89,31 +108,55 @@ class DetectionRule:
         [-2, 2])."""
         if self.kind == "pair":
             return -OPEN_SET_BOUND, OPEN_SET_BOUND
-        w_det, w_score = self.weights
-        return min(0.0, w_det) - OPEN_SET_BOUND * abs(w_score), max(0.0, w_det) + OPEN_SET_BOUND * abs(w_score)
+        w_det, w_score, *w_text = self.weights
+        low = min(0.0, w_det) - OPEN_SET_BOUND * abs(w_score) + sum(min(0.0, w) for w in w_text)
+        high = max(0.0, w_det) + OPEN_SET_BOUND * abs(w_score) + sum(max(0.0, w) for w in w_text)
+        return low, high
 
-    def combined(self, detection_scores, open_set_scores) -> np.ndarray:
-        """The score the ``threshold`` applies to: the open-set score (``pair``) or the weighted sum (``logistic``)."""
+    def combined(self, detection_scores, open_set_scores, text=None) -> np.ndarray:
+        """The score the ``threshold`` applies to: the open-set score (``pair``) or the weighted sum (``logistic``;
+        ``logistic_text`` adds ``text``, ``(detections, 2)``: :data:`TEXT_FEATURES`, zeros when not given)."""
         det = np.asarray(detection_scores, np.float64)
         score = np.asarray(open_set_scores, np.float64)
         if self.kind == "pair":
             return score
-        return self.weights[0] * det + self.weights[1] * score
+        out = self.weights[0] * det + self.weights[1] * score
+        if self.kind == TEXT_RULE_KIND and text is not None:
+            out = out + np.asarray(text, np.float64).reshape(len(det), len(TEXT_FEATURES)) @ np.array(self.weights[2:])
+        return out
 
-    def accept(self, detection_scores, open_set_scores) -> np.ndarray:
-        """Per detection: accepted as its best brand (``True``) or ``unknown``."""
+    def accept(self, detection_scores, open_set_scores, text=None) -> np.ndarray:
+        """Per detection: accepted as its (candidate) brand (``True``) or ``unknown``."""
         det = np.asarray(detection_scores, np.float64)
-        return (det >= self.min_detection_score) & (self.combined(det, open_set_scores) >= self.threshold)
+        return (det >= self.min_detection_score) & (self.combined(det, open_set_scores, text) >= self.threshold)
 
     def matches(self, name: str, sha256: str) -> bool:
         """Whether a detector (its card's ``name`` and ``sha256``) is the one this rule was calibrated for."""
         return bool(sha256) and name == self.detector_name and sha256 == self.detector_sha256
 
+    def check_pair(self, detector_card, embedder_card) -> None:
+        """Refuse (:class:`DetectionRuleError`, naming both) a detector or embedder other than the pair this rule
+        was calibrated for (cards' ``name`` and ``sha256``; the embedder is checked when the rule records one)."""
+        name, sha = getattr(detector_card, "name", ""), getattr(detector_card, "sha256", "")
+        if not self.matches(name, sha):
+            raise DetectionRuleError(f"this {self.kind!r} rule was calibrated for detector {self.detector_name!r} "
+                                     f"(sha256 {self.detector_sha256[:12]}...), not {name or 'this detector'!r}"
+                                     f"{f' (sha256 {sha[:12]}...)' if sha else ' (no sha256)'}: calibrate one for "
+                                     "this pair (vision build-gallery --detector ... --text-rule)")
+        if self.embedder:
+            name, sha = getattr(embedder_card, "name", ""), getattr(embedder_card, "sha256", "")
+            if not (sha and name == self.embedder["name"] and sha == self.embedder["sha256"]):
+                raise DetectionRuleError(f"this {self.kind!r} rule was calibrated with embedder "
+                                         f"{self.embedder['name']!r} (sha256 {self.embedder['sha256'][:12]}...), not "
+                                         f"{name or 'this embedder'!r}{f' (sha256 {sha[:12]}...)' if sha else ''}: "
+                                         "calibrate one for this pair (vision build-gallery --text-rule)")
+
     def to_json(self) -> dict:
         return {"kind": self.kind, "detector": {"name": self.detector_name, "sha256": self.detector_sha256},
                 "min_detection_score": round(self.min_detection_score, 6), "threshold": round(self.threshold, 6),
                 "weights": [round(w, 6) for w in self.weights], "calibration": self.calibration,
-                **({"verifier": self.verifier} if self.verifier else {})}
+                **({"verifier": self.verifier} if self.verifier else {}),
+                **({"embedder": self.embedder} if self.embedder else {})}
 
     @classmethod
     def from_json(cls, record, where: str = "detection_rule") -> "DetectionRule":
@@ -132,9 +175,12 @@ class DetectionRule:
         verifier = record.get("verifier", {})
         if not isinstance(verifier, dict):
             raise DetectionRuleError(f"{where}.verifier must be a JSON object")
+        embedder = record.get("embedder", {})
+        if not isinstance(embedder, dict):
+            raise DetectionRuleError(f"{where}.embedder must be a JSON object")
         try:
             return cls(record.get("kind"), detector["name"], detector["sha256"], record.get("min_detection_score"),
-                       record.get("threshold"), tuple(weights), calibration, verifier)
+                       record.get("threshold"), tuple(weights), calibration, verifier, embedder)
         except DetectionRuleError as e:
             raise DetectionRuleError(f"{where}: {e}") from None
 
@@ -185,12 +231,15 @@ def iou(a, b) -> float:
 class RuleSet:
     """Detections of one set of photos: per detection its photo (index), detection score and open-set score;
     ``photos`` counts every photo, those without a detection too. For known scenes only detections that match the
-    true mark (IoU >= 0.5) are listed, ``correct`` (optional) says whether each one's best brand is the mark's."""
+    true mark (IoU >= 0.5) are listed, ``correct`` (optional) says whether each one's best brand is the mark's.
+    ``text`` (optional, ``(detections, 2)``): the text channels of a ``logistic_text`` rule (:data:`TEXT_FEATURES`;
+    then ``open_set`` and ``correct`` are the candidate brand's)."""
     photo: np.ndarray
     detection: np.ndarray
     open_set: np.ndarray
     photos: int
     correct: np.ndarray | None = None
+    text: np.ndarray | None = None
 
     def __post_init__(self):
         self.photo = np.asarray(self.photo, np.int64)
@@ -203,6 +252,11 @@ class RuleSet:
             self.correct = np.asarray(self.correct, bool)
             if len(self.correct) != len(self.photo):
                 raise DetectionRuleError(f"{len(self.correct)} 'correct' flags for {len(self.photo)} detections")
+        if self.text is not None:
+            self.text = np.asarray(self.text, np.float64).reshape(-1, len(TEXT_FEATURES))
+            if len(self.text) != len(self.photo) or not np.all((self.text >= 0) & (self.text <= 1)):
+                raise DetectionRuleError(f"text: one row of {len(TEXT_FEATURES)} values in [0, 1] per detection "
+                                         f"({len(self.photo)}), got {len(self.text)} rows")
         if len(self.photo) and (self.photo.min() < 0 or self.photo.max() >= self.photos):
             raise DetectionRuleError(f"photo indices must be in [0, {self.photos})")
 
@@ -224,11 +278,11 @@ def rule_figures(rule: DetectionRule, known: RuleSet, impostors: RuleSet, found_
     """Known-scene false-reject rates: ``frr`` end to end (a mark without an accepted matching detection, marks
     the detector never found included) and ``frr_found`` (of the marks with a matching detection scoring at least
     ``found_at``: the rule's own rejections); detection FAR and photo FAR on the impostor photos; the counts."""
-    known_accepted = rule.accept(known.detection, known.open_set)
+    known_accepted = rule.accept(known.detection, known.open_set, known.text)
     known_ok = known.photo_accepted(known_accepted)
     found = np.zeros(known.photos, bool)
     found[known.photo[known.detection >= found_at]] = True
-    accepted = rule.accept(impostors.detection, impostors.open_set)
+    accepted = rule.accept(impostors.detection, impostors.open_set, impostors.text)
     right = {} if known.correct is None else {"known_accepted_correct": round(float(
         known.photo_accepted(known_accepted & known.correct).mean()), 4)}
     return {"frr": round(float(1 - known_ok.mean()), 4),
@@ -274,16 +328,20 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int
 
 def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: str, detector_sha256: str,
                              kind: str = "pair", max_false_reject: float = 0.10, min_detection_score: float = 0.05,
-                             budget: str = "found", known_set: str = "", impostor_set: str = "") -> DetectionRule:
+                             budget: str = "found", known_set: str = "", impostor_set: str = "",
+                             embedder: dict | None = None,
+                             max_impostor_photos: float | None = None) -> DetectionRule:
     """The rule of ``kind`` with known-scene FRR <= ``max_false_reject`` and the fewest impostor photos with an
     accepted detection (see the module docstring). ``min_detection_score``: the confidence the detections were
     collected at (the lowest detection threshold a ``pair`` rule may pick; a ``logistic`` rule keeps it as its
     floor). ``budget``: ``"found"`` bounds the FRR of the marks the detector finds at that confidence (the rule's
     own rejections, as the crop threshold's budget bounds rejections of crops at the true box); ``"all"`` bounds
     the end-to-end FRR, marks the detector never finds included (unreachable when it misses more than the
-    budget)."""
-    if kind not in RULE_KINDS:
-        raise DetectionRuleError(f"unknown rule kind {kind!r}; choose one of {RULE_KINDS}")
+    budget). ``kind="logistic_text"`` fits the text channels of both sets too (their ``text``; zeros where a set has
+    none) and needs ``embedder`` (``{"name", "sha256"}``). ``max_impostor_photos``: refuse a rule that accepts a
+    brand on more than this share of the impostor photos (the issue's "<= 5% of brand-free photos at FRR <= 10%")."""
+    if kind not in ALL_KINDS:
+        raise DetectionRuleError(f"unknown rule kind {kind!r}; choose one of {ALL_KINDS}")
     if not 0 <= max_false_reject < 1:
         raise DetectionRuleError(f"max_false_reject must be in [0, 1), got {max_false_reject}")
     if known.photos == 0 or impostors.photos == 0:
@@ -322,36 +380,61 @@ def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: 
         rule = best[1]
         extra = {}
     else:
-        x = np.stack([np.concatenate([known.detection[detected], impostors.detection[impostors.detection >= floor]]),
-                      np.concatenate([known.open_set[detected], impostors.open_set[impostors.detection >= floor]])], 1)
-        y = np.concatenate([np.ones(int(detected.sum())), np.zeros(int((impostors.detection >= floor).sum()))])
+        text = kind == TEXT_RULE_KIND
+        if text and not embedder:
+            raise DetectionRuleError(f"a {TEXT_RULE_KIND!r} rule records its embedder: give embedder={{'name', "
+                                     "'sha256'}")
+        known_text, impostor_text = (np.zeros((len(s.photo), len(TEXT_FEATURES))) if s.text is None else s.text
+                                     for s in (known, impostors))
+        seen = impostors.detection >= floor
+        x = np.stack([np.concatenate([known.detection[detected], impostors.detection[seen]]),
+                      np.concatenate([known.open_set[detected], impostors.open_set[seen]])], 1)
+        if text:
+            x = np.hstack([x, np.concatenate([known_text[detected], impostor_text[seen]])])
+        y = np.concatenate([np.ones(int(detected.sum())), np.zeros(int(seen.sum()))])
         weights, bias = fit_logistic(x, y)
-        probe = DetectionRule("logistic", detector_name, detector_sha256, floor, 0.0, tuple(float(w) for w in weights))
-        threshold = _threshold(known.photo_max(probe.combined(known.detection, known.open_set), detected)[counted],
-                               impostors.photo_max(probe.combined(impostors.detection, impostors.open_set),
-                                                   impostors.detection >= floor), max_false_reject)
+        weights = tuple(float(w) for w in weights)
+        probe = DetectionRule(kind, detector_name, detector_sha256, floor, 0.0, weights,
+                              embedder=dict(embedder or {}))
+        threshold = _threshold(
+            known.photo_max(probe.combined(known.detection, known.open_set, known_text), detected)[counted],
+            impostors.photo_max(probe.combined(impostors.detection, impostors.open_set, impostor_text), seen),
+            max_false_reject)
         if threshold is None:
             raise DetectionRuleError(f"no rule keeps the known-scene FRR within {max_false_reject}: too many marks "
                                      f"are missed at confidence {floor}")
-        rule = DetectionRule("logistic", detector_name, detector_sha256, floor, threshold, probe.weights)
+        rule = DetectionRule(kind, detector_name, detector_sha256, floor, threshold, weights,
+                             embedder=dict(embedder or {}))
         extra = {"bias": round(bias, 6), "probability_at_threshold": round(1 / (1 + math.exp(-(threshold + bias))), 4)}
+        if text:
+            extra["features"] = ["detection", "open_set", *TEXT_FEATURES]
+            extra["read_known"] = int((known_text[detected].max(1, initial=0) > 0).sum()) if len(known_text) else 0
+            extra["read_impostors"] = int((impostor_text[seen].max(1, initial=0) > 0).sum()) \
+                if len(impostor_text) else 0
     figures = rule_figures(rule, known, impostors, floor)
+    if max_impostor_photos is not None:
+        extra["max_impostor_photos"] = max_impostor_photos
+        if figures["far_photos"] > max_impostor_photos:
+            raise DetectionRuleError(
+                f"the impostor constraint is not met: at known-scene FRR <= {max_false_reject} the rule accepts a "
+                f"brand on {figures['far_photos']:.3f} of the {impostors.photos} impostor photos (at most "
+                f"{max_impostor_photos} allowed)")
     record = {"method": "known-scene FRR <= max_false_reject, fewest impostor photos with an accepted detection",
               "max_false_reject": max_false_reject, "budget": "frr_found" if budget == "found" else "frr",
               "collected_at_confidence": floor, **figures, **extra,
               "known_set": known_set, "impostor_set": impostor_set}
     return DetectionRule(rule.kind, rule.detector_name, rule.detector_sha256, rule.min_detection_score,
-                         rule.threshold, rule.weights, record)
+                         rule.threshold, rule.weights, record, embedder=rule.embedder)
 
 
 def known_scene_set(detections: Sequence[Sequence[dict]], open_set: Sequence[np.ndarray],
                     boxes: Sequence[Sequence[float]], best: Sequence[Sequence[str]] | None = None,
-                    brands: Sequence[str] | None = None) -> RuleSet:
+                    brands: Sequence[str] | None = None, text: Sequence[np.ndarray] | None = None) -> RuleSet:
     """A :class:`RuleSet` of known scenes: per photo its detections (``{"box", "score"}``), their open-set scores
     and the true box of its mark; detections not overlapping it (IoU < 0.5) are left out (they are neither the mark
     nor a brand-free region). With ``best`` (per photo each detection's best brand) and ``brands`` (the mark's),
-    each kept detection's ``correct`` flag."""
-    photo, det, score, correct = [], [], [], []
+    each kept detection's ``correct`` flag; ``text``: per photo its detections' text channels (``(n, 2)``)."""
+    photo, det, score, correct, channels = [], [], [], [], []
     for i, (dets, scores, box) in enumerate(zip(detections, open_set, boxes)):
         for j, (d, s) in enumerate(zip(dets, scores)):
             if iou(d["box"], box) >= IOU_MATCH:
@@ -359,16 +442,23 @@ def known_scene_set(detections: Sequence[Sequence[dict]], open_set: Sequence[np.
                 det.append(d["score"])
                 score.append(s)
                 correct.append(best is not None and brands is not None and best[i][j] == brands[i])
+                if text is not None:
+                    channels.append(np.asarray(text[i], np.float64)[j])
     return RuleSet(np.array(photo, np.int64), np.array(det), np.array(score), len(detections),
-                   np.array(correct, bool) if best is not None and brands is not None else None)
+                   np.array(correct, bool) if best is not None and brands is not None else None,
+                   None if text is None else np.array(channels).reshape(-1, len(TEXT_FEATURES)))
 
 
-def photo_set(detections: Sequence[Sequence[dict]], open_set: Sequence[np.ndarray]) -> RuleSet:
-    """A :class:`RuleSet` of brand-free photos: every detection counts."""
+def photo_set(detections: Sequence[Sequence[dict]], open_set: Sequence[np.ndarray],
+              text: Sequence[np.ndarray] | None = None) -> RuleSet:
+    """A :class:`RuleSet` of brand-free photos: every detection counts (``text``: as in :func:`known_scene_set`)."""
     photo = [i for i, dets in enumerate(detections) for _ in dets]
     det = [d["score"] for dets in detections for d in dets]
     score = [float(s) for scores in open_set for s in scores]
-    return RuleSet(np.array(photo, np.int64), np.array(det), np.array(score), len(detections))
+    channels = None if text is None else np.concatenate(
+        [np.asarray(t, np.float64).reshape(-1, len(TEXT_FEATURES)) for t in text] or
+        [np.zeros((0, len(TEXT_FEATURES)))])
+    return RuleSet(np.array(photo, np.int64), np.array(det), np.array(score), len(detections), text=channels)
 
 
 def source_rows(photos: Sequence, groups: Sequence[str], by: str = "folder") -> list[np.ndarray]:

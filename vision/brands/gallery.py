@@ -18,7 +18,9 @@ detection_rule`, metadata field ``detection_rule``): a decision on the detector'
 score, calibrated for one detector (name and sha256 recorded) on known-brand photos and brand-free photos;
 :class:`vision.brands.recognition.BrandRecognizer` applies it with that detector and falls back to ``threshold``
 otherwise.
-Galleries without one (all files written before it) keep the crop-only threshold.
+Galleries without one (all files written before it) keep the crop-only threshold. A gallery may also hold a
+``text_rule`` (:attr:`BrandGallery.text_rule`, kind ``logistic_text``): the same decision with the text read on each
+logo as more channels, calibrated for one detector *and* embedder, which the recogniser applies when it reads text.
 
 Each reference row also records its **kind** of artwork (:data:`REFERENCE_KINDS`: a ``symbol``, a ``wordmark`` (the
 name set as text), a ``lockup`` (symbol and name together), a ``photo`` of the brand, or ``other``), so a gallery
@@ -198,6 +200,8 @@ class BrandGallery:
         self.calibration: dict | None = None  # what calibrate() measured; saved with the gallery
         # a decision rule on detection confidence and open-set score for one detector (None: threshold only)
         self.detection_rule: "DetectionRule | None" = None
+        # the rule fused with the text read on each logo (kind logistic_text), applied when the recogniser reads
+        self.text_rule: "DetectionRule | None" = None
         self._vectors = np.empty((0, self.dim), np.float32)
         self._owner: list[str] = []          # brand of each vector row
         self._reference: list[str] = []      # what each row was made from ("" when not recorded)
@@ -572,6 +576,8 @@ class BrandGallery:
                 "crop_margin": self.crop_margin, "reference_kinds": self.reference_kinds()}
         if self.detection_rule is not None:   # absent otherwise: files without a rule read as before
             meta["detection_rule"] = self.detection_rule.to_json()
+        if self.text_rule is not None:
+            meta["text_rule"] = self.text_rule.to_json()
         arrays = {"vectors": self._vectors, "owner": np.array(self._owner, dtype=str).reshape(len(self._owner)),
                   "reference": np.array(self._reference, dtype=str).reshape(len(self._reference)),
                   "kind": np.array(self._kind, dtype=str).reshape(len(self._kind)),
@@ -636,6 +642,7 @@ class BrandGallery:
                       meta["topk"], meta["crop_margin"])
         gallery.calibration = meta["calibration"]
         gallery.detection_rule = meta["detection_rule"]
+        gallery.text_rule = meta["text_rule"]
         gallery._vectors, gallery._owner = _gallery_rows(path, vectors, owner, gallery.dim)
         gallery._reference = _gallery_references(path, reference, len(gallery._owner))
         gallery._kind = _gallery_kinds(path, data.get("kind"), gallery._reference)
@@ -694,7 +701,8 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
     # files written before IVF support lack nlist/nprobe; format 1 files lack the open-set fields
     # and files written before the crop margin was recorded were calibrated on crops framed at the old default
     meta = {"nlist": None, "nprobe": 16, "normalization": "none", "topk": 5, "calibration": None,
-            "detection_rule": None, "crop_margin": LEGACY_CROP_MARGIN, "reference_kinds": None, **meta}
+            "detection_rule": None, "text_rule": None, "crop_margin": LEGACY_CROP_MARGIN, "reference_kinds": None,
+            **meta}
 
     def bad(field: str, expected: str) -> GalleryError:
         shown = repr(meta[field]) if field in meta else "missing"
@@ -732,13 +740,17 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
     if kinds is not None and not (isinstance(kinds, dict) and all(
             isinstance(v, list) and all(k in REFERENCE_KINDS for k in v) for v in kinds.values())):
         raise bad("reference_kinds", f"null or an object of brand: [kinds of {list(REFERENCE_KINDS)}]")
-    if meta["detection_rule"] is not None:
-        from vision.brands.detection_rule import DetectionRule, DetectionRuleError
+    from vision.brands.detection_rule import RULE_KINDS, TEXT_RULE_KIND, DetectionRule, DetectionRuleError
 
+    for field, kinds in (("detection_rule", RULE_KINDS), ("text_rule", (TEXT_RULE_KIND,))):
+        if meta[field] is None:
+            continue
         try:
-            meta["detection_rule"] = DetectionRule.from_json(meta["detection_rule"], "metadata field 'detection_rule'")
+            meta[field] = DetectionRule.from_json(meta[field], f"metadata field {field!r}")
         except DetectionRuleError as e:
             raise GalleryError(f"{path}: {e}") from None
+        if meta[field].kind not in kinds:
+            raise bad(field, f"a rule of kind {' or '.join(kinds)}")
     return meta
 
 

@@ -17,6 +17,11 @@ confidence together with the open-set score, calibrated on whole photos for one 
 name and sha256) it decides instead of the threshold, and the detector runs at the rule's confidence unless told
 otherwise; with another detector the recogniser warns and falls back to the threshold. Without a detector
 (``detector=None``) every image is treated as one logo crop (its whole frame).
+
+When the recogniser reads text and the gallery holds a ``text_rule`` for its detector and embedder, one calibrated
+decision replaces "the image's rule, then text may rename": each logo's candidate brand is the one its text names
+(a match scoring at least ``text_threshold``) or else the embedder's best, and the text rule accepts it on the
+detection confidence, the candidate's open-set score and the two text channels (:func:`text_channels`).
 """
 
 from __future__ import annotations
@@ -111,6 +116,8 @@ class BrandRecognizer:
                 source, text_aliases = os.fspath(text_aliases), load_aliases(text_aliases)
             self.names = BrandNames.from_gallery(gallery, aliases=text_aliases, source=source)
         self.rule = self._rule_for(detector) if detection_rule == "auto" and threshold is None else None
+        self.text_rule = (self._text_rule_for(detector) if reader is not None and detector is not None
+                          and detection_rule == "auto" and threshold is None else None)
         if self.rule is not None:
             conf = detector_conf(detector)
             if conf is not None and conf > self.rule.min_detection_score:
@@ -132,6 +139,21 @@ class BrandRecognizer:
                       f"{f' (sha256 {sha[:12]}...)' if sha else ' (no sha256)'}: falling back to the open-set "
                       f"threshold {self.gallery.threshold}", stacklevel=3)
         return None
+
+    def _text_rule_for(self, detector):
+        """The gallery's text rule when ``detector`` is its detector (else ``None``, warned about); a text rule
+        calibrated with another embedder is refused (:class:`~vision.brands.detection_rule.DetectionRuleError`)."""
+        rule = self.gallery.text_rule
+        if rule is None:
+            return None
+        card = getattr(detector, "card", None)
+        if not rule.matches(getattr(card, "name", ""), getattr(card, "sha256", "")):
+            warnings.warn(f"the gallery's text rule was calibrated for detector {rule.detector_name!r}, not "
+                          f"{getattr(card, 'name', '') or 'this detector'!r}: text can only rename logos",
+                          stacklevel=3)
+            return None
+        rule.check_pair(card, self.extractor.card)
+        return rule
 
     @classmethod
     def from_pretrained(cls, embedder: str | os.PathLike, gallery: str | os.PathLike,
@@ -233,7 +255,7 @@ class BrandRecognizer:
                                       verifier_score=round(float(det["verifier_score"]), 6))
         if self.reader is not None:
             leads = self.leads(vectors) if self.text_max_lead is not None else [None] * len(flat)
-            self.read_texts(arrays, results, leads)
+            self.read_texts(arrays, results, leads, vectors)
         return results
 
     def leads(self, vectors: np.ndarray) -> list[float]:
@@ -251,10 +273,11 @@ class BrandRecognizer:
         return lead is None or self.text_max_lead is None or lead < self.text_max_lead
 
     def read_texts(self, arrays: Sequence[np.ndarray], results: list[list[dict]],
-                   leads: Sequence[float | None] | None = None) -> None:
+                   leads: Sequence[float | None] | None = None, vectors: np.ndarray | None = None) -> None:
         """Read the text on every logo of ``results`` (per image of ``arrays``) that :meth:`needs_text` (``leads``:
         per logo in reading order, see :meth:`leads`), each on its box framed with :data:`TEXT_MARGIN` (not squared:
-        a wordmark's box stays a line); a match names its brand."""
+        a wordmark's box stays a line); a match names its brand. With :attr:`text_rule` (and ``vectors``: the logos'
+        embeddings in reading order) the text rule decides every logo instead (:meth:`fuse`)."""
         margin = TEXT_MARGIN if self.detector is not None else 0.0
         todo = [(i, logo) for i, logos in enumerate(results) for logo in logos]
         for _, logo in todo:
@@ -262,11 +285,64 @@ class BrandRecognizer:
         leads = [None] * len(todo) if leads is None else list(leads)
         todo = [(i, logo) for (i, logo), lead in zip(todo, leads) if self.needs_text(logo, lead)]
         crops = [text_crop(arrays[i], logo["box"], margin) for i, logo in todo]
+        read = {}
         for (_, logo), lines in zip(todo, self.reader.read(crops) if crops else []):
-            found = self.names.match(lines, kinds=self.text_kinds, everyday=self.text_everyday)
             logo["text"] = [line.text for line in lines]
-            if found is not None and found.score >= self.text_threshold:
-                logo.update(brand=found.brand, source="text", text_score=round(found.score, 6))
+            read[id(logo)] = lines
+            if self.text_rule is None or vectors is None:
+                found = self.names.match(lines, kinds=self.text_kinds, everyday=self.text_everyday)
+                if found is not None and found.score >= self.text_threshold:
+                    logo.update(brand=found.brand, source="text", text_score=round(found.score, 6))
+        if self.text_rule is not None and vectors is not None:
+            self.fuse([logo for logos in results for logo in logos], vectors, read)
+
+    def fuse(self, logos: list[dict], vectors: np.ndarray, read: dict) -> None:
+        """Decide every logo (in reading order, ``vectors`` their embeddings) by :attr:`text_rule`: its candidate
+        brand and text channels (:func:`text_channels`; ``read``: ``id(logo)`` -> the lines read on it), the
+        candidate's open-set score (:func:`brand_open_set`), and the rule's acceptance."""
+        channels = []
+        for logo, vector in zip(logos, vectors):
+            brand, match, other, found = text_channels(self.names, read.get(id(logo)), logo["best"], self.text_kinds,
+                                                       self.text_everyday, self.text_threshold)
+            score = logo["open_set_score"] if brand == logo["best"] else brand_open_set(
+                self.gallery, vector, logo["score"], logo["open_set_score"], brand)
+            channels.append((brand, score, match, other))
+            if found is not None and found.brand == brand and found.score >= self.text_threshold:
+                logo.update(source="text", text_score=round(found.score, 6))
+        accepted = self.text_rule.accept([logo["detection_score"] for logo in logos], [c[1] for c in channels],
+                                         [c[2:] for c in channels])
+        for logo, (brand, _, _, _), ok in zip(logos, channels, accepted):
+            logo["brand"] = brand if ok else UNKNOWN
+
+
+def text_channels(names, lines, image_best: str, kinds: Sequence[str] = TEXT_KINDS, everyday: bool = False,
+                  threshold: float = TEXT_THRESHOLD):
+    """``(candidate brand, text_match, text_other, match)`` of one logo for a ``logistic_text`` rule
+    (:data:`vision.brands.detection_rule.TEXT_FEATURES`): the brand its read ``lines`` name with a match scoring at
+    least ``threshold``, else ``image_best`` (the embedder's); ``text_match``: the score of a match naming that
+    candidate (0 without one); ``text_other``: where none does, the highest confidence of a line read with at least
+    two letters or digits (text that names no brand, an everyday word or another brand: a price label, a product
+    description), else 0. ``lines=None``: not read (both 0)."""
+    from vision.brands.ocr import normalize
+
+    found = names.match(lines, kinds=kinds, everyday=everyday) if lines else None
+    brand = found.brand if found is not None and found.score >= threshold else image_best
+    match = float(found.score) if found is not None and found.brand == brand else 0.0
+    other = 0.0 if match > 0 or not lines else max(
+        (float(line.score) for line in lines if len(normalize(line.text)) >= 2), default=0.0)
+    return brand, min(max(match, 0.0), 1.0), min(max(other, 0.0), 1.0), found
+
+
+def brand_open_set(gallery: BrandGallery, vector: np.ndarray, best_score: float, open_set: float, brand: str) -> float:
+    """The open-set score ``brand`` would have for one embedded logo whose best brand scores ``best_score`` (cosine)
+    and ``open_set``: the same normalisation with ``brand``'s best reference's cosine in place of the best one (exact
+    for the plain and background scores, whose subtracted part does not depend on the brand)."""
+    rows = np.flatnonzero(np.asarray(gallery.owners) == brand)
+    if not len(rows):
+        return -2.0
+    unit = np.asarray(vector, np.float64) / max(float(np.linalg.norm(vector)), 1e-12)
+    cosine = float((gallery.vectors[rows] @ unit).max())
+    return float(np.clip(open_set - (best_score - cosine), -2.0, 2.0))
 
 
 def text_wanted(read_text: bool | None) -> bool:
