@@ -39,6 +39,12 @@ accepted brand; the known FRR end to end (a known mark on a whole photo is rejec
 marks the detector misses included); detector mAP50/mAP50-95 on the cross-style set (``vision eval``); the Grocery
 Store packaged-goods check of ``benchmarks/brand_eval.py``. Calibration uses TRAIN photos only; the Grocery Store
 test split is never read.
+
+``--channels`` (needs the ``[ocr]`` extra) adds ``benchmarks/brand_channels.py``'s report per row: each channel alone
+(embedder, text), the gallery's image rule with and without today's text renaming, and a fused ``logistic_text`` rule
+calibrated here on the known scenes and brand-free train photos, on the val sets, icons and wordmarks apart, with the
+cost per photo of each channel and the count of "different artwork" queries; ``--text-rule-out G.npz`` writes the
+gallery with that fused rule attached.
 """
 
 from __future__ import annotations
@@ -312,7 +318,8 @@ def open_set_variants(gallery: BrandGallery, known: np.ndarray, known_brands: li
 def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folder: Path, grocery: Path,
                  max_false_reject: float, detector_name: str, packaged_goods: bool = True,
                  val_photos: int | None = None, detector_data: list[Path] = (),
-                 detector_maps: dict | None = None, rule_train_photos: int | None = None) -> dict:
+                 detector_maps: dict | None = None, rule_train_photos: int | None = None,
+                 channels: bool = False, text_rule_out: Path | None = None) -> dict:
     """Every figure of one model set (see the module docstring); ``detector_maps`` caches the detector's mAP
     figures across rows that share a detector."""
     from vision.data.datasets import scan_image_folder
@@ -446,6 +453,16 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
                                          scored_sets(gallery, "train"), scored_sets(gallery, "val"),
                                          scored_sets(gallery, "cross"), oracle, truth, kinds)
     timings["rules_s"] = round(time.perf_counter() - start, 1)
+    if channels:   # each channel alone and the fused rule (benchmarks/brand_channels.py)
+        from benchmarks.brand_channels import channel_rows
+
+        start = time.perf_counter()
+        scored_sets(gallery, "train")   # decides whether the train photos' scores leave their cohort rows out
+        row["channels"] = channel_rows(
+            fx, detector, gallery, data, queries, detected_floor, scenes, scene_logos, train_photos, train_logos,
+            train_rows if left_out.get(id(gallery)) else None, photos, photo_logos_floor, max_false_reject,
+            RULE_FLOOR, text_rule_out)
+        timings["channels_s"] = round(time.perf_counter() - start, 1)
     row["train_photos_cohort_left_out"] = {name: left_out.get(id(variants.get(name, gallery)))
                                            for name in row["open_set"]}
 
@@ -722,6 +739,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="more YOLO data.yaml sets for the detector's mAP (e.g. another cross-style set, the "
                          "in-distribution simple-icons val)")
     ap.add_argument("--skip-grocery-check", action="store_true", help="skip the packaged-goods check")
+    ap.add_argument("--channels", action="store_true",
+                    help="also each channel alone (embedder, text) and a fused detection+embedder+text rule "
+                         "calibrated on train, with each channel's cost per photo (benchmarks/brand_channels.py; "
+                         "needs the [ocr] extra)")
+    ap.add_argument("--text-rule-out", type=Path,
+                    help="with --channels: write the (last row's) gallery with the fused rule attached here (.npz)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     report = {"hardware": brand_eval().hardware(), "frr_budget": args.frr, "data": str(args.data), "rows": {}}
@@ -744,7 +767,8 @@ def main(argv: list[str] | None = None) -> int:
         row = evaluate_row(fx, detector, gallery, args.data, Path(record["impostors"]["folder"]), args.grocery,
                            args.frr, models["detector"], packaged_goods=not args.skip_grocery_check,
                            val_photos=args.val_photos, detector_data=args.detector_data,
-                           detector_maps=detector_maps, rule_train_photos=args.rule_train_photos)
+                           detector_maps=detector_maps, rule_train_photos=args.rule_train_photos,
+                           channels=args.channels, text_rule_out=args.text_rule_out)
         row["models"] = {"embedder": models["embedder"], "detector": models["detector"],
                          "verifier": models.get("verifier"),
                          "gallery": models["gallery"] or "simple-icons renders, mean of 3 (built here)",
@@ -753,6 +777,10 @@ def main(argv: list[str] | None = None) -> int:
         report["rows"][name] = row
     report["wall_s"] = round(time.perf_counter() - start, 1)
     report["table"] = summary_table(report)
+    if args.channels:
+        from benchmarks.brand_channels import channel_table
+
+        report["table"] += "\n\n" + channel_table(report)
     text = json.dumps(report, indent=1)
     print(report["table"])
     if args.out:

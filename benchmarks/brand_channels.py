@@ -1,0 +1,347 @@
+"""Each channel of brand recognition alone and one calibrated decision over them (issue 27, route 4), for
+``benchmarks/brand_robustness.py --channels``.
+
+The channels of a detected logo: the detector's (verified) confidence, the embedder's open-set score in the gallery,
+and the text read on it (:mod:`vision.brands.ocr`, read as the recogniser reads: logos detected at
+:data:`~vision.brands.recognition.TEXT_MIN_DETECTION` or more whose best brand leads by less than
+:data:`~vision.brands.recognition.TEXT_MAX_LEAD`). Rows, on the same detections (cached by brand_robustness) and the
+same reads (cached here under ``<data>/text/``):
+
+- embedder alone: the gallery's open-set threshold at the detector's own confidence;
+- text alone: a logo is the brand its text names (a match scoring >= ``TEXT_THRESHOLD``), nothing else is accepted;
+- image rule: the gallery's detection rule (detector + verifier + embedder: the shipped pipeline with text off);
+- image rule + text renames: today's default (text names a logo's brand whatever the rule said);
+- fused rule: a ``logistic_text`` rule (:mod:`vision.brands.detection_rule`) calibrated here on the known scenes
+  and the brand-free TRAIN photos, with the impostor constraint (<= 5% of brand-free photos with a false brand at
+  known FRR <= the budget) part of the fit; measured on the val sets.
+
+Also: the cost per photo of each channel (timed on a sample of val photos) and how many cross-style queries are
+"different artwork" (the gallery holds no reference of the query's kind for its brand).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vision.brands.detection_rule import (
+    IOU_MATCH,
+    TEXT_RULE_KIND,
+    DetectionRuleError,
+    calibrate_detection_rule,
+    iou,
+    known_scene_set,
+    photo_set,
+)
+from vision.brands.recognition import (
+    TEXT_KINDS,
+    TEXT_MARGIN,
+    TEXT_MAX_LEAD,
+    TEXT_MIN_DETECTION,
+    TEXT_THRESHOLD,
+    candidate_channels,
+    text_crop,
+)
+from vision.data.io import load_image
+
+MAX_IMPOSTOR_PHOTOS = 0.05      # the issue's constraint: at most 5% of brand-free photos with a false brand
+QUERY_KINDS = {"icon": "symbol", "wordmark": "wordmark"}   # a cross-style query's kind -> the reference kind it needs
+TIMING_PHOTOS = 40
+
+
+def read_logos(reader, photos: list[Path], logos, gallery, keep, cache: Path | None) -> list[list]:
+    """Per photo, per detection the lines ``reader`` reads on it (``[(text, score)]``) or ``None`` where it is not
+    read: detections the recogniser's gate leaves unread, and those ``keep(photo index, detection)`` drops (known
+    scenes: only the mark's). Cached in ``cache`` by the photos, boxes and gate."""
+    todo = []
+    for i, (dets, vectors) in enumerate(logos):
+        leads = [top[0][1] - top[1][1] if len(top) > 1 else 1.0 for top in gallery.search(vectors, k=2)] \
+            if len(dets) else []
+        todo.append([d["score"] >= TEXT_MIN_DETECTION and lead < TEXT_MAX_LEAD and keep(i, d)
+                     for d, lead in zip(dets, leads)])
+    key = hashlib.sha256(json.dumps([[str(p) for p in photos], [[[round(v, 2) for v in d["box"]] for d in dets]
+                                                                for dets, _ in logos], todo,
+                                     getattr(reader, "settings", repr(type(reader)))]).encode()).hexdigest()[:16]
+    path = None if cache is None else cache / f"text_{key}.json"
+    if path is not None and path.is_file():
+        return json.loads(path.read_text())
+    out = []
+    for photo, (dets, _), flags in zip(photos, logos, todo):
+        if not any(flags):
+            out.append([None] * len(dets))
+            continue
+        image = load_image(photo)
+        crops = [text_crop(image, d["box"], TEXT_MARGIN) for d, f in zip(dets, flags) if f]
+        lines = iter(reader.read(crops))
+        out.append([[(ln.text, float(ln.score)) for ln in next(lines)] if f else None for f in flags])
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out) + "\n")
+    return out
+
+
+def detection_table(gallery, names, logos, reads, cohort_rows=None) -> list[list[dict]]:
+    """Per photo, per detection every channel: ``det``, the embedder's ``best`` and ``open_set``, the text's
+    ``named`` brand (a match >= TEXT_THRESHOLD, else None), and the fused rule's ``candidate``, its ``cand_open_set``
+    and ``text`` channels."""
+    from vision.brands.ocr import TextLine
+
+    table = []
+    for i, ((dets, vectors), read) in enumerate(zip(logos, reads)):
+        if not dets:
+            table.append([])
+            continue
+        leave_out = None
+        if cohort_rows is not None and len(cohort_rows[i]) and len(gallery.background):
+            leave_out = np.zeros((len(dets), len(gallery.background)), bool)
+            leave_out[:, cohort_rows[i]] = True
+        best, cosine, open_set = gallery.open_set_scores(vectors, leave_out=leave_out)
+        rows = []
+        for d, v, b, c, o, lines in zip(dets, vectors, best, cosine, open_set, read):
+            lines = None if lines is None else [TextLine(t, s) for t, s in lines]
+            cand, cand_o, match, other, found = candidate_channels(gallery, names, v, b, float(c), float(o), lines,
+                                                                   TEXT_KINDS, False, TEXT_THRESHOLD)
+            named = found.brand if found is not None and found.score >= TEXT_THRESHOLD else None
+            rows.append({"box": d["box"], "det": float(d["score"]), "best": b, "open_set": float(o), "named": named,
+                         "candidate": cand, "cand_open_set": cand_o, "text": (match, other),
+                         "read": lines is not None})
+        table.append(rows)
+    return table
+
+
+def decisions(kind: str, gallery, image_rule, text_rule, conf: float):
+    """``f(detection row) -> (top-1 brand or None, accepted brand or None)`` for a row kind (see the module
+    docstring)."""
+    def decide(r):
+        if kind == "embedder alone":
+            if r["det"] < conf:
+                return None, None
+            return r["best"], r["best"] if r["open_set"] >= gallery.threshold else None
+        if kind == "text alone":
+            return (r["named"], r["named"]) if r["det"] >= image_rule.min_detection_score else (None, None)
+        if r["det"] < image_rule.min_detection_score:
+            return None, None
+        image_ok = bool(image_rule.accept([r["det"]], [r["open_set"]])[0])
+        if kind == "image rule":
+            return r["best"], r["best"] if image_ok else None
+        if kind == "image rule + text renames":
+            if r["named"] is not None:
+                return r["named"], r["named"]
+            return r["best"], r["best"] if image_ok else None
+        ok = bool(text_rule.accept([r["det"]], [r["cand_open_set"]], [r["text"]])[0])
+        return r["candidate"], r["candidate"] if ok else None
+    return decide
+
+
+def row_figures(decide, cross, queries, known, scenes, train, val, floor: float) -> dict:
+    """Cross-style Recall@1 (all, icons, wordmarks) and accepted + correct; known scenes' FRR (of the marks found at
+    ``floor``, and end to end) and accepted + correct; the share of brand-free train (calibration) and val photos
+    with a false brand, and the val detections' false-accept rate."""
+    out = {}
+    for kind in ("all", "icon", "wordmark"):
+        top1, right = [], []
+        for rows, q in zip(cross, queries):
+            if kind != "all" and q.get("kind", "icon") != kind:
+                continue
+            hits = [decide(r) for r in rows if iou(r["box"], q["box"]) >= IOU_MATCH]
+            top1.append(any(t == q["brand"] for t, _ in hits))
+            right.append(any(a == q["brand"] for _, a in hits))
+        out[f"recall@1_{kind}"] = round(float(np.mean(top1)), 4) if top1 else float("nan")
+        if kind == "all":
+            out["accepted_correct"] = round(float(np.mean(right)), 4)
+    accepted, correct, found = [], [], []
+    for rows, s in zip(known, scenes):
+        hits = [r for r in rows if iou(r["box"], s["box"]) >= IOU_MATCH]
+        decided = [decide(r)[1] for r in hits]
+        accepted.append(any(a is not None for a in decided))
+        correct.append(any(a == s["brand"] for a in decided))
+        found.append(any(r["det"] >= floor for r in hits))
+    accepted, found = np.array(accepted), np.array(found)
+    out["known_frr_found"] = round(float(1 - accepted[found].mean()), 4)
+    out["known_frr_end_to_end"] = round(float(1 - accepted.mean()), 4)
+    out["known_accepted_correct"] = round(float(np.mean(correct)), 4)
+    out["train_photos_with_a_false_brand"] = round(float(np.mean(
+        [any(decide(r)[1] is not None for r in rows) for rows in train])), 4)
+    flags = [[decide(r)[1] is not None for r in rows if r["det"] >= floor] for rows in val]
+    out["val_detections_accepted"] = round(float(np.mean([f for fs in flags for f in fs])), 4)
+    out["val_photos_with_a_false_brand"] = round(float(np.mean([any(fs) for fs in flags])), 4)
+    out["val_photos_with_a_false_brand_count"] = int(sum(any(fs) for fs in flags))
+    return out
+
+
+def channel_costs(fx, detector, gallery, reader, names, photos: list[Path], floor: float) -> dict:
+    """Median and mean milliseconds per photo of each channel on ``photos`` (each photo through all of them in turn):
+    the detector with its verifier (at ``floor``), the embedder on the square crops, the gallery search (best
+    brand, open-set score and the lead the text gate uses), and the text (gated crops read and matched)."""
+    from vision.crops import square_crop
+
+    seconds = {"detector + verifier": [], "embedder": [], "gallery": [], "text": []}
+    for path in photos:
+        image = load_image(path)
+        start = time.perf_counter()
+        dets = detector.predict([image], conf=floor)[0] if _takes_conf(detector) else detector.predict([image])[0]
+        seconds["detector + verifier"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        crops = [square_crop(image, d["box"], gallery.crop_margin) for d in dets]
+        vectors = fx(crops) if crops else np.empty((0, gallery.dim), np.float32)
+        seconds["embedder"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        tops = gallery.search(vectors, k=2) if len(vectors) else []
+        if len(vectors):
+            gallery.open_set_scores(vectors)
+        seconds["gallery"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        todo = [d for d, top in zip(dets, tops)
+                if d["score"] >= TEXT_MIN_DETECTION and (top[0][1] - top[1][1] if len(top) > 1 else 1) < TEXT_MAX_LEAD]
+        for lines in reader.read([text_crop(image, d["box"], TEXT_MARGIN) for d in todo]) if todo else []:
+            names.match(lines, kinds=TEXT_KINDS)
+        seconds["text"].append(time.perf_counter() - start)
+    return {name: {"median_ms": round(1000 * float(np.median(s)), 1), "mean_ms": round(1000 * float(np.mean(s)), 1)}
+            for name, s in seconds.items()} | {"photos": len(photos)}
+
+
+def _takes_conf(detector) -> bool:
+    import inspect
+
+    try:
+        return "conf" in inspect.signature(detector.predict).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def different_artwork(gallery, queries) -> dict:
+    """Cross-style queries whose brand has no gallery reference of the query's kind (an icon needs a symbol, a
+    wordmark a wordmark): per query kind, and in all."""
+    kinds = gallery.reference_kinds()
+    missing = {}
+    for q in queries:
+        kind = q.get("kind", "icon")
+        need = QUERY_KINDS.get(kind, kind)
+        missing.setdefault(kind, [0, 0])
+        missing[kind][1] += 1
+        missing[kind][0] += need not in kinds.get(q["brand"], [])
+    return {"all": sum(m for m, _ in missing.values()), "queries": len(queries),
+            **{kind: {"different_artwork": m, "queries": n} for kind, (m, n) in missing.items()}}
+
+
+def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scenes, scene_logos, train_photos,
+                 train_logos, train_rows, val_photos, val_logos, max_false_reject: float, floor: float,
+                 text_rule_out: Path | None = None, timing_photos: int = TIMING_PHOTOS) -> dict:
+    """The --channels report of one model set (see the module docstring); ``train_rows``: per brand-free train photo
+    the cohort rows left out of its scores (or None); ``text_rule_out``: also write the gallery with the fused rule
+    attached (``text_rule``) there."""
+    from vision.brands.ocr import BrandNames, TextReader
+
+    image_rule = gallery.detection_rule
+    if image_rule is None or not image_rule.matches(detector.card.name, detector.card.sha256):
+        raise ValueError("--channels compares with the gallery's own detection rule: give a gallery with a rule for "
+                         "this detector")
+    reader, names = TextReader(), BrandNames.from_gallery(gallery)
+    report, timings = {}, {}
+    start = time.perf_counter()
+    cache = data / "text"
+    cross_photos = [data / "cross_style" / q["image"] for q in queries]
+    scene_photos = [data / "known_scenes" / s["image"] for s in scenes]
+
+    def mark_of(boxes):
+        return lambda i, d: iou(d["box"], boxes[i]) >= IOU_MATCH
+
+    reads = {"cross": read_logos(reader, cross_photos, cross_logos, gallery, mark_of([q["box"] for q in queries]),
+                                 cache),
+             "known": read_logos(reader, scene_photos, scene_logos, gallery, mark_of([s["box"] for s in scenes]),
+                                 cache),
+             "train": read_logos(reader, train_photos, train_logos, gallery, lambda i, d: True, cache),
+             "val": read_logos(reader, val_photos, val_logos, gallery, lambda i, d: True, cache)}
+    timings["text_reading_s"] = round(time.perf_counter() - start, 1)
+    report["logos_read"] = {part: sum(r is not None for photo in v for r in photo) for part, v in reads.items()}
+    tables = {"cross": detection_table(gallery, names, cross_logos, reads["cross"]),
+              "known": detection_table(gallery, names, scene_logos, reads["known"]),
+              "train": detection_table(gallery, names, train_logos, reads["train"], train_rows),
+              "val": detection_table(gallery, names, val_logos, reads["val"])}
+
+    def rule_set(part, boxes=None, brands=None):
+        rows = tables[part]
+        dets = [[{"box": r["box"], "score": r["det"]} for r in photo] for photo in rows]
+        scores = [np.array([r["cand_open_set"] for r in photo]) for photo in rows]
+        text = [np.array([r["text"] for r in photo]).reshape(-1, 2) for photo in rows]
+        if boxes is None:
+            return photo_set(dets, scores, text)
+        return known_scene_set(dets, scores, boxes, [[r["candidate"] for r in photo] for photo in rows], brands, text)
+
+    known_set = rule_set("known", [s["box"] for s in scenes], [s["brand"] for s in scenes])
+    train_set = rule_set("train")
+    embedder = {"name": fx.card.name, "sha256": fx.card.sha256}
+    sets = dict(known_set=f"{len(scenes)} known scenes ({data / 'known_scenes'})",
+                impostor_set=f"{len(train_photos)} brand-free train photos")
+    try:
+        text_rule = calibrate_detection_rule(known_set, train_set, detector.card.name, detector.card.sha256,
+                                             kind=TEXT_RULE_KIND, max_false_reject=max_false_reject,
+                                             min_detection_score=floor, embedder=embedder,
+                                             max_impostor_photos=MAX_IMPOSTOR_PHOTOS, **sets)
+    except DetectionRuleError as e:   # reported, and the rule without the constraint measured for what it is
+        print(f"fused rule: {e}", file=sys.stderr)
+        report["constraint_not_met"] = str(e)
+        text_rule = calibrate_detection_rule(known_set, train_set, detector.card.name, detector.card.sha256,
+                                             kind=TEXT_RULE_KIND, max_false_reject=max_false_reject,
+                                             min_detection_score=floor, embedder=embedder, **sets)
+    if image_rule.verifier:
+        import dataclasses
+
+        text_rule = dataclasses.replace(text_rule, verifier=image_rule.verifier)
+    report["fused_rule"] = text_rule.to_json()
+    conf = float(getattr(detector, "conf", 0.25) or 0.25)
+    rows = {}
+    for name, kind in (("embedder alone (open-set threshold)", "embedder alone"),
+                       ("text alone (a name read >= 0.8)", "text alone"),
+                       ("image rule (shipped, text off)", "image rule"),
+                       ("image rule + text renames (shipped default)", "image rule + text renames"),
+                       ("fused rule (calibrated here on train)", "fused")):
+        decide = decisions(kind, gallery, image_rule, text_rule, conf)
+        rows[name] = row_figures(decide, tables["cross"], queries, tables["known"], scenes, tables["train"],
+                                 tables["val"], floor)
+    report["rows"] = rows
+    report["different_artwork"] = different_artwork(gallery, queries)
+    start = time.perf_counter()
+    sample = [p for pair in zip(cross_photos, val_photos) for p in pair][:timing_photos]
+    report["cost_per_photo"] = channel_costs(fx, detector, gallery, reader, names, sample, floor)
+    timings["timing_s"] = round(time.perf_counter() - start, 1)
+    report["timings"] = timings
+    if text_rule_out is not None:
+        import copy
+
+        out = copy.copy(gallery)
+        out.text_rule = text_rule
+        out.save(text_rule_out)
+        report["gallery_with_the_fused_rule"] = str(text_rule_out)
+    return report
+
+
+def channel_table(report: dict) -> str:
+    """The --channels rows of every model set as a Markdown table."""
+    lines = ["| models | decision | e2e Recall@1 (icons / wordmarks) | accepted + correct | known FRR (found / e2e) | "
+             "brand-free train photos with a false brand | val detections accepted | brand-free val photos with a "
+             "false brand |", "|" + "---|" * 8]
+    for model, row in report["rows"].items():
+        channels = row.get("channels")
+        if not channels:
+            continue
+        for name, f in channels["rows"].items():
+            lines.append(f"| {model} | {name} | {f['recall@1_all']:.3f} ({f['recall@1_icon']:.3f} / "
+                         f"{f['recall@1_wordmark']:.3f}) | {f['accepted_correct']:.3f} | {f['known_frr_found']:.3f} / "
+                         f"{f['known_frr_end_to_end']:.3f} | {f['train_photos_with_a_false_brand']:.3f} | "
+                         f"{f['val_detections_accepted']:.3f} | {f['val_photos_with_a_false_brand']:.3f} "
+                         f"({f['val_photos_with_a_false_brand_count']}) |")
+        costs = channels["cost_per_photo"]
+        lines.append(f"\ncost per photo ({model}, {costs['photos']} val photos, median / mean ms): " + ", ".join(
+            f"{k} {v['median_ms']} / {v['mean_ms']}" for k, v in costs.items() if isinstance(v, dict)))
+        art = channels["different_artwork"]
+        lines.append(f"different artwork (no reference of the query's kind for its brand): {art['all']} of "
+                     f"{art['queries']} val queries ("
+                     + ", ".join(f"{k} {v['different_artwork']}/{v['queries']}" for k, v in art.items()
+                                 if isinstance(v, dict)) + ")")
+    return "\n".join(lines)
