@@ -5,9 +5,10 @@
 ``benchmarks/dedup_eval.py``'s (Grocery Store originals with edited copies, plus neighbouring shots of the same
 products as hard negatives; 150 x (1 + 2) + 300 = 750 photos by default). Timed as the command runs (model load,
 read, hash, embed, search, cosine gate, keypoint check, grouping, report files); the features run on ONNX Runtime
-from an export made once beforehand (``vision export ... --output-kind features``, picked by ``backend=auto``),
-from the INT8 export of the same features (``--format onnx-int8``, calibrated on train photos, given as
-``--model FILE``), and on torch for comparison (``--no-torch`` leaves it out). ``--before REF`` adds the same
+from the exports made once beforehand in the export folder: ``vision dedup --model grocery_resnet10t`` as a user
+runs it (``backend=auto`` serves it from the INT8 export, ``--format onnx-int8`` calibrated on train photos, where
+this CPU has VNNI/AMX), the fp32 export given as ``--model FILE``, and torch for comparison (``--no-torch`` leaves
+it out). ``--before REF`` adds the same
 command from commit ``REF`` (its ``vision`` package extracted with ``git archive`` and run in a child process each
 round, timed inside it: before/after on the same machine state; ``--before-backend auto``: its fp32 ONNX features).
 Prints images/s, the ratio to pHash, F1 (pairs in one group vs the truth) and each stage's images/s from
@@ -169,6 +170,14 @@ def f1_of(out: Path, truth: dict[str, int]) -> float:
     return pair_metrics(group_pairs([int(r["group"]) for r in rows]), [truth[Path(r["id"]).name] for r in rows])["f1"]
 
 
+def auto_pick(exports: Path) -> str:
+    """Which export ``backend="auto"`` serves the features from (INT8 where this CPU has VNNI/AMX)."""
+    from vision.predictors import _auto_source
+
+    chosen, backend = _auto_source(MODEL, "features", exports, None, None)
+    return Path(str(chosen)).name if backend != "torch" else "torch"
+
+
 def end_to_end(args) -> int:
     from vision.commands.export import main as export
 
@@ -186,11 +195,12 @@ def end_to_end(args) -> int:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             export(["--model", MODEL, "--format", "onnx-int8", "--output-kind", "features", "--out", str(int8),
                     "--calib-dir", str(args.data / "train"), "--parity-dir", str(args.data / "val")])
-    os.environ["VISION_EXPORT_DIR"] = str(exports)   # backend=auto picks the (fp32) export
+    os.environ["VISION_EXPORT_DIR"] = str(exports)   # backend=auto picks the INT8 export where this CPU has VNNI
     runs = {"plain imagehash.phash (1 thread, no search)": lambda: plain_phash(paths),
-            "vision dedup (ONNX Runtime features)": lambda: ours(folder, args.out / "ours_ort", []),
-            "vision dedup (ONNX Runtime INT8 features)": lambda: ours(folder, args.out / "ours_int8", [],
-                                                                       str(int8)),
+            "vision dedup (ONNX Runtime fp32 features, --model FILE)": lambda: ours(
+                folder, args.out / "ours_ort", [], str(exports / f"{MODEL}.features.onnx")),
+            f"vision dedup --model {MODEL} (backend auto: {auto_pick(exports)})": lambda: ours(
+                folder, args.out / "ours_int8", []),
             "vision dedup (torch features)": lambda: ours(folder, args.out / "ours_torch", ["--backend", "torch"])}
     if args.no_torch:
         del runs["vision dedup (torch features)"]

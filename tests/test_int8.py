@@ -2,6 +2,8 @@
 graph and its calibration record, and the warning ``vision benchmark`` gives for an INT8 model on a CPU without
 VNNI."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -104,6 +106,32 @@ def test_benchmark_warns_when_the_int8_model_runs_without_vnni(tiny, vnni_int8, 
     assert "warning: tiny: this CPU has no VNNI or AMX-INT8 (avx2) and the INT8 model is tuned for 'vnni': " \
         "re-export it on this CPU" in capsys.readouterr().err
     assert np.isfinite(p.runtime(torch.ones(2, 3, 32, 32))).all()
+
+
+def test_auto_backend_serves_a_zoo_name_from_its_int8_export_where_this_cpu_has_the_int8_unit(tiny, vnni_int8,
+                                                                                              tmp_path, monkeypatch):
+    import shutil
+
+    import vision.export.quantize as quantize
+    from vision.predictors import predictor
+
+    model, root = tiny
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    for suffix in ("", ".parity.json"):
+        shutil.copy(f"{vnni_int8}{suffix}", exports / f"tiny.logits.int8.onnx{suffix}")
+    export(model, "onnx", exports / "tiny.logits.onnx")
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni"}))
+    p = predictor("tiny", zoo_dir=root, export_dir=exports, device="cpu")
+    assert p.backend == "onnxruntime" and p.runtime.path.name == "tiny.logits.int8.onnx"
+    # the fp32 export where the int8 one would not run as measured, or where the network runs on a GPU
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert predictor("tiny", zoo_dir=root, export_dir=exports, device="cpu").runtime.path.name == "tiny.logits.onnx"
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni"}))
+    from vision.predictors import _auto_source
+
+    chosen, _ = _auto_source("tiny", None, exports, root, torch.device("cuda"))
+    assert Path(chosen).name == "tiny.logits.onnx"
 
 
 # --- bf16 on the torch runtime (CPUs with AMX / AVX-512 BF16)

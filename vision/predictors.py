@@ -491,7 +491,9 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
 
     ``backend``: ``"auto"`` picks by file suffix; for a zoo name, the fastest fresh export of ``output`` in
     ``export_dir`` (default :func:`default_export_dir`: ``<name>.<output>.plan`` when TensorRT and a GPU are here,
-    then ``<name>.<output>.onnx``; the one picked is named once on stderr), else torch. ``device``: CUDA when
+    then on CPU ``<name>.<output>.int8.onnx`` when it was tuned for an int8 unit this CPU has (VNNI/AMX for a
+    ``vnni`` export, any CPU for a ``generic`` one: :func:`vision.export.quantize.int8_cpu_warning`), then
+    ``<name>.<output>.onnx``; the one picked is named once on stderr), else torch. ``device``: CUDA when
     available. ``half``: fp16 on CUDA (torch runtime). ``precision="bf16"``: bfloat16 autocast on the torch
     runtime (:class:`TorchRuntime`; ``backend="auto"`` then means torch). ``output``: the export output kind
     (default: the task's, e.g. ``logits``; ``"features"`` gives a classifier's pooled embeddings).
@@ -509,7 +511,8 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
         raise ValueError(f"precision {precision!r} is a torch runtime precision; {name_or_path} runs on "
                          f"{SUFFIX_BACKENDS.get(suffix, backend)} (give a zoo name or weights file)")
     if backend == "auto":
-        name_or_path, backend = _auto_source(name_or_path, output, Path(export_dir or default_export_dir()), zoo_dir)
+        name_or_path, backend = _auto_source(name_or_path, output, Path(export_dir or default_export_dir()), zoo_dir,
+                                             torch.device(device) if device is not None else default_device())
         suffix = Path(str(name_or_path)).suffix.lower()
     if backend != "torch" and SUFFIX_BACKENDS.get(suffix) != backend:
         wanted = [s for s, b in SUFFIX_BACKENDS.items() if b == backend]
@@ -532,7 +535,8 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
     return Predictor(runtime, **head_kwargs)
 
 
-def _auto_source(name_or_path, output: str | None, export_dir: Path, zoo_dir) -> tuple[Any, str]:
+def _auto_source(name_or_path, output: str | None, export_dir: Path, zoo_dir,
+                 device: torch.device | None = None) -> tuple[Any, str]:
     suffix = Path(str(name_or_path)).suffix.lower()
     if suffix in SUFFIX_BACKENDS:
         return name_or_path, SUFFIX_BACKENDS[suffix]
@@ -546,12 +550,24 @@ def _auto_source(name_or_path, output: str | None, export_dir: Path, zoo_dir) ->
         return name_or_path, "torch"  # load_model gives the did-you-mean error
     card = found[0]
     stem = export_dir / f"{card.name}.{output or default_output(card)}"
-    plan, onnx_file = Path(f"{stem}.plan"), Path(f"{stem}.onnx")
+    plan, int8, onnx_file = Path(f"{stem}.plan"), Path(f"{stem}.int8.onnx"), Path(f"{stem}.onnx")
     if plan.is_file() and torch.cuda.is_available() and _export_matches(plan, card, "tensorrt"):
         return _picked(card.name, plan, "tensorrt")
+    if (int8.is_file() and (device is None or device.type == "cpu") and _export_matches(int8, card, "onnxruntime")
+            and _int8_runs_here(int8)):
+        return _picked(card.name, int8, "onnxruntime")
     if onnx_file.is_file() and _export_matches(onnx_file, card, "onnxruntime"):
         return _picked(card.name, onnx_file, "onnxruntime")
     return name_or_path, "torch"
+
+
+def _int8_runs_here(path: Path) -> bool:
+    """Whether an INT8 export runs here as it was measured: tuned for this CPU's int8 unit (an export tuned for
+    VNNI on a CPU without it, or for TensorRT, is left to the fp32 export)."""
+    from vision.export.quantize import int8_cpu_warning, read_calibration_record
+
+    record = read_calibration_record(path)
+    return record is not None and record.get("tuned_for") != "tensorrt" and int8_cpu_warning(record) is None
 
 
 def _picked(name: str, path: Path, backend: str) -> tuple[Path, str]:
