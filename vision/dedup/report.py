@@ -15,8 +15,10 @@ import html
 import io
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from vision.dedup.catalog import default_workers
 from vision.dedup.search import DedupResult
 
 COLUMNS = ("id", "group", "representative", "reason", "score")
@@ -75,6 +77,14 @@ def contact_sheet(result: DedupResult, largest: int = 20, uncertain: int = 20, t
     best = result.grouping.best_edges()
     by_margin = sorted(groups, key=lambda g: (margins.get(root[g[0]], float("inf")), -len(g)))
 
+    def shown(g: list[int]) -> list[int]:
+        return sorted(g, key=lambda i: i != reps[root[g[0]]])[:per_group]
+
+    # each image shown is read once (the two sections often show the same groups), on the reading threads
+    wanted = list(dict.fromkeys(i for g in groups[:largest] + by_margin[:uncertain] for i in shown(g)))
+    with ThreadPoolExecutor(default_workers()) as pool:
+        thumbs = dict(zip(wanted, pool.map(lambda i: thumbnail(result.catalog.ids[i], thumb), wanted)))
+
     def section(title: str, chosen: list[list[int]]) -> str:
         parts = [f"<h2>{html.escape(title)}</h2>"]
         for g in chosen:
@@ -83,12 +93,12 @@ def contact_sheet(result: DedupResult, largest: int = 20, uncertain: int = 20, t
             parts.append(f"<div class='group'><p>{len(g)} images; smallest margin over threshold: "
                          f"{'exact' if margin == float('inf') else f'{margin:.4f}'}"
                          f"{f'; first {per_group} shown' if len(g) > per_group else ''}</p>")
-            for i in sorted(g, key=lambda i: i != reps[r])[:per_group]:
+            for i in shown(g):
                 e = best[i]
                 kept = " kept" if reps[r] == i else ""
                 label = f"{e.reason} {e.score:.3f}" if e else ""
                 name = os.path.basename(result.catalog.ids[i])
-                parts.append(f"<figure class='{kept.strip()}'><img src='{thumbnail(result.catalog.ids[i], thumb)}' "
+                parts.append(f"<figure class='{kept.strip()}'><img src='{thumbs[i]}' "
                              f"alt='{html.escape(name)}' title='{html.escape(result.catalog.ids[i])}'>"
                              f"<figcaption>{html.escape(name)}<br>{html.escape(label)}{kept}</figcaption></figure>")
             parts.append("</div>")
