@@ -29,89 +29,28 @@ from pathlib import Path
 
 import numpy as np
 
-from vision.brands.detection_rule import (
-    IOU_MATCH,
-    TEXT_RULE_KIND,
-    DetectionRuleError,
-    calibrate_detection_rule,
-    iou,
-    known_scene_set,
-    photo_set,
-)
-from vision.brands.recognition import (
-    TEXT_KINDS,
-    TEXT_MARGIN,
-    TEXT_MAX_LEAD,
-    TEXT_MIN_DETECTION,
-    TEXT_THRESHOLD,
-    candidate_channels,
-    text_crop,
-)
+from vision.brands.detection_rule import IOU_MATCH, DetectionRuleError, iou
+from vision.brands.fusion import calibrate_text_rule, channel_table, marks, read_logos, text_gate
+from vision.brands.recognition import TEXT_KINDS, TEXT_MARGIN, TEXT_MAX_LEAD, TEXT_MIN_DETECTION, text_crop
 from vision.data.io import load_image
 
-MAX_IMPOSTOR_PHOTOS = 0.05      # the issue's constraint: at most 5% of brand-free photos with a false brand
 QUERY_KINDS = {"icon": "symbol", "wordmark": "wordmark"}   # a cross-style query's kind -> the reference kind it needs
 TIMING_PHOTOS = 40
 
 
-def read_logos(reader, photos: list[Path], logos, gallery, keep, cache: Path | None) -> list[list]:
-    """Per photo, per detection the lines ``reader`` reads on it (``[(text, score)]``) or ``None`` where it is not
-    read: detections the recogniser's gate leaves unread, and those ``keep(photo index, detection)`` drops (known
-    scenes: only the mark's). Cached in ``cache`` by the photos, boxes and gate."""
-    todo = []
-    for i, (dets, vectors) in enumerate(logos):
-        leads = [top[0][1] - top[1][1] if len(top) > 1 else 1.0 for top in gallery.search(vectors, k=2)] \
-            if len(dets) else []
-        todo.append([d["score"] >= TEXT_MIN_DETECTION and lead < TEXT_MAX_LEAD and keep(i, d)
-                     for d, lead in zip(dets, leads)])
+def cached_reads(reader, photos: list[Path], logos, gate, cache: Path | None) -> list[list]:
+    """:func:`vision.brands.fusion.read_logos`, kept in ``cache`` by the photos, boxes and gate."""
     key = hashlib.sha256(json.dumps([[str(p) for p in photos], [[[round(v, 2) for v in d["box"]] for d in dets]
-                                                                for dets, _ in logos], todo,
-                                     getattr(reader, "settings", repr(type(reader)))]).encode()).hexdigest()[:16]
+                                                                for dets, _ in logos], gate,
+                                     [reader.side, reader.line_aspect, reader.line_width]]).encode()).hexdigest()[:16]
     path = None if cache is None else cache / f"text_{key}.json"
     if path is not None and path.is_file():
         return json.loads(path.read_text())
-    out = []
-    for photo, (dets, _), flags in zip(photos, logos, todo):
-        if not any(flags):
-            out.append([None] * len(dets))
-            continue
-        image = load_image(photo)
-        crops = [text_crop(image, d["box"], TEXT_MARGIN) for d, f in zip(dets, flags) if f]
-        lines = iter(reader.read(crops))
-        out.append([[(ln.text, float(ln.score)) for ln in next(lines)] if f else None for f in flags])
+    out = read_logos(reader, photos, logos, gate)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out) + "\n")
     return out
-
-
-def detection_table(gallery, names, logos, reads, cohort_rows=None) -> list[list[dict]]:
-    """Per photo, per detection every channel: ``det``, the embedder's ``best`` and ``open_set``, the text's
-    ``named`` brand (a match >= TEXT_THRESHOLD, else None), and the fused rule's ``candidate``, its ``cand_open_set``
-    and ``text`` channels."""
-    from vision.brands.ocr import TextLine
-
-    table = []
-    for i, ((dets, vectors), read) in enumerate(zip(logos, reads)):
-        if not dets:
-            table.append([])
-            continue
-        leave_out = None
-        if cohort_rows is not None and len(cohort_rows[i]) and len(gallery.background):
-            leave_out = np.zeros((len(dets), len(gallery.background)), bool)
-            leave_out[:, cohort_rows[i]] = True
-        best, cosine, open_set = gallery.open_set_scores(vectors, leave_out=leave_out)
-        rows = []
-        for d, v, b, c, o, lines in zip(dets, vectors, best, cosine, open_set, read):
-            lines = None if lines is None else [TextLine(t, s) for t, s in lines]
-            cand, cand_o, match, other, found = candidate_channels(gallery, names, v, b, float(c), float(o), lines,
-                                                                   TEXT_KINDS, False, TEXT_THRESHOLD)
-            named = found.brand if found is not None and found.score >= TEXT_THRESHOLD else None
-            rows.append({"box": d["box"], "det": float(d["score"]), "best": b, "open_set": float(o), "named": named,
-                         "candidate": cand, "cand_open_set": cand_o, "text": (match, other),
-                         "read": lines is not None})
-        table.append(rows)
-    return table
 
 
 def decisions(kind: str, gallery, image_rule, text_rule, conf: float):
@@ -248,47 +187,26 @@ def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scenes
     cross_photos = [data / "cross_style" / q["image"] for q in queries]
     scene_photos = [data / "known_scenes" / s["image"] for s in scenes]
 
-    def mark_of(boxes):
-        return lambda i, d: iou(d["box"], boxes[i]) >= IOU_MATCH
-
-    reads = {"cross": read_logos(reader, cross_photos, cross_logos, gallery, mark_of([q["box"] for q in queries]),
-                                 cache),
-             "known": read_logos(reader, scene_photos, scene_logos, gallery, mark_of([s["box"] for s in scenes]),
-                                 cache),
-             "train": read_logos(reader, train_photos, train_logos, gallery, lambda i, d: True, cache),
-             "val": read_logos(reader, val_photos, val_logos, gallery, lambda i, d: True, cache)}
+    parts = {"cross": (cross_photos, cross_logos, marks([q["box"] for q in queries]), None),
+             "known": (scene_photos, scene_logos, marks([s["box"] for s in scenes]), None),
+             "train": (train_photos, train_logos, None, train_rows),
+             "val": (val_photos, val_logos, None, None)}
+    tables = {}
+    for part, (photos, logos, keep, rows) in parts.items():
+        reads = cached_reads(reader, photos, logos, text_gate(gallery, logos, keep), cache)
+        report.setdefault("logos_read", {})[part] = sum(r is not None for photo in reads for r in photo)
+        tables[part] = channel_table(gallery, names, logos, reads, rows)
     timings["text_reading_s"] = round(time.perf_counter() - start, 1)
-    report["logos_read"] = {part: sum(r is not None for photo in v for r in photo) for part, v in reads.items()}
-    tables = {"cross": detection_table(gallery, names, cross_logos, reads["cross"]),
-              "known": detection_table(gallery, names, scene_logos, reads["known"]),
-              "train": detection_table(gallery, names, train_logos, reads["train"], train_rows),
-              "val": detection_table(gallery, names, val_logos, reads["val"])}
-
-    def rule_set(part, boxes=None, brands=None):
-        rows = tables[part]
-        dets = [[{"box": r["box"], "score": r["det"]} for r in photo] for photo in rows]
-        scores = [np.array([r["cand_open_set"] for r in photo]) for photo in rows]
-        text = [np.array([r["text"] for r in photo]).reshape(-1, 2) for photo in rows]
-        if boxes is None:
-            return photo_set(dets, scores, text)
-        return known_scene_set(dets, scores, boxes, [[r["candidate"] for r in photo] for photo in rows], brands, text)
-
-    known_set = rule_set("known", [s["box"] for s in scenes], [s["brand"] for s in scenes])
-    train_set = rule_set("train")
-    embedder = {"name": fx.card.name, "sha256": fx.card.sha256}
     sets = dict(known_set=f"{len(scenes)} known scenes ({data / 'known_scenes'})",
                 impostor_set=f"{len(train_photos)} brand-free train photos")
     try:
-        text_rule = calibrate_detection_rule(known_set, train_set, detector.card.name, detector.card.sha256,
-                                             kind=TEXT_RULE_KIND, max_false_reject=max_false_reject,
-                                             min_detection_score=floor, embedder=embedder,
-                                             max_impostor_photos=MAX_IMPOSTOR_PHOTOS, **sets)
+        text_rule = calibrate_text_rule(tables["known"], scenes, tables["train"], detector.card, fx.card,
+                                        max_false_reject, floor, **sets)
     except DetectionRuleError as e:   # reported, and the rule without the constraint measured for what it is
         print(f"fused rule: {e}", file=sys.stderr)
         report["constraint_not_met"] = str(e)
-        text_rule = calibrate_detection_rule(known_set, train_set, detector.card.name, detector.card.sha256,
-                                             kind=TEXT_RULE_KIND, max_false_reject=max_false_reject,
-                                             min_detection_score=floor, embedder=embedder, **sets)
+        text_rule = calibrate_text_rule(tables["known"], scenes, tables["train"], detector.card, fx.card,
+                                        max_false_reject, floor, max_impostor_photos=None, **sets)
     if image_rule.verifier:
         import dataclasses
 
@@ -321,7 +239,7 @@ def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scenes
     return report
 
 
-def channel_table(report: dict) -> str:
+def channels_markdown(report: dict) -> str:
     """The --channels rows of every model set as a Markdown table."""
     lines = ["| models | decision | e2e Recall@1 (icons / wordmarks) | accepted + correct | known FRR (found / e2e) | "
              "brand-free train photos with a false brand | val detections accepted | brand-free val photos with a "

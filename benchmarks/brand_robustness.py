@@ -778,9 +778,9 @@ def main(argv: list[str] | None = None) -> int:
     report["wall_s"] = round(time.perf_counter() - start, 1)
     report["table"] = summary_table(report)
     if args.channels:
-        from benchmarks.brand_channels import channel_table
+        from benchmarks.brand_channels import channels_markdown
 
-        report["table"] += "\n\n" + channel_table(report)
+        report["table"] += "\n\n" + channels_markdown(report)
     text = json.dumps(report, indent=1)
     print(report["table"])
     if args.out:

@@ -162,14 +162,12 @@ def test_recognizer_applies_the_rule_of_its_detector_and_falls_back_for_another(
             assert [f["brand"] for f in recognizer.predict(_red_photo())[0]] == ["acme", "acme"]
 
 
-def test_build_gallery_calibrates_a_rule_for_the_shipped_detector_and_reports_it(tmp_path, capsys, request):
-    """Simple-icons marks pasted on sample fruit photos (known scenes) and brand-free sample photos, through the
-    shipped logo detector: the rule, its detector and both rates land in the gallery and the report."""
+def rule_photos(tmp_path) -> list[str]:
+    """Simple-icons marks pasted on sample fruit photos (``tmp_path/scenes``: known scenes) with their logos
+    (``tmp_path/logos``) and brand-free sample photos (``tmp_path/free``): build-gallery's options for them."""
     from PIL import Image
 
-    from vision.commands import build_gallery
     from vision.synth.render import list_brands, render_logo
-    from vision.zoo import find_card
 
     from .conftest import SAMPLE
 
@@ -192,12 +190,21 @@ def test_build_gallery_calibrates_a_rule_for_the_shipped_detector_and_reports_it
     (tmp_path / "free").mkdir()
     for photo in sorted((SAMPLE / "val" / "Fruit").rglob("*.jpg"))[:4]:
         (tmp_path / "free" / photo.name).write_bytes(photo.read_bytes())
+    return ["--folder", str(tmp_path / "logos"), "--threshold", "0.0", "--detector", "logo_yolo11n",
+            "--known-scenes", str(tmp_path / "scenes"), "--impostor-photos", str(tmp_path / "free"), "--frr", "0.5"]
+
+
+def test_build_gallery_calibrates_a_rule_for_the_shipped_detector_and_reports_it(tmp_path, capsys, request):
+    """Simple-icons marks pasted on sample fruit photos (known scenes) and brand-free sample photos, through the
+    shipped logo detector: the rule, its detector and both rates land in the gallery and the report."""
+    from vision.commands import build_gallery
+    from vision.zoo import find_card
+
+    options = rule_photos(tmp_path)
     out, report = tmp_path / "g.npz", tmp_path / "report.json"
     embedder = request.getfixturevalue("tiny_zoo") / "tiny_open_set.safetensors"
-    args = ["--embedder", str(embedder), "--folder", str(tmp_path / "logos"), "--threshold", "0.0",
-            "--out", str(out)]
-    assert build_gallery.main([*args, "--detector", "logo_yolo11n", "--known-scenes", str(tmp_path / "scenes"),
-                               "--impostor-photos", str(tmp_path / "free"), "--frr", "0.5",
+    args = ["--embedder", str(embedder), *options[:4], "--out", str(out)]
+    assert build_gallery.main(["--embedder", str(embedder), *options, "--out", str(out),
                                "--report", str(report)]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rule = printed["detection_rule"]

@@ -3,6 +3,7 @@ fitted on detection confidence, open-set score and the text read on each logo, s
 and embedder it was calibrated for, refused for another pair, and applied by the recogniser when it reads text; the
 shipped recogniser loads without network."""
 
+import json
 import warnings
 
 import numpy as np
@@ -18,6 +19,9 @@ from vision.brands.detection_rule import (
 )
 from vision.brands.gallery import UNKNOWN, BrandGallery, GalleryError
 from vision.brands.ocr import BrandNames, TextLine
+
+from .test_decision_rule import rule_photos
+from .test_gallery_open_set import tiny_zoo  # noqa: F401  (an untrained embedder in a zoo, for the CLI)
 
 DETECTOR = ("logo_det", "d" * 64)
 EMBEDDER = {"name": "emb", "sha256": "e" * 64}
@@ -175,3 +179,30 @@ def test_the_shipped_recognizer_loads_without_network(monkeypatch):
     assert recognizer.rule is not None
     (found,) = recognizer.predict(np.full((96, 96, 3), 255, np.uint8))   # runs offline (a blank holds no logo)
     assert all(f["brand"] == UNKNOWN for f in found)
+
+
+@pytest.mark.slow   # the shipped detector and the OCR engines on 7 photos: about 20 s on 2 cores
+def test_build_gallery_text_rule_needs_the_detection_rule_and_is_stored_with_its_pair(tmp_path, capsys, request):
+    """``vision build-gallery --text-rule`` on the known scenes and brand-free photos of the detection rule's own
+    test: the fused rule lands in the gallery and the report beside the image rule, with the embedder and detector."""
+    from vision.brands.building import GallerySpec, GallerySpecError
+    from vision.commands import build_gallery
+
+    with pytest.raises(GallerySpecError, match="--text-rule is calibrated with the detection rule"):
+        GallerySpec("brand_resnet10t", simple_icons=True, text_rule=True).checked()
+    embedder = request.getfixturevalue("tiny_zoo") / "tiny_open_set.safetensors"
+    out = tmp_path / "fused.npz"
+    report = tmp_path / "report.json"
+    code = build_gallery.main(["--embedder", str(embedder), *rule_photos(tmp_path), "--out", str(out), "--text-rule",
+                               "--report", str(report)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    printed = json.loads(captured.out.strip().splitlines()[-1])
+    fused = printed["text_rule"]
+    assert fused["kind"] == TEXT_RULE_KIND and fused["detector"] == printed["detection_rule"]["detector"]
+    assert fused["embedder"]["name"] == "tiny_open_set" and len(fused["embedder"]["sha256"]) == 64
+    assert {"frr_found", "far_photos", "max_impostor_photos"} <= set(fused["calibration"])
+    stored = BrandGallery.load(out)
+    assert stored.text_rule.to_json() == fused and stored.detection_rule.kind == "logistic"
+    assert "text rule (logistic_text) for detector logo_yolo11n and embedder tiny_open_set" in \
+        report.with_suffix(".txt").read_text()

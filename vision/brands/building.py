@@ -77,6 +77,7 @@ class GallerySpec:
     known_scenes: list[Path] = field(default_factory=list)
     impostor_photos: list[Path] = field(default_factory=list)
     decision_rule: str = "logistic"
+    text_rule: bool = False              # also a logistic_text rule over the text read on each logo (the [ocr] extra)
     rule_budget: str = "found"
     detector_floor: float = 0.10
     margin: float | None = None          # default: vision.crops.CROP_MARGIN
@@ -126,6 +127,9 @@ class GallerySpec:
                 s.detector and s.known_scenes and s.impostor_photos):
             raise GallerySpecError("a detection-aware rule needs --detector, --known-scenes and --impostor-photos "
                                    "together")
+        if s.text_rule and not s.detector:
+            raise GallerySpecError("--text-rule is calibrated with the detection rule: give --detector, "
+                                   "--known-scenes and --impostor-photos too")
         if s.verifier and not s.detector:
             raise GallerySpecError("--verifier rescores a detector's boxes: give --detector (with --known-scenes "
                                    "and --impostor-photos) too")
@@ -262,7 +266,9 @@ def _build(spec: GallerySpec) -> tuple[BrandGallery, dict]:
             fx, gallery, spec.detector, spec.known_scenes, spec.impostor_photos, spec.frr, kind=spec.decision_rule,
             floor=spec.detector_floor, budget=spec.rule_budget, verifier=spec.verifier,
             verifier_power=spec.verifier_power, verifier_detector_conf=spec.verifier_detector_conf,
-            device=spec.device, cohort_groups=groups, bar=bar)
+            device=spec.device, cohort_groups=groups, bar=bar, text_rule=spec.text_rule)
+        if "text_rule" in report["detection_rule"]:
+            report["text_rule"] = report["detection_rule"].pop("text_rule")
     if spec.out is not None:
         gallery.save(spec.out)
     return gallery, report
@@ -330,11 +336,14 @@ def calibrate_rule(fx, gallery: BrandGallery, detector: str | Path, known_scenes
                    floor: float = 0.10, budget: str = "found", verifier: str | Path | None = None,
                    verifier_power: float = 0.75, verifier_detector_conf: float | None = None,
                    device: str | None = None, cohort_groups: list[str] | None = None,
-                   bar: Callable | None = None) -> dict:
+                   bar: Callable | None = None, text_rule: bool = False) -> dict:
     """Calibrate and attach the detection-aware rule (``vision build-gallery --help``: ``--detector``); its record,
     and the threshold alone at the recogniser's default confidence measured on the same photos. ``frr``, ``kind``,
     ``floor`` and ``budget`` are ``--frr``, ``--decision-rule``, ``--detector-floor`` and ``--rule-budget``;
-    ``cohort_groups``: the impostor crops' groups (their ``source`` photos), with a background-normalised gallery."""
+    ``cohort_groups``: the impostor crops' groups (their ``source`` photos), with a background-normalised gallery.
+    ``text_rule`` (``--text-rule``): also read the text on the same photos' logos as the recogniser reads it and
+    attach a ``logistic_text`` rule (:mod:`vision.brands.fusion`) as the gallery's ``text_rule``, refused when it
+    accepts a brand on more than 5% of the brand-free photos; its record is the report's ``text_rule``."""
     from vision.brands.detection_rule import (
         DetectionRule,
         calibrate_detection_rule,
@@ -343,7 +352,7 @@ def calibrate_rule(fx, gallery: BrandGallery, detector: str | Path, known_scenes
         rule_figures,
         source_rows,
     )
-    from vision.brands.recognition import DEFAULT_DETECTOR_CONF, detect_and_score
+    from vision.brands.recognition import DEFAULT_DETECTOR_CONF, detect_and_embed, score_logos
     from vision.data.io import list_images
     from vision.predictors import predictor
     from vision.progress import progress_bar
@@ -374,14 +383,24 @@ def calibrate_rule(fx, gallery: BrandGallery, detector: str | Path, known_scenes
         if not found:
             raise FileNotFoundError(f"--impostor-photos {folder}: no images in it")
         photos += found
+    if text_rule:
+        from vision.brands.ocr import BrandNames, TextReader, missing_packages
+
+        if missing_packages():
+            raise GalleryError(f"--text-rule reads the text on logos: {', '.join(missing_packages())} not installed "
+                               "(pip install 'vision-zoo[ocr]')")
+        reader, names = TextReader(), BrandNames.from_gallery(gallery)   # before the photos: a missing extra fails now
     with bar(total=len(scenes) + len(photos), desc="detection rule", unit="img") as progress:
-        known = detect_and_score(fx, model, gallery, [s["image"] for s in scenes], progress=progress.update)
+        known_logos = detect_and_embed(fx, model, [s["image"] for s in scenes], gallery.crop_margin,
+                                       progress=progress.update)
         background = cohort_groups and gallery.normalization == "background"
         rows = source_rows(photos, cohort_groups, by="folder") if background else None
-        free = detect_and_score(fx, model, gallery, photos, cohort_rows=rows, progress=progress.update)
-    known_set = known_scene_set([d for d, _, _ in known], [s for _, _, s in known], [s["box"] for s in scenes],
-                                [b for _, b, _ in known], [s["brand"] for s in scenes])
-    impostors = photo_set([d for d, _, _ in free], [s for _, _, s in free])
+        free_logos = detect_and_embed(fx, model, photos, gallery.crop_margin, progress=progress.update)
+    known_best, known_scores = score_logos(gallery, known_logos)
+    free_best, free_scores = score_logos(gallery, free_logos, rows)
+    known_set = known_scene_set([d for d, _ in known_logos], known_scores, [s["box"] for s in scenes], known_best,
+                                [s["brand"] for s in scenes])
+    impostors = photo_set([d for d, _ in free_logos], free_scores)
     left_out = 0 if rows is None else sum(len(r) > 0 for r in rows)
     rule = calibrate_detection_rule(
         known_set, impostors, model.card.name, model.card.sha256, kind=kind,
@@ -392,11 +411,26 @@ def calibrate_rule(fx, gallery: BrandGallery, detector: str | Path, known_scenes
     if verifier:   # the rule records its VerifiedDetector: the recogniser brings the same verifier along
         rule = dataclasses.replace(rule, verifier=model.describe())
     gallery.detection_rule = rule
+    record = {}
+    if text_rule:
+        from vision.brands.fusion import calibrate_text_rule, channel_table, marks, read_logos, text_gate
+
+        boxes = [s["box"] for s in scenes]
+        images = [s["image"] for s in scenes]
+        known_table = channel_table(gallery, names, known_logos, read_logos(
+            reader, images, known_logos, text_gate(gallery, known_logos, marks(boxes))))
+        free_table = channel_table(gallery, names, free_logos, read_logos(
+            reader, photos, free_logos, text_gate(gallery, free_logos)), rows)
+        fused = calibrate_text_rule(known_table, scenes, free_table, model.card, fx.card, frr, floor, budget,
+                                    known_set=rule.calibration["known_set"],
+                                    impostor_set=rule.calibration["impostor_set"])
+        gallery.text_rule = dataclasses.replace(fused, verifier=rule.verifier)
+        record["text_rule"] = gallery.text_rule.to_json()
     threshold_only = DetectionRule("pair", rule.detector_name, rule.detector_sha256, DEFAULT_DETECTOR_CONF,
                                    float(gallery.threshold))
     return {**rule.to_json(), "threshold_only_at_default_conf": {
         "detection_threshold": DEFAULT_DETECTOR_CONF, "threshold": round(float(gallery.threshold), 6),
-        **rule_figures(threshold_only, known_set, impostors)}}
+        **rule_figures(threshold_only, known_set, impostors)}, **record}
 
 
 def style_renders(folder: Path, size: int) -> dict[str, list[tuple]]:
@@ -588,4 +622,14 @@ def write_report(report: dict, path: Path) -> None:
                   f"{base['frr']:<16.3f}  {base['far_photos']:<26.3f}  {base['far_detections']:.3f}",
                   f"  known marks: {c['known_set']} ({c['known_missed']} not detected at confidence "
                   f"{c['collected_at_confidence']})", f"  brand-free photos: {c['impostor_set']}"]
+    fused = report.get("text_rule")
+    if fused:
+        c, w = fused["calibration"], fused["weights"]
+        lines += [f"text rule ({fused['kind']}) for detector {fused['detector']['name']} and embedder "
+                  f"{fused['embedder']['name']}: detection >= {fused['min_detection_score']:.4g} and {w[0]:.4g} * "
+                  f"detection + {w[1]:.4g} * open-set score + {w[2]:.4g} * text match + {w[3]:.4g} * other text >= "
+                  f"{fused['threshold']:.4g}",
+                  f"  FRR (found marks) {c['frr_found']:.3f}, FRR (end to end) {c['frr']:.3f}, brand-free photos "
+                  f"accepted {c['far_photos']:.3f}, detections accepted {c['far_detections']:.3f} (logos read: "
+                  f"{c['read_known']} known, {c['read_impostors']} brand-free)"]
     atomic_write_text(path.with_suffix(".txt"), "\n".join(lines) + "\n")

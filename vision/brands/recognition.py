@@ -302,10 +302,9 @@ class BrandRecognizer:
         candidate's open-set score (:func:`brand_open_set`), and the rule's acceptance."""
         channels = []
         for logo, vector in zip(logos, vectors):
-            brand, match, other, found = text_channels(self.names, read.get(id(logo)), logo["best"], self.text_kinds,
-                                                       self.text_everyday, self.text_threshold)
-            score = logo["open_set_score"] if brand == logo["best"] else brand_open_set(
-                self.gallery, vector, logo["score"], logo["open_set_score"], brand)
+            brand, score, match, other, found = candidate_channels(
+                self.gallery, self.names, vector, logo["best"], logo["score"], logo["open_set_score"],
+                read.get(id(logo)), self.text_kinds, self.text_everyday, self.text_threshold)
             channels.append((brand, score, match, other))
             if found is not None and found.brand == brand and found.score >= self.text_threshold:
                 logo.update(source="text", text_score=round(found.score, 6))
@@ -331,6 +330,17 @@ def text_channels(names, lines, image_best: str, kinds: Sequence[str] = TEXT_KIN
     other = 0.0 if match > 0 or not lines else max(
         (float(line.score) for line in lines if len(normalize(line.text)) >= 2), default=0.0)
     return brand, min(max(match, 0.0), 1.0), min(max(other, 0.0), 1.0), found
+
+
+def candidate_channels(gallery: BrandGallery, names, vector: np.ndarray, best: str, best_score: float,
+                       open_set: float, lines, kinds: Sequence[str] = TEXT_KINDS, everyday: bool = False,
+                       threshold: float = TEXT_THRESHOLD):
+    """What a ``logistic_text`` rule decides one embedded logo on: ``(candidate brand, its open-set score,
+    text_match, text_other, the text match or None)`` (:func:`text_channels`, :func:`brand_open_set`; ``best``,
+    ``best_score``, ``open_set``: the embedder's best brand, its cosine and open-set score)."""
+    brand, match, other, found = text_channels(names, lines, best, kinds, everyday, threshold)
+    score = open_set if brand == best else brand_open_set(gallery, vector, best_score, open_set, brand)
+    return brand, score, match, other, found
 
 
 def brand_open_set(gallery: BrandGallery, vector: np.ndarray, best_score: float, open_set: float, brand: str) -> float:
@@ -418,15 +428,22 @@ def detect_and_score(extractor, detector, gallery, photos: Sequence, margin: flo
     """Per photo (a path or an image) its detections (``{"box", "score"}`` at the detector's own confidence), each
     one's best brand and open-set score in ``gallery``, as the recogniser frames and embeds them
     (:func:`embed_logos`, :func:`score_logos`; ``margin``: default the gallery's ``crop_margin``)."""
-    margin = gallery.crop_margin if margin is None else margin
+    logos = detect_and_embed(extractor, detector, photos, gallery.crop_margin if margin is None else margin,
+                             batch_size, progress)
+    best, scores = score_logos(gallery, logos, cohort_rows)
+    return [(dets, b, s) for (dets, _), b, s in zip(logos, best, scores)]
+
+
+def detect_and_embed(extractor, detector, photos: Sequence, margin: float = CROP_MARGIN, batch_size: int = 16,
+                     progress=None) -> list[tuple[list[dict], np.ndarray]]:
+    """:func:`embed_logos` over ``photos``, ``batch_size`` at a time (``progress(n)`` after each batch)."""
     logos = []
     for start in range(0, len(photos), batch_size):
         chunk = list(photos[start:start + batch_size])
         logos += embed_logos(extractor, chunk, detector, margin)
         if progress is not None:
             progress(len(chunk))
-    best, scores = score_logos(gallery, logos, cohort_rows)
-    return [(dets, b, s) for (dets, _), b, s in zip(logos, best, scores)]
+    return logos
 
 
 def score_logos(gallery: BrandGallery, logos: Sequence[tuple[list[dict], np.ndarray]],

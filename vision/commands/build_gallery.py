@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decision-rule", choices=RULE_KINDS, default="logistic",
                     help="logistic: a weighted sum of detection confidence and open-set score (default: it measured "
                          "better); pair: a detection threshold and an open-set threshold")
+    ap.add_argument("--text-rule", action="store_true",
+                    help="also calibrate one decision over detection, open-set score and the text read on each logo "
+                         "(the [ocr] extra) on the same photos, stored as the gallery's text rule: the recogniser "
+                         "uses it when it reads text; refused when it accepts a brand on more than 5%% of the "
+                         "brand-free photos")
     ap.add_argument("--rule-budget", choices=("found", "all"), default="found",
                     help="marks the --frr budget of the detection rule counts: found (those the detector finds at "
                          "--detector-floor: the rule's own rejections; default) or all (end to end, missed marks "
@@ -158,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         detector=args.detector, verifier=args.verifier, verifier_power=args.verifier_power,
         verifier_detector_conf=args.verifier_detector_conf, known_scenes=args.known_scenes,
         impostor_photos=args.impostor_photos, decision_rule=args.decision_rule, rule_budget=args.rule_budget,
+        text_rule=args.text_rule,
         detector_floor=args.detector_floor, margin=args.margin, index=args.index, out=args.out, report=args.report,
         device=args.device, batch_size=args.batch_size, progress=not args.no_progress)
     try:

@@ -1,0 +1,124 @@
+"""Calibrating the text rule on whole photos: the text read on each detected logo, as the recogniser reads it, and
+the ``logistic_text`` rule (:mod:`vision.brands.detection_rule`) fitted on those channels.
+
+The same photos as the image-only rule: known scenes (one known-brand mark and its true box each: only the mark's
+detections are read) and brand-free photos (every detection is a false one). A logo is read when the recogniser
+would read it (:data:`~vision.brands.recognition.TEXT_MIN_DETECTION`, :data:`~vision.brands.recognition.TEXT_MAX_LEAD`),
+so the rule is fitted on what it will see; every logo gets its candidate brand, that brand's open-set score and the
+two text channels (:func:`vision.brands.recognition.candidate_channels`)."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from vision.brands.detection_rule import (
+    IOU_MATCH,
+    TEXT_RULE_KIND,
+    DetectionRule,
+    calibrate_detection_rule,
+    iou,
+    known_scene_set,
+    photo_set,
+)
+from vision.brands.recognition import (
+    TEXT_KINDS,
+    TEXT_MARGIN,
+    TEXT_MAX_LEAD,
+    TEXT_MIN_DETECTION,
+    TEXT_THRESHOLD,
+    candidate_channels,
+    text_crop,
+)
+
+MAX_IMPOSTOR_PHOTOS = 0.05   # at most this share of brand-free photos with a false brand (issue 27's constraint)
+
+
+def text_gate(gallery, logos, keep: Callable[[int, dict], bool] | None = None) -> list[list[bool]]:
+    """Per photo, per detection whether the recogniser reads it: detected at ``TEXT_MIN_DETECTION`` or more, its best
+    brand leading the second by less than ``TEXT_MAX_LEAD`` (and ``keep(photo index, detection)``)."""
+    out = []
+    for i, (dets, vectors) in enumerate(logos):
+        tops = gallery.search(vectors, k=2) if len(dets) else []
+        out.append([d["score"] >= TEXT_MIN_DETECTION and (top[0][1] - top[1][1] if len(top) > 1 else 1.0)
+                    < TEXT_MAX_LEAD and (keep is None or keep(i, d)) for d, top in zip(dets, tops)])
+    return out
+
+
+def read_logos(reader, photos: Sequence, logos, gate: list[list[bool]]) -> list[list]:
+    """Per photo (a path or an image), per detection the lines ``reader`` reads on its box framed as the recogniser
+    frames it (``[(text, score)]``), or ``None`` where ``gate`` says it is not read."""
+    from vision.data.inputs import to_rgb_array
+
+    out = []
+    for photo, (dets, _), flags in zip(photos, logos, gate):
+        if not any(flags):
+            out.append([None] * len(dets))
+            continue
+        image = to_rgb_array(photo)
+        lines = iter(reader.read([text_crop(image, d["box"], TEXT_MARGIN) for d, f in zip(dets, flags) if f]))
+        out.append([[(ln.text, float(ln.score)) for ln in next(lines)] if f else None for f in flags])
+    return out
+
+
+def channel_table(gallery, names, logos, reads, cohort_rows=None) -> list[list[dict]]:
+    """Per photo, per detection every channel: ``box``, ``det``, the embedder's ``best`` and ``open_set``, the text's
+    ``named`` brand (a match scoring >= ``TEXT_THRESHOLD``, else None), and the text rule's ``candidate``, its
+    ``cand_open_set`` and ``text`` channels. ``cohort_rows``: per photo the background-cohort rows its logos are not
+    compared with (:func:`vision.brands.detection_rule.source_rows`)."""
+    from vision.brands.ocr import TextLine
+
+    table = []
+    for i, ((dets, vectors), read) in enumerate(zip(logos, reads)):
+        if not dets:
+            table.append([])
+            continue
+        leave_out = None
+        if cohort_rows is not None and len(cohort_rows[i]) and len(gallery.background):
+            leave_out = np.zeros((len(dets), len(gallery.background)), bool)
+            leave_out[:, cohort_rows[i]] = True
+        best, cosine, open_set = gallery.open_set_scores(vectors, leave_out=leave_out)
+        rows = []
+        for d, v, b, c, o, lines in zip(dets, vectors, best, cosine, open_set, read):
+            lines = None if lines is None else [TextLine(t, s) for t, s in lines]
+            cand, cand_o, match, other, found = candidate_channels(gallery, names, v, b, float(c), float(o), lines,
+                                                                   TEXT_KINDS, False, TEXT_THRESHOLD)
+            rows.append({"box": [float(x) for x in d["box"]], "det": float(d["score"]), "best": b,
+                         "open_set": float(o), "named": found.brand if found is not None
+                         and found.score >= TEXT_THRESHOLD else None, "candidate": cand,
+                         "cand_open_set": float(cand_o), "text": (match, other), "read": lines is not None})
+        table.append(rows)
+    return table
+
+
+def rule_set(table, boxes=None, brands=None):
+    """The :class:`~vision.brands.detection_rule.RuleSet` of a :func:`channel_table` (known scenes with their marks'
+    ``boxes`` and ``brands``; brand-free photos without)."""
+    dets = [[{"box": r["box"], "score": r["det"]} for r in photo] for photo in table]
+    scores = [np.array([r["cand_open_set"] for r in photo]) for photo in table]
+    text = [np.array([r["text"] for r in photo], np.float64).reshape(-1, 2) for photo in table]
+    if boxes is None:
+        return photo_set(dets, scores, text)
+    return known_scene_set(dets, scores, boxes, [[r["candidate"] for r in photo] for photo in table], brands, text)
+
+
+def marks(boxes: Sequence[Sequence[float]]) -> Callable[[int, dict], bool]:
+    """``keep`` for :func:`text_gate` on known scenes: only the detections of each photo's mark are read."""
+    return lambda i, d: iou(d["box"], boxes[i]) >= IOU_MATCH
+
+
+def calibrate_text_rule(known_table, scenes: Sequence[dict], free_table, detector_card, embedder_card,
+                        max_false_reject: float = 0.10, floor: float = 0.10, budget: str = "found",
+                        max_impostor_photos: float | None = MAX_IMPOSTOR_PHOTOS, known_set: str = "",
+                        impostor_set: str = "") -> DetectionRule:
+    """The ``logistic_text`` rule of the known scenes' and brand-free photos' :func:`channel_table`s (``scenes``:
+    their ``box`` and ``brand``) for this detector and embedder (cards), refused when it accepts a brand on more than
+    ``max_impostor_photos`` of the brand-free photos."""
+    return calibrate_detection_rule(
+        rule_set(known_table, [s["box"] for s in scenes], [s["brand"] for s in scenes]), rule_set(free_table),
+        detector_card.name, detector_card.sha256, kind=TEXT_RULE_KIND, max_false_reject=max_false_reject,
+        min_detection_score=floor, budget=budget, known_set=known_set, impostor_set=impostor_set,
+        embedder={"name": embedder_card.name, "sha256": embedder_card.sha256},
+        max_impostor_photos=max_impostor_photos)
+
