@@ -32,8 +32,8 @@ import torch
 
 from vision.data.inputs import image_pixels, to_rgb_array
 from vision.export import FORMATS
-from vision.export.onnx import DEPLOYED_CONF
 from vision.results import Classification, Detections, Embedding, Result
+from vision.tasks import get_task
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "bf16")  # of the torch runtime (TorchRuntime)
@@ -202,13 +202,17 @@ class ClassificationHead:
         return results
 
 
+_DETECTION = get_task("detection").head_defaults
+
+
 class DetectionHead:
     """Letterbox to the card's input size in; NMS and boxes mapped back to original pixels out, on the device the
     network ran on (:attr:`takes_tensors`: the torch runtime hands over its output without a copy to the host)."""
 
     takes_tensors = True
 
-    def __init__(self, card, conf: float = DEPLOYED_CONF, iou: float = 0.7, max_det: int = 300):
+    def __init__(self, card, conf: float = _DETECTION["conf"], iou: float = _DETECTION["iou"],
+                 max_det: int = _DETECTION["max_det"]):
         from vision import ultralytics_compat as ulc
 
         self.card, self.conf, self.iou, self.max_det = card, conf, iou, max_det

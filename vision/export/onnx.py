@@ -63,10 +63,11 @@ PARITY_GATES: dict[str, dict[str, float]] = {
 OUTPUT_GATES: dict[tuple[str, str], dict[str, float | None]] = {("int8", "predictions"): {"max_rel_diff": None}}
 # detections above this score take part in the box agreement (a low threshold: many boxes, a strict test)
 DETECTION_CONF = 0.05
-# the score a predictor keeps detections at by default (vision.predictors.DetectionHead): the INT8 gate judges
-# the boxes a user gets. The strict box agreement above also counts the boxes near 0.05, whose scores INT8 moves
-# by more than 0.05 without changing mAP50 (measured: benchmarks/results/export.md), so INT8 is gated on this one.
-DEPLOYED_CONF = 0.25
+# the score a predictor keeps detections at by default (the detection task's head_defaults in vision.tasks, which
+# vision.predictors.DetectionHead reads): the INT8 gate judges the boxes a user gets. The strict box agreement
+# above also counts the boxes near 0.05, whose scores INT8 moves by more than 0.05 without changing mAP50
+# (measured: benchmarks/results/export.md), so INT8 is gated on this one.
+DEPLOYED_CONF = get_task("detection").head_defaults["conf"]
 
 
 class ExportError(RuntimeError):

@@ -15,7 +15,9 @@ An entry names its parts as ``"module:attribute"`` strings, imported only when a
 * ``headline``: the card metric and its label that ``vision zoo`` shows;
 * ``report_metrics``: the logged metrics a training run's report lists first, with their labels;
 * ``feature_output``: the output kind that is the task's feature vector (feature extraction), if any;
-* ``links``: datamodule properties linked into the module's arguments by ``vision train``.
+* ``links``: datamodule properties linked into the module's arguments by ``vision train``;
+* ``head_defaults``: the predictor head's default settings (a detector's deployed score ``conf``, ``iou``,
+  ``max_det``): what a user gets, so the export's INT8 gate judges the boxes kept at them.
 
 Adding a task is one new package plus one entry here: predict, evaluate, export and the zoo read everything
 per-task from the entry (``tests/test_toy_task.py`` registers a toy task and runs them all).
@@ -32,7 +34,7 @@ Example::
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -60,6 +62,7 @@ class Task:
     report_metrics: tuple[tuple[str, str], ...] = ()
     head: str = ""
     result: str = ""
+    head_defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def default_output(self) -> str:
@@ -143,6 +146,7 @@ TASKS: dict[str, Task] = {
         report_metrics=(("val/mAP50", "mAP50"), ("val/mAP50-95", "mAP50-95")),
         head="vision.predictors:DetectionHead",
         result="vision.results:Detections",
+        head_defaults={"conf": 0.25, "iou": 0.7, "max_det": 300},
     ),
     "embedding": Task(
         name="embedding",
