@@ -27,7 +27,9 @@ each library from those same weights; decode to NMS on the same image files, con
 torch at ``--batch`` (16) with ``--threads`` threads on both sides (ultralytics sets torch's count itself at its
 first predict; it is set back before every timed run), ONNX Runtime at batch 1 as each library ships it, plus
 ultralytics given our runtime's session settings (no spin-waiting workers); rounds interleaved across the runs,
-medians. Per-stage milliseconds per image come from each side's own ``speed`` figures. Writes
+medians. Per-stage milliseconds per image come from each side's own ``speed`` figures. ``--int8-calib IMAGES``
+adds our predictor on an INT8 export of the same weights (calibrated on IMAGES; what ``backend="auto"`` serves
+where such an export is in the export folder and the CPU has VNNI/AMX) against both ultralytics ONNX rows. Writes
 ``<out>/predict.json``.
 """
 
@@ -140,6 +142,10 @@ def predict_side_by_side(args) -> dict:
     options = {"imgsz": imgsz, "conf": 0.25, "iou": 0.7, "max_det": 300, "device": "cpu", "verbose": False}
     ours_torch = vision.predictor(args.model_name, backend="torch", device="cpu")
     ours_ort = vision.predictor(ours_onnx, device="cpu")  # as shipped: onnxruntime's default thread count
+    ours_int8 = None
+    if args.int8_calib is not None:   # what backend auto serves from an INT8 export on a CPU with VNNI/AMX
+        ours_int8 = vision.predictor(export(model, "onnx-int8", out / f"{args.model_name}.predictions.int8.onnx",
+                                            calib_dir=args.int8_calib), device="cpu")
     theirs_torch = ulc.yolo_class()(str(pt), task="detect")
     theirs_ort, theirs_ort_set = (ulc.yolo_class()(str(theirs_onnx), task="detect") for _ in range(2))
     for y in (theirs_ort, theirs_ort_set):
@@ -158,6 +164,8 @@ def predict_side_by_side(args) -> dict:
     runs = {"ours torch": ours(ours_torch, args.batch), "ultralytics torch": theirs(theirs_torch, args.batch),
             "ours onnxruntime": ours(ours_ort, 1), "ultralytics onnxruntime": theirs(theirs_ort, 1),
             "ultralytics onnxruntime, our session settings": theirs(theirs_ort_set, 1)}
+    if ours_int8 is not None:
+        runs["ours onnxruntime INT8"] = ours(ours_int8, 1)
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     speeds: dict[str, list[dict]] = {name: [] for name in runs}
     found: dict[str, list] = {}
@@ -182,9 +190,15 @@ def predict_side_by_side(args) -> dict:
                                    ("ours onnxruntime", "ultralytics onnxruntime, our session settings")):
         ratio = rows[ours_name]["images_per_s"] / rows[theirs_name]["images_per_s"]
         rows[theirs_name]["ours_vs_this"] = round(ratio, 2)
+    if ours_int8 is not None:   # INT8 against each ultralytics ONNX row (its own key: the rows above keep theirs)
+        for theirs_name in ("ultralytics onnxruntime", "ultralytics onnxruntime, our session settings"):
+            rows[theirs_name]["ours_int8_vs_this"] = round(
+                rows["ours onnxruntime INT8"]["images_per_s"] / rows[theirs_name]["images_per_s"], 2)
     return {"images": len(images), "folder": str(args.predict), "threads": args.threads, "batch_torch": args.batch,
             "rounds": args.rounds, "model": args.model_name, "rows": rows,
-            "box_agreement_torch": _box_agreement(found["ours torch"], found["ultralytics torch"])}
+            "box_agreement_torch": _box_agreement(found["ours torch"], found["ultralytics torch"]),
+            **({"box_agreement_int8": _iou_agreement(found["ours onnxruntime INT8"], found["ultralytics onnxruntime"])}
+               if ours_int8 is not None else {})}
 
 
 def _count_boxes(results) -> int:
@@ -211,6 +225,31 @@ def _box_agreement(ours, theirs) -> dict:
             "max_score": round(worst_score, 5)}
 
 
+def _iou_agreement(ours, theirs, at: float = 0.5) -> dict:
+    """How many of our boxes overlap one of ultralytics' on the same image by IoU >= ``at``, and the other way
+    round (INT8 moves boxes and scores a little, so the boxes are matched by overlap, not by order)."""
+    import numpy as np
+
+    def matched(a: np.ndarray, b: np.ndarray) -> int:
+        if not len(a) or not len(b):
+            return 0
+        lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
+        inter = np.clip(rb - lt, 0, None).prod(-1)
+        area = lambda x: (x[:, 2:] - x[:, :2]).prod(-1)  # noqa: E731
+        iou = inter / (area(a)[:, None] + area(b)[None, :] - inter)
+        return int((iou.max(1) >= at).sum())
+
+    counts = {"ours": 0, "ours_matched": 0, "theirs": 0, "theirs_matched": 0}
+    for o, t in zip(ours, theirs):
+        mine = np.array([b["box"] for b in o.boxes], dtype=float).reshape(-1, 4)
+        their = t.boxes.xyxy.numpy().reshape(-1, 4)
+        counts["ours"] += len(mine)
+        counts["theirs"] += len(their)
+        counts["ours_matched"] += matched(mine, their)
+        counts["theirs_matched"] += matched(their, mine)
+    return {**counts, "iou": at}
+
+
 def print_predict(result: dict) -> None:
     print(f"{result['model']}: {result['images']} images from {result['folder']}, {result['threads']} thread(s), "
           f"median of {result['rounds']} rounds")
@@ -218,9 +257,13 @@ def print_predict(result: dict) -> None:
     for name, r in result["rows"].items():
         batch = result["batch_torch"] if "torch" in name else 1
         ratio = f"{r['ours_vs_this']:.2f}x" if "ours_vs_this" in r else "-"
+        if "ours_int8_vs_this" in r:
+            ratio += f" (INT8: {r['ours_int8_vs_this']:.2f}x)"
         stages = ", ".join(f"{k} {v:.2f}" for k, v in (r["ms_per_image"] or {}).items()) or "-"
         print(f"| {name} | {batch} | {r['images_per_s']:.1f} | {ratio} | {stages} |")
     print(f"\nboxes, ours vs ultralytics (torch): {result['box_agreement_torch']}")
+    if "box_agreement_int8" in result:
+        print(f"boxes, ours INT8 vs ultralytics ONNX (fp32), matched by overlap: {result['box_agreement_int8']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="time prediction on this image folder instead of training")
     ap.add_argument("--model-name", default="logo_yolo11n", help="zoo detector timed by --predict")
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds per run with --predict")
+    ap.add_argument("--int8-calib", type=Path, metavar="IMAGES",
+                    help="--predict: also time our predictor on an INT8 export calibrated on these images (what "
+                         "backend auto serves where one is in the export folder and this CPU has VNNI/AMX)")
     ap.add_argument("--out", type=Path, default=Path("runs/detbench"))
     ap.add_argument("--model", default="yolo11n.yaml", help="ultralytics architecture YAML (from scratch)")
     ap.add_argument("--epochs", type=int, default=10)
