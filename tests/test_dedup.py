@@ -428,6 +428,32 @@ def test_keypoint_threads_and_matcher_agree_with_one_thread_and_opencv(dataset):
     assert sorted(zip(*(x.tolist() for x in one._matches(da, db)))) == opencv
 
 
+def test_threads_compute_each_images_keypoints_once(dataset):
+    """Pairs are checked with no barrier after the keypoints: the first pair that needs an image computes them,
+    a thread needing them meanwhile waits for them, and the checks are those of one thread."""
+    import threading
+
+    from vision.dedup.verify import Verifier
+
+    folder, _, _ = dataset
+    pairs = [(str(folder / "g1_orig.jpg"), str(folder / f"g1_{e}.jpg")) for e in ("crop", "rotate", "mirror")]
+    pairs += [(b, a) for a, b in pairs] + [(str(folder / "g1_orig.jpg"), str(folder / "neg1.jpg"))] * 3
+
+    class Counting(Verifier):
+        def __init__(self):
+            super().__init__()
+            self.computed, self.guard = [], threading.Lock()
+
+        def _compute(self, key):
+            with self.guard:
+                self.computed.append(key)
+            return super()._compute(key)
+
+    threaded = Counting()
+    assert threaded.score_pairs(pairs, workers=4) == [Verifier().score(a, b) for a, b in pairs]
+    assert len(threaded.computed) == len(set(threaded.computed))   # no image's keypoints computed twice
+
+
 def test_index_query_applies_the_cosine_gate(dataset, tmp_path):
     from dataclasses import replace
 

@@ -75,6 +75,7 @@ class Verifier:
         self.cache: dict[tuple[str, bool], tuple] = {}
         self._local = threading.local()   # an ORB detector per thread (OpenCV's detectors are not shared safely)
         self._lock = threading.Lock()
+        self._busy: dict[tuple[str, bool], threading.Event] = {}   # keypoints being computed by another thread
 
     def _features(self, path: str, mirrored: bool):
         """``(keypoints, descriptors, grey image, upsampling)``: the image with its longer side at :data:`SIDE`,
@@ -83,8 +84,25 @@ class Verifier:
         with self._lock:
             if key in self.cache:
                 return self.cache[key]
+            busy = self._busy.get(key)
+            if busy is None:   # this thread computes them; another that needs them meanwhile waits for them
+                self._busy[key] = threading.Event()
+        if busy is not None:
+            busy.wait()
+            with self._lock:
+                if key in self.cache:
+                    return self.cache[key]
+            return self._features(path, mirrored)   # dropped from a full cache meanwhile: compute them again
+        try:
+            return self._compute(key)
+        finally:
+            with self._lock:
+                self._busy.pop(key).set()
+
+    def _compute(self, key: tuple[str, bool]):
         from vision.data.io import ImageLoadError, load_image
 
+        path, mirrored = key
         kept = self.thumbnails.get(path)
         if kept is None:
             try:
@@ -165,13 +183,13 @@ class Verifier:
     def score_pairs(self, pairs: Sequence[tuple[str, str]], workers: int = 1,
                     mirror: Sequence[bool] | None = None) -> list[Check]:
         """:meth:`score` of each ``(path_a, path_b)`` in order, on ``workers`` threads (``mirror``: per pair,
-        whether its mirrored alignment may be tried; default all); each image's keypoints are computed once (first
-        the images' own, in parallel, then the pairs)."""
+        whether its mirrored alignment may be tried; default all); each image's keypoints are computed once, by the
+        first pair that needs them (no barrier between keypoints and pairs: one thread's ORB, which releases the
+        GIL, runs beside another's alignment, which holds it between OpenCV and numpy calls)."""
         if not pairs:
             return []
         mirror = [True] * len(pairs) if mirror is None else list(mirror)
         with ThreadPoolExecutor(max(1, workers), initializer=_one_openmp_thread) as pool:
-            list(pool.map(lambda path: self._features(path, False), dict.fromkeys(p for pair in pairs for p in pair)))
             return list(pool.map(lambda job: self.score(*job[0], mirror=job[1]), zip(pairs, mirror)))
 
 
