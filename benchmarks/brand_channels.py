@@ -35,7 +35,7 @@ from vision.brands.recognition import TEXT_KINDS, TEXT_MARGIN, TEXT_MAX_LEAD, TE
 from vision.data.io import load_image
 
 QUERY_KINDS = {"icon": "symbol", "wordmark": "wordmark"}   # a cross-style query's kind -> the reference kind it needs
-TIMING_PHOTOS = 40
+TIMING_PHOTOS = 100
 
 
 def cached_reads(reader, photos: list[Path], logos, gate, cache: Path | None) -> list[list]:
@@ -100,10 +100,15 @@ def row_figures(decide, cross, queries, known, scenes, train, val, floor: float)
         accepted.append(any(a is not None for a in decided))
         correct.append(any(a == s["brand"] for a in decided))
         found.append(any(r["det"] >= floor for r in hits))
-    accepted, found = np.array(accepted), np.array(found)
+    accepted, found, correct = np.array(accepted), np.array(found), np.array(correct)
     out["known_frr_found"] = round(float(1 - accepted[found].mean()), 4)
     out["known_frr_end_to_end"] = round(float(1 - accepted.mean()), 4)
     out["known_accepted_correct"] = round(float(np.mean(correct)), 4)
+    words = np.array([s.get("style") == "wordmark" for s in scenes], bool)
+    if words.any():   # the known wordmark scenes apart (--known-wordmarks)
+        out["known_wordmarks_frr_end_to_end"] = round(float(1 - accepted[words].mean()), 4)
+        out["known_wordmarks_accepted_correct"] = round(float(correct[words].mean()), 4)
+        out["known_symbols_frr_found"] = round(float(1 - accepted[~words & found].mean()), 4)
     out["train_photos_with_a_false_brand"] = round(float(np.mean(
         [any(decide(r)[1] is not None for r in rows) for rows in train])), 4)
     flags = [[decide(r)[1] is not None for r in rows if r["det"] >= floor] for rows in val]
@@ -117,9 +122,13 @@ def channel_costs(fx, detector, gallery, reader, names, photos: list[Path], floo
     """Median and mean milliseconds per photo of each channel on ``photos`` (each photo through all of them in turn):
     the detector with its verifier (at ``floor``), the embedder on the square crops, the gallery search (best
     brand, open-set score and the lead the text gate uses), and the text (gated crops read and matched)."""
+    from vision.brands.ocr import TextLine
     from vision.crops import square_crop
 
     seconds = {"detector + verifier": [], "embedder": [], "gallery": [], "text": []}
+    reader.read([np.full((64, 64, 3), 255, np.uint8)])   # engines and word lists loaded before timing
+    names.match([TextLine("warm", 1.0)], kinds=TEXT_KINDS)
+    detector.predict([load_image(photos[0])])
     for path in photos:
         image = load_image(path)
         start = time.perf_counter()
@@ -168,12 +177,13 @@ def different_artwork(gallery, queries) -> dict:
             **{kind: {"different_artwork": m, "queries": n} for kind, (m, n) in missing.items()}}
 
 
-def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scenes, scene_logos, train_photos,
-                 train_logos, train_rows, val_photos, val_logos, max_false_reject: float, floor: float,
+def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scene_photos, scenes, scene_logos,
+                 train_photos, train_logos, train_rows, val_photos, val_logos, max_false_reject: float, floor: float,
                  text_rule_out: Path | None = None, timing_photos: int = TIMING_PHOTOS) -> dict:
-    """The --channels report of one model set (see the module docstring); ``train_rows``: per brand-free train photo
-    the cohort rows left out of its scores (or None); ``text_rule_out``: also write the gallery with the fused rule
-    attached (``text_rule``) there."""
+    """The --channels report of one model set (see the module docstring); ``scene_photos``, ``scenes`` (their
+    ``brand``, ``box`` and ``style``) and ``scene_logos``: the known scenes; ``train_rows``: per brand-free train
+    photo the cohort rows left out of its scores (or None); ``text_rule_out``: also write the gallery with the fused
+    rule attached (``text_rule``) there."""
     from vision.brands.ocr import BrandNames, TextReader
 
     image_rule = gallery.detection_rule
@@ -185,7 +195,6 @@ def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scenes
     start = time.perf_counter()
     cache = data / "text"
     cross_photos = [data / "cross_style" / q["image"] for q in queries]
-    scene_photos = [data / "known_scenes" / s["image"] for s in scenes]
 
     parts = {"cross": (cross_photos, cross_logos, marks([q["box"] for q in queries]), None),
              "known": (scene_photos, scene_logos, marks([s["box"] for s in scenes]), None),
@@ -197,7 +206,9 @@ def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scenes
         report.setdefault("logos_read", {})[part] = sum(r is not None for photo in reads for r in photo)
         tables[part] = channel_table(gallery, names, logos, reads, rows)
     timings["text_reading_s"] = round(time.perf_counter() - start, 1)
-    sets = dict(known_set=f"{len(scenes)} known scenes ({data / 'known_scenes'})",
+    styles = sorted({s.get("style", "") for s in scenes})
+    report["known_scenes"] = {"scenes": len(scenes), "wordmarks": sum(s.get("style") == "wordmark" for s in scenes)}
+    sets = dict(known_set=f"{len(scenes)} known scenes ({', '.join(styles)})",
                 impostor_set=f"{len(train_photos)} brand-free train photos")
     try:
         text_rule = calibrate_text_rule(tables["known"], scenes, tables["train"], detector.card, fx.card,
@@ -207,19 +218,44 @@ def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scenes
         report["constraint_not_met"] = str(e)
         text_rule = calibrate_text_rule(tables["known"], scenes, tables["train"], detector.card, fx.card,
                                         max_false_reject, floor, max_impostor_photos=None, **sets)
-    if image_rule.verifier:
-        import dataclasses
+    import dataclasses
 
-        text_rule = dataclasses.replace(text_rule, verifier=image_rule.verifier)
+    text_rule = dataclasses.replace(text_rule, verifier=image_rule.verifier)
     report["fused_rule"] = text_rule.to_json()
+    symbols_rule = budget_rule = None
+    symbols = [i for i, s in enumerate(scenes) if s.get("style") != "wordmark"]
+    if len(symbols) < len(scenes):   # the same fit without the wordmark scenes: no known mark with text to read
+        try:
+            symbols_rule = calibrate_text_rule([tables["known"][i] for i in symbols], [scenes[i] for i in symbols],
+                                               tables["train"], detector.card, fx.card, max_false_reject, floor,
+                                               max_impostor_photos=None, **sets)
+            report["fused_rule_symbol_scenes_only"] = symbols_rule.to_json()
+        except DetectionRuleError as e:
+            report["fused_rule_symbol_scenes_only"] = str(e)
+            symbols_rule = None
+        # fitted on every scene (the wordmarks teach the text weights), the FRR budget on the symbol scenes alone
+        # (the population the image rule's budget counts); added after the first val measurement
+        try:
+            budget_rule = calibrate_text_rule(tables["known"], scenes, tables["train"], detector.card, fx.card,
+                                              max_false_reject, floor, max_impostor_photos=None, **sets,
+                                              budget_photos=np.array([s.get("style") != "wordmark" for s in scenes]))
+            report["fused_rule_symbol_budget"] = budget_rule.to_json()
+        except DetectionRuleError as e:
+            report["fused_rule_symbol_budget"] = str(e)
+            budget_rule = None
     conf = float(getattr(detector, "conf", 0.25) or 0.25)
     rows = {}
     for name, kind in (("embedder alone (open-set threshold)", "embedder alone"),
                        ("text alone (a name read >= 0.8)", "text alone"),
                        ("image rule (shipped, text off)", "image rule"),
                        ("image rule + text renames (shipped default)", "image rule + text renames"),
-                       ("fused rule (calibrated here on train)", "fused")):
-        decide = decisions(kind, gallery, image_rule, text_rule, conf)
+                       ("fused rule (calibrated here on train)", "fused"),
+                       ("fused rule, calibrated on the symbol scenes only", "fused on symbols"),
+                       ("fused rule, fitted on all scenes, FRR budget on the symbol scenes", "fused symbol budget")):
+        fused = {"fused": text_rule, "fused on symbols": symbols_rule, "fused symbol budget": budget_rule}.get(kind)
+        if kind.startswith("fused") and fused is None:
+            continue
+        decide = decisions("fused" if kind.startswith("fused") else kind, gallery, image_rule, fused, conf)
         rows[name] = row_figures(decide, tables["cross"], queries, tables["known"], scenes, tables["train"],
                                  tables["val"], floor)
     report["rows"] = rows

@@ -23,6 +23,9 @@ Data (built once under ``--data``, seeded; ``brands.json``-style record in ``rec
   and the Iconify training sets), composited on TRAIN photos, square-cropped at the true box.
 - ``known_scenes/``: the whole composited photos those crops were cut from (the same draws), ``queries.json`` with
   brand and box: the detection rules' known marks.
+- ``known_wordmark_scenes/`` (only with ``--known-wordmarks N``): N more known scenes whose mark is a val brand's
+  name set as a wordmark (:mod:`vision.synth.wordmarks`, a training style, fonts from ``--fonts``) on TRAIN photos:
+  known marks with text to read, for ``--channels``' fused rule and figures.
 - ``detections/``: every photo set's detections at confidence :data:`RULE_COLLECT` and their embeddings, cached per
   detector and embedder (sha256) and photo list.
 - ``impostors/{train,val}``: the shipped detector's detections on brand-free TRAIN / VAL fruit and vegetable
@@ -106,7 +109,7 @@ def brand_free_photos(grocery: Path, split: str, limit: int | None = None, seed:
 def build_data(out: Path, grocery: Path, icon_sets: Path, detector_name: str, impostors: Path | None = None,
                seed: int = 0, queries_per_brand: int = 3, known_brands: int = 150, known_per_brand: int = 2,
                max_test_brands: int | None = None, impostor_train_photos: int | None = 700,
-               val_photos: int | None = None) -> dict:
+               val_photos: int | None = None, known_wordmarks: int = 0, fonts: Path | None = None) -> dict:
     """Write the data parts under ``out`` (see the module docstring) that ``out/record.json`` does not list yet
     (each part has its own seeded generator, so a part is the same whether or not the others were built) and
     return the record. ``impostors``: a folder with ``train/`` and ``val/`` impostor crops to use instead of
@@ -145,6 +148,12 @@ def build_data(out: Path, grocery: Path, icon_sets: Path, detector_name: str, im
                                             photos["train"], np.random.default_rng([seed, 2]), known_brands,
                                             known_per_brand, [], scenes=out / "known_scenes")
             atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    if known_wordmarks and "known_wordmark_scenes" not in record:
+        photos = brand_free_photos(grocery, "train")
+        record["known_wordmark_scenes"] = _known_wordmarks(out / "known_wordmark_scenes", split["val"],
+                                                           {b.slug: b for b in brands}, photos,
+                                                           np.random.default_rng([seed, 3]), known_wordmarks, fonts)
+        atomic_write_text(path, json.dumps(record, indent=1) + "\n")
     if impostors is not None:
         for part in ("train", "val"):
             if not list_images(impostors / part):
@@ -253,6 +262,33 @@ def _known(out: Path | None, val_brands: list[str], catalogue: dict, by_slug: di
     if scenes is not None:
         atomic_write_text(scenes / "queries.json", json.dumps(scene_queries, indent=0) + "\n")
     return {"brands": len(written), "crops": crops, "backgrounds": "train Fruit+Vegetables"}
+
+
+def _known_wordmarks(scenes: Path, val_brands: list[str], by_slug: dict, photos: list[Path],
+                     rng: np.random.Generator, count: int, fonts: Path | None) -> dict:
+    """``count`` val-split brands, each its name set as one training wordmark (a font, case and colours drawn by
+    :func:`vision.synth.wordmarks.wordmark_variants`) pasted on a TRAIN photo: ``scenes/images/*.jpg`` and
+    ``scenes/queries.json`` (brand, style ``wordmark``, box), like ``known_scenes/``."""
+    from PIL import Image
+
+    from vision.synth.catalog import unit_hash
+    from vision.synth.wordmarks import load_fonts, render_wordmark, wordmark_variants
+
+    faces = load_fonts(fonts)
+    (scenes / "images").mkdir(parents=True, exist_ok=True)
+    queries = []
+    for slug in sorted(val_brands, key=lambda s: unit_hash(0, "robustness-known-wordmark", s))[:count]:
+        marks = wordmark_variants(by_slug[slug], faces, 1, rng)
+        pasted = _paste(render_wordmark(marks[0], 160), photos, rng) if marks else None
+        if pasted is None:
+            continue
+        name = f"images/{slug}_wordmark_00.jpg"
+        Image.fromarray(pasted[0]).save(scenes / name, quality=_JPEG_QUALITY)
+        queries.append({"image": name, "brand": slug, "style": "wordmark", "font": marks[0].font_key,
+                        "box": [float(v) for v in pasted[1]]})
+    atomic_write_text(scenes / "queries.json", json.dumps(queries, indent=0) + "\n")
+    return {"brands": len(queries), "scenes": len(queries), "fonts": len(faces),
+            "backgrounds": "train Fruit+Vegetables"}
 
 
 def known_crops(data: Path, margin: float) -> Path:
@@ -458,10 +494,16 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
 
         start = time.perf_counter()
         scored_sets(gallery, "train")   # decides whether the train photos' scores leave their cohort rows out
+        known = [(data / "known_scenes" / q["image"], q) for q in scenes]
+        if (data / "known_wordmark_scenes" / "queries.json").is_file():   # known marks with text (--known-wordmarks)
+            known += [(data / "known_wordmark_scenes" / q["image"], q) for q in
+                      json.loads((data / "known_wordmark_scenes" / "queries.json").read_text())]
+        known_logos = scene_logos + photo_detections(fx, detector, [p for p, _ in known[len(scenes):]],
+                                                     data / "detections", margin)
         row["channels"] = channel_rows(
-            fx, detector, gallery, data, queries, detected_floor, scenes, scene_logos, train_photos, train_logos,
-            train_rows if left_out.get(id(gallery)) else None, photos, photo_logos_floor, max_false_reject,
-            RULE_FLOOR, text_rule_out)
+            fx, detector, gallery, data, queries, detected_floor, [p for p, _ in known], [q for _, q in known],
+            known_logos, train_photos, train_logos, train_rows if left_out.get(id(gallery)) else None, photos,
+            photo_logos_floor, max_false_reject, RULE_FLOOR, text_rule_out)
         timings["channels_s"] = round(time.perf_counter() - start, 1)
     row["train_photos_cohort_left_out"] = {name: left_out.get(id(variants.get(name, gallery)))
                                            for name in row["open_set"]}
@@ -743,6 +785,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="also each channel alone (embedder, text) and a fused detection+embedder+text rule "
                          "calibrated on train, with each channel's cost per photo (benchmarks/brand_channels.py; "
                          "needs the [ocr] extra)")
+    ap.add_argument("--known-wordmarks", type=int, default=0,
+                    help="build N known scenes whose mark is a val brand's name as a wordmark (train photos), used "
+                         "by --channels beside the known scenes")
+    ap.add_argument("--fonts", type=Path, default=Path("runs/fonts"),
+                    help="@fontsource fonts for --known-wordmarks (tools/fetch_fonts.py)")
     ap.add_argument("--text-rule-out", type=Path,
                     help="with --channels: write the (last row's) gallery with the fused rule attached here (.npz)")
     ap.add_argument("--out", type=Path)
@@ -758,7 +805,8 @@ def main(argv: list[str] | None = None) -> int:
     record = build_data(args.data, args.grocery, args.icon_sets, SHIPPED["detector"], impostors=args.impostors,
                         queries_per_brand=args.queries_per_brand, known_brands=args.known_brands,
                         known_per_brand=args.known_per_brand, max_test_brands=args.max_test_brands,
-                        impostor_train_photos=args.impostor_train_photos, val_photos=args.val_photos)
+                        impostor_train_photos=args.impostor_train_photos, val_photos=args.val_photos,
+                        known_wordmarks=args.known_wordmarks, fonts=args.fonts)
     report["data_record"], report["data_s"] = record, round(time.perf_counter() - build_start, 1)
     detector_maps: dict = {}
     for name, models in rows.items():

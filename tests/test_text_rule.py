@@ -58,6 +58,11 @@ def test_the_text_rule_is_calibrated_with_both_rates_and_its_pair_stored(tmp_pat
     assert c == {**c, **rule_figures(rule, known, impostors, 0.05)}   # the stored rates are the rule's own
     assert c["features"] == ["detection", "open_set", "text_match", "text_other"]
     assert rule.weights[2] > 0 > rule.weights[3]   # a name read is for the brand, other text against
+    # the budget counted on the symbols alone (the wordmarks still fit the text weights): a stricter rule
+    symbols = np.arange(known.photos) < 100
+    strict = calibrate_detection_rule(known, impostors, *DETECTOR, kind=TEXT_RULE_KIND, min_detection_score=0.05,
+                                      embedder=EMBEDDER, budget_photos=symbols)
+    assert strict.calibration["budget_photos"] == 100 and strict.threshold >= rule.threshold
     # the image-only rule on the same detections cannot accept the wordmarks without the price labels
     image = calibrate_detection_rule(known, impostors, *DETECTOR, kind="logistic", min_detection_score=0.05)
     assert c["far_photos"] < image.calibration["far_photos"]

@@ -329,8 +329,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int
 def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: str, detector_sha256: str,
                              kind: str = "pair", max_false_reject: float = 0.10, min_detection_score: float = 0.05,
                              budget: str = "found", known_set: str = "", impostor_set: str = "",
-                             embedder: dict | None = None,
-                             max_impostor_photos: float | None = None) -> DetectionRule:
+                             embedder: dict | None = None, max_impostor_photos: float | None = None,
+                             budget_photos: np.ndarray | None = None) -> DetectionRule:
     """The rule of ``kind`` with known-scene FRR <= ``max_false_reject`` and the fewest impostor photos with an
     accepted detection (see the module docstring). ``min_detection_score``: the confidence the detections were
     collected at (the lowest detection threshold a ``pair`` rule may pick; a ``logistic`` rule keeps it as its
@@ -339,7 +339,9 @@ def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: 
     the end-to-end FRR, marks the detector never finds included (unreachable when it misses more than the
     budget). ``kind="logistic_text"`` fits the text channels of both sets too (their ``text``; zeros where a set has
     none) and needs ``embedder`` (``{"name", "sha256"}``). ``max_impostor_photos``: refuse a rule that accepts a
-    brand on more than this share of the impostor photos (the issue's "<= 5% of brand-free photos at FRR <= 10%")."""
+    brand on more than this share of the impostor photos (the issue's "<= 5% of brand-free photos at FRR <= 10%").
+    ``budget_photos``: a boolean mask of the known photos the FRR budget counts (default all; e.g. the symbol scenes
+    only, where wordmark scenes are there to fit the text channels' weights); every known photo is fitted on."""
     if kind not in ALL_KINDS:
         raise DetectionRuleError(f"unknown rule kind {kind!r}; choose one of {ALL_KINDS}")
     if not 0 <= max_false_reject < 1:
@@ -356,6 +358,8 @@ def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: 
     counted[known.photo[detected]] = True
     if budget == "all":
         counted[:] = True
+    if budget_photos is not None:
+        counted &= np.asarray(budget_photos, bool)
     if not counted.any():
         raise DetectionRuleError(f"the detector finds none of the {known.photos} known marks at confidence {floor}")
     if kind == "pair":
@@ -422,6 +426,7 @@ def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: 
     record = {"method": "known-scene FRR <= max_false_reject, fewest impostor photos with an accepted detection",
               "max_false_reject": max_false_reject, "budget": "frr_found" if budget == "found" else "frr",
               "collected_at_confidence": floor, **figures, **extra,
+              **({} if budget_photos is None else {"budget_photos": int(np.sum(budget_photos))}),
               "known_set": known_set, "impostor_set": impostor_set}
     return DetectionRule(rule.kind, rule.detector_name, rule.detector_sha256, rule.min_detection_score,
                          rule.threshold, rule.weights, record, embedder=rule.embedder)

@@ -111,14 +111,15 @@ def marks(boxes: Sequence[Sequence[float]]) -> Callable[[int, dict], bool]:
 def calibrate_text_rule(known_table, scenes: Sequence[dict], free_table, detector_card, embedder_card,
                         max_false_reject: float = 0.10, floor: float = 0.10, budget: str = "found",
                         max_impostor_photos: float | None = MAX_IMPOSTOR_PHOTOS, known_set: str = "",
-                        impostor_set: str = "") -> DetectionRule:
+                        impostor_set: str = "", budget_photos=None) -> DetectionRule:
     """The ``logistic_text`` rule of the known scenes' and brand-free photos' :func:`channel_table`s (``scenes``:
     their ``box`` and ``brand``) for this detector and embedder (cards), refused when it accepts a brand on more than
-    ``max_impostor_photos`` of the brand-free photos."""
+    ``max_impostor_photos`` of the brand-free photos; ``budget_photos``: the known scenes the FRR budget counts
+    (:func:`~vision.brands.detection_rule.calibrate_detection_rule`)."""
     return calibrate_detection_rule(
         rule_set(known_table, [s["box"] for s in scenes], [s["brand"] for s in scenes]), rule_set(free_table),
         detector_card.name, detector_card.sha256, kind=TEXT_RULE_KIND, max_false_reject=max_false_reject,
         min_detection_score=floor, budget=budget, known_set=known_set, impostor_set=impostor_set,
         embedder={"name": embedder_card.name, "sha256": embedder_card.sha256},
-        max_impostor_photos=max_impostor_photos)
+        max_impostor_photos=max_impostor_photos, budget_photos=budget_photos)
 
