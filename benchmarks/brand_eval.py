@@ -85,37 +85,40 @@ def embed_folder(fx: FeatureExtractor, folder: Path, exclude_styles: tuple[str, 
 
 
 def closed_set(fx, data: Path, renders: tuple[str, ...] | None = None, merge: str = "all",
-               exclude_styles: tuple[str, ...] = ()) -> dict:
-    queries, q_names = embed_folder(fx, data / "test" / "query")
+               exclude_styles: tuple[str, ...] = (), split: str = "test") -> dict:
+    queries, q_names = embed_folder(fx, data / split / "query")
     if renders:
         # the shipped gallery's construction: simple-icons renders of each test brand in these colours
         images = simple_icons_renders(fx.card.data_config.input_size, sorted(set(q_names)), renders)
         g_names = [name for name, renders_of in images.items() for _ in renders_of]
         gallery = fx([image for renders_of in images.values() for image in renders_of], batch_size=128)
     else:
-        gallery, g_names = embed_folder(fx, data / "test" / "gallery", exclude_styles)
+        gallery, g_names = embed_folder(fx, data / split / "gallery", exclude_styles)
     if merge == "mean":
         g_names, gallery = mean_prototypes(g_names, gallery)
     names = sorted(set(g_names))
     index = {n: i for i, n in enumerate(names)}
     metrics = retrieval_metrics(queries, [index[n] for n in q_names], gallery, [index[n] for n in g_names])
-    result = {"brands": len(names), "queries": len(q_names), "gallery": f"renders {list(renders)}" if renders
-              else "test/gallery", "merge": merge, "gallery_images": len(g_names),
+    result = {"split": split, "brands": len(names), "queries": len(q_names),
+              "gallery": f"renders {list(renders)}" if renders else f"{split}/gallery", "merge": merge,
+              "gallery_images": len(g_names),
               "gallery_styles_left_out": list(exclude_styles), **{k: round(v, 4) for k, v in metrics.items()}}
     record = json.loads((data / "brands.json").read_text()) if (data / "brands.json").is_file() else {}
     if "styles" in record:
-        result["cross_style"] = cross_style_breakdown(data, record["styles"], queries, q_names, gallery, g_names)
+        result["cross_style"] = cross_style_breakdown(data, record["styles"], queries, q_names, gallery, g_names,
+                                                      split)
     return result, (gallery, g_names, queries, q_names)
 
 
-def cross_style_breakdown(data: Path, styles: dict, queries, q_names, gallery, g_names) -> dict:
+def cross_style_breakdown(data: Path, styles: dict, queries, q_names, gallery, g_names, split: str = "test"
+                          ) -> dict:
     """For a cross-style set (``make_brand_dataset --icon-sets``): Recall@1 of the held-out style's icon and
     wordmark queries separately, and how many gallery references each brand has."""
     from vision.synth.brand_dataset import parse_image_name
 
-    samples, _ = scan_image_folder(data / "test" / "query")   # the order embed_folder used
+    samples, _ = scan_image_folder(data / split / "query")   # the order embed_folder used
     kinds = {entry.rsplit(" (", 1)[0]: entry.rsplit(" (", 1)[1].rstrip(")")
-             for icons in styles["query_icons"]["test"].values() for entry in icons}
+             for icons in styles["query_icons"][split].values() for entry in icons}
     nearest = np.asarray(g_names)[np.argmax(queries @ gallery.T, axis=1)]
     hits = nearest == np.asarray(q_names)
     out = {"held_out_styles": styles["eval_styles"], "gallery_brands": len(set(g_names)),
@@ -262,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--read-text", action="store_true",
                     help="Grocery check: also name brands by the text read on the detected logos (vision-zoo[ocr])")
     ap.add_argument("--frr", type=float, default=0.05)
+    ap.add_argument("--split", choices=("test", "val"), default="test",
+                    help="which split of --data to measure (val: for choices, test: for the final figures)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     if args.data is None and args.grocery is None:
@@ -278,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if args.data is not None:
         report["closed_set"], embedded = closed_set(fx, args.data, renders, args.merge,
-                                                    tuple(args.gallery_exclude))
+                                                    tuple(args.gallery_exclude), args.split)
         report["open_set"] = open_set(fx, embedded, threshold, args.frr)
         report["simple_icons_wall_s"] = round(time.perf_counter() - start, 1)
     if args.grocery:

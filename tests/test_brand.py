@@ -396,6 +396,9 @@ def test_brand_eval_benchmark_runs_on_a_tiny_set(brand_data, trained, tmp_path):
     assert single["closed_set"]["brands"] == BRANDS_PER_SPLIT and single["closed_set"]["gallery"] == "test/gallery"
     assert 0 <= single["closed_set"]["recall@1"] <= 1
     assert single["open_set"]["known_brands"] + single["open_set"]["unseen_brands"] == BRANDS_PER_SPLIT
+    assert evaluate.main(["--embedder", model, "--data", str(brand_data), "--split", "val", "--out", str(out)]) == 0
+    val = json.loads(out.read_text())["closed_set"]
+    assert val["split"] == "val" and val["gallery"] == "val/gallery" and val["brands"] == BRANDS_PER_SPLIT
     assert evaluate.main(["--embedder", model, "--data", str(brand_data), "--renders", "brand,black,white",
                           "--merge", "mean", "--out", str(out)]) == 0
     merged = json.loads(out.read_text())["closed_set"]

@@ -69,6 +69,9 @@ class BrandDataModule(pl.LightningDataModule):
             the number of training images) counts the samples of one epoch over all ranks together.
         train_preset, input_size, crop_pct, mean, std, interpolation: as for classification; ``crop_pct`` is 1 by
             default because crops are already square and framed around the logo.
+        style_augment: style-removing augmentations of the training crops by name and probability (at most one
+            per crop; :mod:`vision.data.style_augment`), e.g. ``{"fill_to_outline": 0.15, "mono": 0.1}``. Off
+            (None) by default.
 
     Example::
 
@@ -79,14 +82,15 @@ class BrandDataModule(pl.LightningDataModule):
                  batch_size: int = 128, eval_batch_size: int | None = None, train_preset: str = "logo",
                  input_size: int = 96, crop_pct: float = 1.0, mean: tuple[float, float, float] = IMAGENET_MEAN,
                  std: tuple[float, float, float] = IMAGENET_STD, interpolation: str = "bilinear",
-                 epoch_length: int | None = None, num_workers: int | None = None):
+                 epoch_length: int | None = None, num_workers: int | None = None,
+                 style_augment: dict[str, float] | None = None):
         super().__init__()
         self.save_hyperparameters()
         if m_per_class < 2 or batch_size % m_per_class:
             raise ValueError(f"batch_size ({batch_size}) must be a multiple of m_per_class ({m_per_class}) and "
                              "m_per_class >= 2")
         self.preprocessing = Preprocessing(input_size, crop_pct, tuple(mean), tuple(std), interpolation)
-        build_train_transform(train_preset, self.preprocessing)   # fail on a bad preset now
+        build_train_transform(train_preset, self.preprocessing, style_augment)   # fail on a bad preset now
         self.train_samples, self.classes = scan_image_folder(train)
         self._check_pairs()
         for name in ("val", "test"):
@@ -118,7 +122,8 @@ class BrandDataModule(pl.LightningDataModule):
         if stage in ("fit", None) and "train" not in self._datasets:
             self._datasets["train"] = LabeledImages(
                 self.train_samples, self.classes, build_train_transform(self.hparams.train_preset,
-                                                                        self.preprocessing),
+                                                                        self.preprocessing,
+                                                                        self.hparams.style_augment),
                 name=f"train brands ({self.hparams.train})")
         for name in ("val", "test"):
             folder = getattr(self.hparams, name)

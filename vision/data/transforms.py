@@ -8,7 +8,7 @@ the inference API all preprocess identically (timm's ``resolve_model_data_config
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, Mapping
 
 # albumentations checks PyPI for a newer version at import time; we run offline.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -18,6 +18,7 @@ import cv2  # noqa: E402
 from albumentations.pytorch import ToTensorV2  # noqa: E402
 
 from vision.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, Preprocessing  # noqa: E402,F401
+from vision.data.style_augment import style_augment_ops  # noqa: E402
 
 _INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
                    "area": cv2.INTER_AREA}  # one per name in INTERPOLATIONS (tests/test_task_table.py checks)
@@ -27,14 +28,15 @@ def _finish(pre: Preprocessing) -> list:
     return [A.Normalize(mean=pre.mean, std=pre.std, max_pixel_value=255.0), ToTensorV2()]
 
 
+def _eval_ops(pre: Preprocessing) -> list:
+    interp = _INTERPOLATIONS[pre.interpolation]
+    return [A.SmallestMaxSize(max_size=pre.resize_size, interpolation=interp),
+            A.CenterCrop(height=pre.input_size, width=pre.input_size), *_finish(pre)]
+
+
 def build_eval_transform(pre: Preprocessing) -> A.Compose:
     """The eval/inference transform: HxWx3 uint8 RGB -> normalised CHW float tensor."""
-    interp = _INTERPOLATIONS[pre.interpolation]
-    return A.Compose([
-        A.SmallestMaxSize(max_size=pre.resize_size, interpolation=interp),
-        A.CenterCrop(height=pre.input_size, width=pre.input_size),
-        *_finish(pre),
-    ])
+    return A.Compose(_eval_ops(pre))
 
 
 def _light(pre: Preprocessing) -> list:
@@ -84,11 +86,17 @@ TRAIN_PRESETS: dict[str, Callable[[Preprocessing], list]] = {
 }
 
 
-def build_train_transform(preset: str, pre: Preprocessing) -> A.Compose:
-    """A named training pipeline; ``"none"`` gives the eval transform (useful for debugging)."""
+def build_train_transform(preset: str, pre: Preprocessing,
+                          style_augment: Mapping[str, float] | None = None) -> A.Compose:
+    """A named training pipeline; ``"none"`` gives the eval transform (useful for debugging).
+
+    ``style_augment``: style-removing transforms by name and probability, applied first, on the crop as read
+    (:func:`vision.data.style_augment.style_augment_ops`; e.g. ``{"fill_to_outline": 0.2}``).
+    """
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"unknown train preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
+    style = style_augment_ops(style_augment)
     ops = TRAIN_PRESETS[preset](pre)
     if not ops:
-        return build_eval_transform(pre)
-    return A.Compose([*ops, *_finish(pre)])
+        return A.Compose([*style, *_eval_ops(pre)])
+    return A.Compose([*style, *ops, *_finish(pre)])

@@ -1,0 +1,208 @@
+"""Style-removing augmentations for logo crops: fill <-> outline, mono / inverted, edge map, background removal.
+
+Artworks of one brand differ in ways a logo embedder should not care about: a filled full-colour mark against
+its cut-out outline, brand colour against black or white, a mark on a plate against the bare mark. Each transform
+here turns a crop into one of those other renderings, so that training pulls them together (issue 27, route 3).
+
+They find the mark the same way: the background is the median colour of the crop's border ring, the mark is
+every pixel far enough from it (Otsu's threshold on the distance, at least ``MIN_CONTRAST``). A crop whose border
+is not a flat ground (a logo composited on a photo), or where the mark covers almost nothing or almost everything,
+is returned unchanged: in a brand training set they act on the clean renders, and the composites keep teaching
+robustness to photos. ``EdgeMap`` needs no mask and applies to every crop.
+
+Turned on by name and probability from a data module's ``style_augment`` (at most one of them per image)::
+
+    data:
+      init_args:
+        style_augment: {fill_to_outline: 0.15, outline_to_fill: 0.15, mono: 0.1, edge_map: 0.05}
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import numpy as np
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")   # as in vision.data.transforms: no PyPI check offline
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+
+__all__ = ["EdgeMap", "FillToOutline", "MonoMark", "OutlineToFill", "RemoveBackground", "STYLE_AUGMENTS",
+           "mark_mask", "fill_holes", "style_augment_ops"]
+
+MIN_CONTRAST = 32          # a mark pixel differs from the background by at least this much in some channel
+_MIN_AREA, _MAX_AREA = 0.005, 0.95   # fraction of the crop the mark may cover for a transform to apply
+_MAX_CLUTTER = 0.2         # at most this fraction of the border ring may differ from its median colour
+
+
+def mark_mask(image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mask, background colour)`` of the mark in an HxWx3 uint8 crop, or None where no mark stands out."""
+    h, w = image.shape[:2]
+    b = max(1, min(h, w) // 16)
+    ring = np.concatenate([image[:b].reshape(-1, 3), image[-b:].reshape(-1, 3),
+                           image[:, :b].reshape(-1, 3), image[:, -b:].reshape(-1, 3)])
+    background = np.median(ring, axis=0)
+    if (np.abs(ring.astype(np.int16) - background.astype(np.int16)).max(axis=1) > MIN_CONTRAST).mean() > _MAX_CLUTTER:
+        return None   # no flat ground (a photo behind the mark): the mask would follow the photo's texture
+    distance = np.abs(image.astype(np.int16) - background.astype(np.int16)).max(axis=2).astype(np.uint8)
+    otsu, _ = cv2.threshold(distance, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = distance > max(otsu, MIN_CONTRAST)
+    if not _MIN_AREA <= mask.mean() <= _MAX_AREA:
+        return None
+    return mask, background.astype(np.uint8)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The mask with every background region not touching the crop's border filled (the mark's silhouette)."""
+    n, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
+    outside = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    holes = ~mask & ~np.isin(labels, outside)
+    return mask | holes
+
+
+def _mark_colour(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.median(image[mask], axis=0).astype(np.uint8)
+
+
+class FillToOutline(A.ImageOnlyTransform):
+    """Keep only a band along the mark's contour (outer and inner edges); its inside becomes background.
+
+    ``width``: the band's width as a fraction of the crop's shorter side, drawn uniformly from the range
+    (at least 1 pixel). A filled square becomes a square outline.
+    """
+
+    def __init__(self, width: tuple[float, float] = (0.02, 0.05), p: float = 0.5):
+        super().__init__(p=p)
+        self.width = tuple(width)
+
+    def get_params(self) -> dict:
+        return {"width": self.py_random.uniform(*self.width)}
+
+    def apply(self, img: np.ndarray, width: float = 0.03, **params) -> np.ndarray:
+        found = mark_mask(img)
+        if found is None:
+            return img
+        mask, background = found
+        px = max(1, round(width * min(img.shape[:2])))
+        inner = cv2.erode(mask.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8),
+                          borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+        out = img.copy()
+        out[inner] = background
+        return out
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("width",)
+
+
+class OutlineToFill(A.ImageOnlyTransform):
+    """Fill the mark's holes (every enclosed background region) with the mark's colour: its silhouette.
+
+    An outlined square becomes a filled square; a cut-out letter in a filled disc becomes the disc.
+    """
+
+    def apply(self, img: np.ndarray, **params) -> np.ndarray:
+        found = mark_mask(img)
+        if found is None:
+            return img
+        mask, _ = found
+        holes = fill_holes(mask) & ~mask
+        if not holes.any():
+            return img
+        out = img.copy()
+        out[holes] = _mark_colour(img, mask)
+        return out
+
+
+class MonoMark(A.ImageOnlyTransform):
+    """The mark in one colour on a flat ground: dark on light, or light on dark with probability ``invert``."""
+
+    def __init__(self, invert: float = 0.5, p: float = 0.5):
+        super().__init__(p=p)
+        self.invert = invert
+
+    def get_params(self) -> dict:
+        return {"inverted": self.py_random.random() < self.invert}
+
+    def apply(self, img: np.ndarray, inverted: bool = False, **params) -> np.ndarray:
+        found = mark_mask(img)
+        if found is None:
+            return img
+        mask, _ = found
+        ink, ground = (255, 0) if inverted else (0, 255)
+        out = np.full_like(img, ground)
+        out[mask] = ink
+        return out
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("invert",)
+
+
+class EdgeMap(A.ImageOnlyTransform):
+    """Sobel gradient magnitude drawn dark on light, in grey: only the mark's edges are left, not its fill."""
+
+    def apply(self, img: np.ndarray, **params) -> np.ndarray:
+        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        magnitude = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3),
+                                  cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
+        peak = float(magnitude.max())
+        if peak <= 0:
+            return img
+        edges = 255 - np.clip(magnitude * (255.0 / peak) * 2.0, 0, 255).astype(np.uint8)   # x2: thin edges show
+        return np.repeat(edges[:, :, None], 3, axis=2)
+
+
+class RemoveBackground(A.ImageOnlyTransform):
+    """Everything outside the mark's silhouette set to the background's median colour (a crude background removal).
+
+    The silhouette keeps the mask's parts of at least ``min_part`` of the largest part's area: specks and clutter
+    that differ from the background go with it.
+    """
+
+    def __init__(self, min_part: float = 0.1, p: float = 0.5):
+        super().__init__(p=p)
+        self.min_part = min_part
+
+    def apply(self, img: np.ndarray, **params) -> np.ndarray:
+        found = mark_mask(img)
+        if found is None:
+            return img
+        mask, background = found
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(fill_holes(mask).astype(np.uint8), connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        keep = np.flatnonzero(areas >= self.min_part * areas.max()) + 1
+        out = img.copy()
+        out[~np.isin(labels, keep)] = background
+        return out
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("min_part",)
+
+
+STYLE_AUGMENTS: dict[str, type[A.ImageOnlyTransform]] = {
+    "fill_to_outline": FillToOutline,
+    "outline_to_fill": OutlineToFill,
+    "mono": MonoMark,
+    "edge_map": EdgeMap,
+    "remove_background": RemoveBackground,
+}
+
+
+def style_augment_ops(probabilities: Mapping[str, float] | None) -> list:
+    """The transforms named in ``probabilities`` as one ``OneOf`` (at most one per image, each with its probability).
+
+    Empty for None or all-zero probabilities. Unknown names, negative probabilities or a sum above 1 are errors.
+    """
+    if not probabilities:
+        return []
+    unknown = sorted(set(probabilities) - set(STYLE_AUGMENTS))
+    if unknown:
+        raise ValueError(f"unknown style augmentation(s) {unknown}; choose from {sorted(STYLE_AUGMENTS)}")
+    ps = {name: float(p) for name, p in probabilities.items()}
+    if any(p < 0 for p in ps.values()) or sum(ps.values()) > 1 + 1e-9:
+        raise ValueError(f"style augmentation probabilities must be >= 0 and sum to at most 1, got {ps}")
+    chosen = [STYLE_AUGMENTS[name](p=p) for name, p in ps.items() if p > 0]
+    if not chosen:
+        return []
+    return [A.OneOf(chosen, p=min(1.0, sum(t.p for t in chosen)))]
