@@ -29,6 +29,7 @@ from vision.brands.recognition import (
     TEXT_MIN_DETECTION,
     TEXT_THRESHOLD,
     candidate_channels,
+    cohort_mask,
     text_crop,
 )
 
@@ -74,11 +75,8 @@ def channel_table(gallery, names, logos, reads, cohort_rows=None) -> list[list[d
         if not dets:
             table.append([])
             continue
-        leave_out = None
-        if cohort_rows is not None and len(cohort_rows[i]) and len(gallery.background):
-            leave_out = np.zeros((len(dets), len(gallery.background)), bool)
-            leave_out[:, cohort_rows[i]] = True
-        best, cosine, open_set = gallery.open_set_scores(vectors, leave_out=leave_out)
+        best, cosine, open_set = gallery.open_set_scores(vectors,
+                                                         leave_out=cohort_mask(gallery, cohort_rows, i, len(dets)))
         rows = []
         for d, v, b, c, o, lines in zip(dets, vectors, best, cosine, open_set, read):
             lines = None if lines is None else [TextLine(t, s) for t, s in lines]

@@ -457,11 +457,18 @@ def score_logos(gallery: BrandGallery, logos: Sequence[tuple[list[dict], np.ndar
             best.append([])
             scores.append(np.empty(0))
             continue
-        leave_out = None
-        if cohort_rows is not None and len(cohort_rows[i]) and len(gallery.background):
-            leave_out = np.zeros((len(dets), len(gallery.background)), bool)
-            leave_out[:, cohort_rows[i]] = True
-        b, _, s = gallery.open_set_scores(vectors, leave_out=leave_out)
+        b, _, s = gallery.open_set_scores(vectors, leave_out=cohort_mask(gallery, cohort_rows, i, len(dets)))
         best.append(b)
         scores.append(s)
     return best, scores
+
+
+def cohort_mask(gallery: BrandGallery, cohort_rows: Sequence[np.ndarray] | None, photo: int,
+                logos: int) -> np.ndarray | None:
+    """The ``leave_out`` mask of :meth:`BrandGallery.open_set_scores` for the ``logos`` of one photo: its
+    ``cohort_rows`` (see :func:`score_logos`) masked for each, or ``None`` when there is nothing to leave out."""
+    if cohort_rows is None or not len(cohort_rows[photo]) or not len(gallery.background):
+        return None
+    leave_out = np.zeros((logos, len(gallery.background)), bool)
+    leave_out[:, cohort_rows[photo]] = True
+    return leave_out
