@@ -84,6 +84,18 @@ def test_a_match_carries_the_box_of_the_lines_it_was_read_from():
     assert names.match(_lines("node.js")).box is None   # lines without corners: no box
 
 
+def test_a_name_with_a_symbol_matches_when_read_without_it():
+    names = BrandNames({"vuedotjs": ["Vue.js"], "nodedotjs": ["Node.js"], "cplusplus": ["C++"], "devto": ["Dev"],
+                        "devdotto": ["Dev.to"]})
+    assert normalize("Vue.js", symbols=False) == "vuejs" and normalize("C++", symbols=False) == "c"
+    found = names.match(_lines("Vuejs"))       # the small dot of the wordmark not read
+    assert (found.brand, found.name, found.how) == ("vuedotjs", "Vue.js", "exact")
+    assert names.match(_lines("Vue.js")).brand == "vuedotjs" and names.match(_lines("nodejs")).brand == "nodedotjs"
+    assert names.match(_lines("C")) is None    # too short to be a name without its symbols
+    assert names.match(_lines("Devto")).brand == "devto"   # the brand named so before the one titled so
+    assert names.match(_lines("Dev.to")).brand == "devdotto"
+
+
 def test_brand_names_refuse_a_tie_between_brands():
     names = BrandNames({"alpha": ["Twinx"], "beta": ["Twinx"]})   # neither is named "twinx" itself
     assert names.match(_lines("Twinx")) is None

@@ -11,7 +11,8 @@ against the brands' names::
     # TextMatch(brand='nodedotjs', name='Node.js', text='node.js', score=0.98, how='exact')
 
 Matching compares normalised strings (simple-icons' own title -> slug rule: lower case, ``+`` -> ``plus``, ``.``
--> ``dot``, ``&`` -> ``and``, accents dropped, everything but letters and digits removed) of every run of up to
+-> ``dot``, ``&`` -> ``and``, accents dropped, everything but letters and digits removed; a name with such a symbol
+also without it, since OCR often drops a wordmark's small dot: ``Vuejs`` is Vue.js) of every run of up to
 :data:`MAX_WORDS` consecutive words the OCR read (across lines, in reading order) with each brand's names:
 
 - ``exact``: a run equals a brand's name (at least :data:`MIN_EXACT` characters);
@@ -71,6 +72,7 @@ _SUBSTITUTIONS = {"+": "plus", ".": "dot", "&": "and", "đ": "d", "ħ": "h", "ı
                   # letters NFD does not take apart, which OCR reads on wordmarks ("træfik")
                   "æ": "ae", "œ": "oe", "ø": "o", "þ": "th", "ð": "d"}
 _SUBSTITUTE = re.compile("|".join(re.escape(k) for k in _SUBSTITUTIONS))
+_SYMBOLS = re.compile(r"[+.&]")   # the substitutions that spell a symbol out
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _WORD_SPLIT = re.compile(r"[\s|/\\,:;()\[\]{}<>\"'`_\-–—*#@!?=~^]+")
 
@@ -112,9 +114,11 @@ def _marked_letters(text: str) -> set[str]:
     return {c for c in unicodedata.normalize("NFC", lowered) if c.isalpha() and not c.isascii()}
 
 
-def normalize(text: str) -> str:
-    """``text`` as simple-icons turns a title into a slug (``"Node.js"`` -> ``"nodedotjs"``)."""
-    lowered = _SUBSTITUTE.sub(lambda m: _SUBSTITUTIONS[m.group(0)], text.lower())
+def normalize(text: str, symbols: bool = True) -> str:
+    """``text`` as simple-icons turns a title into a slug (``"Node.js"`` -> ``"nodedotjs"``); ``symbols=False``
+    drops ``+``, ``.`` and ``&`` instead of spelling them (``"nodejs"``: how a wordmark's small dot is often read)."""
+    lowered = text.lower() if symbols else _SYMBOLS.sub("", text.lower())
+    lowered = _SUBSTITUTE.sub(lambda m: _SUBSTITUTIONS[m.group(0)], lowered)
     plain = unicodedata.normalize("NFD", lowered).encode("ascii", "ignore").decode()
     return _NOT_ALNUM.sub("", plain)
 
@@ -309,10 +313,11 @@ class BrandNames:
         words: dict[str, set[str]] = {}
         for brand, titles in self.names.items():
             for title in titles:
-                key = normalize(title)
-                if len(key) >= MIN_EXACT:
-                    self._exact.setdefault(key, set()).add(brand)
-                    self._display.setdefault((brand, key), title)
+                # a title with a symbol also matches when it is read without it ("Vuejs" for "Vue.js")
+                for key in dict.fromkeys((normalize(title), normalize(title, symbols=False))):
+                    if len(key) >= MIN_EXACT:
+                        self._exact.setdefault(key, set()).add(brand)
+                        self._display.setdefault((brand, key), title)
                 for word in _WORD_SPLIT.split(title):
                     token = normalize(word)
                     if len(token) >= MIN_WORD:
