@@ -31,7 +31,7 @@ import numpy as np
 
 from vision.brands.detection_rule import IOU_MATCH, DetectionRuleError, iou
 from vision.brands.fusion import calibrate_text_rule, channel_table, marks, read_logos, text_gate
-from vision.brands.recognition import TEXT_KINDS, TEXT_MARGIN, TEXT_MAX_LEAD, TEXT_MIN_DETECTION, text_crop
+from vision.brands.recognition import TEXT_KINDS, TEXT_MARGIN, embedder_leads, reads_text, text_crop
 from vision.data.io import load_image
 
 QUERY_KINDS = {"icon": "symbol", "wordmark": "wordmark"}   # a cross-style query's kind -> the reference kind it needs
@@ -139,13 +139,12 @@ def channel_costs(fx, detector, gallery, reader, names, photos: list[Path], floo
         vectors = fx(crops) if crops else np.empty((0, gallery.dim), np.float32)
         seconds["embedder"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        tops = gallery.search(vectors, k=2) if len(vectors) else []
+        leads = embedder_leads(gallery, vectors)
         if len(vectors):
             gallery.open_set_scores(vectors)
         seconds["gallery"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        todo = [d for d, top in zip(dets, tops)
-                if d["score"] >= TEXT_MIN_DETECTION and (top[0][1] - top[1][1] if len(top) > 1 else 1) < TEXT_MAX_LEAD]
+        todo = [d for d, lead in zip(dets, leads) if reads_text(d["score"], lead)]
         for lines in reader.read([text_crop(image, d["box"], TEXT_MARGIN) for d in todo]) if todo else []:
             names.match(lines, kinds=TEXT_KINDS)
         seconds["text"].append(time.perf_counter() - start)

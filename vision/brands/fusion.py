@@ -25,11 +25,11 @@ from vision.brands.detection_rule import (
 from vision.brands.recognition import (
     TEXT_KINDS,
     TEXT_MARGIN,
-    TEXT_MAX_LEAD,
-    TEXT_MIN_DETECTION,
     TEXT_THRESHOLD,
     candidate_channels,
     cohort_mask,
+    embedder_leads,
+    reads_text,
     text_crop,
 )
 
@@ -37,13 +37,12 @@ MAX_IMPOSTOR_PHOTOS = 0.05   # at most this share of brand-free photos with a fa
 
 
 def text_gate(gallery, logos, keep: Callable[[int, dict], bool] | None = None) -> list[list[bool]]:
-    """Per photo, per detection whether the recogniser reads it: detected at ``TEXT_MIN_DETECTION`` or more, its best
-    brand leading the second by less than ``TEXT_MAX_LEAD`` (and ``keep(photo index, detection)``)."""
+    """Per photo, per detection whether the recogniser reads it (:func:`~vision.brands.recognition.reads_text` on
+    its detection score and :func:`~vision.brands.recognition.embedder_leads`; and ``keep(photo index, detection)``)."""
     out = []
     for i, (dets, vectors) in enumerate(logos):
-        tops = gallery.search(vectors, k=2) if len(dets) else []
-        out.append([d["score"] >= TEXT_MIN_DETECTION and (top[0][1] - top[1][1] if len(top) > 1 else 1.0)
-                    < TEXT_MAX_LEAD and (keep is None or keep(i, d)) for d, top in zip(dets, tops)])
+        leads = embedder_leads(gallery, vectors) if len(dets) else []
+        out.append([reads_text(d["score"], lead) and (keep is None or keep(i, d)) for d, lead in zip(dets, leads)])
     return out
 
 

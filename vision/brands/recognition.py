@@ -259,8 +259,8 @@ class BrandRecognizer:
         return results
 
     def leads(self, vectors: np.ndarray) -> list[float]:
-        """Per embedded logo how far the embedder's best brand leads its second (cosine, best reference of each)."""
-        return [top[0][1] - top[1][1] if len(top) > 1 else 1.0 for top in self.gallery.search(vectors, k=2)]
+        """Per embedded logo how far the embedder's best brand leads its second (:func:`embedder_leads`)."""
+        return embedder_leads(self.gallery, vectors)
 
     def needs_text(self, logo: dict, lead: float | None = None) -> bool:
         """Whether the text on ``logo`` (a result of the embedder) is read: its detection confidence is at least
@@ -268,9 +268,8 @@ class BrandRecognizer:
         :attr:`text_max_lead` (``lead``; not checked when either is ``None``): a logo the embedder names with a clear
         lead is left unread. Whether the embedder accepted the logo is not asked: it accepts many wordmarks as
         another brand."""
-        if self.detector is not None and logo["detection_score"] < self.text_min_detection:
-            return False
-        return lead is None or self.text_max_lead is None or lead < self.text_max_lead
+        return reads_text(logo["detection_score"] if self.detector is not None else None, lead,
+                          self.text_min_detection, self.text_max_lead)
 
     def read_texts(self, arrays: Sequence[np.ndarray], results: list[list[dict]],
                    leads: Sequence[float | None] | None = None, vectors: np.ndarray | None = None) -> None:
@@ -312,6 +311,25 @@ class BrandRecognizer:
                                          [c[2:] for c in channels])
         for logo, (brand, _, _, _), ok in zip(logos, channels, accepted):
             logo["brand"] = brand if ok else UNKNOWN
+
+
+def embedder_leads(gallery: BrandGallery, vectors: np.ndarray) -> list[float]:
+    """Per embedded logo how far the embedder's best brand leads its second in ``gallery`` (cosine, best reference
+    of each; 1 when the gallery holds one brand)."""
+    if not len(vectors):
+        return []
+    return [top[0][1] - top[1][1] if len(top) > 1 else 1.0 for top in gallery.search(vectors, k=2)]
+
+
+def reads_text(detection_score: float | None, lead: float | None, min_detection: float = TEXT_MIN_DETECTION,
+               max_lead: float | None = TEXT_MAX_LEAD) -> bool:
+    """The recogniser's reading gate for one logo: detected with at least ``min_detection`` (``None``: no detector)
+    and its best brand leading the second by less than ``max_lead`` (``lead`` from :func:`embedder_leads`; not
+    checked when either is ``None``). Calibration and benchmarks read the logos this says, so they see what the
+    recogniser will."""
+    if detection_score is not None and detection_score < min_detection:
+        return False
+    return lead is None or max_lead is None or lead < max_lead
 
 
 def text_channels(names, lines, image_best: str, kinds: Sequence[str] = TEXT_KINDS, everyday: bool = False,
