@@ -183,9 +183,8 @@ class Verifier:
     def score_pairs(self, pairs: Sequence[tuple[str, str]], workers: int = 1,
                     mirror: Sequence[bool] | None = None) -> list[Check]:
         """:meth:`score` of each ``(path_a, path_b)`` in order, on ``workers`` threads (``mirror``: per pair,
-        whether its mirrored alignment may be tried; default all); each image's keypoints are computed once, by the
-        first pair that needs them (no barrier between keypoints and pairs: one thread's ORB, which releases the
-        GIL, runs beside another's alignment, which holds it between OpenCV and numpy calls)."""
+        whether its mirrored alignment may be tried; default all); each image's keypoints, mirrored ones included,
+        are computed once, by the first pair that needs them, while other threads go on with their pairs."""
         if not pairs:
             return []
         mirror = [True] * len(pairs) if mirror is None else list(mirror)
