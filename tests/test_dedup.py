@@ -421,8 +421,8 @@ def test_keypoint_threads_and_matcher_agree_with_one_thread_and_opencv(dataset):
     pairs.append((str(folder / "g3_orig.jpg"), str(folder / "neg1.jpg")))
     one = Verifier()
     assert Verifier().score_pairs(pairs, workers=2) == [one.score(a, b) for a, b in pairs]
-    _, da, _, _ = one._features(pairs[0][0], False)
-    _, db, _, _ = one._features(pairs[0][1], False)
+    _, da, *_ = one._features(pairs[0][0], False)
+    _, db, *_ = one._features(pairs[0][1], False)
     opencv = sorted((m[0].queryIdx, m[0].trainIdx) for m in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
                     if len(m) == 2 and m[0].distance < one.ratio * m[1].distance)
     assert sorted(zip(*(x.tolist() for x in one._matches(da, db)))) == opencv

@@ -35,6 +35,7 @@ __all__ = [
     "image_size",
     "list_images",
     "load_image",
+    "load_image_and_size",
     "verify_image",
 ]
 
@@ -94,6 +95,14 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int 
         return _decode_path(os.fspath(source), max_pixels, draft_size, convert=True)
     raise TypeError(f"unsupported image source of type {type(source).__name__}; "
                     "expected a path, a PIL.Image.Image or a numpy array")
+
+
+def load_image_and_size(path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                        draft_size: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`load_image` of a file ``path`` and the ``(width, height)`` its header states (before ``draft_size``
+    reduced the decode and before EXIF orientation), from one open of the file: for scanners that record each
+    image's stored size beside what they compute on a smaller decode."""
+    return _decode_path(os.fspath(path), max_pixels, draft_size, convert=True, sized=True)
 
 
 def image_size(source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
@@ -242,12 +251,16 @@ def find_unreadable(paths: Iterable, *, max_pixels: int = DEFAULT_MAX_PIXELS,
 # files
 # ---------------------------------------------------------------------------------------------------------------
 
-def _decode_path(path: str, max_pixels: int | None, draft_size: int | None, *, convert: bool) -> np.ndarray | None:
+def _decode_path(path: str, max_pixels: int | None, draft_size: int | None, *, convert: bool,
+                 sized: bool = False):
+    """The file's RGB array (``convert``; else ``None``), with the size its header states when ``sized``."""
     with _open_path(path, max_pixels) as img, _as_load_error(path, max_pixels):
+        size = img.size
         if draft_size and img.format in _JPEG_FORMATS:
             img.draft("RGB", (int(draft_size), int(draft_size)))
         _load(img)
-        return _pil_to_rgb(img, path) if convert else None
+        rgb = _pil_to_rgb(img, path) if convert else None
+        return (rgb, size) if sized else rgb
 
 
 @contextlib.contextmanager

@@ -120,9 +120,8 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
     the catalog is the order of the input either way. ``thumbnails``: also keep each image's grey thumbnail for the
     keypoint check (up to :data:`THUMBNAIL_BYTES`; with the check's ``draft_size`` only), so it decodes nothing
     again."""
-    from PIL import Image
 
-    from vision.data.io import ImageLoadError, load_image
+    from vision.data.io import ImageLoadError, load_image_and_size
     from vision.dedup.hashing import phash
     from vision.dedup.verify import SIDE, thumbnail
     from vision.fileio import sha256_file
@@ -162,9 +161,7 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
         if unlistable:  # legal on disk, but keep.txt and ids files list one path per line
             return path, unlistable
         try:
-            image = load_image(path, draft_size=draft_size)
-            with Image.open(path) as im:
-                size = im.size
+            image, size = load_image_and_size(path, draft_size=draft_size)
             thumb = thumbnail(image) if room[0] else None
             prepared = extractor.prepare(image) if extractor is not None else None
             return path, (prepared, size, sha256_file(path), phash(image), os.path.getsize(path), thumb)

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import statistics
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping, NamedTuple, Sequence
@@ -78,8 +79,9 @@ class Verifier:
         self._busy: dict[tuple[str, bool], threading.Event] = {}   # keypoints being computed by another thread
 
     def _features(self, path: str, mirrored: bool):
-        """``(keypoints, descriptors, grey image, upsampling)``: the image with its longer side at :data:`SIDE`,
-        and how much that enlarged it (1 for images at least that large), or ``None`` if unreadable."""
+        """``(keypoints, descriptors, grey image, upsampling, hull)``: the image with its longer side at
+        :data:`SIDE`, how much that enlarged it (1 for images at least that large) and the mask of its keypoints'
+        convex hull (every pair the image is in needs it), or ``None`` if unreadable."""
         key = (path, mirrored)
         with self._lock:
             if key in self.cache:
@@ -117,7 +119,7 @@ class Verifier:
             orb = self._local.orb = self.cv2.ORB_create(nfeatures=self.features)
         kp, des = orb.detectAndCompute(grey, None)
         points = np.float32([k.pt for k in kp]).reshape(-1, 2)
-        return self._keep(key, (points, des, grey, upsampling))
+        return self._keep(key, (points, des, grey, upsampling, _hull(grey.shape, points)))
 
     def _keep(self, key, value):
         with self._lock:
@@ -139,7 +141,7 @@ class Verifier:
 
     def _align(self, a, b) -> Check:
         cv2 = self.cv2
-        (pa, da, ga, _), (pb, db, gb, _) = a, b
+        (pa, da, ga, _, hull_a), (pb, db, gb, _, hull_b) = a, b
         if da is None or db is None or len(da) < MIN_MATCHES or len(db) < MIN_MATCHES:
             return NO_MATCH
         query, train = self._matches(da, db)
@@ -153,15 +155,14 @@ class Verifier:
         count = int(inliers.sum())
         if count < self.min_inliers:
             return Check(count, -1.0, 0.0)
-        warped, valid = _warp(ga, pa, gb, pb, transform)
-        hull_a = _hull(ga.shape, pa)
+        warped, valid = _warp(ga, hull_a, gb, hull_b, transform)
         # containment: a copy (even cropped) lies inside the other image; two shots of one shelf only overlap
         scale2 = abs(np.linalg.det(transform[:, :2])) or 1.0
-        area_b = _hull(gb.shape, pb).sum() / scale2
-        containment = float(valid.sum() / max(1.0, min(hull_a.sum(), area_b)))
-        if valid.sum() < 400:
+        area_b = np.count_nonzero(hull_b) / scale2
+        containment = float(np.count_nonzero(valid) / max(1.0, min(np.count_nonzero(hull_a), area_b)))
+        if np.count_nonzero(valid) < 400:
             return Check(count, -1.0, 0.0)
-        score = _ncc(ga.astype(np.float32)[valid], warped[valid], TRIM)
+        score = _ncc(ga[valid].astype(np.float32), warped[valid], TRIM)
         local = _local(a, b, transform, (warped, valid)) if score >= self.local_from else -1.0
         return Check(count, score, containment, local)
 
@@ -209,18 +210,18 @@ def _hull(shape, points: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _warp(ga, pa, gb, pb, transform) -> tuple[np.ndarray, np.ndarray]:
+def _warp(ga, hull_a, gb, hull_b, transform) -> tuple[np.ndarray, np.ndarray]:
     """``b`` resampled into ``a``'s frame (``transform`` maps ``a``'s coordinates to ``b``'s; -1 outside) and the
-    mask where both have content: the hull of each one's keypoints, so a border or screenshot frame around one copy
-    is left out but the background around a matched product is not."""
+    mask where both have content: the hull of each one's keypoints (``hull_a``, ``hull_b``: :func:`_hull`), so a
+    border or screenshot frame around one copy is left out but the background around a matched product is not."""
     import cv2
 
     size = (ga.shape[1], ga.shape[0])
     warped = cv2.warpAffine(gb.astype(np.float32), transform, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                             borderValue=-1)
-    content_b = cv2.warpAffine(_hull(gb.shape, pb), transform, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+    content_b = cv2.warpAffine(hull_b, transform, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
                                borderValue=0)
-    return warped, (warped >= 0) & (_hull(ga.shape, pa) > 0) & (content_b > 0)
+    return warped, (warped >= 0) & (hull_a > 0) & (content_b > 0)
 
 
 def _ncc(x: np.ndarray, y: np.ndarray, trim: float = 0.0) -> float:
@@ -229,7 +230,12 @@ def _ncc(x: np.ndarray, y: np.ndarray, trim: float = 0.0) -> float:
     x = (x - x.mean()) / (x.std() + 1e-6)
     y = (y - y.mean()) / (y.std() + 1e-6)
     if trim:
-        keep = (x - y) ** 2 <= np.quantile((x - y) ** 2, 1 - trim)
+        d = x - y
+        d *= d
+        # the pixels up to the (1 - trim) quantile: the order statistic at its index (np.quantile's, rounded down)
+        # bounds them, and one partition finds it (np.quantile partitions twice to interpolate to the same set)
+        k = int(d.size * (1 - trim) - (1 - trim))
+        keep = d <= np.partition(d, k)[k]
         x, y = x[keep], y[keep]
         x = (x - x.mean()) / (x.std() + 1e-6)
         y = (y - y.mean()) / (y.std() + 1e-6)
@@ -242,47 +248,59 @@ def _local(a, b, transform, warped_a) -> float:
     resampled into ``a``'s frame, reused when that frame is the one to compare in."""
     import cv2
 
-    (pa, _, ga, ua), (pb, _, gb, ub) = a, b
+    (pa, _, ga, ua, hull_a), (pb, _, gb, ub, hull_b) = a, b
     s = float(np.sqrt(abs(np.linalg.det(transform[:, :2])))) or 1.0   # b's frame pixels per a's frame pixel
     # the real pixels each image has per pixel of a's frame: 1/ua for a, s/ub for b (ua, ub: upsampling on load)
     if s / ub < 1 / ua:       # b is coarser: compare in b's frame
-        ref, p_ref, u, other, p_other, m, f = gb, pb, ub, ga, pa, cv2.invertAffineTransform(transform), 1 / s
+        ref, h_ref, u, other, p_other, h_other, m, f = (gb, hull_b, ub, ga, pa, hull_a,
+                                                        cv2.invertAffineTransform(transform), 1 / s)
     else:
-        ref, p_ref, u, other, p_other, m, f = ga, pa, ua, gb, pb, transform, s
+        ref, h_ref, u, other, p_other, h_other, m, f = ga, hull_a, ua, gb, pb, hull_b, transform, s
     if ref is ga and f <= 1.05:
         warped, valid = warped_a
     else:
         if f > 1.05:          # the other image is larger in this frame: area-downscale it first (no aliasing)
             other = cv2.resize(other, None, fx=1 / f, fy=1 / f, interpolation=cv2.INTER_AREA)
-            m, p_other = m / f, p_other / f
-        warped, valid = _warp(ref, p_ref, other, p_other, m)
-    ref = ref.astype(np.float32)
-    warped = np.where(valid, warped, 0).astype(np.float32)
+            m, h_other = m / f, _hull(other.shape, p_other / f)
+        warped, valid = _warp(ref, h_ref, other, h_other, m)
+    warped = warped * valid   # 0 outside the content (float32, as warpAffine made it)
     valid = valid.astype(np.uint8)
     if u > 1.05:              # the reference was enlarged on load: compare at its real resolution
         size = (max(8, round(ref.shape[1] / u)), max(8, round(ref.shape[0] / u)))
-        ref, warped = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (ref, warped))
+        ref, warped = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (ref.astype(np.float32), warped))
         valid = cv2.resize(valid, size, interpolation=cv2.INTER_NEAREST)
     inner = cv2.erode(valid, np.ones((5, 5), np.uint8)) > 0    # gradients at the content's edge are the edge's
     if inner.sum() < 100:
         return -1.0
 
-    def edges(x):
-        return np.hypot(cv2.Sobel(x, cv2.CV_32F, 1, 0), cv2.Sobel(x, cv2.CV_32F, 0, 1))
-
-    ea, eb = edges(ref), edges(warped)
     rows, cols = np.nonzero(inner.any(1))[0], np.nonzero(inner.any(0))[0]
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    # per tile, the sums an NCC needs (count, x, y, x^2, y^2, xy over the tile's content), in one pass each
+    # gradients over the content's box only, with the pixel around it that a 3x3 Sobel reads (the same values)
+    top, left = max(0, y0 - 1), max(0, x0 - 1)
+    box = slice(top, min(ref.shape[0], y1 + 1)), slice(left, min(ref.shape[1], x1 + 1))
+    inside = slice(y0 - top, y1 - top), slice(x0 - left, x1 - left)
+
+    def edges(x):   # (a uint8 image's Sobel in float32 is the same as its float32 copy's)
+        x = x[box]
+        gx, gy = cv2.Sobel(x, cv2.CV_32F, 1, 0), cv2.Sobel(x, cv2.CV_32F, 0, 1)
+        # sqrt(gx^2 + gy^2) in numpy: np.hypot is slower, cv2.magnitude's last bit depends on the calling thread
+        gx *= gx
+        gy *= gy
+        gx += gy
+        return np.sqrt(gx, out=gx)[inside]
+
+    # per tile, the sums an NCC needs (count, x, y, x^2, y^2, xy over the tile's content), all six at once
     ys = y0 + (y1 - y0) * np.arange(GRID + 1) // GRID
     xs = x0 + (x1 - x0) * np.arange(GRID + 1) // GRID
-    m = inner[y0:y1, x0:x1].astype(np.float64)
-    x, y = ea[y0:y1, x0:x1] * m, eb[y0:y1, x0:x1] * m
-
-    def tile_sums(a: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(np.add.reduceat(a, ys[:-1] - y0, axis=0), xs[:-1] - x0, axis=1)
-
-    n, sx, sy, sxx, syy, sxy = (tile_sums(a) for a in (m, x, y, x * x, y * y, x * y))
+    terms = np.empty((6, y1 - y0, x1 - x0))
+    m, x, y = terms[0], terms[1], terms[2]
+    m[:] = inner[y0:y1, x0:x1]
+    np.multiply(edges(ref), m, out=x)
+    np.multiply(edges(warped), m, out=y)
+    np.multiply(x, x, out=terms[3])
+    np.multiply(y, y, out=terms[4])
+    np.multiply(x, y, out=terms[5])
+    n, sx, sy, sxx, syy, sxy = np.add.reduceat(np.add.reduceat(terms, ys[:-1] - y0, axis=1), xs[:-1] - x0, axis=2)
     size = np.outer(np.diff(ys), np.diff(xs))
     with np.errstate(divide="ignore", invalid="ignore"):
         mx, my = sx / n, sy / n
@@ -291,4 +309,4 @@ def _local(a, b, transform, warped_a) -> float:
     # a tile counts when at least half of it (and 30 pixels) has content on both sides, and both have edges there
     used = (size > 0) & (n >= np.maximum(30, size // 2)) & (dx > 1e-3) & (dy > 1e-3)
     tiles = ncc[used]
-    return float(np.median(tiles)) if len(tiles) >= 4 else -1.0
+    return statistics.median(tiles.tolist()) if len(tiles) >= 4 else -1.0   # (np.median's overhead, 16 values)
