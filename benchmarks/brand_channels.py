@@ -13,7 +13,11 @@ same reads (cached here under ``<data>/text/``):
 - image rule + text renames: today's default (text names a logo's brand whatever the rule said);
 - fused rule: a ``logistic_text`` rule (:mod:`vision.brands.detection_rule`) calibrated here on the known scenes
   and the brand-free TRAIN photos, with the impostor constraint (<= 5% of brand-free photos with a false brand at
-  known FRR <= the budget) part of the fit; measured on the val sets.
+  known FRR <= the budget) part of the fit; measured on the val sets;
+- fused rule over top-k candidates (``--candidates K``): a ``logistic_candidates`` rule
+  (:func:`vision.brands.fusion.calibrate_candidate_rule`, same photos, same constraint) choosing per logo among the
+  embedder's K best brands and any brand its text names below ``TEXT_THRESHOLD`` too; with how often the right brand
+  is among a cross-style query's candidates (what any choice among them could reach).
 
 Also: the cost per photo of each channel (timed on a sample of val photos) and how many cross-style queries are
 "different artwork" (the gallery holds no reference of the query's kind for its brand).
@@ -21,6 +25,7 @@ Also: the cost per photo of each channel (timed on a sample of val photos) and h
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -30,7 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from vision.brands.detection_rule import IOU_MATCH, DetectionRuleError, iou
-from vision.brands.fusion import calibrate_text_rule, channel_table, marks, read_logos, text_gate
+from vision.brands.fusion import (
+    calibrate_candidate_rule,
+    calibrate_text_rule,
+    channel_table,
+    marks,
+    read_logos,
+    text_gate,
+)
 from vision.brands.recognition import TEXT_KINDS, TEXT_MARGIN, embedder_leads, reads_text, text_crop
 from vision.data.io import load_image
 
@@ -72,6 +84,10 @@ def decisions(kind: str, gallery, image_rule, text_rule, conf: float):
             if r["named"] is not None:
                 return r["named"], r["named"]
             return r["best"], r["best"] if image_ok else None
+        if kind == "candidates":
+            cands = r["candidates"]
+            pick, ok = text_rule.pick(r["det"], [c.open_set for c in cands], [c.text for c in cands])
+            return cands[pick].brand, cands[pick].brand if ok else None
         ok = bool(text_rule.accept([r["det"]], [r["cand_open_set"]], [r["text"]])[0])
         return r["candidate"], r["candidate"] if ok else None
     return decide
@@ -178,11 +194,13 @@ def different_artwork(gallery, queries) -> dict:
 
 def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scene_photos, scenes, scene_logos,
                  train_photos, train_logos, train_rows, val_photos, val_logos, max_false_reject: float, floor: float,
-                 text_rule_out: Path | None = None, timing_photos: int = TIMING_PHOTOS) -> dict:
+                 text_rule_out: Path | None = None, timing_photos: int = TIMING_PHOTOS, candidates=(),
+                 candidate_rule_out: Path | None = None) -> dict:
     """The --channels report of one model set (see the module docstring); ``scene_photos``, ``scenes`` (their
     ``brand``, ``box`` and ``style``) and ``scene_logos``: the known scenes; ``train_rows``: per brand-free train
     photo the cohort rows left out of its scores (or None); ``text_rule_out``: also write the gallery with the fused
-    rule attached (``text_rule``) there."""
+    rule attached (``text_rule``) there; ``candidates``: the top-k values of the candidate rules measured
+    (``candidate_rule_out``: the gallery with the first one's rule attached)."""
     from vision.brands.ocr import BrandNames, TextReader
 
     image_rule = gallery.detection_rule
@@ -199,11 +217,13 @@ def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scene_
              "known": (scene_photos, scene_logos, marks([s["box"] for s in scenes]), None),
              "train": (train_photos, train_logos, None, train_rows),
              "val": (val_photos, val_logos, None, None)}
-    tables = {}
+    tables, candidate_tables = {}, {k: {} for k in candidates}
     for part, (photos, logos, keep, rows) in parts.items():
         reads = cached_reads(reader, photos, logos, text_gate(gallery, logos, keep), cache)
         report.setdefault("logos_read", {})[part] = sum(r is not None for photo in reads for r in photo)
         tables[part] = channel_table(gallery, names, logos, reads, rows)
+        for k in candidates:
+            candidate_tables[k][part] = channel_table(gallery, names, logos, reads, rows, top_k=k)
     timings["text_reading_s"] = round(time.perf_counter() - start, 1)
     styles = sorted({s.get("style", "") for s in scenes})
     report["known_scenes"] = {"scenes": len(scenes), "wordmarks": sum(s.get("style") == "wordmark" for s in scenes)}
@@ -217,8 +237,6 @@ def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scene_
         report["constraint_not_met"] = str(e)
         text_rule = calibrate_text_rule(tables["known"], scenes, tables["train"], detector.card, fx.card,
                                         max_false_reject, floor, max_impostor_photos=None, **sets)
-    import dataclasses
-
     text_rule = dataclasses.replace(text_rule, verifier=image_rule.verifier)
     report["fused_rule"] = text_rule.to_json()
     symbols_rule = budget_rule = None
@@ -242,6 +260,22 @@ def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scene_
         except DetectionRuleError as e:
             report["fused_rule_symbol_budget"] = str(e)
             budget_rule = None
+    candidate_rules = {}
+    for k in candidates:
+        try:
+            candidate_rules[k] = calibrate_candidate_rule(candidate_tables[k]["known"], scenes,
+                                                          candidate_tables[k]["train"], detector.card, fx.card, k,
+                                                          max_false_reject, floor, **sets)
+        except DetectionRuleError as e:
+            print(f"candidate rule, top {k}: {e}", file=sys.stderr)
+            report.setdefault("candidates_constraint_not_met", {})[k] = str(e)
+            candidate_rules[k] = calibrate_candidate_rule(candidate_tables[k]["known"], scenes,
+                                                          candidate_tables[k]["train"], detector.card, fx.card, k,
+                                                          max_false_reject, floor, max_impostor_photos=None, **sets)
+        candidate_rules[k] = dataclasses.replace(candidate_rules[k], verifier=image_rule.verifier)
+        report.setdefault("candidate_rules", {})[k] = candidate_rules[k].to_json()
+        report.setdefault("cross_right_brand_among_candidates", {})[k] = right_among_candidates(
+            candidate_tables[k]["cross"], queries, floor)
     conf = float(getattr(detector, "conf", 0.25) or 0.25)
     rows = {}
     for name, kind in (("embedder alone (open-set threshold)", "embedder alone"),
@@ -257,6 +291,11 @@ def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scene_
         decide = decisions("fused" if kind.startswith("fused") else kind, gallery, image_rule, fused, conf)
         rows[name] = row_figures(decide, tables["cross"], queries, tables["known"], scenes, tables["train"],
                                  tables["val"], floor)
+    for k, rule in candidate_rules.items():
+        t = candidate_tables[k]
+        rows[f"fused rule over the top {k} + text-named candidates"] = row_figures(
+            decisions("candidates", gallery, image_rule, rule, conf), t["cross"], queries, t["known"], scenes,
+            t["train"], t["val"], floor)
     report["rows"] = rows
     report["different_artwork"] = different_artwork(gallery, queries)
     start = time.perf_counter()
@@ -271,7 +310,26 @@ def channel_rows(fx, detector, gallery, data: Path, queries, cross_logos, scene_
         out.text_rule = text_rule
         out.save(text_rule_out)
         report["gallery_with_the_fused_rule"] = str(text_rule_out)
+    if candidate_rule_out is not None and candidate_rules:
+        import copy
+
+        out = copy.copy(gallery)
+        out.text_rule = candidate_rules[candidates[0]]
+        out.save(candidate_rule_out)
+        report["gallery_with_the_candidate_rule"] = str(candidate_rule_out)
     return report
+
+
+def right_among_candidates(table, queries, floor: float) -> dict:
+    """Cross-style queries whose brand is among the candidates of a detection of their mark (from ``floor``): the
+    most Recall@1 any choice among the candidates could reach; per query kind and in all."""
+    out = {}
+    for rows, q in zip(table, queries):
+        hits = [r for r in rows if r["det"] >= floor and iou(r["box"], q["box"]) >= IOU_MATCH]
+        right = any(c.brand == q["brand"] for r in hits for c in r["candidates"])
+        for kind in ("all", q.get("kind", "icon")):
+            out.setdefault(kind, []).append(right)
+    return {kind: round(float(np.mean(v)), 4) for kind, v in out.items()}
 
 
 def channels_markdown(report: dict) -> str:

@@ -47,7 +47,8 @@ test split is never read.
 (embedder, text), the gallery's image rule with and without today's text renaming, and a fused ``logistic_text`` rule
 calibrated here on the known scenes and brand-free train photos, on the val sets, icons and wordmarks apart, with the
 cost per photo of each channel and the count of "different artwork" queries; ``--text-rule-out G.npz`` writes the
-gallery with that fused rule attached.
+gallery with that fused rule attached. ``--candidates K ...`` adds a ``logistic_candidates`` rule per K, choosing
+among each logo's K best brands and the brands its text names (``--candidate-rule-out G.npz``: the first K's gallery).
 """
 
 from __future__ import annotations
@@ -355,7 +356,8 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
                  max_false_reject: float, detector_name: str, packaged_goods: bool = True,
                  val_photos: int | None = None, detector_data: list[Path] = (),
                  detector_maps: dict | None = None, rule_train_photos: int | None = None,
-                 channels: bool = False, text_rule_out: Path | None = None) -> dict:
+                 channels: bool = False, text_rule_out: Path | None = None, candidates=(),
+                 candidate_rule_out: Path | None = None) -> dict:
     """Every figure of one model set (see the module docstring); ``detector_maps`` caches the detector's mAP
     figures across rows that share a detector."""
     from vision.data.datasets import scan_image_folder
@@ -503,7 +505,8 @@ def evaluate_row(fx, detector, gallery: BrandGallery, data: Path, impostor_folde
         row["channels"] = channel_rows(
             fx, detector, gallery, data, queries, detected_floor, [p for p, _ in known], [q for _, q in known],
             known_logos, train_photos, train_logos, train_rows if left_out.get(id(gallery)) else None, photos,
-            photo_logos_floor, max_false_reject, RULE_FLOOR, text_rule_out)
+            photo_logos_floor, max_false_reject, RULE_FLOOR, text_rule_out, candidates=candidates,
+            candidate_rule_out=candidate_rule_out)
         timings["channels_s"] = round(time.perf_counter() - start, 1)
     row["train_photos_cohort_left_out"] = {name: left_out.get(id(variants.get(name, gallery)))
                                            for name in row["open_set"]}
@@ -792,6 +795,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="@fontsource fonts for --known-wordmarks (tools/fetch_fonts.py)")
     ap.add_argument("--text-rule-out", type=Path,
                     help="with --channels: write the (last row's) gallery with the fused rule attached here (.npz)")
+    ap.add_argument("--candidates", type=int, nargs="+", default=[], metavar="K",
+                    help="with --channels: also a fused rule choosing among the embedder's K best brands and the "
+                         "brands the text names (one row per K)")
+    ap.add_argument("--candidate-rule-out", type=Path,
+                    help="with --candidates: write the (last row's) gallery with the first K's rule attached here")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     report = {"hardware": brand_eval().hardware(), "frr_budget": args.frr, "data": str(args.data), "rows": {}}
@@ -816,7 +824,8 @@ def main(argv: list[str] | None = None) -> int:
                            args.frr, models["detector"], packaged_goods=not args.skip_grocery_check,
                            val_photos=args.val_photos, detector_data=args.detector_data,
                            detector_maps=detector_maps, rule_train_photos=args.rule_train_photos,
-                           channels=args.channels, text_rule_out=args.text_rule_out)
+                           channels=args.channels, text_rule_out=args.text_rule_out,
+                           candidates=tuple(args.candidates), candidate_rule_out=args.candidate_rule_out)
         row["models"] = {"embedder": models["embedder"], "detector": models["detector"],
                          "verifier": models.get("verifier"),
                          "gallery": models["gallery"] or "simple-icons renders, mean of 3 (built here)",

@@ -78,6 +78,7 @@ class GallerySpec:
     impostor_photos: list[Path] = field(default_factory=list)
     decision_rule: str = "logistic"
     text_rule: bool = False              # also a logistic_text rule over the text read on each logo (the [ocr] extra)
+    text_rule_candidates: int = 0        # K > 0: the text rule chooses among K best brands + text-named ones instead
     rule_budget: str = "found"
     detector_floor: float = 0.10
     margin: float | None = None          # default: vision.crops.CROP_MARGIN
@@ -127,6 +128,9 @@ class GallerySpec:
                 s.detector and s.known_scenes and s.impostor_photos):
             raise GallerySpecError("a detection-aware rule needs --detector, --known-scenes and --impostor-photos "
                                    "together")
+        if s.text_rule_candidates < 0 or (s.text_rule_candidates and not s.text_rule):
+            raise GallerySpecError(f"--text-rule-candidates {s.text_rule_candidates}: give 0 or more, with "
+                                   "--text-rule")
         if s.text_rule and not s.detector:
             raise GallerySpecError("--text-rule is calibrated with the detection rule: give --detector, "
                                    "--known-scenes and --impostor-photos too")
@@ -266,7 +270,8 @@ def _build(spec: GallerySpec) -> tuple[BrandGallery, dict]:
             fx, gallery, spec.detector, spec.known_scenes, spec.impostor_photos, spec.frr, kind=spec.decision_rule,
             floor=spec.detector_floor, budget=spec.rule_budget, verifier=spec.verifier,
             verifier_power=spec.verifier_power, verifier_detector_conf=spec.verifier_detector_conf,
-            device=spec.device, cohort_groups=groups, bar=bar, text_rule=spec.text_rule)
+            device=spec.device, cohort_groups=groups, bar=bar, text_rule=spec.text_rule,
+            text_rule_candidates=spec.text_rule_candidates)
         if "text_rule" in report["detection_rule"]:
             report["text_rule"] = report["detection_rule"].pop("text_rule")
     if spec.out is not None:
@@ -336,14 +341,17 @@ def calibrate_rule(fx, gallery: BrandGallery, detector: str | Path, known_scenes
                    floor: float = 0.10, budget: str = "found", verifier: str | Path | None = None,
                    verifier_power: float = 0.75, verifier_detector_conf: float | None = None,
                    device: str | None = None, cohort_groups: list[str] | None = None,
-                   bar: Callable | None = None, text_rule: bool = False) -> dict:
+                   bar: Callable | None = None, text_rule: bool = False, text_rule_candidates: int = 0) -> dict:
     """Calibrate and attach the detection-aware rule (``vision build-gallery --help``: ``--detector``); its record,
     and the threshold alone at the recogniser's default confidence measured on the same photos. ``frr``, ``kind``,
     ``floor`` and ``budget`` are ``--frr``, ``--decision-rule``, ``--detector-floor`` and ``--rule-budget``;
     ``cohort_groups``: the impostor crops' groups (their ``source`` photos), with a background-normalised gallery.
     ``text_rule`` (``--text-rule``): also read the text on the same photos' logos as the recogniser reads it and
     attach a ``logistic_text`` rule (:mod:`vision.brands.fusion`) as the gallery's ``text_rule``, refused when it
-    accepts a brand on more than 5% of the brand-free photos; its record is the report's ``text_rule``."""
+    accepts a brand on more than 5% of the brand-free photos; its record is the report's ``text_rule``.
+    ``text_rule_candidates`` (``--text-rule-candidates K``): that rule is a ``logistic_candidates`` one instead,
+    choosing per logo among the embedder's K best brands and the brands its text names
+    (:func:`vision.brands.fusion.calibrate_candidate_rule`)."""
     from vision.brands.detection_rule import (
         DetectionRule,
         calibrate_detection_rule,
@@ -413,17 +421,26 @@ def calibrate_rule(fx, gallery: BrandGallery, detector: str | Path, known_scenes
     gallery.detection_rule = rule
     record = {}
     if text_rule:
-        from vision.brands.fusion import calibrate_text_rule, channel_table, marks, read_logos, text_gate
+        from vision.brands.fusion import (
+            calibrate_candidate_rule,
+            calibrate_text_rule,
+            channel_table,
+            marks,
+            read_logos,
+            text_gate,
+        )
 
         boxes = [s["box"] for s in scenes]
         images = [s["image"] for s in scenes]
+        k = text_rule_candidates
         known_table = channel_table(gallery, names, known_logos, read_logos(
-            reader, images, known_logos, text_gate(gallery, known_logos, marks(boxes))))
+            reader, images, known_logos, text_gate(gallery, known_logos, marks(boxes))), top_k=k)
         free_table = channel_table(gallery, names, free_logos, read_logos(
-            reader, photos, free_logos, text_gate(gallery, free_logos)), rows)
-        fused = calibrate_text_rule(known_table, scenes, free_table, model.card, fx.card, frr, floor, budget,
-                                    known_set=rule.calibration["known_set"],
-                                    impostor_set=rule.calibration["impostor_set"])
+            reader, photos, free_logos, text_gate(gallery, free_logos)), rows, top_k=k)
+        sets = dict(known_set=rule.calibration["known_set"], impostor_set=rule.calibration["impostor_set"])
+        fused = (calibrate_candidate_rule(known_table, scenes, free_table, model.card, fx.card, k, frr, floor, budget,
+                                          **sets) if k else
+                 calibrate_text_rule(known_table, scenes, free_table, model.card, fx.card, frr, floor, budget, **sets))
         gallery.text_rule = dataclasses.replace(fused, verifier=rule.verifier)
         record["text_rule"] = gallery.text_rule.to_json()
     threshold_only = DetectionRule("pair", rule.detector_name, rule.detector_sha256, DEFAULT_DETECTOR_CONF,
@@ -625,7 +642,8 @@ def write_report(report: dict, path: Path) -> None:
     fused = report.get("text_rule")
     if fused:
         c, w = fused["calibration"], fused["weights"]
-        lines += [f"text rule ({fused['kind']}) for detector {fused['detector']['name']} and embedder "
+        top = f", top {fused['top_k']}" if "top_k" in fused else ""
+        lines += [f"text rule ({fused['kind']}{top}) for detector {fused['detector']['name']} and embedder "
                   f"{fused['embedder']['name']}: detection >= {fused['min_detection_score']:.4g} and {w[0]:.4g} * "
                   f"detection + {w[1]:.4g} * open-set score + {w[2]:.4g} * text match + {w[3]:.4g} * other text >= "
                   f"{fused['threshold']:.4g}",

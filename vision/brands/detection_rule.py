@@ -15,6 +15,11 @@ detector is unsure it is a logo at all). A :class:`DetectionRule` accepts a dete
   nothing was read). It also records the embedder it was calibrated with (:meth:`DetectionRule.check_pair`), since
   its open-set scores and the logos it reads depend on it. A gallery stores it beside the image-only rule
   (``text_rule``), and the recogniser applies it when it reads text (:mod:`vision.brands.recognition`).
+- ``kind="logistic_candidates"`` (:data:`CANDIDATES_RULE_KIND`): the ``logistic_text`` score over several candidate
+  brands per logo (the embedder's ``top_k`` brands and any brand its text names, however weakly), each with its own
+  open-set score and text channels; the best-scoring candidate is the logo's brand when it passes the threshold
+  (:meth:`DetectionRule.pick`). Its weights are fitted on candidates (the mark's brand against every other one,
+  :func:`vision.brands.fusion.calibrate_candidate_rule`), then its threshold here on the picked candidates.
 
 :func:`calibrate_detection_rule` sets it from whole photos: *known scenes* (photos with one known-brand mark and its
 true box; the mark counts as found by any detection with IoU >= 0.5 to it, and as rejected when no such detection
@@ -43,11 +48,15 @@ from vision.retrieval import open_set_threshold
 
 RULE_KINDS = ("pair", "logistic")       # the image-only rules (build-gallery --decision-rule)
 TEXT_RULE_KIND = "logistic_text"        # the rule fused with the text read on each logo
-ALL_KINDS = (*RULE_KINDS, TEXT_RULE_KIND)
+CANDIDATES_RULE_KIND = "logistic_candidates"   # the same score, choosing among several candidate brands per logo
+FUSED_KINDS = (TEXT_RULE_KIND, CANDIDATES_RULE_KIND)   # rules over text channels, bound to their embedder
+ALL_KINDS = (*RULE_KINDS, *FUSED_KINDS)
 TEXT_FEATURES = ("text_match", "text_other")   # a logistic_text rule's text channels, each in [0, 1]
-WEIGHTS = {"pair": 0, "logistic": 2, TEXT_RULE_KIND: 2 + len(TEXT_FEATURES)}
+WEIGHTS = {"pair": 0, "logistic": 2, TEXT_RULE_KIND: 2 + len(TEXT_FEATURES),
+           CANDIDATES_RULE_KIND: 2 + len(TEXT_FEATURES)}
 IOU_MATCH = 0.5
 OPEN_SET_BOUND = 2.0   # an open-set score is a cosine (-1..1) or a cosine minus a cosine (-2..2)
+MAX_TOP_K = 50        # a logistic_candidates rule's top_k: more candidates than this is not a choice among a few
 MAX_WEIGHT = 1e4       # a logistic coefficient past this is not a calibration (the shipped rule's are 9 and 13)
 SHOWN_CHARS = 80       # of a stored value quoted in an error
 
@@ -70,6 +79,8 @@ class DetectionRule:
     verifier: dict = field(default_factory=dict, compare=False)
     # the embedder of a logistic_text rule: {"name", "sha256"} (its open-set scores and the logos it reads are its)
     embedder: dict = field(default_factory=dict)
+    # a logistic_candidates rule: how many of the embedder's best brands are candidates (0 for the other kinds)
+    top_k: int = 0
 
     def __post_init__(self):
         if self.kind not in ALL_KINDS:
@@ -85,12 +96,18 @@ class DetectionRule:
         if len(self.weights) != WEIGHTS[self.kind]:
             raise DetectionRuleError(f"a {self.kind!r} rule has {WEIGHTS[self.kind]} weights, got "
                                      f"{len(self.weights)}")
-        if self.kind == TEXT_RULE_KIND or self.embedder:
+        if self.kind in FUSED_KINDS or self.embedder:
             embedder = self.embedder
             if not (isinstance(embedder, dict) and all(isinstance(embedder.get(k), str) and embedder[k]
                                                        for k in ("name", "sha256"))):
-                raise DetectionRuleError(f"a {TEXT_RULE_KIND!r} rule must record its embedder: an object with string "
+                raise DetectionRuleError(f"a {self.kind!r} rule must record its embedder: an object with string "
                                          f"'name' and 'sha256', got {_shown(embedder)}")
+        if self.kind == CANDIDATES_RULE_KIND:
+            if type(self.top_k) is not int or not 1 <= self.top_k <= MAX_TOP_K:
+                raise DetectionRuleError(f"a {self.kind!r} rule's top_k (the embedder's best brands it chooses "
+                                         f"among) must be an integer from 1 to {MAX_TOP_K}, got {_shown(self.top_k)}")
+        elif self.top_k:
+            raise DetectionRuleError(f"top_k is for a {CANDIDATES_RULE_KIND!r} rule, not {self.kind!r}")
         for i, w in enumerate(self.weights):
             if abs(w) > MAX_WEIGHT:
                 raise DetectionRuleError(f"weights[{i}] must be in [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}] (a logistic "
@@ -115,13 +132,14 @@ class DetectionRule:
 
     def combined(self, detection_scores, open_set_scores, text=None) -> np.ndarray:
         """The score the ``threshold`` applies to: the open-set score (``pair``) or the weighted sum (``logistic``;
-        ``logistic_text`` adds ``text``, ``(detections, 2)``: :data:`TEXT_FEATURES`, zeros when not given)."""
+        ``logistic_text`` and ``logistic_candidates`` add ``text``, ``(detections, 2)``: :data:`TEXT_FEATURES`,
+        zeros when not given)."""
         det = np.asarray(detection_scores, np.float64)
         score = np.asarray(open_set_scores, np.float64)
         if self.kind == "pair":
             return score
         out = self.weights[0] * det + self.weights[1] * score
-        if self.kind == TEXT_RULE_KIND and text is not None:
+        if self.kind in FUSED_KINDS and text is not None:
             out = out + np.asarray(text, np.float64).reshape(len(det), len(TEXT_FEATURES)) @ np.array(self.weights[2:])
         return out
 
@@ -129,6 +147,17 @@ class DetectionRule:
         """Per detection: accepted as its (candidate) brand (``True``) or ``unknown``."""
         det = np.asarray(detection_scores, np.float64)
         return (det >= self.min_detection_score) & (self.combined(det, open_set_scores, text) >= self.threshold)
+
+    def pick(self, detection_score: float, open_set_scores, text=None) -> tuple[int, bool]:
+        """Of one detection's candidate brands (their ``open_set_scores`` and ``text`` channels, ``(candidates,
+        2)``), the index of the best-scoring one (the first on a tie) and whether the rule accepts it. With weights
+        ``(1, 1, 2, -2)`` and threshold 1.5, ``pick(0.9, [0.5, 0.2], [[0, 0], [0.6, 0]])`` is ``(1, True)``: the
+        second brand, its name read, scores 2.6 against 2.3."""
+        scores = self.combined(np.full(len(open_set_scores), detection_score), open_set_scores, text)
+        if not len(scores):
+            return -1, False
+        best = int(np.argmax(scores))
+        return best, bool(detection_score >= self.min_detection_score and scores[best] >= self.threshold)
 
     def matches(self, name: str, sha256: str) -> bool:
         """Whether a detector (its card's ``name`` and ``sha256``) is the one this rule was calibrated for."""
@@ -156,7 +185,8 @@ class DetectionRule:
                 "min_detection_score": round(self.min_detection_score, 6), "threshold": round(self.threshold, 6),
                 "weights": [round(w, 6) for w in self.weights], "calibration": self.calibration,
                 **({"verifier": self.verifier} if self.verifier else {}),
-                **({"embedder": self.embedder} if self.embedder else {})}
+                **({"embedder": self.embedder} if self.embedder else {}),
+                **({"top_k": self.top_k} if self.top_k else {})}
 
     @classmethod
     def from_json(cls, record, where: str = "detection_rule") -> "DetectionRule":
@@ -180,7 +210,8 @@ class DetectionRule:
             raise DetectionRuleError(f"{where}.embedder must be a JSON object")
         try:
             return cls(record.get("kind"), detector["name"], detector["sha256"], record.get("min_detection_score"),
-                       record.get("threshold"), tuple(weights), calibration, verifier, embedder)
+                       record.get("threshold"), tuple(weights), calibration, verifier, embedder,
+                       record.get("top_k", 0))
         except DetectionRuleError as e:
             raise DetectionRuleError(f"{where}: {e}") from None
 
@@ -330,7 +361,8 @@ def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: 
                              kind: str = "pair", max_false_reject: float = 0.10, min_detection_score: float = 0.05,
                              budget: str = "found", known_set: str = "", impostor_set: str = "",
                              embedder: dict | None = None, max_impostor_photos: float | None = None,
-                             budget_photos: np.ndarray | None = None) -> DetectionRule:
+                             budget_photos: np.ndarray | None = None, weights: Sequence[float] | None = None,
+                             top_k: int = 0) -> DetectionRule:
     """The rule of ``kind`` with known-scene FRR <= ``max_false_reject`` and the fewest impostor photos with an
     accepted detection (see the module docstring). ``min_detection_score``: the confidence the detections were
     collected at (the lowest detection threshold a ``pair`` rule may pick; a ``logistic`` rule keeps it as its
@@ -341,7 +373,10 @@ def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: 
     none) and needs ``embedder`` (``{"name", "sha256"}``). ``max_impostor_photos``: refuse a rule that accepts a
     brand on more than this share of the impostor photos (the issue's "<= 5% of brand-free photos at FRR <= 10%").
     ``budget_photos``: a boolean mask of the known photos the FRR budget counts (default all; e.g. the symbol scenes
-    only, where wordmark scenes are there to fit the text channels' weights); every known photo is fitted on."""
+    only, where wordmark scenes are there to fit the text channels' weights); every known photo is fitted on.
+    ``weights``: a logistic kind's weights fitted elsewhere, only the threshold is set here (required by
+    ``kind="logistic_candidates"``, whose sets hold each detection's picked candidate and whose ``top_k`` is given;
+    :func:`vision.brands.fusion.calibrate_candidate_rule`)."""
     if kind not in ALL_KINDS:
         raise DetectionRuleError(f"unknown rule kind {kind!r}; choose one of {ALL_KINDS}")
     if not 0 <= max_false_reject < 1:
@@ -351,6 +386,9 @@ def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: 
                                  f"{impostors.photos}")
     if budget not in ("found", "all"):
         raise DetectionRuleError(f"budget must be 'found' or 'all', got {budget!r}")
+    if kind == CANDIDATES_RULE_KIND and weights is None:
+        raise DetectionRuleError(f"a {kind!r} rule's weights are fitted on candidate brands: calibrate it with "
+                                 "vision.brands.fusion.calibrate_candidate_rule")
     floor = float(min_detection_score)
     detected = known.detection >= floor
     # the known photos the FRR budget counts: those with a matching detection at the floor, or all of them
@@ -384,10 +422,9 @@ def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: 
         rule = best[1]
         extra = {}
     else:
-        text = kind == TEXT_RULE_KIND
+        text = kind in FUSED_KINDS
         if text and not embedder:
-            raise DetectionRuleError(f"a {TEXT_RULE_KIND!r} rule records its embedder: give embedder={{'name', "
-                                     "'sha256'}")
+            raise DetectionRuleError(f"a {kind!r} rule records its embedder: give embedder={{'name', 'sha256'}}")
         known_text, impostor_text = (np.zeros((len(s.photo), len(TEXT_FEATURES))) if s.text is None else s.text
                                      for s in (known, impostors))
         seen = impostors.detection >= floor
@@ -396,10 +433,11 @@ def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: 
         if text:
             x = np.hstack([x, np.concatenate([known_text[detected], impostor_text[seen]])])
         y = np.concatenate([np.ones(int(detected.sum())), np.zeros(int(seen.sum()))])
-        weights, bias = fit_logistic(x, y)
+        fitted = weights is None
+        weights, bias = fit_logistic(x, y) if fitted else (weights, None)
         weights = tuple(float(w) for w in weights)
         probe = DetectionRule(kind, detector_name, detector_sha256, floor, 0.0, weights,
-                              embedder=dict(embedder or {}))
+                              embedder=dict(embedder or {}), top_k=top_k)
         threshold = _threshold(
             known.photo_max(probe.combined(known.detection, known.open_set, known_text), detected)[counted],
             impostors.photo_max(probe.combined(impostors.detection, impostors.open_set, impostor_text), seen),
@@ -408,8 +446,9 @@ def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: 
             raise DetectionRuleError(f"no rule keeps the known-scene FRR within {max_false_reject}: too many marks "
                                      f"are missed at confidence {floor}")
         rule = DetectionRule(kind, detector_name, detector_sha256, floor, threshold, weights,
-                             embedder=dict(embedder or {}))
-        extra = {"bias": round(bias, 6), "probability_at_threshold": round(1 / (1 + math.exp(-(threshold + bias))), 4)}
+                             embedder=dict(embedder or {}), top_k=top_k)
+        extra = {} if not fitted else {"bias": round(bias, 6), "probability_at_threshold": round(
+            1 / (1 + math.exp(-(threshold + bias))), 4)}
         if text:
             extra["features"] = ["detection", "open_set", *TEXT_FEATURES]
             extra["read_known"] = int((known_text[detected].max(1, initial=0) > 0).sum()) if len(known_text) else 0
@@ -429,7 +468,7 @@ def calibrate_detection_rule(known: RuleSet, impostors: RuleSet, detector_name: 
               **({} if budget_photos is None else {"budget_photos": int(np.sum(budget_photos))}),
               "known_set": known_set, "impostor_set": impostor_set}
     return DetectionRule(rule.kind, rule.detector_name, rule.detector_sha256, rule.min_detection_score,
-                         rule.threshold, rule.weights, record, embedder=rule.embedder)
+                         rule.threshold, rule.weights, record, embedder=rule.embedder, top_k=rule.top_k)
 
 
 def known_scene_set(detections: Sequence[Sequence[dict]], open_set: Sequence[np.ndarray],

@@ -19,8 +19,9 @@ score, calibrated for one detector (name and sha256 recorded) on known-brand pho
 :class:`vision.brands.recognition.BrandRecognizer` applies it with that detector and falls back to ``threshold``
 otherwise.
 Galleries without one (all files written before it) keep the crop-only threshold. A gallery may also hold a
-``text_rule`` (:attr:`BrandGallery.text_rule`, kind ``logistic_text``): the same decision with the text read on each
-logo as more channels, calibrated for one detector *and* embedder, which the recogniser applies when it reads text.
+``text_rule`` (:attr:`BrandGallery.text_rule`, kind ``logistic_text`` or ``logistic_candidates``): the same decision
+with the text read on each logo as more channels, calibrated for one detector *and* embedder, which the recogniser
+applies when it reads text.
 
 Each reference row also records its **kind** of artwork (:data:`REFERENCE_KINDS`: a ``symbol``, a ``wordmark`` (the
 name set as text), a ``lockup`` (symbol and name together), a ``photo`` of the brand, or ``other``), so a gallery
@@ -200,7 +201,8 @@ class BrandGallery:
         self.calibration: dict | None = None  # what calibrate() measured; saved with the gallery
         # a decision rule on detection confidence and open-set score for one detector (None: threshold only)
         self.detection_rule: "DetectionRule | None" = None
-        # the rule fused with the text read on each logo (kind logistic_text), applied when the recogniser reads
+        # the rule fused with the text read on each logo (kind logistic_text or logistic_candidates), applied when
+        # the recogniser reads
         self.text_rule: "DetectionRule | None" = None
         self._vectors = np.empty((0, self.dim), np.float32)
         self._owner: list[str] = []          # brand of each vector row
@@ -740,9 +742,9 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
     if kinds is not None and not (isinstance(kinds, dict) and all(
             isinstance(v, list) and all(k in REFERENCE_KINDS for k in v) for v in kinds.values())):
         raise bad("reference_kinds", f"null or an object of brand: [kinds of {list(REFERENCE_KINDS)}]")
-    from vision.brands.detection_rule import RULE_KINDS, TEXT_RULE_KIND, DetectionRule, DetectionRuleError
+    from vision.brands.detection_rule import FUSED_KINDS, RULE_KINDS, DetectionRule, DetectionRuleError
 
-    for field, kinds in (("detection_rule", RULE_KINDS), ("text_rule", (TEXT_RULE_KIND,))):
+    for field, kinds in (("detection_rule", RULE_KINDS), ("text_rule", FUSED_KINDS)):
         if meta[field] is None:
             continue
         try:

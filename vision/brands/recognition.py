@@ -21,7 +21,10 @@ otherwise; with another detector the recogniser warns and falls back to the thre
 When the recogniser reads text and the gallery holds a ``text_rule`` for its detector and embedder, one calibrated
 decision replaces "the image's rule, then text may rename": each logo's candidate brand is the one its text names
 (a match scoring at least ``text_threshold``) or else the embedder's best, and the text rule accepts it on the
-detection confidence, the candidate's open-set score and the two text channels (:func:`text_channels`).
+detection confidence, the candidate's open-set score and the two text channels (:func:`text_channels`). A
+``logistic_candidates`` text rule chooses instead among several candidates per logo (:func:`logo_candidates`: the
+embedder's ``top_k`` brands and every brand the text names, however weakly), the best-scoring one named when the rule
+accepts it.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Iterator, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
+from vision.brands.detection_rule import CANDIDATES_RULE_KIND
 from vision.brands.gallery import UNKNOWN, BrandGallery, GalleryError
 from vision.crops import CROP_MARGIN, check_margin, square_crop
 from vision.data.inputs import ImageInput, to_rgb_array
@@ -298,7 +302,20 @@ class BrandRecognizer:
     def fuse(self, logos: list[dict], vectors: np.ndarray, read: dict) -> None:
         """Decide every logo (in reading order, ``vectors`` their embeddings) by :attr:`text_rule`: its candidate
         brand and text channels (:func:`text_channels`; ``read``: ``id(logo)`` -> the lines read on it), the
-        candidate's open-set score (:func:`brand_open_set`), and the rule's acceptance."""
+        candidate's open-set score (:func:`brand_open_set`), and the rule's acceptance; a ``logistic_candidates``
+        rule picks among :func:`logo_candidates` (``source`` is ``"text"`` when the picked brand's name was read)."""
+        if self.text_rule.kind == CANDIDATES_RULE_KIND:
+            tops = self.gallery.search(vectors, k=self.text_rule.top_k) if len(logos) else []
+            for logo, vector, top in zip(logos, vectors, tops):
+                candidates = logo_candidates(self.gallery, self.names, vector, top, logo["open_set_score"],
+                                             read.get(id(logo)), self.text_kinds, self.text_everyday)
+                pick, ok = self.text_rule.pick(logo["detection_score"], [c.open_set for c in candidates],
+                                               [c.text for c in candidates])
+                chosen = candidates[pick]
+                if chosen.text[0] > 0:
+                    logo.update(source="text", text_score=round(chosen.text[0], 6))
+                logo["brand"] = chosen.brand if ok else UNKNOWN
+            return
         channels = []
         for logo, vector in zip(logos, vectors):
             brand, score, match, other, found = candidate_channels(
@@ -359,6 +376,43 @@ def candidate_channels(gallery: BrandGallery, names, vector: np.ndarray, best: s
     brand, match, other, found = text_channels(names, lines, best, kinds, everyday, threshold)
     score = open_set if brand == best else brand_open_set(gallery, vector, best_score, open_set, brand)
     return brand, score, match, other, found
+
+
+class Candidate(NamedTuple):
+    """One candidate brand of a logo for a ``logistic_candidates`` rule: its open-set score, its text channels
+    (``(text_match, text_other)``, :data:`vision.brands.detection_rule.TEXT_FEATURES`) and its rank among the
+    embedder's brands (``None``: named by the text alone)."""
+    brand: str
+    open_set: float
+    text: tuple[float, float]
+    rank: int | None
+
+
+def logo_candidates(gallery: BrandGallery, names, vector: np.ndarray, top: Sequence[tuple[str, float]],
+                    open_set: float, lines, kinds: Sequence[str] = TEXT_KINDS,
+                    everyday: bool = False) -> list[Candidate]:
+    """The candidate brands of one embedded logo: the embedder's ``top`` brands (``gallery.search``'s ``(brand,
+    cosine)``, best first; ``open_set``: the best one's open-set score), then every other brand the read ``lines``
+    name (a match of ``kinds`` at any score, below :data:`TEXT_THRESHOLD` too). Each carries its own open-set score
+    (the best one's, shifted by its cosine's distance to the best cosine: :func:`brand_open_set`), ``text_match`` (the
+    score of the text's match naming it, 0 without one) and ``text_other`` (where its name was not read: the highest
+    confidence of a line of at least two letters or digits, else 0; both 0 when ``lines`` is ``None``, not read)."""
+    from vision.brands.ocr import normalize
+
+    named: dict[str, float] = {}
+    for found in names.candidates(lines) if lines else []:
+        if found.how in kinds and (everyday or not found.everyday):
+            named.setdefault(found.brand, min(max(float(found.score), 0.0), 1.0))
+    other = max((min(max(float(line.score), 0.0), 1.0) for line in lines or []
+                 if len(normalize(line.text)) >= 2), default=0.0)
+    best_cosine = top[0][1] if top else 0.0
+    out = [Candidate(brand, float(np.clip(open_set - (best_cosine - cosine), -2.0, 2.0)),
+                     (named.get(brand, 0.0), 0.0 if brand in named else other), rank)
+           for rank, (brand, cosine) in enumerate(top)]
+    ranked = {c.brand for c in out}
+    out += [Candidate(brand, brand_open_set(gallery, vector, best_cosine, open_set, brand), (score, 0.0), None)
+            for brand, score in named.items() if brand not in ranked]
+    return out
 
 
 def brand_open_set(gallery: BrandGallery, vector: np.ndarray, best_score: float, open_set: float, brand: str) -> float:

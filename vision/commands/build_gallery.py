@@ -124,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
                          "(the [ocr] extra) on the same photos, stored as the gallery's text rule: the recogniser "
                          "uses it when it reads text; refused when it accepts a brand on more than 5%% of the "
                          "brand-free photos")
+    ap.add_argument("--text-rule-candidates", type=int, default=0, metavar="K",
+                    help="with --text-rule: the rule chooses per logo among the embedder's K best brands and the "
+                         "brands its text names, however weakly (measured: see the brand results; default 0: it "
+                         "decides on the embedder's best or the brand the text names at 0.8)")
     ap.add_argument("--rule-budget", choices=("found", "all"), default="found",
                     help="marks the --frr budget of the detection rule counts: found (those the detector finds at "
                          "--detector-floor: the rule's own rejections; default) or all (end to end, missed marks "
@@ -163,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         detector=args.detector, verifier=args.verifier, verifier_power=args.verifier_power,
         verifier_detector_conf=args.verifier_detector_conf, known_scenes=args.known_scenes,
         impostor_photos=args.impostor_photos, decision_rule=args.decision_rule, rule_budget=args.rule_budget,
-        text_rule=args.text_rule,
+        text_rule=args.text_rule, text_rule_candidates=args.text_rule_candidates,
         detector_floor=args.detector_floor, margin=args.margin, index=args.index, out=args.out, report=args.report,
         device=args.device, batch_size=args.batch_size, progress=not args.no_progress)
     try:
