@@ -129,3 +129,16 @@ def test_logits_onnx_is_refused_for_features(exported):
         FeatureExtractor.from_pretrained(exported[2], backend="onnxruntime")
     with pytest.raises(ValueError, match="backend='onnxruntime'"):
         FeatureExtractor.from_pretrained(exported[3], backend="torch")
+
+
+def test_onnxruntime_threads_are_set_and_checked(exported, mixed_images):
+    """``threads`` sets ONNX Runtime's intra-op threads (the dedup scan gives the network half the cores its
+    readers share); the vectors do not depend on it; a bad count is refused before a session is made."""
+    _, _, _, features = exported
+    one = FeatureExtractor.from_pretrained(features, threads=1)
+    assert one.backend.session.get_session_options().intra_op_num_threads == 1
+    default = FeatureExtractor.from_pretrained(features)
+    np.testing.assert_allclose(one(mixed_images), default(mixed_images), atol=1e-5)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="threads must be a whole number"):
+            FeatureExtractor.from_pretrained(features, threads=bad)

@@ -62,7 +62,7 @@ class FeatureExtractor:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, backend: str = "auto", device: str | None = None,
-                        export_dir: str | Path | None = None) -> "FeatureExtractor":
+                        export_dir: str | Path | None = None, threads: int | None = None) -> "FeatureExtractor":
         """``name_or_path``: zoo name, ``.safetensors`` or ``.ckpt`` (torch), an ``.onnx`` file from
         ``export_onnx(..., output="features")`` (onnxruntime) or a TensorRT ``.plan`` (tensorrt).
 
@@ -73,6 +73,8 @@ class FeatureExtractor:
         card's sha256 equals the zoo's, so a retrained model is never served from an old export. An export that is
         there but does not match its recorded digest raises :class:`~vision.export.onnx.ArtifactIntegrityError`
         rather than falling back: a tampered file is something to see, not to route around.
+
+        ``threads``: ONNX Runtime's intra-op threads when it runs the features (:func:`vision.predictors.predictor`).
         """
         if backend not in BACKENDS:
             raise ExtractError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -94,7 +96,7 @@ class FeatureExtractor:
                 model = load_model(name_or_path)
                 return cls(Predictor(TorchRuntime(model, _feature_output(model.card), device)))
         return cls(predictor(name_or_path, backend=backend, device=device, output=output,
-                             export_dir=export_dir))
+                             export_dir=export_dir, threads=threads))
 
     @property
     def backend(self):

@@ -127,7 +127,9 @@ class OnnxRuntime:
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, device: str | torch.device | None = None):
+    def __init__(self, path: str | Path, device: str | torch.device | None = None, threads: int | None = None):
+        """``threads``: ONNX Runtime's intra-op threads (default: its own, one per physical core); fewer when other
+        threads of this process keep cores busy meanwhile (e.g. the dedup scan's image readers)."""
         import onnxruntime as ort
 
         from vision.export.onnx import ExportError, onnx_session, read_onnx_metadata, verify_recorded_digest
@@ -143,6 +145,10 @@ class OnnxRuntime:
         # workers spin-wait between runs by default: on a busy CPU they take the cores that decode and preprocess
         # the next batch need (measured 2.1x slower end to end on 2 shared cores, benchmarks/results/detection.md)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+            options.intra_op_num_threads = threads
         self.session = onnx_session(self.path, providers, options)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -489,7 +495,8 @@ def iter_images(images, skipped: list | None = None) -> Iterator[tuple[str, Any]
 
 def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: str | torch.device | None = None,
               half: bool = False, output: str | None = None, export_dir: str | os.PathLike | None = None,
-              zoo_dir: str | os.PathLike | None = None, precision: str = "fp32", **head_kwargs) -> Predictor:
+              zoo_dir: str | os.PathLike | None = None, precision: str = "fp32", threads: int | None = None,
+              **head_kwargs) -> Predictor:
     """A :class:`Predictor` for a zoo name, a weights file (``.safetensors``/``.ckpt``), an ``.onnx`` export or
     a TensorRT ``.plan``.
 
@@ -501,8 +508,10 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
     available. ``half``: fp16 on CUDA (torch runtime). ``precision="bf16"``: bfloat16 autocast on the torch
     runtime (:class:`TorchRuntime`; ``backend="auto"`` then means torch). ``output``: the export output kind
     (default: the task's, e.g. ``logits``; ``"features"`` gives a classifier's pooled embeddings).
-    ``max_batch_pixels``: the decoded pixels one batch may hold (:class:`Predictor`). ``head_kwargs`` go to the
-    task head (``topk``; ``conf``, ``iou``, ``max_det``).
+    ``max_batch_pixels``: the decoded pixels one batch may hold (:class:`Predictor`). ``threads``: ONNX Runtime's
+    intra-op threads when the source runs on it (:class:`OnnxRuntime`; the torch and TensorRT runtimes do not take
+    it: torch's thread count is process-wide, ``torch.set_num_threads``). ``head_kwargs`` go to the task head
+    (``topk``; ``conf``, ``iou``, ``max_det``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -532,7 +541,8 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
         model = load_model(name_or_path, zoo_dir=zoo_dir)
         runtime = TorchRuntime(model, output or default_output(model.card, ZooError), device, half, precision)
     else:
-        runtime = (OnnxRuntime if backend == "onnxruntime" else TensorRTRuntime)(name_or_path, device)
+        runtime = (OnnxRuntime(name_or_path, device, threads) if backend == "onnxruntime"
+                   else TensorRTRuntime(name_or_path, device))
         if output and output != runtime.output:
             raise ValueError(f"{name_or_path}: this export outputs {runtime.output!r}, not {output!r}; export it "
                              f"with --output {output}")

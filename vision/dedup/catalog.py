@@ -137,7 +137,10 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
     if model is not None:
         from vision.features import FeatureExtractor
 
-        extractor = FeatureExtractor.from_pretrained(model, backend=backend, device=device)
+        # the reading threads keep cores busy while the network runs: ONNX Runtime gets half of them (2 cores:
+        # 1 thread, 4% faster end to end than its default of both, benchmarks/results/dedup.md)
+        extractor = FeatureExtractor.from_pretrained(model, backend=backend, device=device,
+                                                     threads=max(1, available_cores() // 2))
     ids, shas, hashes, pixels, nbytes, chunks, skipped, pending = [], [], [], [], [], [], [], []
     # the same decode as the check's own (draft_size=SIDE), so a kept thumbnail is the one it would make
     thumbs: dict | None = {} if thumbnails and draft_size == SIDE else None
@@ -231,13 +234,17 @@ def read_ahead(pool, fn, items, window: int):
         yield ahead.popleft().result()
 
 
+def available_cores() -> int:
+    """The CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_workers() -> int:
     """Threads for reading images: one per CPU core this process may use, at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
+    return max(1, min(8, available_cores()))
 
 
 def zoo_calibration(model: ModelId) -> dict | None:
