@@ -8,8 +8,8 @@ read, hash, embed, search, cosine gate, keypoint check, grouping, report files);
 from the exports made once beforehand in the export folder: ``vision dedup --model grocery_resnet10t`` as a user
 runs it (``backend=auto`` serves it from the INT8 export, ``--format onnx-int8`` calibrated on train photos, where
 this CPU has VNNI/AMX), the fp32 export given as ``--model FILE``, and torch for comparison (``--no-torch`` leaves
-it out). ``--before REF`` adds the same
-command from commit ``REF`` (its ``vision`` package extracted with ``git archive`` and run in a child process each
+it out). ``--before REF [REF ...]`` adds the same
+command from each commit ``REF`` (its ``vision`` package extracted with ``git archive`` and run in a child process each
 round, timed inside it: before/after on the same machine state; ``--before-backend auto``: its fp32 ONNX features).
 Prints images/s, the ratio to pHash, F1 (pairs in one group vs the truth) and each stage's images/s from
 ``summary.json``.
@@ -204,11 +204,12 @@ def end_to_end(args) -> int:
             "vision dedup (torch features)": lambda: ours(folder, args.out / "ours_torch", ["--backend", "torch"])}
     if args.no_torch:
         del runs["vision dedup (torch features)"]
-    if args.before:
-        tree = before_tree(args.before, args.out)
-        features = "torch" if args.before_backend == "torch" else "ONNX Runtime"
-        runs[f"vision dedup at {args.before} ({features} features)"] = lambda: before(
-            tree, folder, args.out / "before", ["--backend", args.before_backend])
+    features = "torch" if args.before_backend == "torch" else "ONNX Runtime"
+    for ref in args.before or []:   # each in a child process: a child's first imports count, so compare children
+        tree = before_tree(ref, args.out)
+        runs[f"vision dedup at {ref} ({features} features, child process)"] = (
+            lambda tree=tree, ref=ref: before(tree, folder, args.out / f"before-{ref}-out",
+                                              ["--backend", args.before_backend]))
     names = list(runs)
     for name in names[1:3 if args.no_torch else 4]:   # warm-up: first imports, each model's first batch
         runs[name]()
@@ -225,7 +226,7 @@ def end_to_end(args) -> int:
     wall = time.perf_counter() - started
     phash_s = statistics.median(seconds[names[0]])
     outs = dict(zip(names[1:], ["ours_ort", "ours_int8"] + ([] if args.no_torch else ["ours_torch"])
-                    + (["before"] if args.before else [])))
+                    + [f"before-{ref}-out" for ref in args.before or []]))
     print(f"{len(paths)} images ({args.originals} originals x (1 + {args.edits} edits) + {args.negatives} "
           f"negatives, {args.split} split); median of {args.repeats} interleaved rounds; {os.cpu_count()} CPUs; "
           f"{wall:.0f} s of rounds")
@@ -261,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--edits", type=int, default=2)
     ap.add_argument("--negatives", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--before", metavar="REF", help="--end-to-end: also time vision dedup as of this commit")
+    ap.add_argument("--before", metavar="REF", nargs="+",
+                    help="--end-to-end: also time vision dedup as of these commits (each in a child process, timed "
+                         "inside it, first imports included: give HEAD too for a like-for-like row)")
     ap.add_argument("--no-torch", action="store_true", help="--end-to-end: leave out the torch features row")
     ap.add_argument("--before-backend", default="torch", choices=("torch", "auto"),
                     help="--before: its features on torch, or 'auto' (the fp32 ONNX export)")

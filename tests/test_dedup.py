@@ -429,8 +429,9 @@ def test_keypoint_threads_and_matcher_agree_with_one_thread_and_opencv(dataset):
 
 
 def test_threads_compute_each_images_keypoints_once(dataset):
-    """Pairs are checked with no barrier after the keypoints: the first pair that needs an image computes them,
-    a thread needing them meanwhile waits for them, and the checks are those of one thread."""
+    """One thread scores the pairs while the others compute keypoints ahead of it (and it computes later pairs'
+    keypoints rather than wait for one in progress): each image's keypoints are computed once, and the checks are
+    those of one thread."""
     import threading
 
     from vision.dedup.verify import Verifier

@@ -31,6 +31,7 @@ MIN_MATCHES = 8
 TRIM = 0.1           # share of worst-matching pixels left out of the NCC
 GRID = 4             # the local score's tiles per side
 LOCAL_FROM = 0.8     # the local score is measured only from this NCC up (-1 below: far under any useful verify)
+AHEAD = 256          # pairs whose keypoints the other threads compute ahead of the one scoring pairs
 
 
 class Check(NamedTuple):
@@ -100,6 +101,11 @@ class Verifier:
         finally:
             with self._lock:
                 self._busy.pop(key).set()
+
+    def _state(self, key: tuple[str, bool]) -> str:
+        """``"done"`` (cached), ``"busy"`` (being computed by a thread) or ``"new"``."""
+        with self._lock:
+            return "done" if key in self.cache else "busy" if key in self._busy else "new"
 
     def _compute(self, key: tuple[str, bool]):
         from vision.data.io import ImageLoadError, load_image
@@ -183,14 +189,56 @@ class Verifier:
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], workers: int = 1,
                     mirror: Sequence[bool] | None = None) -> list[Check]:
-        """:meth:`score` of each ``(path_a, path_b)`` in order, on ``workers`` threads (``mirror``: per pair,
-        whether its mirrored alignment may be tried; default all); each image's keypoints, mirrored ones included,
-        are computed once, by the first pair that needs them, while other threads go on with their pairs."""
+        """:meth:`score` of each ``(path_a, path_b)`` in order (``mirror``: per pair, whether its mirrored
+        alignment may be tried; default all), with ``workers`` threads in all. Each image's keypoints, mirrored
+        ones included, are computed once.
+
+        One thread scores the pairs, in order, while the others compute the keypoints of the pairs ahead of it
+        (:data:`AHEAD` pairs at most: both images, and the first one mirrored where the mirror may be tried). The
+        pair work holds the GIL most of its time (numpy on arrays of a few thousand pixels: on the 1,103 pairs of
+        ``benchmarks/dedup_speed.py``, two threads sharing it were no faster than one, two processes 1.8x), while
+        ORB releases it: so the keypoints are what more threads speed up, and they overlap the pair work."""
         if not pairs:
             return []
-        mirror = [True] * len(pairs) if mirror is None else list(mirror)
-        with ThreadPoolExecutor(max(1, workers), initializer=_one_openmp_thread) as pool:
-            return list(pool.map(lambda job: self.score(*job[0], mirror=job[1]), zip(pairs, mirror)))
+        jobs = list(zip(pairs, [True] * len(pairs) if mirror is None else list(mirror)))
+        if workers <= 1:
+            with ThreadPoolExecutor(1, initializer=_one_openmp_thread) as alone:
+                return alone.submit(lambda: [self.score(*pair, mirror=m) for pair, m in jobs]).result()
+        with ThreadPoolExecutor(workers - 1, initializer=_one_openmp_thread) as keypoints, \
+                ThreadPoolExecutor(1, initializer=_one_openmp_thread) as scorer:
+            queued = 0
+
+            def queue_up_to(end: int) -> None:
+                nonlocal queued
+                for (a, b), m in jobs[queued:end]:
+                    for key in ((a, False), (b, False)) + (((a, True),) if m else ()):
+                        keypoints.submit(self._features, *key)   # a no-op where computed or in progress
+                queued = max(queued, end)
+
+            def keys(end: int, start: int):
+                """The keypoint sets the pairs ``start..end`` may need, the last pair's first."""
+                for (a, b), m in reversed(jobs[start:end]):
+                    yield from ((a, True), (b, False), (a, False)) if m else ((b, False), (a, False))
+
+            def score_all() -> list[Check]:
+                out = []
+                for n, ((a, b), m) in enumerate(jobs):
+                    if n % (AHEAD // 4) == 0:
+                        queue_up_to(n + AHEAD)
+                    # rather than wait for keypoints another thread is computing, compute those of a later pair
+                    # (the furthest ahead first: the other threads take them in order)
+                    spare = None
+                    while self._state((a, False)) == "busy" or self._state((b, False)) == "busy":
+                        if spare is None:
+                            spare = (k for k in keys(queued, n + 1) if self._state(k) == "new")
+                        key = next(spare, None)
+                        if key is None:
+                            break
+                        self._features(*key)
+                    out.append(self.score(a, b, mirror=m))
+                return out
+
+            return scorer.submit(score_all).result()
 
 
 def _one_openmp_thread() -> None:
