@@ -460,3 +460,37 @@ def test_draft_size_ignored_for_non_jpeg(tmp_path):
 def test_bytes_io_not_accepted_as_path():
     with pytest.raises(TypeError):
         load_image(io.BytesIO(b""))
+
+
+def test_plain_jpegs_decode_by_opencv_to_pils_pixels(tmp_path, monkeypatch):
+    """A plain complete JPEG (RGB or grey, upright) is decoded by OpenCV's libjpeg-turbo: the same pixels as PIL's
+    decode, at full size and at each draft scale; anything else (EXIF-rotated, CMYK, data after the image) takes
+    PIL's path, so a truncated file still fails as truncated."""
+    import vision.data.io as vio
+
+    from .conftest import SAMPLE
+
+    photos = sorted(SAMPLE.rglob("*.jpg"))[:6]
+    grey = tmp_path / "grey.jpg"
+    Image.open(photos[0]).convert("L").save(grey, quality=90)
+    trailing = tmp_path / "trailing.jpg"
+    trailing.write_bytes(photos[1].read_bytes() + b"junk")
+    used = []
+    real = vio._jpeg_by_opencv
+    monkeypatch.setattr(vio, "_jpeg_by_opencv", lambda img: used.append(real(img) is not None) or real(img))
+    cases = [(p, d) for p in [*photos, grey, trailing] for d in (None, 64, 128)]
+    fast = [load_image(p, draft_size=d) for p, d in cases]
+    assert used == [True] * (len(cases) - 3) + [False] * 3   # the file with data after its end: PIL's
+    monkeypatch.setattr(vio, "_jpeg_by_opencv", lambda img: None)
+    for (p, d), got in zip(cases, fast):
+        np.testing.assert_array_equal(got, load_image(p, draft_size=d), err_msg=f"{p} draft {d}")
+    for name in ("rot.jpg", "cmyk.jpg"):
+        image = Image.new("RGB", (40, 20), BLUE)
+        if name == "rot.jpg":
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            image.save(tmp_path / name, exif=exif)
+        else:
+            image.convert("CMYK").save(tmp_path / name)
+        with Image.open(tmp_path / name) as img:
+            assert real(img) is None

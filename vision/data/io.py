@@ -258,9 +258,43 @@ def _decode_path(path: str, max_pixels: int | None, draft_size: int | None, *, c
         size = img.size
         if draft_size and img.format in _JPEG_FORMATS:
             img.draft("RGB", (int(draft_size), int(draft_size)))
-        _load(img)
-        rgb = _pil_to_rgb(img, path) if convert else None
+        rgb = _jpeg_by_opencv(img) if convert else None
+        if rgb is None:
+            _load(img)
+            rgb = _pil_to_rgb(img, path) if convert else None
         return (rgb, size) if sized else rgb
+
+
+def _jpeg_by_opencv(img: Image.Image) -> np.ndarray | None:
+    """A plain, complete JPEG (RGB or grey, upright, ending in its end-of-image marker) decoded by OpenCV's
+    libjpeg-turbo at the scale PIL's ``draft`` chose: the same pixels as PIL's decode (``tests/test_image_io.py``
+    compares them), without PIL's copies out through ``tobytes`` and with the GIL released throughout, so reading
+    threads scale. ``None`` for anything else, which PIL then decodes (and reports: a truncated file is PIL's
+    error, never a half-grey image)."""
+    if img.format != "JPEG" or img.mode not in ("RGB", "L") or img.fp is None:
+        return None
+    scale = img.decoderconfig[0] if img.decoderconfig else 1
+    try:
+        if img.getexif().get(_EXIF_ORIENTATION, 1) not in (None, 1):
+            return None
+        img.fp.seek(0)
+        data = img.fp.read()
+    except Exception:  # noqa: BLE001 - anything unusual in the header or the file: PIL's own path decides
+        return None
+    if data[-2:] != b"\xff\xd9" or scale not in (1, 2, 4, 8):   # truncated, or data after the image: PIL's
+        return None
+    import cv2
+
+    flags = cv2.IMREAD_IGNORE_ORIENTATION | (cv2.IMREAD_COLOR_RGB if scale == 1 else
+                                             {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                                              8: cv2.IMREAD_REDUCED_COLOR_8}[scale])
+    try:
+        out = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error:
+        return None
+    if out is None or out.shape != (img.size[1], img.size[0], 3):
+        return None
+    return out if scale == 1 else cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
 
 
 @contextlib.contextmanager
