@@ -26,7 +26,8 @@ each library from those same weights; decode to NMS on the same image files, con
 
 torch at ``--batch`` (16) with ``--threads`` threads on both sides (ultralytics sets torch's count itself at its
 first predict; it is set back before every timed run), ONNX Runtime at batch 1 as each library ships it, plus
-ultralytics given our runtime's session settings (no spin-waiting workers); rounds interleaved across the runs,
+ultralytics given our runtime's session settings (no spin-waiting workers) and ours given theirs
+(``vision.predictor(..., spin=True)``); rounds interleaved across the runs,
 medians. Per-stage milliseconds per image come from each side's own ``speed`` figures. ``--int8-calib IMAGES``
 adds our predictor on an INT8 export of the same weights (calibrated on IMAGES; what ``backend="auto"`` serves
 where such an export is in the export folder and the CPU has VNNI/AMX) against both ultralytics ONNX rows. Writes
@@ -142,6 +143,7 @@ def predict_side_by_side(args) -> dict:
     options = {"imgsz": imgsz, "conf": 0.25, "iou": 0.7, "max_det": 300, "device": "cpu", "verbose": False}
     ours_torch = vision.predictor(args.model_name, backend="torch", device="cpu")
     ours_ort = vision.predictor(ours_onnx, device="cpu")  # as shipped: onnxruntime's default thread count
+    ours_ort_spin = vision.predictor(ours_onnx, device="cpu", spin=True)   # ultralytics' session settings
     ours_int8 = None
     if args.int8_calib is not None:   # what backend auto serves from an INT8 export on a CPU with VNNI/AMX
         ours_int8 = vision.predictor(export(model, "onnx-int8", out / f"{args.model_name}.predictions.int8.onnx",
@@ -163,7 +165,8 @@ def predict_side_by_side(args) -> dict:
 
     runs = {"ours torch": ours(ours_torch, args.batch), "ultralytics torch": theirs(theirs_torch, args.batch),
             "ours onnxruntime": ours(ours_ort, 1), "ultralytics onnxruntime": theirs(theirs_ort, 1),
-            "ultralytics onnxruntime, our session settings": theirs(theirs_ort_set, 1)}
+            "ultralytics onnxruntime, our session settings": theirs(theirs_ort_set, 1),
+            "ours onnxruntime, spin=True (their session settings)": ours(ours_ort_spin, 1)}
     if ours_int8 is not None:
         runs["ours onnxruntime INT8"] = ours(ours_int8, 1)
     seconds: dict[str, list[float]] = {name: [] for name in runs}
@@ -190,6 +193,9 @@ def predict_side_by_side(args) -> dict:
                                    ("ours onnxruntime", "ultralytics onnxruntime, our session settings")):
         ratio = rows[ours_name]["images_per_s"] / rows[theirs_name]["images_per_s"]
         rows[theirs_name]["ours_vs_this"] = round(ratio, 2)
+    rows["ultralytics onnxruntime"]["ours_spin_vs_this"] = round(   # the same session settings, theirs
+        rows["ours onnxruntime, spin=True (their session settings)"]["images_per_s"]
+        / rows["ultralytics onnxruntime"]["images_per_s"], 2)
     if ours_int8 is not None:   # INT8 against each ultralytics ONNX row (its own key: the rows above keep theirs)
         for theirs_name in ("ultralytics onnxruntime", "ultralytics onnxruntime, our session settings"):
             rows[theirs_name]["ours_int8_vs_this"] = round(
@@ -257,6 +263,8 @@ def print_predict(result: dict) -> None:
     for name, r in result["rows"].items():
         batch = result["batch_torch"] if "torch" in name else 1
         ratio = f"{r['ours_vs_this']:.2f}x" if "ours_vs_this" in r else "-"
+        if "ours_spin_vs_this" in r:
+            ratio += f" (spin=True: {r['ours_spin_vs_this']:.2f}x)"
         if "ours_int8_vs_this" in r:
             ratio += f" (INT8: {r['ours_int8_vs_this']:.2f}x)"
         stages = ", ".join(f"{k} {v:.2f}" for k, v in (r["ms_per_image"] or {}).items()) or "-"

@@ -127,9 +127,13 @@ class OnnxRuntime:
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, device: str | torch.device | None = None, threads: int | None = None):
+    def __init__(self, path: str | Path, device: str | torch.device | None = None, threads: int | None = None,
+                 spin: bool = False):
         """``threads``: ONNX Runtime's intra-op threads (default: its own, one per physical core); fewer when other
-        threads of this process keep cores busy meanwhile (e.g. the dedup scan's image readers)."""
+        threads of this process keep cores busy meanwhile (e.g. the dedup scan's image readers). ``spin``: let
+        them spin-wait between runs (ONNX Runtime's own default, off here): faster at batch 1 on cores nothing
+        else needs (18% for the logo detector on two idle cores), much slower where decoding or other processes
+        share them (2.1x end to end on two loaded cores; ``benchmarks/results/detection.md``)."""
         import onnxruntime as ort
 
         from vision.export.onnx import ExportError, onnx_session, read_onnx_metadata, verify_recorded_digest
@@ -144,7 +148,7 @@ class OnnxRuntime:
         options = ort.SessionOptions()
         # workers spin-wait between runs by default: on a busy CPU they take the cores that decode and preprocess
         # the next batch need (measured 2.1x slower end to end on 2 shared cores, benchmarks/results/detection.md)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         if threads is not None:
             if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
                 raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
@@ -496,7 +500,7 @@ def iter_images(images, skipped: list | None = None) -> Iterator[tuple[str, Any]
 def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: str | torch.device | None = None,
               half: bool = False, output: str | None = None, export_dir: str | os.PathLike | None = None,
               zoo_dir: str | os.PathLike | None = None, precision: str = "fp32", threads: int | None = None,
-              **head_kwargs) -> Predictor:
+              spin: bool = False, **head_kwargs) -> Predictor:
     """A :class:`Predictor` for a zoo name, a weights file (``.safetensors``/``.ckpt``), an ``.onnx`` export or
     a TensorRT ``.plan``.
 
@@ -508,10 +512,10 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
     available. ``half``: fp16 on CUDA (torch runtime). ``precision="bf16"``: bfloat16 autocast on the torch
     runtime (:class:`TorchRuntime`; ``backend="auto"`` then means torch). ``output``: the export output kind
     (default: the task's, e.g. ``logits``; ``"features"`` gives a classifier's pooled embeddings).
-    ``max_batch_pixels``: the decoded pixels one batch may hold (:class:`Predictor`). ``threads``: ONNX Runtime's
-    intra-op threads when the source runs on it (:class:`OnnxRuntime`; the torch and TensorRT runtimes do not take
-    it: torch's thread count is process-wide, ``torch.set_num_threads``). ``head_kwargs`` go to the task head
-    (``topk``; ``conf``, ``iou``, ``max_det``).
+    ``max_batch_pixels``: the decoded pixels one batch may hold (:class:`Predictor`). ``threads``, ``spin``: ONNX
+    Runtime's intra-op threads and whether they spin-wait between runs, when the source runs on it
+    (:class:`OnnxRuntime`; the torch and TensorRT runtimes do not take them: torch's thread count is process-wide,
+    ``torch.set_num_threads``). ``head_kwargs`` go to the task head (``topk``; ``conf``, ``iou``, ``max_det``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -541,7 +545,7 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
         model = load_model(name_or_path, zoo_dir=zoo_dir)
         runtime = TorchRuntime(model, output or default_output(model.card, ZooError), device, half, precision)
     else:
-        runtime = (OnnxRuntime(name_or_path, device, threads) if backend == "onnxruntime"
+        runtime = (OnnxRuntime(name_or_path, device, threads, spin) if backend == "onnxruntime"
                    else TensorRTRuntime(name_or_path, device))
         if output and output != runtime.output:
             raise ValueError(f"{name_or_path}: this export outputs {runtime.output!r}, not {output!r}; export it "
