@@ -138,7 +138,8 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
         from vision.features import FeatureExtractor
 
         # the reading threads keep cores busy while the network runs: ONNX Runtime gets half of them (2 cores:
-        # 1 thread, 4% faster end to end than its default of both, benchmarks/results/dedup.md)
+        # 1 thread; 3% faster end to end than its default of both while PIL decoded, the same since the JPEG
+        # decode released the GIL; benchmarks/results/dedup.md)
         extractor = FeatureExtractor.from_pretrained(model, backend=backend, device=device,
                                                      threads=max(1, available_cores() // 2))
     ids, shas, hashes, pixels, nbytes, chunks, skipped, pending = [], [], [], [], [], [], [], []
