@@ -455,6 +455,36 @@ def test_threads_compute_each_images_keypoints_once(dataset):
     assert len(threaded.computed) == len(set(threaded.computed))   # no image's keypoints computed twice
 
 
+def test_an_error_while_scoring_pairs_reaches_the_caller(dataset):
+    """An error in the scoring thread reaches the caller (the keypoints still queued for later pairs are cancelled,
+    not computed first), and no image's keypoints were computed twice meanwhile."""
+    from vision.dedup.verify import Verifier
+
+    folder, _, _ = dataset
+    images = sorted(str(p) for p in folder.glob("*.jpg"))
+    pairs = [(a, b) for a in images[:8] for b in images[8:16]]
+
+    class Failing(Verifier):
+        def __init__(self):
+            super().__init__()
+            self.computed, self.scored = [], 0
+
+        def _compute(self, key):
+            self.computed.append(key)
+            return super()._compute(key)
+
+        def score(self, a, b, mirror=True):
+            self.scored += 1
+            if self.scored == 3:
+                raise RuntimeError("broken pair")
+            return super().score(a, b, mirror=mirror)
+
+    failing = Failing()
+    with pytest.raises(RuntimeError, match="broken pair"):
+        failing.score_pairs(pairs, workers=2)
+    assert len(failing.computed) == len(set(failing.computed))
+
+
 def test_index_query_applies_the_cosine_gate(dataset, tmp_path):
     from dataclasses import replace
 

@@ -102,6 +102,11 @@ class Verifier:
             with self._lock:
                 self._busy.pop(key).set()
 
+    def _prefetch(self, key: tuple[str, bool]) -> None:
+        """Compute keypoints ahead of need, unless they are computed or being computed (no waiting for them)."""
+        if self._state(key) == "new":
+            self._features(*key)
+
     def _state(self, key: tuple[str, bool]) -> str:
         """``"done"`` (cached), ``"busy"`` (being computed by a thread) or ``"new"``."""
         with self._lock:
@@ -205,41 +210,44 @@ class Verifier:
         if workers <= 1:
             with ThreadPoolExecutor(1, initializer=_one_openmp_thread) as alone:
                 return alone.submit(lambda: [self.score(*pair, mirror=m) for pair, m in jobs]).result()
-        with ThreadPoolExecutor(workers - 1, initializer=_one_openmp_thread) as keypoints, \
-                ThreadPoolExecutor(1, initializer=_one_openmp_thread) as scorer:
-            queued = 0
+        keypoints = ThreadPoolExecutor(workers - 1, initializer=_one_openmp_thread)
+        queued = 0
 
-            def queue_up_to(end: int) -> None:
-                nonlocal queued
-                for (a, b), m in jobs[queued:end]:
-                    for key in ((a, False), (b, False)) + (((a, True),) if m else ()):
-                        keypoints.submit(self._features, *key)   # a no-op where computed or in progress
-                queued = max(queued, end)
+        def queue_up_to(end: int) -> None:
+            nonlocal queued
+            for (a, b), m in jobs[queued:end]:
+                for key in ((a, False), (b, False)) + (((a, True),) if m else ()):
+                    keypoints.submit(self._prefetch, key)
+            queued = max(queued, end)
 
-            def keys(end: int, start: int):
-                """The keypoint sets the pairs ``start..end`` may need, the last pair's first."""
-                for (a, b), m in reversed(jobs[start:end]):
-                    yield from ((a, True), (b, False), (a, False)) if m else ((b, False), (a, False))
+        def keys(end: int, start: int):
+            """The keypoint sets the pairs ``start..end`` may need, the last pair's first."""
+            for (a, b), m in reversed(jobs[start:end]):
+                yield from ((a, True), (b, False), (a, False)) if m else ((b, False), (a, False))
 
-            def score_all() -> list[Check]:
-                out = []
-                for n, ((a, b), m) in enumerate(jobs):
-                    if n % (AHEAD // 4) == 0:
-                        queue_up_to(n + AHEAD)
-                    # rather than wait for keypoints another thread is computing, compute those of a later pair
-                    # (the furthest ahead first: the other threads take them in order)
-                    spare = None
-                    while self._state((a, False)) == "busy" or self._state((b, False)) == "busy":
-                        if spare is None:
-                            spare = (k for k in keys(queued, n + 1) if self._state(k) == "new")
-                        key = next(spare, None)
-                        if key is None:
-                            break
-                        self._features(*key)
-                    out.append(self.score(a, b, mirror=m))
-                return out
+        def score_all() -> list[Check]:
+            out = []
+            for n, ((a, b), m) in enumerate(jobs):
+                if n % (AHEAD // 4) == 0:
+                    queue_up_to(n + AHEAD)
+                # rather than wait for keypoints another thread is computing, compute those of a later pair
+                # (the furthest ahead first: the other threads take them in order)
+                spare = None
+                while self._state((a, False)) == "busy" or self._state((b, False)) == "busy":
+                    if spare is None:
+                        spare = (k for k in keys(queued, n + 1) if self._state(k) == "new")
+                    key = next(spare, None)
+                    if key is None:
+                        break
+                    self._features(*key)
+                out.append(self.score(a, b, mirror=m))
+            return out
 
-            return scorer.submit(score_all).result()
+        try:
+            with ThreadPoolExecutor(1, initializer=_one_openmp_thread) as scorer:
+                return scorer.submit(score_all).result()
+        finally:   # (after an error, what is still queued is dropped rather than computed)
+            keypoints.shutdown(wait=True, cancel_futures=True)
 
 
 def _one_openmp_thread() -> None:
