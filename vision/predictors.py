@@ -132,8 +132,9 @@ class OnnxRuntime:
         """``threads``: ONNX Runtime's intra-op threads (default: its own, one per physical core); fewer when other
         threads of this process keep cores busy meanwhile (e.g. the dedup scan's image readers). ``spin``: let
         them spin-wait between runs (ONNX Runtime's own default, off here): faster at batch 1 on cores nothing
-        else needs (18% for the logo detector on two idle cores), much slower where decoding or other processes
-        share them (2.1x end to end on two loaded cores; ``benchmarks/results/detection.md``)."""
+        else needs (14-18% for the logo detector on two idle cores, with torch single-threaded: torch's own OpenMP
+        workers otherwise take the cores), much slower where decoding or other processes share them (2.1x end to
+        end on two loaded cores; ``benchmarks/results/detection.md``)."""
         import onnxruntime as ort
 
         from vision.export.onnx import ExportError, onnx_session, read_onnx_metadata, verify_recorded_digest
@@ -234,9 +235,11 @@ class DetectionHead:
         batch = np.full((len(images), self.imgsz, self.imgsz, 3), LETTERBOX_PAD, np.uint8)
         for image, canvas in zip(images, batch):
             letterbox_into(image, canvas)
-        # the transpose moves bytes, not floats
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
-        return x.float().div_(255), [im.shape[:2] for im in images]
+        # to float in numpy, one pass from the uint8 batch (the same values as torch's float().div_(255)): torch's
+        # OpenMP threads, once woken for it, spin and take the cores ONNX Runtime then needs (7% at batch 1)
+        x = np.empty((len(images), 3, self.imgsz, self.imgsz), np.float32)
+        np.divide(batch.transpose(0, 3, 1, 2), np.float32(255), out=x)
+        return torch.from_numpy(x), [im.shape[:2] for im in images]
 
     @torch.inference_mode()  # NMS edits the (inference-mode) network output in place
     def postprocess(self, output: np.ndarray | torch.Tensor, shapes: Any, sources: Sequence[str]) -> list[Detections]:
