@@ -285,7 +285,7 @@ def _jpeg_by_opencv(img: Image.Image) -> np.ndarray | None:
         return None
     import cv2
 
-    if not hasattr(cv2, "IMREAD_COLOR_RGB"):   # OpenCV before 4.10 (the pixels were compared with 5.x): PIL's
+    if not hasattr(cv2, "IMREAD_COLOR_RGB"):   # an older OpenCV (the pixels were compared with 5.x): PIL's
         return None
     flags = cv2.IMREAD_IGNORE_ORIENTATION | (cv2.IMREAD_COLOR_RGB if scale == 1 else
                                              {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
