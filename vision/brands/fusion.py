@@ -193,7 +193,6 @@ def calibrate_candidate_rule(known_table, scenes: Sequence[dict], free_table, de
                   if r["det"] >= floor and iou(r["box"], s["box"]) >= IOU_MATCH]
     record = {**rule.calibration, "bias": round(bias, 6),
               "probability_at_threshold": round(1 / (1 + math.exp(-(rule.threshold + bias))), 4),
-              "features": ["detection", "open_set", "text_match", "text_other"],
               "candidate_rows": int(len(y)), "known_right_candidate": round(float(np.mean(
                   [any(c.brand == b for c in r["candidates"]) for r, b in marks_rows])), 4) if marks_rows else 0.0,
               "known_right_picked": round(float(np.mean([r["candidate"] == b for r, b in marks_rows])), 4)

@@ -271,7 +271,11 @@ def _jpeg_by_opencv(img: Image.Image) -> np.ndarray | None:
     compares them), without PIL's copies out through ``tobytes`` and with the GIL released throughout, so reading
     threads scale. ``None`` for anything else, which PIL then decodes (and reports: a truncated file is PIL's
     error, never a half-grey image)."""
+    import cv2
+
     if img.format != "JPEG" or img.mode not in ("RGB", "L") or img.fp is None:
+        return None
+    if not hasattr(cv2, "IMREAD_COLOR_RGB"):   # an older OpenCV (the pixels were compared with 5.x): PIL's
         return None
     scale = img.decoderconfig[0] if img.decoderconfig else 1
     try:
@@ -282,10 +286,6 @@ def _jpeg_by_opencv(img: Image.Image) -> np.ndarray | None:
     except Exception:  # noqa: BLE001 - anything unusual in the header or the file: PIL's own path decides
         return None
     if data[-2:] != b"\xff\xd9" or scale not in (1, 2, 4, 8):   # truncated, or data after the image: PIL's
-        return None
-    import cv2
-
-    if not hasattr(cv2, "IMREAD_COLOR_RGB"):   # an older OpenCV (the pixels were compared with 5.x): PIL's
         return None
     flags = cv2.IMREAD_IGNORE_ORIENTATION | (cv2.IMREAD_COLOR_RGB if scale == 1 else
                                              {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
