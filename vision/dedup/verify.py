@@ -201,9 +201,10 @@ class Verifier:
 
         One thread scores the pairs, in order, while the others compute the keypoints of the pairs ahead of it
         (:data:`AHEAD` pairs at most: both images, and the first one mirrored where the mirror may be tried). The
-        pair work holds the GIL most of its time (numpy on arrays of a few thousand pixels: on the 1,103 pairs of
-        ``benchmarks/dedup_speed.py``, two threads sharing it were no faster than one, two processes 1.8x), while
-        ORB releases it: so the keypoints are what more threads speed up, and they overlap the pair work."""
+        pair work holds the GIL much of its time (numpy on arrays of a few thousand pixels: on the 1,103 pairs of
+        ``benchmarks/dedup_speed.py``, two threads sharing it ran 1.32x one, two processes 1.63x;
+        ``benchmarks/dedup_check.py``), while ORB releases it: so the keypoints are what more threads speed up, and
+        they overlap the pair work."""
         if not pairs:
             return []
         jobs = list(zip(pairs, [True] * len(pairs) if mirror is None else list(mirror)))
