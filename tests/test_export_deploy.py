@@ -300,6 +300,14 @@ def test_detector_onnx_parity(tmp_path):
 
     out = ort.InferenceSession(str(path)).run(None, {"images": np.random.rand(3, 3, 64, 64).astype(np.float32)})[0]
     assert out.shape[:2] == (3, 4 + 2)  # (N, 4 + classes, anchors): NMS is outside the graph
+    # the box decode's expectation over the DFL bins is traced without softmax or transpose (the faster form,
+    # same values: the parity above), and the torch model keeps ultralytics' own forward
+    import onnx
+
+    decode = [n.op_type for n in onnx.load(str(path)).graph.node if "/dfl/" in n.name]
+    assert "Exp" in decode and not {"Softmax", "Transpose", "Conv"} & set(decode)
+    dfl = model.model[-1].dfl
+    assert "forward" not in vars(dfl) and type(dfl).__module__.startswith("ultralytics")
 
 
 def test_feature_extractor_auto_prefers_a_fresh_export(tiny, tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -98,7 +99,9 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = 17, dynamic_
     example = torch.zeros(1, 3, pre.input_size, pre.input_size, device=next(network.parameters()).device)
     axes = {INPUT_NAME: {0: "batch"}, output: {0: "batch"}} if dynamic_batch else None
     buffer = io.BytesIO()
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+    # a wrapper may trace a faster form of the same arithmetic (the detector's box decode)
+    for_export = getattr(network, "for_export", contextlib.nullcontext)
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings(), for_export():
         # The TorchScript exporter, on purpose: the dynamo one needs onnxscript and gains nothing for these
         # CNNs. Its deprecation notice is for us (pin torch), not for every export user.
         warnings.simplefilter("ignore", DeprecationWarning)
