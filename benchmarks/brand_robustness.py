@@ -549,7 +549,8 @@ def photo_detections(fx, detector, photos: list[Path], cache: Path | None,
     """Per photo its detections at :data:`RULE_COLLECT` and their embeddings (boxes framed with ``margin``); with
     ``cache``, kept in ``cache/<detector>_<embedder>_<photos>.npz`` (keyed by both models' sha256, the margin and
     the photo list) and reused."""
-    path = None if cache is None else detections_cache(cache, detector.card, fx.card, photos, margin)
+    path = None if cache is None else detections_cache(cache, detector.card, fx.card, photos, margin,
+                                                       getattr(fx, "view", None))
     if path is not None and path.is_file():
         with np.load(path, allow_pickle=False) as c:
             photo, score, box, vectors = c["photo"], c["score"], c["box"], c["vectors"]
@@ -572,13 +573,16 @@ def photo_detections(fx, detector, photos: list[Path], cache: Path | None,
 
 
 def detections_cache(folder: Path, detector_card, embedder_card, photos: list[Path],
-                     margin: float = CROP_MARGIN) -> Path:
+                     margin: float = CROP_MARGIN, foreground: dict | None = None) -> Path:
     """The cache file of :func:`photo_detections`: named by both models and keyed by their sha256, the floor, the
-    crop margin and the photo list."""
+    crop margin, the photo list and the foreground option of the embedding (``vision.brands.views``; plain crops
+    keep the keys they had)."""
     import hashlib
 
-    key = hashlib.sha256(json.dumps([detector_card.sha256, embedder_card.sha256, RULE_COLLECT, margin,
-                                     [str(p) for p in photos]]).encode()).hexdigest()[:16]
+    parts = [detector_card.sha256, embedder_card.sha256, RULE_COLLECT, margin, [str(p) for p in photos]]
+    if foreground is not None:
+        parts.append(foreground)
+    key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
     return folder / f"{detector_card.name}_{embedder_card.name}_{key}.npz"
 
 
@@ -707,6 +711,10 @@ def load_row(models: dict, batch_size: int = 128):
                                     detector_conf=models.get("verifier_detector_conf"))
     else:   # as the recogniser does: the verifier the gallery's rule was calibrated with, if any
         detector = verified_for_rule(detector, gallery.detection_rule, backend="torch")
+    if gallery.foreground is not None:   # as the recogniser does: crops embedded as the gallery was calibrated
+        from vision.brands.views import with_foreground
+
+        fx = with_foreground(fx, gallery.foreground, gallery.crop_margin)
     return fx, detector, gallery
 
 
@@ -829,7 +837,8 @@ def main(argv: list[str] | None = None) -> int:
         row["models"] = {"embedder": models["embedder"], "detector": models["detector"],
                          "verifier": models.get("verifier"),
                          "gallery": models["gallery"] or "simple-icons renders, mean of 3 (built here)",
-                         "gallery_brands": len(gallery), "gallery_vectors": len(gallery.vectors)}
+                         "gallery_brands": len(gallery), "gallery_vectors": len(gallery.vectors),
+                         "foreground": gallery.foreground}
         row["wall_s"] = round(time.perf_counter() - row_start, 1)
         report["rows"][name] = row
     report["wall_s"] = round(time.perf_counter() - start, 1)

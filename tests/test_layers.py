@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("inference", ("vision.inference", "vision.results", "vision.predictors",
                    "vision.features", "vision.brands.verification")),
     ("retrieval", ("vision.retrieval", "vision.brands.detection_rule", "vision.brands.gallery", "vision.brands.ocr",
-                   "vision.brands.recognition", "vision.brands.fusion")),
+                   "vision.brands.recognition", "vision.brands.fusion", "vision.brands.views")),
     ("tasks", ("vision.tasks.",)),
     ("apps", ("vision.brands.building", "vision.scale", "vision.dedup", "vision.clustering", "vision.benchmarking",
               "vision.evaluation", "vision.serving.models")),

@@ -82,6 +82,9 @@ class GallerySpec:
     rule_budget: str = "found"
     detector_floor: float = 0.10
     margin: float | None = None          # default: vision.crops.CROP_MARGIN
+    # query crops (calibration queries, impostors and their cohort, detections) embedded with their foreground view
+    # fused (vision.brands.views; a method name or an option record); references stay plain. None: plain crops
+    foreground: str | dict | None = None
     index: str = "flat"
     out: Path | None = None
     report: Path | None = None
@@ -137,6 +140,15 @@ class GallerySpec:
         if s.verifier and not s.detector:
             raise GallerySpecError("--verifier rescores a detector's boxes: give --detector (with --known-scenes "
                                    "and --impostor-photos) too")
+        from vision.brands.views import ForegroundOptionError, foreground_option
+
+        try:
+            s.foreground = foreground_option(s.foreground)
+        except ForegroundOptionError as e:
+            raise GallerySpecError(f"--foreground: {e}") from None
+        if s.foreground is not None and not s.impostors:
+            raise GallerySpecError("--foreground sets how the calibration crops are embedded: give --impostors "
+                                   "(and --queries) to calibrate with it")
         try:
             s.renders = parse_render_colors(s.renders if isinstance(s.renders, str) else ",".join(s.renders))
         except ValueError as e:
@@ -234,12 +246,19 @@ def _build(spec: GallerySpec) -> tuple[BrandGallery, dict]:
                            kinds=kinds)
     report = {"brands": len(gallery), "vectors": len(gallery.vectors), "dim": gallery.dim,
               "model": gallery.model_name}
+    from vision.brands.views import with_foreground
+
+    # the calibration's query crops are embedded as the recogniser will embed its logos with this gallery
+    gallery.foreground = spec.foreground
+    qfx = with_foreground(fx, spec.foreground, margin)
+    if spec.foreground is not None:
+        report["foreground"] = dict(spec.foreground)
     user_refs = reference_photos(spec.references)
     groups = None
     if spec.impostors:
-        known, known_brands, known_sources, known_set = known_queries(fx, spec.calibrate, spec.queries,
+        known, known_brands, known_sources, known_set = known_queries(qfx, spec.calibrate, spec.queries,
                                                                       spec.batch_size)
-        impostors, groups, impostor_set = impostor_queries(fx, spec.impostors, spec.batch_size, margin)
+        impostors, groups, impostor_set = impostor_queries(qfx, spec.impostors, spec.batch_size, margin)
         if spec.normalization == "background":   # calibration scores each impostor against the others
             gallery.set_background(impostors)
             impostor_set += " (also the background cohort: each scored without its own photo's crops)"
@@ -267,7 +286,7 @@ def _build(spec: GallerySpec) -> tuple[BrandGallery, dict]:
             raise GalleryError("a detection-aware rule is calibrated on a calibrated gallery: give --impostors "
                                "(or --calibrate, or --threshold) too")
         report["detection_rule"] = calibrate_rule(
-            fx, gallery, spec.detector, spec.known_scenes, spec.impostor_photos, spec.frr, kind=spec.decision_rule,
+            qfx, gallery, spec.detector, spec.known_scenes, spec.impostor_photos, spec.frr, kind=spec.decision_rule,
             floor=spec.detector_floor, budget=spec.rule_budget, verifier=spec.verifier,
             verifier_power=spec.verifier_power, verifier_detector_conf=spec.verifier_detector_conf,
             device=spec.device, cohort_groups=groups, bar=bar, text_rule=spec.text_rule,

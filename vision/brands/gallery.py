@@ -204,6 +204,10 @@ class BrandGallery:
         # the rule fused with the text read on each logo (kind logistic_text or logistic_candidates), applied when
         # the recogniser reads
         self.text_rule: "DetectionRule | None" = None
+        # how query crops were embedded when the threshold and rules were calibrated: None (the plain crop) or a
+        # foreground option record (vision.brands.views.foreground_option: the crop and its foreground view fused);
+        # the recogniser embeds its logos the same way
+        self.foreground: dict | None = None
         self._vectors = np.empty((0, self.dim), np.float32)
         self._owner: list[str] = []          # brand of each vector row
         self._reference: list[str] = []      # what each row was made from ("" when not recorded)
@@ -580,6 +584,8 @@ class BrandGallery:
             meta["detection_rule"] = self.detection_rule.to_json()
         if self.text_rule is not None:
             meta["text_rule"] = self.text_rule.to_json()
+        if self.foreground is not None:   # absent otherwise: files without it read as before
+            meta["foreground"] = dict(self.foreground)
         arrays = {"vectors": self._vectors, "owner": np.array(self._owner, dtype=str).reshape(len(self._owner)),
                   "reference": np.array(self._reference, dtype=str).reshape(len(self._reference)),
                   "kind": np.array(self._kind, dtype=str).reshape(len(self._kind)),
@@ -645,6 +651,7 @@ class BrandGallery:
         gallery.calibration = meta["calibration"]
         gallery.detection_rule = meta["detection_rule"]
         gallery.text_rule = meta["text_rule"]
+        gallery.foreground = meta["foreground"]
         gallery._vectors, gallery._owner = _gallery_rows(path, vectors, owner, gallery.dim)
         gallery._reference = _gallery_references(path, reference, len(gallery._owner))
         gallery._kind = _gallery_kinds(path, data.get("kind"), gallery._reference)
@@ -704,7 +711,7 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
     # and files written before the crop margin was recorded were calibrated on crops framed at the old default
     meta = {"nlist": None, "nprobe": 16, "normalization": "none", "topk": 5, "calibration": None,
             "detection_rule": None, "text_rule": None, "crop_margin": LEGACY_CROP_MARGIN, "reference_kinds": None,
-            **meta}
+            "foreground": None, **meta}
 
     def bad(field: str, expected: str) -> GalleryError:
         shown = repr(meta[field]) if field in meta else "missing"
@@ -742,6 +749,15 @@ def _gallery_meta(path: Path, array: np.ndarray) -> dict:
     if kinds is not None and not (isinstance(kinds, dict) and all(
             isinstance(v, list) and all(k in REFERENCE_KINDS for k in v) for v in kinds.values())):
         raise bad("reference_kinds", f"null or an object of brand: [kinds of {list(REFERENCE_KINDS)}]")
+    if meta["foreground"] is not None:
+        from vision.brands.views import ForegroundOptionError, foreground_option
+
+        try:
+            if not isinstance(meta["foreground"], dict):
+                raise ForegroundOptionError("not a JSON object")
+            meta["foreground"] = foreground_option(meta["foreground"])
+        except ForegroundOptionError as e:
+            raise bad("foreground", f"null or a foreground option record ({e})") from None
     from vision.brands.detection_rule import FUSED_KINDS, RULE_KINDS, DetectionRule, DetectionRuleError
 
     for field, kinds in (("detection_rule", RULE_KINDS), ("text_rule", FUSED_KINDS)):

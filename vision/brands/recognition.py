@@ -63,6 +63,10 @@ class Detector(Protocol):
     def predict(self, images: Sequence[ImageInput]) -> list[list[dict]]: ...
 
 
+def _embedded(option: dict | None) -> str:
+    return "plain" if option is None else f"with their {option['method']} foreground view fused"
+
+
 class BrandRecognizer:
     """Recognise brands of the logos in images against a :class:`BrandGallery`: a pipeline of two predictors (the
     detector's and the embedder's, each on any backend) and the gallery, and a predictor itself (``stream``,
@@ -91,13 +95,23 @@ class BrandRecognizer:
     ``detector`` is the detector it was calibrated for (card name and sha256), and warns and falls back to the
     threshold with any other detector; ``"off"`` always uses the threshold. :attr:`rule` is the rule in use (or
     ``None``).
+
+    ``foreground``: ``"auto"`` (the default) embeds each logo crop as the gallery's threshold and rules were
+    calibrated (:attr:`~vision.brands.gallery.BrandGallery.foreground`: the plain crop for every gallery built
+    without ``--foreground``); ``None``/``"off"`` the plain crop; a method of
+    :data:`vision.brands.views.FOREGROUND_METHODS` (or an option record) embeds the crop and its foreground view
+    and fuses the two (:class:`vision.brands.views.ForegroundFusedExtractor`), warned about when the gallery was
+    calibrated otherwise. A bad value is a :class:`vision.brands.views.ForegroundOptionError`.
     """
 
     def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float | None = None,
                  threshold: float | None = None, allow_unbound: bool = False, detection_rule: str = "auto",
                  reader=None, names=None, text_threshold: float = TEXT_THRESHOLD,
                  text_kinds: Sequence[str] = TEXT_KINDS, text_everyday: bool = False, text_aliases=None,
-                 text_min_detection: float = TEXT_MIN_DETECTION, text_max_lead: float | None = TEXT_MAX_LEAD):
+                 text_min_detection: float = TEXT_MIN_DETECTION, text_max_lead: float | None = TEXT_MAX_LEAD,
+                 foreground="auto"):
+        from vision.brands.views import foreground_option, with_foreground
+
         gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
             raise GalleryError("the gallery is empty: add brands before recognising with it")
@@ -105,6 +119,14 @@ class BrandRecognizer:
             raise ValueError(f"detection_rule must be 'auto' or 'off', got {detection_rule!r}")
         self.extractor, self.gallery, self.detector = extractor, gallery, detector
         self.margin = gallery.crop_margin if margin is None else check_margin(margin)
+        # how each logo crop is embedded: the plain crop, or fused with its foreground view (vision.brands.views)
+        self.foreground = gallery.foreground if foreground == "auto" else foreground_option(foreground)
+        if self.foreground != gallery.foreground and threshold is None:
+            warnings.warn(f"the gallery's threshold and rules were calibrated on logo crops embedded "
+                          f"{_embedded(gallery.foreground)}, not {_embedded(self.foreground)}: its open-set "
+                          "decisions will not keep their calibrated rates (build the gallery with the same "
+                          "--foreground, or leave foreground='auto')", stacklevel=2)
+        self.extractor = with_foreground(extractor, self.foreground, self.margin)
         self.threshold = threshold
         self.skipped: list[tuple[str, str]] = []
         self.reader, self.text_threshold, self.text_kinds = reader, float(text_threshold), tuple(text_kinds)

@@ -140,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
                          "longer side), stored in the gallery; --queries and --impostors crops must be framed the "
                          "same way (vision make-impostors --margin; checked against its impostors.json). Default "
                          "vision.crops.CROP_MARGIN (0.15)")
+    ap.add_argument("--foreground", default=None, metavar="METHOD",
+                    help="calibrate for logo crops embedded with their foreground view fused (grabcut, border or "
+                         "colour; vision.brands.views): the --queries, --impostors (and cohort) and detections are "
+                         "embedded so, references stay plain; stored in the gallery, which the recogniser then "
+                         "embeds its logos with. Default: plain crops")
     ap.add_argument("--index", choices=INDEX_KINDS, default="flat")
     ap.add_argument("--out", type=Path, required=True, help="gallery file to write (.npz)")
     ap.add_argument("--report", type=Path, help="also write the report as JSON here and as text next to it (.txt)")
@@ -168,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         verifier_detector_conf=args.verifier_detector_conf, known_scenes=args.known_scenes,
         impostor_photos=args.impostor_photos, decision_rule=args.decision_rule, rule_budget=args.rule_budget,
         text_rule=args.text_rule, text_rule_candidates=args.text_rule_candidates,
-        detector_floor=args.detector_floor, margin=args.margin, index=args.index, out=args.out, report=args.report,
+        detector_floor=args.detector_floor, margin=args.margin, foreground=args.foreground, index=args.index,
+        out=args.out, report=args.report,
         device=args.device, batch_size=args.batch_size, progress=not args.no_progress)
     try:
         spec = spec.checked()   # options that do not fit together: a usage error, before any model loads

@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margin", type=float, default=None,
                     help="context around each box, fraction of its side (default: the gallery's crop_margin, the "
                          "framing it was calibrated on)")
+    ap.add_argument("--foreground", default="auto", metavar="METHOD",
+                    help="how each logo crop is embedded: auto (as the gallery was calibrated, the default), off "
+                         "(the plain crop) or grabcut, border, colour (the crop and its foreground view fused; "
+                         "vision.brands.views)")
     ap.add_argument("--out", type=Path, help="JSON lines file (default: stdout); a folder gets results.jsonl inside")
     ap.add_argument("--draw", type=Path, help="folder for annotated PNGs")
     ap.add_argument("--no-draw", action="store_true", help=argparse.SUPPRESS)  # the old default drew: now --draw
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                                                          device=args.device, detector_conf=args.conf,
                                                          verifier=args.verifier,
                                                          margin=args.margin, threshold=args.threshold,
+                                                         foreground=args.foreground,
                                                          detection_rule="off" if args.no_detection_rule
                                                          else "auto", **text_options(args))
     except (GalleryError, ZooError, FileNotFoundError, ValueError, ImportError) as e:

@@ -30,21 +30,25 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 
 __all__ = ["EdgeMap", "FillToOutline", "MonoMark", "OutlineToFill", "RemoveBackground", "STYLE_AUGMENTS",
-           "mark_mask", "fill_holes", "style_augment_ops"]
+           "mark_mask", "fill_holes", "remove_background", "silhouette", "style_augment_ops"]
 
 MIN_CONTRAST = 32          # a mark pixel differs from the background by at least this much in some channel
 _MIN_AREA, _MAX_AREA = 0.005, 0.95   # fraction of the crop the mark may cover for a transform to apply
 _MAX_CLUTTER = 0.2         # at most this fraction of the border ring may differ from its median colour
 
 
-def mark_mask(image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(mask, background colour)`` of the mark in an HxWx3 uint8 crop, or None where no mark stands out."""
+def mark_mask(image: np.ndarray, max_clutter: float = _MAX_CLUTTER) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mask, background colour)`` of the mark in an HxWx3 uint8 crop, or None where no mark stands out.
+
+    ``max_clutter``: the largest share of the border ring that may differ from its median colour (a flat ground);
+    1.0 takes any border (a mark on a photo: the mask then also follows the photo where it differs from the ring's
+    median colour)."""
     h, w = image.shape[:2]
     b = max(1, min(h, w) // 16)
     ring = np.concatenate([image[:b].reshape(-1, 3), image[-b:].reshape(-1, 3),
                            image[:, :b].reshape(-1, 3), image[:, -b:].reshape(-1, 3)])
     background = np.median(ring, axis=0)
-    if (np.abs(ring.astype(np.int16) - background.astype(np.int16)).max(axis=1) > MIN_CONTRAST).mean() > _MAX_CLUTTER:
+    if (np.abs(ring.astype(np.int16) - background.astype(np.int16)).max(axis=1) > MIN_CONTRAST).mean() > max_clutter:
         return None   # no flat ground (a photo behind the mark): the mask would follow the photo's texture
     distance = np.abs(image.astype(np.int16) - background.astype(np.int16)).max(axis=2).astype(np.uint8)
     otsu, _ = cv2.threshold(distance, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
@@ -165,19 +169,33 @@ class RemoveBackground(A.ImageOnlyTransform):
         self.min_part = min_part
 
     def apply(self, img: np.ndarray, **params) -> np.ndarray:
-        found = mark_mask(img)
-        if found is None:
-            return img
-        mask, background = found
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(fill_holes(mask).astype(np.uint8), connectivity=8)
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        keep = np.flatnonzero(areas >= self.min_part * areas.max()) + 1
-        out = img.copy()
-        out[~np.isin(labels, keep)] = background
-        return out
+        return remove_background(img, self.min_part)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("min_part",)
+
+
+def silhouette(mask: np.ndarray, min_part: float = 0.1) -> np.ndarray:
+    """The mark's silhouette (:func:`fill_holes`) keeping only its parts of at least ``min_part`` of the largest
+    part's area (8-connected)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fill_holes(mask).astype(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if not len(areas):
+        return np.zeros_like(mask, bool)
+    keep = np.flatnonzero(areas >= min_part * areas.max()) + 1
+    return np.isin(labels, keep)
+
+
+def remove_background(img: np.ndarray, min_part: float = 0.1, max_clutter: float = _MAX_CLUTTER) -> np.ndarray:
+    """:class:`RemoveBackground` as a function: everything outside the mark's :func:`silhouette` set to the border's
+    median colour; ``img`` itself where no mark stands out (``max_clutter``: see :func:`mark_mask`)."""
+    found = mark_mask(img, max_clutter)
+    if found is None:
+        return img
+    mask, background = found
+    out = img.copy()
+    out[~silhouette(mask, min_part)] = background
+    return out
 
 
 STYLE_AUGMENTS: dict[str, type[A.ImageOnlyTransform]] = {
