@@ -75,6 +75,22 @@ def test_the_onnx_head_takes_host_arrays_the_same(detector, images):
     assert [r.boxes for r in from_tensor] == [r.boxes for r in from_numpy]
 
 
+@pytest.mark.parametrize("conf", [0.001, 0.05, 0.25, 0.99])
+def test_host_nms_gives_ultralytics_rows(detector, images, conf):
+    """The NMS for host outputs keeps ultralytics' rows in ultralytics' order: the shipped detector's output (many
+    weak boxes at 0.001, none at 0.99) and a random three-class output with ties across classes."""
+    batch, _ = detector.head.preprocess(images)
+    rng = np.random.default_rng(0)
+    many = rng.random((2, 4 + 3, 500), dtype=np.float32) * np.float32(300)
+    many[:, 4:] /= 300
+    many[0, 5, :50] = many[0, 4, :50]  # a class tie: the first class wins, as torch's max gives it
+    for output in (detector.runtime(batch), many):
+        want = ulc.non_max_suppression(torch.from_numpy(output.copy()), conf=conf, iou=0.7, max_det=300)
+        got = predictors.host_nms(output, conf=conf, iou=0.7, max_det=300)
+        assert len(got) == len(want) and all(torch.equal(g, w) for g, w in zip(got, want))
+    assert conf > 0.9 or sum(len(g) for g in got) > 10
+
+
 def test_the_folded_network_is_a_copy(model, detector):
     runtime = detector.runtime
     has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())

@@ -243,8 +243,10 @@ class DetectionHead:
 
     @torch.inference_mode()  # NMS edits the (inference-mode) network output in place
     def postprocess(self, output: np.ndarray | torch.Tensor, shapes: Any, sources: Sequence[str]) -> list[Detections]:
-        kept = self.ulc.non_max_suppression(torch.as_tensor(output).float(), conf=self.conf, iou=self.iou,
-                                            max_det=self.max_det)
+        if isinstance(output, np.ndarray):  # ONNX Runtime, TensorRT: already on the host
+            kept = host_nms(output, conf=self.conf, iou=self.iou, max_det=self.max_det)
+        else:
+            kept = self.ulc.non_max_suppression(output.float(), conf=self.conf, iou=self.iou, max_det=self.max_det)
         names, results = self.card.class_names, []
         for source, det, (h, w) in zip(sources, kept, shapes):
             boxes = letterbox_to_original(det[:, :4], (self.imgsz, self.imgsz), (h, w))
@@ -256,6 +258,35 @@ class DetectionHead:
 
 
 LETTERBOX_PAD = 114  # the grey YOLO models are trained with around a letterboxed image
+# ultralytics non_max_suppression's defaults: the class offset of class-aware NMS, the most candidates it suppresses
+NMS_MAX_WH, NMS_MAX_CANDIDATES = 7680, 30000
+
+
+def host_nms(prediction: np.ndarray, conf: float, iou: float, max_det: int) -> list[torch.Tensor]:
+    """ultralytics' ``non_max_suppression`` (the best class per box, class-aware) for an ``(N, 4 + classes,
+    anchors)`` output already on the host: per image an ``(n, 6)`` float32 tensor ``x1, y1, x2, y2, score,
+    class``, the same rows in the same order (a test compares them).
+
+    The candidates are picked in numpy and only the few left go to the same torchvision NMS kernel. ultralytics'
+    function runs some thirty torch operations on the whole output: 0.22 ms an image at batch 1 timed alone, but
+    0.53 ms between two network runs that leave the caches cold (onnxruntime, 2 idle Xeon cores)."""
+    import torchvision
+
+    from vision import ultralytics_compat as ulc
+
+    prediction = np.asarray(prediction, np.float32)
+    results = []
+    for pred in prediction:
+        x = pred[:, pred[4:].max(0) > conf].T  # (candidates, 4 + classes)
+        label = x[:, 4:].argmax(1)
+        score = np.take_along_axis(x[:, 4:], label[:, None], 1)
+        rows = np.concatenate([ulc.ops().xywh2xyxy(x[:, :4]), score, label[:, None].astype(np.float32)], 1)
+        rows = torch.from_numpy(rows[score[:, 0] > conf])
+        if len(rows) > NMS_MAX_CANDIDATES:
+            rows = rows[rows[:, 4].argsort(descending=True)[:NMS_MAX_CANDIDATES]]
+        kept = torchvision.ops.nms(rows[:, :4] + rows[:, 5:6] * NMS_MAX_WH, rows[:, 4], iou)[:max_det]
+        results.append(rows[kept])
+    return results
 
 
 def letterbox_into(image: np.ndarray, canvas: np.ndarray) -> None:
