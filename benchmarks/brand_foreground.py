@@ -1,0 +1,167 @@
+"""A foreground view of each logo crop, fused with the plain crop (``vision.brands.views``), on true-box crops.
+
+Recall@1 (icons and wordmarks apart) of the plain crop, the foreground view alone, the two fused by the mean of
+their unit embeddings (what the library does) and by z-scores of their two similarity vectors over the gallery's
+references, per foreground method and setting; and the foreground step's CPU ms per crop on one OpenCV thread.
+
+Two VAL sets, nothing else is read:
+
+- ``--data``: ``benchmarks/brand_robustness.py``'s cross-style set (186 devicon queries of 62 unseen brands on
+  Grocery Store val photos), each query's true box square-cropped as the recogniser frames it (its "oracle"
+  Recall@1), against ``--gallery`` (default the shipped one: all simple-icons brands);
+- ``--styles``: ``benchmarks/brand_eval.py``'s cross-style val split (``runs/brand_styles``: 408 devicon queries of
+  68 val brands, against the 526 val brands' references), its query crops as they are.
+
+    python -m benchmarks.brand_foreground --data runs/brand_robustness/data --styles runs/brand_styles \\
+        --out runs/issue27d/foreground.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# (method, size, iterations, fill) measured by default; "box" methods use the true box as GrabCut's rectangle
+SETTINGS = [("grabcut", 32, 1, "border"), ("grabcut", 48, 1, "border"), ("grabcut", 64, 1, "border"),
+            ("grabcut", 64, 1, "white"), ("grabcut", 64, 3, "border"), ("grabcut", 96, 3, "border"),
+            ("border", 64, 1, "border"), ("border", 64, 1, "white"), ("colour", 64, 1, "border"),
+            ("colour", 64, 1, "white"), ("grabcut_box", 64, 1, "border"), ("grabcut_box", 64, 3, "border"),
+            ("grabcut_box", 128, 5, "border")]
+
+
+def recall(best: np.ndarray, truth: np.ndarray, kinds: np.ndarray) -> dict:
+    right = best == truth
+    out = {"all": round(float(right.mean()), 4), "right": int(right.sum())}
+    for kind in ("icon", "wordmark"):
+        if (kinds == kind).any():
+            out[kind] = round(float(right[kinds == kind].mean()), 4)
+    return out
+
+
+def zscores(sims: np.ndarray) -> np.ndarray:
+    return (sims - sims.mean(1, keepdims=True)) / np.maximum(sims.std(1, keepdims=True), 1e-12)
+
+
+def box_rect(box, margin: float, size: int) -> tuple[int, int, int, int]:
+    """The true box inside its square crop (vision.crops.square_crop's framing), in a ``size`` px view."""
+    x1, y1, x2, y2 = box
+    side = max(2, int(round(max(x2 - x1, y2 - y1) * (1 + 2 * margin))))
+    left, top = int(round((x1 + x2 - side) / 2)), int(round((y1 + y2 - side) / 2))
+    s = size / side
+    rx, ry = max(0, int(np.floor((x1 - left) * s))), max(0, int(np.floor((y1 - top) * s)))
+    return rx, ry, max(1, min(int(np.ceil((x2 - x1) * s)), size - rx)), max(1, min(int(np.ceil((y2 - y1) * s)),
+                                                                                  size - ry))
+
+
+def grabcut_on_box(crop: np.ndarray, box, margin: float, size: int, iterations: int, fill: str) -> np.ndarray:
+    """GrabCut with the true box as its rectangle (what a recogniser could do with the detected box)."""
+    import cv2
+
+    from vision.brands.views import _grabcut, _ring
+
+    image = np.ascontiguousarray(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
+    mask = _grabcut(image, box_rect(box, margin, size), iterations)
+    if mask is None or not 0.02 <= mask.mean() <= 0.98:
+        return image
+    out = image.copy()
+    out[~mask] = 255 if fill == "white" else np.median(_ring(image), axis=0).astype(np.uint8)
+    return out
+
+
+def measure(fx, crops, boxes, margin, refs, owners, truth, kinds, settings) -> dict:
+    from vision.brands.views import foreground_view, fuse_mean
+
+    plain = fx(crops, batch_size=64)
+    sp = plain @ refs.T
+    rows = {"plain": recall(owners[sp.argmax(1)], truth, kinds)}
+    print("plain", rows["plain"], flush=True)
+    for method, size, iterations, fill in settings:
+        if method == "grabcut_box" and boxes is None:
+            continue
+        start = time.process_time()
+        if method == "grabcut_box":
+            views = [grabcut_on_box(c, b, margin, size, iterations, fill) for c, b in zip(crops, boxes)]
+        else:
+            views = [foreground_view(c, method, margin, size, iterations, fill) for c in crops]
+        cpu_ms = (time.process_time() - start) / len(crops) * 1000
+        fore = fx(views, batch_size=64)
+        sf = fore @ refs.T
+        name = f"{method} {size}px x{iterations} fill={fill}"
+        rows[name] = {"cpu_ms_per_crop": round(cpu_ms, 2), "view_alone": recall(owners[sf.argmax(1)], truth, kinds),
+                      "mean": recall(owners[(fuse_mean(plain, fore) @ refs.T).argmax(1)], truth, kinds),
+                      "zscore": recall(owners[(zscores(sp) + zscores(sf)).argmax(1)], truth, kinds)}
+        print(name, json.dumps(rows[name]), flush=True)
+    return rows
+
+
+def robustness_set(fx, data: Path, gallery_path: str, settings) -> dict:
+    from vision.brands.gallery import BrandGallery
+    from vision.crops import square_crop
+    from vision.data.io import load_image
+
+    gallery = BrandGallery.load(gallery_path)
+    margin = gallery.crop_margin
+    queries = json.loads((data / "cross_style" / "queries.json").read_text())
+    crops = [square_crop(load_image(data / "cross_style" / q["image"]), q["box"], margin) for q in queries]
+    rows = measure(fx, crops, [q["box"] for q in queries], margin, gallery.vectors, np.asarray(gallery.owners),
+                   np.array([q["brand"] for q in queries]), np.array([q.get("kind", "icon") for q in queries]),
+                   settings)
+    return {"set": f"{data}/cross_style (true boxes, margin {margin})", "gallery": gallery_path,
+            "queries": len(queries), "references": len(gallery.vectors), "rows": rows}
+
+
+def styles_set(fx, data: Path, settings) -> dict:
+    from benchmarks.brand_eval import embed_folder
+    from vision.data.datasets import scan_image_folder
+    from vision.data.io import load_image
+    from vision.synth.brand_dataset import parse_image_name
+
+    styles = json.loads((data / "brands.json").read_text())["styles"]
+    refs, g_names = embed_folder(fx, data / "val" / "gallery")
+    samples, table = scan_image_folder(data / "val" / "query")
+    kind_of = {e.rsplit(" (", 1)[0]: e.rsplit(" (", 1)[1].rstrip(")")
+               for icons in styles["query_icons"]["val"].values() for e in icons}
+    parsed = [parse_image_name(s.path) or {"style": None, "icon": None} for s in samples]
+    kinds = np.array([kind_of.get(f"{p['style']}:{p['icon']}") for p in parsed])
+    crops = [load_image(s.path) for s in samples]
+    rows = measure(fx, crops, None, 0.15, refs, np.asarray(g_names), np.array([table.names[s.label] for s in samples]),
+                   kinds, settings)
+    return {"set": f"{data}/val/query", "queries": len(samples), "references": len(g_names), "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import cv2
+
+    from benchmarks.brand_eval import hardware
+    from vision.features import FeatureExtractor
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, help="brand_robustness data folder (its cross_style set)")
+    ap.add_argument("--gallery", default="weights/simple_icons_gallery.npz")
+    ap.add_argument("--styles", type=Path, help="brand_eval cross-style data folder (its val split)")
+    ap.add_argument("--embedder", default="brand_resnet10t")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    cv2.setNumThreads(1)   # the per-crop cost on one core
+    fx = FeatureExtractor.from_pretrained(args.embedder, backend="torch")
+    report = {"hardware": hardware(), "embedder": args.embedder, "fusion_note": "mean: normalise(plain + view); "
+              "zscore: per query, z-scored similarities to every reference, summed", "sets": {}}
+    start = time.perf_counter()
+    if args.data:
+        report["sets"]["brand_robustness_cross_style_val"] = robustness_set(fx, args.data, args.gallery, SETTINGS)
+    if args.styles:
+        report["sets"]["brand_eval_cross_style_val"] = styles_set(fx, args.styles, SETTINGS)
+    report["wall_s"] = round(time.perf_counter() - start, 1)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
