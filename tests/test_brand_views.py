@@ -182,3 +182,10 @@ def test_the_foreground_view_costs_a_few_ms_per_crop():
             assert per_crop < bound_ms, (method, per_crop)
     finally:
         cv2.setNumThreads(threads)
+
+
+def test_grabcut_gives_one_crop_the_same_view_whatever_ran_before():
+    crop, other = _mark_on_texture(3), _mark_on_texture(4)[:, ::-1]
+    first = foreground_view(crop, "grabcut", iterations=2)
+    foreground_view(other, "grabcut", iterations=2)   # advances OpenCV's RNG, which GrabCut's k-means draws from
+    np.testing.assert_array_equal(foreground_view(crop, "grabcut", iterations=2), first)

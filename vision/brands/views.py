@@ -96,6 +96,7 @@ def _ring(image: np.ndarray) -> np.ndarray:
 def _grabcut(image: np.ndarray, rect: tuple[int, int, int, int], iterations: int) -> np.ndarray | None:
     mask = np.zeros(image.shape[:2], np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)   # GrabCut's k-means draws from OpenCV's global RNG: the same crop, the same mask, in any order
     try:
         cv2.grabCut(image, mask, rect, bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
     except cv2.error:   # e.g. a flat crop: no colour model to fit
