@@ -14,6 +14,12 @@ Two VAL sets, nothing else is read:
 
     python -m benchmarks.brand_foreground --data runs/brand_robustness/data --styles runs/brand_styles \\
         --out runs/issue27d/foreground.json
+
+``--hybrid G --grocery ROOT``: end to end on ``--data`` (the shipped detector + verifier, detections cached as
+``brand_robustness`` caches them), each logo **named** by the gallery ``G`` built with ``--foreground`` (its fused
+vector's best brand) but **accepted** by the shipped gallery's rule on the plain crop's open-set score, beside the
+shipped pipeline and ``G`` with its own rule: e2e Recall@1 (icons / wordmarks), accepted + correct, brand-free val
+photos with a false brand.
 """
 
 from __future__ import annotations
@@ -134,6 +140,57 @@ def styles_set(fx, data: Path, settings) -> dict:
     return {"set": f"{data}/val/query", "queries": len(samples), "references": len(g_names), "rows": rows}
 
 
+def hybrid(data: Path, grocery: Path, fused_path: str, shipped_path: str) -> dict:
+    """``--hybrid``: see the module docstring."""
+    from benchmarks.brand_robustness import RULE_FLOOR, _share, _share_by_kind, brand_free_photos, photo_detections
+    from vision.brands.detection_rule import known_scene_set, photo_set, rule_figures
+    from vision.brands.gallery import BrandGallery
+    from vision.brands.recognition import score_logos
+    from vision.brands.verification import verified_for_rule
+    from vision.brands.views import with_foreground
+    from vision.features import FeatureExtractor
+    from vision.inference import LogoDetector
+
+    fx = FeatureExtractor.from_pretrained("brand_resnet10t", backend="torch")
+    shipped, fused = BrandGallery.load(shipped_path), BrandGallery.load(fused_path)
+    if fused.foreground is None or shipped.foreground is not None:
+        raise SystemExit("--hybrid needs a gallery built with --foreground and a plain one")
+    detector = verified_for_rule(LogoDetector.from_pretrained("logo_yolo11n"), shipped.detection_rule, backend="torch")
+    fxf = with_foreground(fx, fused.foreground, fused.crop_margin)
+    queries = json.loads((data / "cross_style" / "queries.json").read_text())
+    truth, kinds = [q["brand"] for q in queries], [q.get("kind", "icon") for q in queries]
+    cross_paths = [data / "cross_style" / q["image"] for q in queries]
+    free_paths = brand_free_photos(grocery, "val")
+    out = {}
+    sets = {}
+    for name, f, gallery in (("plain", fx, shipped), ("fused", fxf, fused)):
+        cross = photo_detections(f, detector, cross_paths, data / "detections", shipped.crop_margin)
+        free = photo_detections(f, detector, free_paths, data / "detections", shipped.crop_margin)
+        sets[name] = (cross, free, score_logos(gallery, cross), score_logos(gallery, free))
+    for (dp, _), (df, _) in zip(sets["plain"][0] + sets["plain"][1], sets["fused"][0] + sets["fused"][1]):
+        assert [d["box"] for d in dp] == [d["box"] for d in df], "the two runs' detections differ"
+    boxes = [q["box"] for q in queries]
+    rows = {"shipped (plain: named and accepted)": ("plain", "plain", shipped.detection_rule),
+            "fused gallery, its own rule (named and accepted fused)": ("fused", "fused", fused.detection_rule),
+            "hybrid: named by the fused vector, accepted by the shipped rule on the plain score":
+                ("fused", "plain", shipped.detection_rule)}
+    for row, (naming, scoring, rule) in rows.items():
+        cross_dets = [d for d, _ in sets["plain"][0]]
+        best = sets[naming][2][0]
+        cross = known_scene_set(cross_dets, sets[scoring][2][1], boxes, best, truth)
+        val = photo_set([d for d, _ in sets["plain"][1]], sets[scoring][3][1])
+        on_val = rule_figures(rule, cross, val, RULE_FLOOR)
+        seen = cross.detection >= rule.min_detection_score
+        top1 = np.zeros(cross.photos, bool)
+        top1[cross.photo[seen & cross.correct]] = True
+        out[row] = {"end_to_end_recall@1": _share(top1), "by_kind": _share_by_kind(top1, kinds),
+                    "accepted_correct": on_val["known_accepted_correct"],
+                    "brand_free_photos_with_a_false_brand": on_val["far_photos"],
+                    "impostor_far_detections": on_val["far_detections"]}
+        print(row, json.dumps(out[row]), flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import cv2
 
@@ -145,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gallery", default="weights/simple_icons_gallery.npz")
     ap.add_argument("--styles", type=Path, help="brand_eval cross-style data folder (its val split)")
     ap.add_argument("--embedder", default="brand_resnet10t")
+    ap.add_argument("--hybrid", help="a gallery built with --foreground: the end-to-end hybrid check (see above)")
+    ap.add_argument("--grocery", type=Path, help="Grocery Store root (--hybrid's brand-free val photos)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)   # the per-crop cost on one core
@@ -152,10 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     report = {"hardware": hardware(), "embedder": args.embedder, "fusion_note": "mean: normalise(plain + view); "
               "zscore: per query, z-scored similarities to every reference, summed", "sets": {}}
     start = time.perf_counter()
-    if args.data:
+    if args.data and not args.hybrid:   # --hybrid alone measures end to end
         report["sets"]["brand_robustness_cross_style_val"] = robustness_set(fx, args.data, args.gallery, SETTINGS)
     if args.styles:
         report["sets"]["brand_eval_cross_style_val"] = styles_set(fx, args.styles, SETTINGS)
+    if args.hybrid:
+        if not (args.data and args.grocery):
+            ap.error("--hybrid needs --data and --grocery")
+        report["hybrid"] = hybrid(args.data, args.grocery, args.hybrid, args.gallery)
     report["wall_s"] = round(time.perf_counter() - start, 1)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
