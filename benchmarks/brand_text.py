@@ -583,9 +583,13 @@ def default_check(args) -> dict:
     from vision.data.io import load_image
 
     queries, sets = val_sets(args)
+    # --foreground-name METHOD: each logo named by its foreground-fused vector (vision.brands.views, fusion "name")
+    extra = {} if not getattr(args, "foreground_name", None) else {
+        "foreground": {"method": args.foreground_name, "fusion": "name"}}
     ways = {"no text": BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu",
-                                                       read_text=False),
-            "default": BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu")}
+                                                       read_text=False, **extra),
+            "default": BrandRecognizer.from_pretrained(args.embedder, args.gallery, args.detector, device="cpu",
+                                                       **extra)}
     assert ways["default"].reader is not None, "the [ocr] extra is not installed: nothing to compare"
     warm = load_image(sets["cross"][0])
     for way in ways.values():
@@ -738,6 +742,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare which logos are read (GATES) and ways of reading them (GATE_READERS), each logo "
                          "timed on its own beside the recogniser, on the cross-style, brand-free and packaged val "
                          "photos; --records / --from-records keep and reuse the run")
+    ap.add_argument("--foreground-name", metavar="METHOD",
+                    help="--default-check: name each logo by its crop fused with its foreground view (grabcut, "
+                         "border, colour; vision.brands.views fusion 'name'), the plain crop's score deciding")
     ap.add_argument("--default-check", action="store_true",
                     help="the recogniser with its default text reading beside read_text=False, alternating photo by "
                          "photo over the cross-style, brand-free and packaged val photos: figures and time")

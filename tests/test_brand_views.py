@@ -161,6 +161,9 @@ def test_build_gallery_refuses_a_bad_foreground_option():
     with pytest.raises(GallerySpecError, match="--foreground: unknown foreground method"):
         GallerySpec(embedder="brand_resnet10t", simple_icons=True, impostors=[Path("x")], queries=[Path("y")],
                     foreground="nope").checked()
+    with pytest.raises(GallerySpecError, match="fusion 'name' decides on plain crops"):
+        GallerySpec(embedder="brand_resnet10t", simple_icons=True, impostors=[Path("x")], queries=[Path("y")],
+                    foreground={"method": "border", "fusion": "name"}).checked()
     with pytest.raises(GallerySpecError, match="give --impostors"):
         GallerySpec(embedder="brand_resnet10t", simple_icons=True, foreground="border").checked()
 
@@ -189,3 +192,29 @@ def test_grabcut_gives_one_crop_the_same_view_whatever_ran_before():
     first = foreground_view(crop, "grabcut", iterations=2)
     foreground_view(other, "grabcut", iterations=2)   # advances OpenCV's RNG, which GrabCut's k-means draws from
     np.testing.assert_array_equal(foreground_view(crop, "grabcut", iterations=2), first)
+
+
+def test_fusion_name_names_by_the_fused_vector_and_decides_on_the_plain_score(fx):
+    """``fusion="name"``: best brand and cosine from the fused vector, the open-set score (what the gallery's threshold
+    and rule apply to) from the plain crop, so a plain-calibrated gallery needs no warning."""
+    from vision.brands.gallery import BrandGallery
+    from vision.brands.recognition import BrandRecognizer
+
+    gallery = BrandGallery.load("simple_icons_gallery")
+    crops = _sample_crops(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec = BrandRecognizer(fx, gallery, foreground={"method": "border", "fusion": "name"})
+    assert rec.extractor is fx
+    got = [r[0] for r in rec.predict(crops)]
+    fused_fx = ForegroundFusedExtractor(fx, "border")
+    plain, fused = fused_fx.embed_views(crops)
+    best, scores, _ = gallery.open_set_scores(fused)
+    _, _, open_set = gallery.open_set_scores(plain)
+    assert [g["best"] for g in got] == list(best)
+    np.testing.assert_allclose([g["score"] for g in got], scores, atol=1e-5)
+    np.testing.assert_allclose([g["open_set_score"] for g in got], open_set, atol=1e-5)
+    for g, o in zip(got, open_set):   # the threshold decides on the plain score
+        assert (g["brand"] != "unknown") == (o >= gallery.threshold)
+    plain_rec = BrandRecognizer(fx, gallery)
+    np.testing.assert_allclose([r[0]["open_set_score"] for r in plain_rec.predict(crops)], open_set, atol=1e-5)

@@ -146,6 +146,9 @@ class GallerySpec:
             s.foreground = foreground_option(s.foreground)
         except ForegroundOptionError as e:
             raise GallerySpecError(f"--foreground: {e}") from None
+        if s.foreground is not None and s.foreground["fusion"] != "mean":
+            raise GallerySpecError(f"--foreground: fusion {s.foreground['fusion']!r} decides on plain crops: a "
+                                   "gallery built without --foreground serves it as it is")
         if s.foreground is not None and not s.impostors:
             raise GallerySpecError("--foreground sets how the calibration crops are embedded: give --impostors "
                                    "(and --queries) to calibrate with it")

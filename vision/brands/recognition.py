@@ -101,7 +101,9 @@ class BrandRecognizer:
     without ``--foreground``); ``None``/``"off"`` the plain crop; a method of
     :data:`vision.brands.views.FOREGROUND_METHODS` (or an option record) embeds the crop and its foreground view
     and fuses the two (:class:`vision.brands.views.ForegroundFusedExtractor`), warned about when the gallery was
-    calibrated otherwise. A bad value is a :class:`vision.brands.views.ForegroundOptionError`.
+    calibrated otherwise; with ``{"method": ..., "fusion": "name"}`` the fused vector names each logo's brand and the
+    plain crop's open-set score decides (a gallery calibrated on plain crops keeps its threshold and rule; not with a
+    gallery's text rule). A bad value is a :class:`vision.brands.views.ForegroundOptionError`.
     """
 
     def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float | None = None,
@@ -110,7 +112,7 @@ class BrandRecognizer:
                  text_kinds: Sequence[str] = TEXT_KINDS, text_everyday: bool = False, text_aliases=None,
                  text_min_detection: float = TEXT_MIN_DETECTION, text_max_lead: float | None = TEXT_MAX_LEAD,
                  foreground="auto"):
-        from vision.brands.views import foreground_option, with_foreground
+        from vision.brands.views import ForegroundFusedExtractor, TwoViews, foreground_option, with_foreground
 
         gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
@@ -121,12 +123,16 @@ class BrandRecognizer:
         self.margin = gallery.crop_margin if margin is None else check_margin(margin)
         # how each logo crop is embedded: the plain crop, or fused with its foreground view (vision.brands.views)
         self.foreground = gallery.foreground if foreground == "auto" else foreground_option(foreground)
-        if self.foreground != gallery.foreground and threshold is None:
+        naming = self.foreground is not None and self.foreground["fusion"] == "name"
+        decides = None if naming else self.foreground   # how the open-set score's crops are embedded
+        if decides != gallery.foreground and threshold is None:
             warnings.warn(f"the gallery's threshold and rules were calibrated on logo crops embedded "
-                          f"{_embedded(gallery.foreground)}, not {_embedded(self.foreground)}: its open-set "
+                          f"{_embedded(gallery.foreground)}, not {_embedded(decides)}: its open-set "
                           "decisions will not keep their calibrated rates (build the gallery with the same "
                           "--foreground, or leave foreground='auto')", stacklevel=2)
-        self.extractor = with_foreground(extractor, self.foreground, self.margin)
+        # fusion "name": the plain crops' vectors decide, the fused ones name (both from one pass: TwoViews)
+        self._views = TwoViews(ForegroundFusedExtractor(extractor, self.foreground, self.margin)) if naming else None
+        self.extractor = extractor if naming else with_foreground(extractor, self.foreground, self.margin)
         self.threshold = threshold
         self.skipped: list[tuple[str, str]] = []
         self.reader, self.text_threshold, self.text_kinds = reader, float(text_threshold), tuple(text_kinds)
@@ -144,6 +150,12 @@ class BrandRecognizer:
         self.rule = self._rule_for(detector) if detection_rule == "auto" and threshold is None else None
         self.text_rule = (self._text_rule_for(detector) if reader is not None and detector is not None
                           and detection_rule == "auto" and threshold is None else None)
+        if self.text_rule is not None and self._views is not None:
+            from vision.brands.views import ForegroundOptionError
+
+            raise ForegroundOptionError("foreground fusion 'name' decides on the plain crop's open-set score; the "
+                                        "gallery's text rule scores candidates on one vector: use fusion 'mean' "
+                                        "with this gallery, or no text rule")
         if self.rule is not None:
             conf = detector_conf(detector)
             if conf is not None and conf > self.rule.min_detection_score:
@@ -257,20 +269,29 @@ class BrandRecognizer:
         return [r.boxes for r in self([to_rgb_array(im) for im in items], batch_size=batch_size)]
 
     def _recognise(self, arrays: list[np.ndarray]) -> list[list[dict]]:
-        logos = embed_logos(self.extractor, arrays, self.detector, self.margin)
+        logos = embed_logos(self.extractor if self._views is None else self._views, arrays, self.detector,
+                            self.margin)
         results: list[list[dict]] = [[] for _ in logos]
         flat = [(i, det, vector) for i, (dets, vectors) in enumerate(logos) for det, vector in zip(dets, vectors)]
         if not flat:
             return results
         vectors = np.stack([vector for _, _, vector in flat])
+        plain = None
+        if self._views is not None:   # fusion "name": the fused vectors name, the plain ones' open-set score decides
+            from vision.brands.views import split_views
+
+            plain, vectors = split_views(vectors)
+        best, scores, open_set = self.gallery.open_set_scores(vectors)
+        if plain is not None:
+            open_set = self.gallery.open_set_scores(plain)[2]
         if self.rule is None:
-            matches = self.gallery.identify(vectors, threshold=self.threshold)
+            threshold = self.gallery.threshold if self.threshold is None else self.threshold
+            accepted = [threshold is None or o >= threshold for o in open_set]
         else:
-            best, scores, open_set = self.gallery.open_set_scores(vectors)
             accepted = self.rule.accept([float(det["score"]) for _, det, _ in flat], open_set)
-            matches = [{"brand": b if ok else UNKNOWN, "score": round(float(s), 6), "best": b,
-                        "open_set_score": round(float(o), 6)}
-                       for b, s, o, ok in zip(best, scores, open_set, accepted)]
+        matches = [{"brand": b if ok else UNKNOWN, "score": round(float(s), 6), "best": b,
+                    "open_set_score": round(float(o), 6)}
+                   for b, s, o, ok in zip(best, scores, open_set, accepted)]
         for (i, det, _), match in zip(flat, matches):
             results[i].append({"box": [round(float(v), 2) for v in det["box"]], "brand": match["brand"],
                                "score": match["score"], "best": match["best"],

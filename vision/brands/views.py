@@ -3,7 +3,9 @@
 A logo composited on a photo is embedded with the photo around it; the gallery's references are clean marks. The
 foreground view sets everything the method takes for background to one flat colour before embedding, and the crop's
 vector becomes the normalised mean of the two views' unit vectors (``fusion="mean"``), so everything downstream of
-the embedding (gallery search, open-set score, detection rule, text) is unchanged. Off by default
+the embedding (gallery search, open-set score, detection rule, text) is unchanged. ``fusion="name"``: the fused
+vector only names the logo's brand (its best brand and cosine) and the plain crop's open-set score decides, so a
+gallery calibrated on plain crops (the shipped one) keeps its threshold and detection rule. Off by default
 (``BrandRecognizer(..., foreground=None)``); measured in ``benchmarks/results/brand_recognition.md`` ("A foreground
 view of each logo crop").
 
@@ -36,10 +38,13 @@ from vision.crops import CROP_MARGIN, check_margin
 
 __all__ = ["FOREGROUND_METHODS", "FUSIONS", "FILLS", "DEFAULT_METHOD", "ForegroundFusedExtractor",
            "ForegroundOptionError", "foreground_option", "foreground_view", "fuse_mean", "inner_rect",
-           "with_foreground"]
+           "with_foreground", "TwoViews", "split_views"]
 
 FOREGROUND_METHODS = ("grabcut", "border", "colour")
-FUSIONS = ("mean",)
+# "mean": the crop's vector is the normalised mean of the two views' (search and open-set score both use it; a
+# gallery is calibrated for it: build-gallery --foreground); "name": the fused vector names the logo's brand, the
+# plain crop's open-set score decides, so a gallery calibrated on plain crops keeps its threshold and rule
+FUSIONS = ("mean", "name")
 FILLS = ("white", "border")
 DEFAULT_METHOD = "border"      # the cheapest of the three that gained on true-box val (results file)
 # the option's other fields, when it is given by its method's name alone
@@ -176,16 +181,41 @@ class ForegroundFusedExtractor:
         return [foreground_view(im, v["method"], self.margin, v["size"], v["iterations"], v["fill"]) for im in images]
 
     def __call__(self, images, batch_size: int = 32) -> np.ndarray:
-        from vision.data.inputs import to_rgb_array
-
         if not isinstance(images, (list, tuple)):
             images = [images]
-        if not len(images):
-            return np.empty((0, self.dim), np.float32)
+        return self.embed_views(images, batch_size)[1]
+
+    def embed_views(self, images, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """``(plain, fused)`` unit vectors of the crops: the plain crop's and the two views' normalised mean."""
+        from vision.data.inputs import to_rgb_array
+
         arrays = [to_rgb_array(im) for im in images]
+        if not arrays:
+            empty = np.empty((0, self.dim), np.float32)
+            return empty, empty
         plain = self.extractor(arrays, batch_size=batch_size)
         fore = self.extractor(self.foreground(arrays), batch_size=batch_size)
-        return fuse_mean(plain, fore)
+        return plain, fuse_mean(plain, fore)
+
+
+class TwoViews:
+    """An extractor giving each crop's plain and fused vectors side by side (``(N, 2D)``), for callers that embed
+    crops through one extractor call (:func:`vision.brands.recognition.embed_logos`); :func:`split_views` parts
+    them."""
+
+    def __init__(self, fused: ForegroundFusedExtractor):
+        self.fused, self.card, self.dim = fused, fused.card, 2 * fused.dim
+
+    def __call__(self, images, batch_size: int = 32) -> np.ndarray:
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        return np.hstack(self.fused.embed_views(images, batch_size))
+
+
+def split_views(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(plain, fused)`` of :class:`TwoViews` rows."""
+    half = vectors.shape[1] // 2
+    return vectors[:, :half], vectors[:, half:]
 
 
 def with_foreground(extractor, option, margin: float = CROP_MARGIN):
