@@ -62,9 +62,11 @@ def test_options_off_by_name_or_record_and_bad_values_are_clear_errors():
     option = foreground_option("grabcut")
     assert option == {"method": "grabcut", "fusion": "mean", "fill": "border", "size": 64, "iterations": 1}
     assert foreground_option(option) == option   # a stored record reads back as itself
+    assert foreground_option("border:name") == {**foreground_option("border"), "fusion": "name"}
     for bad, match in (("bogus", "unknown foreground method 'bogus'; choose one of"),
                        ({"method": "border", "fill": "pink"}, "unknown foreground fill"),
                        ({"method": "border", "fusion": "max"}, "unknown foreground fusion"),
+                       ("border:max", "unknown foreground fusion 'max'"),
                        ({"method": "border", "size": 4}, "size must be an integer >= 8"),
                        ({"method": "border", "colour": 1}, "unknown foreground option field"),
                        (3, "must be None, 'off', one of")):

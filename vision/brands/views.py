@@ -60,12 +60,13 @@ class ForegroundOptionError(ValueError):
 def foreground_option(value) -> dict | None:
     """The foreground option as a checked record ``{"method", "fusion", "fill", "size", "iterations"}``, or
     ``None`` (off). ``value``: ``None``, ``"off"``, a method name (:data:`FOREGROUND_METHODS`, the other fields
-    from :data:`DEFAULTS`) or such a record (as a gallery stores it). Anything else is a
-    :class:`ForegroundOptionError` saying what is allowed."""
+    from :data:`DEFAULTS`), ``"method:fusion"`` (``"border:name"``) or such a record (as a gallery stores it).
+    Anything else is a :class:`ForegroundOptionError` saying what is allowed."""
     if value is None or (isinstance(value, str) and value.lower() in OFF):
         return None
-    if isinstance(value, str):
-        value = {"method": value}
+    if isinstance(value, str):   # "border", or "border:name" (method:fusion, as the command line gives it)
+        method, _, fusion = value.partition(":")
+        value = {"method": method, **({"fusion": fusion} if fusion else {})}
     if not isinstance(value, dict):
         raise ForegroundOptionError(f"foreground option must be None, 'off', one of {list(FOREGROUND_METHODS)} or "
                                     f"a record of them, got {value!r}")
