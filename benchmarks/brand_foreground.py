@@ -15,6 +15,9 @@ Two VAL sets, nothing else is read:
     python -m benchmarks.brand_foreground --data runs/brand_robustness/data --styles runs/brand_styles \\
         --out runs/issue27d/foreground.json
 
+``--plain runs/brands_plain``: the in-distribution check, ``brand_eval``'s simple-icons val split without the print
+conditions (1,578 composites of 526 brands against one clean render each); ``--settings`` limits the settings.
+
 ``--hybrid G --grocery ROOT``: end to end on ``--data`` (the shipped detector + verifier, detections cached as
 ``brand_robustness`` caches them), each logo **named** by the gallery ``G`` built with ``--foreground`` (its fused
 vector's best brand) but **accepted** by the shipped gallery's rule on the plain crop's open-set score, beside the
@@ -127,13 +130,16 @@ def styles_set(fx, data: Path, settings) -> dict:
     from vision.data.io import load_image
     from vision.synth.brand_dataset import parse_image_name
 
-    styles = json.loads((data / "brands.json").read_text())["styles"]
+    styles = json.loads((data / "brands.json").read_text()).get("styles")
     refs, g_names = embed_folder(fx, data / "val" / "gallery")
     samples, table = scan_image_folder(data / "val" / "query")
-    kind_of = {e.rsplit(" (", 1)[0]: e.rsplit(" (", 1)[1].rstrip(")")
-               for icons in styles["query_icons"]["val"].values() for e in icons}
-    parsed = [parse_image_name(s.path) or {"style": None, "icon": None} for s in samples]
-    kinds = np.array([kind_of.get(f"{p['style']}:{p['icon']}") for p in parsed])
+    if styles is None:   # a single-style set (simple-icons): every query an icon
+        kinds = np.array(["icon"] * len(samples))
+    else:
+        kind_of = {e.rsplit(" (", 1)[0]: e.rsplit(" (", 1)[1].rstrip(")")
+                   for icons in styles["query_icons"]["val"].values() for e in icons}
+        parsed = [parse_image_name(s.path) or {"style": None, "icon": None} for s in samples]
+        kinds = np.array([kind_of.get(f"{p['style']}:{p['icon']}") for p in parsed])
     crops = [load_image(s.path) for s in samples]
     rows = measure(fx, crops, None, 0.15, refs, np.asarray(g_names), np.array([table.names[s.label] for s in samples]),
                    kinds, settings)
@@ -201,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, help="brand_robustness data folder (its cross_style set)")
     ap.add_argument("--gallery", default="weights/simple_icons_gallery.npz")
     ap.add_argument("--styles", type=Path, help="brand_eval cross-style data folder (its val split)")
+    ap.add_argument("--plain", type=Path,
+                    help="brand_eval's simple-icons set without print conditions (runs/brands_plain, its val split): "
+                         "the in-distribution check, composites against one clean render per brand")
+    ap.add_argument("--settings", nargs="+", metavar="METHOD:SIZE:ITER:FILL",
+                    help="only these settings (e.g. border:64:1:border); default: every one in SETTINGS")
     ap.add_argument("--embedder", default="brand_resnet10t")
     ap.add_argument("--hybrid", help="a gallery built with --foreground: the end-to-end hybrid check (see above)")
     ap.add_argument("--grocery", type=Path, help="Grocery Store root (--hybrid's brand-free val photos)")
@@ -210,11 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     fx = FeatureExtractor.from_pretrained(args.embedder, backend="torch")
     report = {"hardware": hardware(), "embedder": args.embedder, "fusion_note": "mean: normalise(plain + view); "
               "zscore: per query, z-scored similarities to every reference, summed", "sets": {}}
+    settings = SETTINGS if not args.settings else [
+        (m, int(size), int(it), fill) for m, size, it, fill in (x.split(":") for x in args.settings)]
     start = time.perf_counter()
     if args.data and not args.hybrid:   # --hybrid alone measures end to end
-        report["sets"]["brand_robustness_cross_style_val"] = robustness_set(fx, args.data, args.gallery, SETTINGS)
+        report["sets"]["brand_robustness_cross_style_val"] = robustness_set(fx, args.data, args.gallery, settings)
     if args.styles:
-        report["sets"]["brand_eval_cross_style_val"] = styles_set(fx, args.styles, SETTINGS)
+        report["sets"]["brand_eval_cross_style_val"] = styles_set(fx, args.styles, settings)
+    if args.plain:
+        report["sets"]["brand_eval_simple_icons_plain_val"] = styles_set(fx, args.plain, settings)
     if args.hybrid:
         if not (args.data and args.grocery):
             ap.error("--hybrid needs --data and --grocery")
