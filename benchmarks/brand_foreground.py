@@ -28,6 +28,7 @@ photos with a false brand.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -158,9 +159,16 @@ def hybrid(data: Path, grocery: Path, fused_path: str, shipped_path: str) -> dic
     from vision.inference import LogoDetector
 
     fx = FeatureExtractor.from_pretrained("brand_resnet10t", backend="torch")
-    shipped, fused = BrandGallery.load(shipped_path), BrandGallery.load(fused_path)
+    shipped = BrandGallery.load(shipped_path)
+    if Path(fused_path).is_file():
+        fused = BrandGallery.load(fused_path)
+    else:   # a foreground method: named by its fused vector in the shipped gallery (no gallery of its own)
+        from vision.brands.views import foreground_option
+
+        fused = copy.deepcopy(shipped)
+        fused.foreground = foreground_option(fused_path)
     if fused.foreground is None or shipped.foreground is not None:
-        raise SystemExit("--hybrid needs a gallery built with --foreground and a plain one")
+        raise SystemExit("--hybrid needs a gallery built with --foreground (or a method) and a plain one")
     detector = verified_for_rule(LogoDetector.from_pretrained("logo_yolo11n"), shipped.detection_rule, backend="torch")
     fxf = with_foreground(fx, fused.foreground, fused.crop_margin)
     queries = json.loads((data / "cross_style" / "queries.json").read_text())
@@ -169,10 +177,14 @@ def hybrid(data: Path, grocery: Path, fused_path: str, shipped_path: str) -> dic
     free_paths = brand_free_photos(grocery, "val")
     out = {}
     sets = {}
+    scenes = json.loads((data / "known_scenes" / "queries.json").read_text())
+    scene_paths = [data / "known_scenes" / q["image"] for q in scenes]
     for name, f, gallery in (("plain", fx, shipped), ("fused", fxf, fused)):
         cross = photo_detections(f, detector, cross_paths, data / "detections", shipped.crop_margin)
         free = photo_detections(f, detector, free_paths, data / "detections", shipped.crop_margin)
-        sets[name] = (cross, free, score_logos(gallery, cross), score_logos(gallery, free))
+        known = photo_detections(f, detector, scene_paths, data / "detections", shipped.crop_margin)
+        sets[name] = (cross, free, score_logos(gallery, cross), score_logos(gallery, free), known,
+                      score_logos(gallery, known))
     for (dp, _), (df, _) in zip(sets["plain"][0] + sets["plain"][1], sets["fused"][0] + sets["fused"][1]):
         assert [d["box"] for d in dp] == [d["box"] for d in df], "the two runs' detections differ"
     boxes = [q["box"] for q in queries]
@@ -189,10 +201,20 @@ def hybrid(data: Path, grocery: Path, fused_path: str, shipped_path: str) -> dic
         seen = cross.detection >= rule.min_detection_score
         top1 = np.zeros(cross.photos, bool)
         top1[cross.photo[seen & cross.correct]] = True
+        # in distribution: the known scenes (val-split brands in the training styles on TRAIN photos: the rule's
+        # calibration marks), named and accepted the same way
+        known = known_scene_set([d for d, _ in sets["plain"][4]], sets[scoring][5][1], [q["box"] for q in scenes],
+                                sets[naming][5][0], [q["brand"] for q in scenes])
+        on_known = rule_figures(rule, known, val, RULE_FLOOR)
+        seen = known.detection >= rule.min_detection_score
+        known_top1 = np.zeros(known.photos, bool)
+        known_top1[known.photo[seen & known.correct]] = True
         out[row] = {"end_to_end_recall@1": _share(top1), "by_kind": _share_by_kind(top1, kinds),
                     "accepted_correct": on_val["known_accepted_correct"],
                     "brand_free_photos_with_a_false_brand": on_val["far_photos"],
-                    "impostor_far_detections": on_val["far_detections"]}
+                    "impostor_far_detections": on_val["far_detections"],
+                    "known_scenes_recall@1": _share(known_top1),
+                    "known_scenes_accepted_correct": on_known["known_accepted_correct"]}
         print(row, json.dumps(out[row]), flush=True)
     return out
 
