@@ -8,6 +8,7 @@ from vision.data.preprocessing import Preprocessing
 from vision.data.style_augment import (
     EdgeMap,
     FillToOutline,
+    MarkStyles,
     MonoMark,
     OutlineToFill,
     RemoveBackground,
@@ -128,3 +129,75 @@ def test_brand_data_module_takes_style_augment_from_its_config(tmp_path):
     assert image.shape == (3, 32, 32)
     with pytest.raises(ValueError, match="unknown style augmentation"):
         BrandDataModule(str(tmp_path), m_per_class=2, batch_size=4, input_size=32, style_augment={"blur": 0.1})
+
+
+def _rgba_ring(size=40, lo=8, hi=32, width=3):
+    """A red square outline on a transparent ground: an RGBA mark as rendered, with a hole in the middle."""
+    rgba = np.zeros((size, size, 4), np.uint8)
+    rgba[lo:hi, lo:hi] = (*RED, 255)
+    rgba[lo + width:hi - width, lo + width:hi - width] = 0
+    return rgba
+
+
+def test_mark_styles_change_the_rgba_mark_before_compositing():
+    styles, rng = MarkStyles(), np.random.default_rng(0)
+    filled = _rgba_ring(width=12)                              # a filled 24 px square
+    outline = styles.apply(filled, "fill_to_outline", rng)
+    assert outline[20, 20, 3] == 0 and outline[8, 20, 3] == 255      # inside cleared, contour band kept
+    assert 0 < (outline[..., 3] > 0).sum() < (filled[..., 3] > 0).sum()
+    solid = styles.apply(_rgba_ring(), "outline_to_fill", rng)
+    assert (solid[8:32, 8:32, 3] == 255).all() and (solid[20, 20, :3] == RED).all()
+    assert (solid[:8, :, 3] == 0).all()                        # outside the silhouette stays transparent
+    dark = MarkStyles(mono=1.0, mono_invert=0.0)(_rgba_ring(), rng)
+    light = MarkStyles(mono=1.0, mono_invert=1.0)(_rgba_ring(), rng)
+    assert (dark[8, 20] == (0, 0, 0, 255)).all() and (light[8, 20] == (255, 255, 255, 255)).all()
+    assert (dark[..., 3] == _rgba_ring()[..., 3]).all()        # the shape is the mark's
+    # at most one style per mark, in proportion to the probabilities
+    draws = [MarkStyles(fill_to_outline=0.5, mono=0.25).draw(rng) for _ in range(2000)]
+    assert abs(draws.count("fill_to_outline") / 2000 - 0.5) < 0.05 and abs(draws.count(None) / 2000 - 0.25) < 0.05
+    assert draws.count("outline_to_fill") == 0
+
+
+def test_mark_styles_parse_and_errors_name_the_field():
+    assert MarkStyles.parse(None) is None and MarkStyles.parse("") is None and MarkStyles.parse("mono=0") is None
+    parsed = MarkStyles.parse("fill_to_outline=0.2, outline_to_fill=0.2,mono=0.15")
+    assert parsed == MarkStyles(fill_to_outline=0.2, outline_to_fill=0.2, mono=0.15)
+    with pytest.raises(ValueError, match=r"mark_styles\.mono must be a probability"):
+        MarkStyles.parse("mono=1.5")
+    with pytest.raises(ValueError, match=r"mark_styles\.mono must be a probability.*'lots'"):
+        MarkStyles.parse("mono=lots")
+    with pytest.raises(ValueError, match=r"mark_styles: unknown field.*'edge_map'"):
+        MarkStyles.parse("edge_map=0.1")
+    with pytest.raises(ValueError, match="mark_styles probabilities must sum to at most 1"):
+        MarkStyles.parse({"mono": 0.6, "fill_to_outline": 0.6})
+    with pytest.raises(ValueError, match="mark_styles: expected name=probability"):
+        MarkStyles.parse("mono")
+
+
+def test_wild_crop_takes_the_styled_mark_and_is_unchanged_without_it():
+    from vision.synth.composite import wild_logo_crop
+
+    background = np.random.default_rng(1).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    mark = _rgba_ring(width=12)
+    seen = []
+
+    def style(rgba, rng):
+        seen.append(rgba.shape)
+        return MarkStyles().apply(rgba, "fill_to_outline", rng)
+
+    def crop(**kw):
+        return wild_logo_crop(mark, background, np.random.default_rng(5), 32, print_conditions=None, **kw)
+
+    assert np.array_equal(crop(), crop(mark_style=None))      # off: the same crops as before the option
+    assert seen == [] and crop(mark_style=style) is not None and seen == [mark.shape]
+
+
+def test_brand_dataset_rejects_a_bad_mark_styles_value(tmp_path):
+    from vision.commands.make_brand_dataset import main
+    from vision.synth.brand_dataset import write_brand_dataset
+
+    with pytest.raises(ValueError, match=r"mark_styles\.fill_to_outline"):
+        write_brand_dataset(tmp_path / "set", [tmp_path], mark_styles="fill_to_outline=2")
+    assert main(["--backgrounds", str(tmp_path), "--out", str(tmp_path / "set"), "--no-progress",
+                 "--mark-styles", "outline=0.2"]) == 1
+    assert not (tmp_path / "set").exists()                     # refused before anything is written

@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--print-conditions", action=argparse.BooleanOptionalAction, default=True,
                     help="print conditions in the composites (curved pack, glare, low contrast, small, blur, "
                     "sticker); --no-print-conditions: composites as before them")
+    ap.add_argument("--mark-styles", help="per training composite, turn the mark into another style before it "
+                    "is pasted, at most one per mark: e.g. fill_to_outline=0.2,outline_to_fill=0.2,mono=0.15 "
+                    "(vision.data.style_augment.MarkStyles; off by default)")
     ap.add_argument("--overwrite", action="store_true")
     add_no_progress(ap)
     args = ap.parse_args(argv)
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 style_clean=args.style_clean, style_wild=args.style_wild, icons_per_style=args.icons_per_style,
                 print_conditions=PRINT_CONDITIONS if args.print_conditions else None,
                 wordmarks=args.wordmarks, gallery_wordmark_count=args.gallery_wordmarks, fonts=args.fonts,
+                mark_styles=args.mark_styles,
                 progress=lambda it, total, desc: progress_bar(it, enabled=not args.no_progress, total=total,
                                                               desc=desc, unit="brand"))
         except (ValueError, FileExistsError, FileNotFoundError) as e:  # IconSetError, FontError: ValueErrors

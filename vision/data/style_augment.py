@@ -15,11 +15,17 @@ Turned on by name and probability from a data module's ``style_augment`` (at mos
     data:
       init_args:
         style_augment: {fill_to_outline: 0.15, outline_to_fill: 0.15, mono: 0.1, edge_map: 0.05}
+
+:class:`MarkStyles` does the mask-based ones to a rendered RGBA mark *before* it is composited (its alpha is the
+exact mask), so they reach the crops on photos too (``vision make-brand-dataset --mark-styles``)::
+
+    MarkStyles.parse("fill_to_outline=0.2,outline_to_fill=0.2,mono=0.15")(rgba, rng)
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, fields
 from typing import Mapping
 
 import numpy as np
@@ -29,8 +35,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")   # as in vision.data.tra
 import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 
-__all__ = ["EdgeMap", "FillToOutline", "MonoMark", "OutlineToFill", "RemoveBackground", "STYLE_AUGMENTS",
-           "mark_mask", "fill_holes", "remove_background", "silhouette", "style_augment_ops"]
+__all__ = ["EdgeMap", "FillToOutline", "MarkStyles", "MonoMark", "OutlineToFill", "RemoveBackground",
+           "STYLE_AUGMENTS", "mark_mask", "fill_holes", "outline_interior", "remove_background", "silhouette",
+           "style_augment_ops"]
 
 MIN_CONTRAST = 32          # a mark pixel differs from the background by at least this much in some channel
 _MIN_AREA, _MAX_AREA = 0.005, 0.95   # fraction of the crop the mark may cover for a transform to apply
@@ -66,8 +73,24 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return mask | holes
 
 
+def outline_interior(mask: np.ndarray, px: int) -> np.ndarray:
+    """The part of ``mask`` farther than ``px`` pixels from its contour (outer and inner edges): what
+    :class:`FillToOutline` clears, leaving a band ``px`` wide. Pixels beyond the array's edge count as outside."""
+    return cv2.erode(mask.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8),
+                     borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+
+
 def _mark_colour(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.median(image[mask], axis=0).astype(np.uint8)
+
+
+def _band_px(width: float, shape: tuple[int, ...]) -> int:
+    return max(1, round(width * min(shape[:2])))
+
+
+def _ink(inverted: bool) -> tuple[int, int]:
+    """``(ink, ground)`` grey levels of a mono mark: dark on light, or light on dark when ``inverted``."""
+    return (255, 0) if inverted else (0, 255)
 
 
 class FillToOutline(A.ImageOnlyTransform):
@@ -89,11 +112,8 @@ class FillToOutline(A.ImageOnlyTransform):
         if found is None:
             return img
         mask, background = found
-        px = max(1, round(width * min(img.shape[:2])))
-        inner = cv2.erode(mask.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8),
-                          borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
         out = img.copy()
-        out[inner] = background
+        out[outline_interior(mask, _band_px(width, img.shape))] = background
         return out
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
@@ -134,7 +154,7 @@ class MonoMark(A.ImageOnlyTransform):
         if found is None:
             return img
         mask, _ = found
-        ink, ground = (255, 0) if inverted else (0, 255)
+        ink, ground = _ink(inverted)
         out = np.full_like(img, ground)
         out[mask] = ink
         return out
@@ -207,6 +227,23 @@ STYLE_AUGMENTS: dict[str, type[A.ImageOnlyTransform]] = {
 }
 
 
+def _check_probabilities(probabilities: Mapping[str, float], names, what: str) -> dict[str, float]:
+    """``probabilities`` as floats; unknown names, values outside [0, 1] or a sum above 1 are errors naming
+    ``what``."""
+    unknown = sorted(set(probabilities) - set(names))
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown}; choose from {sorted(names)}")
+    ps = {}
+    for name, p in probabilities.items():
+        try:
+            ps[name] = float(p)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} probability {name!r} must be a number, got {p!r}") from None
+    if any(not 0 <= p <= 1 for p in ps.values()) or sum(ps.values()) > 1 + 1e-9:
+        raise ValueError(f"{what} probabilities must be >= 0 and sum to at most 1, got {ps}")
+    return ps
+
+
 def style_augment_ops(probabilities: Mapping[str, float] | None) -> list:
     """The transforms named in ``probabilities`` as one ``OneOf`` (at most one per image, each with its probability).
 
@@ -214,13 +251,111 @@ def style_augment_ops(probabilities: Mapping[str, float] | None) -> list:
     """
     if not probabilities:
         return []
-    unknown = sorted(set(probabilities) - set(STYLE_AUGMENTS))
-    if unknown:
-        raise ValueError(f"unknown style augmentation(s) {unknown}; choose from {sorted(STYLE_AUGMENTS)}")
-    ps = {name: float(p) for name, p in probabilities.items()}
-    if any(p < 0 for p in ps.values()) or sum(ps.values()) > 1 + 1e-9:
-        raise ValueError(f"style augmentation probabilities must be >= 0 and sum to at most 1, got {ps}")
+    ps = _check_probabilities(probabilities, STYLE_AUGMENTS, "style augmentation")
     chosen = [STYLE_AUGMENTS[name](p=p) for name, p in ps.items() if p > 0]
     if not chosen:
         return []
     return [A.OneOf(chosen, p=min(1.0, sum(t.p for t in chosen)))]
+
+
+@dataclass(frozen=True)
+class MarkStyles:
+    """Per-mark probabilities of turning a rendered RGBA mark into another style before it is composited.
+
+    At most one per mark: ``fill_to_outline`` keeps a band along the contour (``outline_width``, a fraction of the
+    render's shorter side, as :class:`FillToOutline`), ``outline_to_fill`` fills its holes with the mark's colour
+    (its silhouette, :func:`fill_holes`), ``mono`` paints it in one ink, black, or white with probability
+    ``mono_invert`` (as :class:`MonoMark`, on the photo instead of a flat ground). The mask is the render's alpha
+    (>= 128), exact, so unlike the crop augmentations they need no flat ground. A render whose alpha is a plate
+    (the mark cut out of or painted on it) is the caller's to leave out: its silhouette is the plate.
+
+    Validation names the field (``mark_styles.<name>``); :meth:`parse` reads the command line's
+    ``"fill_to_outline=0.2,mono=0.1"``. Off (all zero) by default.
+    """
+
+    fill_to_outline: float = 0.0
+    outline_to_fill: float = 0.0
+    mono: float = 0.0
+    outline_width: tuple[float, float] = (0.02, 0.05)
+    mono_invert: float = 0.5
+
+    STYLES = ("fill_to_outline", "outline_to_fill", "mono")
+
+    def __post_init__(self):
+        for name in (*self.STYLES, "mono_invert"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"mark_styles.{name} must be a probability in [0, 1], got {value!r}")
+        total = sum(getattr(self, n) for n in self.STYLES)
+        if total > 1 + 1e-9:
+            raise ValueError(f"mark_styles probabilities must sum to at most 1 (at most one style per mark), got "
+                             f"{total:g}")
+        lo, hi = self.outline_width
+        if not 0 < lo <= hi <= 0.5:
+            raise ValueError(f"mark_styles.outline_width must be a range within (0, 0.5], got {self.outline_width}")
+
+    @classmethod
+    def parse(cls, text: str | Mapping[str, float] | None) -> "MarkStyles | None":
+        """``"fill_to_outline=0.2,mono=0.1"`` (or a mapping) as :class:`MarkStyles`; None for None, empty or all
+        zero (off)."""
+        if text is None:
+            return None
+        if isinstance(text, str):
+            items = {}
+            for part in filter(None, (p.strip() for p in text.split(","))):
+                name, eq, value = part.partition("=")
+                if not eq:
+                    raise ValueError(f"mark_styles: expected name=probability, got {part!r}")
+                try:
+                    items[name.strip()] = float(value)
+                except ValueError:
+                    raise ValueError(f"mark_styles.{name.strip()} must be a probability in [0, 1], got "
+                                     f"{value.strip()!r}") from None
+        else:
+            items = dict(text)
+        known = {f.name for f in fields(cls)} - ({"outline_width"} if isinstance(text, str) else set())
+        unknown = sorted(set(items) - known)
+        if unknown:
+            raise ValueError(f"mark_styles: unknown field(s) {unknown}; choose from {sorted(known)}")
+        styles = cls(**items)
+        return styles if styles.active else None
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, n) > 0 for n in self.STYLES)
+
+    def probabilities(self) -> dict[str, float]:
+        return {n: getattr(self, n) for n in self.STYLES}
+
+    def draw(self, rng: np.random.Generator) -> str | None:
+        """Which style one mark gets (None: kept as rendered); one draw from ``rng``."""
+        u, edge = rng.random(), 0.0
+        for name in self.STYLES:
+            edge += getattr(self, name)
+            if u < edge:
+                return name
+        return None
+
+    def apply(self, rgba: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray:
+        """``rgba`` (``HxWx4`` uint8) in ``style``; unchanged when the mark is empty or has nothing to change."""
+        if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
+            raise ValueError(f"mark must be HxWx4 uint8, got {rgba.shape} {rgba.dtype}")
+        mask = rgba[..., 3] >= 128
+        if not mask.any():
+            return rgba
+        out = rgba.copy()
+        if style == "fill_to_outline":
+            out[outline_interior(mask, _band_px(float(rng.uniform(*self.outline_width)), rgba.shape)), 3] = 0
+        elif style == "outline_to_fill":
+            holes = fill_holes(mask) & ~mask
+            out[holes, :3] = _mark_colour(rgba[..., :3], mask)
+            out[holes, 3] = 255
+        elif style == "mono":
+            out[..., :3] = _ink(bool(rng.random() < self.mono_invert))[0]
+        else:
+            raise ValueError(f"unknown mark style {style!r}; choose from {list(self.STYLES)}")
+        return out
+
+    def __call__(self, rgba: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        style = self.draw(rng)
+        return rgba if style is None else self.apply(rgba, style, rng)

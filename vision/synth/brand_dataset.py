@@ -40,12 +40,13 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
 
 from vision.data.io import ImageLoadError, list_images, load_image
+from vision.data.style_augment import MarkStyles
 from vision.synth.catalog import Brand, Color, list_brands, split_brands, unit_hash
 from vision.synth.composite import PRINT_CONDITIONS, PrintConditions, random_resized_background, wild_logo_crop
 from vision.synth.record import LogoDatasetWarning, package_versions, write_record
@@ -82,6 +83,7 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
                         icons_per_style: int = 2, print_conditions: PrintConditions | None = PRINT_CONDITIONS,
                         wordmarks: int = 0, gallery_wordmark_count: int = 2,
                         fonts: str | os.PathLike | Sequence[FontFace] | None = None,
+                        mark_styles: MarkStyles | Mapping[str, float] | str | None = None,
                         progress: Callable[..., Iterable] | None = None) -> dict:
     """Write the brand metric-learning set under ``out_dir`` (layout in the module docstring).
 
@@ -104,9 +106,18 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
     ``gallery_wordmark_count`` references per val/test brand, in ``fonts`` (faces, or a folder of fetched
     ``@fontsource`` fonts added to the built-in ones; default: the built-in ones). Wordmarks draw from their own
     per-brand generator, so every other image is the same as without them.
+
+    ``mark_styles`` (:class:`vision.data.style_augment.MarkStyles`, a mapping or ``"fill_to_outline=0.2,mono=0.1"``;
+    off by default) turns each *training* composite's mark, with those probabilities (at most one per mark), into
+    its outline, filled silhouette or one-ink version before it is pasted; marks cut out of or printed on a plate
+    and the clean renders stay as they are, and val/test queries never get them.
     """
     if size < 16:
         raise ValueError(f"size must be >= 16, got {size}")
+    if not isinstance(mark_styles, MarkStyles):
+        mark_styles = MarkStyles.parse(mark_styles)
+    elif not mark_styles.active:
+        mark_styles = None
     if min(train_clean, train_wild, queries, style_clean, style_wild) < 0 or train_clean + train_wild < 2:
         raise ValueError("need train_clean + train_wild >= 2 images per train brand (metric learning needs "
                          f"positive pairs) and non-negative counts, got {train_clean} + {train_wild}")
@@ -137,6 +148,7 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
         pool = photos["train" if name == "train" else "eval"]
         jobs += [_BrandJob(name, by_slug[s], pool, out, size, train_clean, train_wild, queries, seed,
                            background_size, style_clean, style_wild, print_conditions,
+                           mark_styles=mark_styles if name == "train" else None,
                            train_icons=styles.train_icons.get(s, ()) if styles else (),
                            eval_icons=styles.eval_icons.get(s, ()) if styles else None,
                            wordmarks=_brand_wordmarks(by_slug[s], name, faces, wordmarks, gallery_wordmark_count,
@@ -167,6 +179,9 @@ def write_brand_dataset(out_dir: str | os.PathLike, backgrounds: Sequence[str | 
                       print_conditions=vars(print_conditions) if print_conditions else None,
                       backgrounds=[str(b) for b in backgrounds],
                       val_backgrounds=[str(b) for b in (val_backgrounds or backgrounds)])
+    if mark_styles is not None:
+        parameters.update(mark_styles={**mark_styles.probabilities(), "outline_width": list(mark_styles.outline_width),
+                                       "mono_invert": mark_styles.mono_invert})
     if styles is not None:
         parameters.update(icon_sets=str(icon_sets) if isinstance(icon_sets, (str, os.PathLike)) else None,
                           eval_styles=list(styles.eval_styles), style_clean=style_clean, style_wild=style_wild,
@@ -304,6 +319,7 @@ class _BrandJob:
     train_icons: tuple[StyleIcon, ...] = ()
     eval_icons: tuple[StyleIcon, ...] | None = None     # None: the simple-icons-only layout
     wordmarks: tuple[Wordmark, ...] = ()
+    mark_styles: MarkStyles | None = None     # only ever set on train jobs
 
     @property
     def styled(self) -> bool:
@@ -351,7 +367,8 @@ def _write_wordmarks(job: _BrandJob) -> list[tuple[str, str]]:
                     if len(wild) == job.style_wild:
                         break
                     crop = wild_logo_crop(rgba, _background(job.photos, rng, job.background_size), rng, job.size,
-                                          scale_range=_WILD_SCALE, print_conditions=job.print_conditions)
+                                          scale_range=_WILD_SCALE, print_conditions=job.print_conditions,
+                                          mark_style=job.mark_styles if mark.plate is None else None)
                     if crop is not None:
                         wild.append(crop)
                 groups += [(f"{prefix}__clean", [canonical_wordmark(mark, job.size)]), (f"{prefix}__wild", wild)]
@@ -429,14 +446,17 @@ def _wild_icon(job: _BrandJob, svg: str, mono: bool, count: int, rng: np.random.
     for _ in range(count * 4):
         if len(crops) == count:
             break
+        mark_style = job.mark_styles
         if mono:
             style = random_logo_style(job.brand, rng)
             rgba = render_logo(svg, render_side, color=style.color, background=style.background)
+            if style.background is not None:   # a plate: its alpha is not the mark's
+                mark_style = None
         else:
             ink = None if rng.random() < 0.8 else ((0, 0, 0), (255, 255, 255))[int(rng.integers(2))]
             rgba = render_logo(svg, render_side, color=ink)
         crop = wild_logo_crop(rgba, _background(job.photos, rng, job.background_size), rng, job.size,
-                              scale_range=_WILD_SCALE, print_conditions=job.print_conditions)
+                              scale_range=_WILD_SCALE, print_conditions=job.print_conditions, mark_style=mark_style)
         if crop is not None:
             crops.append(crop)
     return crops
@@ -462,7 +482,8 @@ def _wild(job: _BrandJob, count: int, rng: np.random.Generator) -> list[np.ndarr
         if len(crops) == count:
             break
         background = _background(job.photos, rng, job.background_size)
-        crop = wild_logo_crop(job.brand, background, rng, job.size, print_conditions=job.print_conditions)
+        crop = wild_logo_crop(job.brand, background, rng, job.size, print_conditions=job.print_conditions,
+                              mark_style=job.mark_styles)
         if crop is not None:
             crops.append(crop)
     return crops

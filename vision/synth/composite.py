@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 # albumentations checks PyPI for a newer version at import time; we run offline.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -330,17 +330,27 @@ def random_resized_background(image: np.ndarray, size: int, rng: np.random.Gener
 
 def wild_logo_crop(brand: Brand | np.ndarray, background: np.ndarray, rng: np.random.Generator, size: int,
                    scale_range: tuple[float, float] = (0.2, 0.6), margin_range: tuple[float, float] = (0.05, 0.3),
-                   print_conditions: PrintConditions | None = PRINT_CONDITIONS) -> np.ndarray | None:
+                   print_conditions: PrintConditions | None = PRINT_CONDITIONS,
+                   mark_style: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+                   ) -> np.ndarray | None:
     """``brand`` composited once onto ``background`` (perspective, colour, blur, occlusion, JPEG and the
     ``print_conditions``), cut out with :func:`square_crop` and resized to ``size``; ``None`` when the logo found
     no place. A :class:`Brand` is rendered in a random simple-icons colour style; an ``HxWx4`` uint8 RGBA array
-    (a mark from another artwork style) is pasted as it is."""
+    (a mark from another artwork style) is pasted as it is.
+
+    ``mark_style`` (e.g. :class:`vision.data.style_augment.MarkStyles`) turns the RGBA mark into another style
+    before it is pasted; a Brand rendered cut out of a plate is left as it is (its alpha is the plate). None (the
+    default) draws nothing from ``rng``, so the crops are those made without it."""
     if isinstance(brand, Brand):
         style = random_logo_style(brand, rng)
         render_side = math.ceil(scale_range[1] * min(background.shape[:2]))
         rgba = render_logo(brand, render_side, color=style.color, background=style.background)
+        if style.background is not None:
+            mark_style = None
     else:
         rgba = brand
+    if mark_style is not None:
+        rgba = mark_style(rgba, rng)
     image, boxes = composite_logos(background, [(rgba, 0)], rng, scale_range=scale_range,
                                    print_conditions=print_conditions)
     if len(boxes) == 0:
