@@ -24,6 +24,7 @@ exact mask), so they reach the crops on photos too (``vision make-brand-dataset 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
 from typing import Mapping
@@ -227,20 +228,20 @@ STYLE_AUGMENTS: dict[str, type[A.ImageOnlyTransform]] = {
 }
 
 
-def _check_probabilities(probabilities: Mapping[str, float], names, what: str) -> dict[str, float]:
-    """``probabilities`` as floats; unknown names, values outside [0, 1] or a sum above 1 are errors naming
-    ``what``."""
-    unknown = sorted(set(probabilities) - set(names))
-    if unknown:
-        raise ValueError(f"unknown {what}(s) {unknown}; choose from {sorted(names)}")
+def _check_probabilities(probabilities: Mapping[str, float], what: str) -> dict[str, float]:
+    """``probabilities`` as floats, for choices of which at most one applies per image; a value that is not a
+    probability in [0, 1] (the error names ``<what>.<name>``) or a sum above 1 is an error."""
     ps = {}
     for name, p in probabilities.items():
         try:
-            ps[name] = float(p)
+            ps[name] = float(p) if not isinstance(p, bool) else math.nan
         except (TypeError, ValueError):
-            raise ValueError(f"{what} probability {name!r} must be a number, got {p!r}") from None
-    if any(not 0 <= p <= 1 for p in ps.values()) or sum(ps.values()) > 1 + 1e-9:
-        raise ValueError(f"{what} probabilities must be >= 0 and sum to at most 1, got {ps}")
+            ps[name] = math.nan
+        if not 0.0 <= ps[name] <= 1.0:
+            raise ValueError(f"{what}.{name} must be a probability in [0, 1], got {p!r}")
+    total = sum(ps.values())
+    if total > 1 + 1e-9:
+        raise ValueError(f"{what} probabilities must sum to at most 1 (at most one per image), got {total:g}")
     return ps
 
 
@@ -251,7 +252,10 @@ def style_augment_ops(probabilities: Mapping[str, float] | None) -> list:
     """
     if not probabilities:
         return []
-    ps = _check_probabilities(probabilities, STYLE_AUGMENTS, "style augmentation")
+    unknown = sorted(set(probabilities) - set(STYLE_AUGMENTS))
+    if unknown:
+        raise ValueError(f"unknown style augmentation(s) {unknown}; choose from {sorted(STYLE_AUGMENTS)}")
+    ps = _check_probabilities(probabilities, "style_augment")
     chosen = [STYLE_AUGMENTS[name](p=p) for name, p in ps.items() if p > 0]
     if not chosen:
         return []
@@ -282,14 +286,10 @@ class MarkStyles:
     STYLES = ("fill_to_outline", "outline_to_fill", "mono")
 
     def __post_init__(self):
-        for name in (*self.STYLES, "mono_invert"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"mark_styles.{name} must be a probability in [0, 1], got {value!r}")
-        total = sum(getattr(self, n) for n in self.STYLES)
-        if total > 1 + 1e-9:
-            raise ValueError(f"mark_styles probabilities must sum to at most 1 (at most one style per mark), got "
-                             f"{total:g}")
+        checked = {**_check_probabilities(self.probabilities(), "mark_styles"),
+                   **_check_probabilities({"mono_invert": self.mono_invert}, "mark_styles")}
+        for name, value in checked.items():   # stored as floats
+            object.__setattr__(self, name, value)
         lo, hi = self.outline_width
         if not 0 < lo <= hi <= 0.5:
             raise ValueError(f"mark_styles.outline_width must be a range within (0, 0.5], got {self.outline_width}")
