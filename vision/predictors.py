@@ -269,7 +269,8 @@ def host_nms(prediction: np.ndarray, conf: float, iou: float, max_det: int) -> l
 
     The candidates are picked in numpy and only the few left go to the same torchvision NMS kernel. ultralytics'
     function runs some thirty torch operations on the whole output: 0.22 ms an image at batch 1 timed alone, but
-    0.53 ms between two network runs that leave the caches cold (onnxruntime, 2 idle Xeon cores)."""
+    0.53 ms between two network runs that leave the caches cold (onnxruntime, 2 idle Xeon cores; the predictor's
+    postprocess 0.72 -> 0.56 ms: benchmarks/results/detection.md)."""
     import torchvision
 
     from vision import ultralytics_compat as ulc
