@@ -68,10 +68,10 @@ class DetectorPredictions(nn.Module):
 
         ultralytics' ``DFL`` takes the softmax over the bins on a transposed tensor (softmax along axis 1 of
         ``(N, 16, 4, anchors)``) and the expectation as a 1x1 convolution. onnxruntime runs that softmax through
-        transposes: 1.09 ms of a 10.2 ms image at 320 px (batch 1, 2 threads, idle Xeon; 9% of the fp32 network
-        and more of the INT8 one, which keeps the decode in fp32). Written as max, exp, weighted sum and sum along
-        the bin axis it takes 0.12 ms (benchmarks/results/export.md). The torch model is untouched outside this
-        block."""
+        transposes: 8-17% of the network's node time at 320 px (more in the INT8 graph, which keeps the decode in
+        fp32). Written as max, exp, weighted sum and sum along the bin axis it is 2-3%, the network 1.07-1.19x
+        faster (benchmarks/detector_decode.py, benchmarks/results/export.md). The torch model is untouched outside
+        this block."""
         dfls = [m for m in self.modules() if type(m).__name__ == "DFL" and hasattr(m, "conv") and hasattr(m, "c1")]
         saved = [m.__dict__.get("forward") for m in dfls]
         for m in dfls:
