@@ -113,6 +113,40 @@ def test_init_from_a_trained_embedder_and_mismatches(trained):
         BrandEmbeddingModule("resnet14t", embedding_size=16, loss="MultiSimilarityLoss", init_from=weights)
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+def test_distillation_holds_the_student_near_a_frozen_teacher(trained):
+    module, _, zoo = trained
+    weights = str(zoo / "tiny_brand.safetensors")
+    tuned = BrandEmbeddingModule("resnet10t", embedding_size=16, num_classes=4, loss="MultiSimilarityLoss",
+                                 init_from=weights, distill_from=weights, distill_weight=3.0)
+    plain = BrandEmbeddingModule("resnet10t", embedding_size=16, num_classes=4, loss="MultiSimilarityLoss",
+                                 init_from=weights)
+    x, labels = torch.rand(8, 3, SIZE, SIZE), torch.arange(4).repeat(2)
+    # the teacher is neither checkpointed nor trained, and the module's train mode does not reach it
+    assert not any("teacher" in k for k in tuned.state_dict())
+    assert all(id(p) not in {id(q) for q in tuned.parameters()} for p in tuned._teacher[0].parameters())
+    tuned.train()
+    assert not tuned._teacher[0].training
+    # starting from the teacher's own weights (eval-mode teacher, eval-mode student) the term is 0
+    tuned.eval()
+    assert tuned._distillation(x, tuned.model(x)).item() == pytest.approx(0.0, abs=1e-5)
+    # in training it is weight x (1 - cos) on top of the metric loss, and its gradient reaches the student
+    tuned.train(), plain.train()
+    torch.manual_seed(0)
+    with_term = tuned.training_step((x, labels, labels), 0)
+    torch.manual_seed(0)
+    without = plain.training_step((x, labels, labels), 0)
+    distill = tuned._distillation(x, tuned.model(x))
+    assert distill.item() > 0
+    assert with_term.item() == pytest.approx(without.item() + 3.0 * distill.item(), rel=1e-4)
+    with_term.backward()
+    assert all(p.grad is None for p in tuned._teacher[0].parameters())
+    with pytest.raises(ValueError, match="distill_from .* embedding_size 16 != 32"):
+        BrandEmbeddingModule("resnet10t", embedding_size=32, loss="MultiSimilarityLoss", distill_from=weights)
+    with pytest.raises(ValueError, match="distill_weight must be >= 0"):
+        BrandEmbeddingModule("resnet10t", embedding_size=16, distill_from=weights, distill_weight=-1)
+
+
 def test_validation_reports_retrieval_metrics_on_unseen_brands(trained):
     _, trainer, _ = trained
     metrics = trainer.callback_metrics

@@ -62,12 +62,30 @@ def init_embedder(model: EmbeddingNet, source: str, backbone: str, embedding_siz
     if card.task == "classification" and card.architecture == backbone:
         model.backbone.load_state_dict(trained.backbone.state_dict())
         return
-    mismatch = [f"{what} {theirs!r} != {ours!r}" for what, theirs, ours in (
-        ("task", card.task, "embedding"), ("backbone", card.architecture, backbone),
-        ("embedding_size", card.config.get("embedding_size"), embedding_size)) if theirs != ours]
-    if mismatch:
-        raise ValueError(f"init_from {source!r} does not fit this model: {'; '.join(mismatch)}")
+    _check_embedder(trained, "init_from", source, backbone, embedding_size)
     model.load_state_dict(trained.state_dict())
+
+
+def _check_embedder(trained, what: str, source: str, backbone: str | None, embedding_size: int) -> None:
+    """A ``ValueError`` naming every field in which a loaded model is not an embedder of this shape (``backbone``
+    None: any backbone)."""
+    card = trained.card
+    fields = [("task", card.task, "embedding"), ("embedding_size", card.config.get("embedding_size"), embedding_size)]
+    if backbone is not None:
+        fields.insert(1, ("backbone", card.architecture, backbone))
+    mismatch = [f"{name} {theirs!r} != {ours!r}" for name, theirs, ours in fields if theirs != ours]
+    if mismatch:
+        raise ValueError(f"{what} {source!r} does not fit this model: {'; '.join(mismatch)}")
+
+
+def load_teacher(source: str, embedding_size: int) -> EmbeddingNet:
+    """A frozen, eval-mode embedder (zoo name, ``.safetensors`` or ``.ckpt``; sha256-checked) whose embeddings
+    a fine-tune is held near (``distill_from``). Any backbone; the embedding size must be the student's."""
+    from vision.zoo import load_model
+
+    teacher = load_model(source)
+    _check_embedder(teacher, "distill_from", source, None, embedding_size)
+    return teacher.requires_grad_(False).eval()
 
 
 class BrandEmbeddingModule(TaskModule):
@@ -83,6 +101,12 @@ class BrandEmbeddingModule(TaskModule):
     file or a Lightning ``.ckpt``; sha256-checked like any zoo load) to fine-tune it on your own brands or to train
     it longer under a fresh schedule. Its backbone and embedding size must match. A classifier of the same backbone
     (e.g. ``grocery_resnet10t``) is accepted too: its backbone starts the embedder (copy detection does).
+
+    ``distill_from`` (an embedder of the same embedding size, any backbone; usually the one in ``init_from``)
+    holds the fine-tune's embeddings near that model's: ``distill_weight`` times the mean of ``1 - cos(student,
+    teacher)`` over each training batch is added to the loss (logged as ``train/distill``). The teacher is frozen,
+    stays in eval mode and is neither trained nor checkpointed (a resumed run loads it again from its source).
+    Fine-tunes that learn new artwork styles otherwise drift from what the starting model already recognised.
 
     Under DDP the loss and miner see the embeddings of every rank's batch (pytorch-metric-learning's distributed
     wrappers), and validation scores the union of all ranks' gallery and query images.
@@ -108,8 +132,12 @@ class BrandEmbeddingModule(TaskModule):
         warmup_epochs: float = 1.0,
         min_lr_ratio: float = 0.01,
         init_from: str | None = None,
+        distill_from: str | None = None,
+        distill_weight: float = 1.0,
     ):
         super().__init__()
+        if distill_weight < 0:
+            raise ValueError(f"distill_weight must be >= 0, got {distill_weight}")
         self.save_hyperparameters(ignore=["optimizer"])
         self.init_optimizer(optimizer)
         self.model = EmbeddingNet(backbone, embedding_size, pretrained=pretrained, drop_path_rate=drop_path_rate)
@@ -118,6 +146,8 @@ class BrandEmbeddingModule(TaskModule):
         self.loss_fn = build_loss(loss, num_classes, embedding_size, **(loss_kwargs or {}))
         self.miner = build_miner(miner, **(miner_kwargs or {}))
         self.init_ema(ema_decay)
+        # a plain tuple, not a submodule: the teacher is neither optimised, nor checkpointed, nor put in train mode
+        self._teacher = (load_teacher(distill_from, embedding_size),) if distill_from else None
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._wrapped: tuple | None = None
 
@@ -128,8 +158,21 @@ class BrandEmbeddingModule(TaskModule):
         loss_fn, miner = self._distributed_loss()
         pairs = miner(embeddings, labels) if miner is not None else None
         loss = loss_fn(embeddings, labels, pairs)
+        if self._teacher is not None:
+            distill = self._distillation(x, embeddings)
+            self.log("train/distill", distill)
+            loss = loss + self.hparams.distill_weight * distill
         self.log("train/loss", loss, prog_bar=True)
         return loss
+
+    def _distillation(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """Mean ``1 - cos`` between the student's embeddings and the frozen teacher's of the same images."""
+        teacher = self._teacher[0]
+        if next(teacher.parameters()).device != x.device:
+            teacher.to(x.device)
+        with torch.no_grad():
+            target = teacher(x).float()
+        return (1.0 - (embeddings.float() * target).sum(dim=1)).mean()
 
     def _distributed_loss(self):
         """The loss and miner, wrapped to work on all ranks' embeddings when a process group of > 1 runs."""
