@@ -19,3 +19,33 @@ def test_interpolation_mixes_floats_and_keeps_the_finetunes_counters():
     with pytest.raises(ValueError, match="different tensors"):
         iw.interpolate_state({"w": torch.zeros(3)}, {"v": torch.zeros(3)}, 0.5)
     assert iw.main(["--base", "a", "--finetuned", "b", "--alpha", "2", "--zoo-dir", "z", "--zoo-name", "n"]) == 2
+
+
+def test_several_finetunes_are_averaged_first():
+    base = {"w": torch.zeros(2), "n": torch.tensor(1)}
+    tuned = [{"w": torch.tensor([1.0, 3.0]), "n": torch.tensor(7)},
+             {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(8)}]
+    out = iw.interpolate_state(base, tuned, 0.5)
+    assert torch.allclose(out["w"], torch.tensor([1.0, 2.0])) and out["n"].item() == 7
+    with pytest.raises(ValueError, match="tensor w: shape"):
+        iw.interpolate_state(base, [tuned[0], {"w": torch.zeros(3), "n": torch.tensor(1)}], 0.5)
+
+
+def test_a_soup_of_zoo_models_matches_the_arithmetic(tmp_path):
+    from vision.models.embedder import EmbeddingNet
+    from vision.tasks.cards import embedding_card
+    from vision.zoo import load_model, save_model
+
+    hp = {"backbone": "resnet10t", "embedding_size": 8, "loss": "MultiSimilarityLoss", "num_classes": 3}
+    files = []
+    for seed, name in enumerate(("base", "ft_a", "ft_b")):
+        torch.manual_seed(seed)
+        save_model(EmbeddingNet("resnet10t", 8), embedding_card(name, hp), tmp_path)
+        files.append(str(tmp_path / f"{name}.safetensors"))
+    assert iw.main(["--base", files[0], "--finetuned", files[1], files[2], "--alpha", "0.5",
+                    "--zoo-dir", str(tmp_path), "--zoo-name", "soup"]) == 0
+    states = [load_model(f).state_dict() for f in files]
+    soup = load_model("soup", zoo_dir=tmp_path)
+    key = "neck.0.weight"
+    torch.testing.assert_close(soup.state_dict()[key], 0.5 * states[0][key] + 0.25 * (states[1][key] + states[2][key]))
+    assert "the mean of ft_a" in soup.card.notes
