@@ -143,6 +143,9 @@ def test_distillation_holds_the_student_near_a_frozen_teacher(trained):
     assert all(p.grad is None for p in tuned._teacher[0].parameters())
     with pytest.raises(ValueError, match="distill_from .* embedding_size 16 != 32"):
         BrandEmbeddingModule("resnet10t", embedding_size=32, loss="MultiSimilarityLoss", distill_from=weights)
+    with pytest.raises(ValueError, match=r"distill_from .* expects other inputs .*: mean"):
+        BrandEmbeddingModule("resnet10t", embedding_size=16, distill_from=weights,
+                             preprocessing={"input_size": SIZE, "mean": [0.5] * 3, "std": [0.5] * 3})
     with pytest.raises(ValueError, match="distill_weight must be >= 0"):
         BrandEmbeddingModule("resnet10t", embedding_size=16, distill_from=weights, distill_weight=-1)
 

@@ -78,13 +78,22 @@ def _check_embedder(trained, what: str, source: str, backbone: str | None, embed
         raise ValueError(f"{what} {source!r} does not fit this model: {'; '.join(mismatch)}")
 
 
-def load_teacher(source: str, embedding_size: int) -> EmbeddingNet:
+def load_teacher(source: str, embedding_size: int, preprocessing: dict | None = None) -> EmbeddingNet:
     """A frozen, eval-mode embedder (zoo name, ``.safetensors`` or ``.ckpt``; sha256-checked) whose embeddings
-    a fine-tune is held near (``distill_from``). Any backbone; the embedding size must be the student's."""
+    a fine-tune is held near (``distill_from``). Any backbone; the embedding size must be the student's, and so
+    must the input normalisation where the student's ``preprocessing`` is known (the teacher sees the student's
+    batches)."""
+    from vision.data.preprocessing import Preprocessing
     from vision.zoo import load_model
 
     teacher = load_model(source)
     _check_embedder(teacher, "distill_from", source, None, embedding_size)
+    if preprocessing is not None:
+        ours, theirs = Preprocessing.from_dict(preprocessing), teacher.card.data_config
+        bad = [f"{k} {getattr(theirs, k)!r} != {getattr(ours, k)!r}" for k in ("mean", "std")
+               if getattr(theirs, k) != getattr(ours, k)]
+        if bad:
+            raise ValueError(f"distill_from {source!r} expects other inputs than this model's: {'; '.join(bad)}")
     return teacher.requires_grad_(False).eval()
 
 
@@ -147,7 +156,7 @@ class BrandEmbeddingModule(TaskModule):
         self.miner = build_miner(miner, **(miner_kwargs or {}))
         self.init_ema(ema_decay)
         # a plain tuple, not a submodule: the teacher is neither optimised, nor checkpointed, nor put in train mode
-        self._teacher = (load_teacher(distill_from, embedding_size),) if distill_from else None
+        self._teacher = (load_teacher(distill_from, embedding_size, preprocessing),) if distill_from else None
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._wrapped: tuple | None = None
 
