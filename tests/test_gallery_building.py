@@ -52,6 +52,9 @@ def test_build_gallery_is_a_library_call_returning_the_gallery_and_its_report(ti
     ({"folders": ["x"], "merge": "median"}, "--merge 'median': choose one of all, mean"),
     ({"folders": ["x"], "decision_rule": "vote"}, "--decision-rule 'vote'"),
     ({"folders": ["x"], "batch_size": 0}, "--batch-size 0"),
+    ({"simple_icons": True, "reference_styles": "fill,wobble"}, r"--reference-styles fill,wobble: .* \(not wobble\)"),
+    ({"simple_icons": True, "reference_styles": ["mono", "mono"]}, "give distinct styles"),
+    ({"folders": ["x"], "reference_styles": "fill"}, "--reference-styles redraws simple-icons"),
 ])
 def test_options_that_do_not_fit_are_refused_before_any_model_loads(options, message):
     # the embedder does not exist: the spec is refused before anything is loaded
@@ -70,3 +73,32 @@ def test_spec_defaults_follow_the_other_options_and_unknown_options_name_the_fie
         build_gallery(embedder="m", folder=["logos"])
     with pytest.raises(GallerySpecError, match="give embedder="):
         build_gallery(folders=["logos"])
+
+
+def test_reference_styles_redraw_each_symbol_reference_once_per_style():
+    import numpy as np
+
+    from vision.brands.building import REFERENCE_STYLES, add_reference_styles
+    from vision.synth.render import simple_icons_renders
+
+    renders = simple_icons_renders(64, ["target"], ("brand", "black", "white"))["target"]
+    word = np.full((64, 64, 3), 255, np.uint8)
+    images = {"target": list(renders) + [word]}
+    references = {"target": ["simple-icons"] * 3 + ["wordmark:dejavu"]}
+    kinds = {"target": ["symbol"] * 3 + ["wordmark"]}
+    assert GallerySpec(embedder="m", simple_icons=True, reference_styles=" fill, mono ").checked().reference_styles \
+        == ("fill", "mono")
+    add_reference_styles(images, references, kinds, REFERENCE_STYLES, brand_render=0)
+    # only the brand-colour render is redrawn (black and white already are renders); the wordmark never is
+    assert references["target"][4:] == [f"simple-icons/{s}" for s in REFERENCE_STYLES]
+    assert kinds["target"][4:] == ["symbol"] * 4 and len(images["target"]) == 8
+    outline, fill, mono, inverted = images["target"][4:]
+    ground = renders[0][0, 0]
+    assert (fill != ground).any(-1).sum() > (renders[0] != ground).any(-1).sum()   # the ring's hole filled
+    assert (outline != ground).any(-1).sum() < (renders[0] != ground).any(-1).sum()  # a band along the contour
+    assert len(np.unique(mono.reshape(-1, 3), axis=0)) == 2 == len(np.unique(inverted.reshape(-1, 3), axis=0))
+    assert mono[0, 0].mean() > 128 > inverted[0, 0].mean()   # dark on light, light on dark
+    # a blank image has no mark: nothing is added for it
+    blank = {"x": [word]}, {"x": ["simple-icons"]}, {"x": ["symbol"]}
+    add_reference_styles(*blank, ("fill", "mono"))
+    assert blank[1]["x"] == ["simple-icons"]

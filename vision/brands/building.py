@@ -24,9 +24,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from vision.brands.gallery import MERGES, NORMALIZATIONS, BrandGallery, GalleryError
 
 RULE_BUDGETS = ("found", "all")
+REFERENCE_STYLES = ("outline", "fill", "mono", "inverted")   # vision build-gallery --reference-styles
 
 
 class GallerySpecError(GalleryError):
@@ -59,6 +62,9 @@ class GallerySpec:
     renders: tuple[str, ...] | str = ("brand",)
     merge: str = "all"
     icon_sets: Path | None = None
+    # each symbol reference (simple-icons' brand-colour render, each icon-set symbol) also drawn in these styles
+    # (REFERENCE_STYLES), one reference each
+    reference_styles: tuple[str, ...] | str = ()
     wordmarks: int = 0
     lockups: int = 0
     fonts: Path | None = None
@@ -152,6 +158,17 @@ class GallerySpec:
         if s.foreground is not None and not s.impostors:
             raise GallerySpecError("--foreground sets how the calibration crops are embedded: give --impostors "
                                    "(and --queries) to calibrate with it")
+        styles = s.reference_styles
+        styles = tuple(v.strip() for v in (styles.split(",") if isinstance(styles, str) else styles) if v.strip())
+        unknown = [v for v in styles if v not in REFERENCE_STYLES]
+        if unknown or len(set(styles)) != len(styles):
+            wrong = f" (not {', '.join(unknown)})" if unknown else ""
+            raise GallerySpecError(f"--reference-styles {','.join(styles)}: give distinct styles of "
+                                   f"{', '.join(REFERENCE_STYLES)}{wrong}")
+        if styles and not s.simple_icons:
+            raise GallerySpecError("--reference-styles redraws simple-icons and icon-set symbols: give --simple-icons "
+                                   "too")
+        s.reference_styles = styles
         try:
             s.renders = parse_render_colors(s.renders if isinstance(s.renders, str) else ",".join(s.renders))
         except ValueError as e:
@@ -228,6 +245,9 @@ def _build(spec: GallerySpec) -> tuple[BrandGallery, dict]:
             references[slug] += [key for key, _ in renders]
             kinds[slug] += ["wordmark" if icon_kind(*key.split(":", 1)) == "wordmark" else "symbol"
                             for key, _ in renders]
+    if spec.reference_styles:
+        add_reference_styles(images, references, kinds, spec.reference_styles,
+                             spec.renders.index("brand") if "brand" in spec.renders else 0)
     if spec.wordmarks or spec.lockups:   # the name as text, alone and beside the symbol, in the render colours
         from vision.synth.wordmarks import load_fonts, lockup_references, wordmark_references
 
@@ -495,6 +515,43 @@ def style_renders(folder: Path, size: int) -> dict[str, list[tuple]]:
                     continue
                 out.setdefault(slug, []).append((icon.key, image))
     return out
+
+
+def reference_style_image(image: np.ndarray, style: str) -> np.ndarray:
+    """A clean reference image redrawn in one of :data:`REFERENCE_STYLES` (the training augmentation's drawing,
+    :mod:`vision.data.style_augment`): ``outline`` a band along the mark's contour, ``fill`` its silhouette (holes
+    filled), ``mono`` dark on light, ``inverted`` light on dark."""
+    from vision.data.style_augment import FillToOutline, MonoMark, OutlineToFill
+
+    image = np.asarray(image)
+    if style == "outline":
+        return FillToOutline(p=1).apply(image, width=0.035)
+    if style == "fill":
+        return OutlineToFill(p=1).apply(image)
+    if style in ("mono", "inverted"):
+        return MonoMark(p=1).apply(image, inverted=style == "inverted")
+    raise GallerySpecError(f"unknown reference style {style!r}; choose one of {', '.join(REFERENCE_STYLES)}")
+
+
+def add_reference_styles(images: dict, references: dict, kinds: dict, styles: Sequence[str],
+                         brand_render: int = 0) -> None:
+    """Add each symbol reference of each brand redrawn in ``styles``, in place: simple-icons' render number
+    ``brand_render`` (the brand colour) and every other symbol that is not a simple-icons render; reference names
+    ``<reference>/<style>``. A redrawing identical to its source (no mark found, nothing to fill) is left out."""
+    for slug in list(images):
+        sources = [(i, name) for i, (name, kind) in enumerate(zip(references[slug], kinds[slug]))
+                   if kind == "symbol" and (name != "simple-icons" or i == brand_render)]
+        for i, name in sources:
+            image = np.asarray(images[slug][i]) if not isinstance(images[slug][i], (str, Path)) else None
+            if image is None:
+                continue
+            for style in styles:
+                drawn = reference_style_image(image, style)
+                if drawn is image or np.array_equal(drawn, image):
+                    continue
+                images[slug].append(drawn)
+                references[slug].append(f"{name}/{style}")
+                kinds[slug].append("symbol")
 
 
 def kinds_summary(gallery) -> dict:

@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--icon-sets", type=Path,
                     help="Iconify sets folder: each --simple-icons brand drawn in a training style gets one more "
                          "reference per icon (the held-out evaluation styles are never used)")
+    ap.add_argument("--reference-styles", default="", metavar="STYLES",
+                    help="comma-separated: each symbol reference (the simple-icons render in brand colour, each "
+                         "--icon-sets symbol) also redrawn as outline, fill (its silhouette), mono and/or inverted, "
+                         "one reference each (default: none)")
     ap.add_argument("--wordmarks", type=int, default=0, metavar="N",
                     help="each --simple-icons brand gets N more references: its title set as text in N fonts, each "
                          "drawn in the --renders colours (vision.synth.wordmarks; 0: none)")
@@ -165,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = GallerySpec(
         embedder=args.embedder, folders=args.folder, simple_icons=args.simple_icons, renders=args.renders,
-        merge=args.merge, icon_sets=args.icon_sets, wordmarks=args.wordmarks, lockups=args.lockups,
+        merge=args.merge, icon_sets=args.icon_sets, reference_styles=args.reference_styles,
+        wordmarks=args.wordmarks, lockups=args.lockups,
         fonts=args.fonts,
         references=args.references, calibrate=args.calibrate, queries=args.queries, impostors=args.impostors,
         normalization=args.normalization, topk=args.topk, frr=args.frr, threshold=args.threshold,
