@@ -586,6 +586,9 @@ def detections_cache(folder: Path, detector_card, embedder_card, photos: list[Pa
     return folder / f"{detector_card.name}_{embedder_card.name}_{key}.npz"
 
 
+CURVE_FALSE_PHOTOS = 20   # operating_curve: brand-free val photos with a false brand, 0 to this many
+
+
 def detection_rules(gallery: BrandGallery, detector, known: RuleSet, train: RuleSet, max_false_reject: float):
     """``(row name, rule, how)``: the gallery's own rule when it was calibrated for this detector, and a pair and
     a logistic rule calibrated here on the known scenes and the brand-free train photos."""
@@ -627,7 +630,27 @@ def rule_row(rule: DetectionRule, how: str, gallery: BrandGallery, known: RuleSe
             "end_to_end_accepted_correct": on_val["known_accepted_correct"],
             "brand_free_photos": {"photos": val.photos, "detections": on_val["impostor_detections"],
                                   "accepted_as_a_brand": int(rule.accept(val.detection, val.open_set).sum()),
-                                  "with_any_false_brand": on_val["far_photos"]}}
+                                  "with_any_false_brand": on_val["far_photos"]},
+            "accepted_correct_at_false_photos": operating_curve(rule, cross, val)}
+
+
+def operating_curve(rule: DetectionRule, cross: RuleSet, val: RuleSet, most: int = CURVE_FALSE_PHOTOS) -> dict:
+    """The rule's weights with its threshold moved: for each count ``k`` of brand-free val photos with a false brand
+    (0 to ``most``), how many cross-style queries are accepted as their right brand at the lowest threshold that
+    flags at most ``k`` of those photos. Two embedders' rules compared at one ``k`` are compared at the same false
+    brands (a rule calibrated on train photos lands where its threshold puts it; this reads the whole trade-off)."""
+    def best(rs: RuleSet, mask: np.ndarray) -> np.ndarray:
+        keep = mask & (rs.detection >= rule.min_detection_score)
+        return rs.photo_max(rule.combined(rs.detection, rs.open_set), keep)
+
+    right = best(cross, cross.correct)
+    brand_free = np.sort(best(val, np.ones(len(val.photo), bool)))[::-1]
+    curve = {}
+    for k in range(most + 1):
+        # the (k + 1)-th most confident brand-free photo must be rejected: accept only above its score
+        bar = brand_free[k] if k < len(brand_free) else -np.inf
+        curve[str(k)] = int((right > bar).sum())
+    return {"photos": val.photos, "queries": cross.photos, "accepted_correct": curve}
 
 
 def detector_map(detector: str, data_yaml: Path) -> dict:

@@ -62,3 +62,22 @@ def test_robustness_benchmark_runs_end_to_end_on_a_tiny_set(tmp_path):
     assert sorted(p.relative_to(recut) for p in recut.rglob("*.jpg")) == \
         sorted(p.relative_to(data / "known") for p in (data / "known").rglob("*.jpg"))
     assert bench.known_crops(data, 0.1) == recut   # built once
+
+
+def test_operating_curve_moves_the_threshold_along_the_brand_free_photos():
+    import numpy as np
+
+    from vision.brands.detection_rule import DetectionRule, RuleSet
+
+    bench = _benchmark()
+    rule = DetectionRule("pair", "det", "sha", 0.2, 0.5)
+    # three queries: their right detections score 0.9, 0.6 (and a wrong one 0.95) and one below the detector floor
+    cross = RuleSet(np.array([0, 1, 1, 2]), np.array([0.8, 0.8, 0.8, 0.1]), np.array([0.9, 0.6, 0.95, 0.99]), 3,
+                    np.array([True, True, False, True]))
+    # four brand-free photos whose most confident detections score 0.7, 0.3, 0.5; one has none
+    val = RuleSet(np.array([0, 0, 1, 2]), np.array([0.9, 0.9, 0.9, 0.9]), np.array([0.7, 0.2, 0.3, 0.5]), 4)
+    curve = bench.operating_curve(rule, cross, val, most=4)
+    assert curve["photos"] == 4 and curve["queries"] == 3
+    # no false photo: accept above 0.7 (query 0 only); one: above 0.5 (queries 0 and 1); the rest: still 2, never
+    # the query whose only right detection is under the detector floor
+    assert curve["accepted_correct"] == {"0": 1, "1": 2, "2": 2, "3": 2, "4": 2}
