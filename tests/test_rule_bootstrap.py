@@ -1,0 +1,42 @@
+"""benchmarks/rule_bootstrap.py: the paired bootstrap of a detection rule's train photos."""
+
+import numpy as np
+import pytest
+
+from benchmarks.rule_bootstrap import paired_bootstrap
+
+
+def _pipeline(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    impostors = rng.normal(0, 1, 400)
+    impostors[:40] = -np.inf   # brand-free photos without a detection the rule could accept
+    return {"known_best": rng.normal(2.5, 1, 120), "impostor_best": impostors,
+            "right": rng.normal(2.5, 1, 60), "free": rng.normal(0, 1, 90)}
+
+
+def test_the_same_pipeline_twice_differs_by_nothing_in_every_resample():
+    p = _pipeline()
+    out = paired_bootstrap({"a": p, "b": {k: v.copy() for k, v in p.items()}}, resamples=200)
+    diff = out["pipelines"]["b"]["minus_a"]
+    assert diff["accepted_right_5_50_95"] == [0, 0, 0] and diff["flagged_5_50_95"] == [0, 0, 0]
+    assert diff["share_more_flagged"] == diff["share_fewer_flagged"] == diff["share_better_on_both"] == 0
+    # the threshold moves with the resampled train photos, so the val figures spread
+    lo, _, hi = out["pipelines"]["a"]["flagged_5_50_95"]
+    assert lo < hi
+
+
+def test_lower_brand_free_val_scores_never_flag_more_photos_at_the_same_thresholds():
+    p = _pipeline()
+    quieter = dict(p, free=p["free"] - 1.0)   # same train photos, so the same threshold in every resample
+    out = paired_bootstrap({"a": p, "b": quieter}, resamples=200)
+    diff = out["pipelines"]["b"]["minus_a"]
+    assert diff["share_more_flagged"] == 0 and diff["share_fewer_flagged"] > 0.5
+    assert diff["accepted_right_5_50_95"] == [0, 0, 0]
+    assert out["pipelines"]["b"]["flagged_mean"] < out["pipelines"]["a"]["flagged_mean"]
+
+
+def test_pipelines_calibrated_on_other_photos_are_refused():
+    p, q = _pipeline(0), _pipeline(1)
+    q["impostor_best"] = q["impostor_best"][:-1]
+    with pytest.raises(ValueError, match="different photos"):
+        paired_bootstrap({"a": p, "b": q}, resamples=10)
