@@ -176,11 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                                                       "accepted_right": int((p["right"] >= t).sum()),
                                                       "flagged": int((p["free"] >= t).sum())}
     report["wall_s"] = round(time.perf_counter() - start, 1)
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
+    if args.out:   # the report is also printed, for a run without --out
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
     return 0
 
 
