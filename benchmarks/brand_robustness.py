@@ -634,17 +634,21 @@ def rule_row(rule: DetectionRule, how: str, gallery: BrandGallery, known: RuleSe
             "accepted_correct_at_false_photos": operating_curve(rule, cross, val)}
 
 
+def rule_photo_best(rule: DetectionRule, rs: RuleSet, mask: np.ndarray | None = None) -> np.ndarray:
+    """Per photo of ``rs``, the highest score ``rule`` gives its detections at or above the rule's floor (those in
+    ``mask`` only, e.g. the detections of the right brand); -inf for a photo with none. A photo is accepted when
+    this reaches the rule's threshold."""
+    keep = rs.detection >= rule.min_detection_score
+    return rs.photo_max(rule.combined(rs.detection, rs.open_set), keep if mask is None else keep & mask)
+
+
 def operating_curve(rule: DetectionRule, cross: RuleSet, val: RuleSet, most: int = CURVE_FALSE_PHOTOS) -> dict:
     """The rule's weights with its threshold moved: for each count ``k`` of brand-free val photos with a false brand
     (0 to ``most``), how many cross-style queries are accepted as their right brand at the lowest threshold that
     flags at most ``k`` of those photos. Two embedders' rules compared at one ``k`` are compared at the same false
     brands (a rule calibrated on train photos lands where its threshold puts it; this reads the whole trade-off)."""
-    def best(rs: RuleSet, mask: np.ndarray) -> np.ndarray:
-        keep = mask & (rs.detection >= rule.min_detection_score)
-        return rs.photo_max(rule.combined(rs.detection, rs.open_set), keep)
-
-    right = best(cross, cross.correct)
-    brand_free = np.sort(best(val, np.ones(len(val.photo), bool)))[::-1]
+    right = rule_photo_best(rule, cross, cross.correct)
+    brand_free = np.sort(rule_photo_best(rule, val))[::-1]
     curve = {}
     for k in range(most + 1):
         # the (k + 1)-th most confident brand-free photo must be rejected: accept only above its score

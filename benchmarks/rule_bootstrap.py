@@ -8,7 +8,7 @@ each pipeline's threshold on the resample (the rule's weights kept), and reports
 accepted and right and the brand-free photos flagged, per pipeline and as paired differences.
 
     python -m benchmarks.rule_bootstrap --grocery $G --data runs/brand_robustness/data --impostors runs/impostors \\
-        --pipeline old=/tmp/oldzoo/brand_resnet10t.safetensors,/tmp/old_gallery.npz \\
+        --pipeline old=<another zoo>/brand_resnet10t.safetensors,<its gallery>.npz \\
         --pipeline new=brand_resnet10t,weights/simple_icons_gallery.npz --out runs/rule_bootstrap.json
 
 Each pipeline's train scores come from its gallery's own build code path (``vision.build_gallery`` with the
@@ -80,20 +80,17 @@ def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, ico
     """Per-photo rule scores of the known scenes and brand-free train photos, through the shipped build's code."""
     import vision
     import vision.brands.detection_rule as rules
+    from benchmarks.brand_robustness import rule_photo_best
 
     captured = {}
     original = rules.calibrate_detection_rule
 
     def capture(known, free, *args, **kwargs):
         rule = original(known, free, *args, **kwargs)
-        floor = rule.min_detection_score
-        detected = known.detection >= floor
-        counted = np.zeros(known.photos, bool)
-        counted[known.photo[detected]] = True
-        captured.update(
-            known_best=known.photo_max(rule.combined(known.detection, known.open_set), detected)[counted],
-            impostor_best=free.photo_max(rule.combined(free.detection, free.open_set), free.detection >= floor),
-            train_threshold=np.float64(rule.threshold))
+        known_best = rule_photo_best(rule, known)
+        # the known scenes the FRR budget counts: those with a detection at the floor (the rule's budget "found")
+        captured.update(known_best=known_best[np.isfinite(known_best)], impostor_best=rule_photo_best(rule, free),
+                        train_threshold=np.float64(rule.threshold))
         return rule
 
     rules.calibrate_detection_rule = capture
@@ -121,11 +118,8 @@ def _val_scores(embedder: str, gallery: str, grocery: Path, data: Path, impostor
 
     def capture(rule, cross, val, most=bench.CURVE_FALSE_PHOTOS):
         if abs(rule.threshold - stored) < 1e-6:   # the gallery's rule, not the benchmark's refits
-            def best(rs, mask):
-                return rs.photo_max(rule.combined(rs.detection, rs.open_set),
-                                    mask & (rs.detection >= rule.min_detection_score))
-            captured.update(right=best(cross, cross.correct), free=best(val, np.ones(len(val.photo), bool)),
-                            val_threshold=np.float64(rule.threshold))
+            captured.update(right=bench.rule_photo_best(rule, cross, cross.correct),
+                            free=bench.rule_photo_best(rule, val), val_threshold=np.float64(rule.threshold))
         return original(rule, cross, val, most)
 
     bench.operating_curve = capture
