@@ -35,20 +35,24 @@ def paired_bootstrap(pipelines: dict[str, dict[str, np.ndarray]], max_false_reje
     the same photos in the same order for every pipeline), ``right`` (per cross-style val query: the rule's score of
     its right brand, -inf if none) and ``free`` (per brand-free val photo: its best score). Per pipeline the medians
     and 5/50/95th percentiles of val queries accepted and right and brand-free val photos flagged; for the second
-    and later pipelines the paired differences against the first."""
+    and later pipelines the paired differences against the first. Pipelines may be refitted on known-scene sets of
+    different sizes (e.g. more calibration scenes): each size gets its own resample, so their differences are paired
+    on the brand-free photos only."""
     names = list(pipelines)
-    n_known = {len(p["known_best"]) for p in pipelines.values()}
+    n_known = sorted({len(p["known_best"]) for p in pipelines.values()})
     n_free = {len(p["impostor_best"]) for p in pipelines.values()}
-    if len(n_known) != 1 or len(n_free) != 1:
-        raise ValueError(f"the pipelines were calibrated on different photos: {n_known} known scenes, {n_free} "
-                         "brand-free photos")
-    n_known, n_free = n_known.pop(), n_free.pop()
+    if len(n_free) != 1:
+        raise ValueError(f"the pipelines were calibrated on different brand-free photos: {sorted(n_free)} photos")
+    n_free = n_free.pop()
     rng = np.random.default_rng(seed)
     figures = {name: [] for name in names}
     for _ in range(resamples):
-        known_rows, free_rows = rng.integers(0, n_known, n_known), rng.integers(0, n_free, n_free)
+        # one resample per known-scene set size: pipelines refitted on the same scenes are paired on them too
+        known_rows = {n: rng.integers(0, n, n) for n in n_known}
+        free_rows = rng.integers(0, n_free, n_free)
         for name, p in pipelines.items():
-            threshold = _threshold(p["known_best"][known_rows], p["impostor_best"][free_rows], max_false_reject)
+            threshold = _threshold(p["known_best"][known_rows[len(p["known_best"])]], p["impostor_best"][free_rows],
+                                   max_false_reject)
             if threshold is None:
                 figures[name].append((np.nan, np.nan))
                 continue
@@ -59,9 +63,10 @@ def paired_bootstrap(pipelines: dict[str, dict[str, np.ndarray]], max_false_reje
         return [round(float(v), 2) for v in np.nanpercentile(values, [5, 50, 95])]
 
     out = {"resamples": resamples, "seed": seed, "max_false_reject": max_false_reject,
-           "known_scenes": n_known, "brand_free_train_photos": n_free, "pipelines": {}}
+           "brand_free_train_photos": n_free, "pipelines": {}}
     for name, a in arrays.items():
-        out["pipelines"][name] = {"accepted_right_5_50_95": spread(a[:, 0]), "flagged_5_50_95": spread(a[:, 1]),
+        out["pipelines"][name] = {"known_scenes": len(pipelines[name]["known_best"]),
+                                  "accepted_right_5_50_95": spread(a[:, 0]), "flagged_5_50_95": spread(a[:, 1]),
                                   "accepted_right_mean": round(float(np.nanmean(a[:, 0])), 3),
                                   "flagged_mean": round(float(np.nanmean(a[:, 1])), 3)}
     base = arrays[names[0]]
@@ -76,7 +81,7 @@ def paired_bootstrap(pipelines: dict[str, dict[str, np.ndarray]], max_false_reje
 
 
 def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, icon_sets: Path,
-                  cache: Path) -> dict:
+                  cache: Path, known_scenes: Path | None = None) -> dict:
     """Per-photo rule scores of the known scenes and brand-free train photos, through the shipped build's code."""
     import vision
     import vision.brands.detection_rule as rules
@@ -99,7 +104,7 @@ def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, ico
                              icon_sets=icon_sets,
                              queries=[data / "known"], impostors=[impostors / "train"], frr=0.10,
                              detector="logo_yolo11n", verifier="logo_verifier_lite0", verifier_power=0.75,
-                             known_scenes=[data / "known_scenes"],
+                             known_scenes=[known_scenes or data / "known_scenes"],
                              impostor_photos=[grocery / "train" / "Fruit", grocery / "train" / "Vegetables"])
     finally:
         rules.calibrate_detection_rule = original
@@ -143,12 +148,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("runs/brand_robustness/data"))
     parser.add_argument("--impostors", type=Path, default=Path("runs/impostors"))
     parser.add_argument("--icon-sets", type=Path, default=Path("runs/iconify"))
+    parser.add_argument("--known-scenes", type=Path, action="append", metavar="NAME=DIR", default=[],
+                        help="the known scenes a pipeline's rule is refitted on (default: --data's known_scenes/), "
+                             "as NAME=DIR for the pipeline NAME")
     parser.add_argument("--cache", type=Path, default=Path("runs/rule_bootstrap"))
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     args.cache.mkdir(parents=True, exist_ok=True)
+    known_scenes = {}
+    for spec in args.known_scenes:
+        name, _, folder = str(spec).partition("=")
+        if not (name and folder):
+            parser.error(f"--known-scenes {spec}: expected NAME=DIR")
+        known_scenes[name] = Path(folder)
     pipelines = {}
     for spec in args.pipeline:
         name, _, rest = spec.partition("=")
@@ -157,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--pipeline {spec!r}: expected NAME=EMBEDDER,GALLERY")
         train, val = args.cache / f"{name}.train.npz", args.cache / f"{name}.val.npz"
         scores = dict(np.load(train)) if train.exists() else _train_scores(embedder, args.grocery, args.data,
-                                                                            args.impostors, args.icon_sets, train)
+                                                                            args.impostors, args.icon_sets, train,
+                                                                            known_scenes.get(name))
         scores |= dict(np.load(val)) if val.exists() else _val_scores(embedder, gallery, args.grocery, args.data,
                                                                      args.impostors, val)
         pipelines[name] = scores

@@ -38,5 +38,16 @@ def test_lower_brand_free_val_scores_never_flag_more_photos_at_the_same_threshol
 def test_pipelines_calibrated_on_other_photos_are_refused():
     p, q = _pipeline(0), _pipeline(1)
     q["impostor_best"] = q["impostor_best"][:-1]
-    with pytest.raises(ValueError, match="different photos"):
+    with pytest.raises(ValueError, match="different brand-free photos"):
         paired_bootstrap({"a": p, "b": q}, resamples=10)
+
+
+def test_more_known_scenes_narrow_the_spread_of_the_refitted_threshold():
+    rng = np.random.default_rng(3)
+    few = _pipeline()
+    many = dict(few, known_best=rng.normal(2.5, 1, 1200))   # the same scene distribution, ten times as many
+    out = paired_bootstrap({"few": few, "many": many}, resamples=400)
+    width = {name: np.subtract(*out["pipelines"][name]["flagged_5_50_95"][::-2])
+             for name in ("few", "many")}
+    assert out["pipelines"]["few"]["known_scenes"] == 120 and out["pipelines"]["many"]["known_scenes"] == 1200
+    assert width["many"] < width["few"]
