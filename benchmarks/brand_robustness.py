@@ -805,6 +805,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries-per-brand", type=int, default=3)
     ap.add_argument("--known-brands", type=int, default=150)
     ap.add_argument("--known-per-brand", type=int, default=2)
+    ap.add_argument("--data-only", action="store_true",
+                    help="build the parts of --data that are missing, print its record and stop (e.g. a larger "
+                         "calibration set: a new --data with --known-brands 526, every val-split brand)")
     ap.add_argument("--max-test-brands", type=int)
     ap.add_argument("--impostor-train-photos", type=int, default=700,
                     help="brand-free train photos whose detections are the calibration impostors")
@@ -851,6 +854,9 @@ def main(argv: list[str] | None = None) -> int:
                         impostor_train_photos=args.impostor_train_photos, val_photos=args.val_photos,
                         known_wordmarks=args.known_wordmarks, fonts=args.fonts)
     report["data_record"], report["data_s"] = record, round(time.perf_counter() - build_start, 1)
+    if args.data_only:
+        print(json.dumps({"data": str(args.data), "record": record, "data_s": report["data_s"]}, indent=1))
+        return 0
     detector_maps: dict = {}
     for name, models in rows.items():
         row_start = time.perf_counter()
