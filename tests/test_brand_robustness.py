@@ -81,3 +81,18 @@ def test_operating_curve_moves_the_threshold_along_the_brand_free_photos():
     # no false photo: accept above 0.7 (query 0 only); one: above 0.5 (queries 0 and 1); the rest: still 2, never
     # the query whose only right detection is under the detector floor
     assert curve["accepted_correct"] == {"0": 1, "1": 2, "2": 2, "3": 2, "4": 2}
+
+
+def test_data_only_builds_the_missing_parts_and_runs_no_model(tmp_path, capsys, monkeypatch):
+    bench = _benchmark()
+    monkeypatch.setattr(bench, "load_row", lambda *a, **k: pytest.fail("--data-only loaded a model"))
+    data, impostors = tmp_path / "data", tmp_path / "impostors"
+    for part in ("train", "val"):   # given impostor crops: nothing is detected to build them
+        (impostors / part).mkdir(parents=True)
+        (impostors / part / "a.jpg").write_bytes((SAMPLE / "val").rglob("*.jpg").__next__().read_bytes())
+    assert bench.main(["--grocery", str(SAMPLE), "--icon-sets", str(REPO / "tests" / "data" / "iconify"),
+                       "--data", str(data), "--queries-per-brand", "1", "--known-brands", "2", "--known-per-brand", "2",
+                       "--impostors", str(impostors), "--data-only"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["record"]["known_scenes"]["crops"] == 4
+    assert len(json.loads((data / "known_scenes" / "queries.json").read_text())) == 4
