@@ -49,3 +49,23 @@ def test_a_soup_of_zoo_models_matches_the_arithmetic(tmp_path):
     key = "neck.0.weight"
     torch.testing.assert_close(soup.state_dict()[key], 0.5 * states[0][key] + 0.25 * (states[1][key] + states[2][key]))
     assert "the mean of ft_a" in soup.card.notes
+
+
+def test_a_finetune_at_another_input_size_needs_the_flag_and_keeps_its_size(tmp_path, capsys):
+    from vision.data.preprocessing import Preprocessing
+    from vision.models.embedder import EmbeddingNet
+    from vision.tasks.cards import embedding_card
+    from vision.zoo import load_model, save_model
+
+    files = []
+    for seed, (name, size) in enumerate((("base64", 64), ("ft96", 96))):
+        torch.manual_seed(seed)
+        hp = {"backbone": "resnet10t", "embedding_size": 8, "num_classes": 3,
+              "preprocessing": Preprocessing(input_size=size, crop_pct=1.0).to_dict()}
+        save_model(EmbeddingNet("resnet10t", 8), embedding_card(name, hp), tmp_path)
+        files.append(str(tmp_path / f"{name}.safetensors"))
+    args = ["--base", files[0], "--finetuned", files[1], "--alpha", "0.5", "--zoo-dir", str(tmp_path)]
+    assert iw.main(args + ["--zoo-name", "refused"]) == 1
+    assert "differ in preprocessing" in capsys.readouterr().err
+    assert iw.main(args + ["--zoo-name", "wise", "--any-input-size"]) == 0
+    assert load_model("wise", zoo_dir=tmp_path).card.preprocessing["input_size"] == 96

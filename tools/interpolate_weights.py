@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zoo-dir", required=True)
     ap.add_argument("--zoo-name", required=True)
     ap.add_argument("--zoo-half", action="store_true", help="store float16 weights")
+    ap.add_argument("--any-input-size", action="store_true",
+                    help="allow a fine-tune at another input size than its base (e.g. 64 -> 96 px; the rest of the "
+                         "preprocessing must match); the result keeps the fine-tunes' input size")
     args = ap.parse_args(argv)
     if not 0.0 <= args.alpha <= 1.0:
         print(f"error: --alpha must be in [0, 1], got {args.alpha}", file=sys.stderr)
@@ -60,9 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     tuned = tuned_models[0]
     for other in tuned_models:
         for field in ("task", "architecture", "class_names", "preprocessing"):
-            if getattr(base.card, field) != getattr(other.card, field):
-                print(f"error: the models differ in {field}: {getattr(base.card, field)!r} vs "
-                      f"{getattr(other.card, field)!r} ({other.card.name})", file=sys.stderr)
+            mine, theirs = getattr(base.card, field), getattr(other.card, field)
+            if field == "preprocessing" and args.any_input_size:   # the fine-tunes still share one input size
+                mine = dict(mine, input_size=tuned.card.preprocessing.get("input_size"))
+            if mine != theirs:
+                print(f"error: the models differ in {field}: {mine!r} vs {theirs!r} ({other.card.name})",
+                      file=sys.stderr)
                 return 1
     try:
         state = interpolate_state(base.state_dict(), [m.state_dict() for m in tuned_models], args.alpha)
