@@ -87,6 +87,7 @@ def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, ico
     import vision.brands.detection_rule as rules
     from benchmarks.brand_robustness import rule_photo_best
 
+    scenes = known_scenes or data / "known_scenes"
     captured = {}
     original = rules.calibrate_detection_rule
 
@@ -95,7 +96,7 @@ def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, ico
         known_best = rule_photo_best(rule, known)
         # the known scenes the FRR budget counts: those with a detection at the floor (the rule's budget "found")
         captured.update(known_best=known_best[np.isfinite(known_best)], impostor_best=rule_photo_best(rule, free),
-                        train_threshold=np.float64(rule.threshold))
+                        train_threshold=np.float64(rule.threshold), known_scenes=np.str_(scenes))
         return rule
 
     rules.calibrate_detection_rule = capture
@@ -104,7 +105,7 @@ def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, ico
                              icon_sets=icon_sets,
                              queries=[data / "known"], impostors=[impostors / "train"], frr=0.10,
                              detector="logo_yolo11n", verifier="logo_verifier_lite0", verifier_power=0.75,
-                             known_scenes=[known_scenes or data / "known_scenes"],
+                             known_scenes=[scenes],
                              impostor_photos=[grocery / "train" / "Fruit", grocery / "train" / "Vegetables"])
     finally:
         rules.calibrate_detection_rule = original
@@ -163,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (name and folder):
             parser.error(f"--known-scenes {spec}: expected NAME=DIR")
         known_scenes[name] = Path(folder)
+    named = {spec.partition("=")[0] for spec in args.pipeline}
+    if set(known_scenes) - named:
+        parser.error(f"--known-scenes names no --pipeline: {sorted(set(known_scenes) - named)}")
     pipelines = {}
     for spec in args.pipeline:
         name, _, rest = spec.partition("=")
@@ -170,9 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         if not (name and embedder and gallery):
             parser.error(f"--pipeline {spec!r}: expected NAME=EMBEDDER,GALLERY")
         train, val = args.cache / f"{name}.train.npz", args.cache / f"{name}.val.npz"
+        scenes = known_scenes.get(name, args.data / "known_scenes")
         scores = dict(np.load(train)) if train.exists() else _train_scores(embedder, args.grocery, args.data,
                                                                             args.impostors, args.icon_sets, train,
-                                                                            known_scenes.get(name))
+                                                                            scenes)
+        if str(scores.get("known_scenes", scenes)) != str(scenes):
+            parser.error(f"{train}: cached for the known scenes {scores['known_scenes']}, not {scenes}; remove it "
+                         "or give the pipeline another name")
         scores |= dict(np.load(val)) if val.exists() else _val_scores(embedder, gallery, args.grocery, args.data,
                                                                      args.impostors, val)
         pipelines[name] = scores

@@ -1,5 +1,7 @@
 """benchmarks/rule_bootstrap.py: the paired bootstrap of a detection rule's train photos."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -51,3 +53,24 @@ def test_more_known_scenes_narrow_the_spread_of_the_refitted_threshold():
              for name in ("few", "many")}
     assert out["pipelines"]["few"]["known_scenes"] == 120 and out["pipelines"]["many"]["known_scenes"] == 1200
     assert width["many"] < width["few"]
+
+
+def test_cached_scores_are_reused_only_for_the_known_scenes_they_were_taken_on(tmp_path, capsys):
+    from benchmarks.rule_bootstrap import main
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    p = _pipeline()
+    np.savez(cache / "a.train.npz", known_best=p["known_best"], impostor_best=p["impostor_best"],
+             train_threshold=np.float64(2.0), known_scenes=np.str_("scenes/mine"))
+    np.savez(cache / "a.val.npz", right=p["right"], free=p["free"], val_threshold=np.float64(2.0))
+    common = ["--pipeline", "a=embedder,gallery.npz", "--grocery", str(tmp_path), "--cache", str(cache),
+              "--resamples", "20"]
+    assert main(common + ["--known-scenes", "a=scenes/mine", "--out", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["pipelines"]["a"]["known_scenes"] == 120
+    with pytest.raises(SystemExit):
+        main(common + ["--known-scenes", "a=scenes/other"])
+    assert "cached for the known scenes scenes/mine" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(common + ["--known-scenes", "b=scenes/mine"])
+    assert "names no --pipeline" in capsys.readouterr().err
