@@ -81,13 +81,12 @@ def paired_bootstrap(pipelines: dict[str, dict[str, np.ndarray]], max_false_reje
 
 
 def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, icon_sets: Path,
-                  cache: Path, known_scenes: Path | None = None) -> dict:
+                  cache: Path, known_scenes: Path) -> dict:
     """Per-photo rule scores of the known scenes and brand-free train photos, through the shipped build's code."""
     import vision
     import vision.brands.detection_rule as rules
     from benchmarks.brand_robustness import rule_photo_best
 
-    scenes = known_scenes or data / "known_scenes"
     captured = {}
     original = rules.calibrate_detection_rule
 
@@ -96,7 +95,7 @@ def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, ico
         known_best = rule_photo_best(rule, known)
         # the known scenes the FRR budget counts: those with a detection at the floor (the rule's budget "found")
         captured.update(known_best=known_best[np.isfinite(known_best)], impostor_best=rule_photo_best(rule, free),
-                        train_threshold=np.float64(rule.threshold), known_scenes=np.str_(scenes))
+                        train_threshold=np.float64(rule.threshold), known_scenes=np.str_(known_scenes))
         return rule
 
     rules.calibrate_detection_rule = capture
@@ -105,7 +104,7 @@ def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, ico
                              icon_sets=icon_sets,
                              queries=[data / "known"], impostors=[impostors / "train"], frr=0.10,
                              detector="logo_yolo11n", verifier="logo_verifier_lite0", verifier_power=0.75,
-                             known_scenes=[scenes],
+                             known_scenes=[known_scenes],
                              impostor_photos=[grocery / "train" / "Fruit", grocery / "train" / "Vegetables"])
     finally:
         rules.calibrate_detection_rule = original
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("runs/brand_robustness/data"))
     parser.add_argument("--impostors", type=Path, default=Path("runs/impostors"))
     parser.add_argument("--icon-sets", type=Path, default=Path("runs/iconify"))
-    parser.add_argument("--known-scenes", type=Path, action="append", metavar="NAME=DIR", default=[],
+    parser.add_argument("--known-scenes", action="append", metavar="NAME=DIR", default=[],
                         help="the known scenes a pipeline's rule is refitted on (default: --data's known_scenes/), "
                              "as NAME=DIR for the pipeline NAME")
     parser.add_argument("--cache", type=Path, default=Path("runs/rule_bootstrap"))
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     known_scenes = {}
     for spec in args.known_scenes:
-        name, _, folder = str(spec).partition("=")
+        name, _, folder = spec.partition("=")
         if not (name and folder):
             parser.error(f"--known-scenes {spec}: expected NAME=DIR")
         known_scenes[name] = Path(folder)
