@@ -52,7 +52,8 @@ def test_target_follows_the_cpu_flags(monkeypatch):
     import vision.export.quantize as quantize
 
     for flags, target in (({"avx2", "avx512_vnni"}, "vnni"), ({"avx2", "avx_vnni"}, "vnni"),
-                          ({"avx512f", "amx_int8"}, "vnni"), ({"avx2", "fma"}, "generic"), (set(), "generic")):
+                          ({"avx512f", "amx_int8"}, "vnni"), ({"avx2", "fma"}, "avx2"), ({"asimd"}, "generic"),
+                          (set(), "generic")):
         monkeypatch.setattr(quantize, "cpu_flags", lambda flags=flags: frozenset(flags))
         assert cpu_int8_target() == target, flags
 
@@ -77,7 +78,12 @@ def test_auto_picks_this_cpus_target_and_reduce_range_overrides(tiny, monkeypatc
     path = export_onnx_int8(model, root / "tiny.auto.int8.onnx", calib_dir=SAMPLE / "train", max_images=32,
                             reduce_range=False)
     record = read_calibration_record(path)
-    assert (record["tuned_for"], record["activations"], record["reduce_range"]) == ("generic", "int8", False)
+    assert (record["tuned_for"], record["activations"], record["reduce_range"]) == ("avx2", "uint8", False)
+    assert _zero_point_types(path) == {onnx.TensorProto.UINT8}  # u8 x s8: the kernels that fuse every Conv
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"asimd"}))
+    path = export_onnx_int8(model, root / "tiny.arm.int8.onnx", calib_dir=SAMPLE / "train", max_images=32)
+    record = read_calibration_record(path)
+    assert (record["tuned_for"], record["activations"], record["reduce_range"]) == ("generic", "int8", True)
     assert _zero_point_types(path) == {onnx.TensorProto.INT8}
     with pytest.raises(ExportError, match="unknown tuned_for 'avx9'"):
         export_onnx_int8(model, root / "x.onnx", calib_dir=SAMPLE / "train", tuned_for="avx9")
@@ -87,8 +93,11 @@ def test_int8_on_a_cpu_without_vnni_is_warned():
     vnni, avx2 = frozenset({"avx2", "avx512_vnni"}), frozenset({"avx2"})
     assert int8_cpu_warning({"tuned_for": "vnni"}, vnni) is None
     assert int8_cpu_warning(None, avx2) is None  # an fp32 file
-    assert "re-export it on this CPU" in int8_cpu_warning({"tuned_for": "vnni"}, avx2)
-    assert "little gain" in int8_cpu_warning({}, avx2) and "(avx2)" in int8_cpu_warning({}, avx2)
+    assert int8_cpu_warning({"tuned_for": "avx2"}, vnni) is None  # 7-bit weights run on VNNI as they are
+    assert int8_cpu_warning({"tuned_for": "avx2"}, avx2) is None  # what auto exports on an AVX2 CPU
+    assert "picks 'avx2' here" in int8_cpu_warning({"tuned_for": "vnni"}, avx2)  # full-range weights saturate
+    assert "picks 'avx2' here" in int8_cpu_warning({}, avx2) and "(avx2)" in int8_cpu_warning({}, avx2)
+    assert "little gain" in int8_cpu_warning({"tuned_for": "generic"}, frozenset({"asimd"}))
 
 
 def test_benchmark_warns_when_the_int8_model_runs_without_vnni(tiny, vnni_int8, monkeypatch, capsys):

@@ -541,8 +541,9 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
 
     ``backend``: ``"auto"`` picks by file suffix; for a zoo name, the fastest fresh export of ``output`` in
     ``export_dir`` (default :func:`default_export_dir`: ``<name>.<output>.plan`` when TensorRT and a GPU are here,
-    then on a CPU with VNNI or AMX-INT8 ``<name>.<output>.int8.onnx`` unless it was tuned for TensorRT (elsewhere
-    INT8 gains little: :func:`vision.export.quantize.int8_cpu_warning`), then
+    then ``<name>.<output>.int8.onnx`` where it runs as measured (a CPU with VNNI or AMX-INT8, or an AVX2 CPU and
+    an export tuned for ``avx2``; never one tuned for TensorRT: :func:`vision.export.quantize.int8_cpu_warning`),
+    then
     ``<name>.<output>.onnx``; the one picked is named once on stderr), else torch. ``device``: CUDA when
     available. ``half``: fp16 on CUDA (torch runtime). ``precision="bf16"``: bfloat16 autocast on the torch
     runtime (:class:`TorchRuntime`; ``backend="auto"`` then means torch). ``output``: the export output kind
@@ -615,8 +616,8 @@ def _auto_source(name_or_path, output: str | None, export_dir: Path, zoo_dir,
 
 
 def _int8_runs_here(path: Path) -> bool:
-    """Whether an INT8 export runs here as it was measured: this CPU has VNNI or AMX-INT8 and the export was not
-    tuned for TensorRT (otherwise the fp32 export serves)."""
+    """Whether an INT8 export runs here as it was measured: this CPU has VNNI or AMX-INT8, or AVX2 and the export
+    is tuned for ``avx2``, and it was not tuned for TensorRT (otherwise the fp32 export serves)."""
     from vision.export.quantize import int8_cpu_warning, read_calibration_record
 
     record = read_calibration_record(path)

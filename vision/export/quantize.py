@@ -58,11 +58,14 @@ CALIBRATION_KEY = "vision.calibration"
 # what an INT8 graph is tuned for -> its quantisation settings (measured: benchmarks/results/export.md).
 # vnni: x86 with AVX-512 VNNI, AVX-VNNI or AMX-INT8: uint8 activations (asymmetric) x int8 weights at full range,
 #   the operand types of vpdpbusd, which accumulates in int32 without saturating.
-# generic: other CPUs (AVX2 x86, ARM), the settings measured on an AVX2-only EPYC: int8 activations and 7-bit
-#   weights, because AVX2's int8 dot product (vpmaddubsw) saturates its int16 sums at full range.
+# avx2: x86 with AVX2 and no VNNI: uint8 activations x 7-bit weights. The same u8 x s8 kernels fuse every Conv
+#   (1.8x ORT fp32 on an AVX2-only EPYC, against 1.2x with int8 activations), and 7-bit weights keep AVX2's int8
+#   dot product (vpmaddubsw, whose int16 sums saturate at full range) exact (agreement with fp32 97% vs 95%).
+# generic: other CPUs (ARM, or flags unknown): int8 activations and 7-bit weights (not measured off x86).
 # tensorrt: symmetric int8 activations and weights, full range: what TensorRT's explicit quantisation takes.
 INT8_SETTINGS: dict[str, dict] = {
     "vnni": {"activations": "uint8", "activations_symmetric": False, "reduce_range": False},
+    "avx2": {"activations": "uint8", "activations_symmetric": False, "reduce_range": True},
     "generic": {"activations": "int8", "activations_symmetric": True, "reduce_range": True},
     "tensorrt": {"activations": "int8", "activations_symmetric": True, "reduce_range": False},
 }
@@ -89,11 +92,11 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
     ``calib_dir``: folder of representative images (at least ``min_images`` readable ones; up to ``max_images``
     evenly spread ones are used). ``parity_dir``: images for the gate (default: the calibration images; pass a
     held-out folder for an honest number). ``tuned_for``: ``auto`` (this CPU: ``vnni`` where it has VNNI or AMX,
-    else ``generic``), ``vnni``, ``generic`` or ``tensorrt`` (:data:`INT8_SETTINGS`); ``reduce_range`` (7-bit
-    weights) overrides its choice: without VNNI it took the shipped classifier's top-1 agreement with fp32 from
-    0.89 to 0.95 on Grocery val images. ``keep_fp32``: node-name prefixes of the fp32 graph kept in fp32 besides
-    the task's own (:func:`fp32_node_names`), e.g. ``["/model/model.0/"]``. ``sample_images`` goes to the fp32
-    export's parity check.
+    ``avx2`` on other x86 CPUs with AVX2, else ``generic``), ``vnni``, ``avx2``, ``generic`` or ``tensorrt``
+    (:data:`INT8_SETTINGS`); ``reduce_range`` (7-bit weights) overrides its choice: without VNNI it took the
+    shipped classifier's top-1 agreement with fp32 from 0.89 to 0.95 on Grocery val images. ``keep_fp32``:
+    node-name prefixes of the fp32 graph kept in fp32 besides the task's own (:func:`fp32_node_names`), e.g.
+    ``["/model/model.0/"]``. ``sample_images`` goes to the fp32 export's parity check.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -232,25 +235,29 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(line.partition(":")[2].split())
 
 
-def cpu_int8_target() -> str:
-    """The :data:`INT8_SETTINGS` key for this CPU: ``vnni`` where it has VNNI or AMX-INT8, else ``generic``."""
-    return "vnni" if cpu_flags() & VNNI_FLAGS else "generic"
+def cpu_int8_target(flags: frozenset[str] | None = None) -> str:
+    """The :data:`INT8_SETTINGS` key for this CPU (or ``flags``): ``vnni`` where it has VNNI or AMX-INT8, ``avx2``
+    on other x86 CPUs with AVX2, else ``generic``."""
+    flags = cpu_flags() if flags is None else flags
+    return "vnni" if flags & VNNI_FLAGS else "avx2" if "avx2" in flags else "generic"
 
 
 def int8_cpu_warning(record: dict | None, flags: frozenset[str] | None = None) -> str | None:
     """Why an INT8 ONNX with calibration ``record`` will not run as measured on this CPU (``None`` if it will):
-    a CPU without VNNI/AMX gains little from int8, and an export tuned for VNNI has full-range weights that
-    saturate its int16 sums."""
+    a CPU with VNNI/AMX runs any CPU setting; an AVX2 CPU runs an ``avx2`` export as measured, while an export
+    tuned for VNNI has full-range weights that saturate its int16 sums and a ``generic`` one (int8 activations)
+    leaves most convolutions in fp32; elsewhere int8 gains little."""
     if record is None:
         return None
     flags = cpu_flags() if flags is None else flags
-    if flags & VNNI_FLAGS:
-        return None
+    here = cpu_int8_target(flags)
     tuned = record.get("tuned_for", "generic")  # exports before this record were tuned as 'generic'
-    advice = ("re-export it on this CPU (tuned_for='auto' picks 'generic' here)" if tuned == "vnni"
+    if here == "vnni" or (here == "avx2" and tuned == "avx2"):
+        return None
+    isa = ', '.join(sorted(flags & ISA_FLAGS)) or 'flags unknown'
+    advice = (f"re-export it on this CPU (tuned_for='auto' picks '{here}' here)" if tuned != here
               else "expect little gain over fp32")
-    return (f"this CPU has no VNNI or AMX-INT8 ({', '.join(sorted(flags & ISA_FLAGS)) or 'flags unknown'}) and the "
-            f"INT8 model is tuned for '{tuned}': {advice}")
+    return f"this CPU has no VNNI or AMX-INT8 ({isa}) and the INT8 model is tuned for '{tuned}': {advice}"
 
 
 class _Reader:
