@@ -158,6 +158,29 @@ def test_bf16_runtime_matches_fp32_and_leaves_the_callers_model_alone(tiny):
         TorchRuntime(model, "logits", "cpu", precision="fp8")
 
 
+def test_bf16_on_a_cpu_without_bf16_units_is_warned(tiny, monkeypatch):
+    import warnings
+
+    import vision.export.quantize as quantize
+    from vision.export.quantize import bf16_cpu_warning
+    from vision.predictors import TorchRuntime
+
+    assert bf16_cpu_warning(frozenset({"avx2", "avx512_bf16"})) is None
+    assert bf16_cpu_warning(frozenset({"avx2", "amx_bf16"})) is None
+    assert bf16_cpu_warning(frozenset()) is None  # flags unknown (no /proc/cpuinfo): no guess
+    assert "emulated" in bf16_cpu_warning(frozenset({"avx2", "fma"})) and "(avx2)" in bf16_cpu_warning(
+        frozenset({"avx2", "fma"}))
+    model, _ = tiny
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"avx2"}))
+    with pytest.warns(RuntimeWarning, match="tiny.*bf16 is emulated here"):
+        TorchRuntime(model, "logits", "cpu", precision="bf16")
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TorchRuntime(model, "logits", "cpu", precision="bf16")
+        TorchRuntime(model, "logits", "cpu")  # fp32: never warned
+
+
 def test_bf16_predictor_runs_torch_and_is_refused_for_exports(tiny, tmp_path, capsys):
     from vision.commands import main as vision_main
     from vision.predictors import predictor

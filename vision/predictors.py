@@ -75,7 +75,8 @@ class TorchRuntime:
 
     ``precision="bf16"``: bfloat16 autocast on channels-last tensors, for CPUs with AMX or AVX-512 BF16 (and
     GPUs): 1.8-3x fp32 eager on such a Xeon at batch 8-16 for about the same top-1, slower at batch 1
-    (benchmarks/results/export.md); elsewhere bf16 is emulated and slower. ``half``: fp16 weights on CUDA (CPU
+    (benchmarks/results/export.md); elsewhere bf16 is emulated, 0.15x fp32 on an AVX2-only EPYC, and a CPU
+    runtime warns (:func:`vision.export.quantize.bf16_cpu_warning`). ``half``: fp16 weights on CUDA (CPU
     stays fp32)."""
 
     backend = "torch"
@@ -93,6 +94,11 @@ class TorchRuntime:
         network = output_network(model, output, ZooError).to(self.device).eval()
         if precision == "bf16":  # oneDNN's bf16 convolutions run on channels-last (NHWC) blocks; a copy, so the
             network = copy.deepcopy(network).to(memory_format=torch.channels_last)  # caller's model keeps its layout
+            if self.device.type == "cpu":
+                from vision.export.quantize import bf16_cpu_warning
+
+                if (warning := bf16_cpu_warning()) is not None:
+                    warnings.warn(f"{self.card.name}: {warning}", RuntimeWarning, stacklevel=2)
         else:
             network = folded_network(network)
         self.network = network.half() if self.half else network
