@@ -137,11 +137,12 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
     if model is not None:
         from vision.features import FeatureExtractor
 
-        # the reading threads keep cores busy while the network runs: ONNX Runtime gets half of them (2 cores:
-        # 1 thread; 3% faster end to end than its default of both while PIL decoded, the same since the JPEG
-        # decode released the GIL; benchmarks/results/dedup.md)
+        # ONNX Runtime gets every core, beside the reading threads: on 2 cores of an AVX2-only EPYC 1.37x faster
+        # end to end than 1 thread, idle and beside two busy loops (reading leaves a core half idle while the
+        # network runs); on a VNNI Xeon, where the network is faster, the two measured the same
+        # (benchmarks/results/dedup.md)
         extractor = FeatureExtractor.from_pretrained(model, backend=backend, device=device,
-                                                     threads=max(1, available_cores() // 2))
+                                                     threads=available_cores())
     ids, shas, hashes, pixels, nbytes, chunks, skipped, pending = [], [], [], [], [], [], [], []
     # the same decode as the check's own (draft_size=SIDE), so a kept thumbnail is the one it would make
     thumbs: dict | None = {} if thumbnails and draft_size == SIDE else None
