@@ -137,9 +137,9 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
     if model is not None:
         from vision.features import FeatureExtractor
 
-        # ONNX Runtime gets every core, beside the reading threads: on 2 cores of an AVX2-only EPYC 1.37x faster
-        # end to end than 1 thread, idle and beside two busy loops (reading leaves a core half idle while the
-        # network runs); on a VNNI Xeon, where the network is faster, the two measured the same
+        # ONNX Runtime gets every core, beside the reading threads: on 2 cores of an AVX2-only EPYC 1.07-1.08x
+        # faster end to end than 1 thread, idle and beside two busy loops (reading leaves a core partly idle while
+        # the network runs); on a VNNI Xeon, where the network is faster, the two measured the same
         # (benchmarks/results/dedup.md)
         extractor = FeatureExtractor.from_pretrained(model, backend=backend, device=device,
                                                      threads=available_cores())
