@@ -128,6 +128,9 @@ def test_light_choice_lists_agree_with_the_library():
     from vision.synth import yolo
 
     assert set(export.FORMAT_NAMES) == set(FORMATS) and set(extract.BACKENDS) == set(BACKENDS)
+    from vision.export.quantize import TUNED_FOR
+
+    assert export.INT8_TARGETS == TUNED_FOR
     assert extract.ENGINES == ENGINES
     assert set(build_gallery.MERGES) == set(gallery.MERGES) and set(build_gallery.INDEX_KINDS) == set(
         retrieval.INDEX_KINDS)

@@ -270,6 +270,17 @@ def test_export_cli_onnx_int8_and_bad_folder(tiny, tmp_path, capsys):
     assert main(["--model", str(weights), "--format", "onnx-int8", "--calib-dir", str(SAMPLE / "train"),
                  "--out", str(out)]) == 0
     assert out.is_file() and '"precision": "int8"' in capsys.readouterr().err
+    from vision.export.quantize import read_calibration_record
+
+    assert read_calibration_record(out)["tuned_for"] in ("vnni", "avx2", "generic")  # auto: this CPU's
+    for_avx2 = tmp_path / "t.avx2.int8.onnx"
+    assert main(["--model", str(weights), "--format", "onnx-int8", "--calib-dir", str(SAMPLE / "train"),
+                 "--tuned-for", "avx2", "--out", str(for_avx2)]) == 0
+    record = read_calibration_record(for_avx2)
+    assert (record["tuned_for"], record["activations"], record["reduce_range"]) == ("avx2", "uint8", True)
+    with pytest.raises(SystemExit):
+        main(["--model", str(weights), "--format", "onnx", "--tuned-for", "avx2"])
+    assert "--format onnx does not take it" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="error: calibration folder .* has 0 readable"):
         main(["--model", str(weights), "--format", "onnx-int8", "--calib-dir", str(tmp_path), "--out",
               str(tmp_path / "u.onnx")])

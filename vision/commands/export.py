@@ -4,6 +4,8 @@ refused with the numbers.
 
     vision export --model grocery_resnet10t --format onnx --output-kind features   # into $VISION_HOME/exports
     vision export --model grocery_resnet10t --format onnx-int8 --calib-dir TRAIN_IMAGES --parity-dir VAL_IMAGES
+    vision export --model grocery_resnet10t --format onnx-int8 --calib-dir TRAIN_IMAGES --tuned-for avx2  # for
+                                                                  # AVX2 servers, exported on another CPU
     vision export --model grocery_resnet10t --format tensorrt --precision fp16 --profile 1,8,32   # GPU
     vision export --model grocery_resnet10t --format triton --out triton_repo    # image bytes in, JSON out
     vision export --model logo_yolo11n --format ultralytics      # a .pt that ultralytics' YOLO() loads
@@ -30,6 +32,8 @@ from vision.commands import add_zoo_dir, command_parser
 SAMPLE_IMAGES = 16
 # (vision.export.FORMATS; spelled out so that --help loads no torch: tests/test_commands.py checks they agree)
 FORMAT_NAMES = ("onnx", "onnx-int8", "tensorrt", "triton", "ultralytics")
+# (vision.export.quantize.TUNED_FOR, spelled out for the same reason and checked the same way)
+INT8_TARGETS = ("auto", "vnni", "avx2", "generic", "tensorrt")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="TensorRT optimisation profile: min,opt,max batch size (default 1,8,32)")
     ap.add_argument("--calib-dir", type=Path, help="representative images for INT8 calibration")
     ap.add_argument("--parity-dir", type=Path, help="held-out images for the INT8 parity gate")
+    ap.add_argument("--tuned-for", choices=INT8_TARGETS,
+                    help="onnx-int8: the CPU that will serve it, when it is not this one: vnni (AVX-512 VNNI, "
+                         "AVX-VNNI, AMX), avx2 (x86 without VNNI), generic (other CPUs), tensorrt (symmetric int8 "
+                         "for TensorRT); default auto, this CPU")
     ap.add_argument("--calib-images", type=Path, help="folder of images added to the fp32 parity check")
     ap.add_argument("--serving", choices=["python", "onnxruntime", "tensorrt"],
                     help="triton: the network step: python (ONNX Runtime in the Python backend, what vision serve "
@@ -84,11 +92,14 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: --name: {e}") from None
 
     given = {"output": args.output, "precision": args.precision, "batch": args.batch, "calib_dir": args.calib_dir,
-             "parity_dir": args.parity_dir, "serving": args.serving, "max_batch_size": args.max_batch_size,
-             "instance_kind": args.instance_kind, "name": args.name, "opset": args.opset,
+             "parity_dir": args.parity_dir, "tuned_for": args.tuned_for, "serving": args.serving,
+             "max_batch_size": args.max_batch_size, "instance_kind": args.instance_kind, "name": args.name,
+             "opset": args.opset,
              "simplify": False if args.no_simplify else None,
              "sample_images": list_images(args.calib_images)[:SAMPLE_IMAGES] if args.calib_images else None}
     options = {k: v for k, v in given.items() if v is not None}
+    if args.tuned_for is not None and args.format != "onnx-int8":
+        ap.error(f"--tuned-for sets the CPU an onnx-int8 export is tuned for; --format {args.format} does not take it")
     if args.format == "onnx-int8" and args.calib_dir is None:
         ap.error("--format onnx-int8 needs --calib-dir FOLDER (32+ representative images for calibration)")
     if args.format == "ultralytics" and args.out is not None and args.out.suffix != ".pt":
