@@ -7,8 +7,8 @@ products as hard negatives; 150 x (1 + 2) + 300 = 750 photos by default). Timed 
 read, hash, embed, search, cosine gate, keypoint check, grouping, report files); the features run on ONNX Runtime
 from the exports made once beforehand in the export folder: ``vision dedup --model grocery_resnet10t`` as a user
 runs it (``backend=auto`` serves it from the INT8 export, ``--format onnx-int8`` calibrated on train photos, where
-this CPU has VNNI/AMX), the fp32 export given as ``--model FILE``, and torch for comparison (``--no-torch`` leaves
-it out). ``--before REF [REF ...]`` adds the same
+this CPU has VNNI/AMX, or AVX2 and the export is tuned for it), the fp32 export given as ``--model FILE``, and
+torch for comparison (``--no-torch`` leaves it out). ``--before REF [REF ...]`` adds the same
 command from each commit ``REF`` (its ``vision`` package extracted with ``git archive`` and run in a child process each
 round, timed inside it: before/after on the same machine state; ``--before-backend auto``: its fp32 ONNX features).
 Prints images/s, the ratio to pHash, F1 (pairs in one group vs the truth) and each stage's images/s from
@@ -171,7 +171,7 @@ def f1_of(out: Path, truth: dict[str, int]) -> float:
 
 
 def auto_pick(exports: Path) -> str:
-    """Which export ``backend="auto"`` serves the features from (INT8 where this CPU has VNNI/AMX)."""
+    """Which export ``backend="auto"`` serves the features from (INT8 where it runs as measured)."""
     from vision.predictors import _auto_source
 
     chosen, backend = _auto_source(MODEL, "features", exports, None, None)
@@ -195,7 +195,7 @@ def end_to_end(args) -> int:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             export(["--model", MODEL, "--format", "onnx-int8", "--output-kind", "features", "--out", str(int8),
                     "--calib-dir", str(args.data / "train"), "--parity-dir", str(args.data / "val")])
-    os.environ["VISION_EXPORT_DIR"] = str(exports)   # backend=auto picks the INT8 export where this CPU has VNNI
+    os.environ["VISION_EXPORT_DIR"] = str(exports)   # backend=auto picks the INT8 export where it runs as measured
     runs = {"plain imagehash.phash (1 thread, no search)": lambda: plain_phash(paths),
             "vision dedup (ONNX Runtime fp32 features, --model FILE)": lambda: ours(
                 folder, args.out / "ours_ort", [], str(exports / f"{MODEL}.features.onnx")),

@@ -30,8 +30,8 @@ ultralytics given our runtime's session settings (no spin-waiting workers) and o
 (``vision.predictor(..., spin=True)``); rounds interleaved across the runs,
 medians. Per-stage milliseconds per image come from each side's own ``speed`` figures. ``--int8-calib IMAGES``
 adds our predictor on an INT8 export of the same weights (calibrated on IMAGES; what ``backend="auto"`` serves
-where such an export is in the export folder and the CPU has VNNI/AMX) against both ultralytics ONNX rows. Writes
-``<out>/predict.json``.
+where such an export is in the export folder and runs as measured on this CPU) against both ultralytics ONNX
+rows. Writes ``<out>/predict.json``.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def predict_side_by_side(args) -> dict:
     ours_ort = vision.predictor(ours_onnx, device="cpu")  # as shipped: onnxruntime's default thread count
     ours_ort_spin = vision.predictor(ours_onnx, device="cpu", spin=True)   # ultralytics' session settings
     ours_int8 = None
-    if args.int8_calib is not None:   # what backend auto serves from an INT8 export on a CPU with VNNI/AMX
+    if args.int8_calib is not None:   # what backend auto serves from an INT8 export tuned for this CPU
         ours_int8 = vision.predictor(export(model, "onnx-int8", out / f"{args.model_name}.predictions.int8.onnx",
                                             calib_dir=args.int8_calib), device="cpu")
     theirs_torch = ulc.yolo_class()(str(pt), task="detect")
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds per run with --predict")
     ap.add_argument("--int8-calib", type=Path, metavar="IMAGES",
                     help="--predict: also time our predictor on an INT8 export calibrated on these images (what "
-                         "backend auto serves where one is in the export folder and this CPU has VNNI/AMX)")
+                         "backend auto serves where one tuned for this CPU is in the export folder)")
     ap.add_argument("--out", type=Path, default=Path("runs/detbench"))
     ap.add_argument("--model", default="yolo11n.yaml", help="ultralytics architecture YAML (from scratch)")
     ap.add_argument("--epochs", type=int, default=10)

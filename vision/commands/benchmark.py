@@ -8,7 +8,7 @@ labelled split. Prints Markdown tables and writes JSON.
         --calib-dir data/grocery_sample/train --images data/logo_sample/images/val --out runs/benchmark/all.json
 
 Backends: ``torch`` (eager fp32; ``--precision fp32,bf16`` adds ``torch-bf16``), ``ort-fp32``, ``ort-int8`` (static
-QDQ tuned for this CPU, needs ``--calib-dir``; a warning on CPUs without VNNI), ``trt-fp32``,
+QDQ tuned for this CPU, needs ``--calib-dir``; a warning on a CPU it does not suit), ``trt-fp32``,
 ``trt-fp16`` (need the [tensorrt] extra and a GPU; skipped with a note otherwise). Each (batch, backend) cell is
 measured in ``--rounds`` interleaved rounds of ``--seconds`` / rounds, after warm-up; latency is per call
 (p50/p99), throughput is batch / p50, and the ratio is to torch eager at the same batch. Inputs are random
