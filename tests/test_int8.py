@@ -136,6 +136,16 @@ def test_auto_backend_serves_a_zoo_name_from_its_int8_export_where_this_cpu_has_
     # the fp32 export where the int8 one would not run as measured, or where the network runs on a GPU
     monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"avx2"}))
     assert predictor("tiny", zoo_dir=root, export_dir=exports, device="cpu").runtime.path.name == "tiny.logits.onnx"
+    # an export tuned for AVX2 is served on an AVX2 CPU (and on a VNNI one), not on a CPU without AVX2
+    export(model, "onnx-int8", exports / "tiny.logits.int8.onnx", calib_dir=SAMPLE / "train", max_images=32,
+           tuned_for="avx2")
+    assert predictor("tiny", zoo_dir=root, export_dir=exports, device="cpu").runtime.path.name == \
+        "tiny.logits.int8.onnx"
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni"}))
+    assert predictor("tiny", zoo_dir=root, export_dir=exports, device="cpu").runtime.path.name == \
+        "tiny.logits.int8.onnx"
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"asimd"}))
+    assert predictor("tiny", zoo_dir=root, export_dir=exports, device="cpu").runtime.path.name == "tiny.logits.onnx"
     monkeypatch.setattr(quantize, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni"}))
     from vision.predictors import _auto_source
 
