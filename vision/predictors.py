@@ -549,8 +549,7 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
     ``export_dir`` (default :func:`default_export_dir`: ``<name>.<output>.plan`` when TensorRT and a GPU are here,
     then ``<name>.<output>.int8.onnx`` where it runs as measured (a CPU with VNNI or AMX-INT8, or an AVX2 CPU and
     an export tuned for ``avx2``; never one tuned for TensorRT: :func:`vision.export.quantize.int8_cpu_warning`),
-    then
-    ``<name>.<output>.onnx``; the one picked is named once on stderr), else torch. ``device``: CUDA when
+    then ``<name>.<output>.onnx``; the one picked is named once on stderr), else torch. ``device``: CUDA when
     available. ``half``: fp16 on CUDA (torch runtime). ``precision="bf16"``: bfloat16 autocast on the torch
     runtime (:class:`TorchRuntime`; ``backend="auto"`` then means torch). ``output``: the export output kind
     (default: the task's, e.g. ``logits``; ``"features"`` gives a classifier's pooled embeddings).

@@ -8,9 +8,10 @@ calibration record under ``vision.calibration``) and must pass the INT8 gate of
 
 The settings are chosen for the CPU that will run the model (``tuned_for``, by default the one exporting, see
 :data:`INT8_SETTINGS`) and recorded in the calibration record: x86 int8 kernels multiply unsigned 8-bit activations
-by signed 8-bit weights (VNNI's ``vpdpbusd``), so on VNNI/AMX CPUs uint8 activations let onnxruntime fuse every
-Conv into ``QLinearConv``, where int8 activations left most Convs in fp32 behind ``DequantizeLinear`` (measured with
-onnxruntime's profiler: benchmarks/int8_isa.py). QDQ with symmetric int8 is what TensorRT builds INT8 engines from
+by signed 8-bit weights (VNNI's ``vpdpbusd``, AVX2's ``vpmaddubsw``), so uint8 activations let onnxruntime fuse
+every Conv into ``QLinearConv``, where int8 activations left most Convs in fp32 behind ``DequantizeLinear``
+(measured with onnxruntime's profiler: benchmarks/int8_isa.py); without VNNI the weights are 7-bit, so AVX2's int16
+sums cannot saturate. QDQ with symmetric int8 is what TensorRT builds INT8 engines from
 (explicit quantisation): ``tuned_for="tensorrt"``. A detector keeps its box decode and stem in fp32
 (:func:`fp32_node_names`, listed in the calibration record) and is gated on the boxes a predictor keeps.
 
