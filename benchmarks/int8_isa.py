@@ -33,7 +33,7 @@ VARIANTS = {
     "int8 tensorrt (s8 act, full w)": {"tuned_for": "tensorrt"},
     "int8 vnni (u8 act, full w)": {"tuned_for": "vnni"},
     "int8 vnni, qoperator": {"tuned_for": "vnni", "quant_format": "qoperator"},
-    "int8 u8 act, 7-bit w": {"tuned_for": "vnni", "reduce_range": True},
+    "int8 avx2 (u8 act, 7-bit w)": {"tuned_for": "avx2"},
 }
 # detector rows besides the export's own: (ultralytics modules model.0..<n-1> kept in fp32 besides the box decode,
 # activation-range percentile or None for min/max)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                                                              calib_dir=args.calib_dir, max_images=args.max_images,
                                                              tuned_for="vnni")
             for label, options in (("int8 generic (export)", {"tuned_for": "generic"}),
-                                   ("int8 u8 act, 7-bit w (export)", {"tuned_for": "vnni", "reduce_range": True})):
+                                   ("int8 avx2 (export)", {"tuned_for": "avx2"})):
                 try:   # the exports an AVX2-only CPU may get (the gate may refuse one: noted)
                     files[label] = export(model, "onnx-int8", scratch / f"det{len(files)}.int8.onnx",
                                           calib_dir=args.calib_dir, max_images=args.max_images, **options)

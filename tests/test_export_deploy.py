@@ -278,9 +278,8 @@ def test_export_cli_onnx_int8_and_bad_folder(tiny, tmp_path, capsys):
                  "--tuned-for", "avx2", "--out", str(for_avx2)]) == 0
     record = read_calibration_record(for_avx2)
     assert (record["tuned_for"], record["activations"], record["reduce_range"]) == ("avx2", "uint8", True)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match=r"format 'onnx' does not take \['tuned_for'\]"):  # the exporter's table
         main(["--model", str(weights), "--format", "onnx", "--tuned-for", "avx2"])
-    assert "--format onnx does not take it" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="error: calibration folder .* has 0 readable"):
         main(["--model", str(weights), "--format", "onnx-int8", "--calib-dir", str(tmp_path), "--out",
               str(tmp_path / "u.onnx")])

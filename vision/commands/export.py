@@ -4,8 +4,7 @@ refused with the numbers.
 
     vision export --model grocery_resnet10t --format onnx --output-kind features   # into $VISION_HOME/exports
     vision export --model grocery_resnet10t --format onnx-int8 --calib-dir TRAIN_IMAGES --parity-dir VAL_IMAGES
-    vision export --model grocery_resnet10t --format onnx-int8 --calib-dir TRAIN_IMAGES --tuned-for avx2  # for
-                                                                  # AVX2 servers, exported on another CPU
+    vision export --model grocery_resnet10t --format onnx-int8 --calib-dir TRAIN_IMAGES --tuned-for avx2  # for AVX2
     vision export --model grocery_resnet10t --format tensorrt --precision fp16 --profile 1,8,32   # GPU
     vision export --model grocery_resnet10t --format triton --out triton_repo    # image bytes in, JSON out
     vision export --model logo_yolo11n --format ultralytics      # a .pt that ultralytics' YOLO() loads
@@ -98,8 +97,6 @@ def main(argv: list[str] | None = None) -> int:
              "simplify": False if args.no_simplify else None,
              "sample_images": list_images(args.calib_images)[:SAMPLE_IMAGES] if args.calib_images else None}
     options = {k: v for k, v in given.items() if v is not None}
-    if args.tuned_for is not None and args.format != "onnx-int8":
-        ap.error(f"--tuned-for sets the CPU an onnx-int8 export is tuned for; --format {args.format} does not take it")
     if args.format == "onnx-int8" and args.calib_dir is None:
         ap.error("--format onnx-int8 needs --calib-dir FOLDER (32+ representative images for calibration)")
     if args.format == "ultralytics" and args.out is not None and args.out.suffix != ".pt":
