@@ -144,10 +144,11 @@ def predict_side_by_side(args) -> dict:
     ours_torch = vision.predictor(args.model_name, backend="torch", device="cpu")
     ours_ort = vision.predictor(ours_onnx, device="cpu")  # as shipped: onnxruntime's default thread count
     ours_ort_spin = vision.predictor(ours_onnx, device="cpu", spin=True)   # ultralytics' session settings
-    ours_int8 = None
+    ours_int8 = ours_int8_spin = None
     if args.int8_calib is not None:   # what backend auto serves from an INT8 export tuned for this CPU
-        ours_int8 = vision.predictor(export(model, "onnx-int8", out / f"{args.model_name}.predictions.int8.onnx",
-                                            calib_dir=args.int8_calib), device="cpu")
+        int8 = export(model, "onnx-int8", out / f"{args.model_name}.predictions.int8.onnx", calib_dir=args.int8_calib)
+        ours_int8 = vision.predictor(int8, device="cpu")
+        ours_int8_spin = vision.predictor(int8, device="cpu", spin=True)   # and with ultralytics' session settings
     theirs_torch = ulc.yolo_class()(str(pt), task="detect")
     theirs_ort, theirs_ort_set = (ulc.yolo_class()(str(theirs_onnx), task="detect") for _ in range(2))
     for y in (theirs_ort, theirs_ort_set):
@@ -169,6 +170,7 @@ def predict_side_by_side(args) -> dict:
             "ours onnxruntime, spin=True (their session settings)": ours(ours_ort_spin, 1)}
     if ours_int8 is not None:
         runs["ours onnxruntime INT8"] = ours(ours_int8, 1)
+        runs["ours onnxruntime INT8, spin=True"] = ours(ours_int8_spin, 1)
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     speeds: dict[str, list[dict]] = {name: [] for name in runs}
     found: dict[str, list] = {}
@@ -200,6 +202,9 @@ def predict_side_by_side(args) -> dict:
         for theirs_name in ("ultralytics onnxruntime", "ultralytics onnxruntime, our session settings"):
             rows[theirs_name]["ours_int8_vs_this"] = round(
                 rows["ours onnxruntime INT8"]["images_per_s"] / rows[theirs_name]["images_per_s"], 2)
+        rows["ultralytics onnxruntime"]["ours_int8_spin_vs_this"] = round(   # the same session settings, theirs
+            rows["ours onnxruntime INT8, spin=True"]["images_per_s"] / rows["ultralytics onnxruntime"]["images_per_s"],
+            2)
     return {"images": len(images), "folder": str(args.predict), "threads": args.threads, "batch_torch": args.batch,
             "rounds": args.rounds, "model": args.model_name, "rows": rows,
             "box_agreement_torch": _box_agreement(found["ours torch"], found["ultralytics torch"]),
@@ -267,6 +272,8 @@ def print_predict(result: dict) -> None:
             ratio += f" (spin=True: {r['ours_spin_vs_this']:.2f}x)"
         if "ours_int8_vs_this" in r:
             ratio += f" (INT8: {r['ours_int8_vs_this']:.2f}x)"
+        if "ours_int8_spin_vs_this" in r:
+            ratio += f" (INT8, spin=True: {r['ours_int8_spin_vs_this']:.2f}x)"
         stages = ", ".join(f"{k} {v:.2f}" for k, v in (r["ms_per_image"] or {}).items()) or "-"
         print(f"| {name} | {batch} | {r['images_per_s']:.1f} | {ratio} | {stages} |")
     print(f"\nboxes, ours vs ultralytics (torch): {result['box_agreement_torch']}")

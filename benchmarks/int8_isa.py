@@ -38,6 +38,11 @@ VARIANTS = {
 # detector rows besides the export's own: (ultralytics modules model.0..<n-1> kept in fp32 besides the box decode,
 # activation-range percentile or None for min/max)
 DETECTOR_VARIANTS = {"int8 vnni, decode fp32 (stem int8)": (0, None), "int8 vnni, decode + model.0-2 fp32": (3, None)}
+# rows of the vnni export with every node of these ONNX op types left in fp32 (dequantised around them), where the
+# graph has them: the profiler gives the SiLU's int8 Sigmoid and Mul (YOLO) over a quarter of the kernel time.
+# (resnet10t's int8 AveragePool, a tenth, cannot be kept this way: onnxruntime fuses DequantizeLinear ->
+# AveragePool -> QuantizeLinear back into QLinearAveragePool, the same speed; measured 2026-12-07)
+KEEP_OP_VARIANTS = {"int8 vnni, SiLU fp32": ("Sigmoid", "Mul")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                                           calib_dir=args.calib_dir, max_images=args.max_images, **options)
                 except ExportError as e:
                     notes.append(f"{label}: refused ({e})"[:300])
+        files.update(keep_op_variants(model, files["ort fp32"], args, scratch, notes))
         runners.update({label: onnx_runner(path) for label, path in files.items()})
         size = card.data_config.input_size
         x = np.random.default_rng(0).standard_normal((args.batch, 3, size, size)).astype(np.float32)
@@ -132,6 +138,27 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1) + "\n")
     return 0
+
+
+def keep_op_variants(model, fp32: Path, args, scratch: Path, notes: list) -> dict[str, Path]:
+    """The vnni export with the nodes of each :data:`KEEP_OP_VARIANTS` op-type set in fp32, where the graph has
+    any (the export's own gate applies: a refusal is noted)."""
+    import onnx
+
+    from vision.export import ExportError, export
+
+    nodes = onnx.load(str(fp32)).graph.node
+    files = {}
+    for i, (label, ops) in enumerate(KEEP_OP_VARIANTS.items()):
+        names = sorted(n.name for n in nodes if n.op_type in ops)
+        if not names:
+            continue
+        try:
+            files[label] = export(model, "onnx-int8", scratch / f"ops{i}.int8.onnx", calib_dir=args.calib_dir,
+                                  max_images=args.max_images, tuned_for="vnni", keep_fp32=names)
+        except ExportError as e:
+            notes.append(f"{label}: refused ({e})"[:300])
+    return files
 
 
 def detector_variants(fp32: Path, args, scratch: Path, card) -> dict[str, Path]:
