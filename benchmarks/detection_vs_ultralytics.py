@@ -26,8 +26,9 @@ each library from those same weights; decode to NMS on the same image files, con
 
 torch at ``--batch`` (16) with ``--threads`` threads on both sides (ultralytics sets torch's count itself at its
 first predict; it is set back before every timed run), ONNX Runtime at batch 1 as each library ships it, plus
-ultralytics given our runtime's session settings (no spin-waiting workers) and ours given theirs
-(``vision.predictor(..., spin=True)``); rounds interleaved across the runs,
+ultralytics given our runtime's session settings (workers spin at most ``SPIN_US`` microseconds) and ours given
+theirs (``vision.predictor(..., spin=True)``) and without spinning (``spin=False``, the default until 2026-12-07);
+rounds interleaved across the runs,
 medians. Per-stage milliseconds per image come from each side's own ``speed`` figures. ``--int8-calib IMAGES``
 adds our predictor on an INT8 export of the same weights (calibrated on IMAGES; what ``backend="auto"`` serves
 where such an export is in the export folder and runs as measured on this CPU) against both ultralytics ONNX
@@ -124,6 +125,7 @@ def predict_side_by_side(args) -> dict:
     from vision.data.io import list_images
     from vision.export import export
     from vision.models.detector import export_ultralytics_pt
+    from vision.predictors import ort_session_options
     from vision.zoo import load_model
 
     out = args.out.resolve()
@@ -135,15 +137,14 @@ def predict_side_by_side(args) -> dict:
     theirs_onnx = Path(ulc.yolo_class()(str(pt), task="detect").export(format="onnx", imgsz=imgsz, batch=1,
                                                                          simplify=True, verbose=False))
 
-    def session(path: Path):  # ultralytics' session given our runtime's settings (no spin-waiting workers)
-        so = ort.SessionOptions()
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    def session(path: Path):  # ultralytics' session given our runtime's settings
+        return ort.InferenceSession(str(path), ort_session_options(), providers=["CPUExecutionProvider"])
 
     options = {"imgsz": imgsz, "conf": 0.25, "iou": 0.7, "max_det": 300, "device": "cpu", "verbose": False}
     ours_torch = vision.predictor(args.model_name, backend="torch", device="cpu")
     ours_ort = vision.predictor(ours_onnx, device="cpu")  # as shipped: onnxruntime's default thread count
     ours_ort_spin = vision.predictor(ours_onnx, device="cpu", spin=True)   # ultralytics' session settings
+    ours_ort_nospin = vision.predictor(ours_onnx, device="cpu", spin=False)   # the default until 2026-12-07
     ours_int8 = ours_int8_spin = None
     if args.int8_calib is not None:   # what backend auto serves from an INT8 export tuned for this CPU
         int8 = export(model, "onnx-int8", out / f"{args.model_name}.predictions.int8.onnx", calib_dir=args.int8_calib)
@@ -167,7 +168,8 @@ def predict_side_by_side(args) -> dict:
     runs = {"ours torch": ours(ours_torch, args.batch), "ultralytics torch": theirs(theirs_torch, args.batch),
             "ours onnxruntime": ours(ours_ort, 1), "ultralytics onnxruntime": theirs(theirs_ort, 1),
             "ultralytics onnxruntime, our session settings": theirs(theirs_ort_set, 1),
-            "ours onnxruntime, spin=True (their session settings)": ours(ours_ort_spin, 1)}
+            "ours onnxruntime, spin=True (their session settings)": ours(ours_ort_spin, 1),
+            "ours onnxruntime, spin=False (no spinning)": ours(ours_ort_nospin, 1)}
     if ours_int8 is not None:
         runs["ours onnxruntime INT8"] = ours(ours_int8, 1)
         runs["ours onnxruntime INT8, spin=True"] = ours(ours_int8_spin, 1)

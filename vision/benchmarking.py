@@ -129,7 +129,6 @@ def make_predictor(name: str, model, scratch: Path, args) -> Predictor:
         return Predictor(TorchRuntime(network, args.output or default_output(model.card), device,
                                       precision=precision))
     if name.startswith("ort"):
-        import onnxruntime as ort
 
         if name == "ort-int8":
             from vision.export.quantize import int8_cpu_warning, read_calibration_record
@@ -143,13 +142,8 @@ def make_predictor(name: str, model, scratch: Path, args) -> Predictor:
                 print(f"warning: {model.card.name}: {warning}", file=sys.stderr)
         else:
             path = export(model, "onnx", scratch / f"{model.card.name}.onnx", **options)
-        p = predictor(path, device="cpu")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = args.threads
-        # idle onnxruntime workers spin-wait by default and would take cores from the backend timed next
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        p.runtime.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        return p
+        # no spinning: idle workers spin-waiting would take cores from the backend timed next
+        return predictor(path, device="cpu", threads=args.threads, spin=False)
     precision = name.split("-")[1]
     path = export(model, "tensorrt", scratch / f"{model.card.name}.{precision}.plan", precision=precision,
                   batch=args.profile, **options)

@@ -127,6 +127,48 @@ def folded_network(network: torch.nn.Module) -> torch.nn.Module:
     return network.to(memory_format=torch.channels_last)
 
 
+# microseconds ONNX Runtime's workers spin-wait for work before they sleep, by default. The logo detector at batch 1
+# on two cores (benchmarks/results/detection.md): as fast as unbounded spinning where the cores are idle (+27% fp32,
+# +19% INT8 over no spinning), and no slower than no spinning beside two busy processes, where unbounded spinning
+# lost 25% (and 2.1x on a Xeon before)
+SPIN_US = 50
+# the first onnxruntime release the bound was measured with (session.intra_op.spin_duration_us); an older one
+# gets no spinning by default rather than an unbounded one
+SPIN_US_SINCE = (1, 32)
+
+
+def ort_session_options(threads: int | None = None, spin: bool | int = SPIN_US):
+    """ONNX Runtime ``SessionOptions`` for a CPU session: ``threads`` intra-op threads (``None``: its default, one
+    per physical core) and ``spin``: the microseconds a worker spin-waits for work before sleeping (default
+    :data:`SPIN_US`; ``0`` or ``False``: never spin), or ``True``: ONNX Runtime's own, longer spinning (measured no
+    faster than the bound on idle cores; on shared ones it takes the cores that decoding and other processes
+    need)."""
+    import onnxruntime as ort
+
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+    if not isinstance(spin, (bool, int)) or (not isinstance(spin, bool) and spin < 0):
+        raise ValueError(f"spin must be True, False or whole microseconds >= 0, got {spin!r}")
+    if spin is not True and spin and _ort_version() < SPIN_US_SINCE:
+        spin = 0
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    if spin and spin is not True:
+        options.add_session_config_entry("session.intra_op.spin_duration_us", str(int(spin)))
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return options
+
+
+def _ort_version() -> tuple[int, int]:
+    import onnxruntime as ort
+
+    try:
+        return tuple(int(part) for part in ort.__version__.split(".")[:2])
+    except ValueError:   # a development build's version string: assume it is recent
+        return (99, 0)
+
+
 class OnnxRuntime:
     """An ``.onnx`` export (``vision.export.export_onnx``), run by ONNX Runtime; its card and output kind come
     from the file's metadata."""
@@ -134,13 +176,11 @@ class OnnxRuntime:
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, device: str | torch.device | None = None, threads: int | None = None,
-                 spin: bool = False):
+                 spin: bool | int = SPIN_US):
         """``threads``: ONNX Runtime's intra-op threads (default: its own, one per physical core); fewer when other
-        threads of this process keep cores busy meanwhile (e.g. the dedup scan's image readers). ``spin``: let
-        them spin-wait between runs (ONNX Runtime's own default, off here): faster at batch 1 on cores nothing
-        else needs (14-18% for the logo detector on two idle cores, with torch single-threaded: torch's own OpenMP
-        workers otherwise take the cores), much slower where decoding or other processes share them (2.1x end to
-        end on two loaded cores; ``benchmarks/results/detection.md``)."""
+        threads of this process keep cores busy meanwhile (e.g. the dedup scan's image readers). ``spin``: how
+        its workers wait for work (:func:`ort_session_options`): by default they spin at most :data:`SPIN_US`
+        microseconds, then sleep."""
         import onnxruntime as ort
 
         from vision.export.onnx import ExportError, onnx_session, read_onnx_metadata, verify_recorded_digest
@@ -152,15 +192,7 @@ class OnnxRuntime:
         providers: list = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
-        options = ort.SessionOptions()
-        # workers spin-wait between runs by default: on a busy CPU they take the cores that decode and preprocess
-        # the next batch need (measured 2.1x slower end to end on 2 shared cores, benchmarks/results/detection.md)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        if threads is not None:
-            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-                raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
-            options.intra_op_num_threads = threads
-        self.session = onnx_session(self.path, providers, options)
+        self.session = onnx_session(self.path, providers, ort_session_options(threads, spin))
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ExportError(f"{path}: expected one input and one output, got inputs {[i.name for i in inputs]} "
@@ -541,7 +573,7 @@ def iter_images(images, skipped: list | None = None) -> Iterator[tuple[str, Any]
 def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: str | torch.device | None = None,
               half: bool = False, output: str | None = None, export_dir: str | os.PathLike | None = None,
               zoo_dir: str | os.PathLike | None = None, precision: str = "fp32", threads: int | None = None,
-              spin: bool = False, **head_kwargs) -> Predictor:
+              spin: bool | int = SPIN_US, **head_kwargs) -> Predictor:
     """A :class:`Predictor` for a zoo name, a weights file (``.safetensors``/``.ckpt``), an ``.onnx`` export or
     a TensorRT ``.plan``.
 
@@ -554,9 +586,10 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
     runtime (:class:`TorchRuntime`; ``backend="auto"`` then means torch). ``output``: the export output kind
     (default: the task's, e.g. ``logits``; ``"features"`` gives a classifier's pooled embeddings).
     ``max_batch_pixels``: the decoded pixels one batch may hold (:class:`Predictor`). ``threads``, ``spin``: ONNX
-    Runtime's intra-op threads and whether they spin-wait between runs, when the source runs on it
-    (:class:`OnnxRuntime`; the torch and TensorRT runtimes do not take them: torch's thread count is process-wide,
-    ``torch.set_num_threads``). ``head_kwargs`` go to the task head (``topk``; ``conf``, ``iou``, ``max_det``).
+    Runtime's intra-op threads and how long they spin-wait for work (:func:`ort_session_options`), when the source
+    runs on it (:class:`OnnxRuntime`; the torch and TensorRT runtimes do not take them: torch's thread count is
+    process-wide, ``torch.set_num_threads``). ``head_kwargs`` go to the task head (``topk``; ``conf``, ``iou``,
+    ``max_det``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
