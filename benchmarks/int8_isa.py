@@ -39,7 +39,8 @@ VARIANTS = {
 # activation-range percentile or None for min/max)
 DETECTOR_VARIANTS = {"int8 vnni, decode fp32 (stem int8)": (0, None), "int8 vnni, decode + model.0-2 fp32": (3, None)}
 # rows of the vnni export with every node of these ONNX op types left in fp32 (dequantised around them), where the
-# graph has them: the profiler gives the SiLU's int8 Sigmoid and Mul (YOLO) over a quarter of the kernel time.
+# graph has them, and SiLU not fused (fuse_silu=False): the profiler gave the SiLU's int8 Sigmoid and Mul (YOLO)
+# over a quarter of the kernel time; left in fp32 unfused they are slower still (the export now fuses them).
 # (resnet10t's int8 AveragePool, a tenth, cannot be kept this way: onnxruntime fuses DequantizeLinear ->
 # AveragePool -> QuantizeLinear back into QLinearAveragePool, the same speed; measured 2026-12-07)
 KEEP_OP_VARIANTS = {"int8 vnni, SiLU fp32": ("Sigmoid", "Mul")}
@@ -101,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                                                              calib_dir=args.calib_dir, max_images=args.max_images,
                                                              tuned_for="vnni")
             for label, options in (("int8 generic (export)", {"tuned_for": "generic"}),
-                                   ("int8 avx2 (export)", {"tuned_for": "avx2"})):
+                                   ("int8 avx2 (export)", {"tuned_for": "avx2"}),
+                                   ("int8 vnni, SiLU int8 (export before fuse_silu)",
+                                    {"tuned_for": "vnni", "fuse_silu": False})):
                 try:   # the exports an AVX2-only CPU may get (the gate may refuse one: noted)
                     files[label] = export(model, "onnx-int8", scratch / f"det{len(files)}.int8.onnx",
                                           calib_dir=args.calib_dir, max_images=args.max_images, **options)
@@ -155,7 +158,7 @@ def keep_op_variants(model, fp32: Path, args, scratch: Path, notes: list) -> dic
             continue
         try:
             files[label] = export(model, "onnx-int8", scratch / f"ops{i}.int8.onnx", calib_dir=args.calib_dir,
-                                  max_images=args.max_images, tuned_for="vnni", keep_fp32=names)
+                                  max_images=args.max_images, tuned_for="vnni", keep_fp32=names, fuse_silu=False)
         except ExportError as e:
             notes.append(f"{label}: refused ({e})"[:300])
     return files
@@ -168,7 +171,7 @@ def detector_variants(fp32: Path, args, scratch: Path, card) -> dict[str, Path]:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from vision.export.calibration import CalibrationSet
-    from vision.export.quantize import INT8_SETTINGS, _Reader, detector_decode_nodes
+    from vision.export.quantize import INT8_SETTINGS, _Reader, detector_decode_nodes, fuse_silu_file
 
     prepared = scratch / "prepared.onnx"
     cwd = os.getcwd()
@@ -177,6 +180,7 @@ def detector_variants(fp32: Path, args, scratch: Path, card) -> dict[str, Path]:
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     finally:
         os.chdir(cwd)
+    fuse_silu_file(prepared)   # as the export does
     graph = onnx.load(str(prepared)).graph
     decode = detector_decode_nodes(graph)
     calib = CalibrationSet.from_folder(args.calib_dir, card.data_config, max_images=args.max_images)

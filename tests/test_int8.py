@@ -243,6 +243,43 @@ def test_detector_int8_passes_its_gate_with_the_box_decode_in_fp32(logo_int8):
     fed_by_dequantize = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     convs = [n for n in graph.node if n.op_type == "Conv" and n.name not in record["fp32_nodes"]]
     assert len(convs) == 86 and all(n.input[0] in fed_by_dequantize for n in convs)
+    # every SiLU runs as onnxruntime's fused fp32 QuickGelu between them, fed by a DequantizeLinear
+    silus = [n for n in graph.node if n.op_type == "QuickGelu"]
+    assert record["fused_silu"] == 77 and len(silus) == 77
+    assert all(n.name in record["fp32_nodes"] for n in graph.node if n.op_type == "Sigmoid")   # the decode's own
+    assert all(n.domain == "com.microsoft" and n.input[0] in fed_by_dequantize for n in silus
+               if not n.name.startswith("/model/model.0/"))
+
+
+def test_fuse_silu_replaces_only_x_times_sigmoid_x_with_the_same_values():
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from vision.export.quantize import fuse_silu
+
+    nodes = [helper.make_node("Sigmoid", ["x"], ["s"], name="silu/Sigmoid"),
+             helper.make_node("Mul", ["x", "s"], ["y"], name="silu/Mul"),            # SiLU: fused
+             helper.make_node("Sigmoid", ["y"], ["t"], name="gate/Sigmoid"),
+             helper.make_node("Mul", ["x", "t"], ["z"], name="gate/Mul"),            # x * sigmoid(y): kept
+             helper.make_node("Sigmoid", ["z"], ["u"], name="shared/Sigmoid"),
+             helper.make_node("Mul", ["z", "u"], ["v"], name="shared/Mul"),
+             helper.make_node("Add", ["u", "v"], ["out"], name="shared/Add")]       # sigmoid used twice: kept
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 8]) for n in ("x", "out")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [vi[0]], [vi[1]]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    before = model.SerializeToString()
+    assert fuse_silu(model) == 1
+    ops = [(n.op_type, n.name) for n in model.graph.node]
+    assert ("QuickGelu", "silu/Mul") in ops and ("Sigmoid", "silu/Sigmoid") not in ops and len(ops) == 6
+    x = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32) * 4
+    runs = [ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+            for m in (before, model.SerializeToString())]
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5, atol=1e-6)
+    onnx.checker.check_model(model)
+    with pytest.raises(ExportError, match="TensorRT does not read"):
+        export(load_model("logo_yolo11n"), "onnx-int8", "unused.int8.onnx", calib_dir=LOGO_SAMPLE / "images",
+               tuned_for="tensorrt", fuse_silu=True)
 
 
 def test_detector_int8_predictor_gives_the_fp32_boxes(logo_int8):

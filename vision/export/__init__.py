@@ -77,8 +77,8 @@ _CALIBRATION = frozenset({"calib_dir", "parity_dir", "min_images", "max_images"}
 FORMATS: dict[str, ExportFormat] = {
     "onnx": ExportFormat(export_onnx, _COMMON | {"dynamic_batch"}, ".onnx", "onnxruntime"),
     "onnx-int8": ExportFormat(_export_onnx_int8, _COMMON | _CALIBRATION | {
-        "quant_format", "calibrate_method", "per_channel", "tuned_for", "reduce_range", "keep_fp32"}, ".int8.onnx",
-        "onnxruntime"),
+        "quant_format", "calibrate_method", "per_channel", "tuned_for", "reduce_range", "keep_fp32", "fuse_silu"},
+        ".int8.onnx", "onnxruntime"),
     "tensorrt": ExportFormat(_export_tensorrt, _COMMON | _CALIBRATION | {
         "precision", "batch", "calib_cache_dir", "workspace_bytes"}, ".plan", "tensorrt",
         needs="the [tensorrt] extra and an NVIDIA GPU"),
