@@ -15,8 +15,8 @@ sums cannot saturate. QDQ with symmetric int8 is what TensorRT builds INT8 engin
 (explicit quantisation): ``tuned_for="tensorrt"``. A detector keeps its box decode and stem in fp32
 (:func:`fp32_node_names`, listed in the calibration record) and is gated on the boxes a predictor keeps. For a CPU,
 each SiLU (``x * sigmoid(x)``, the YOLO activation) becomes onnxruntime's fused fp32 ``QuickGelu`` between the
-int8 convolutions (:func:`fuse_silu`): its int8 form, a ``QLinearSigmoid`` table and a ``QLinearMul``, took more
-kernel time than every int8 convolution together.
+int8 convolutions (:func:`fuse_silu`): its int8 form, a ``QLinearSigmoid`` table and a ``QLinearMul``, took a third
+of the detector's kernel time.
 
 Example::
 
@@ -194,10 +194,10 @@ def fuse_silu(model) -> int:
     function) named after the ``Mul``; returns how many.
 
     Quantisation leaves the fused operator in fp32 between the int8 convolutions. The logo detector's 77 SiLUs as
-    ``QLinearSigmoid`` + ``QLinearMul`` took 37% of its INT8 kernel time at batch 1, more than its int8
-    convolutions; as ``QuickGelu`` the network ran 1.12x faster at batch 1 on two threads and 1.07x at batch 8 on
-    one (benchmarks/results/export.md). Left as separate ``Sigmoid`` and ``Mul`` in fp32 it was slower: each gets
-    its own ``DequantizeLinear`` and onnxruntime no longer fuses them."""
+    ``QLinearSigmoid`` + ``QLinearMul`` took 33% of its INT8 kernel time at batch 1; as ``QuickGelu`` the network
+    ran 1.10x faster at batch 1 and 1.02x at batch 8 (one thread), the predictor 1.08-1.13x end to end at batch 1,
+    mAP50 -0.06 points (benchmarks/results/export.md). Left as separate ``Sigmoid`` and ``Mul`` in fp32 it was
+    slower: each gets its own ``DequantizeLinear`` and onnxruntime no longer fuses them."""
     from onnx import helper
 
     graph = model.graph

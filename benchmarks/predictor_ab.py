@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""``vision.predictor`` on several model files (or zoo names) side by side in one process: end-to-end images/s
+(decode to results) on the same images, in interleaved rounds (round 0 warms up; medians), with each one's
+per-stage milliseconds (``Predictor.speed``) and its ratio to the first.
+
+    python -m benchmarks.predictor_ab --images data --batch 1 --rounds 7 \
+        runs/int8det/logo.onnx runs/int8det/logo.fused.int8.onnx runs/int8det/logo.unfused.int8.onnx
+
+torch is kept to one thread (its OpenMP workers would otherwise take the cores ONNX Runtime's want); ONNX Runtime
+sessions have the library's defaults (``vision.predictors.ort_session_options``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", help="model files or zoo names; ratios are against the first")
+    ap.add_argument("--images", type=Path, required=True, help="image folder (read recursively)")
+    ap.add_argument("--max-images", type=int, default=160)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--out", type=Path, help="JSON report")
+    args = ap.parse_args(argv)
+    import torch
+
+    import vision
+    from vision.benchmarking import hardware, versions
+    from vision.data.io import list_images
+
+    torch.set_num_threads(1)
+    images = [str(p) for p in list_images(args.images)][:args.max_images]
+    if not images:
+        ap.error(f"no images in {args.images}")
+    predictors = {m: vision.predictor(m, device="cpu") for m in args.models}
+    seconds: dict[str, list[float]] = {m: [] for m in predictors}
+    speed: dict[str, dict] = {}
+    for round_ in range(args.rounds + 1):
+        for m, p in predictors.items():
+            t0 = time.perf_counter()
+            for _ in p.stream(images, batch_size=args.batch):
+                pass
+            if round_:
+                seconds[m].append(time.perf_counter() - t0)
+                speed[m] = dict(p.speed)
+    first = statistics.median(seconds[args.models[0]])
+    rows = [{"model": m, "backend": p.backend, "images_per_s": round(len(images) / statistics.median(seconds[m]), 1),
+             "vs_first": round(first / statistics.median(seconds[m]), 3), "ms_per_image": speed[m],
+             "seconds": [round(s, 3) for s in seconds[m]]} for m, p in predictors.items()]
+    print(f"{len(images)} images from {args.images}, batch {args.batch}, median of {args.rounds} interleaved rounds")
+    print("\n| model | backend | images/s | vs first | ms/image per stage |\n|---|---|---|---|---|")
+    for r in rows:
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in r["ms_per_image"].items())
+        print(f"| {r['model']} | {r['backend']} | {r['images_per_s']} | {r['vs_first']:.3f}x | {stages} |")
+    report = {"images": len(images), "folder": str(args.images), "batch": args.batch, "rounds": args.rounds,
+              "rows": rows, "hardware": hardware(), "versions": versions(),
+              "command": " ".join(["python -m benchmarks.predictor_ab", *(argv if argv is not None else sys.argv[1:])])}
+    print(f"\nhardware: {report['hardware']}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
