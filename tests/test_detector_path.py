@@ -158,3 +158,16 @@ def test_onnx_runtime_workers_spin_briefly_by_default(monkeypatch, tmp_path):
             predictors.ort_session_options(spin=bad)
     with pytest.raises(ValueError, match="threads must be"):
         predictors.ort_session_options(threads=0)
+
+
+def test_the_served_network_stub_never_spins(monkeypatch, tmp_path):
+    """Three stub processes per request share the cores: spinning in the network stub cost the served classifier
+    14% at 16 clients (benchmarks/results/serving.md), so it asks for none whatever the predictor's default."""
+    from vision.serving.models import OnnxNetwork
+
+    made = {}
+    monkeypatch.setattr(predictors, "OnnxRuntime", lambda path, **kwargs: made.update(path=path, **kwargs))
+    stub = OnnxNetwork()
+    stub.version_dir, stub.info = tmp_path, {"network_input": "images", "network_output": "logits"}
+    stub.setup()
+    assert made == {"path": tmp_path / "model.onnx", "device": "cpu", "spin": False}
