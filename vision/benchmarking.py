@@ -129,7 +129,6 @@ def make_predictor(name: str, model, scratch: Path, args) -> Predictor:
         return Predictor(TorchRuntime(network, args.output or default_output(model.card), device,
                                       precision=precision))
     if name.startswith("ort"):
-
         if name == "ort-int8":
             from vision.export.quantize import int8_cpu_warning, read_calibration_record
 

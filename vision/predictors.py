@@ -128,9 +128,10 @@ def folded_network(network: torch.nn.Module) -> torch.nn.Module:
 
 
 # microseconds ONNX Runtime's workers spin-wait for work before they sleep, by default. The logo detector at batch 1
-# on two cores (benchmarks/results/detection.md): as fast as unbounded spinning where the cores are idle (+27% fp32,
-# +19% INT8 over no spinning), and no slower than no spinning beside two busy processes, where unbounded spinning
-# lost 25% (and 2.1x on a Xeon before)
+# on two cores (benchmarks/results/detection.md): as fast as unbounded spinning where the cores are idle (+20-27%
+# fp32, +19% INT8 over no spinning), and within 10% of no spinning beside two busy processes (0.91x in one run, 1.04x
+# in another), where unbounded spinning lost 25-30% (2.1x on a Xeon before). Where several processes of one job
+# share the cores, as the served steps do, no spinning was faster still (vision.serving passes spin=False).
 SPIN_US = 50
 # the first onnxruntime release the bound was measured with (session.intra_op.spin_duration_us); an older one
 # gets no spinning by default rather than an unbounded one
