@@ -141,8 +141,9 @@ def make_predictor(name: str, model, scratch: Path, args) -> Predictor:
                 print(f"warning: {model.card.name}: {warning}", file=sys.stderr)
         else:
             path = export(model, "onnx", scratch / f"{model.card.name}.onnx", **options)
-        # no spinning: idle workers spin-waiting would take cores from the backend timed next
-        return predictor(path, device="cpu", threads=args.threads, spin=False)
+        # the predictor's own session settings: its workers spin at most SPIN_US after a run, so they take no
+        # cores from the backend timed next (onnxruntime's unbounded spinning did)
+        return predictor(path, device="cpu", threads=args.threads)
     precision = name.split("-")[1]
     path = export(model, "tensorrt", scratch / f"{model.card.name}.{precision}.plan", precision=precision,
                   batch=args.profile, **options)
