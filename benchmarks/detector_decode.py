@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vision.data.io import list_images
     from vision.export.calibration import CalibrationSet
-    from vision.export.quantize import ISA_FLAGS, cpu_flags
+    from vision.export.quantize import cpu_isa
     from vision.zoo import load_model
 
     card = load_model(args.model).card
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                          for k in ("before", "after"))
         diff = float(np.abs(before - after).max() / np.abs(before).max())
         rows = {"model": args.model, "threads": args.threads, "fp32_max_rel_diff": diff,
-                "cpu_isa": sorted(cpu_flags() & ISA_FLAGS), "images": len(list_images(args.calib_dir)), "runs": {}}
+                "cpu_isa": cpu_isa(), "images": len(list_images(args.calib_dir)), "runs": {}}
         for b in (int(x) for x in args.batch_sizes.split(",")):
             batch = np.ascontiguousarray(np.resize(images, (b, *images.shape[1:])))
             sessions = {label: session(p, args.threads) for label, p in paths.items()}

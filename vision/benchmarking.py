@@ -19,7 +19,7 @@ import torch
 
 from vision.export import ExportError, export
 from vision.export.onnx import default_output
-from vision.export.quantize import ISA_FLAGS, cpu_flags
+from vision.export.quantize import cpu_isa
 from vision.predictors import Predictor, TorchRuntime, predictor
 from vision.zoo import load_model
 
@@ -250,7 +250,7 @@ def hardware() -> dict:
         info["cpu"] = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    info["isa"] = sorted(cpu_flags() & ISA_FLAGS)
+    info["isa"] = cpu_isa()
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -136,7 +136,7 @@ def export_onnx_int8(model: nn.Module, path: str | Path, *, calib_dir: str | Pat
         fused = fuse_silu_file(prepared) if fuse_silu else 0
         fp32_nodes = fp32_node_names(prepared, card.task, keep_fp32)
         record = {"method": calibrate_method, "format": quant_format, "per_channel": per_channel,
-                  "tuned_for": target, "cpu_isa": sorted(cpu_flags() & ISA_FLAGS), **settings,
+                  "tuned_for": target, "cpu_isa": cpu_isa(), **settings,
                   "shape_inference": shape_inference, "fp32_nodes": fp32_nodes, "fused_silu": fused,
                   "batch": CALIB_BATCH, **calib.describe(),
                   "key": calib.key(batch=CALIB_BATCH, method=calibrate_method, runtime="onnxruntime")}
@@ -299,6 +299,11 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(line.partition(":")[2].split())
 
 
+def cpu_isa(flags: frozenset[str] | None = None) -> list[str]:
+    """The :data:`ISA_FLAGS` this CPU (or ``flags``) has, sorted: what to report beside an INT8 or bf16 figure."""
+    return sorted((cpu_flags() if flags is None else flags) & ISA_FLAGS)
+
+
 def cpu_int8_target(flags: frozenset[str] | None = None) -> str:
     """The :data:`INT8_SETTINGS` key for this CPU (or ``flags``): ``vnni`` where it has VNNI or AMX-INT8, ``avx2``
     on other x86 CPUs with AVX2, else ``generic``."""
@@ -318,7 +323,7 @@ def int8_cpu_warning(record: dict | None, flags: frozenset[str] | None = None) -
     tuned = record.get("tuned_for", "generic")  # exports before this record were tuned as 'generic'
     if here == "vnni" or (here == "avx2" and tuned == "avx2"):
         return None
-    isa = ', '.join(sorted(flags & ISA_FLAGS)) or 'flags unknown'
+    isa = ', '.join(cpu_isa(flags)) or 'flags unknown'
     advice = (f"re-export it on this CPU (tuned_for='auto' picks '{here}' here)" if tuned != here
               else "expect little gain over fp32")
     return f"this CPU has no VNNI or AMX-INT8 ({isa}) and the INT8 model is tuned for '{tuned}': {advice}"
@@ -330,7 +335,7 @@ def bf16_cpu_warning(flags: frozenset[str] | None = None) -> str | None:
     flags = cpu_flags() if flags is None else flags
     if not flags or flags & BF16_FLAGS:
         return None
-    return (f"this CPU has no AVX-512 BF16 or AMX-BF16 ({', '.join(sorted(flags & ISA_FLAGS)) or 'none of them'}): "
+    return (f"this CPU has no AVX-512 BF16 or AMX-BF16 ({', '.join(cpu_isa(flags)) or 'none of them'}): "
             "bf16 is emulated here and runs several times slower than fp32 (0.15x on an AVX2-only CPU); use fp32, "
             "or an INT8 export")
 
