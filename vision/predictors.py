@@ -74,10 +74,10 @@ class TorchRuntime:
     """A zoo model (``vision.load_model``) reduced to one export output kind, run by torch.
 
     ``precision="bf16"``: bfloat16 autocast on channels-last tensors, for CPUs with AMX or AVX-512 BF16 (and
-    GPUs): 1.8-3x fp32 eager on such a Xeon at batch 8-16 for about the same top-1, slower at batch 1
-    (benchmarks/results/export.md); elsewhere bf16 is emulated, 0.15x fp32 on an AVX2-only EPYC, and a CPU
-    runtime warns (:func:`vision.export.quantize.bf16_cpu_warning`). ``half``: fp16 weights on CUDA (CPU
-    stays fp32)."""
+    GPUs): 1.8-3x fp32 eager on such a Xeon at batch 8-16 for about the same top-1, slower there at batch 1
+    (1.9-2.4x at batch 16 and 1.3-1.6x at batch 1 on an EPYC with AVX-512 BF16; benchmarks/results/export.md);
+    elsewhere bf16 is emulated, 0.15x fp32 on an AVX2-only EPYC, and a CPU runtime warns
+    (:func:`vision.export.quantize.bf16_cpu_warning`). ``half``: fp16 weights on CUDA (CPU stays fp32)."""
 
     backend = "torch"
 
