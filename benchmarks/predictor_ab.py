@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-images", type=int, default=160)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--read-ahead", choices=("off", "on", "both"), default="off",
+                    help="Predictor.stream's read_ahead for every model; both: each model twice, without and with")
     ap.add_argument("--out", type=Path, help="JSON report")
     args = ap.parse_args(argv)
     import torch
@@ -39,26 +41,30 @@ def main(argv: list[str] | None = None) -> int:
     images = [str(p) for p in list_images(args.images)][:args.max_images]
     if not images:
         ap.error(f"no images in {args.images}")
-    predictors = {m: vision.predictor(m, device="cpu") for m in args.models}
-    seconds: dict[str, list[float]] = {m: [] for m in predictors}
-    speed: dict[str, dict] = {}
+    modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.read_ahead]
+    loaded = {m: vision.predictor(m, device="cpu") for m in args.models}
+    predictors = {(m, ahead): loaded[m] for m in args.models for ahead in modes}
+    seconds: dict[tuple, list[float]] = {key: [] for key in predictors}
+    speed: dict[tuple, dict] = {}
     for round_ in range(args.rounds + 1):
-        for m, p in predictors.items():
+        for (m, ahead), p in predictors.items():
             t0 = time.perf_counter()
-            for _ in p.stream(images, batch_size=args.batch):
+            for _ in p.stream(images, batch_size=args.batch, read_ahead=ahead):
                 pass
             if round_:
-                seconds[m].append(time.perf_counter() - t0)
-                speed[m] = dict(p.speed)
-    first = statistics.median(seconds[args.models[0]])
-    rows = [{"model": m, "backend": p.backend, "images_per_s": round(len(images) / statistics.median(seconds[m]), 1),
-             "vs_first": round(first / statistics.median(seconds[m]), 3), "ms_per_image": speed[m],
-             "seconds": [round(s, 3) for s in seconds[m]]} for m, p in predictors.items()]
+                seconds[m, ahead].append(time.perf_counter() - t0)
+                speed[m, ahead] = dict(p.speed)
+    first = statistics.median(next(iter(seconds.values())))
+    rows = [{"model": m, "backend": p.backend, "read_ahead": ahead,
+             "images_per_s": round(len(images) / statistics.median(seconds[m, ahead]), 1),
+             "vs_first": round(first / statistics.median(seconds[m, ahead]), 3), "ms_per_image": speed[m, ahead],
+             "seconds": [round(s, 3) for s in seconds[m, ahead]]} for (m, ahead), p in predictors.items()]
     print(f"{len(images)} images from {args.images}, batch {args.batch}, median of {args.rounds} interleaved rounds")
-    print("\n| model | backend | images/s | vs first | ms/image per stage |\n|---|---|---|---|---|")
+    print("\n| model | backend | read ahead | images/s | vs first | ms/image per stage |\n|---|---|---|---|---|---|")
     for r in rows:
         stages = ", ".join(f"{k} {v:.2f}" for k, v in r["ms_per_image"].items())
-        print(f"| {r['model']} | {r['backend']} | {r['images_per_s']} | {r['vs_first']:.3f}x | {stages} |")
+        print(f"| {r['model']} | {r['backend']} | {'yes' if r['read_ahead'] else 'no'} | {r['images_per_s']} | "
+              f"{r['vs_first']:.3f}x | {stages} |")
     report = {"images": len(images), "folder": str(args.images), "batch": args.batch, "rounds": args.rounds,
               "rows": rows, "hardware": hardware(), "versions": versions(),
               "command": " ".join(["python -m benchmarks.predictor_ab", *(argv if argv is not None else sys.argv[1:])])}

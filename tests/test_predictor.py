@@ -109,6 +109,47 @@ def test_streaming_reads_one_batch_at_a_time():
     assert len(first) == 3 and sizes == [8] and next(pulled) == 8  # one batch read, not 1,000 images
 
 
+def test_read_ahead_gives_the_same_results_reading_at_most_one_batch_ahead(onnx_exports, tmp_path):
+    import threading
+
+    assert predictor(onnx_exports["brand_resnet10t"], device="cpu").read_ahead  # measured faster on ONNX Runtime
+    p = predictor("brand_resnet10t", device="cpu")
+    assert not p.read_ahead  # slower on torch's CPU threads
+    images = PHOTOS * 3
+    plain = p(images, batch_size=2)
+    ahead = p(images, batch_size=2, read_ahead=True)
+    assert [r.source for r in ahead] == [r.source for r in plain]
+    assert all(np.allclose(a.vector, b.vector, atol=1e-6) for a, b in zip(ahead, plain))
+    assert set(p.speed) == {"decode", "preprocess", "inference", "postprocess"}
+
+    pulled = itertools.count()
+
+    def thousand_paths():
+        for _ in range(1000):
+            next(pulled)
+            yield PHOTOS[0]
+
+    readers = lambda: [t for t in threading.enumerate() if t.name.startswith("vision-read-ahead")]  # noqa: E731
+    stream = p.stream(thousand_paths(), batch_size=8, read_ahead=True)
+    first = list(itertools.islice(stream, 3))
+    assert len(first) == 3 and len(readers()) == 1
+    stream.close()  # waits for the batch being read, then closes the reader
+    assert next(pulled) <= 16 and not readers()  # the batch running and the one read ahead, not 1,000 images
+
+    # errors keep their order: an unreadable image in the second batch raises after the first batch's results
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    from vision.data.io import ImageLoadError
+
+    got = []
+    with pytest.raises(ImageLoadError, match="broken.jpg"):
+        for result in p.stream([PHOTOS[0], PHOTOS[1], tmp_path / "broken.jpg"], batch_size=2, read_ahead=True):
+            got.append(result.source)
+    assert got == PHOTOS[:2] and not readers()
+    assert len(p([PHOTOS[0], tmp_path / "broken.jpg", PHOTOS[1]], batch_size=1, on_error="skip",
+                 read_ahead=True)) == 2
+    assert [s for s, _ in p.skipped] == [str(tmp_path / "broken.jpg")]
+
+
 def test_inputs_folder_glob_in_memory_and_unreadable(tmp_path):
     folder = SAMPLE / "val" / "Fruit" / "Banana"
     assert [s for s, _ in iter_images(folder)] == [str(p) for p in sorted(folder.glob("*.jpg"))]

@@ -175,6 +175,7 @@ class OnnxRuntime:
     from the file's metadata."""
 
     backend = "onnxruntime"
+    read_ahead = True  # Predictor.stream reads the next batch meanwhile: 1.2-1.5x at batch 1 on 2 cores
 
     def __init__(self, path: str | Path, device: str | torch.device | None = None, threads: int | None = None,
                  spin: bool | int = SPIN_US):
@@ -397,6 +398,9 @@ class Predictor:
     def __init__(self, runtime, max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS, **head_kwargs):
         self.runtime, self.card, self.output = runtime, runtime.card, runtime.output
         self.max_batch_pixels = check_max_batch_pixels(max_batch_pixels)
+        # read the next batch while the network runs (stream's read_ahead): measured faster on ONNX Runtime, slower
+        # on torch's CPU threads (a runtime's read_ahead attribute; benchmarks/results/export.md)
+        self.read_ahead = bool(getattr(runtime, "read_ahead", False))
         self.head = head_for(self.card, self.output, **head_kwargs)
         self.skipped: list[tuple[str, str]] = []
         self.speed: dict[str, float] = {}
@@ -409,41 +413,74 @@ class Predictor:
         return f"Predictor({self.card.name!r}, task={self.card.task!r}, output={self.output!r}, " \
                f"backend={self.backend!r})"
 
-    def __call__(self, images, batch_size: int = 32, on_error: str = "raise") -> list[Result]:
-        return list(self.stream(images, batch_size=batch_size, on_error=on_error))
+    def __call__(self, images, batch_size: int = 32, on_error: str = "raise", read_ahead: bool | None = None
+                 ) -> list[Result]:
+        return list(self.stream(images, batch_size=batch_size, on_error=on_error, read_ahead=read_ahead))
 
-    def stream(self, images, batch_size: int = 32, on_error: str = "raise") -> Iterator[Result]:
+    def stream(self, images, batch_size: int = 32, on_error: str = "raise", read_ahead: bool | None = None
+               ) -> Iterator[Result]:
         """Results one by one, reading and running ``batch_size`` images at a time (memory bounded by one batch,
-        of at most :attr:`max_batch_pixels` decoded pixels)."""
+        of at most :attr:`max_batch_pixels` decoded pixels; two with ``read_ahead``).
+
+        ``read_ahead``: decode and preprocess the next batch in a background thread while the network runs on
+        this one (None: :attr:`read_ahead`)."""
         self.skipped = []
         self.speed = {}
+        read_ahead = (self.read_ahead if read_ahead is None else read_ahead) and not _one_batch(images, batch_size)
         spent, count = dict.fromkeys(STAGES, 0.0), 0
         batches = read_batches(images, batch_size, on_error, self.skipped, max_batch_pixels=self.max_batch_pixels)
-        while True:
+
+        def prepare():
             start = time.perf_counter()
             try:
                 sources, arrays = next(batches)
             except StopIteration:
-                return
+                return None
             read = time.perf_counter()
             batch, meta = self.head.preprocess(arrays)
-            prepared = time.perf_counter()
-            output = self._run(batch)
-            if isinstance(output, torch.Tensor) and output.is_cuda:  # count the network's time, not its launch
-                torch.cuda.synchronize(output.device)
-            ran = time.perf_counter()
-            results = self.head.postprocess(output, meta, sources)
-            for stage, seconds in zip(STAGES, (read - start, prepared - read, ran - prepared,
-                                               time.perf_counter() - ran)):
-                spent[stage] += seconds
-            count += len(arrays)
-            self.speed = {stage: round(seconds / count * 1e3, 3) for stage, seconds in spent.items()}
-            yield from results
+            return sources, arrays, batch, meta, read - start, time.perf_counter() - read
+
+        pool, pending = None, None
+        try:
+            prepared = prepare()  # the first batch in this thread: a call on one batch starts no reader thread
+            while prepared is not None:
+                sources, arrays, batch, meta, read_s, prepare_s = prepared
+                if read_ahead:  # the next batch is read and preprocessed while this one runs
+                    pool = pool or ThreadPoolExecutor(1, thread_name_prefix="vision-read-ahead")
+                    pending = pool.submit(prepare)
+                start = time.perf_counter()
+                output = self._run(batch)
+                if isinstance(output, torch.Tensor) and output.is_cuda:  # count the network's time, not its launch
+                    torch.cuda.synchronize(output.device)
+                ran = time.perf_counter()
+                results = self.head.postprocess(output, meta, sources)
+                for stage, seconds in zip(STAGES, (read_s, prepare_s, ran - start, time.perf_counter() - ran)):
+                    spent[stage] += seconds
+                count += len(arrays)
+                self.speed = {stage: round(seconds / count * 1e3, 3) for stage, seconds in spent.items()}
+                yield from results
+                prepared = pending.result() if pending is not None else prepare()
+        finally:
+            if pool is not None:  # a batch being read finishes first: a generator runs in one thread at a time
+                pool.shutdown(wait=True)
+            batches.close()
 
     def _run(self, batch: torch.Tensor):
         if getattr(self.head, "takes_tensors", False) and hasattr(self.runtime, "tensor"):
             return self.runtime.tensor(batch)
         return self.runtime(batch)
+
+
+def _one_batch(images, batch_size: int) -> bool:
+    """Whether ``images`` surely fits one batch (one image or file, or a short list): nothing to read ahead, and no
+    reader thread to start (0.2 ms a call)."""
+    from PIL import Image
+
+    if isinstance(images, (Image.Image, np.ndarray, torch.Tensor)):
+        return True
+    if isinstance(images, (str, os.PathLike)):
+        return Path(images).is_file()
+    return isinstance(images, (list, tuple)) and len(images) <= batch_size
 
 
 def check_max_batch_pixels(value: int | None) -> int | None:
