@@ -103,6 +103,11 @@ class TorchRuntime:
             network = folded_network(network)
         self.network = network.half() if self.half else network
 
+    @property
+    def cpu_threads(self) -> int | None:
+        """The CPU threads the network runs on (torch's, process-wide), or None on a GPU."""
+        return torch.get_num_threads() if self.device.type == "cpu" else None
+
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         return self.tensor(batch).cpu().numpy()
 
@@ -175,7 +180,6 @@ class OnnxRuntime:
     from the file's metadata."""
 
     backend = "onnxruntime"
-    read_ahead = True  # Predictor.stream reads the next batch meanwhile: 1.2-1.5x at batch 1 on 2 cores
 
     def __init__(self, path: str | Path, device: str | torch.device | None = None, threads: int | None = None,
                  spin: bool | int = SPIN_US):
@@ -195,12 +199,18 @@ class OnnxRuntime:
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
         self.session = onnx_session(self.path, providers, ort_session_options(threads, spin))
+        self.threads = threads
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ExportError(f"{path}: expected one input and one output, got inputs {[i.name for i in inputs]} "
                               f"and outputs {[o.name for o in outputs]}")
         self.input_name, self.output_shape = inputs[0].name, outputs[0].shape
         self._error = ExportError
+
+    @property
+    def cpu_threads(self) -> int | None:
+        """The CPU threads the network runs on, when this session runs on the CPU and they were set; else None."""
+        return self.threads if self.session.get_providers()[0] == "CPUExecutionProvider" else None
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         try:
@@ -398,9 +408,7 @@ class Predictor:
     def __init__(self, runtime, max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS, **head_kwargs):
         self.runtime, self.card, self.output = runtime, runtime.card, runtime.output
         self.max_batch_pixels = check_max_batch_pixels(max_batch_pixels)
-        # read the next batch while the network runs (stream's read_ahead): measured faster on ONNX Runtime, slower
-        # on torch's CPU threads (a runtime's read_ahead attribute; benchmarks/results/export.md)
-        self.read_ahead = bool(getattr(runtime, "read_ahead", False))
+        self.read_ahead: bool | None = None  # stream's default; None: where the network leaves a core free
         self.head = head_for(self.card, self.output, **head_kwargs)
         self.skipped: list[tuple[str, str]] = []
         self.speed: dict[str, float] = {}
@@ -423,10 +431,13 @@ class Predictor:
         of at most :attr:`max_batch_pixels` decoded pixels; two with ``read_ahead``).
 
         ``read_ahead``: decode and preprocess the next batch in a background thread while the network runs on
-        this one (None: :attr:`read_ahead`)."""
+        this one; the ``images`` iterable is then advanced in that thread. ``None``: :attr:`read_ahead` if set,
+        else where the network leaves a core free (:meth:`leaves_a_core_free`)."""
         self.skipped = []
         self.speed = {}
-        read_ahead = (self.read_ahead if read_ahead is None else read_ahead) and not _one_batch(images, batch_size)
+        if read_ahead is None:
+            read_ahead = self.read_ahead if self.read_ahead is not None else self.leaves_a_core_free()
+        read_ahead = read_ahead and not _one_batch(images, batch_size)
         spent, count = dict.fromkeys(STAGES, 0.0), 0
         batches = read_batches(images, batch_size, on_error, self.skipped, max_batch_pixels=self.max_batch_pixels)
 
@@ -465,10 +476,26 @@ class Predictor:
                 pool.shutdown(wait=True)
             batches.close()
 
+    def leaves_a_core_free(self) -> bool:
+        """Whether the network runs on fewer CPU threads than this process has cores: then :meth:`stream` reads
+        ahead by default. Measured on 2 cores (benchmarks/results/export.md): 1.06-1.68x end to end with ONNX
+        Runtime on one thread (every model, batch 1 and 32); 0.62-1.06x where the network's threads take every core
+        (torch), where reading ahead only competes with it. Not measured on a GPU yet: off there by default."""
+        threads = getattr(self.runtime, "cpu_threads", None)
+        return threads is not None and threads < available_cores()
+
     def _run(self, batch: torch.Tensor):
         if getattr(self.head, "takes_tensors", False) and hasattr(self.runtime, "tensor"):
             return self.runtime.tensor(batch)
         return self.runtime(batch)
+
+
+def available_cores() -> int:
+    """The CPU cores this process may use (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _one_batch(images, batch_size: int) -> bool:

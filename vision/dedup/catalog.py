@@ -136,6 +136,7 @@ def scan_images(source, model: str | None = None, features: str | os.PathLike | 
     extractor = None
     if model is not None:
         from vision.features import FeatureExtractor
+        from vision.predictors import available_cores
 
         # ONNX Runtime gets every core, beside the reading threads: on 2 cores of an AVX2-only EPYC 1.07-1.08x
         # faster end to end than 1 thread, idle and beside two busy loops (reading leaves a core partly idle while
@@ -236,16 +237,10 @@ def read_ahead(pool, fn, items, window: int):
         yield ahead.popleft().result()
 
 
-def available_cores() -> int:
-    """The CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def default_workers() -> int:
     """Threads for reading images: one per CPU core this process may use, at most 8."""
+    from vision.predictors import available_cores
+
     return max(1, min(8, available_cores()))
 
 
