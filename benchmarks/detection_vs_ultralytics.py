@@ -137,24 +137,27 @@ def predict_side_by_side(args) -> dict:
     theirs_onnx = Path(ulc.yolo_class()(str(pt), task="detect").export(format="onnx", imgsz=imgsz, batch=1,
                                                                          simplify=True, verbose=False))
 
-    def session(path: Path):  # ultralytics' session given our runtime's settings
-        return ort.InferenceSession(str(path), ort_session_options(), providers=["CPUExecutionProvider"])
+    def session(path: Path, threads: int | None = None):  # ultralytics' session given our runtime's settings
+        return ort.InferenceSession(str(path), ort_session_options(threads), providers=["CPUExecutionProvider"])
 
     options = {"imgsz": imgsz, "conf": 0.25, "iou": 0.7, "max_det": 300, "device": "cpu", "verbose": False}
     ours_torch = vision.predictor(args.model_name, backend="torch", device="cpu")
     ours_ort = vision.predictor(ours_onnx, device="cpu")  # as shipped: onnxruntime's default thread count
     ours_ort_spin = vision.predictor(ours_onnx, device="cpu", spin=True)   # ultralytics' session settings
     ours_ort_nospin = vision.predictor(ours_onnx, device="cpu", spin=False)   # the default until 2026-12-07
-    ours_int8 = ours_int8_spin = None
+    ours_ort_1 = vision.predictor(ours_onnx, device="cpu", threads=1)   # a core left free: it reads ahead
+    ours_int8 = ours_int8_spin = ours_int8_1 = None
     if args.int8_calib is not None:   # what backend auto serves from an INT8 export tuned for this CPU
         int8 = export(model, "onnx-int8", out / f"{args.model_name}.predictions.int8.onnx", calib_dir=args.int8_calib)
         ours_int8 = vision.predictor(int8, device="cpu")
         ours_int8_spin = vision.predictor(int8, device="cpu", spin=True)   # and with ultralytics' session settings
+        ours_int8_1 = vision.predictor(int8, device="cpu", threads=1)
     theirs_torch = ulc.yolo_class()(str(pt), task="detect")
-    theirs_ort, theirs_ort_set = (ulc.yolo_class()(str(theirs_onnx), task="detect") for _ in range(2))
-    for y in (theirs_ort, theirs_ort_set):
+    theirs_ort, theirs_ort_set, theirs_ort_1 = (ulc.yolo_class()(str(theirs_onnx), task="detect") for _ in range(3))
+    for y in (theirs_ort, theirs_ort_set, theirs_ort_1):
         list(y.predict(images[:1], batch=1, stream=True, **options))  # builds its predictor and session
     theirs_ort_set.predictor.model.backend.session = session(theirs_onnx)
+    theirs_ort_1.predictor.model.backend.session = session(theirs_onnx, threads=1)
 
     def ours(p, batch):
         return lambda: (list(p.stream(images, batch_size=batch)), getattr(p, "speed", None))
@@ -169,10 +172,13 @@ def predict_side_by_side(args) -> dict:
             "ours onnxruntime": ours(ours_ort, 1), "ultralytics onnxruntime": theirs(theirs_ort, 1),
             "ultralytics onnxruntime, our session settings": theirs(theirs_ort_set, 1),
             "ours onnxruntime, spin=True (their session settings)": ours(ours_ort_spin, 1),
-            "ours onnxruntime, spin=False (no spinning)": ours(ours_ort_nospin, 1)}
+            "ours onnxruntime, spin=False (no spinning)": ours(ours_ort_nospin, 1),
+            "ours onnxruntime, 1 thread (reads ahead)": ours(ours_ort_1, 1),
+            "ultralytics onnxruntime, our session settings, 1 thread": theirs(theirs_ort_1, 1)}
     if ours_int8 is not None:
         runs["ours onnxruntime INT8"] = ours(ours_int8, 1)
         runs["ours onnxruntime INT8, spin=True"] = ours(ours_int8_spin, 1)
+        runs["ours onnxruntime INT8, 1 thread (reads ahead)"] = ours(ours_int8_1, 1)
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     speeds: dict[str, list[dict]] = {name: [] for name in runs}
     found: dict[str, list] = {}
@@ -194,7 +200,9 @@ def predict_side_by_side(args) -> dict:
         rows[name] = {"images_per_s": round(len(images) / med, 1), "seconds": [round(s, 3) for s in seconds[name]],
                       "ms_per_image": stages, "boxes": _count_boxes(found[name])}
     for ours_name, theirs_name in (("ours torch", "ultralytics torch"), ("ours onnxruntime", "ultralytics onnxruntime"),
-                                   ("ours onnxruntime", "ultralytics onnxruntime, our session settings")):
+                                   ("ours onnxruntime", "ultralytics onnxruntime, our session settings"),
+                                   ("ours onnxruntime, 1 thread (reads ahead)",
+                                    "ultralytics onnxruntime, our session settings, 1 thread")):
         ratio = rows[ours_name]["images_per_s"] / rows[theirs_name]["images_per_s"]
         rows[theirs_name]["ours_vs_this"] = round(ratio, 2)
     rows["ultralytics onnxruntime"]["ours_spin_vs_this"] = round(   # the same session settings, theirs
@@ -204,6 +212,10 @@ def predict_side_by_side(args) -> dict:
         for theirs_name in ("ultralytics onnxruntime", "ultralytics onnxruntime, our session settings"):
             rows[theirs_name]["ours_int8_vs_this"] = round(
                 rows["ours onnxruntime INT8"]["images_per_s"] / rows[theirs_name]["images_per_s"], 2)
+        for theirs_name in ("ultralytics onnxruntime", "ultralytics onnxruntime, our session settings, 1 thread"):
+            rows[theirs_name]["ours_int8_1_thread_vs_this"] = round(
+                rows["ours onnxruntime INT8, 1 thread (reads ahead)"]["images_per_s"]
+                / rows[theirs_name]["images_per_s"], 2)
         rows["ultralytics onnxruntime"]["ours_int8_spin_vs_this"] = round(   # the same session settings, theirs
             rows["ours onnxruntime INT8, spin=True"]["images_per_s"] / rows["ultralytics onnxruntime"]["images_per_s"],
             2)
@@ -276,6 +288,8 @@ def print_predict(result: dict) -> None:
             ratio += f" (INT8: {r['ours_int8_vs_this']:.2f}x)"
         if "ours_int8_spin_vs_this" in r:
             ratio += f" (INT8, spin=True: {r['ours_int8_spin_vs_this']:.2f}x)"
+        if "ours_int8_1_thread_vs_this" in r:
+            ratio += f" (INT8 on 1 thread, reading ahead: {r['ours_int8_1_thread_vs_this']:.2f}x)"
         stages = ", ".join(f"{k} {v:.2f}" for k, v in (r["ms_per_image"] or {}).items()) or "-"
         print(f"| {name} | {batch} | {r['images_per_s']:.1f} | {ratio} | {stages} |")
     print(f"\nboxes, ours vs ultralytics (torch): {result['box_agreement_torch']}")
