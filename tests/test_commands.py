@@ -62,6 +62,28 @@ def test_predict_every_task(tmp_path, capsys):
     assert "--draw needs a classifier or a detector" in capsys.readouterr().err
 
 
+def test_predict_threads_gives_the_same_results(tmp_path, capsys):
+    import torch
+
+    photos = [str(p) for p in sorted((SAMPLE / "val").rglob("*.jpg"))[:3]]
+    lines = {}
+    threads = torch.get_num_threads()
+    try:
+        for given in (None, 1):   # one thread leaves a core to read the next batch on (where there is one)
+            out = tmp_path / f"{given}.jsonl"
+            extra = [] if given is None else ["--threads", str(given)]
+            assert main(["predict", "--model", "grocery_resnet10t", "--device", "cpu", "--batch-size", "1",
+                         "--images", *photos, "--out", str(out), *extra]) == 0
+            lines[given] = [json.loads(line) for line in out.read_text().splitlines()]
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["topk"][0]["index"] for r in lines[1]] == [r["topk"][0]["index"] for r in lines[None]]
+    assert len(lines[1]) == 3
+    assert main(["predict", "--model", "grocery_resnet10t", "--images", photos[0], "--threads", "0"]) == 1
+    assert "--threads must be 1 or more" in capsys.readouterr().err
+
+
 def test_zoo_lists_the_shipped_models(capsys):
     assert main(["zoo", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

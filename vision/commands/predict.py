@@ -39,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
                     help="bf16 autocast (channels-last) on the torch runtime: 1.8-3x fp32 with batches on CPUs "
                          "with AMX or AVX-512 BF16, slower elsewhere and at batch 1")
     ap.add_argument("--batch-size", type=int, default=32, help="images read and run at a time")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads the network runs on (ONNX Runtime's and torch's; default: every core); fewer "
+                         "than the cores leaves one to read the next batch meanwhile, faster at small batches")
     ap.add_argument("--max-batch-pixels", type=pixel_count, default=None, metavar="N",
                     help="decoded pixels one batch may hold (e.g. 64M): a batch ends early rather than pass it, and "
                          "a larger image is skipped (an error with --strict); default 128M, about 0.4 GB of RGB")
@@ -64,8 +67,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.precision != "fp32" and args.backend not in ("auto", "torch"):
         raise UsageError(f"--precision {args.precision} runs on torch; drop --backend {args.backend} or the precision")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be 1 or more, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)   # this process's torch, as ONNX Runtime's session gets the same count
     p = predictor(args.model, backend=args.backend, device=args.device, zoo_dir=args.zoo_dir,
-                  precision=args.precision, max_batch_pixels=args.max_batch_pixels or DEFAULT_MAX_BATCH_PIXELS)
+                  precision=args.precision, max_batch_pixels=args.max_batch_pixels or DEFAULT_MAX_BATCH_PIXELS,
+                  threads=args.threads)
     for option in HEAD_OPTIONS:
         if hasattr(p.head, option):
             setattr(p.head, option, getattr(args, option))
