@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="Predictor.stream's read_ahead for every model; both: each model twice, without and with")
     ap.add_argument("--ort-threads", type=int, help="ONNX Runtime's intra-op threads (default: its own)")
     ap.add_argument("--torch-threads", type=int, default=1, help="torch's threads (default 1)")
+    ap.add_argument("--device", default="cpu", help="where the networks run (cuda: torch and ONNX Runtime on the "
+                                                    "GPU, where reading ahead is off by default and unmeasured)")
     ap.add_argument("--out", type=Path, help="JSON report")
     args = ap.parse_args(argv)
     import torch
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if not images:
         ap.error(f"no images in {args.images}")
     modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.read_ahead]
-    loaded = {m: vision.predictor(m, device="cpu", threads=args.ort_threads) for m in args.models}
+    loaded = {m: vision.predictor(m, device=args.device, threads=args.ort_threads) for m in args.models}
     predictors = {(m, ahead): loaded[m] for m in args.models for ahead in modes}
     seconds: dict[tuple, list[float]] = {key: [] for key in predictors}
     speed: dict[tuple, dict] = {}
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             "yes" if r["read_ahead"] else "no"
         print(f"| {r['model']} | {r['backend']} | {ahead} | {r['images_per_s']} | {r['vs_first']:.3f}x | {stages} |")
     report = {"images": len(images), "folder": str(args.images), "batch": args.batch, "rounds": args.rounds,
-              "ort_threads": args.ort_threads, "torch_threads": args.torch_threads,
+              "ort_threads": args.ort_threads, "torch_threads": args.torch_threads, "device": args.device,
               "rows": rows, "hardware": hardware(), "versions": versions(),
               "command": " ".join(["python -m benchmarks.predictor_ab", *(argv if argv is not None else sys.argv[1:])])}
     print(f"\nhardware: {report['hardware']}")
