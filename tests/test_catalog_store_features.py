@@ -166,6 +166,7 @@ def test_extract_skips_a_name_with_a_line_break_and_its_ids_round_trip(tmp_path)
     fx = object.__new__(FeatureExtractor)  # the extraction loop without a model: one made-up vector per image
     fx.card = types.SimpleNamespace(name="m", sha256="a" * 64, task="embedding")
     fx._embed = lambda arrays: np.ones((len(arrays), 4), np.float32)
+    fx.predictor = types.SimpleNamespace(max_batch_pixels=None, reads_ahead=lambda: True)
     out = tmp_path / "f.npy"
     with pytest.warns(UserWarning, match=r"skipped 2 of 5 .*line break"):
         summary = fx.extract_folder(tmp_path / "imgs", out, batch_size=2, progress=False)

@@ -27,15 +27,24 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from vision.data.inputs import ImageInput, to_rgb_array
-from vision.data.io import ImageLoadError, list_images, load_image
+from vision.data.io import list_images
 from vision.export.onnx import ExportError
-from vision.predictors import BACKENDS, SUFFIX_BACKENDS, OnnxRuntime, Predictor, TorchRuntime, predictor
+from vision.predictors import (
+    BACKENDS,
+    SUFFIX_BACKENDS,
+    OnnxRuntime,
+    Predictor,
+    TorchRuntime,
+    one_ahead,
+    predictor,
+    read_batches,
+)
 from vision.tasks import TASKS
 from vision.zoo import ModelCard, find_card, load_model
 
@@ -156,18 +165,17 @@ class FeatureExtractor:
                 skipped.append((str(p), "file name contains a line break: it cannot be listed one per line; "
                                          "rename it"))
         identity = {"model": self.card.name, "model_sha256": self.card.sha256, "output": _feature_output(self.card)}
-        with writer_cls(out_path, identity) as writer:
-            for batch_paths in tqdm(_batched(listable, batch_size), total=-(-len(listable) // batch_size),
-                                    desc="features", unit="batch", disable=None if progress else True):
-                good, arrays = [], []
-                for p in batch_paths:
-                    try:
-                        arrays.append(load_image(p))
-                        good.append(str(p))
-                    except ImageLoadError as e:
-                        skipped.append((str(p), e.reason))
-                if arrays:
-                    writer.write(good, self._embed(arrays))
+        p = self.predictor
+        # a batch's images decode on a thread pool, within the predictor's pixel budget; the next batch is read
+        # while this one runs where the network leaves a core free (Predictor.stream's read_ahead)
+        batches = read_batches(listable, batch_size, "skip", skipped, max_batch_pixels=p.max_batch_pixels)
+        with writer_cls(out_path, identity) as writer, tqdm(total=len(listable), desc="features", unit="img",
+                                                            disable=None if progress else True) as bar:
+            done = len(skipped)
+            for good, arrays in one_ahead(batches, p.reads_ahead()):
+                writer.write(good, self._embed(arrays))
+                bar.update(len(good) + len(skipped) - done)
+                done = len(skipped)
             if writer.count == 0:  # raised inside the writer: nothing is committed
                 raise ExtractError(f"{folder_or_manifest}: none of its {len(paths)} image(s) could be read "
                                    f"({'; '.join(f'{p} ({why})' for p, why in skipped[:3])}); {out_path} was not "
@@ -218,11 +226,6 @@ def image_sources(source: Path, allow_outside: bool = False) -> list[Path]:
     from vision.data.datasets import manifest_images
 
     return manifest_images(source, allow_outside=allow_outside)
-
-
-def _batched(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def ids_path_of(npy: str | Path) -> Path:

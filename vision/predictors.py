@@ -435,46 +435,43 @@ class Predictor:
         else where the network leaves a core free (:meth:`leaves_a_core_free`)."""
         self.skipped = []
         self.speed = {}
-        if read_ahead is None:
-            read_ahead = self.read_ahead if self.read_ahead is not None else self.leaves_a_core_free()
-        read_ahead = read_ahead and not _one_batch(images, batch_size)
+        read_ahead = self.reads_ahead(read_ahead) and not _one_batch(images, batch_size)
         spent, count = dict.fromkeys(STAGES, 0.0), 0
         batches = read_batches(images, batch_size, on_error, self.skipped, max_batch_pixels=self.max_batch_pixels)
 
-        def prepare():
-            start = time.perf_counter()
+        def prepared():
             try:
-                sources, arrays = next(batches)
-            except StopIteration:
-                return None
-            read = time.perf_counter()
-            batch, meta = self.head.preprocess(arrays)
-            return sources, arrays, batch, meta, read - start, time.perf_counter() - read
+                while True:
+                    start = time.perf_counter()
+                    try:
+                        sources, arrays = next(batches)
+                    except StopIteration:
+                        return
+                    read = time.perf_counter()
+                    batch, meta = self.head.preprocess(arrays)
+                    yield sources, arrays, batch, meta, read - start, time.perf_counter() - read
+            finally:
+                batches.close()
 
-        pool, pending = None, None
-        try:
-            prepared = prepare()  # the first batch in this thread: a call on one batch starts no reader thread
-            while prepared is not None:
-                sources, arrays, batch, meta, read_s, prepare_s = prepared
-                if read_ahead:  # the next batch is read and preprocessed while this one runs
-                    pool = pool or ThreadPoolExecutor(1, thread_name_prefix="vision-read-ahead")
-                    pending = pool.submit(prepare)
-                start = time.perf_counter()
-                output = self._run(batch)
-                if isinstance(output, torch.Tensor) and output.is_cuda:  # count the network's time, not its launch
-                    torch.cuda.synchronize(output.device)
-                ran = time.perf_counter()
-                results = self.head.postprocess(output, meta, sources)
-                for stage, seconds in zip(STAGES, (read_s, prepare_s, ran - start, time.perf_counter() - ran)):
-                    spent[stage] += seconds
-                count += len(arrays)
-                self.speed = {stage: round(seconds / count * 1e3, 3) for stage, seconds in spent.items()}
-                yield from results
-                prepared = pending.result() if pending is not None else prepare()
-        finally:
-            if pool is not None:  # a batch being read finishes first: a generator runs in one thread at a time
-                pool.shutdown(wait=True)
-            batches.close()
+        for sources, arrays, batch, meta, read_s, prepare_s in one_ahead(prepared(), read_ahead):
+            start = time.perf_counter()
+            output = self._run(batch)
+            if isinstance(output, torch.Tensor) and output.is_cuda:  # count the network's time, not its launch
+                torch.cuda.synchronize(output.device)
+            ran = time.perf_counter()
+            results = self.head.postprocess(output, meta, sources)
+            for stage, seconds in zip(STAGES, (read_s, prepare_s, ran - start, time.perf_counter() - ran)):
+                spent[stage] += seconds
+            count += len(arrays)
+            self.speed = {stage: round(seconds / count * 1e3, 3) for stage, seconds in spent.items()}
+            yield from results
+
+    def reads_ahead(self, read_ahead: bool | None = None) -> bool:
+        """Whether :meth:`stream` reads the next batch while the network runs: ``read_ahead`` if given, else
+        :attr:`read_ahead` if set, else where the network leaves a core free (:meth:`leaves_a_core_free`)."""
+        if read_ahead is not None:
+            return bool(read_ahead)
+        return self.read_ahead if self.read_ahead is not None else self.leaves_a_core_free()
 
     def leaves_a_core_free(self) -> bool:
         """Whether the network runs on fewer CPU threads than this process has cores: then :meth:`stream` reads
@@ -488,6 +485,33 @@ class Predictor:
         if getattr(self.head, "takes_tensors", False) and hasattr(self.runtime, "tensor"):
             return self.runtime.tensor(batch)
         return self.runtime(batch)
+
+
+_END = object()
+
+
+def one_ahead(items: Iterator, enabled: bool = True) -> Iterator:
+    """The items of the iterator ``items``, each next one computed in a background thread while the caller works
+    on the current one (``enabled=False``: plainly, in this thread). The first is computed in the caller's thread,
+    so an iterator of one item starts no thread; ``items`` is advanced by one thread at a time, and closed (a
+    generator) when this is, after the item being computed is done. Its errors are raised where the item would
+    have been."""
+    if not enabled:
+        yield from items
+        return
+    pool = None
+    try:
+        item = next(items, _END)
+        while item is not _END:
+            pool = pool or ThreadPoolExecutor(1, thread_name_prefix="vision-read-ahead")
+            pending = pool.submit(next, items, _END)
+            yield item
+            item = pending.result()
+    finally:
+        if pool is not None:  # the item being computed finishes first: a generator runs in one thread at a time
+            pool.shutdown(wait=True)
+        if hasattr(items, "close"):
+            items.close()
 
 
 def available_cores() -> int:
