@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Feature extraction throughput, side by side on one machine: single-process ``FeatureExtractor.extract_folder``,
-Ray Data in local mode, Lightning ``trainer.predict`` with 1 and 2 processes; same model, torch backend, same images.
+Ray Data in local mode, Lightning ``trainer.predict`` with 1 and 2 processes; same model, same images; torch
+by default, ``--backend onnxruntime`` with a feature export as ``--model``.
 
     python -m benchmarks.extract_scale --images ../shared/datasets/grocery_store/train --limit 300
 
@@ -37,19 +38,22 @@ def subset_manifest(folder: Path, limit: int | None, work: Path) -> tuple[Path, 
     if limit and limit < len(paths):
         step = len(paths) / limit
         paths = [paths[int(i * step)] for i in range(limit)]
+    # entries relative to the manifest (the engines refuse absolute ones from an untrusted manifest), through a
+    # link in the work folder to the image folder
+    (work / "images").symlink_to(folder.resolve(), target_is_directory=True)
     manifest = work / "images.txt"
-    manifest.write_text("".join(f"{p.resolve()}\n" for p in paths))
+    manifest.write_text("".join(f"images/{p.resolve().relative_to(folder.resolve())}\n" for p in paths))
     return manifest, len(paths)
 
 
-def stage_costs(model: str, manifest: Path, batch_size: int, work: Path) -> dict[str, float]:
+def stage_costs(model: str, manifest: Path, batch_size: int, work: Path, backend: str = "torch") -> dict[str, float]:
     """Milliseconds per image of each stage of the single-process path, run one stage at a time."""
     from vision.fileio import sha256_file
     from vision.scale.inputs import ImageRef, Shard
     from vision.scale.shards import write_shard
 
-    fx = FeatureExtractor.from_pretrained(model, backend="torch")
-    paths = [line.strip() for line in manifest.read_text().splitlines() if line.strip()]
+    fx = FeatureExtractor.from_pretrained(model, backend=backend)
+    paths = [str(manifest.parent / line.strip()) for line in manifest.read_text().splitlines() if line.strip()]
     n = len(paths)
     t = time.perf_counter()
     images = [load_image(p) for p in paths]
@@ -83,6 +87,8 @@ def main() -> int:
     ap.add_argument("--images", type=Path, default=REPO.parent / "shared/datasets/grocery_store/train")
     ap.add_argument("--limit", type=int, default=300)
     ap.add_argument("--model", default="grocery_resnet10t")
+    ap.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "auto"),
+                    help="every engine's runtime (onnxruntime: give --model a feature export)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--shard-size", type=int, default=100)
     ap.add_argument("--ray-actors", type=int, nargs="+", default=[1, 2],
@@ -93,17 +99,17 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="extract_scale_"))
     manifest, n = subset_manifest(args.images, args.limit, work)
-    print(f"{n} images from {args.images}, model {args.model} (torch), batch {args.batch_size}, "
+    print(f"{n} images from {args.images}, model {args.model} ({args.backend}), batch {args.batch_size}, "
           f"{os.cpu_count()} CPU(s), CUDA: {torch.cuda.is_available()}, torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}",
           flush=True)
     for line in manifest.read_text().splitlines():  # warm the page cache: no engine pays the first cold read
-        Path(line).read_bytes()
+        (work / line).read_bytes()
     rows: list[tuple[str, float, str]] = []
 
     t = time.perf_counter()
-    FeatureExtractor.from_pretrained(args.model, backend="torch").extract_folder(manifest, work / "single.npy",
-                                                                                 batch_size=args.batch_size)
+    FeatureExtractor.from_pretrained(args.model, backend=args.backend).extract_folder(
+        manifest, work / "single.npy", batch_size=args.batch_size)
     rows.append(("single process (extract_folder)", time.perf_counter() - t, ""))
 
     import ray
@@ -115,7 +121,7 @@ def main() -> int:
     ray_start = time.perf_counter() - t
     for actors in args.ray_actors:
         t = time.perf_counter()
-        extract_with_ray(args.model, manifest, work / f"ray{actors}", backend="torch", shard_size=args.shard_size,
+        extract_with_ray(args.model, manifest, work / f"ray{actors}", backend=args.backend, shard_size=args.shard_size,
                          batch_size=args.batch_size, num_actors=actors, progress=False)
         ray_run = time.perf_counter() - t
         rows.append((f"ray local, {actors} actor(s), without start-up", ray_run, ""))
@@ -123,14 +129,15 @@ def main() -> int:
                      f"{ray_start:.1f} s ray.init"))
     ray.shutdown()
 
-    from vision.scale.lightning_extract import extract_with_lightning
+    if args.backend == "torch":  # the Lightning engine runs torch networks only
+        from vision.scale.lightning_extract import extract_with_lightning
 
-    t = time.perf_counter()
-    extract_with_lightning(args.model, manifest, work / "lightning1", shard_size=args.shard_size,
-                           batch_size=args.batch_size, workers=1, accelerator="cpu")
-    rows.append(("lightning predict, 1 process (+1 loader worker)", time.perf_counter() - t, ""))
+        t = time.perf_counter()
+        extract_with_lightning(args.model, manifest, work / "lightning1", shard_size=args.shard_size,
+                               batch_size=args.batch_size, workers=1, accelerator="cpu")
+        rows.append(("lightning predict, 1 process (+1 loader worker)", time.perf_counter() - t, ""))
 
-    if not args.skip_ddp:  # Lightning's DDP launcher re-runs a script per rank: run the CLI as a subprocess
+    if args.backend == "torch" and not args.skip_ddp:  # Lightning's DDP launcher re-runs a script per rank
         t = time.perf_counter()
         subprocess.run([sys.executable, str(REPO / "tools/extract.py"), "--engine", "lightning", "--devices", "2",
                         "--model", args.model, "--backend", "torch", "--images", str(manifest), "--out",
@@ -142,15 +149,20 @@ def main() -> int:
     from vision.features import load_features
     from vision.scale import read_shards
 
+    def real(i: str) -> str:   # an id as the file it names (the engines' ids are relative to the manifest)
+        return os.path.realpath(work / i)
+
     single_ids, single = load_features(work / "single.npy")
-    by_path = dict(zip(single_ids, single))
-    for name in (*(f"ray{a}" for a in args.ray_actors), "lightning1", *(() if args.skip_ddp else ("lightning2",))):
-        ids, vectors, _ = read_shards(work / name)  # ids are the manifest's absolute paths
+    by_path = {real(i): v for i, v in zip(single_ids, single)}
+    lightning = () if args.backend != "torch" else ("lightning1",) if args.skip_ddp else ("lightning1", "lightning2")
+    for name in (*(f"ray{a}" for a in args.ray_actors), *lightning):
+        ids, vectors, _ = read_shards(work / name)
+        ids = [real(i) for i in ids]
         assert sorted(ids) == sorted(by_path), f"{name}: {len(ids)} vectors for {n} images"
         cosine = min(float(v @ by_path[i]) for i, v in zip(ids, vectors))
         assert cosine > 0.9999, f"{name}: vectors differ from the single-process ones (min cosine {cosine})"
 
-    costs = stage_costs(args.model, manifest, args.batch_size, work / "stages")
+    costs = stage_costs(args.model, manifest, args.batch_size, work / "stages", args.backend)
     print(f"\n{'engine':<50}{'wall s':>8}{'images/s':>10}")
     for name, seconds, note in rows:
         print(f"{name:<50}{seconds:>8.1f}{n / seconds:>10.1f}  {note}")
@@ -160,7 +172,9 @@ def main() -> int:
     print(f"  shard bytes per vector: {costs['bytes_per_vector']:.0f}")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (other processes share these CPUs)")
     if args.out:
-        args.out.write_text(json.dumps({"images": n, "engines": {r[0]: r[1] for r in rows},
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"images": n, "backend": args.backend, "model": args.model,
+                                        "engines": {r[0]: r[1] for r in rows},
                                         "stage_ms": {k: 1000 * v / n for k, v in costs.items()
                                                      if k in ("decode", "sha256", "preprocess", "model", "write")},
                                         "bytes_per_vector": costs["bytes_per_vector"]}, indent=1))
