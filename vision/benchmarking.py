@@ -187,6 +187,7 @@ def time_end_to_end(predictors: dict[str, Predictor], images: list[str], batches
             med = float(np.median(values))
             rows.append({"backend": name, "batch": batch, "images": len(images),
                          "images_per_s": round(len(images) / med, 1),
+                         "reads_ahead": predictors[name].reads_ahead(),   # the next batch read while this one runs
                          "vs_torch": round(base / med, 2) if base else None,
                          "ms_per_image": {k: round(float(np.median([r[k] for r in stages[name]])), 2)
                                           for k in stages[name][0]}})
@@ -286,7 +287,8 @@ def markdown(result: dict) -> str:
             for r in m["end_to_end"]:
                 ratio = f"{r['vs_torch']:.2f}x" if r["vs_torch"] is not None else "-"
                 stages = ", ".join(f"{v:.2f}" for v in r.get("ms_per_image", {}).values()) or "-"
-                lines.append(f"| {r['batch']} | {r['backend']} | {r['images_per_s']:.1f} | {ratio} | {stages} |")
+                ahead = " (reads ahead)" if r.get("reads_ahead") else ""   # a core left free: the next batch read
+                lines.append(f"| {r['batch']} | {r['backend']}{ahead} | {r['images_per_s']:.1f} | {ratio} | {stages} |")
         if m["accuracy"]:
             acc = m["accuracy"]
             lines += ["", f"top-1 on {acc['manifest']} ({acc['images']} images):", "",
