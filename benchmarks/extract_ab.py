@@ -18,12 +18,13 @@ rounds' ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import finish_report
 
 
 def plain_loop(fx, paths: list[Path], out: Path, batch_size: int) -> None:
@@ -49,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from vision.benchmarking import hardware, versions
     from vision.data.io import list_images
     from vision.features import FeatureExtractor, load_features
 
@@ -91,12 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['model']} | {r['backend']} | {'yes' if r['reads_ahead'] else 'no'} | {r['plain_images_per_s']} "
               f"| {r['extract_folder_images_per_s']} | {r['extract_folder_vs_plain']:.3f}x |")
     report = {"images": len(paths), "folder": str(args.images), "batch": args.batch, "rounds": args.rounds,
-              "ort_threads": args.ort_threads, "rows": rows, "hardware": hardware(), "versions": versions(),
-              "command": " ".join(["python -m benchmarks.extract_ab", *(argv if argv is not None else sys.argv[1:])])}
-    print(f"\nhardware: {report['hardware']}")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+              "ort_threads": args.ort_threads, "rows": rows}
+    finish_report(report, "extract_ab", argv, args.out)
     return 0
 
 

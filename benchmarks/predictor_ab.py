@@ -16,11 +16,12 @@ torch is kept to one thread by default (its OpenMP workers would otherwise take 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from benchmarks import finish_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import vision
-    from vision.benchmarking import hardware, versions
     from vision.data.io import list_images
 
     torch.set_num_threads(args.torch_threads)
@@ -82,12 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['model']} | {r['backend']} | {ahead} | {r['images_per_s']} | {r['vs_first']:.3f}x | {stages} |")
     report = {"images": len(images), "folder": str(args.images), "batch": args.batch, "rounds": args.rounds,
               "ort_threads": args.ort_threads, "torch_threads": args.torch_threads, "device": args.device,
-              "rows": rows, "hardware": hardware(), "versions": versions(),
-              "command": " ".join(["python -m benchmarks.predictor_ab", *(argv if argv is not None else sys.argv[1:])])}
-    print(f"\nhardware: {report['hardware']}")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+              "rows": rows}
+    finish_report(report, "predictor_ab", argv, args.out)
     return 0
 
 
