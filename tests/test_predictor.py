@@ -162,6 +162,41 @@ def test_read_ahead_gives_the_same_results_reading_at_most_one_batch_ahead(onnx_
     assert [s for s, _ in p.skipped] == [str(tmp_path / "broken.jpg")]
 
 
+def test_one_ahead_computes_the_next_item_in_one_background_thread():
+    import threading
+
+    from vision.predictors import one_ahead
+
+    where, closed = [], []
+
+    def items(n, fail_at=None):
+        try:
+            for i in range(n):
+                if i == fail_at:
+                    raise ValueError(f"item {i}")
+                where.append(threading.current_thread().name)
+                yield i
+        finally:
+            closed.append(n)
+
+    assert list(one_ahead(items(4))) == [0, 1, 2, 3]
+    assert where[0] == threading.current_thread().name   # the first in the caller's thread
+    assert all(name.startswith("vision-read-ahead") for name in where[1:]) and closed == [4]
+    where.clear()
+    assert list(one_ahead(items(4), enabled=False)) == [0, 1, 2, 3]
+    assert set(where) == {threading.current_thread().name}
+    got = []
+    with pytest.raises(ValueError, match="item 2"):   # raised where the item would have come
+        for i in one_ahead(items(5, fail_at=2)):
+            got.append(i)
+    assert got == [0, 1]
+    stream = one_ahead(items(100))
+    assert next(stream) == 0
+    stream.close()   # the item being computed finishes, then the source is closed: no thread is left
+    assert closed[-1] == 100
+    assert not [t for t in threading.enumerate() if t.name.startswith("vision-read-ahead")]
+
+
 def test_inputs_folder_glob_in_memory_and_unreadable(tmp_path):
     folder = SAMPLE / "val" / "Fruit" / "Banana"
     assert [s for s, _ in iter_images(folder)] == [str(p) for p in sorted(folder.glob("*.jpg"))]
