@@ -116,15 +116,15 @@ def test_read_ahead_gives_the_same_results_reading_at_most_one_batch_ahead(onnx_
 
     # by default it reads ahead where the network leaves a core free: faster there, slower where it takes them all
     onnx = onnx_exports["brand_resnet10t"]
-    assert not predictor(onnx, device="cpu").leaves_a_core_free()  # onnxruntime's own count: every core
-    assert predictor(onnx, device="cpu", threads=1).leaves_a_core_free() == (available_cores() > 1)
+    assert not predictor(onnx, device="cpu").reads_ahead()  # onnxruntime's own count: every core
+    assert predictor(onnx, device="cpu", threads=1).reads_ahead() == (available_cores() > 1)
     p = predictor("brand_resnet10t", device="cpu")
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(available_cores())
-        assert not p.leaves_a_core_free()
+        assert not p.reads_ahead()
         torch.set_num_threads(1)
-        assert p.leaves_a_core_free() == (available_cores() > 1)
+        assert p.reads_ahead() == (available_cores() > 1)
     finally:
         torch.set_num_threads(threads)
     images = PHOTOS * 3

@@ -187,7 +187,8 @@ def time_end_to_end(predictors: dict[str, Predictor], images: list[str], batches
             med = float(np.median(values))
             rows.append({"backend": name, "batch": batch, "images": len(images),
                          "images_per_s": round(len(images) / med, 1),
-                         "reads_ahead": predictors[name].reads_ahead(),   # the next batch read while this one runs
+                         # the next batch read while this one runs (a call on one batch has none to read)
+                         "reads_ahead": predictors[name].reads_ahead() and len(images) > batch,
                          "vs_torch": round(base / med, 2) if base else None,
                          "ms_per_image": {k: round(float(np.median([r[k] for r in stages[name]])), 2)
                                           for k in stages[name][0]}})

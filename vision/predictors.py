@@ -408,7 +408,7 @@ class Predictor:
     def __init__(self, runtime, max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS, **head_kwargs):
         self.runtime, self.card, self.output = runtime, runtime.card, runtime.output
         self.max_batch_pixels = check_max_batch_pixels(max_batch_pixels)
-        self.read_ahead: bool | None = None  # stream's default; None: where the network leaves a core free
+        self.read_ahead: bool | None = None  # stream's default; None: decided by reads_ahead()
         self.head = head_for(self.card, self.output, **head_kwargs)
         self.skipped: list[tuple[str, str]] = []
         self.speed: dict[str, float] = {}
@@ -431,8 +431,7 @@ class Predictor:
         of at most :attr:`max_batch_pixels` decoded pixels; two with ``read_ahead``).
 
         ``read_ahead``: decode and preprocess the next batch in a background thread while the network runs on
-        this one; the ``images`` iterable is then advanced in that thread. ``None``: :attr:`read_ahead` if set,
-        else where the network leaves a core free (:meth:`leaves_a_core_free`)."""
+        this one; the ``images`` iterable is then advanced in that thread. ``None``: :meth:`reads_ahead` decides."""
         self.skipped = []
         self.speed = {}
         read_ahead = self.reads_ahead(read_ahead) and not _one_batch(images, batch_size)
@@ -468,16 +467,15 @@ class Predictor:
 
     def reads_ahead(self, read_ahead: bool | None = None) -> bool:
         """Whether :meth:`stream` reads the next batch while the network runs: ``read_ahead`` if given, else
-        :attr:`read_ahead` if set, else where the network leaves a core free (:meth:`leaves_a_core_free`)."""
+        :attr:`read_ahead` if set, else where the network runs on fewer CPU threads than this process has cores.
+        Measured on 2 cores (benchmarks/results/export.md): 1.06-1.68x end to end where a core is left free (ONNX
+        Runtime on one thread, every model, batch 1 and 32); where the network's threads take every core, reading
+        ahead only competes with them (torch 0.62-1.06x, ONNX Runtime 0.92-1.16x). Not measured on a GPU yet: off
+        there by default."""
         if read_ahead is not None:
             return bool(read_ahead)
-        return self.read_ahead if self.read_ahead is not None else self.leaves_a_core_free()
-
-    def leaves_a_core_free(self) -> bool:
-        """Whether the network runs on fewer CPU threads than this process has cores: then :meth:`stream` reads
-        ahead by default. Measured on 2 cores (benchmarks/results/export.md): 1.06-1.68x end to end with ONNX
-        Runtime on one thread (every model, batch 1 and 32); 0.62-1.06x where the network's threads take every core
-        (torch), where reading ahead only competes with it. Not measured on a GPU yet: off there by default."""
+        if self.read_ahead is not None:
+            return self.read_ahead
         threads = getattr(self.runtime, "cpu_threads", None)
         return threads is not None and threads < available_cores()
 
