@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "grocery_sample"
 SHARED_GROCERY = REPO.parent / "shared" / "datasets" / "grocery_store"
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# under pytest-xdist each worker gets one thread: the workers share the cores
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 
 
 def load_script(relative: str):
