@@ -230,3 +230,24 @@ def test_bad_icon_sets_leave_an_existing_dataset_alone(tmp_path):
     with pytest.raises(ValueError, match="held-out style"):
         write_brand_dataset(out, [tmp_path], icon_sets=DATA, eval_styles=("fa6-brands",), overwrite=True)
     assert (out / "keep.txt").read_text() == "an earlier dataset"
+
+
+def test_generic_icon_sets_match_only_their_brand_icons(tmp_path, brands):
+    """tabler draws a fruit called ``apple`` beside ``brand-apple``: only ``brand-*`` names a brand there; the
+    file-icon themes' ``folder-*`` icons are folders, not the technology."""
+    def icon_set(prefix: str, names: list[str]):
+        folder = tmp_path / prefix
+        folder.mkdir()
+        icons = {n: {"body": '<path d="M0 0h16v16H0z"/>'} for n in names}
+        (folder / "icons.json").write_text(json.dumps({"prefix": prefix, "icons": icons,
+                                                       "info": {"name": prefix, "license": {"spdx": "MIT"}}}))
+        return load_icon_set(folder)
+
+    tabler, report = match_brands(icon_set("tabler", ["apple", "brand-apple", "brand-github-filled", "home"]), brands)
+    assert {slug: [i.name for i in icons] for slug, icons in tabler.items()} == {
+        "apple": ["brand-apple"], "github": ["brand-github-filled"]}
+    assert report.unmatched == 2
+    themed, _ = match_brands(icon_set("material-icon-theme", ["nodejs", "folder-docker", "docker"]), brands)
+    assert {slug: [i.name for i in icons] for slug, icons in themed.items()} == {
+        "nodedotjs": ["nodejs"], "docker": ["docker"]}
+    assert ICON_SETS["tabler"].license == ICON_SETS["material-icon-theme"].license == "MIT"

@@ -72,6 +72,10 @@ ICON_SETS: dict[str, PinnedSet] = {p.prefix: p for p in (
               "guaB2tjy1wM7wJbs0IQ==", "CC-BY-4.0"),
     PinnedSet("vscode-icons", "1.2.97", "sha512-nkqeEluYLK3JGXQqmQKHJHdrHYL/r09yz1RZLRl0qDoBdIlW2JQmTRDxc86lzwcmfIyTXi"
               "b8CBDWEsBj5xVfWQ==", "MIT"),
+    PinnedSet("tabler", "1.2.41", "sha512-GHg+H/cnr0anaCoV383JONiOMxZQOdojWYNLgL3x0fRE07YW7c+AHiYmIhXet//oq26T830qitdP7l"
+              "43ojiCXw==", "MIT"),
+    PinnedSet("material-icon-theme", "1.2.70", "sha512-pctYpp6/3f0TfNoX+yqiC1HRBDxL7+ybOe70MrdyvUa4KcGdtpbsyc4E1qHQTkPI"
+              "kpU7+0kfP2MYU2C7BfmNrw==", "MIT"),
 )}
 
 # Never used by anything here: ``logos`` is kept for an independent evaluation, ``devicon-plain`` draws the held-out
@@ -370,6 +374,8 @@ _SET_RULES: dict[str, dict] = {
     "cib": {"wordmark": None},
     "arcticons": {"wordmark": None},
     "streamline-logos": {"wordmark": "text"},
+    "tabler": {"prefixes": ("brand-",), "wordmark": None},     # outline drawings; only brand-* icons name a brand
+    "material-icon-theme": {"skip_prefixes": ("folder-",), "wordmark": None},
 }
 
 
