@@ -7,6 +7,12 @@
 Writes <out>/<prefix>/{icons.json,package.json,source.json} (see vision.synth.styles) and prints, per set, its
 version, licence and how many simple-icons brands its icon names match. ``logos`` is refused (reserved for
 independent evaluation).
+
+``tabler`` and ``material-icon-theme`` were pinned on 2026-12-07 (21:30 UTC, for the shipped gallery). The data of
+every model trained before then (the shipped embedder's and detector's) came from the eight sets pinned before:
+
+    python tools/fetch_icon_sets.py --out runs/iconify8 --sets devicon skill-icons cib fa6-brands bxl arcticons \
+        streamline-logos vscode-icons
 """
 
 import argparse

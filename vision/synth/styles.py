@@ -72,8 +72,8 @@ ICON_SETS: dict[str, PinnedSet] = {p.prefix: p for p in (
               "guaB2tjy1wM7wJbs0IQ==", "CC-BY-4.0"),
     PinnedSet("vscode-icons", "1.2.97", "sha512-nkqeEluYLK3JGXQqmQKHJHdrHYL/r09yz1RZLRl0qDoBdIlW2JQmTRDxc86lzwcmfIyTXi"
               "b8CBDWEsBj5xVfWQ==", "MIT"),
-    PinnedSet("tabler", "1.2.41", "sha512-GHg+H/cnr0anaCoV383JONiOMxZQOdojWYNLgL3x0fRE07YW7c+AHiYmIhXet//oq26T830qitdP7l"
-              "43ojiCXw==", "MIT"),
+    PinnedSet("tabler", "1.2.41", "sha512-GHg+H/cnr0anaCoV383JONiOMxZQOdojWYNLgL3x0fRE07YW7c+AHiYmIhXet//oq26T830qitdP"
+              "7l43ojiCXw==", "MIT"),
     PinnedSet("material-icon-theme", "1.2.70", "sha512-pctYpp6/3f0TfNoX+yqiC1HRBDxL7+ybOe70MrdyvUa4KcGdtpbsyc4E1qHQTkPI"
               "kpU7+0kfP2MYU2C7BfmNrw==", "MIT"),
 )}
