@@ -35,12 +35,12 @@ demo: venv
 	@echo "the vision command is in $(BIN): source $(BIN)/activate, then try: vision zoo"
 	@echo "open runs/demo/zoo/index.html to see the shipped models and the one just trained at work"
 
-# the suite (under 10 minutes on 2 cores), on one pytest-xdist worker per core (at most 4: each holds its own torch;
+# the suite (under 10 minutes on 2 cores), on pytest-xdist's workers, one per core (at most 4: each holds its own torch;
 # a module's tests stay on one worker, so its module fixtures, a tritonserver among them, start once);
 # test-slow: the multi-process fault-injection runs and the wheel build (marked slow, one at a time; .ci/run runs both)
-TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(); print(min(4, n or 1))")
+TEST_WORKERS ?= auto
 test: $(BIN)/.installed-test
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadscope
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --maxprocesses 4 --dist loadscope
 
 test-slow: $(BIN)/.installed-test
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
