@@ -32,7 +32,9 @@ rounds interleaved across the runs,
 medians. Per-stage milliseconds per image come from each side's own ``speed`` figures. ``--int8-calib IMAGES``
 adds our predictor on an INT8 export of the same weights (calibrated on IMAGES; what ``backend="auto"`` serves
 where such an export is in the export folder and runs as measured on this CPU) against both ultralytics ONNX
-rows. Writes ``<out>/predict.json``.
+rows. ``--workers N`` (default: one per core) adds both ONNX Runtime exports with N batch-1 runs at once
+(``vision.predictor(..., workers=N)``, the cores shared out), compared with ultralytics' ONNX predictor as shipped,
+their boxes with one worker's. Writes ``<out>/predict.json``.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def predict_side_by_side(args) -> dict:
     from vision.data.io import list_images
     from vision.export import export
     from vision.models.detector import export_ultralytics_pt
-    from vision.predictors import ort_session_options
+    from vision.predictors import available_cores, ort_session_options
     from vision.zoo import load_model
 
     out = args.out.resolve()
@@ -146,12 +148,16 @@ def predict_side_by_side(args) -> dict:
     ours_ort_spin = vision.predictor(ours_onnx, device="cpu", spin=True)   # ultralytics' session settings
     ours_ort_nospin = vision.predictor(ours_onnx, device="cpu", spin=False)   # the default until 2026-12-07
     ours_ort_1 = vision.predictor(ours_onnx, device="cpu", threads=1)   # a core left free: it reads ahead
-    ours_int8 = ours_int8_spin = ours_int8_1 = None
+    workers = args.workers or available_cores()
+    ours_ort_w = vision.predictor(ours_onnx, device="cpu", workers=workers) if workers > 1 else None
+    ours_int8 = ours_int8_spin = ours_int8_1 = ours_int8_w = None
     if args.int8_calib is not None:   # what backend auto serves from an INT8 export tuned for this CPU
         int8 = export(model, "onnx-int8", out / f"{args.model_name}.predictions.int8.onnx", calib_dir=args.int8_calib)
         ours_int8 = vision.predictor(int8, device="cpu")
         ours_int8_spin = vision.predictor(int8, device="cpu", spin=True)   # and with ultralytics' session settings
         ours_int8_1 = vision.predictor(int8, device="cpu", threads=1)
+        if workers > 1:   # batch-1 runs at once, one thread each (the cores shared out)
+            ours_int8_w = vision.predictor(int8, device="cpu", workers=workers)
     theirs_torch = ulc.yolo_class()(str(pt), task="detect")
     theirs_ort, theirs_ort_set, theirs_ort_1 = (ulc.yolo_class()(str(theirs_onnx), task="detect") for _ in range(3))
     for y in (theirs_ort, theirs_ort_set, theirs_ort_1):
@@ -175,10 +181,14 @@ def predict_side_by_side(args) -> dict:
             "ours onnxruntime, spin=False (no spinning)": ours(ours_ort_nospin, 1),
             "ours onnxruntime, 1 thread (reads ahead)": ours(ours_ort_1, 1),
             "ultralytics onnxruntime, our session settings, 1 thread": theirs(theirs_ort_1, 1)}
+    if ours_ort_w is not None:
+        runs[f"ours onnxruntime, {workers} workers"] = ours(ours_ort_w, 1)
     if ours_int8 is not None:
         runs["ours onnxruntime INT8"] = ours(ours_int8, 1)
         runs["ours onnxruntime INT8, spin=True"] = ours(ours_int8_spin, 1)
         runs["ours onnxruntime INT8, 1 thread (reads ahead)"] = ours(ours_int8_1, 1)
+        if ours_int8_w is not None:
+            runs[f"ours onnxruntime INT8, {workers} workers"] = ours(ours_int8_w, 1)
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     speeds: dict[str, list[dict]] = {name: [] for name in runs}
     found: dict[str, list] = {}
@@ -219,7 +229,15 @@ def predict_side_by_side(args) -> dict:
         rows["ultralytics onnxruntime"]["ours_int8_spin_vs_this"] = round(   # the same session settings, theirs
             rows["ours onnxruntime INT8, spin=True"]["images_per_s"] / rows["ultralytics onnxruntime"]["images_per_s"],
             2)
+    same_boxes = {}
+    for plain, name in (("ours onnxruntime", f"ours onnxruntime, {workers} workers"),
+                        ("ours onnxruntime INT8", f"ours onnxruntime INT8, {workers} workers")):
+        if name in rows:   # the workers' rows against ultralytics' as shipped; their boxes against one worker's
+            rows["ultralytics onnxruntime"][f"{'int8_' if 'INT8' in name else ''}workers_vs_this"] = round(
+                rows[name]["images_per_s"] / rows["ultralytics onnxruntime"]["images_per_s"], 2)
+            same_boxes[name] = [r.boxes for r in found[name]] == [r.boxes for r in found[plain]]
     return {"images": len(images), "folder": str(args.predict), "threads": args.threads, "batch_torch": args.batch,
+            "workers": workers, "workers_give_the_same_boxes": same_boxes,
             "rounds": args.rounds, "model": args.model_name, "rows": rows,
             "box_agreement_torch": _box_agreement(found["ours torch"], found["ultralytics torch"]),
             **({"box_agreement_int8": _iou_agreement(found["ours onnxruntime INT8"], found["ultralytics onnxruntime"])}
@@ -290,11 +308,17 @@ def print_predict(result: dict) -> None:
             ratio += f" (INT8, spin=True: {r['ours_int8_spin_vs_this']:.2f}x)"
         if "ours_int8_1_thread_vs_this" in r:
             ratio += f" (INT8 on 1 thread, reading ahead: {r['ours_int8_1_thread_vs_this']:.2f}x)"
+        if "workers_vs_this" in r:
+            ratio += f" ({result['workers']} workers: {r['workers_vs_this']:.2f}x)"
+        if "int8_workers_vs_this" in r:
+            ratio += f" (INT8, {result['workers']} workers: {r['int8_workers_vs_this']:.2f}x)"
         stages = ", ".join(f"{k} {v:.2f}" for k, v in (r["ms_per_image"] or {}).items()) or "-"
         print(f"| {name} | {batch} | {r['images_per_s']:.1f} | {ratio} | {stages} |")
     print(f"\nboxes, ours vs ultralytics (torch): {result['box_agreement_torch']}")
     if "box_agreement_int8" in result:
         print(f"boxes, ours INT8 vs ultralytics ONNX (fp32), matched by overlap: {result['box_agreement_int8']}")
+    if result.get("workers_give_the_same_boxes"):
+        print(f"the same boxes with {result['workers']} workers as with one: {result['workers_give_the_same_boxes']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="time prediction on this image folder instead of training")
     ap.add_argument("--model-name", default="logo_yolo11n", help="zoo detector timed by --predict")
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds per run with --predict")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="--predict: also time our ONNX Runtime predictors with this many batch-1 runs at once, "
+                         "the cores shared out (default: one per core; 1: no such rows)")
     ap.add_argument("--int8-calib", type=Path, metavar="IMAGES",
                     help="--predict: also time our predictor on an INT8 export calibrated on these images (what "
                          "backend auto serves where one tuned for this CPU is in the export folder)")

@@ -84,6 +84,28 @@ def test_predict_threads_gives_the_same_results(tmp_path, capsys):
     assert "--threads must be 1 or more" in capsys.readouterr().err
 
 
+def test_predict_workers_run_an_export_and_are_refused_on_torch(tmp_path, capsys):
+    from vision.export.onnx import export_onnx
+    from vision.zoo import load_model
+
+    onnx = export_onnx(load_model("grocery_resnet10t"), tmp_path / "grocery.onnx")
+    photos = [str(p) for p in sorted((SAMPLE / "val").rglob("*.jpg"))[:4]]
+    lines = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"{workers}.jsonl"
+        assert main(["predict", "--model", str(onnx), "--device", "cpu", "--batch-size", "1", "--workers", workers,
+                     "--images", *photos, "--out", str(out)]) == 0
+        lines[workers] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["image"] for r in lines["2"]] == photos   # in input order
+    assert [r["topk"][0]["index"] for r in lines["2"]] == [r["topk"][0]["index"] for r in lines["1"]]
+    capsys.readouterr()
+    assert main(["predict", "--model", "grocery_resnet10t", "--backend", "torch", "--images", photos[0],
+                 "--workers", "2"]) == 1
+    assert "workers=2 runs batches at once on one ONNX Runtime session" in capsys.readouterr().err
+    assert main(["predict", "--model", str(onnx), "--images", photos[0], "--workers", "0"]) == 1
+    assert "--workers must be 1 or more" in capsys.readouterr().err
+
+
 def test_zoo_lists_the_shipped_models(capsys):
     assert main(["zoo", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -197,6 +197,96 @@ def test_one_ahead_computes_the_next_item_in_one_background_thread():
     assert not [t for t in threading.enumerate() if t.name.startswith("vision-read-ahead")]
 
 
+def test_workers_run_batches_at_once_with_results_in_input_order(onnx_exports, tmp_path):
+    import threading
+
+    onnx = onnx_exports["logo_yolo11n"]
+    images = (PHOTOS + COMPOSITES) * 2
+    plain = predictor(onnx, device="cpu")(images, batch_size=1)
+    p = predictor(onnx, device="cpu", workers=2)
+    assert p.workers == 2 and p.runtime.threads >= 1   # the cores shared out between the workers
+    ran_in = set()
+    run = p.runtime
+    p.runtime = lambda batch: (ran_in.add(threading.current_thread().name), run(batch))[1]
+    p.runtime.backend = "onnxruntime"
+    two = p(images, batch_size=1)
+    assert [r.source for r in two] == [r.source for r in plain]   # the input order, not the finishing order
+    assert [r.boxes for r in two] == [r.boxes for r in plain]
+    assert ran_in and all(name.startswith("vision-worker") for name in ran_in)
+    assert set(p.speed) == {"decode", "preprocess", "inference", "postprocess"}
+    assert p(images[:3], batch_size=2)[2].source == images[2]   # a last, short batch
+
+    workers = lambda: [t for t in threading.enumerate() if t.name.startswith("vision-worker")]  # noqa: E731
+    pulled = itertools.count()
+
+    def thousand_paths():
+        for _ in range(1000):
+            next(pulled)
+            yield PHOTOS[0]
+
+    stream = p.stream(thousand_paths(), batch_size=4)
+    assert len(list(itertools.islice(stream, 5))) == 5
+    stream.close()   # the queued batch is cancelled, the running ones finish: no worker is left
+    assert next(pulled) <= 4 * 5 and not workers()   # workers running + one queued + one read, not 1,000 images
+
+    # an unreadable image: raised after the results before it, or skipped and listed
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    from vision.data.io import ImageLoadError
+
+    got = []
+    with pytest.raises(ImageLoadError, match="broken.jpg"):
+        for result in p.stream([PHOTOS[0], PHOTOS[1], tmp_path / "broken.jpg", PHOTOS[0]], batch_size=1):
+            got.append(result.source)
+    assert got == PHOTOS[:2] and not workers()
+    assert len(p([PHOTOS[0], tmp_path / "broken.jpg", PHOTOS[1]], batch_size=1, on_error="skip")) == 2
+    assert [s for s, _ in p.skipped] == [str(tmp_path / "broken.jpg")]
+
+
+def test_workers_are_refused_where_batches_cannot_run_at_once(onnx_exports):
+    with pytest.raises(ValueError, match="workers=2 runs batches at once on one ONNX Runtime session; the torch"):
+        predictor("logo_yolo11n", backend="torch", device="cpu", workers=2)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+            predictor(onnx_exports["logo_yolo11n"], device="cpu", workers=bad)
+
+
+def test_in_flight_keeps_order_and_raises_where_the_item_was():
+    import threading
+    import time
+
+    from vision.predictors import in_flight
+
+    closed = []
+
+    def items(n, fail_at=None):
+        try:
+            for i in range(n):
+                if i == fail_at:
+                    raise KeyError(f"reading item {i}")
+                yield i
+        finally:
+            closed.append(n)
+
+    def slow_first(i):   # the first item finishes last: the order is still the input's
+        time.sleep(0.05 if i == 0 else 0.0)
+        if i == 3:
+            raise ValueError("item 3")
+        return i * 10
+
+    assert list(in_flight(items(3), slow_first, 2)) == [0, 10, 20] and closed == [3]
+    got = []
+    with pytest.raises(ValueError, match="item 3"):
+        for value in in_flight(items(6), slow_first, 3):
+            got.append(value)
+    assert got == [0, 10, 20] and closed[-1] == 6
+    got = []
+    with pytest.raises(KeyError, match="reading item 2"):   # an error reading: after the results read before it
+        for value in in_flight(items(6, fail_at=2), slow_first, 3):
+            got.append(value)
+    assert got == [0, 10]
+    assert not [t for t in threading.enumerate() if t.name.startswith("vision-worker")]
+
+
 def test_inputs_folder_glob_in_memory_and_unreadable(tmp_path):
     folder = SAMPLE / "val" / "Fruit" / "Banana"
     assert [s for s, _ in iter_images(folder)] == [str(p) for p in sorted(folder.glob("*.jpg"))]

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import warnings
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -403,11 +404,20 @@ class Predictor:
     ``max_batch_pixels`` bounds the decoded pixels held at once (:func:`read_batches`; ``None``: no bound).
     :attr:`speed`: milliseconds per image of each stage (:data:`STAGES`) over the images of the last :meth:`stream`
     so far, like ultralytics' ``Results.speed``: ``decode`` (reading files), ``preprocess``, ``inference`` (the
-    runtime), ``postprocess`` (NMS, box mapping, result objects)."""
+    runtime), ``postprocess`` (NMS, box mapping, result objects); with several :attr:`workers` the stages of
+    different batches overlap, so they add up to more than the wall time.
 
-    def __init__(self, runtime, max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS, **head_kwargs):
+    ``workers``: batches run at once, each preprocessed, run and postprocessed in its own thread on the one ONNX
+    Runtime session (its calls are thread-safe), results still in input order: like a Triton model's instance count.
+    Small networks at small batches use several cores better so than by splitting one run over them (on 2 cores
+    the logo detector at batch 1: 2 workers of one thread each against one run on both, benchmarks/results/
+    detection.md). ONNX Runtime only: the torch and TensorRT runtimes run one batch at a time."""
+
+    def __init__(self, runtime, max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS, workers: int = 1,
+                 **head_kwargs):
         self.runtime, self.card, self.output = runtime, runtime.card, runtime.output
         self.max_batch_pixels = check_max_batch_pixels(max_batch_pixels)
+        self.workers = check_workers(workers, getattr(runtime, "backend", type(runtime).__name__))
         self.read_ahead: bool | None = None  # stream's default; None: decided by reads_ahead()
         self.head = head_for(self.card, self.output, **head_kwargs)
         self.skipped: list[tuple[str, str]] = []
@@ -428,15 +438,33 @@ class Predictor:
     def stream(self, images, batch_size: int = 32, on_error: str = "raise", read_ahead: bool | None = None
                ) -> Iterator[Result]:
         """Results one by one, reading and running ``batch_size`` images at a time (memory bounded by one batch,
-        of at most :attr:`max_batch_pixels` decoded pixels; two with ``read_ahead``).
+        of at most :attr:`max_batch_pixels` decoded pixels; two with ``read_ahead``; with several :attr:`workers`,
+        ``workers + 2``).
 
         ``read_ahead``: decode and preprocess the next batch in a background thread while the network runs on
-        this one; the ``images`` iterable is then advanced in that thread. ``None``: :meth:`reads_ahead` decides."""
+        this one; the ``images`` iterable is then advanced in that thread. ``None``: :meth:`reads_ahead` decides.
+        With several :attr:`workers` the batches are read in this thread while the workers run the ones before."""
         self.skipped = []
         self.speed = {}
-        read_ahead = self.reads_ahead(read_ahead) and not _one_batch(images, batch_size)
         spent, count = dict.fromkeys(STAGES, 0.0), 0
         batches = read_batches(images, batch_size, on_error, self.skipped, max_batch_pixels=self.max_batch_pixels)
+        if self.workers > 1:
+            def job(item):
+                (sources, arrays), read_s = item
+                return len(arrays), read_s, self._batch(sources, arrays)
+
+            ran = in_flight(_timed(batches), job, self.workers)
+            try:
+                for size, read_s, (results, prepare_s, run_s, post_s) in ran:
+                    for stage, seconds in zip(STAGES, (read_s, prepare_s, run_s, post_s)):
+                        spent[stage] += seconds
+                    count += size
+                    self.speed = {stage: round(seconds / count * 1e3, 3) for stage, seconds in spent.items()}
+                    yield from results
+            finally:
+                ran.close()
+            return
+        read_ahead = self.reads_ahead(read_ahead) and not _one_batch(images, batch_size)
 
         def prepared():
             try:
@@ -453,17 +481,31 @@ class Predictor:
                 batches.close()
 
         for sources, arrays, batch, meta, read_s, prepare_s in one_ahead(prepared(), read_ahead):
-            start = time.perf_counter()
-            output = self._run(batch)
-            if isinstance(output, torch.Tensor) and output.is_cuda:  # count the network's time, not its launch
-                torch.cuda.synchronize(output.device)
-            ran = time.perf_counter()
-            results = self.head.postprocess(output, meta, sources)
-            for stage, seconds in zip(STAGES, (read_s, prepare_s, ran - start, time.perf_counter() - ran)):
+            results, run_s, post_s = self._run_and_postprocess(batch, meta, sources)
+            for stage, seconds in zip(STAGES, (read_s, prepare_s, run_s, post_s)):
                 spent[stage] += seconds
             count += len(arrays)
             self.speed = {stage: round(seconds / count * 1e3, 3) for stage, seconds in spent.items()}
             yield from results
+
+    def _batch(self, sources: list[str], arrays: list[np.ndarray]) -> tuple[list[Result], float, float, float]:
+        """One batch preprocessed, run and postprocessed (a worker's job): its results and the seconds of each."""
+        start = time.perf_counter()
+        batch, meta = self.head.preprocess(arrays)
+        prepare_s = time.perf_counter() - start
+        results, run_s, post_s = self._run_and_postprocess(batch, meta, sources)
+        return results, prepare_s, run_s, post_s
+
+    def _run_and_postprocess(self, batch: torch.Tensor, meta: Any, sources: list[str]
+                             ) -> tuple[list[Result], float, float]:
+        """The network on ``batch`` and the head on its output: the results and the seconds of each."""
+        start = time.perf_counter()
+        output = self._run(batch)
+        if isinstance(output, torch.Tensor) and output.is_cuda:  # count the network's time, not its launch
+            torch.cuda.synchronize(output.device)
+        ran = time.perf_counter()
+        results = self.head.postprocess(output, meta, sources)
+        return results, ran - start, time.perf_counter() - ran
 
     def reads_ahead(self, read_ahead: bool | None = None) -> bool:
         """Whether :meth:`stream` reads the next batch while the network runs: ``read_ahead`` if given, else
@@ -510,6 +552,61 @@ def one_ahead(items: Iterator, enabled: bool = True) -> Iterator:
             pool.shutdown(wait=True)
         if hasattr(items, "close"):
             items.close()
+
+
+def in_flight(items: Iterator, fn, workers: int) -> Iterator:
+    """``fn(item)`` for each item of the iterator ``items``, in order, up to ``workers`` calls running at once in a
+    thread pool and one more queued; ``items`` is advanced in the caller's thread meanwhile. An error of ``fn``,
+    or of advancing ``items``, is raised where its result would have been; closing this generator cancels the
+    queued calls, waits for the running ones and closes ``items`` (a generator)."""
+    pending: deque = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="vision-worker") as pool:
+        try:
+            while True:
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+                except Exception:   # an error advancing items: the results before it come first
+                    while pending:
+                        yield pending.popleft().result()
+                    raise
+                pending.append(pool.submit(fn, item))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+            if hasattr(items, "close"):
+                items.close()
+
+
+def _timed(items: Iterator) -> Iterator[tuple[Any, float]]:
+    """``(item, seconds its next() took)`` for each item of ``items``; closes ``items`` when closed."""
+    try:
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            yield item, time.perf_counter() - start
+    finally:
+        if hasattr(items, "close"):
+            items.close()
+
+
+def check_workers(workers, backend: str) -> int:
+    """``workers`` if it is a usable count for ``backend`` (an integer >= 1; above 1 only on ONNX Runtime), else
+    ``ValueError``."""
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if workers > 1 and backend != "onnxruntime":
+        raise ValueError(f"workers={workers} runs batches at once on one ONNX Runtime session; the {backend} "
+                         "runtime runs one batch at a time (give a larger batch_size instead, or an .onnx export)")
+    return int(workers)
 
 
 def available_cores() -> int:
@@ -660,7 +757,7 @@ def iter_images(images, skipped: list | None = None) -> Iterator[tuple[str, Any]
 def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: str | torch.device | None = None,
               half: bool = False, output: str | None = None, export_dir: str | os.PathLike | None = None,
               zoo_dir: str | os.PathLike | None = None, precision: str = "fp32", threads: int | None = None,
-              spin: bool | int = SPIN_US, **head_kwargs) -> Predictor:
+              spin: bool | int = SPIN_US, workers: int = 1, **head_kwargs) -> Predictor:
     """A :class:`Predictor` for a zoo name, a weights file (``.safetensors``/``.ckpt``), an ``.onnx`` export or
     a TensorRT ``.plan``.
 
@@ -675,8 +772,9 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
     ``max_batch_pixels``: the decoded pixels one batch may hold (:class:`Predictor`). ``threads``, ``spin``: ONNX
     Runtime's intra-op threads and how long they spin-wait for work (:func:`ort_session_options`), when the source
     runs on it (:class:`OnnxRuntime`; the torch and TensorRT runtimes do not take them: torch's thread count is
-    process-wide, ``torch.set_num_threads``). ``head_kwargs`` go to the task head (``topk``; ``conf``, ``iou``,
-    ``max_det``).
+    process-wide, ``torch.set_num_threads``). ``workers``: batches run at once on the ONNX Runtime session
+    (:class:`Predictor`), each on ``threads`` threads (default: the cores shared out, at least one each).
+    ``head_kwargs`` go to the task head (``topk``; ``conf``, ``iou``, ``max_det``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -692,6 +790,7 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
         name_or_path, backend = _auto_source(name_or_path, output, Path(export_dir or default_export_dir()), zoo_dir,
                                              torch.device(device) if device is not None else default_device())
         suffix = Path(str(name_or_path)).suffix.lower()
+    check_workers(workers, backend)   # before any model loads
     if backend != "torch" and SUFFIX_BACKENDS.get(suffix) != backend:
         wanted = [s for s, b in SUFFIX_BACKENDS.items() if b == backend]
         raise ValueError(f"backend {backend!r} runs {'/'.join(wanted)} files, got {name_or_path!r}; export one with "
@@ -706,12 +805,14 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
         model = load_model(name_or_path, zoo_dir=zoo_dir)
         runtime = TorchRuntime(model, output or default_output(model.card, ZooError), device, half, precision)
     else:
+        if threads is None and check_workers(workers, backend) > 1:
+            threads = max(1, available_cores() // int(workers))   # the workers share the cores out
         runtime = (OnnxRuntime(name_or_path, device, threads, spin) if backend == "onnxruntime"
                    else TensorRTRuntime(name_or_path, device))
         if output and output != runtime.output:
             raise ValueError(f"{name_or_path}: this export outputs {runtime.output!r}, not {output!r}; export it "
                              f"with --output {output}")
-    return Predictor(runtime, **head_kwargs)
+    return Predictor(runtime, workers=workers, **head_kwargs)
 
 
 def _auto_source(name_or_path, output: str | None, export_dir: Path, zoo_dir,
