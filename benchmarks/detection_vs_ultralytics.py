@@ -33,8 +33,9 @@ medians. Per-stage milliseconds per image come from each side's own ``speed`` fi
 adds our predictor on an INT8 export of the same weights (calibrated on IMAGES; what ``backend="auto"`` serves
 where such an export is in the export folder and runs as measured on this CPU) against both ultralytics ONNX
 rows. ``--workers N`` (default: one per core) adds both ONNX Runtime exports with N batch-1 runs at once
-(``vision.predictor(..., workers=N)``, the cores shared out), compared with ultralytics' ONNX predictor as shipped,
-their boxes with one worker's. Writes ``<out>/predict.json``.
+(``vision.predictor(..., workers=N)``, the cores shared out), compared with ultralytics' ONNX predictor as shipped
+and with N threads of it, each with its own model (ultralytics' way to predict from several threads) and a share
+of the images; their boxes with one worker's. Writes ``<out>/predict.json``.
 """
 
 from __future__ import annotations
@@ -164,6 +165,11 @@ def predict_side_by_side(args) -> dict:
         list(y.predict(images[:1], batch=1, stream=True, **options))  # builds its predictor and session
     theirs_ort_set.predictor.model.backend.session = session(theirs_onnx)
     theirs_ort_1.predictor.model.backend.session = session(theirs_onnx, threads=1)
+    # the same trick on their side: ultralytics asks for one model per thread for thread-safe inference
+    theirs_w = [ulc.yolo_class()(str(theirs_onnx), task="detect") for _ in range(workers if workers > 1 else 0)]
+    for y in theirs_w:
+        list(y.predict(images[:1], batch=1, stream=True, **options))
+        y.predictor.model.backend.session = session(theirs_onnx, threads=max(1, available_cores() // workers))
 
     def ours(p, batch):
         return lambda: (list(p.stream(images, batch_size=batch)), getattr(p, "speed", None))
@@ -183,6 +189,17 @@ def predict_side_by_side(args) -> dict:
             "ultralytics onnxruntime, our session settings, 1 thread": theirs(theirs_ort_1, 1)}
     if ours_ort_w is not None:
         runs[f"ours onnxruntime, {workers} workers"] = ours(ours_ort_w, 1)
+
+        def theirs_threads():   # each thread its own model and a share of the images; results in input order
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(lambda k: list(theirs_w[k].predict(images[k::workers], batch=1, stream=True,
+                                                                         **options)), range(workers)))
+            ordered = [parts[i % workers][i // workers] for i in range(len(images))]
+            return ordered, {k: float(np.mean([r.speed[k] for r in ordered])) for k in ordered[0].speed}
+
+        runs[f"ultralytics onnxruntime, {workers} threads with a model each"] = theirs_threads
     if ours_int8 is not None:
         runs["ours onnxruntime INT8"] = ours(ours_int8, 1)
         runs["ours onnxruntime INT8, spin=True"] = ours(ours_int8_spin, 1)
@@ -236,6 +253,12 @@ def predict_side_by_side(args) -> dict:
             rows["ultralytics onnxruntime"][f"{'int8_' if 'INT8' in name else ''}workers_vs_this"] = round(
                 rows[name]["images_per_s"] / rows["ultralytics onnxruntime"]["images_per_s"], 2)
             same_boxes[name] = [r.boxes for r in found[name]] == [r.boxes for r in found[plain]]
+    if f"ultralytics onnxruntime, {workers} threads with a model each" in rows:
+        theirs_name = f"ultralytics onnxruntime, {workers} threads with a model each"
+        for name in (f"ours onnxruntime, {workers} workers", f"ours onnxruntime INT8, {workers} workers"):
+            if name in rows:
+                rows[theirs_name][f"{'int8_' if 'INT8' in name else ''}workers_vs_this"] = round(
+                    rows[name]["images_per_s"] / rows[theirs_name]["images_per_s"], 2)
     return {"images": len(images), "folder": str(args.predict), "threads": args.threads, "batch_torch": args.batch,
             "workers": workers, "workers_give_the_same_boxes": same_boxes,
             "rounds": args.rounds, "model": args.model_name, "rows": rows,
