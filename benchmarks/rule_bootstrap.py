@@ -81,8 +81,9 @@ def paired_bootstrap(pipelines: dict[str, dict[str, np.ndarray]], max_false_reje
 
 
 def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, icon_sets: Path,
-                  cache: Path, known_scenes: Path) -> dict:
-    """Per-photo rule scores of the known scenes and brand-free train photos, through the shipped build's code."""
+                  cache: Path, known_scenes: Path, foreground: dict | None = None) -> dict:
+    """Per-photo rule scores of the known scenes and brand-free train photos, through the shipped build's code
+    (``foreground``: the gallery's option, so its crops are embedded as the gallery was calibrated)."""
     import vision
     import vision.brands.detection_rule as rules
     from benchmarks.brand_robustness import rule_photo_best
@@ -105,7 +106,8 @@ def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, ico
                              queries=[data / "known"], impostors=[impostors / "train"], frr=0.10,
                              detector="logo_yolo11n", verifier="logo_verifier_lite0", verifier_power=0.75,
                              known_scenes=[known_scenes],
-                             impostor_photos=[grocery / "train" / "Fruit", grocery / "train" / "Vegetables"])
+                             impostor_photos=[grocery / "train" / "Fruit", grocery / "train" / "Vegetables"],
+                             foreground=foreground)
     finally:
         rules.calibrate_detection_rule = original
     np.savez(cache, **captured)
@@ -174,9 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--pipeline {spec!r}: expected NAME=EMBEDDER,GALLERY")
         train, val = args.cache / f"{name}.train.npz", args.cache / f"{name}.val.npz"
         scenes = known_scenes.get(name, args.data / "known_scenes")
+        from vision.brands.gallery import BrandGallery
+
+        foreground = BrandGallery.load(gallery, allow_unbound=True).foreground
         scores = dict(np.load(train)) if train.exists() else _train_scores(embedder, args.grocery, args.data,
                                                                             args.impostors, args.icon_sets, train,
-                                                                            scenes)
+                                                                            scenes, foreground)
         if str(scores.get("known_scenes", scenes)) != str(scenes):
             parser.error(f"{train}: cached for the known scenes {scores['known_scenes']}, not {scenes}; remove it "
                          "or give the pipeline another name")

@@ -10,6 +10,7 @@ import pytest
 
 from vision.brands.views import (
     FOREGROUND_METHODS,
+    FRAMINGS,
     ForegroundFusedExtractor,
     ForegroundOptionError,
     foreground_option,
@@ -78,7 +79,7 @@ def test_each_method_flattens_the_ground_around_the_mark():
     crop = _mark_on_texture()
     x, y, w, h = inner_rect(64, 0.15)
     assert (x, y, w, h) == (7, 7, 50, 50)
-    for method in FOREGROUND_METHODS:
+    for method in (m for m in FOREGROUND_METHODS if m not in FRAMINGS):
         view = foreground_view(crop, method, size=64, fill="white")
         assert view.shape == (64, 64, 3) and view.dtype == np.uint8
         corner = view[:5, :5].reshape(-1, 3)
@@ -87,6 +88,18 @@ def test_each_method_flattens_the_ground_around_the_mark():
     flat = np.full((80, 80, 3), 128, np.uint8)           # nothing stands out: the crop itself (resized)
     for method in FOREGROUND_METHODS:
         assert (foreground_view(flat, method) == 128).all()
+
+
+def test_the_framing_views_cut_the_crop_down_to_the_box_with_part_of_its_margin():
+    import cv2
+
+    crop = _mark_on_texture()   # 96 px framed at 0.15: the box is the middle 74 px, an 11 px band around it
+    assert FRAMINGS == {"tight": 0.5, "box": 0.0}
+    for method, band in (("box", 11), ("tight", 6)):   # no margin; half of it (a 5.5 px band kept)
+        view = foreground_view(crop, method, margin=0.15, size=64)
+        expected = cv2.resize(crop[band:96 - band, band:96 - band], (64, 64), interpolation=cv2.INTER_AREA)
+        assert view.shape == (64, 64, 3) and (view == expected).all(), method
+    assert foreground_option("tight:name") == {**foreground_option("tight"), "fusion": "name"}
 
 
 def test_the_fused_vector_is_the_normalised_mean_of_the_two_views(fx):

@@ -16,7 +16,9 @@ Methods (each on the crop resized to ``size`` px, the box assumed to be the crop
   (:func:`vision.data.style_augment.mark_mask` and :func:`~vision.data.style_augment.silhouette`, the training
   augmentation's mask, taken on any border);
 - ``"colour"``: a colour-histogram likelihood ratio, the margin band against the rectangle (GrabCut's colour model
-  without its graph cut or iterations).
+  without its graph cut or iterations);
+- ``"tight"`` and ``"box"``: no mask; the view is the crop framed tighter, the box with half its margin
+  (``"tight"``) or with none (``"box"``), so the fused vector sees the logo at two framings.
 
 Where a method finds almost nothing or almost everything, the view is the plain crop (the fused vector is then the
 plain one).
@@ -40,7 +42,9 @@ __all__ = ["FOREGROUND_METHODS", "FUSIONS", "FILLS", "DEFAULT_METHOD", "Foregrou
            "ForegroundOptionError", "foreground_option", "foreground_view", "fuse_mean", "inner_rect",
            "with_foreground", "TwoViews", "split_views"]
 
-FOREGROUND_METHODS = ("grabcut", "border", "colour")
+FOREGROUND_METHODS = ("grabcut", "border", "colour", "tight", "box")
+# the framing methods: the view is the crop cut down to the box with this share of the crop's margin kept (no mask)
+FRAMINGS = {"tight": 0.5, "box": 0.0}
 # "mean": the crop's vector is the normalised mean of the two views' (search and open-set score both use it; a
 # gallery is calibrated for it: build-gallery --foreground); "name": the fused vector names the logo's brand, the
 # plain crop's open-set score decides, so a gallery calibrated on plain crops keeps its threshold and rule
@@ -146,6 +150,13 @@ def foreground_view(crop, method: str = DEFAULT_METHOD, margin: float = CROP_MAR
 
     foreground_option({"method": method, "fill": fill, "size": size, "iterations": iterations})
     image = to_rgb_array(crop)
+    if method in FRAMINGS:   # the box with a share of the margin: cut from the crop at its own resolution
+        side = min(image.shape[:2])
+        band = int(round(side * check_margin(margin) * (1 - FRAMINGS[method]) / (1 + 2 * check_margin(margin))))
+        band = min(band, max(0, (side - 2) // 2))
+        image = image[band:image.shape[0] - band, band:image.shape[1] - band]
+        return np.ascontiguousarray(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA
+                                               if min(image.shape[:2]) > size else cv2.INTER_LINEAR))
     if image.shape[0] != size or image.shape[1] != size:
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if min(image.shape[:2]) > size
                            else cv2.INTER_LINEAR)

@@ -145,9 +145,10 @@ def main(argv: list[str] | None = None) -> int:
                          "same way (vision make-impostors --margin; checked against its impostors.json). Default "
                          "vision.crops.CROP_MARGIN (0.15)")
     ap.add_argument("--foreground", default=None, metavar="METHOD",
-                    help="calibrate for logo crops embedded with their foreground view fused (grabcut, border or "
-                         "colour; vision.brands.views): the --queries, --impostors (and cohort) and detections are "
-                         "embedded so, references stay plain; stored in the gallery, which the recogniser then "
+                    help="calibrate for logo crops embedded with their foreground view fused (grabcut, border, "
+                         "colour; or tight, box: the box framed tighter; vision.brands.views): the --queries, "
+                         "--impostors (and cohort) and detections are embedded so, references stay plain; stored "
+                         "in the gallery, which the recogniser then "
                          "embeds its logos with. Default: plain crops")
     ap.add_argument("--index", choices=INDEX_KINDS, default="flat")
     ap.add_argument("--out", type=Path, required=True, help="gallery file to write (.npz)")

@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                          "framing it was calibrated on)")
     ap.add_argument("--foreground", default="auto", metavar="METHOD",
                     help="how each logo crop is embedded: auto (as the gallery was calibrated, the default), off "
-                         "(the plain crop) or grabcut, border, colour (the crop and its foreground view fused; "
-                         "vision.brands.views); METHOD:name (border:name) names each logo by the fused view and "
+                         "(the plain crop) or grabcut, border, colour (the crop and its foreground view fused), tight, "
+                         "box (the crop and the box framed tighter fused; vision.brands.views); METHOD:name "
+                         "(border:name) names each logo by the fused view and "
                          "decides on the plain crop, as the gallery was calibrated")
     ap.add_argument("--out", type=Path, help="JSON lines file (default: stdout); a folder gets results.jsonl inside")
     ap.add_argument("--draw", type=Path, help="folder for annotated PNGs")
