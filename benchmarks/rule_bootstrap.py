@@ -176,12 +176,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--pipeline {spec!r}: expected NAME=EMBEDDER,GALLERY")
         train, val = args.cache / f"{name}.train.npz", args.cache / f"{name}.val.npz"
         scenes = known_scenes.get(name, args.data / "known_scenes")
-        from vision.brands.gallery import BrandGallery
+        if train.exists():
+            scores = dict(np.load(train))
+        else:   # the train crops embedded as the gallery was calibrated (its foreground option)
+            from vision.brands.gallery import BrandGallery
 
-        foreground = BrandGallery.load(gallery, allow_unbound=True).foreground
-        scores = dict(np.load(train)) if train.exists() else _train_scores(embedder, args.grocery, args.data,
-                                                                            args.impostors, args.icon_sets, train,
-                                                                            scenes, foreground)
+            foreground = BrandGallery.load(gallery, allow_unbound=True).foreground
+            scores = _train_scores(embedder, args.grocery, args.data, args.impostors, args.icon_sets, train, scenes,
+                                   foreground)
         if str(scores.get("known_scenes", scenes)) != str(scenes):
             parser.error(f"{train}: cached for the known scenes {scores['known_scenes']}, not {scenes}; remove it "
                          "or give the pipeline another name")
