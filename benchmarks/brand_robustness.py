@@ -739,9 +739,11 @@ def load_row(models: dict, batch_size: int = 128):
     else:   # as the recogniser does: the verifier the gallery's rule was calibrated with, if any
         detector = verified_for_rule(detector, gallery.detection_rule, backend="torch")
     if gallery.foreground is not None:   # as the recogniser does: crops embedded as the gallery was calibrated
-        from vision.brands.views import with_foreground
+        from vision.brands.views import deciding_view, with_foreground
 
-        fx = with_foreground(fx, gallery.foreground, gallery.crop_margin)
+        # a naming view ("name" fusion) is not measured here: its crops are scored plain, as they are decided
+        # (benchmarks/brand_text.py --default-check measures the recogniser with it)
+        fx = with_foreground(fx, deciding_view(gallery.foreground), gallery.crop_margin)
     return fx, detector, gallery
 
 

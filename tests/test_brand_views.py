@@ -122,10 +122,11 @@ def test_the_recogniser_scores_logos_with_the_fused_vectors(fx):
     from vision.brands.recognition import BrandRecognizer
 
     gallery = BrandGallery.load("simple_icons_gallery")
-    assert gallery.foreground is None
+    # the shipped gallery is calibrated on plain crops; it names each logo by the crop fused with its box view
+    assert gallery.foreground == {**foreground_option("box"), "fusion": "name"}
     crops = _sample_crops(3)
-    plain = BrandRecognizer(fx, gallery)
-    assert plain.foreground is None and plain.extractor is fx   # off by default: the shipped gallery is plain
+    plain = BrandRecognizer(fx, gallery, foreground="off")
+    assert plain.foreground is None and plain.extractor is fx
     with pytest.warns(UserWarning, match="calibrated on logo crops embedded plain"):
         fused = BrandRecognizer(fx, gallery, foreground="border")
     got = [r[0] for r in fused.predict(crops)]
@@ -176,9 +177,12 @@ def test_build_gallery_refuses_a_bad_foreground_option():
     with pytest.raises(GallerySpecError, match="--foreground: unknown foreground method"):
         GallerySpec(embedder="brand_resnet10t", simple_icons=True, impostors=[Path("x")], queries=[Path("y")],
                     foreground="nope").checked()
-    with pytest.raises(GallerySpecError, match="fusion 'name' decides on plain crops"):
-        GallerySpec(embedder="brand_resnet10t", simple_icons=True, impostors=[Path("x")], queries=[Path("y")],
-                    foreground={"method": "border", "fusion": "name"}).checked()
+    # a naming view is calibrated on plain crops: it needs no impostors of its own
+    spec = GallerySpec(embedder="brand_resnet10t", simple_icons=True, foreground="box:name").checked()
+    assert spec.foreground == foreground_option("box:name")
+    with pytest.raises(GallerySpecError, match="fusion 'name' decides on plain crops, and --text-rule"):
+        GallerySpec(embedder="brand_resnet10t", simple_icons=True, detector="logo_yolo11n", text_rule=True,
+                    known_scenes=[Path("k")], impostor_photos=[Path("p")], foreground="box:name").checked()
     with pytest.raises(GallerySpecError, match="give --impostors"):
         GallerySpec(embedder="brand_resnet10t", simple_icons=True, foreground="border").checked()
 
@@ -233,3 +237,34 @@ def test_fusion_name_names_by_the_fused_vector_and_decides_on_the_plain_score(fx
         assert (g["brand"] != "unknown") == (o >= gallery.threshold)
     plain_rec = BrandRecognizer(fx, gallery)
     np.testing.assert_allclose([r[0]["open_set_score"] for r in plain_rec.predict(crops)], open_set, atol=1e-5)
+
+
+def test_a_gallery_may_store_a_naming_view_that_the_recogniser_follows_without_warning(fx, tmp_path):
+    """A gallery calibrated on plain crops records ``box:name``: the recogniser's ``foreground="auto"`` names each
+    logo by the crop fused with its box view and decides on the plain crop's score, as the gallery was calibrated;
+    the calibration's crops (``deciding_view``) stay plain."""
+    from vision.brands.gallery import BrandGallery
+    from vision.brands.recognition import BrandRecognizer
+    from vision.brands.views import deciding_view
+
+    assert deciding_view("box:name") is None and deciding_view(None) is None
+    assert deciding_view("box") == foreground_option("box")
+    gallery = BrandGallery.load("simple_icons_gallery")
+    gallery.foreground = foreground_option("box:name")
+    path = gallery.save(tmp_path / "named.npz")
+    loaded = BrandGallery.load(path)
+    assert loaded.foreground == {**foreground_option("box"), "fusion": "name"}
+    crops = _sample_crops(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # calibrated on plain crops, decided on plain crops: no warning
+        auto = BrandRecognizer(fx, loaded)
+    explicit = BrandRecognizer(fx, BrandGallery.load("simple_icons_gallery"), foreground="box:name")
+    assert auto.foreground == explicit.foreground and auto._views is not None
+    got, want = [r[0] for r in auto.predict(crops)], [r[0] for r in explicit.predict(crops)]
+    assert [g["best"] for g in got] == [w["best"] for w in want]
+    np.testing.assert_allclose([g["open_set_score"] for g in got], [w["open_set_score"] for w in want], atol=1e-6)
+    plain = BrandRecognizer(fx, BrandGallery.load("simple_icons_gallery"), foreground="off")
+    np.testing.assert_allclose([g["open_set_score"] for g in got],
+                               [r[0]["open_set_score"] for r in plain.predict(crops)], atol=1e-5)
+    with pytest.warns(UserWarning, match="calibrated on logo crops embedded plain, not with their box"):
+        BrandRecognizer(fx, loaded, foreground="box")   # fused scores against a plain calibration

@@ -152,10 +152,10 @@ class GallerySpec:
             s.foreground = foreground_option(s.foreground)
         except ForegroundOptionError as e:
             raise GallerySpecError(f"--foreground: {e}") from None
-        if s.foreground is not None and s.foreground["fusion"] != "mean":
-            raise GallerySpecError(f"--foreground: fusion {s.foreground['fusion']!r} decides on plain crops: a "
-                                   "gallery built without --foreground serves it as it is")
-        if s.foreground is not None and not s.impostors:
+        if s.foreground is not None and s.foreground["fusion"] == "name" and s.text_rule:
+            raise GallerySpecError("--foreground with fusion 'name' decides on plain crops, and --text-rule scores "
+                                   "candidates on one vector: give one of them (or fusion 'mean')")
+        if s.foreground is not None and s.foreground["fusion"] == "mean" and not s.impostors:
             raise GallerySpecError("--foreground sets how the calibration crops are embedded: give --impostors "
                                    "(and --queries) to calibrate with it")
         styles = s.reference_styles
@@ -269,11 +269,12 @@ def _build(spec: GallerySpec) -> tuple[BrandGallery, dict]:
                            kinds=kinds)
     report = {"brands": len(gallery), "vectors": len(gallery.vectors), "dim": gallery.dim,
               "model": gallery.model_name}
-    from vision.brands.views import with_foreground
+    from vision.brands.views import deciding_view, with_foreground
 
-    # the calibration's query crops are embedded as the recogniser will embed its logos with this gallery
+    # the calibration's query crops are embedded as the recogniser will embed its logos with this gallery: fused
+    # ("mean"), or plain where the view only names the brand ("name": the plain crop's open-set score decides)
     gallery.foreground = spec.foreground
-    qfx = with_foreground(fx, spec.foreground, margin)
+    qfx = with_foreground(fx, deciding_view(spec.foreground), margin)
     if spec.foreground is not None:
         report["foreground"] = dict(spec.foreground)
     user_refs = reference_photos(spec.references)

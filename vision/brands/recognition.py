@@ -112,7 +112,13 @@ class BrandRecognizer:
                  text_kinds: Sequence[str] = TEXT_KINDS, text_everyday: bool = False, text_aliases=None,
                  text_min_detection: float = TEXT_MIN_DETECTION, text_max_lead: float | None = TEXT_MAX_LEAD,
                  foreground="auto"):
-        from vision.brands.views import ForegroundFusedExtractor, TwoViews, foreground_option, with_foreground
+        from vision.brands.views import (
+            ForegroundFusedExtractor,
+            TwoViews,
+            deciding_view,
+            foreground_option,
+            with_foreground,
+        )
 
         gallery.check_model(extractor.card, extractor.dim, allow_unbound=allow_unbound)
         if len(gallery) == 0:
@@ -124,10 +130,10 @@ class BrandRecognizer:
         # how each logo crop is embedded: the plain crop, or fused with its foreground view (vision.brands.views)
         self.foreground = gallery.foreground if foreground == "auto" else foreground_option(foreground)
         naming = self.foreground is not None and self.foreground["fusion"] == "name"
-        decides = None if naming else self.foreground   # how the open-set score's crops are embedded
-        if decides != gallery.foreground and threshold is None:
+        decides = deciding_view(self.foreground)   # how the open-set score's crops are embedded
+        if decides != deciding_view(gallery.foreground) and threshold is None:
             warnings.warn(f"the gallery's threshold and rules were calibrated on logo crops embedded "
-                          f"{_embedded(gallery.foreground)}, not {_embedded(decides)}: its open-set "
+                          f"{_embedded(deciding_view(gallery.foreground))}, not {_embedded(decides)}: its open-set "
                           "decisions will not keep their calibrated rates (build the gallery with the same "
                           "--foreground, or leave foreground='auto')", stacklevel=2)
         # fusion "name": the plain crops' vectors decide, the fused ones name (both from one pass: TwoViews)

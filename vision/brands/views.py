@@ -38,8 +38,8 @@ import numpy as np
 
 from vision.crops import CROP_MARGIN, check_margin
 
-__all__ = ["FOREGROUND_METHODS", "FUSIONS", "FILLS", "DEFAULT_METHOD", "ForegroundFusedExtractor",
-           "ForegroundOptionError", "foreground_option", "foreground_view", "fuse_mean", "inner_rect",
+__all__ = ["FOREGROUND_METHODS", "FRAMINGS", "FUSIONS", "FILLS", "DEFAULT_METHOD", "ForegroundFusedExtractor",
+           "deciding_view", "ForegroundOptionError", "foreground_option", "foreground_view", "fuse_mean", "inner_rect",
            "with_foreground", "TwoViews", "split_views"]
 
 FOREGROUND_METHODS = ("grabcut", "border", "colour", "tight", "box")
@@ -230,6 +230,14 @@ def split_views(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(plain, fused)`` of :class:`TwoViews` rows."""
     half = vectors.shape[1] // 2
     return vectors[:, :half], vectors[:, half:]
+
+
+def deciding_view(option) -> dict | None:
+    """How the crops whose open-set scores decide are embedded under foreground ``option``: the option itself with
+    fusion ``"mean"``, plain crops (``None``) with fusion ``"name"`` (the fused view only names the brand) or off.
+    A gallery is calibrated on these."""
+    view = foreground_option(option)
+    return view if view is not None and view["fusion"] == "mean" else None
 
 
 def with_foreground(extractor, option, margin: float = CROP_MARGIN):
