@@ -98,12 +98,12 @@ class BrandRecognizer:
 
     ``foreground``: ``"auto"`` (the default) embeds each logo crop as the gallery's threshold and rules were
     calibrated (:attr:`~vision.brands.gallery.BrandGallery.foreground`: the plain crop for every gallery built
-    without ``--foreground``); ``None``/``"off"`` the plain crop; a method of
-    :data:`vision.brands.views.FOREGROUND_METHODS` (or an option record) embeds the crop and its foreground view
-    and fuses the two (:class:`vision.brands.views.ForegroundFusedExtractor`), warned about when the gallery was
-    calibrated otherwise; with ``{"method": ..., "fusion": "name"}`` the fused vector names each logo's brand and the
-    plain crop's open-set score decides (a gallery calibrated on plain crops keeps its threshold and rule; not with a
-    gallery's text rule). A bad value is a :class:`vision.brands.views.ForegroundOptionError`.
+    without ``--foreground``; the shipped gallery names by ``"box:name"``); ``None``/``"off"`` the plain crop; a
+    method of :data:`vision.brands.views.FOREGROUND_METHODS` (or an option record) embeds the crop and its
+    foreground view and fuses the two (:class:`vision.brands.views.ForegroundFusedExtractor`), warned about when the
+    gallery was calibrated otherwise; with ``{"method": ..., "fusion": "name"}`` the fused vector names each logo's
+    brand and the plain crop's open-set score decides (a gallery calibrated on plain crops keeps its threshold and
+    rule; not with a gallery's text rule). A bad value is a :class:`vision.brands.views.ForegroundOptionError`.
     """
 
     def __init__(self, extractor, gallery: BrandGallery, detector=None, margin: float | None = None,

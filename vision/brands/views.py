@@ -5,9 +5,10 @@ foreground view sets everything the method takes for background to one flat colo
 vector becomes the normalised mean of the two views' unit vectors (``fusion="mean"``), so everything downstream of
 the embedding (gallery search, open-set score, detection rule, text) is unchanged. ``fusion="name"``: the fused
 vector only names the logo's brand (its best brand and cosine) and the plain crop's open-set score decides, so a
-gallery calibrated on plain crops (the shipped one) keeps its threshold and detection rule. Off by default
-(``BrandRecognizer(..., foreground=None)``); measured in ``benchmarks/results/brand_recognition.md`` ("A foreground
-view of each logo crop").
+gallery calibrated on plain crops keeps its threshold and detection rule. A gallery stores the option it was built
+with, which the recogniser follows by default (``foreground="auto"``): the shipped gallery names by ``"box:name"``
+(its crops decide plain; measured in ``benchmarks/results/brand_recognition.md``, "The box view as a naming view");
+the masking methods are off unless asked for ("A foreground view of each logo crop").
 
 Methods (each on the crop resized to ``size`` px, the box assumed to be the crop less its margin band):
 
