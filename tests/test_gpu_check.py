@@ -3,6 +3,8 @@ tools/benchmark.py over every task through the predictor."""
 
 import json
 
+import pytest
+
 import benchmarks.gpu_check as gpu_check
 
 from .conftest import REPO
@@ -33,3 +35,23 @@ def test_benchmark_tool_times_every_task_through_the_predictor(tmp_path):
     e2e = by_model["logo_yolo11n"]["end_to_end"]
     assert e2e and all(r["images"] == 8 and r["images_per_s"] > 0 for r in e2e)
     assert json.loads((tmp_path / "bench.json").read_text())["models"][0]["task"] == "embedding"
+
+
+def test_benchmark_workers_add_end_to_end_rows_for_the_onnx_runtime_backends(tmp_path):
+    import vision.commands.benchmark as benchmark
+    from vision.benchmarking import BenchmarkError
+
+    result = benchmark.main(["--model", "logo_yolo11n", "--backends", "torch,ort-fp32", "--batch", "1",
+                             "--seconds", "0.1", "--rounds", "1", "--workers", "2",
+                             "--images", str(REPO / "data" / "logo_sample" / "images" / "val"),
+                             "--out", str(tmp_path / "bench.json")])
+    model = result["models"][0]
+    assert {r["backend"] for r in model["rows"]} == {"torch", "ort-fp32"}   # the network rows: unchanged
+    e2e = {r["backend"]: r for r in model["end_to_end"]}
+    assert set(e2e) == {"torch", "ort-fp32", "ort-fp32, 2 workers"}
+    assert e2e["ort-fp32, 2 workers"]["images"] == 8 and e2e["ort-fp32, 2 workers"]["images_per_s"] > 0
+    with pytest.raises(BenchmarkError, match="--workers times the end-to-end rows: give --images too"):
+        benchmark.main(["--model", "logo_yolo11n", "--backends", "ort-fp32", "--workers", "2",
+                        "--out", str(tmp_path / "b.json")])
+    with pytest.raises(BenchmarkError, match="--workers must be 1 or more"):
+        benchmark.main(["--model", "logo_yolo11n", "--workers", "0", "--out", str(tmp_path / "b.json")])

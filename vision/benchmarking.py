@@ -44,6 +44,11 @@ def run(args, argv: list[str] | None = None) -> dict:
     wanted = torch_precisions(wanted, args.precision)
     # listed before any export: a folder without images is refused, never timed as "0 images" with ratios
     args.image_files = end_to_end_images(args.images) if args.images is not None else []
+    workers = getattr(args, "workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise BenchmarkError(f"--workers must be 1 or more, got {workers!r}")
+    if workers > 1 and args.images is None:
+        raise BenchmarkError("--workers times the end-to-end rows: give --images too")
     results = [benchmark_model(name.strip(), wanted, args) for name in args.model.split(",") if name.strip()]
     result = {"models": results, "hardware": hardware(), "threads": threads, "versions": versions(),
               "command": " ".join(["vision benchmark", *(argv if argv is not None else sys.argv[1:])]),
@@ -107,7 +112,8 @@ def benchmark_model(name: str, wanted: list[str], args) -> dict:
         end_to_end = []
         if args.image_files:
             bar.set_postfix_str("end to end")
-            end_to_end = time_end_to_end(predictors, args.image_files, batches, args, done=bar.update)
+            end_to_end = time_end_to_end({**predictors, **with_workers(predictors, getattr(args, "workers", 1))},
+                                         args.image_files, batches, args, done=bar.update)
         accuracy = None
         if args.data and card.task == "classification":
             bar.set_postfix_str("top-1")
@@ -150,6 +156,16 @@ def make_predictor(name: str, model, scratch: Path, args) -> Predictor:
     return predictor(path, device="cuda")
 
 
+def with_workers(predictors: dict[str, Predictor], workers: int) -> dict[str, Predictor]:
+    """For ``workers`` > 1, each ONNX Runtime backend's export again with that many batches at once
+    (``"<backend>, N workers"``): rows of the end-to-end table only, since they differ in how batches are run, not
+    in the network."""
+    if workers <= 1:
+        return {}
+    return {f"{name}, {workers} workers": predictor(p.runtime.path, device="cpu", workers=workers)
+            for name, p in predictors.items() if p.backend == "onnxruntime"}
+
+
 def _numpy_runner(p: Predictor) -> Runner:
     runtime = p.runtime
     return lambda x: runtime(torch.from_numpy(x))
@@ -188,7 +204,8 @@ def time_end_to_end(predictors: dict[str, Predictor], images: list[str], batches
             rows.append({"backend": name, "batch": batch, "images": len(images),
                          "images_per_s": round(len(images) / med, 1),
                          # the next batch read while this one runs (a call on one batch has none to read)
-                         "reads_ahead": predictors[name].reads_ahead() and len(images) > batch,
+                         "reads_ahead": predictors[name].workers == 1 and predictors[name].reads_ahead()
+                         and len(images) > batch,   # (workers read in the caller's thread instead)
                          "vs_torch": round(base / med, 2) if base else None,
                          "ms_per_image": {k: round(float(np.median([r[k] for r in stages[name]])), 2)
                                           for k in stages[name][0]}})

@@ -51,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seconds", type=float, default=4.0, help="measuring time per cell")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, help="torch and ONNX Runtime threads (default: torch's)")
+    ap.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="with --images: also time each ONNX Runtime backend end to end with N batches at once "
+                         "(vision.predictor(..., workers=N), the cores shared out), a row each")
     ap.add_argument("--out", type=Path, default=Path("runs/benchmark/benchmark.json"))
     add_no_progress(ap)
     return ap
