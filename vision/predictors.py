@@ -467,18 +467,14 @@ class Predictor:
         read_ahead = self.reads_ahead(read_ahead) and not _one_batch(images, batch_size)
 
         def prepared():
+            timed = _timed(batches)
             try:
-                while True:
+                for (sources, arrays), read_s in timed:
                     start = time.perf_counter()
-                    try:
-                        sources, arrays = next(batches)
-                    except StopIteration:
-                        return
-                    read = time.perf_counter()
                     batch, meta = self.head.preprocess(arrays)
-                    yield sources, arrays, batch, meta, read - start, time.perf_counter() - read
+                    yield sources, arrays, batch, meta, read_s, time.perf_counter() - start
             finally:
-                batches.close()
+                timed.close()   # and with it the batches
 
         for sources, arrays, batch, meta, read_s, prepare_s in one_ahead(prepared(), read_ahead):
             results, run_s, post_s = self._run_and_postprocess(batch, meta, sources)
@@ -790,7 +786,7 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
         name_or_path, backend = _auto_source(name_or_path, output, Path(export_dir or default_export_dir()), zoo_dir,
                                              torch.device(device) if device is not None else default_device())
         suffix = Path(str(name_or_path)).suffix.lower()
-    check_workers(workers, backend)   # before any model loads
+    workers = check_workers(workers, backend)   # before any model loads
     if backend != "torch" and SUFFIX_BACKENDS.get(suffix) != backend:
         wanted = [s for s, b in SUFFIX_BACKENDS.items() if b == backend]
         raise ValueError(f"backend {backend!r} runs {'/'.join(wanted)} files, got {name_or_path!r}; export one with "
@@ -805,8 +801,8 @@ def predictor(name_or_path: str | os.PathLike, backend: str = "auto", device: st
         model = load_model(name_or_path, zoo_dir=zoo_dir)
         runtime = TorchRuntime(model, output or default_output(model.card, ZooError), device, half, precision)
     else:
-        if threads is None and check_workers(workers, backend) > 1:
-            threads = max(1, available_cores() // int(workers))   # the workers share the cores out
+        if threads is None and workers > 1:
+            threads = max(1, available_cores() // workers)   # the workers share the cores out
         runtime = (OnnxRuntime(name_or_path, device, threads, spin) if backend == "onnxruntime"
                    else TensorRTRuntime(name_or_path, device))
         if output and output != runtime.output:

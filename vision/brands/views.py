@@ -156,12 +156,12 @@ def foreground_view(crop, method: str = DEFAULT_METHOD, margin: float = CROP_MAR
         band = int(round(side * check_margin(margin) * (1 - FRAMINGS[method]) / (1 + 2 * check_margin(margin))))
         band = min(band, max(0, (side - 2) // 2))
         image = image[band:image.shape[0] - band, band:image.shape[1] - band]
-        return np.ascontiguousarray(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA
-                                               if min(image.shape[:2]) > size else cv2.INTER_LINEAR))
     if image.shape[0] != size or image.shape[1] != size:
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if min(image.shape[:2]) > size
                            else cv2.INTER_LINEAR)
     image = np.ascontiguousarray(image)
+    if method in FRAMINGS:   # no mask: the framing is the view
+        return image
     rect = inner_rect(size, check_margin(margin))
     if method == "grabcut":
         mask = _grabcut(image, rect, max(1, int(iterations)))
