@@ -21,6 +21,9 @@ def detector(card: ModelCard) -> nn.Module:
 
 
 def embedder(card: ModelCard) -> nn.Module:
-    from vision.models.embedder import EmbeddingNet
+    from vision.models.embedder import ENSEMBLE, EmbeddingEnsemble, EmbeddingNet
 
+    if card.architecture == ENSEMBLE:
+        pre = card.preprocessing
+        return EmbeddingEnsemble(card.config["members"], pre["input_size"], pre["mean"], pre["std"])
     return EmbeddingNet(card.architecture, card.config["embedding_size"], pretrained=False)
