@@ -158,7 +158,7 @@ def hybrid(data: Path, grocery: Path, fused_path: str, shipped_path: str) -> dic
     from vision.features import FeatureExtractor
     from vision.inference import LogoDetector
 
-    fx = FeatureExtractor.from_pretrained("brand_resnet10t", backend="torch")
+    fx = FeatureExtractor.from_pretrained("brand_ensemble", backend="torch")
     shipped = BrandGallery.load(shipped_path)
     if Path(fused_path).is_file():
         fused = BrandGallery.load(fused_path)
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                          "the in-distribution check, composites against one clean render per brand")
     ap.add_argument("--settings", nargs="+", metavar="METHOD:SIZE:ITER:FILL",
                     help="only these settings (e.g. border:64:1:border); default: every one in SETTINGS")
-    ap.add_argument("--embedder", default="brand_resnet10t")
+    ap.add_argument("--embedder", default="brand_ensemble")
     ap.add_argument("--hybrid", help="a gallery built with --foreground: the end-to-end hybrid check (see above)")
     ap.add_argument("--grocery", type=Path, help="Grocery Store root (--hybrid's brand-free val photos)")
     ap.add_argument("--out", type=Path)

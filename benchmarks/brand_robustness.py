@@ -5,7 +5,7 @@
         --data runs/brand_robustness/data --out runs/brand_robustness/report.json \
         --zoo-dir runs/brand_styles_zoo --zoo-dir runs/logo_styles_zoo   # shipped models + the candidates there
 
-One row per model set (``shipped``: today's ``brand_resnet10t`` + ``logo_yolo11n`` + ``simple_icons_gallery``;
+One row per model set (``shipped``: today's ``brand_ensemble`` + ``logo_yolo11n`` + ``simple_icons_gallery``;
 ``candidate``: ``--embedder/--detector/--gallery`` and the models found in ``--zoo-dir`` folders, the shipped ones
 where none is given), each measured four ways for the open set: the gallery as given, and recalibrated against
 impostors with the plain cosine score, the top-5 margin and the background-cohort score (:mod:`vision.brands.gallery`);
@@ -83,7 +83,7 @@ from vision.data.io import list_images, load_image
 from vision.fileio import atomic_write_text
 from vision.synth.negatives import check_recorded_margin, impostor_groups
 
-SHIPPED = {"embedder": "brand_resnet10t", "detector": "logo_yolo11n", "gallery": "simple_icons_gallery"}
+SHIPPED = {"embedder": "brand_ensemble", "detector": "logo_yolo11n", "gallery": "simple_icons_gallery"}
 KNOWN_MARGIN = 0.15      # the framing of the known/ crops (written before galleries recorded their crop margin);
                          # a gallery framing its queries otherwise gets known crops re-cut from known_scenes/
 _JPEG_QUALITY = 92

@@ -6,7 +6,7 @@ photos.
     python -m benchmarks.brand_text --data runs/brand_robustness/data --grocery ../shared/datasets/grocery_store \\
         --out runs/brand_text/report.json
 
-The shipped recogniser (``logo_yolo11n`` + ``brand_resnet10t`` + ``simple_icons_gallery`` with its detection rule)
+The shipped recogniser (``logo_yolo11n`` + ``brand_ensemble`` + ``simple_icons_gallery`` with its detection rule)
 runs once over every photo set with a :class:`vision.brands.ocr.TextReader` that records what it reads on each detected
 logo; the text decisions are then applied per variant (which match kinds may name a brand, and the lowest match
 score), so every row sees the same detections, embeddings and OCR:
@@ -719,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="benchmarks/brand_robustness.py's data folder")
     ap.add_argument("--grocery", type=Path, required=True, help="Grocery Store root (val photos; test never read)")
     ap.add_argument("--detector", default="logo_yolo11n")
-    ap.add_argument("--embedder", default="brand_resnet10t")
+    ap.add_argument("--embedder", default="brand_ensemble")
     ap.add_argument("--gallery", default="simple_icons_gallery")
     ap.add_argument("--photo-side", type=int, default=960,
                     help="also read each whole photo at this longer side (the photo-text rows); 0 skips them")

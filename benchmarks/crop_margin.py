@@ -29,7 +29,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="benchmarks/brand_robustness.py --data folder")
-    ap.add_argument("--embedder", default="brand_resnet10t")
+    ap.add_argument("--embedder", default="brand_ensemble")
     ap.add_argument("--gallery", default="simple_icons_gallery")
     ap.add_argument("--detector", default="logo_yolo11n")
     ap.add_argument("--conf", type=float, default=0.10, help="detector confidence (the shipped rule's floor)")

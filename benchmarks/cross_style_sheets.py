@@ -2,7 +2,7 @@
 
 How far are the cross-style goals (icons >= 0.85, wordmarks >= 0.80 end to end) from what the photos allow? Some
 composited marks are blurred, tiny, turned or covered past recognition. This script runs the default recogniser
-(``BrandRecognizer.from_pretrained(brand_resnet10t, simple_icons_gallery, logo_yolo11n)``, text read when the
+(``BrandRecognizer.from_pretrained(brand_ensemble, simple_icons_gallery, logo_yolo11n)``, text read when the
 ``[ocr]`` extra is installed) on the benchmark's val photos, finds the queries it does not name right (no detection
 with IoU >= 0.5 to the mark's box accepted as its brand) and draws their true boxes, numbered and unlabelled, on
 contact sheets, so that a reader can write down the brand each one shows without being told::
@@ -35,7 +35,7 @@ def recognise(data: Path) -> list[dict]:
 
     folder = data / "cross_style"
     queries = json.loads((folder / "queries.json").read_text())
-    recognizer = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", "logo_yolo11n",
+    recognizer = BrandRecognizer.from_pretrained("brand_ensemble", "simple_icons_gallery", "logo_yolo11n",
                                                  device="cpu")
     out = []
     for i, query in enumerate(queries):

@@ -20,7 +20,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=Path, nargs="+", required=True, help="<brand>/<crop> folders")
-    ap.add_argument("--embedder", default="brand_resnet10t")
+    ap.add_argument("--embedder", default="brand_ensemble")
     ap.add_argument("--gallery", default="simple_icons_gallery")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 50])
     args = ap.parse_args(argv)

@@ -114,6 +114,21 @@ def _train_scores(embedder: str, grocery: Path, data: Path, impostors: Path, ico
     return captured
 
 
+def pipeline_key(embedder: str, gallery: str) -> str:
+    """12 hex digits naming what a pipeline scores: the embedder's sha256 (a zoo name's card, or the file's) and the
+    gallery file's sha256 (a bare gallery name resolved as ``BrandGallery.load`` does)."""
+    import hashlib
+
+    from vision.brands.gallery import _resolve_gallery
+    from vision.fileio import sha256_file
+    from vision.zoo.registry import find_card
+
+    found = None if Path(embedder).is_file() else find_card(embedder)
+    model = sha256_file(Path(embedder)) if found is None and Path(embedder).is_file() else (
+        found[0].sha256 if found else embedder)
+    return hashlib.sha256(f"{model}|{sha256_file(_resolve_gallery(Path(gallery)))}".encode()).hexdigest()[:12]
+
+
 def _val_scores(embedder: str, gallery: str, grocery: Path, data: Path, impostors: Path, cache: Path) -> dict:
     """Per-query and per-photo val scores of the gallery's own rule (the benchmark's "as given, detection rule")."""
     import benchmarks.brand_robustness as bench
@@ -174,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         embedder, _, gallery = rest.partition(",")
         if not (name and embedder and gallery):
             parser.error(f"--pipeline {spec!r}: expected NAME=EMBEDDER,GALLERY")
-        train, val = args.cache / f"{name}.train.npz", args.cache / f"{name}.val.npz"
+        # the cache is keyed by what is scored, not only by the name: a name reused for another embedder or
+        # gallery (a rebuilt shipped one) would otherwise read the earlier pipeline's scores
+        key = pipeline_key(embedder, gallery)
+        train, val = args.cache / f"{name}.{key}.train.npz", args.cache / f"{name}.{key}.val.npz"
         scenes = known_scenes.get(name, args.data / "known_scenes")
         if train.exists():
             scores = dict(np.load(train))

@@ -219,7 +219,7 @@ def test_unbound_gallery_is_refused_unless_allowed(tmp_path, caplog):
 
 def test_shipped_gallery_is_bound_to_its_model():
     gallery = BrandGallery.load(REPO / "weights" / "simple_icons_gallery.npz")
-    assert gallery.model_name == "brand_resnet10t" and len(gallery.model_sha256) == 64
+    assert gallery.model_name == "brand_ensemble" and len(gallery.model_sha256) == 64
 
 
 # --- item 8: a features .npy and its ids are one unit

@@ -53,7 +53,7 @@ def test_robustness_benchmark_runs_end_to_end_on_a_tiny_set(tmp_path):
     recalibrated = row["open_set"]["impostors, none"]
     assert recalibrated["calibration"]["known"] == 3 and recalibrated["known_frr"] <= 1 / 3
     assert {"mAP50", "mAP50-95"} <= set(row["detector_cross_style"])
-    assert row["models"]["embedder"] == "brand_resnet10t" and "| shipped | as given" in report["table"]
+    assert row["models"]["embedder"] == "brand_ensemble" and "| shipped | as given" in report["table"]
     assert out.with_suffix(".md").read_text().startswith("| models |")
     # a gallery framing its queries another way gets the known crops re-cut from the same scenes
     assert bench.known_crops(data, bench.KNOWN_MARGIN) == data / "known"

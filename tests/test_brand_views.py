@@ -55,7 +55,7 @@ def _mark_on_texture(seed: int = 0) -> np.ndarray:
 def fx():
     from vision.features import FeatureExtractor
 
-    return FeatureExtractor.from_pretrained("brand_resnet10t", backend="torch", device="cpu")
+    return FeatureExtractor.from_pretrained("brand_ensemble", backend="torch", device="cpu")
 
 
 def test_options_off_by_name_or_record_and_bad_values_are_clear_errors():

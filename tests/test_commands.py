@@ -114,7 +114,8 @@ def test_zoo_lists_the_shipped_models(capsys):
     assert {r["name"] for r in rows if r["kind"] == "gallery"} == {"simple_icons_gallery"}
     assert {r["name"]: r["licence"].split(" ")[0] for r in rows
             if r["zoo"].endswith("weights") and r["kind"] == "model"} == {
-        "grocery_resnet10t": "Apache-2.0", "brand_resnet10t": "Apache-2.0", "logo_yolo11n": "AGPL-3.0",
+        "grocery_resnet10t": "Apache-2.0", "brand_resnet10t": "Apache-2.0", "brand_ensemble": "Apache-2.0",
+        "logo_yolo11n": "AGPL-3.0",
         "logo_verifier_lite0": "Apache-2.0", "grocery_lite0": "Apache-2.0"}
 
 
@@ -436,7 +437,7 @@ def test_dataset_commands_main_path_on_the_committed_photos(tmp_path, capsys):
 def test_recognize_main_path_on_the_committed_photos(tmp_path, capsys):
     photos = sorted((REPO / "data" / "logo_sample" / "images" / "val").glob("*.jpg"))[:2]
     assert main(["recognize", "--images", *map(str, photos), "--detector", "logo_yolo11n", "--embedder",
-                 "brand_resnet10t", "--gallery", "simple_icons_gallery", "--device", "cpu", "--out",
+                 "brand_ensemble", "--gallery", "simple_icons_gallery", "--device", "cpu", "--out",
                  str(tmp_path), "--draw", str(tmp_path / "annotated")]) == 0
     lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert [line["image"] for line in lines] == list(map(str, photos)) and all(line["logos"] for line in lines)

@@ -71,7 +71,11 @@ def test_an_ensemble_extracts_features_and_exports_to_onnx_like_any_embedder(tmp
     from vision.zoo import load_model
 
     files = _members(tmp_path)
-    assert ee.main(["--members", *files, "--zoo-dir", str(tmp_path), "--zoo-name", "ens"]) == 0
+    assert ee.main(["--members", *files, "--zoo-dir", str(tmp_path), "--zoo-name", "ens", "--zoo-half"]) == 0
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "ens.safetensors"), "pt") as stored:   # float16 on disk, float32 once loaded
+        assert stored.get_tensor("members.1.neck.0.weight").dtype == torch.float16
     image = (np.random.default_rng(0).random((60, 50, 3)) * 255).astype(np.uint8)
     vectors = vision.predictor(str(tmp_path / "ens.safetensors"))(image)[0].vector
     assert vectors.shape == (14,) and abs(float(np.linalg.norm(vectors)) - 1) < 1e-5

@@ -97,7 +97,7 @@ def test_recognize_runs_the_shipped_pipeline_by_default_and_writes_json_lines_to
     _fake_recognizer(monkeypatch, seen)
     photos = sorted((SAMPLE / "val" / "Fruit").rglob("*.jpg"))[:3]
     assert main(["recognize", "--images", *map(str, photos)]) == 0
-    assert seen == {"embedder": "brand_resnet10t", "gallery": "simple_icons_gallery", "detector": "logo_yolo11n",
+    assert seen == {"embedder": "brand_ensemble", "gallery": "simple_icons_gallery", "detector": "logo_yolo11n",
                     "calls": 1}
     out = capsys.readouterr()
     lines = [__import__("json").loads(line) for line in out.out.splitlines()]

@@ -83,9 +83,9 @@ def test_galleries_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
     assert "simple_icons_gallery" in vision.list_galleries()
     assert vision.list_galleries("simple_*") == ["simple_icons_gallery"] and vision.list_galleries("x*") == []
     assert len(BrandGallery.load("simple_icons_gallery")) > 1000
-    recognizer = vision.BrandRecognizer.from_pretrained("brand_resnet10t", gallery="simple_icons_gallery",
+    recognizer = vision.BrandRecognizer.from_pretrained("brand_ensemble", gallery="simple_icons_gallery",
                                                         embedder_backend="torch", device="cpu")
-    assert recognizer.gallery.model_name == "brand_resnet10t"
+    assert recognizer.gallery.model_name == "brand_ensemble"
 
     # the checkout-relative path of the README's old examples does not exist here: a clear error
     with pytest.raises(GalleryError) as e:

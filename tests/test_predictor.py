@@ -340,9 +340,9 @@ def test_brand_recognizer_is_a_pipeline_of_predictors_on_any_backend(onnx_export
     from vision.brands.recognition import BrandRecognizer
     from vision.results import Recognitions
 
-    on_torch = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", detector="logo_yolo11n",
+    on_torch = BrandRecognizer.from_pretrained("brand_ensemble", "simple_icons_gallery", detector="logo_yolo11n",
                                                device="cpu", embedder_backend="torch", detector_backend="torch")
-    on_ort = BrandRecognizer.from_pretrained(onnx_exports["brand_resnet10t"], "simple_icons_gallery",
+    on_ort = BrandRecognizer.from_pretrained(onnx_exports["brand_ensemble"], "simple_icons_gallery",
                                              detector=onnx_exports["logo_yolo11n"], device="cpu")
     assert on_ort.detector.backend == on_ort.extractor.predictor.backend == "onnxruntime"
     a, b = on_torch(COMPOSITES, batch_size=2), list(on_ort.stream(COMPOSITES, batch_size=2))

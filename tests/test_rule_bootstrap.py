@@ -56,15 +56,22 @@ def test_more_known_scenes_narrow_the_spread_of_the_refitted_threshold():
 
 
 def test_cached_scores_are_reused_only_for_the_known_scenes_they_were_taken_on(tmp_path, capsys):
-    from benchmarks.rule_bootstrap import main
+    from benchmarks.rule_bootstrap import main, pipeline_key
 
     cache = tmp_path / "cache"
     cache.mkdir()
+    gallery = tmp_path / "gallery.npz"
+    gallery.write_bytes(b"one gallery")
+    key = pipeline_key("embedder", str(gallery))
+    # the cache is keyed by the gallery's content (and the embedder): a rebuilt gallery of the same name is new
+    gallery.write_bytes(b"another gallery")
+    assert pipeline_key("embedder", str(gallery)) != key != pipeline_key("other", str(gallery))
+    gallery.write_bytes(b"one gallery")
     p = _pipeline()
-    np.savez(cache / "a.train.npz", known_best=p["known_best"], impostor_best=p["impostor_best"],
+    np.savez(cache / f"a.{key}.train.npz", known_best=p["known_best"], impostor_best=p["impostor_best"],
              train_threshold=np.float64(2.0), known_scenes=np.str_("scenes/mine"))
-    np.savez(cache / "a.val.npz", right=p["right"], free=p["free"], val_threshold=np.float64(2.0))
-    common = ["--pipeline", "a=embedder,gallery.npz", "--grocery", str(tmp_path), "--cache", str(cache),
+    np.savez(cache / f"a.{key}.val.npz", right=p["right"], free=p["free"], val_threshold=np.float64(2.0))
+    common = ["--pipeline", f"a=embedder,{gallery}", "--grocery", str(tmp_path), "--cache", str(cache),
               "--resamples", "20"]
     assert main(common + ["--known-scenes", "a=scenes/mine", "--out", str(tmp_path / "r.json")]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["pipelines"]["a"]["known_scenes"] == 120

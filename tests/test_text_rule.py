@@ -179,7 +179,7 @@ def test_the_shipped_recognizer_loads_without_network(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # a missing [ocr] extra is warned about, not an error
-        recognizer = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", "logo_yolo11n",
+        recognizer = BrandRecognizer.from_pretrained("brand_ensemble", "simple_icons_gallery", "logo_yolo11n",
                                                      device="cpu")
     assert recognizer.rule is not None
     (found,) = recognizer.predict(np.full((96, 96, 3), 255, np.uint8))   # runs offline (a blank holds no logo)

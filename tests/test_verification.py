@@ -156,7 +156,7 @@ def test_a_verifier_needs_a_detector(tmp_path, capsys):
                           "--out", str(tmp_path / "g.npz")]) == 2
     assert "--verifier rescores a detector's boxes" in capsys.readouterr().err
     with pytest.raises(ValueError, match="give a detector too"):
-        BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", verifier="logo_verifier_lite0")
+        BrandRecognizer.from_pretrained("brand_ensemble", "simple_icons_gallery", verifier="logo_verifier_lite0")
 
 
 def _rule_for(pair, **verifier):
@@ -197,7 +197,7 @@ def test_the_shipped_recogniser_brings_the_shipped_verifier_along():
     detector is enough, and the rule applies (at its own confidence)."""
     from vision.brands.recognition import BrandRecognizer
 
-    rec = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", detector="logo_yolo11n",
+    rec = BrandRecognizer.from_pretrained("brand_ensemble", "simple_icons_gallery", detector="logo_yolo11n",
                                           device="cpu", embedder_backend="torch", detector_backend="torch")
     assert isinstance(rec.detector, VerifiedDetector) and rec.rule is not None
     assert rec.detector.conf == rec.rule.min_detection_score
@@ -208,7 +208,7 @@ def test_the_shipped_recogniser_brings_the_shipped_verifier_along():
     for logo in logos:   # the rule's score is the weighted geometric mean of the two parts
         expected = logo["detector_confidence"] ** (1 - power) * logo["verifier_score"] ** power
         assert logo["detection_score"] == pytest.approx(expected, abs=1e-5)
-    plain = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", detector="logo_yolo11n",
+    plain = BrandRecognizer.from_pretrained("brand_ensemble", "simple_icons_gallery", detector="logo_yolo11n",
                                             device="cpu", detection_rule="off")
     assert not isinstance(plain.detector, VerifiedDetector) and plain.rule is None
 

@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", type=float, nargs="+", help="one per member, > 0, summing to 1 (default: equal)")
     ap.add_argument("--zoo-dir", required=True)
     ap.add_argument("--zoo-name", required=True)
+    ap.add_argument("--zoo-half", action="store_true",
+                    help="store float16 weights (half the file; --val then measures the rounded weights)")
+    ap.add_argument("--val", help="a gallery/ + query/ split (tools/make_brand_dataset.py): its Recall@1/5, "
+                                  "precision@1 and MAP@R are stored as the card's val_* metrics, as tools/train.py "
+                                  "stores them")
     args = ap.parse_args(argv)
     weights = args.weights or [1.0 / len(args.members)] * len(args.members)
     if len(args.members) < 2 or len(weights) != len(args.members):
@@ -48,11 +53,25 @@ def main(argv: list[str] | None = None) -> int:
     net = EmbeddingEnsemble(config["members"], pre["input_size"], pre["mean"], pre["std"])
     for member, model in zip(net.members, models):
         member.load_state_dict(model.state_dict())
+    if args.zoo_half:   # the weights as they will load back: --val measures what ships
+        import torch
+
+        with torch.no_grad():
+            for tensor in net.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.half().float())
     named = " + ".join(f"{w:g} x {m.card.name} ({m.card.sha256[:12]})" for w, m in zip(weights, models))
     card = ModelCard(name=args.zoo_name, task="embedding", architecture=ENSEMBLE, config=config, preprocessing=pre,
                      command="python tools/ensemble_embedders.py " + " ".join(sys.argv[1:] if argv is None else argv),
                      notes=f"ensemble: {named}", licence=models[0].card.licence)
-    saved = save_model(net, card, args.zoo_dir)
+    if args.val:
+        from vision.evaluation import evaluate
+
+        net.card = card
+        found = evaluate(net.eval(), args.val, device="cpu")
+        card.metrics = {f"val_{k}": v for k, v in found.items() if k.startswith(("recall", "precision", "map"))}
+        print(f"validated on {args.val}: {card.metrics}")
+    saved = save_model(net, card, args.zoo_dir, half=args.zoo_half)
     print(f"saved {saved.name} to {args.zoo_dir}: {saved.file} sha256={saved.sha256[:12]}")
     return 0
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Recognise brands in photos (detector -> crops -> embeddings -> gallery): ``vision recognize`` from a checkout.
 
-    python tools/recognize.py --images photos/ --detector logo_yolo11n --embedder brand_resnet10t \
+    python tools/recognize.py --images photos/ --detector logo_yolo11n --embedder brand_ensemble \
         --gallery simple_icons_gallery --out runs/recognized
 """
 

@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         sections.append((f"The model you just trained: {Path(args.trained).stem}", trained(photos), "trained"))
     detect = predictor("logo_yolo11n", device=args.device)
     sections.append(("Logo detection: logo_yolo11n", detect(composites), "detection"))
-    recognise = BrandRecognizer.from_pretrained("brand_resnet10t", "simple_icons_gallery", detector="logo_yolo11n",
+    recognise = BrandRecognizer.from_pretrained("brand_ensemble", "simple_icons_gallery", detector="logo_yolo11n",
                                                 device=args.device)
-    sections.append(("Brand recognition: logo_yolo11n + brand_resnet10t + simple-icons gallery",
+    sections.append(("Brand recognition: logo_yolo11n + brand_ensemble + simple-icons gallery",
                      recognise(composites), "recognition"))
     args.out.mkdir(parents=True, exist_ok=True)
     val_brands = set(json.loads((REPO / "data" / "logo_sample" / "brands.json").read_text())["split"]["val"])

@@ -12,4 +12,4 @@ Importing this package loads none of them (``vision.BrandGallery`` and ``vision.
 
 # the shipped pipeline, the defaults of vision recognize and vision serve --recognizer: its gallery was built with
 # its embedder and calibrated with its detector
-DEFAULT_EMBEDDER, DEFAULT_GALLERY, DEFAULT_DETECTOR = "brand_resnet10t", "simple_icons_gallery", "logo_yolo11n"
+DEFAULT_EMBEDDER, DEFAULT_GALLERY, DEFAULT_DETECTOR = "brand_ensemble", "simple_icons_gallery", "logo_yolo11n"

@@ -2,7 +2,7 @@
 
 Example::
 
-    recognizer = BrandRecognizer.from_pretrained(detector="logo_yolo11n", embedder="brand_resnet10t",
+    recognizer = BrandRecognizer.from_pretrained(detector="logo_yolo11n", embedder="brand_ensemble",
                                                  gallery="weights/simple_icons_gallery.npz")
     recognizer.predict(["shelf.jpg"])[0]
     # [{'box': [x1, y1, x2, y2], 'brand': 'oatly', 'score': 0.83, 'best': 'oatly', 'open_set_score': 0.21,

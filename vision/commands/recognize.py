@@ -6,7 +6,7 @@ Lines, like ``vision predict``.
     vision recognize --images crops/ --crops --embedder my_brands --gallery my_gallery.npz   # images are logo crops
     vision recognize --images shelf/ --embedder my_brands --gallery my_gallery --zoo-dir runs/my_zoo
 
-Defaults: the shipped pair, embedder ``brand_resnet10t`` with gallery ``simple_icons_gallery``, and detector
+Defaults: the shipped pair, embedder ``brand_ensemble`` with gallery ``simple_icons_gallery``, and detector
 ``logo_yolo11n`` (``--crops``: no detector, each image is one logo crop). One line per image: ``{"image",
 "width", "height", "logos": [{"box", "brand", "score", "best", "detection_score"}]}``, ``brand`` = ``"unknown"``
 below the gallery threshold; on stdout, or ``--out FILE`` (written as ``FILE.partial`` until the run finishes; a

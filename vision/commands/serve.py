@@ -28,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
     ap = command_parser("vision serve", __doc__)
     ap.add_argument("--model", action="append", default=[], help="zoo model to serve (repeat for several)")
     ap.add_argument("--recognizer", action="store_true",
-                    help="also serve brand_recognizer (vision recognize's defaults: logo_yolo11n, brand_resnet10t, "
+                    help="also serve brand_recognizer (vision recognize's defaults: logo_yolo11n, brand_ensemble, "
                          "simple_icons_gallery)")
     ap.add_argument("--repository", type=Path, help="serve this repository (checked against its vision.sha256 "
                                                     "records) instead of building one")
