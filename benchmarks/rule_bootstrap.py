@@ -123,9 +123,11 @@ def pipeline_key(embedder: str, gallery: str) -> str:
     from vision.fileio import sha256_file
     from vision.zoo.registry import find_card
 
-    found = None if Path(embedder).is_file() else find_card(embedder)
-    model = sha256_file(Path(embedder)) if found is None and Path(embedder).is_file() else (
-        found[0].sha256 if found else embedder)
+    if Path(embedder).is_file():
+        model = sha256_file(Path(embedder))
+    else:
+        found = find_card(embedder)
+        model = found[0].sha256 if found else embedder
     return hashlib.sha256(f"{model}|{sha256_file(_resolve_gallery(Path(gallery)))}".encode()).hexdigest()[:12]
 
 

@@ -29,15 +29,18 @@ def main(argv: list[str] | None = None) -> int:
                                   "precision@1 and MAP@R are stored as the card's val_* metrics, as tools/train.py "
                                   "stores them")
     args = ap.parse_args(argv)
+    from vision.models.embedder import ENSEMBLE, EmbeddingEnsemble, check_ensemble_weights, ensemble_config
+
     weights = args.weights or [1.0 / len(args.members)] * len(args.members)
-    if len(args.members) < 2 or len(weights) != len(args.members):
-        print(f"error: give 2 or more --members and one --weights value each (got {len(args.members)} members, "
-              f"{len(weights)} weights)", file=sys.stderr)
+    try:   # before any model loads
+        if len(weights) != len(args.members):
+            raise ValueError(f"give one --weights value per member ({len(args.members)} members, {len(weights)} "
+                             "weights)")
+        check_ensemble_weights(weights)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    if min(weights) <= 0 or abs(sum(weights) - 1) > 1e-6:
-        print(f"error: --weights must be > 0 and sum to 1, got {weights}", file=sys.stderr)
-        return 2
-    from vision.models.embedder import ENSEMBLE, EmbeddingEnsemble, ensemble_config
+    from vision.data.preprocessing import Preprocessing
     from vision.zoo.card import ModelCard
     from vision.zoo.registry import load_model, save_model
 
@@ -48,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     largest = max(config["members"], key=lambda m: m["input_size"])
-    pre = {"input_size": largest["input_size"], "crop_pct": 1.0, "mean": largest["mean"], "std": largest["std"],
-           "interpolation": "bilinear"}
+    pre = Preprocessing(input_size=largest["input_size"], crop_pct=1.0, mean=largest["mean"],
+                        std=largest["std"]).to_dict()
     net = EmbeddingEnsemble(config["members"], pre["input_size"], pre["mean"], pre["std"])
     for member, model in zip(net.members, models):
         member.load_state_dict(model.state_dict())

@@ -69,11 +69,7 @@ class EmbeddingEnsemble(nn.Module):
 
     def __init__(self, members: list[dict], input_size: int, mean, std):
         super().__init__()
-        if len(members) < 2:
-            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
-        weights = [float(m["weight"]) for m in members]
-        if min(weights) <= 0 or abs(sum(weights) - 1) > 1e-6:
-            raise ValueError(f"ensemble member weights must be > 0 and sum to 1, got {weights}")
+        weights = check_ensemble_weights([float(m["weight"]) for m in members])
         self.members = nn.ModuleList(EmbeddingNet(m["architecture"], int(m["embedding_size"])) for m in members)
         self.sizes = [int(m["input_size"]) for m in members]
         self.input_size = int(input_size)
@@ -103,6 +99,16 @@ class EmbeddingEnsemble(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.forward(x)
+
+
+def check_ensemble_weights(weights: list[float]) -> list[float]:
+    """``weights``, one per member, if they make an ensemble: at least 2, each > 0, summing to 1; else a
+    ``ValueError`` saying which."""
+    if len(weights) < 2:
+        raise ValueError(f"an ensemble needs at least 2 members, got {len(weights)}")
+    if min(weights) <= 0 or abs(sum(weights) - 1) > 1e-6:
+        raise ValueError(f"ensemble member weights must be > 0 and sum to 1, got {weights}")
+    return weights
 
 
 def ensemble_config(cards: list, weights: list[float]) -> dict:
